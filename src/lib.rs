@@ -2,4 +2,6 @@
 //! test-cluster tooling, wire-compatible with the original Go xlReg.
 #![warn(missing_docs)]
 
+pub mod cli;
+pub mod regcred;
 pub mod wire;

@@ -1,0 +1,72 @@
+//! The `xlreg` command line: one file per command group, each a thin layer
+//! over the library. Errors go to stderr as one line; exit code 2 means bad
+//! input (a file, flag or argument), 1 any other failure.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// xlReg cluster registry: run a registry, register members, create and join
+/// clusters, launch test clusters in seconds.
+#[derive(Parser, Debug)]
+#[command(name = "xlreg", version, about, long_about = None)]
+pub struct Cli {
+    /// Log filter (tracing env-filter syntax), e.g. `info` or `xlreg=debug`.
+    /// Also read from XLREG_LOG.
+    #[arg(long, global = true, env = "XLREG_LOG", default_value = "info")]
+    pub log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+}
+
+/// Bad user input (a file, a flag, an argument): exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// Parse the command line, run, and map errors to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xlreg: error: {}", one_line(&e));
+            if e.downcast_ref::<BadInput>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+/// An error and its causes on one line.
+pub fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// A multi-threaded tokio runtime for the async commands.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {}
+}
