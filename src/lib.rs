@@ -2,6 +2,11 @@
 //! test-cluster tooling, wire-compatible with the original Go xlReg.
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod cli;
+pub mod client;
+pub mod goconfig;
 pub mod regcred;
+pub mod registry;
+pub mod server;
 pub mod wire;

@@ -2,9 +2,15 @@
 //! over the library. Errors go to stderr as one line; exit code 2 means bad
 //! input (a file, flag or argument), 1 any other failure.
 
+pub mod serve;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+pub mod bench;
+pub mod cred;
+pub mod member;
 
 /// xlReg cluster registry: run a registry, register members, create and join
 /// clusters, launch test clusters in seconds.
@@ -22,6 +28,21 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run a registry (drop-in for the Go xlReg server).
+    Serve(serve::ServeArgs),
+    /// Inspect registry credential files (regCred.dat).
+    Cred(cred::CredArgs),
+    /// Register a member with the registry and print its node ID.
+    Register(member::RegisterArgs),
+    /// Create a cluster (or look up an existing one) and print its ID.
+    Create(member::CreateArgs),
+    /// Boot a member: register, join a cluster, wait for every member,
+    /// print the cluster.
+    Join(member::JoinArgs),
+    /// List a cluster's members without joining it (xlreg registries only).
+    Members(member::MembersArgs),
+    /// Measure this machine (crypto costs, ...).
+    Bench(bench::BenchArgs),
 }
 
 /// Bad user input (a file, a flag, an argument): exit code 2.
@@ -68,5 +89,13 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {}
+    match cli.command {
+        Command::Serve(a) => serve::run(a),
+        Command::Cred(a) => cred::run(a),
+        Command::Register(a) => member::run_register(a),
+        Command::Create(a) => member::run_create(a),
+        Command::Join(a) => member::run_join(a),
+        Command::Members(a) => member::run_members(a),
+        Command::Bench(a) => bench::run(a),
+    }
 }

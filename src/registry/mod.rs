@@ -5,6 +5,8 @@ pub mod rules;
 pub mod service;
 pub mod store;
 
-pub use rules::{Change, Cluster, ClusterInfo, IdOwner, MemberRecord, Registry, RuleError, Selection};
+pub use rules::{
+    Change, Cluster, ClusterInfo, IdOwner, MemberRecord, Registry, RuleError, Selection,
+};
 pub use service::{RegistryService, ServiceError};
 pub use store::{Store, StoreError};

@@ -270,7 +270,11 @@ impl Registry {
     /// Member registration: claim `requested` (or get a fresh ID) for the
     /// holder of the sig key whose SPKI SHA-256 is `sig_hash`. The same key
     /// may register its ID again (a member restarting).
-    pub fn register(&mut self, requested: Option<NodeId>, sig_hash: [u8; 32]) -> Result<NodeId, RuleError> {
+    pub fn register(
+        &mut self,
+        requested: Option<NodeId>,
+        sig_hash: [u8; 32],
+    ) -> Result<NodeId, RuleError> {
         let owner = IdOwner::Member(sig_hash);
         match requested {
             Some(id) => match self.ids.get(&id) {
@@ -294,7 +298,13 @@ impl Registry {
 
     /// Create a cluster, or return the existing one of that name
     /// (idempotent, spec §16.11). Size is clamped to [2, 64].
-    pub fn create(&mut self, name: &[u8], max_size: u32, attrs: u64, ep_count: u32) -> Result<ClusterInfo, RuleError> {
+    pub fn create(
+        &mut self,
+        name: &[u8],
+        max_size: u32,
+        attrs: u64,
+        ep_count: u32,
+    ) -> Result<ClusterInfo, RuleError> {
         if name.is_empty() {
             return Err(RuleError::EmptyName);
         }
@@ -365,7 +375,12 @@ impl Registry {
     /// Join `cluster` with `record` having `endpoints` endpoints. A member
     /// already in the cluster under the same ID and name re-joins in its
     /// slot (its token is replaced). Returns the cluster facts and the slot.
-    pub fn join(&mut self, cluster: &NodeId, record: MemberRecord, endpoints: usize) -> Result<(ClusterInfo, usize), RuleError> {
+    pub fn join(
+        &mut self,
+        cluster: &NodeId,
+        record: MemberRecord,
+        endpoints: usize,
+    ) -> Result<(ClusterInfo, usize), RuleError> {
         let c = self.clusters.get_mut(cluster).ok_or(RuleError::NoSuchId)?;
         let info = ClusterInfo {
             id: c.id,
@@ -413,7 +428,12 @@ impl Registry {
 
     /// GetCluster: the committed tokens selected by `which`, in index order,
     /// stopping before the encoded tokens would exceed `budget` bytes.
-    pub fn select(&self, cluster_id: Option<&[u8]>, which: Which, budget: usize) -> Result<Selection, RuleError> {
+    pub fn select(
+        &self,
+        cluster_id: Option<&[u8]>,
+        which: Which,
+        budget: usize,
+    ) -> Result<Selection, RuleError> {
         let c = self.visible_cluster(cluster_id)?;
         let mut sel = Selection::default();
         let n = c.len().min(64);
@@ -591,7 +611,11 @@ mod tests {
         let mut r = reg();
         let id = NodeId::from_bytes(&[1; 20]).unwrap();
         assert_eq!(r.register(Some(id), [1; 32]), Ok(id));
-        assert_eq!(r.register(Some(id), [1; 32]), Ok(id), "same key may re-register");
+        assert_eq!(
+            r.register(Some(id), [1; 32]),
+            Ok(id),
+            "same key may re-register"
+        );
         assert_eq!(r.register(Some(id), [2; 32]), Err(RuleError::IdTaken));
         let own = NodeId::from_bytes(&[0xee; 20]).unwrap();
         assert_eq!(r.register(Some(own), [1; 32]), Err(RuleError::IdInUse));
@@ -603,15 +627,32 @@ mod tests {
     fn uncommitted_members_are_invisible_and_rollback_undoes() {
         let mut r = reg();
         let c = r.create(b"c", 4, 0, 1).unwrap().id;
-        assert!(r.select(Some(c.as_bytes()), Which::ALL, 1 << 20).is_err(), "cluster not committed");
+        assert!(
+            r.select(Some(c.as_bytes()), Which::ALL, 1 << 20).is_err(),
+            "cluster not committed"
+        );
         r.commit();
         r.join(&c, rec(1, "a"), 1).unwrap();
-        assert_eq!(r.select(Some(c.as_bytes()), Which::ALL, 1 << 20).unwrap().which, Which(0));
+        assert_eq!(
+            r.select(Some(c.as_bytes()), Which::ALL, 1 << 20)
+                .unwrap()
+                .which,
+            Which(0)
+        );
         r.commit();
         r.join(&c, rec(2, "b"), 1).unwrap();
         r.rollback();
-        assert_eq!(r.select(Some(c.as_bytes()), Which::ALL, 1 << 20).unwrap().which, Which(1));
-        assert_eq!(r.join(&c, rec(2, "b"), 1).unwrap().1, 1, "rolled-back slot is reused");
+        assert_eq!(
+            r.select(Some(c.as_bytes()), Which::ALL, 1 << 20)
+                .unwrap()
+                .which,
+            Which(1)
+        );
+        assert_eq!(
+            r.join(&c, rec(2, "b"), 1).unwrap().1,
+            1,
+            "rolled-back slot is reused"
+        );
     }
 
     #[test]
@@ -622,16 +663,30 @@ mod tests {
             r.join(&c, rec(i, &format!("m{i}")), 1).unwrap();
         }
         r.commit();
-        let s = r.select(Some(c.as_bytes()), Which(0b10101), 1 << 20).unwrap();
+        let s = r
+            .select(Some(c.as_bytes()), Which(0b10101), 1 << 20)
+            .unwrap();
         assert_eq!(s.which, Which(0b10101));
-        assert_eq!(r.select(Some(c.as_bytes()), Which(0), 1 << 20).unwrap().which, Which(0));
+        assert_eq!(
+            r.select(Some(c.as_bytes()), Which(0), 1 << 20)
+                .unwrap()
+                .which,
+            Which(0)
+        );
         let one = token_field_len(r.cluster(&c).unwrap().members()[0].token.len());
-        let s = r.select(Some(c.as_bytes()), Which::ALL, 2 * one + 1).unwrap();
+        let s = r
+            .select(Some(c.as_bytes()), Which::ALL, 2 * one + 1)
+            .unwrap();
         assert_eq!(s.which, Which(0b11));
         assert_eq!(r.select(None, Which::ALL, 10), Err(RuleError::NilKey));
-        assert_eq!(r.select(Some(&[1; 7]), Which::ALL, 10), Err(RuleError::KeyTooShort));
         assert_eq!(
-            r.select(Some(&[1; 8]), Which::ALL, 10).unwrap_err().to_string(),
+            r.select(Some(&[1; 7]), Which::ALL, 10),
+            Err(RuleError::KeyTooShort)
+        );
+        assert_eq!(
+            r.select(Some(&[1; 8]), Which::ALL, 10)
+                .unwrap_err()
+                .to_string(),
             "doGetMsg: can't find cluster with ID 0101010101010101"
         );
     }

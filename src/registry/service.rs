@@ -137,13 +137,18 @@ impl RegistryService {
         {
             let guard = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
             let tx = guard.as_ref().ok_or(ServiceError::Closed)?;
-            tx.send(Job { op, reply }).map_err(|_| ServiceError::Closed)?;
+            tx.send(Job { op, reply })
+                .map_err(|_| ServiceError::Closed)?;
         }
         rx.await.map_err(|_| ServiceError::Closed)?
     }
 
     /// Register a member ID (or get a fresh one) for a sig key hash.
-    pub async fn register(&self, id: Option<NodeId>, sig_hash: [u8; 32]) -> Result<NodeId, ServiceError> {
+    pub async fn register(
+        &self,
+        id: Option<NodeId>,
+        sig_hash: [u8; 32],
+    ) -> Result<NodeId, ServiceError> {
         match self.submit(Op::Register { id, sig_hash }).await? {
             Outcome::Registered(id) => Ok(id),
             o => unreachable!("register answered {o:?}"),
@@ -151,7 +156,13 @@ impl RegistryService {
     }
 
     /// Create a cluster (idempotent by name).
-    pub async fn create(&self, name: Vec<u8>, max_size: u32, attrs: u64, ep_count: u32) -> Result<ClusterInfo, ServiceError> {
+    pub async fn create(
+        &self,
+        name: Vec<u8>,
+        max_size: u32,
+        attrs: u64,
+        ep_count: u32,
+    ) -> Result<ClusterInfo, ServiceError> {
         match self
             .submit(Op::Create {
                 name,
@@ -167,7 +178,12 @@ impl RegistryService {
     }
 
     /// Join a cluster; returns its facts and the member's slot.
-    pub async fn join(&self, target: JoinTarget, record: MemberRecord, endpoints: usize) -> Result<(ClusterInfo, usize), ServiceError> {
+    pub async fn join(
+        &self,
+        target: JoinTarget,
+        record: MemberRecord,
+        endpoints: usize,
+    ) -> Result<(ClusterInfo, usize), ServiceError> {
         match self
             .submit(Op::Join {
                 target,
@@ -183,7 +199,13 @@ impl RegistryService {
 
     /// GetCluster. With `hold`, wait (at most that long) until every
     /// requested index below the cluster's size has a committed member.
-    pub async fn get(&self, cluster_id: Option<&[u8]>, which: Which, budget: usize, hold: Option<Duration>) -> Result<Selection, RuleError> {
+    pub async fn get(
+        &self,
+        cluster_id: Option<&[u8]>,
+        which: Which,
+        budget: usize,
+        hold: Option<Duration>,
+    ) -> Result<Selection, RuleError> {
         let mut rx = self.changed.subscribe();
         let deadline = hold.map(|h| tokio::time::Instant::now() + h);
         loop {
@@ -259,7 +281,12 @@ fn apply(reg: &mut Registry, op: &Op) -> Result<Outcome, RuleError> {
     }
 }
 
-fn writer_loop(mut store: Store, state: Arc<Mutex<Registry>>, rx: mpsc::Receiver<Job>, changed: Arc<watch::Sender<u64>>) {
+fn writer_loop(
+    mut store: Store,
+    state: Arc<Mutex<Registry>>,
+    rx: mpsc::Receiver<Job>,
+    changed: Arc<watch::Sender<u64>>,
+) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -319,7 +346,11 @@ mod tests {
     }
 
     fn svc() -> Arc<RegistryService> {
-        RegistryService::start(Store::in_memory().unwrap(), NodeId::from_bytes(&[0xee; 20]).unwrap()).unwrap()
+        RegistryService::start(
+            Store::in_memory().unwrap(),
+            NodeId::from_bytes(&[0xee; 20]).unwrap(),
+        )
+        .unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,7 +360,10 @@ mod tests {
         let mut tasks = Vec::new();
         for i in 0..80 {
             let s = s.clone();
-            tasks.push(tokio::spawn(async move { s.join(JoinTarget::Id(c.as_bytes().to_vec()), rec(i), 1).await }));
+            tasks.push(tokio::spawn(async move {
+                s.join(JoinTarget::Id(c.as_bytes().to_vec()), rec(i), 1)
+                    .await
+            }));
         }
         let mut slots = Vec::new();
         let mut full = 0;
@@ -349,15 +383,28 @@ mod tests {
     async fn held_get_returns_when_the_last_member_joins() {
         let s = svc();
         let c = s.create(b"c".to_vec(), 2, 0, 1).await.unwrap().id;
-        s.join(JoinTarget::Current(Some(c)), rec(0), 1).await.unwrap();
+        s.join(JoinTarget::Current(Some(c)), rec(0), 1)
+            .await
+            .unwrap();
         let s2 = s.clone();
         let started = std::time::Instant::now();
         let getter = tokio::spawn(async move {
-            s2.get(Some(c.as_bytes()), Which::ALL, 1 << 20, Some(Duration::from_secs(10))).await
+            s2.get(
+                Some(c.as_bytes()),
+                Which::ALL,
+                1 << 20,
+                Some(Duration::from_secs(10)),
+            )
+            .await
         });
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(!getter.is_finished(), "held while the cluster is incomplete");
-        s.join(JoinTarget::Current(Some(c)), rec(1), 1).await.unwrap();
+        assert!(
+            !getter.is_finished(),
+            "held while the cluster is incomplete"
+        );
+        s.join(JoinTarget::Current(Some(c)), rec(1), 1)
+            .await
+            .unwrap();
         let sel = getter.await.unwrap().unwrap();
         assert_eq!(sel.which, Which(0b11));
         assert!(started.elapsed() < Duration::from_secs(5));
@@ -367,9 +414,16 @@ mod tests {
     async fn held_get_gives_up_at_the_bound() {
         let s = svc();
         let c = s.create(b"c".to_vec(), 3, 0, 1).await.unwrap().id;
-        s.join(JoinTarget::Current(Some(c)), rec(0), 1).await.unwrap();
+        s.join(JoinTarget::Current(Some(c)), rec(0), 1)
+            .await
+            .unwrap();
         let sel = s
-            .get(Some(c.as_bytes()), Which::ALL, 1 << 20, Some(Duration::from_millis(50)))
+            .get(
+                Some(c.as_bytes()),
+                Which::ALL,
+                1 << 20,
+                Some(Duration::from_millis(50)),
+            )
             .await
             .unwrap();
         assert_eq!(sel.which, Which(1));
@@ -379,6 +433,9 @@ mod tests {
     async fn closed_service_refuses_requests() {
         let s = svc();
         s.close();
-        assert_eq!(s.create(b"c".to_vec(), 3, 0, 1).await, Err(ServiceError::Closed));
+        assert_eq!(
+            s.create(b"c".to_vec(), 3, 0, 1).await,
+            Err(ServiceError::Closed)
+        );
     }
 }

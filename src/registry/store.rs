@@ -110,7 +110,11 @@ impl Store {
             .map_err(|e| s.err("cannot create schema", e))?;
         let v: Option<i64> = s
             .conn
-            .query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key='schema_version'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| s.err("cannot read schema version", e))?;
         match v {
@@ -195,7 +199,9 @@ impl Store {
         for (id, name, attrs, max_size, ep_count) in clusters {
             let cid = id_of(id.clone(), "cluster ID")?;
             if !(2..=64).contains(&max_size) || !(1..=1024).contains(&ep_count) {
-                return Err(bad(format!("cluster {cid} has size {max_size} / endpoint count {ep_count}")));
+                return Err(bad(format!(
+                    "cluster {cid} has size {max_size} / endpoint count {ep_count}"
+                )));
             }
             let rows = mq
                 .query_map([&id], |r| {
@@ -211,7 +217,9 @@ impl Store {
             for row in rows {
                 let (idx, mid, mname, token) = row.map_err(|e| self.err("read members", e))?;
                 if idx != members.len() as i64 {
-                    return Err(bad(format!("cluster {cid}: member slot {idx} out of sequence")));
+                    return Err(bad(format!(
+                        "cluster {cid}: member slot {idx} out of sequence"
+                    )));
                 }
                 members.push(MemberRecord {
                     id: id_of(mid, "member ID")?,
@@ -348,7 +356,8 @@ mod tests {
         {
             let mut st = Store::open(&path).unwrap();
             let mut reg = st.load(own).unwrap();
-            reg.register(Some(NodeId::from_bytes(&[1; 20]).unwrap()), [7; 32]).unwrap();
+            reg.register(Some(NodeId::from_bytes(&[1; 20]).unwrap()), [7; 32])
+                .unwrap();
             c = reg.create(b"alpha", 3, 9, 2).unwrap().id;
             reg.join(&c, rec(1), 2).unwrap();
             reg.join(&c, rec(2), 2).unwrap();
@@ -364,7 +373,12 @@ mod tests {
             reg.id_owner(&NodeId::from_bytes(&[1; 20]).unwrap()),
             Some(IdOwner::Member([7; 32]))
         );
-        assert_eq!(reg.select(Some(c.as_bytes()), Which::ALL, 1 << 20).unwrap().which, Which(3));
+        assert_eq!(
+            reg.select(Some(c.as_bytes()), Which::ALL, 1 << 20)
+                .unwrap()
+                .which,
+            Which(3)
+        );
         assert_eq!(st.counts().unwrap(), (1, 2, 2));
     }
 
@@ -392,6 +406,9 @@ mod tests {
         std::fs::write(&path, vec![0x5a; 8192]).unwrap();
         let e = Store::open(&path).unwrap_err().to_string();
         assert!(e.contains("registry.db"), "{e}");
-        assert!(std::fs::read(&path).unwrap().iter().all(|&b| b == 0x5a), "file untouched");
+        assert!(
+            std::fs::read(&path).unwrap().iter().all(|&b| b == 0x5a),
+            "file untouched"
+        );
     }
 }

@@ -108,7 +108,12 @@ impl PrivateKey {
 
     /// PEM with the empty label the Go xlattice configs use (PKCS#1 inside).
     pub fn to_pem_go(&self) -> String {
-        let der = self.pkey.rsa().expect("RSA").private_key_to_der().expect("DER");
+        let der = self
+            .pkey
+            .rsa()
+            .expect("RSA")
+            .private_key_to_der()
+            .expect("DER");
         pem_wrap("", &der)
     }
 
@@ -280,8 +285,7 @@ impl PublicKey {
         if !rest.is_empty() {
             return Err(bad("trailing bytes after the modulus"));
         }
-        if e.first().is_some_and(|b| b & 0x80 != 0) || n.first().is_some_and(|b| b & 0x80 != 0)
-        {
+        if e.first().is_some_and(|b| b & 0x80 != 0) || n.first().is_some_and(|b| b & 0x80 != 0) {
             return Err(bad("negative number"));
         }
         let e = BigNum::from_slice(e).map_err(ossl("bignum"))?;
@@ -327,7 +331,11 @@ impl PublicKey {
 
     /// RSAES-OAEP encrypt with a caller-chosen 20-byte seed. Deterministic;
     /// only for reproducing test vectors (a real Hello uses a random seed).
-    pub fn oaep_encrypt_with_seed(&self, msg: &[u8], seed: &[u8; 20]) -> Result<Vec<u8>, WireError> {
+    pub fn oaep_encrypt_with_seed(
+        &self,
+        msg: &[u8],
+        seed: &[u8; 20],
+    ) -> Result<Vec<u8>, WireError> {
         let em = oaep_encode_sha1(msg, self.size(), seed)?;
         let rsa = self.pkey.rsa().map_err(ossl("RSA key"))?;
         let mut out = vec![0u8; self.size()];
@@ -353,7 +361,9 @@ impl PublicKey {
 fn oaep_encode_sha1(msg: &[u8], k: usize, seed: &[u8; 20]) -> Result<Vec<u8>, WireError> {
     const H: usize = 20;
     if msg.len() > k.saturating_sub(2 * H + 2) {
-        return Err(WireError::Crypto("OAEP message too long for the key".into()));
+        return Err(WireError::Crypto(
+            "OAEP message too long for the key".into(),
+        ));
     }
     let lhash = sha1(b"");
     let mut db = Vec::with_capacity(k - H - 1);
@@ -422,7 +432,12 @@ pub fn aes_cbc_open(key: &[u8; 32], iv: &[u8; 16], ct: &[u8]) -> Result<Vec<u8>,
 
 /// AES-256-CBC over block-aligned data, no padding (used by the legacy
 /// vectors, whose plaintext is already padded).
-pub fn aes_cbc_raw(mode: Mode, key: &[u8; 32], iv: &[u8; 16], data: &[u8]) -> Result<Vec<u8>, WireError> {
+pub fn aes_cbc_raw(
+    mode: Mode,
+    key: &[u8; 32],
+    iv: &[u8; 16],
+    data: &[u8],
+) -> Result<Vec<u8>, WireError> {
     if data.len() % BLOCK != 0 {
         return Err(WireError::BadCiphertextLength(data.len()));
     }
@@ -530,7 +545,11 @@ mod tests {
     fn ssh_blob_rejects_even_or_wide_exponent() {
         let p = key().public();
         let rsa = p.pkey.rsa().unwrap();
-        for e in [&[0x01, 0x00, 0x00][..], &[0x01][..], &[0x01, 0x00, 0x00, 0x00, 0x01][..]] {
+        for e in [
+            &[0x01, 0x00, 0x00][..],
+            &[0x01][..],
+            &[0x01, 0x00, 0x00, 0x00, 0x01][..],
+        ] {
             let mut blob = Vec::new();
             put_ssh_string(&mut blob, b"ssh-rsa");
             put_ssh_mpint(&mut blob, e);
@@ -549,7 +568,10 @@ mod tests {
         )
         .unwrap();
         let der = PKey::from_ec_key(ec).unwrap().public_key_to_der().unwrap();
-        assert!(matches!(PublicKey::from_spki_der(&der), Err(WireError::NotRsaKey)));
+        assert!(matches!(
+            PublicKey::from_spki_der(&der),
+            Err(WireError::NotRsaKey)
+        ));
         assert!(PublicKey::from_spki_der(&[]).is_err());
         assert!(PublicKey::from_spki_der(&[0x30, 0x03, 1, 2, 3]).is_err());
         let mut trailing = key().public().to_spki_der();
@@ -586,16 +608,33 @@ mod tests {
         let ct = aes_cbc_seal(&key, &iv, b"0123456789abcdef");
         assert_eq!(ct.len(), 32, "a full block of padding is added");
         assert_eq!(aes_cbc_open(&key, &iv, &ct).unwrap(), b"0123456789abcdef");
-        assert!(matches!(aes_cbc_open(&key, &iv, &[]), Err(WireError::BadCiphertextLength(0))));
+        assert!(matches!(
+            aes_cbc_open(&key, &iv, &[]),
+            Err(WireError::BadCiphertextLength(0))
+        ));
         assert!(aes_cbc_open(&key, &iv, &ct[..31]).is_err());
         // Pad bytes that disagree: [.., 0x02, 0x03] is not valid PKCS#7.
-        let raw = aes_cbc_raw(Mode::Encrypt, &key, &iv, &[[0u8; 14].as_slice(), &[2, 3]].concat())
-            .unwrap();
-        assert!(matches!(aes_cbc_open(&key, &iv, &raw), Err(WireError::BadPadding)));
+        let raw = aes_cbc_raw(
+            Mode::Encrypt,
+            &key,
+            &iv,
+            &[[0u8; 14].as_slice(), &[2, 3]].concat(),
+        )
+        .unwrap();
+        assert!(matches!(
+            aes_cbc_open(&key, &iv, &raw),
+            Err(WireError::BadPadding)
+        ));
         let raw = aes_cbc_raw(Mode::Encrypt, &key, &iv, &[0u8; 16]).unwrap();
-        assert!(matches!(aes_cbc_open(&key, &iv, &raw), Err(WireError::BadPadding)));
+        assert!(matches!(
+            aes_cbc_open(&key, &iv, &raw),
+            Err(WireError::BadPadding)
+        ));
         let raw = aes_cbc_raw(Mode::Encrypt, &key, &iv, &[17u8; 16]).unwrap();
-        assert!(matches!(aes_cbc_open(&key, &iv, &raw), Err(WireError::BadPadding)));
+        assert!(matches!(
+            aes_cbc_open(&key, &iv, &raw),
+            Err(WireError::BadPadding)
+        ));
     }
 
     proptest! {

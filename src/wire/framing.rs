@@ -66,7 +66,12 @@ impl Framing {
 
     /// Seal and frame a message: the bytes to send in one write.
     pub fn encode(self, key: &SessionKey, msg: &XlRegMsg) -> Vec<u8> {
-        let sealed = key.seal(msg);
+        self.encode_body(key, &msg.to_bytes())
+    }
+
+    /// Seal and frame an already-encoded protobuf body.
+    pub fn encode_body(self, key: &SessionKey, body: &[u8]) -> Vec<u8> {
+        let sealed = key.seal_body(body);
         match self {
             Framing::Legacy => sealed,
             Framing::LengthPrefixed => {
@@ -84,14 +89,23 @@ impl Framing {
 pub struct Reassembler {
     framing: Framing,
     buf: Vec<u8>,
+    max: usize,
 }
 
 impl Reassembler {
     /// An empty reassembler.
     pub fn new(framing: Framing) -> Self {
+        Self::with_limit(framing, framing.max_message())
+    }
+
+    /// An empty reassembler refusing messages over `max` bytes (never more
+    /// than the framing allows). Servers use a small limit: requests are
+    /// small, and a bound keeps a hostile peer from using memory.
+    pub fn with_limit(framing: Framing, max: usize) -> Self {
         Reassembler {
             framing,
             buf: Vec::new(),
+            max: max.min(framing.max_message()),
         }
     }
 
@@ -110,10 +124,10 @@ impl Reassembler {
     pub fn try_next(&mut self, key: &SessionKey) -> Result<Option<XlRegMsg>, WireError> {
         match self.framing {
             Framing::Legacy => {
-                if self.buf.len() > LEGACY_MAX_MESSAGE {
+                if self.buf.len() > self.max {
                     return Err(WireError::MessageTooLong {
                         len: self.buf.len(),
-                        max: LEGACY_MAX_MESSAGE,
+                        max: self.max,
                     });
                 }
                 if !plausible_sealed_len(self.buf.len()) {
@@ -132,11 +146,8 @@ impl Reassembler {
                     return Ok(None);
                 }
                 let len = u32::from_be_bytes(self.buf[..4].try_into().expect("4")) as usize;
-                if len > FRAMED_MAX_MESSAGE {
-                    return Err(WireError::MessageTooLong {
-                        len,
-                        max: FRAMED_MAX_MESSAGE,
-                    });
+                if len > self.max {
+                    return Err(WireError::MessageTooLong { len, max: self.max });
                 }
                 if self.buf.len() < 4 + len {
                     return Ok(None);
@@ -168,7 +179,10 @@ mod tests {
     #[test]
     fn negotiation_only_between_xlreg_peers() {
         let go_client = DecimalVersion(0);
-        assert_eq!(Framing::server_negotiate(go_client), (Framing::Legacy, GO_SERVER_VERSION));
+        assert_eq!(
+            Framing::server_negotiate(go_client),
+            (Framing::Legacy, GO_SERVER_VERSION)
+        );
         assert_eq!(
             Framing::server_negotiate(EXT_VERSION),
             (Framing::LengthPrefixed, EXT_VERSION)
@@ -201,7 +215,10 @@ mod tests {
         let key = SessionKey([4; 32]);
         let mut r = Reassembler::new(Framing::Legacy);
         r.push(&vec![0u8; LEGACY_MAX_MESSAGE + 1]);
-        assert!(matches!(r.try_next(&key), Err(WireError::MessageTooLong { .. })));
+        assert!(matches!(
+            r.try_next(&key),
+            Err(WireError::MessageTooLong { .. })
+        ));
     }
 
     #[test]

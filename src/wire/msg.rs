@@ -277,7 +277,10 @@ mod tests {
         );
         let id = NodeId::from_bytes(&[0xab; 20]).unwrap();
         let gc = XlRegMsg::get_cluster(&id, Which(0));
-        assert!(hex::encode(gc.to_bytes()).ends_with("a00100"), "Which 0 is present");
+        assert!(
+            hex::encode(gc.to_bytes()).ends_with("a00100"),
+            "Which 0 is present"
+        );
     }
 
     #[test]

@@ -113,14 +113,20 @@ mod tests {
         assert!(matches!(verify_token(&bad), Err(WireError::BadSignature)));
         let mut unsigned = t.clone();
         unsigned.dig_sig = None;
-        assert!(matches!(verify_token(&unsigned), Err(WireError::BadSignature)));
+        assert!(matches!(
+            verify_token(&unsigned),
+            Err(WireError::BadSignature)
+        ));
         let mut nokey = t.clone();
         nokey.comms_key = None;
         assert!(matches!(verify_token(&nokey), Err(WireError::BadKey(_))));
         // Re-signed by another key than the one in the token.
         let mut forged = t;
         forged.dig_sig = Some(ck.sign_sha1(&digest_input(&forged)).unwrap());
-        assert!(matches!(verify_token(&forged), Err(WireError::BadSignature)));
+        assert!(matches!(
+            verify_token(&forged),
+            Err(WireError::BadSignature)
+        ));
     }
 
     #[test]
@@ -128,9 +134,15 @@ mod tests {
         let (ck, sk) = keys();
         let mut t = signed_token("n", 0, None, &ck.public(), sk, &[]).unwrap();
         t.id = Some(vec![]); // ID is not signed
-        assert!(matches!(verify_token(&t), Err(WireError::BadNodeIdLength(0))));
+        assert!(matches!(
+            verify_token(&t),
+            Err(WireError::BadNodeIdLength(0))
+        ));
         t.id = Some(vec![1; 21]);
-        assert_eq!(verify_token(&t).unwrap_err().to_string(), "bad length for nodeID");
+        assert_eq!(
+            verify_token(&t).unwrap_err().to_string(),
+            "bad length for nodeID"
+        );
     }
 
     proptest! {

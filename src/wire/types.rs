@@ -199,14 +199,17 @@ impl fmt::Debug for Which {
 /// clients need it (spec §11.5). Returns the string unchanged.
 pub fn check_endpoint(s: &str) -> Result<&str, WireError> {
     let bad = |why: &str| WireError::BadEndpoint(format!("{s:?}: {why}"));
-    let (host, port) = s.rsplit_once(':').ok_or_else(|| bad("expected host:port"))?;
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| bad("expected host:port"))?;
     if host.is_empty() {
         return Err(bad("empty host"));
     }
     if host.contains(char::is_whitespace) {
         return Err(bad("white space in host"));
     }
-    port.parse::<u16>().map_err(|_| bad("port is not a number 0..65535"))?;
+    port.parse::<u16>()
+        .map_err(|_| bad("port is not a number 0..65535"))?;
     Ok(s)
 }
 
@@ -233,12 +236,25 @@ mod tests {
         assert_eq!(DecimalVersion(0x04030201).to_wire(), [1, 2, 3, 4]);
         assert_eq!("1".parse::<DecimalVersion>().unwrap().to_string(), "1.0");
         assert_eq!(DecimalVersion::new(1, 2, 0, 4).to_string(), "1.2.0.4");
-        assert_eq!(" 1.9.24 \n".parse::<DecimalVersion>().unwrap().0, 0x00180901);
+        assert_eq!(
+            " 1.9.24 \n".parse::<DecimalVersion>().unwrap().0,
+            0x00180901
+        );
     }
 
     #[test]
     fn version_rejects_bad_strings() {
-        for s in ["", "1.2.3.4.5", "256", "1..2", "-1", "+1", "a.b", "1.2.", "1 .2"] {
+        for s in [
+            "",
+            "1.2.3.4.5",
+            "256",
+            "1..2",
+            "-1",
+            "+1",
+            "a.b",
+            "1.2.",
+            "1 .2",
+        ] {
             assert!(s.parse::<DecimalVersion>().is_err(), "{s:?} accepted");
         }
     }

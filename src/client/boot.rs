@@ -1,0 +1,431 @@
+//! The one-call flows: create a cluster, boot a member, read a cluster.
+//!
+//! Why: what a member wants is "tell me my whole cluster", not a protocol
+//! conversation. [`boot`] does register → join → gather → bye and returns a
+//! complete [`ClusterView`] or an error saying how many of how many members
+//! arrived — never a silently partial table as the Go client does (§16.18).
+//!
+//! Gathering asks for exactly the indexes still missing below the cluster's
+//! size. An xlreg registry holds a GetCluster reply until all of them are
+//! present or about a second has passed, so one round normally suffices; a
+//! Go registry answers at once and may return fewer tokens than asked (its
+//! replies must stay under 16 KiB), so rounds repeat; when a round brings
+//! nothing new and came back quickly, the client backs off (20 ms doubling
+//! to 500 ms by default) until the deadline.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::connection::ClientOptions;
+use super::node::{attrs, NodeIdentity, NodeOptions};
+use super::session::{ClusterInfo, ClusterRef, Session};
+use super::view::{ClusterView, MemberInfo, MemberList};
+use super::ClientError;
+use crate::regcred::RegCred;
+use crate::wire::{NodeId, Which};
+
+/// A GetCluster round shorter than this "came back quickly" (the registry
+/// did not hold it), so an empty round is followed by a backoff sleep.
+const QUICK_ROUND: Duration = Duration::from_millis(250);
+
+/// How [`boot`] behaves.
+#[derive(Clone, Debug)]
+pub struct BootOptions {
+    /// Connection settings.
+    pub client: ClientOptions,
+    /// How long to wait, from the JoinReply on, for the cluster to fill.
+    /// `None`: return right after the join with the members known so far
+    /// (one round against an xlreg registry, which may hold it ~1 s).
+    /// Default 30 s.
+    pub wait: Option<Duration>,
+    /// Member attribute bits to register with. Default 0.
+    pub attrs: u64,
+    /// First backoff sleep after an empty quick round. Default 20 ms.
+    pub backoff_start: Duration,
+    /// Backoff cap. Default 500 ms.
+    pub backoff_max: Duration,
+}
+
+impl Default for BootOptions {
+    fn default() -> Self {
+        BootOptions {
+            client: ClientOptions::default(),
+            wait: Some(Duration::from_secs(30)),
+            attrs: 0,
+            backoff_start: Duration::from_millis(20),
+            backoff_max: Duration::from_millis(500),
+        }
+    }
+}
+
+async fn generate_blocking(opts: NodeOptions) -> Result<NodeIdentity, ClientError> {
+    tokio::task::spawn_blocking(move || NodeIdentity::generate(&opts))
+        .await
+        .map_err(|e| ClientError::Identity(format!("key generation task failed: {e}")))?
+}
+
+/// Create a cluster as an administrator with a fresh ephemeral identity
+/// (name `admin`, 2048-bit keys, attrs ADMIN|SOLO|EPHEMERAL like the Go
+/// admin client). If the name exists, the registry returns the existing
+/// cluster (with its own size and endpoint count).
+pub async fn create_cluster(
+    regcred: &RegCred,
+    name: &str,
+    max_size: u32,
+    endpoint_count: u32,
+    opts: &ClientOptions,
+) -> Result<ClusterInfo, ClientError> {
+    let admin = generate_blocking(NodeOptions {
+        name: Some("admin".into()),
+        ..NodeOptions::default()
+    })
+    .await?;
+    create_cluster_as(regcred, &admin, name, max_size, endpoint_count, opts).await
+}
+
+/// [`create_cluster`] with a given administrator identity.
+pub async fn create_cluster_as(
+    regcred: &RegCred,
+    admin: &NodeIdentity,
+    name: &str,
+    max_size: u32,
+    endpoint_count: u32,
+    opts: &ClientOptions,
+) -> Result<ClusterInfo, ClientError> {
+    let mut s = Session::connect(regcred, opts).await?;
+    s.register(admin, attrs::ADMIN | attrs::SOLO | attrs::EPHEMERAL)
+        .await?;
+    let info = s.create(name, max_size, endpoint_count).await?;
+    s.bye().await?;
+    Ok(info)
+}
+
+/// Register a node without joining anything (the Go "solo" flow): Member,
+/// then Bye. Returns the ID the registry confirmed.
+pub async fn register(
+    regcred: &RegCred,
+    node: &NodeIdentity,
+    opts: &ClientOptions,
+) -> Result<NodeId, ClientError> {
+    let mut s = Session::connect(regcred, opts).await?;
+    let id = s.register(node, attrs::SOLO).await?;
+    s.bye().await?;
+    Ok(id)
+}
+
+/// Boot a member: register, join `cluster`, gather every member, bye.
+///
+/// With `opts.wait = Some(d)` the result is complete (all `max_size`
+/// members) or the error is [`ClientError::IncompleteCluster`]; with
+/// `None` it holds the members known right after the join.
+pub async fn boot(
+    regcred: &RegCred,
+    cluster: &ClusterRef,
+    node: &NodeIdentity,
+    opts: &BootOptions,
+) -> Result<ClusterView, ClientError> {
+    let mut s = Session::connect(regcred, &opts.client).await?;
+    let r = boot_in(&mut s, cluster, node, opts).await;
+    match r {
+        Ok(view) => {
+            if let Err(e) = s.bye().await {
+                // The member has its view; a failed goodbye changes nothing.
+                tracing::warn!("after booting into cluster {}: {e}", view.cluster_id);
+            }
+            Ok(view)
+        }
+        Err(e) => {
+            let _ = s.bye().await;
+            Err(e)
+        }
+    }
+}
+
+async fn boot_in(
+    s: &mut Session,
+    cluster: &ClusterRef,
+    node: &NodeIdentity,
+    opts: &BootOptions,
+) -> Result<ClusterView, ClientError> {
+    s.register(node, opts.attrs).await?;
+    let info = s.join(cluster).await?;
+    if node.endpoints.len() < info.endpoint_count as usize {
+        tracing::warn!(
+            "cluster {} expects {} endpoints per member; {} registers {}",
+            info.id,
+            info.endpoint_count,
+            node.name,
+            node.endpoints.len()
+        );
+    }
+    let have = gather(s, &info, node.id, opts).await?;
+    let self_index = have
+        .values()
+        .find(|m| m.id == node.id)
+        .map(|m| m.index)
+        .ok_or_else(|| {
+            ClientError::BadReply(format!(
+                "the registry did not return this member's own token (ID {}) \
+                 among the {} members of cluster {}",
+                node.id,
+                have.len(),
+                info.id
+            ))
+        })?;
+    Ok(ClusterView {
+        cluster_id: info.id,
+        cluster_name: match cluster {
+            ClusterRef::Name(n) => Some(n.clone()),
+            ClusterRef::Id(_) => None,
+        },
+        max_size: info.max_size,
+        endpoint_count: info.endpoint_count,
+        attrs: info.attrs,
+        self_index,
+        members: have.into_values().collect(),
+    })
+}
+
+fn bits(have: &BTreeMap<usize, MemberInfo>) -> Which {
+    let mut w = Which(0);
+    for i in have.keys() {
+        w.insert(*i);
+    }
+    w
+}
+
+/// GetCluster rounds until every index below max_size is filled (or, with
+/// no wait, until a round brings nothing more).
+async fn gather(
+    s: &mut Session,
+    info: &ClusterInfo,
+    self_id: NodeId,
+    opts: &BootOptions,
+) -> Result<BTreeMap<usize, MemberInfo>, ClientError> {
+    let want = Which::low_n(info.max_size as usize);
+    let start = Instant::now();
+    let deadline = opts.wait.map(|w| start + w);
+    let mut have: BTreeMap<usize, MemberInfo> = BTreeMap::new();
+    let mut backoff = opts.backoff_start;
+    let mut rounds = 0u32;
+    loop {
+        let missing = want.minus(bits(&have));
+        if missing.is_empty() {
+            tracing::debug!(cluster = %info.id, rounds, elapsed = ?start.elapsed(), "cluster complete");
+            return Ok(have);
+        }
+        let t0 = Instant::now();
+        let reply = s.get_members(&info.id, missing).await?;
+        rounds += 1;
+        let round_time = t0.elapsed();
+        let mut new = 0usize;
+        for m in reply.members {
+            // Tokens we did not ask for (a confused registry) are ignored.
+            if missing.contains(m.index) {
+                have.insert(m.index, m);
+                new += 1;
+            }
+        }
+        if want.minus(bits(&have)).is_empty() {
+            continue;
+        }
+        match deadline {
+            None => {
+                let found_self = have.values().any(|m| m.id == self_id);
+                let more_may_come = new > 0 && (round_time < QUICK_ROUND || !found_self);
+                if !more_may_come {
+                    return Ok(have);
+                }
+            }
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return Err(ClientError::IncompleteCluster {
+                        cluster: info.id.to_hex(),
+                        have: have.len(),
+                        want: info.max_size as usize,
+                        waited: start.elapsed(),
+                    });
+                }
+                if new > 0 {
+                    backoff = opts.backoff_start;
+                } else if round_time < QUICK_ROUND {
+                    tokio::time::sleep(backoff.min(d - now)).await;
+                    backoff = (backoff * 2).min(opts.backoff_max);
+                }
+            }
+        }
+    }
+}
+
+/// Read a cluster's members without joining it: Member (with `reader`,
+/// attrs SOLO|EPHEMERAL), GetCluster for every index, Bye. An xlreg
+/// registry allows this; a Go registry refuses GetCluster before a Join
+/// with `invalid msg type for current state`.
+pub async fn read_members(
+    regcred: &RegCred,
+    cluster_id: &NodeId,
+    reader: &NodeIdentity,
+    opts: &ClientOptions,
+) -> Result<MemberList, ClientError> {
+    let mut s = Session::connect(regcred, opts).await?;
+    let r = async {
+        s.register(reader, attrs::SOLO | attrs::EPHEMERAL).await?;
+        s.get_members(cluster_id, Which::ALL).await
+    }
+    .await;
+    let _ = s.bye().await;
+    let reply = r?;
+    Ok(MemberList {
+        cluster_id: *cluster_id,
+        members: reply.members,
+    })
+}
+
+/// A fresh in-memory identity (for [`read_members`] or a throw-away
+/// member), generated off the async threads.
+pub async fn ephemeral_identity(opts: NodeOptions) -> Result<NodeIdentity, ClientError> {
+    generate_blocking(opts).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::fake::{self, Cluster};
+    use std::sync::{Arc, Mutex};
+
+    fn node(name: &str) -> NodeIdentity {
+        NodeIdentity::generate(&NodeOptions {
+            name: Some(name.into()),
+            endpoints: Some(vec!["127.0.0.1:9".into()]),
+            key_bits: 1024,
+        })
+        .unwrap()
+    }
+
+    fn opts(wait_ms: Option<u64>) -> BootOptions {
+        BootOptions {
+            wait: wait_ms.map(Duration::from_millis),
+            ..BootOptions::default()
+        }
+    }
+
+    async fn fake_cluster(
+        go: bool,
+        max_size: u32,
+        cap: usize,
+        present: usize,
+    ) -> (RegCred, Arc<Mutex<Cluster>>) {
+        let c = Arc::new(Mutex::new(Cluster {
+            members: (0..present).map(fake::member_token).collect(),
+            max_size,
+            cap,
+            gets: 0,
+        }));
+        let c2 = c.clone();
+        let rc = fake::start(go, move || fake::cluster_handler(c2.clone())).await;
+        (rc, c)
+    }
+
+    #[tokio::test]
+    async fn boot_gathers_capped_replies_from_a_go_style_registry() {
+        // 9 present + us = 10 of 10, at most 3 tokens per reply.
+        let (rc, c) = fake_cluster(true, 10, 3, 9).await;
+        let me = node("me");
+        let v = boot(
+            &rc,
+            &ClusterRef::Id(fake::cluster_id()),
+            &me,
+            &opts(Some(5000)),
+        )
+        .await
+        .unwrap();
+        assert!(v.is_complete());
+        assert_eq!(v.self_index, 9);
+        assert_eq!(v.self_member().unwrap().id, me.id);
+        assert_eq!(
+            v.members.iter().map(|m| m.index).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>()
+        );
+        assert_eq!(c.lock().unwrap().gets, 4, "ceil(10/3) rounds");
+    }
+
+    #[tokio::test]
+    async fn boot_waits_with_backoff_for_late_members() {
+        let (rc, c) = fake_cluster(true, 4, 0, 1).await;
+        let c2 = c.clone();
+        let late = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let mut g = c2.lock().unwrap();
+            g.members.push(fake::member_token(50));
+            g.members.push(fake::member_token(51));
+        });
+        let t0 = std::time::Instant::now();
+        let v = boot(
+            &rc,
+            &ClusterRef::Id(fake::cluster_id()),
+            &node("me"),
+            &opts(Some(5000)),
+        )
+        .await
+        .unwrap();
+        late.await.unwrap();
+        assert!(v.is_complete());
+        assert_eq!(v.self_index, 1);
+        assert!(t0.elapsed() >= Duration::from_millis(300));
+        // Backoff 20, 40, 80, 160, … ms: a handful of polls, not hundreds.
+        let gets = c.lock().unwrap().gets;
+        assert!((2..=10).contains(&gets), "{gets} GetCluster rounds");
+    }
+
+    #[tokio::test]
+    async fn incomplete_cluster_at_the_deadline_is_an_error_saying_how_many() {
+        let (rc, _) = fake_cluster(false, 5, 0, 2).await;
+        let t0 = std::time::Instant::now();
+        let e = boot(
+            &rc,
+            &ClusterRef::Id(fake::cluster_id()),
+            &node("me"),
+            &opts(Some(400)),
+        )
+        .await
+        .unwrap_err();
+        match &e {
+            ClientError::IncompleteCluster { have, want, .. } => {
+                assert_eq!((*have, *want), (3, 5));
+            }
+            other => panic!("expected IncompleteCluster, got {other:?}"),
+        }
+        assert!(e.to_string().contains("3 of 5"), "{e}");
+        assert!(t0.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn wait_zero_returns_members_known_right_after_the_join() {
+        let (rc, c) = fake_cluster(true, 8, 2, 3).await;
+        let v = boot(
+            &rc,
+            &ClusterRef::Id(fake::cluster_id()),
+            &node("me"),
+            &opts(None),
+        )
+        .await
+        .unwrap();
+        assert!(!v.is_complete());
+        assert_eq!(v.members.len(), 4);
+        assert_eq!(v.self_index, 3);
+        assert!(c.lock().unwrap().gets <= 3);
+    }
+
+    #[tokio::test]
+    async fn join_reply_for_another_cluster_is_rejected() {
+        let (rc, _) = fake_cluster(true, 2, 0, 1).await;
+        let other = NodeId::from_bytes(&[0x77; 20]).unwrap();
+        let e = boot(&rc, &ClusterRef::Id(other), &node("me"), &opts(Some(1000)))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ClientError::BadReply(_)), "{e:?}");
+    }
+}

@@ -1,0 +1,381 @@
+//! `xlreg serve`: a registry that Go clients can use unchanged, that never
+//! crashes on bad input and never forgets a cluster.
+//!
+//! Layout: [`session`] is the sans-IO state machine of spec §8.3,
+//! [`connection`] the per-connection I/O, [`identity`] the registry's keys
+//! and files, and this module the accept loop with a connection limit and
+//! graceful shutdown (stop accepting, let sessions finish their request,
+//! close the store).
+
+pub mod connection;
+pub mod identity;
+pub mod session;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::goconfig::GoRegistryConfig;
+use crate::regcred::RegCred;
+use crate::registry::{RegistryService, Store};
+pub use identity::{IdentityError, ServerIdentity};
+use session::SessionConfig;
+
+/// Default listen address (the Go server's production port).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:56789";
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "xlreg-data";
+
+/// Everything `xlreg serve` can be told.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// `host:port` written into regCred.dat (default: the bound address).
+    pub advertise: Option<String>,
+    /// Data directory; `None` keeps everything in memory (ephemeral).
+    pub data_dir: Option<PathBuf>,
+    /// Where to write regCred.dat; default `DATA_DIR/regCred.dat`
+    /// (ephemeral servers write none unless told).
+    pub regcred_path: Option<PathBuf>,
+    /// Registry name in regCred.dat.
+    pub name: String,
+    /// Key size for a newly created identity.
+    pub key_bits: u32,
+    /// Take over the identity of a Go server from its `reg.config`.
+    pub adopt: Option<PathBuf>,
+    /// Use this identity instead of loading or generating one.
+    pub identity: Option<ServerIdentity>,
+    /// Most concurrent connections; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time allowed for the Hello.
+    pub handshake_timeout: Duration,
+    /// Time allowed between requests.
+    pub idle_timeout: Duration,
+    /// Time allowed for the rest of a message once it started, and for
+    /// writing a reply.
+    pub message_timeout: Duration,
+    /// How long a GetCluster may be held waiting for requested members
+    /// (zero: answer at once, like the Go server).
+    pub hold: Duration,
+    /// Allow GetCluster after Member without Join.
+    pub allow_anonymous_reads: bool,
+    /// Largest ClusterMembers reply to a legacy (Go) client, bytes on the
+    /// wire; Go clients read at most 16384.
+    pub legacy_reply_limit: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: DEFAULT_LISTEN.parse().expect("valid default"),
+            advertise: None,
+            data_dir: Some(PathBuf::from(DEFAULT_DATA_DIR)),
+            regcred_path: None,
+            name: "xlReg".into(),
+            key_bits: 2048,
+            adopt: None,
+            identity: None,
+            max_connections: 1024,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            message_timeout: Duration::from_secs(10),
+            hold: Duration::from_secs(1),
+            allow_anonymous_reads: true,
+            legacy_reply_limit: crate::wire::framing::LEGACY_MAX_MESSAGE,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// An in-memory registry on a free loopback port with a fresh 1024-bit
+    /// identity: for tests and `xlreg up`.
+    pub fn ephemeral() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:0".parse().expect("valid"),
+            data_dir: None,
+            key_bits: 1024,
+            ..Default::default()
+        }
+    }
+
+    /// A persistent registry in `dir` on a free loopback port.
+    pub fn persistent(dir: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:0".parse().expect("valid"),
+            data_dir: Some(dir.into()),
+            key_bits: 1024,
+            ..Default::default()
+        }
+    }
+}
+
+/// Why a server could not start; each names the file or address.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Identity or data directory problem.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// Database problem.
+    #[error(transparent)]
+    Store(#[from] crate::registry::StoreError),
+    /// Cannot listen.
+    #[error("cannot listen on {addr}: {err}")]
+    Listen {
+        /// Address.
+        addr: SocketAddr,
+        /// OS error.
+        err: std::io::Error,
+    },
+    /// A bad `reg.config` to adopt.
+    #[error("{0}")]
+    Adopt(String),
+    /// regCred.dat could not be written.
+    #[error("{0}")]
+    RegCred(String),
+}
+
+/// State shared by every connection.
+pub(crate) struct Shared {
+    pub(crate) cfg: ServerConfig,
+    pub(crate) identity: ServerIdentity,
+    pub(crate) registry: Arc<RegistryService>,
+    pub(crate) session_cfg: Arc<SessionConfig>,
+}
+
+/// A running registry server. Dropping it requests shutdown; call
+/// [`Server::shutdown`] to wait for a clean stop.
+pub struct Server {
+    addr: SocketAddr,
+    regcred: RegCred,
+    regcred_path: Option<PathBuf>,
+    registry: Arc<RegistryService>,
+    shutdown: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Server({})", self.addr)
+    }
+}
+
+fn resolve_identity(
+    cfg: &ServerConfig,
+) -> Result<(ServerIdentity, Option<identity::DirLock>), ServerError> {
+    let adopted = match &cfg.adopt {
+        Some(p) => {
+            let go = GoRegistryConfig::load(p)
+                .map_err(|e| ServerError::Adopt(format!("cannot adopt {}: {e}", p.display())))?;
+            Some(ServerIdentity::from_go(&go))
+        }
+        None => None,
+    };
+    match &cfg.data_dir {
+        None => {
+            let id = match (adopted, &cfg.identity) {
+                (Some(a), _) => a,
+                (None, Some(i)) => i.clone(),
+                (None, None) => ServerIdentity::generate(cfg.key_bits)?,
+            };
+            Ok((id, None))
+        }
+        Some(dir) => {
+            identity::prepare_data_dir(dir)?;
+            let lock = identity::DirLock::acquire(dir)?;
+            let id = match adopted.or_else(|| cfg.identity.clone()) {
+                Some(a) => {
+                    a.save(dir)?;
+                    a
+                }
+                None => {
+                    let (id, created) = ServerIdentity::load_or_create(dir, cfg.key_bits)?;
+                    if created {
+                        info!(id = %id.id, dir = %dir.display(), "created a new registry identity");
+                    }
+                    id
+                }
+            };
+            Ok((id, Some(lock)))
+        }
+    }
+}
+
+fn advertised(cfg: &ServerConfig, bound: SocketAddr) -> String {
+    if let Some(a) = &cfg.advertise {
+        return a.clone();
+    }
+    if bound.ip().is_unspecified() {
+        let loopback = if bound.is_ipv4() {
+            "127.0.0.1"
+        } else {
+            "[::1]"
+        };
+        warn!("listening on {bound}; advertising {loopback}:{} in regCred.dat (set --advertise for other hosts)", bound.port());
+        return format!("{loopback}:{}", bound.port());
+    }
+    bound.to_string()
+}
+
+impl Server {
+    /// Load or create the identity, open the store, bind, write
+    /// regCred.dat and start serving.
+    pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
+        let cfg2 = cfg.clone();
+        let (identity, lock) = tokio::task::spawn_blocking(move || resolve_identity(&cfg2))
+            .await
+            .expect("identity task")?;
+        let store = match &cfg.data_dir {
+            Some(dir) => Store::open(&crate::registry::store::db_path(dir))?,
+            None => Store::in_memory()?,
+        };
+        let registry = RegistryService::start(store, identity.id)?;
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|err| ServerError::Listen {
+                addr: cfg.listen,
+                err,
+            })?;
+        let addr = listener.local_addr().map_err(|err| ServerError::Listen {
+            addr: cfg.listen,
+            err,
+        })?;
+        let endpoint = advertised(&cfg, addr);
+        let regcred = identity.regcred(&cfg.name, &endpoint);
+        let regcred_path = cfg
+            .regcred_path
+            .clone()
+            .or_else(|| cfg.data_dir.as_ref().map(|d| d.join("regCred.dat")));
+        if let Some(p) = &regcred_path {
+            regcred
+                .save(p)
+                .map_err(|e| ServerError::RegCred(format!("cannot write regCred: {e}")))?;
+        }
+        let session_cfg = Arc::new(SessionConfig {
+            allow_anonymous_reads: cfg.allow_anonymous_reads,
+            legacy_reply_limit: cfg.legacy_reply_limit,
+            registry_token: identity.token(&cfg.name, &endpoint),
+            version: crate::wire::GO_SERVER_VERSION,
+        });
+        let shared = Arc::new(Shared {
+            cfg,
+            identity,
+            registry: registry.clone(),
+            session_cfg,
+        });
+        let (shutdown, rx) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, shared, rx, lock));
+        info!(%addr, regcred = ?regcred_path, "xlreg registry listening");
+        Ok(Server {
+            addr,
+            regcred,
+            regcred_path,
+            registry,
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The credentials clients need (endpoint = the advertised address).
+    pub fn regcred(&self) -> &RegCred {
+        &self.regcred
+    }
+
+    /// Where regCred.dat was written, if anywhere.
+    pub fn regcred_path(&self) -> Option<&Path> {
+        self.regcred_path.as_deref()
+    }
+
+    /// The registry service (for inspection in tests and tools).
+    pub fn registry(&self) -> &Arc<RegistryService> {
+        &self.registry
+    }
+
+    /// Stop accepting, let sessions finish their current request (at most
+    /// a few seconds), close the store.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// How long shutdown waits for sessions before dropping them.
+const DRAIN: Duration = Duration::from_secs(5);
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    lock: Option<identity::DirLock>,
+) {
+    let limit = Arc::new(Semaphore::new(shared.cfg.max_connections.max(1)));
+    let mut sessions = JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => p.expect("semaphore never closed"),
+            _ = connection::shutdown_requested(&mut shutdown) => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = connection::shutdown_requested(&mut shutdown) => break,
+        };
+        let shared = shared.clone();
+        let rx = shutdown.clone();
+        sessions.spawn(async move {
+            connection::serve(stream, peer, shared, rx).await;
+            drop(permit);
+        });
+        // Reap finished sessions so the set does not grow.
+        while sessions.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let active = sessions.len();
+    if active > 0 {
+        info!(active, "shutting down: waiting for sessions");
+    }
+    if tokio::time::timeout(DRAIN, async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        warn!(
+            left = sessions.len(),
+            "sessions still open after the drain period; closing them"
+        );
+        sessions.abort_all();
+        while sessions.join_next().await.is_some() {}
+    }
+    let registry = shared.registry.clone();
+    drop(shared);
+    let _ = tokio::task::spawn_blocking(move || registry.close()).await;
+    drop(lock);
+    info!("xlreg registry stopped");
+}
