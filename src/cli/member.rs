@@ -306,6 +306,14 @@ pub fn run_join(a: JoinArgs) -> anyhow::Result<()> {
     let cluster = a.cluster.cluster_ref()?;
     let (rc, client) = a.conn.load()?;
     let node = a.node.identity()?;
+    if node.endpoints.is_empty() {
+        return Err(BadInput(format!(
+            "member {:?} has no endpoint: give --endpoint HOST:PORT (where it listens; \
+             saved with --node-dir). Registries refuse members without one",
+            node.name
+        ))
+        .into());
+    }
     let opts = BootOptions {
         client,
         wait: (a.wait > 0.0).then(|| Duration::from_secs_f64(a.wait)),
@@ -359,7 +367,18 @@ pub fn run_members(a: MembersArgs) -> anyhow::Result<()> {
             .await?;
             boot::read_members(&rc, &id, &reader, &opts).await
         })
-        .map_err(|e| client_err(e, &format!("reading the members of cluster {id}")))?;
+        .map_err(|e| {
+            let go_refusal = e.server_text() == Some("invalid msg type for current state");
+            let doing = format!("reading the members of cluster {id}");
+            if go_refusal {
+                client_err(e, &doing).context(
+                    "this registry (a Go xlReg?) answers GetCluster only after a Join; \
+                     use `xlreg join --wait 0` instead",
+                )
+            } else {
+                client_err(e, &doing)
+            }
+        })?;
     if a.conn.json {
         println!("{}", list.to_json_string());
     } else {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::connection::ClientOptions;
+use super::connection::{deadline_after, ClientOptions};
 use super::node::{attrs, NodeIdentity, NodeOptions};
 use super::session::{ClusterInfo, ClusterRef, Session};
 use super::view::{ClusterView, MemberInfo, MemberList};
@@ -206,7 +206,7 @@ async fn gather(
 ) -> Result<BTreeMap<usize, MemberInfo>, ClientError> {
     let want = Which::low_n(info.max_size as usize);
     let start = Instant::now();
-    let deadline = opts.wait.map(|w| start + w);
+    let deadline = opts.wait.map(deadline_after);
     let mut have: BTreeMap<usize, MemberInfo> = BTreeMap::new();
     let mut backoff = opts.backoff_start;
     let mut rounds = 0u32;
@@ -253,7 +253,7 @@ async fn gather(
                     backoff = opts.backoff_start;
                 } else if round_time < QUICK_ROUND {
                     tokio::time::sleep(backoff.min(d - now)).await;
-                    backoff = (backoff * 2).min(opts.backoff_max);
+                    backoff = backoff.saturating_mul(2).min(opts.backoff_max);
                 }
             }
         }

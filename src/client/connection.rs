@@ -81,7 +81,6 @@ impl ClientOptions {
 }
 
 /// An established, encrypted connection: send and receive whole messages.
-#[derive(Debug)]
 pub struct Connection {
     stream: TcpStream,
     addr: String,
@@ -90,6 +89,18 @@ pub struct Connection {
     reassembler: Reassembler,
     server_version: DecimalVersion,
     io_timeout: Duration,
+    read_buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("addr", &self.addr)
+            .field("framing", &self.framing)
+            .field("server_version", &self.server_version)
+            .field("buffered", &self.reassembler.buffered())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Read buffer size: larger than any legacy message, so a Go-sized message
@@ -133,7 +144,7 @@ impl Connection {
         write_all(&mut stream, &addr, &ct, "Hello", opts.io_timeout).await?;
 
         let mut wire = [0u8; HELLO_REPLY_LEN];
-        let deadline = Instant::now() + opts.io_timeout;
+        let deadline = deadline_after(opts.io_timeout);
         let mut got = 0;
         while got < HELLO_REPLY_LEN {
             let n = tokio::time::timeout_at(deadline, stream.read(&mut wire[got..]))
@@ -172,6 +183,7 @@ impl Connection {
             reassembler: Reassembler::new(framing),
             server_version: reply.version,
             io_timeout: opts.io_timeout,
+            read_buf: vec![0u8; READ_CHUNK],
         })
     }
 
@@ -211,8 +223,7 @@ impl Connection {
 
     /// Receive one whole message; `what` says what we wait for (for errors).
     pub async fn recv(&mut self, what: &str) -> Result<XlRegMsg, ClientError> {
-        let deadline = Instant::now() + self.io_timeout;
-        let mut buf = vec![0u8; READ_CHUNK];
+        let deadline = deadline_after(self.io_timeout);
         loop {
             match self.reassembler.try_next(&self.key) {
                 Ok(Some(m)) => return Ok(m),
@@ -224,7 +235,7 @@ impl Connection {
                     )))
                 }
             }
-            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut buf))
+            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut self.read_buf))
                 .await
                 .map_err(|_| ClientError::Timeout {
                     what: format!(
@@ -250,7 +261,7 @@ impl Connection {
                     addr: self.addr.clone(),
                 });
             }
-            self.reassembler.push(&buf[..n]);
+            self.reassembler.push(&self.read_buf[..n]);
         }
     }
 
@@ -258,6 +269,13 @@ impl Connection {
     pub async fn close(mut self) {
         let _ = self.stream.shutdown().await;
     }
+}
+
+/// `now + d`, saturating far in the future instead of overflowing.
+pub(crate) fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
 }
 
 async fn write_all(

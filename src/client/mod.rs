@@ -14,7 +14,7 @@
 //! * [`node`]: a member's identity (name, ID, two RSA key pairs,
 //!   endpoints), generated once and kept in a directory so that a restarted
 //!   member keeps its ID and keys.
-//! * [`boot`]: the one-call flows: [`create_cluster`] for an admin,
+//! * [`boot`](mod@boot): the one-call flows: [`create_cluster`] for an admin,
 //!   [`boot()`](boot::boot) for a member (register, join, gather every
 //!   member with backoff and a deadline, bye) and [`read_members`] to look
 //!   at a cluster without joining it.

@@ -78,8 +78,8 @@ pub struct NodeIdentity {
     pub comms_key: PrivateKey,
     /// Signature key pair; signs the Member token.
     pub sig_key: PrivateKey,
-    /// Endpoints as `host:port`; by convention [0] member-to-member,
-    /// [1] client-to-member.
+    /// Endpoints as `host:port`; by convention the first is
+    /// member-to-member, the second client-to-member.
     pub endpoints: Vec<String>,
     dir: Option<PathBuf>,
 }
@@ -135,6 +135,27 @@ impl NodeIdentity {
             id: NodeId::random(),
             comms_key: gen("comms")?,
             sig_key: gen("sig")?,
+            endpoints,
+            dir: None,
+        })
+    }
+
+    /// An in-memory identity from existing keys (a key pool, pre-made test
+    /// keys). Name and endpoints are checked like [`NodeIdentity::generate`].
+    pub fn from_keys(
+        name: &str,
+        id: NodeId,
+        comms_key: PrivateKey,
+        sig_key: PrivateKey,
+        endpoints: Vec<String>,
+    ) -> Result<Self, ClientError> {
+        check_name(name)?;
+        check_endpoints(&endpoints)?;
+        Ok(NodeIdentity {
+            name: name.to_string(),
+            id,
+            comms_key,
+            sig_key,
             endpoints,
             dir: None,
         })

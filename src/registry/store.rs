@@ -27,7 +27,9 @@ pub struct StoreError {
 
 /// The SQLite database of one registry.
 pub struct Store {
-    conn: Connection,
+    /// `None`: an ephemeral store that keeps nothing (the in-memory
+    /// registry is the only copy).
+    conn: Option<Connection>,
     path: String,
 }
 
@@ -48,7 +50,16 @@ impl Store {
         Self::init(conn, name, true)
     }
 
-    /// A store that lives only in memory (ephemeral registries, tests).
+    /// A store that keeps nothing: for ephemeral registries, where the
+    /// in-memory registry is the only copy (no second copy of every token).
+    pub fn none() -> Store {
+        Store {
+            conn: None,
+            path: "<ephemeral>".into(),
+        }
+    }
+
+    /// An SQLite database in memory (tests of the schema's constraints).
     pub fn in_memory() -> Result<Store, StoreError> {
         let conn = Connection::open_in_memory().map_err(|e| StoreError {
             path: ":memory:".into(),
@@ -64,25 +75,32 @@ impl Store {
         }
     }
 
+    fn conn(&self) -> &Connection {
+        self.conn.as_ref().expect("checked by callers")
+    }
+
     fn init(conn: Connection, path: String, on_disk: bool) -> Result<Store, StoreError> {
-        let s = Store { conn, path };
+        let s = Store {
+            conn: Some(conn),
+            path,
+        };
         if on_disk {
             let ok: String = s
-                .conn
+                .conn()
                 .query_row("PRAGMA quick_check", [], |r| r.get(0))
                 .map_err(|e| s.err("not a usable SQLite database", e))?;
             if ok != "ok" {
                 return Err(s.err("integrity check failed", ok));
             }
             let mode: String = s
-                .conn
+                .conn()
                 .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
                 .map_err(|e| s.err("cannot enable WAL", e))?;
             if mode.to_lowercase() != "wal" {
                 return Err(s.err("cannot enable WAL", mode));
             }
         }
-        s.conn
+        s.conn()
             .execute_batch(
                 "PRAGMA synchronous=FULL;
                  PRAGMA foreign_keys=ON;
@@ -109,7 +127,7 @@ impl Store {
             )
             .map_err(|e| s.err("cannot create schema", e))?;
         let v: Option<i64> = s
-            .conn
+            .conn()
             .query_row(
                 "SELECT value FROM meta WHERE key='schema_version'",
                 [],
@@ -119,7 +137,7 @@ impl Store {
             .map_err(|e| s.err("cannot read schema version", e))?;
         match v {
             None => {
-                s.conn
+                s.conn()
                     .execute(
                         "INSERT INTO meta(key, value) VALUES('schema_version', ?1)",
                         [SCHEMA_VERSION],
@@ -146,13 +164,15 @@ impl Store {
     /// that the stored data is consistent.
     pub fn load(&self, own_id: NodeId) -> Result<Registry, StoreError> {
         let mut reg = Registry::new(own_id);
+        let Some(conn) = &self.conn else {
+            return Ok(reg);
+        };
         let bad = |what: String| self.err("inconsistent data", what);
         let id_of = |raw: Vec<u8>, what: &str| {
             NodeId::from_bytes(&raw).map_err(|_| bad(format!("{what} of {} bytes", raw.len())))
         };
 
-        let mut q = self
-            .conn
+        let mut q = conn
             .prepare("SELECT id, kind, sig_sha256 FROM ids")
             .map_err(|e| self.err("read ids", e))?;
         let rows = q
@@ -175,8 +195,7 @@ impl Store {
             reg.load_id(id, owner);
         }
 
-        let mut q = self
-            .conn
+        let mut q = conn
             .prepare("SELECT id, name, attrs, max_size, ep_count FROM clusters")
             .map_err(|e| self.err("read clusters", e))?;
         let clusters = q
@@ -192,8 +211,7 @@ impl Store {
             .map_err(|e| self.err("read clusters", e))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.err("read clusters", e))?;
-        let mut mq = self
-            .conn
+        let mut mq = conn
             .prepare("SELECT idx, member_id, name, token FROM members WHERE cluster_id = ?1 ORDER BY idx")
             .map_err(|e| self.err("read members", e))?;
         for (id, name, attrs, max_size, ep_count) in clusters {
@@ -246,12 +264,15 @@ impl Store {
 
     /// Persist a batch of changes in one transaction.
     pub fn apply(&mut self, changes: &[Change]) -> Result<(), StoreError> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
         let path = self.path.clone();
         let e = |what: &str, err: rusqlite::Error| StoreError {
             path: path.clone(),
             msg: format!("{what}: {err}"),
         };
-        let tx = self.conn.transaction().map_err(|x| e("begin", x))?;
+        let tx = conn.transaction().map_err(|x| e("begin", x))?;
         for ch in changes {
             match ch {
                 Change::NewId { id, owner } => {
@@ -315,9 +336,11 @@ impl Store {
 
     /// Counts of clusters, members and IDs (for logs and tests).
     pub fn counts(&self) -> Result<(u64, u64, u64), StoreError> {
+        let Some(conn) = &self.conn else {
+            return Ok((0, 0, 0));
+        };
         let q = |sql: &str| {
-            self.conn
-                .query_row(sql, [], |r| r.get::<_, i64>(0))
+            conn.query_row(sql, [], |r| r.get::<_, i64>(0))
                 .map(|v| v as u64)
                 .map_err(|e| self.err("count", e))
         };

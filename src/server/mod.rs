@@ -13,6 +13,7 @@ pub mod session;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -158,6 +159,7 @@ pub struct Server {
     registry: Arc<RegistryService>,
     shutdown: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
+    active: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Server {
@@ -233,7 +235,7 @@ impl Server {
             .expect("identity task")?;
         let store = match &cfg.data_dir {
             Some(dir) => Store::open(&crate::registry::store::db_path(dir))?,
-            None => Store::in_memory()?,
+            None => Store::none(),
         };
         let registry = RegistryService::start(store, identity.id)?;
         let listener = TcpListener::bind(cfg.listen)
@@ -270,7 +272,8 @@ impl Server {
             session_cfg,
         });
         let (shutdown, rx) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, shared, rx, lock));
+        let active = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(accept_loop(listener, shared, rx, lock, active.clone()));
         info!(%addr, regcred = ?regcred_path, "xlreg registry listening");
         Ok(Server {
             addr,
@@ -279,6 +282,7 @@ impl Server {
             registry,
             shutdown,
             task: Some(task),
+            active,
         })
     }
 
@@ -295,6 +299,11 @@ impl Server {
     /// Where regCred.dat was written, if anywhere.
     pub fn regcred_path(&self) -> Option<&Path> {
         self.regcred_path.as_deref()
+    }
+
+    /// Connections being served right now (at most `max_connections`).
+    pub fn active_connections(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
     }
 
     /// The registry service (for inspection in tests and tools).
@@ -326,6 +335,7 @@ async fn accept_loop(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     lock: Option<identity::DirLock>,
+    active: Arc<AtomicUsize>,
 ) {
     let limit = Arc::new(Semaphore::new(shared.cfg.max_connections.max(1)));
     let mut sessions = JoinSet::new();
@@ -348,8 +358,11 @@ async fn accept_loop(
         };
         let shared = shared.clone();
         let rx = shutdown.clone();
+        let active = active.clone();
+        active.fetch_add(1, Ordering::Relaxed);
         sessions.spawn(async move {
             connection::serve(stream, peer, shared, rx).await;
+            active.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
         // Reap finished sessions so the set does not grow.
