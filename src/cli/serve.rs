@@ -1,5 +1,6 @@
 //! `xlreg serve`: run a registry until SIGINT/SIGTERM.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -84,25 +85,46 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     }
     let rt = crate::cli::runtime()?;
     rt.block_on(async move {
+        // Handlers first: a signal that arrives right after start-up must
+        // still shut down cleanly.
+        let signals = Signals::install()?;
         let server = Server::start(cfg).await?;
-        println!("listening on {}", server.local_addr());
+        // Announce where we are; a closed stdout must not stop the server.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on {}", server.local_addr());
         if let Some(p) = server.regcred_path() {
-            println!("regCred: {}", p.display());
+            let _ = writeln!(out, "regCred: {}", p.display());
         }
-        wait_for_signal().await?;
+        let _ = out.flush();
+        drop(out);
+        signals.wait().await;
         tracing::info!("signal received; shutting down");
         server.shutdown().await;
         Ok(())
     })
 }
 
-/// Resolve on SIGINT or SIGTERM.
-pub async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("cannot wait for SIGINT")?,
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM handlers, installed up front.
+pub struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Install both handlers (inside a tokio runtime).
+    pub fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?,
+        })
     }
-    Ok(())
+
+    /// Resolve on the first SIGINT or SIGTERM.
+    pub async fn wait(mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
 }

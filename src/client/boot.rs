@@ -24,7 +24,7 @@ use super::session::{ClusterInfo, ClusterRef, Session};
 use super::view::{ClusterView, MemberInfo, MemberList};
 use super::ClientError;
 use crate::regcred::RegCred;
-use crate::wire::{NodeId, Which};
+use crate::wire::{Framing, NodeId, Which};
 
 /// A GetCluster round shorter than this "came back quickly" (the registry
 /// did not hold it), so an empty round is followed by a backoff sleep.
@@ -261,9 +261,14 @@ async fn gather(
 }
 
 /// Read a cluster's members without joining it: Member (with `reader`,
-/// attrs SOLO|EPHEMERAL), GetCluster for every index, Bye. An xlreg
-/// registry allows this; a Go registry refuses GetCluster before a Join
-/// with `invalid msg type for current state`.
+/// attrs SOLO|EPHEMERAL), GetCluster rounds, Bye. An xlreg registry allows
+/// this; a Go registry refuses GetCluster before a Join with
+/// `invalid msg type for current state`.
+///
+/// With length-prefixed framing one round returns every member present.
+/// With legacy framing a registry caps each reply near 16 KiB (about 24
+/// members with 2048-bit keys), so rounds ask for the still-missing indexes
+/// until one brings nothing new.
 pub async fn read_members(
     regcred: &RegCred,
     cluster_id: &NodeId,
@@ -273,14 +278,27 @@ pub async fn read_members(
     let mut s = Session::connect(regcred, opts).await?;
     let r = async {
         s.register(reader, attrs::SOLO | attrs::EPHEMERAL).await?;
-        s.get_members(cluster_id, Which::ALL).await
+        let mut have: BTreeMap<usize, MemberInfo> = BTreeMap::new();
+        loop {
+            let missing = Which::ALL.minus(bits(&have));
+            let reply = s.get_members(cluster_id, missing).await?;
+            let mut new = 0usize;
+            for m in reply.members {
+                if missing.contains(m.index) {
+                    have.insert(m.index, m);
+                    new += 1;
+                }
+            }
+            if new == 0 || s.framing() == Framing::LengthPrefixed || have.len() >= 64 {
+                return Ok::<_, ClientError>(have);
+            }
+        }
     }
     .await;
     let _ = s.bye().await;
-    let reply = r?;
     Ok(MemberList {
         cluster_id: *cluster_id,
-        members: reply.members,
+        members: r?.into_values().collect(),
     })
 }
 
@@ -417,6 +435,24 @@ mod tests {
         assert_eq!(v.members.len(), 4);
         assert_eq!(v.self_index, 3);
         assert!(c.lock().unwrap().gets <= 3);
+    }
+
+    #[tokio::test]
+    async fn read_members_keeps_asking_while_capped_legacy_replies_bring_more() {
+        let (rc, c) = fake_cluster(true, 10, 3, 10).await;
+        let list = read_members(
+            &rc,
+            &fake::cluster_id(),
+            &node("r"),
+            &ClientOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            list.members.iter().map(|m| m.index).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>()
+        );
+        assert_eq!(c.lock().unwrap().gets, 5, "4 capped rounds + 1 empty");
     }
 
     #[tokio::test]

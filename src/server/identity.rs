@@ -149,6 +149,15 @@ impl ServerIdentity {
         if Self::exists(dir) {
             return Ok((Self::load(dir)?, false));
         }
+        for f in ["comms_key.pem", "sig_key.pem"] {
+            let p = dir.join(f);
+            if p.exists() {
+                return Err(ierr(
+                    &p,
+                    "key file without identity.json; refusing to overwrite it (restore identity.json or move the keys away)",
+                ));
+            }
+        }
         let id = Self::generate(bits)?;
         id.save(dir)?;
         Ok((id, true))
@@ -280,6 +289,17 @@ mod tests {
         fs::write(d.path().join("sig_key.pem"), "garbage").unwrap();
         let e = ServerIdentity::load(d.path()).unwrap_err().to_string();
         assert!(e.contains("sig_key.pem"), "{e}");
+    }
+
+    #[test]
+    fn keys_without_identity_file_are_never_replaced() {
+        let d = tempfile::tempdir().unwrap();
+        ServerIdentity::load_or_create(d.path(), 1024).unwrap();
+        let before = fs::read(d.path().join("comms_key.pem")).unwrap();
+        fs::remove_file(d.path().join("identity.json")).unwrap();
+        let e = ServerIdentity::load_or_create(d.path(), 1024).unwrap_err().to_string();
+        assert!(e.contains("comms_key.pem"), "{e}");
+        assert_eq!(fs::read(d.path().join("comms_key.pem")).unwrap(), before);
     }
 
     #[test]
