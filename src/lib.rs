@@ -5,8 +5,11 @@
 pub mod bench;
 pub mod cli;
 pub mod client;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod goconfig;
 pub mod regcred;
 pub mod registry;
 pub mod server;
+pub mod testing;
 pub mod wire;

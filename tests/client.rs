@@ -653,6 +653,12 @@ async fn cli_create_join_members_and_register_with_json() {
         xlreg(&["members", "--regcred", rcp, "--cluster-id", &cid, "--json"]).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["members"], va["members"]);
+    // By name too (an xlreg extension of GetCluster).
+    let (code, out, err) =
+        xlreg(&["members", "--regcred", rcp, "--cluster", "clitest", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["cluster_id"], cid.as_str());
+    assert_eq!(json(&out)["members"], va["members"]);
 
     // Register with the saved identity: same ID printed.
     let (code, out, err) = xlreg(&["register", "--regcred", rcp, "--node-dir", &d1s]).await;
@@ -681,11 +687,13 @@ async fn cli_errors_go_to_stderr_with_nonzero_exit_codes() {
     .expect("server");
     let rcp = rcpath.to_str().expect("utf8");
 
-    // Bad input: exit 2.
+    // A registry's refusal: exit 1, the server's text on one line.
     let (code, out, err) = xlreg(&["members", "--regcred", rcp, "--cluster", "x"]).await;
-    assert_eq!(code, 2, "{err}");
+    assert_eq!(code, 1, "{err}");
     assert!(out.is_empty());
-    assert!(err.contains("--cluster-id"), "{err}");
+    assert!(err.contains("cannot find cluster with this name"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // Bad input: exit 2.
     let (code, _, err) = xlreg(&[
         "join",
         "--regcred",

@@ -703,3 +703,24 @@ async fn version_0_hello_gets_the_go_version_and_ext_hello_gets_ours() {
     let s = Raw::connect(rc, EXT_VERSION).await;
     assert_eq!(s.reply_version, EXT_VERSION);
 }
+
+#[tokio::test]
+async fn get_cluster_by_name_is_an_xlreg_extension() {
+    let srv = server().await;
+    let rc = srv.regcred();
+    let c = create(rc, "named", 2).await;
+    join_member(rc, &c, "m0", 1).await;
+    let mut s = registered(rc, "reader").await;
+    let by_name = XlRegMsg {
+        cluster_id: None,
+        cluster_name: Some(b"named".to_vec()),
+        ..XlRegMsg::get_cluster(&c, Which::ALL)
+    };
+    let r = s.call(&by_name).await;
+    assert_eq!((r.op, r.cluster_id.clone(), r.which), (Some(10), Some(c.as_bytes().to_vec()), Some(1)));
+    let unknown = XlRegMsg {
+        cluster_name: Some(b"nope".to_vec()),
+        ..by_name
+    };
+    s.expect_error(&unknown, "cannot find cluster with this name").await;
+}

@@ -194,9 +194,8 @@ pub struct MembersArgs {
     /// Cluster ID, 40 or 64 hex digits (printed by `xlreg create`).
     #[arg(long, value_name = "HEX", required_unless_present = "cluster")]
     cluster_id: Option<String>,
-    /// Not supported, refused with an explanation: the protocol cannot look
-    /// a cluster up by name without joining or creating it. Use
-    /// --cluster-id.
+    /// Cluster name (needs an xlreg registry: looking a cluster up by name
+    /// without joining it is an xlreg extension of GetCluster).
     #[arg(long, value_name = "NAME", conflicts_with = "cluster_id")]
     cluster: Option<String>,
 }
@@ -347,16 +346,10 @@ pub fn run_join(a: JoinArgs) -> anyhow::Result<()> {
 
 /// Run `xlreg members`: list a cluster's members without joining it.
 pub fn run_members(a: MembersArgs) -> anyhow::Result<()> {
-    if let Some(name) = &a.cluster {
-        return Err(BadInput(format!(
-            "--cluster {name:?}: reading members needs the cluster ID. The xlReg protocol \
-             has no lookup by name that does not join (Join) or possibly create (Create) the \
-             cluster. Use --cluster-id HEX (printed by `xlreg create`, and by \
-             `xlreg join --json` as cluster_id)"
-        ))
-        .into());
-    }
-    let id = parse_id(a.cluster_id.as_deref().unwrap_or_default())?;
+    let cluster = match (&a.cluster, a.cluster_id.as_deref()) {
+        (Some(name), _) => ClusterRef::Name(name.clone()),
+        (None, id) => ClusterRef::Id(parse_id(id.unwrap_or_default())?),
+    };
     let (rc, opts) = a.conn.load()?;
     let list = runtime()?
         .block_on(async {
@@ -365,11 +358,11 @@ pub fn run_members(a: MembersArgs) -> anyhow::Result<()> {
                 ..NodeOptions::default()
             })
             .await?;
-            boot::read_members(&rc, &id, &reader, &opts).await
+            boot::read_cluster(&rc, &cluster, &reader, &opts).await
         })
         .map_err(|e| {
             let go_refusal = e.server_text() == Some("invalid msg type for current state");
-            let doing = format!("reading the members of cluster {id}");
+            let doing = format!("reading the members of cluster {cluster}");
             if go_refusal {
                 client_err(e, &doing).context(
                     "this registry (a Go xlReg?) answers GetCluster only after a Join; \

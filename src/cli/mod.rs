@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 pub mod bench;
 pub mod cred;
 pub mod member;
+pub mod up;
 
 /// xlReg cluster registry: run a registry, register members, create and join
 /// clusters, launch test clusters in seconds.
@@ -41,6 +42,9 @@ enum Command {
     Join(member::JoinArgs),
     /// List a cluster's members without joining it (xlreg registries only).
     Members(member::MembersArgs),
+    /// Launch a new test cluster: a registry (embedded unless --regcred)
+    /// and N members, in-process or as N copies of a program (`-- CMD`).
+    Up(up::UpArgs),
     /// Measure this machine (crypto costs, ...).
     Bench(bench::BenchArgs),
 }
@@ -53,7 +57,12 @@ pub struct BadInput(pub String);
 /// Parse the command line, run, and map errors to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log);
+    // `up` embeds a registry whose per-session info lines would bury the
+    // table: unless a level was chosen, it logs warnings only.
+    let quiet = matches!(cli.command, Command::Up(_))
+        && cli.log == "info"
+        && std::env::var_os("XLREG_LOG").is_none();
+    init_logging(if quiet { "warn" } else { &cli.log });
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -96,6 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Create(a) => member::run_create(a),
         Command::Join(a) => member::run_join(a),
         Command::Members(a) => member::run_members(a),
+        Command::Up(a) => up::run(a),
         Command::Bench(a) => bench::run(a),
     }
 }

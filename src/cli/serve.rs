@@ -104,6 +104,13 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
+/// Resolve on SIGINT or SIGTERM (handlers installed at the call; use
+/// [`Signals`] to install them earlier).
+pub async fn wait_for_signal() -> anyhow::Result<()> {
+    Signals::install()?.wait().await;
+    Ok(())
+}
+
 /// SIGINT and SIGTERM handlers, installed up front.
 pub struct Signals {
     int: tokio::signal::unix::Signal,

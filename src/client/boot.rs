@@ -275,13 +275,33 @@ pub async fn read_members(
     reader: &NodeIdentity,
     opts: &ClientOptions,
 ) -> Result<MemberList, ClientError> {
+    read_cluster(regcred, &ClusterRef::Id(*cluster_id), reader, opts).await
+}
+
+/// [`read_members`] for a cluster given by ID or by name (by name needs an
+/// xlreg registry: the lookup is an extension of GetCluster).
+pub async fn read_cluster(
+    regcred: &RegCred,
+    cluster: &ClusterRef,
+    reader: &NodeIdentity,
+    opts: &ClientOptions,
+) -> Result<MemberList, ClientError> {
     let mut s = Session::connect(regcred, opts).await?;
     let r = async {
         s.register(reader, attrs::SOLO | attrs::EPHEMERAL).await?;
         let mut have: BTreeMap<usize, MemberInfo> = BTreeMap::new();
+        let mut id = cluster.id();
         loop {
             let missing = Which::ALL.minus(bits(&have));
-            let reply = s.get_members(cluster_id, missing).await?;
+            let reply = match (id, cluster) {
+                (Some(id), _) => s.get_members(&id, missing).await?,
+                (None, ClusterRef::Name(name)) => {
+                    let (found, reply) = s.get_members_named(name, missing).await?;
+                    id = Some(found);
+                    reply
+                }
+                (None, ClusterRef::Id(_)) => unreachable!("an ID reference has an ID"),
+            };
             let mut new = 0usize;
             for m in reply.members {
                 if missing.contains(m.index) {
@@ -290,15 +310,16 @@ pub async fn read_members(
                 }
             }
             if new == 0 || s.framing() == Framing::LengthPrefixed || have.len() >= 64 {
-                return Ok::<_, ClientError>(have);
+                return Ok::<_, ClientError>((id.expect("set by the first reply"), have));
             }
         }
     }
     .await;
     let _ = s.bye().await;
+    let (cluster_id, have) = r?;
     Ok(MemberList {
-        cluster_id: *cluster_id,
-        members: r?.into_values().collect(),
+        cluster_id,
+        members: have.into_values().collect(),
     })
 }
 

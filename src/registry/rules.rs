@@ -465,6 +465,21 @@ impl Registry {
             .ok_or_else(|| RuleError::GetUnknown(hex::encode(raw)))
     }
 
+    /// The ClusterID a GetCluster reads: the one sent, or — an xlreg
+    /// extension — the committed cluster named by ClusterName when no ID
+    /// was sent.
+    pub fn get_target(&self, cluster_id: Option<Vec<u8>>, cluster_name: Option<&[u8]>) -> Result<Option<Vec<u8>>, RuleError> {
+        match (cluster_id, cluster_name) {
+            (None, Some(name)) => self
+                .by_name
+                .get(name)
+                .filter(|id| self.clusters.get(id).is_some_and(|c| c.committed))
+                .map(|id| Some(id.as_bytes().to_vec()))
+                .ok_or(RuleError::NoSuchName),
+            (id, _) => Ok(id),
+        }
+    }
+
     /// Make every pending change visible (after the store committed them).
     pub fn commit(&mut self) -> Vec<Change> {
         let changes = std::mem::take(&mut self.pending);

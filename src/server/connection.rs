@@ -43,7 +43,7 @@ pub enum Outcome {
 }
 
 enum Read {
-    Msg(XlRegMsg),
+    Msg(Box<XlRegMsg>),
     End(Outcome),
 }
 
@@ -65,12 +65,7 @@ pub(crate) async fn serve(
     let ms = started.elapsed().as_millis() as u64;
     let member = member.map(|m| m.to_hex()).unwrap_or_default();
     let cluster = cluster.map(|c| c.to_hex()).unwrap_or_default();
-    match &outcome {
-        Outcome::Bye | Outcome::Refused(_) => {
-            info!(%peer, ?outcome, member, cluster, ms, "session ended")
-        }
-        _ => debug!(%peer, ?outcome, member, cluster, ms, "session ended"),
-    }
+    info!(%peer, ?outcome, member, cluster, ms, "session ended");
 }
 
 async fn run(
@@ -133,7 +128,7 @@ async fn run(
             Read::End(o) => return o,
         };
         debug!(op = ?msg.op, state = ?session.state(), "request");
-        let mut effect = session.on_message(msg);
+        let mut effect = session.on_message(*msg);
         let (body, close) = loop {
             effect = match effect {
                 Effect::Reply { body, close } => break (body, close),
@@ -163,9 +158,17 @@ async fn run(
                 }
                 Effect::Get {
                     cluster_id,
+                    cluster_name,
                     which,
                     budget,
                 } => {
+                    let cluster_id = match shared.registry.with_registry(|r| r.get_target(cluster_id, cluster_name.as_deref())) {
+                        Ok(id) => id,
+                        Err(e) => {
+                            effect = session.on_members(&[], Err(e));
+                            continue;
+                        }
+                    };
                     let id = cluster_id.as_deref();
                     let hold = (!cfg.hold.is_zero()).then_some(cfg.hold);
                     let r = tokio::select! {
@@ -214,7 +217,7 @@ async fn read_message(
     let mut deadline = tokio::time::Instant::now() + idle;
     loop {
         match reasm.try_next(key) {
-            Ok(Some(m)) => return Read::Msg(m),
+            Ok(Some(m)) => return Read::Msg(Box::new(m)),
             Ok(None) => {}
             Err(e) => return Read::End(Outcome::BadInput(e.to_string())),
         }

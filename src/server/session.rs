@@ -104,6 +104,10 @@ pub enum Effect {
     Get {
         /// ClusterID as received.
         cluster_id: Option<Vec<u8>>,
+        /// ClusterName, when no ClusterID was sent (an xlreg extension:
+        /// read a cluster by name; the Go server answers `nil key
+        /// parameter`, and no Go client sends it).
+        cluster_name: Option<Vec<u8>>,
         /// Requested members.
         which: Which,
         /// Byte budget for the tokens.
@@ -355,8 +359,13 @@ impl ServerSession {
             }
             Framing::LengthPrefixed => usize::MAX,
         };
+        let cluster_name = match &msg.cluster_id {
+            None => msg.cluster_name.filter(|n| !n.is_empty()),
+            Some(_) => None,
+        };
         Effect::Get {
             cluster_id: msg.cluster_id,
+            cluster_name,
             which: Which(msg.which.unwrap_or(0)),
             budget,
         }

@@ -1,0 +1,79 @@
+//! A member program for `xlreg up -- CMD`: it joins the cluster `up`
+//! created, prints its view as one JSON line, answers connections on its
+//! endpoints with its name, and runs until SIGTERM or SIGINT — or, with
+//! `--once`, exits right after joining.
+//!
+//! ```text
+//! cargo build --example up_member
+//! cargo run -- up --size 3 -- target/debug/examples/up_member
+//! ```
+//!
+//! Everything it needs comes from the environment `up` sets (see
+//! `xlreg::testing::env`); the join itself is one call, [`UpEnv::boot`].
+
+use std::process::ExitCode;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use xlreg::client::BootOptions;
+use xlreg::testing::UpEnv;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let once = std::env::args().any(|a| a == "--once");
+    match run(once).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("up_member: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(once: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let env = UpEnv::from_env()?;
+    // Open the endpoints before joining, as Go members do, so that peers
+    // that learn them can connect at once.
+    let mut listeners = Vec::new();
+    for e in &env.endpoints {
+        listeners.push(
+            TcpListener::bind(e)
+                .await
+                .map_err(|err| format!("cannot listen on {e}: {err}"))?,
+        );
+    }
+    let (node, view) = env.boot(&BootOptions::default()).await?;
+    let line = serde_json::json!({
+        "pid": std::process::id(),
+        "member": node.name,
+        "slot": view.self_index,
+        "view": view.to_json(),
+    });
+    println!("{line}");
+    if once {
+        return Ok(());
+    }
+    let greeting = format!(
+        "{} (slot {}) of cluster {} {}\n",
+        node.name,
+        view.self_index,
+        view.cluster_name.as_deref().unwrap_or("-"),
+        view.cluster_id
+    );
+    for l in listeners {
+        let g = greeting.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let _ = s.write_all(g.as_bytes()).await;
+            }
+        });
+    }
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! The environment `xlreg up -- CMD ARGS...` gives every program it
+//! launches, and the one call such a program makes to join.
+//!
+//! `up` creates the cluster, writes each member's identity (name, fresh
+//! node ID, two keys, endpoints on free loopback ports) into its node
+//! directory, and starts one copy of the program per member with these
+//! variables set. A Rust program calls [`UpEnv::from_env`] and
+//! [`UpEnv::boot`]; any other program can run
+//! `xlreg join --node-dir "$XLREG_NODE_DIR" --cluster-id "$XLREG_CLUSTER_ID"`
+//! (`xlreg join` reads `XLREG_REGCRED` itself).
+
+use std::path::PathBuf;
+
+use crate::client::boot::boot;
+use crate::client::node::{NodeIdentity, NodeOptions};
+use crate::client::{BootOptions, ClientError, ClusterRef, ClusterView};
+use crate::regcred::RegCred;
+use crate::wire::NodeId;
+
+/// Names of the variables.
+pub mod env {
+    /// Path of the registry's regCred.dat (`xlreg join` reads it too).
+    pub const REGCRED: &str = "XLREG_REGCRED";
+    /// Cluster name.
+    pub const CLUSTER_NAME: &str = "XLREG_CLUSTER_NAME";
+    /// Cluster ID, 40 hex digits.
+    pub const CLUSTER_ID: &str = "XLREG_CLUSTER_ID";
+    /// Number of members.
+    pub const CLUSTER_SIZE: &str = "XLREG_CLUSTER_SIZE";
+    /// This member's name (unique in the cluster).
+    pub const MEMBER_NAME: &str = "XLREG_MEMBER_NAME";
+    /// This copy's number, 0..size. Its slot in the cluster is given by
+    /// the registry in join order and may differ.
+    pub const MEMBER_INDEX: &str = "XLREG_MEMBER_INDEX";
+    /// This member's endpoints, `127.0.0.1:PORT` separated by commas: free
+    /// ports for the program to listen on.
+    pub const ENDPOINTS: &str = "XLREG_ENDPOINTS";
+    /// Directory holding this member's identity (node.json and two keys),
+    /// prepared by `up`.
+    pub const NODE_DIR: &str = "XLREG_NODE_DIR";
+}
+
+/// What `xlreg up` told this program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpEnv {
+    /// regCred.dat path.
+    pub regcred: PathBuf,
+    /// Cluster name.
+    pub cluster_name: String,
+    /// Cluster ID.
+    pub cluster_id: NodeId,
+    /// Number of members.
+    pub cluster_size: u32,
+    /// This member's name.
+    pub member_name: String,
+    /// This copy's number (not necessarily its slot).
+    pub member_index: usize,
+    /// Endpoints to listen on.
+    pub endpoints: Vec<String>,
+    /// Identity directory.
+    pub node_dir: PathBuf,
+}
+
+impl UpEnv {
+    /// Read the variables of this process.
+    pub fn from_env() -> Result<Self, ClientError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Read the variables through `get` (for tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ClientError> {
+        let var = |k: &str| {
+            get(k).filter(|v| !v.is_empty()).ok_or_else(|| {
+                ClientError::Usage(format!(
+                    "{k} is not set: run this program under `xlreg up --size N -- PROGRAM`"
+                ))
+            })
+        };
+        let bad = |k: &str, why: String| ClientError::Usage(format!("{k}: {why}"));
+        let id = var(env::CLUSTER_ID)?;
+        Ok(UpEnv {
+            regcred: var(env::REGCRED)?.into(),
+            cluster_name: var(env::CLUSTER_NAME)?,
+            cluster_id: id
+                .parse()
+                .map_err(|e| bad(env::CLUSTER_ID, format!("{e}")))?,
+            cluster_size: var(env::CLUSTER_SIZE)?
+                .parse()
+                .map_err(|e| bad(env::CLUSTER_SIZE, format!("{e}")))?,
+            member_name: var(env::MEMBER_NAME)?,
+            member_index: var(env::MEMBER_INDEX)?
+                .parse()
+                .map_err(|e| bad(env::MEMBER_INDEX, format!("{e}")))?,
+            endpoints: var(env::ENDPOINTS)?
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            node_dir: var(env::NODE_DIR)?.into(),
+        })
+    }
+
+    /// The variables as `(name, value)` pairs, for launching a program.
+    pub fn vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (env::REGCRED, self.regcred.display().to_string()),
+            (env::CLUSTER_NAME, self.cluster_name.clone()),
+            (env::CLUSTER_ID, self.cluster_id.to_hex()),
+            (env::CLUSTER_SIZE, self.cluster_size.to_string()),
+            (env::MEMBER_NAME, self.member_name.clone()),
+            (env::MEMBER_INDEX, self.member_index.to_string()),
+            (env::ENDPOINTS, self.endpoints.join(",")),
+            (env::NODE_DIR, self.node_dir.display().to_string()),
+        ]
+    }
+
+    /// The member's identity from its node directory (created there if
+    /// missing), with the name and endpoints given.
+    pub fn identity(&self) -> Result<NodeIdentity, ClientError> {
+        let opts = NodeOptions {
+            name: Some(self.member_name.clone()),
+            endpoints: Some(self.endpoints.clone()),
+            ..NodeOptions::default()
+        };
+        NodeIdentity::load_or_create(&self.node_dir, &opts).map(|(n, _)| n)
+    }
+
+    /// The registry credentials.
+    pub fn load_regcred(&self) -> Result<RegCred, ClientError> {
+        RegCred::load(&self.regcred).map_err(|e| ClientError::RegCred(e.to_string()))
+    }
+
+    /// Join the cluster and wait for every member: the member's identity,
+    /// and its view (with the cluster name filled in).
+    pub async fn boot(
+        &self,
+        opts: &BootOptions,
+    ) -> Result<(NodeIdentity, ClusterView), ClientError> {
+        let regcred = self.load_regcred()?;
+        let node = self.identity()?;
+        let mut view = boot(&regcred, &ClusterRef::Id(self.cluster_id), &node, opts).await?;
+        view.cluster_name = Some(self.cluster_name.clone());
+        Ok((node, view))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn vars_round_trip_and_missing_ones_are_named() {
+        let e = UpEnv {
+            regcred: "/tmp/x/regCred.dat".into(),
+            cluster_name: "up-1".into(),
+            cluster_id: NodeId::from_bytes(&[7; 20]).unwrap(),
+            cluster_size: 3,
+            member_name: "m01".into(),
+            member_index: 1,
+            endpoints: vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()],
+            node_dir: "/tmp/x/nodes/m01".into(),
+        };
+        let m: HashMap<&str, String> = e.vars().into_iter().collect();
+        assert_eq!(m[env::ENDPOINTS], "127.0.0.1:1,127.0.0.1:2");
+        let back = UpEnv::from_lookup(|k| m.get(k).cloned()).unwrap();
+        assert_eq!(back, e);
+        let err = UpEnv::from_lookup(|k| (k != env::NODE_DIR).then(|| m[k].clone())).unwrap_err();
+        assert!(err.to_string().contains("XLREG_NODE_DIR is not set"), "{err}");
+        let err = UpEnv::from_lookup(|k| {
+            Some(if k == env::CLUSTER_ID {
+                "zz".into()
+            } else {
+                m[k].clone()
+            })
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("XLREG_CLUSTER_ID"), "{err}");
+    }
+}
