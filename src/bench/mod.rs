@@ -11,6 +11,10 @@
 use std::time::{Duration, Instant};
 
 pub mod crypto;
+pub mod formation;
+pub mod memory;
+pub mod throughput;
+pub mod up;
 
 /// Timing of `n` runs of one operation.
 #[derive(Clone, Copy, Debug, PartialEq)]

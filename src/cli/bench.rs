@@ -21,6 +21,85 @@ pub enum BenchCommand {
     /// RSA key generation, Hello decryption, signing, verification and
     /// session sealing/opening: ops/s and µs/op.
     Crypto(CryptoArgs),
+    /// Cluster formation: wall time until every member of a new cluster
+    /// (8 and 64 members, keys made beforehand) holds the complete view.
+    Formation(FormationArgs),
+    /// Registry throughput: complete member sessions per second at 1, 8
+    /// and 64 concurrent clients, against the RSA-decrypt bound.
+    Throughput(ThroughputArgs),
+    /// `xlreg up --size 64` end to end in a new process, cold and with a
+    /// warm key pool, for 1024- and 2048-bit keys.
+    Up(UpBenchArgs),
+    /// Registry memory: peak RSS of a `serve` process holding 10 000
+    /// clusters of 8 members, against the raw bytes of their tokens.
+    Memory(MemoryArgs),
+}
+
+/// Arguments of `xlreg bench formation`.
+#[derive(Args, Debug)]
+pub struct FormationArgs {
+    /// Measured runs per row (after one warm-up run; each row also stops
+    /// after 10 s).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub runs: u64,
+    /// Cluster sizes.
+    #[arg(long, value_delimiter = ',', default_value = "8,64",
+          value_parser = clap::value_parser!(u32).range(2..=64))]
+    pub sizes: Vec<u32>,
+    /// Member key sizes.
+    #[arg(long, value_delimiter = ',', default_value = "1024,2048",
+          value_parser = clap::value_parser!(u32).range(1024..=4096))]
+    pub key_bits: Vec<u32>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `xlreg bench throughput`.
+#[derive(Args, Debug)]
+pub struct ThroughputArgs {
+    /// Seconds per concurrency level.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Concurrency levels.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64",
+          value_parser = clap::value_parser!(u64).range(1..=512))]
+    pub clients: Vec<u64>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `xlreg bench up`.
+#[derive(Args, Debug)]
+pub struct UpBenchArgs {
+    /// Runs per row (each row also stops after 30 s).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub runs: u64,
+    /// Cluster size.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(2..=64))]
+    pub size: u32,
+    /// Member key sizes.
+    #[arg(long, value_delimiter = ',', default_value = "1024,2048",
+          value_parser = clap::value_parser!(u32).range(1024..=2048))]
+    pub key_bits: Vec<u32>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `xlreg bench memory`.
+#[derive(Args, Debug)]
+pub struct MemoryArgs {
+    /// Clusters to fill (filling also stops after 600 s).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub clusters: u64,
+    /// Members per cluster.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(2..=64))]
+    pub members: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `xlreg bench crypto`.
@@ -45,7 +124,53 @@ struct CryptoReport<'a> {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
         BenchCommand::Crypto(a) => crypto(a),
+        BenchCommand::Formation(a) => {
+            eprintln!("measuring cluster formation (bounded: 10 s per row)...");
+            let runs = a.runs as usize;
+            let r = crate::cli::runtime()?
+                .block_on(bench::formation::run(&a.sizes, &a.key_bits, runs))?;
+            emit(a.json, &r, bench::formation::table)
+        }
+        BenchCommand::Throughput(a) => {
+            if !(a.seconds.is_finite() && a.seconds > 0.0 && a.seconds <= 600.0) {
+                return Err(crate::cli::BadInput(format!(
+                    "--seconds {} must be in (0, 600]",
+                    a.seconds
+                ))
+                .into());
+            }
+            eprintln!(
+                "measuring registry throughput ({} s per level)...",
+                a.seconds
+            );
+            let levels: Vec<usize> = a.clients.iter().map(|&c| c as usize).collect();
+            let r = crate::cli::runtime()?.block_on(bench::throughput::run(&levels, a.seconds))?;
+            emit(a.json, &r, bench::throughput::table)
+        }
+        BenchCommand::Up(a) => {
+            eprintln!("measuring `xlreg up --size {}` (bounded: 30 s per row)...", a.size);
+            let r = bench::up::run(a.size, &a.key_bits, a.runs as usize)?;
+            emit(a.json, &r, bench::up::table)
+        }
+        BenchCommand::Memory(a) => {
+            eprintln!(
+                "filling a registry with {} clusters of {} members (bounded: 600 s)...",
+                a.clusters, a.members
+            );
+            let r = crate::cli::runtime()?
+                .block_on(bench::memory::run(a.clusters as usize, a.members as usize))?;
+            emit(a.json, &r, bench::memory::table)
+        }
     }
+}
+
+fn emit<R: Serialize>(json: bool, r: &R, table: fn(&R) -> String) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+    } else {
+        print!("{}", table(r));
+    }
+    Ok(())
 }
 
 fn crypto(a: CryptoArgs) -> anyhow::Result<()> {

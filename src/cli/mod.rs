@@ -57,9 +57,10 @@ pub struct BadInput(pub String);
 /// Parse the command line, run, and map errors to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `up` embeds a registry whose per-session info lines would bury the
-    // table: unless a level was chosen, it logs warnings only.
-    let quiet = matches!(cli.command, Command::Up(_))
+    // `up` and `bench` embed a registry whose per-session info lines
+    // would bury the table (and cost time): unless a level was chosen,
+    // they log warnings only.
+    let quiet = matches!(cli.command, Command::Up(_) | Command::Bench(_))
         && cli.log == "info"
         && std::env::var_os("XLREG_LOG").is_none();
     init_logging(if quiet { "warn" } else { &cli.log });

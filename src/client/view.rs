@@ -36,9 +36,9 @@ impl MemberInfo {
         let bad = |why: String| ClientError::BadReply(format!("token of member {index}: {why}"));
         let id = t.id.as_deref().ok_or_else(|| bad("no ID".into()))?;
         let id = NodeId::from_bytes(id).map_err(|e| bad(format!("ID: {e}")))?;
-        let comms_key = parse_key_cached(t.comms_key.as_deref().unwrap_or_default())
+        let comms_key = PublicKey::from_spki_der(t.comms_key.as_deref().unwrap_or_default())
             .map_err(|e| bad(format!("comms key: {e}")))?;
-        let sig_key = parse_key_cached(t.sig_key.as_deref().unwrap_or_default())
+        let sig_key = PublicKey::from_spki_der(t.sig_key.as_deref().unwrap_or_default())
             .map_err(|e| bad(format!("sig key: {e}")))?;
         Ok(MemberInfo {
             index,
@@ -66,33 +66,6 @@ impl MemberInfo {
             sig_key_sha256: self.sig_key.fingerprint(),
         }
     }
-}
-
-/// Most keys remembered by [`parse_key_cached`].
-const KEY_CACHE_MAX: usize = 4096;
-
-/// [`PublicKey::from_spki_der`] with a process-wide cache of keys already
-/// parsed. Why: OpenSSL 3's DER decoder costs ~0.2 ms per key, and when
-/// many members boot in one process (`xlreg up`, tests) each of N members
-/// parses all 2N keys of the cluster: N = 64 meant ~2 s of CPU. A hit
-/// compares the exact DER bytes, so it returns what parsing would; only
-/// successful parses are cached, and the cache is simply emptied when full.
-fn parse_key_cached(der: &[u8]) -> Result<PublicKey, crate::wire::WireError> {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static CACHE: OnceLock<Mutex<HashMap<Vec<u8>, PublicKey>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(k) = cache.lock().ok().and_then(|c| c.get(der).cloned()) {
-        return Ok(k);
-    }
-    let k = PublicKey::from_spki_der(der)?;
-    if let Ok(mut c) = cache.lock() {
-        if c.len() >= KEY_CACHE_MAX {
-            c.clear();
-        }
-        c.insert(der.to_vec(), k.clone());
-    }
-    Ok(k)
 }
 
 /// Everything a booted member knows about its cluster.

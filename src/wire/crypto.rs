@@ -66,6 +66,36 @@ impl PrivateKey {
         Self::from_rsa(rsa)
     }
 
+    /// Generate a key quickly for test clusters: from 2048 bits on, a
+    /// three-prime RSA key (RFC 8017 multi-prime) made by OpenSSL's own
+    /// constant-time key generation — about 3× faster than two primes, with
+    /// an identical public key format. Below 2048 bits, a normal key.
+    ///
+    /// Use [`PrivateKey::generate`] for long-lived keys (registries).
+    pub fn generate_test_key(bits: u32) -> Result<Self, WireError> {
+        if bits < 2048 {
+            return Self::generate(bits);
+        }
+        if bits > 16384 {
+            return Self::generate(bits);
+        }
+        extern "C" {
+            // OpenSSL ≥ 3.0 (a macro over EVP_PKEY_CTX_ctrl before that).
+            fn EVP_PKEY_CTX_set_rsa_keygen_primes(ctx: *mut std::ffi::c_void, primes: std::ffi::c_int) -> std::ffi::c_int;
+        }
+        use foreign_types::ForeignTypeRef;
+        let mut ctx = openssl::pkey_ctx::PkeyCtx::new_id(Id::RSA).map_err(ossl("RSA keygen context"))?;
+        ctx.keygen_init().map_err(ossl("RSA keygen init"))?;
+        ctx.set_rsa_keygen_bits(bits).map_err(ossl("RSA keygen bits"))?;
+        // SAFETY: a valid EVP_PKEY_CTX in keygen mode, owned by `ctx`.
+        let rc = unsafe { EVP_PKEY_CTX_set_rsa_keygen_primes(ctx.as_ptr().cast(), 3) };
+        if rc <= 0 {
+            return Self::generate(bits);
+        }
+        let pkey = ctx.keygen().map_err(ossl("RSA key generation"))?;
+        Self::from_rsa(pkey.rsa().map_err(ossl("RSA key"))?)
+    }
+
     fn from_rsa(rsa: Rsa<Private>) -> Result<Self, WireError> {
         if rsa.size() < 86 {
             return Err(WireError::BadKey(format!(
@@ -550,6 +580,21 @@ mod tests {
         use std::sync::OnceLock;
         static K: OnceLock<PrivateKey> = OnceLock::new();
         K.get_or_init(|| PrivateKey::generate(1024).unwrap())
+    }
+
+    #[test]
+    fn three_prime_test_keys_work_everywhere_a_key_is_used() {
+        let k = PrivateKey::generate_test_key(2048).unwrap();
+        assert_eq!(k.bits(), 2048);
+        assert_eq!(k.pkey.rsa().unwrap().check_key().ok(), Some(true));
+        let p = k.public();
+        assert_eq!(p.to_spki_der().len(), 294, "standard public key");
+        let ct = p.oaep_encrypt(b"x").unwrap();
+        assert_eq!(k.oaep_decrypt(&ct).unwrap(), b"x");
+        p.verify_sha1(b"m", &k.sign_sha1(b"m").unwrap()).unwrap();
+        for pem in [k.to_pem_pkcs1(), k.to_pem_pkcs8(), k.to_pem_go()] {
+            assert_eq!(PrivateKey::from_pem(pem.as_bytes()).unwrap().public(), p);
+        }
     }
 
     #[test]
