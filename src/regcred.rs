@@ -669,7 +669,7 @@ mod tests {
             prop_assert_eq!(RegCred::parse(&text).unwrap(), rc.clone());
             // LF-only and re-indented copies parse to the same value.
             prop_assert_eq!(RegCred::parse(&text.replace('\r', "")).unwrap(), rc.clone());
-            prop_assert_eq!(RegCred::parse(&text.replace("    ", "\t")).unwrap(), rc);
+            prop_assert_eq!(RegCred::parse(&text.replace("\n    ", "\n\t")).unwrap(), rc);
         }
 
         #[test]
