@@ -283,16 +283,9 @@ mod tests {
     use super::*;
     use crate::regcred::RegCred;
     use proptest::prelude::*;
-    use std::sync::OnceLock;
 
     fn keys() -> &'static (PrivateKey, PrivateKey) {
-        static K: OnceLock<(PrivateKey, PrivateKey)> = OnceLock::new();
-        K.get_or_init(|| {
-            (
-                PrivateKey::generate(1024).unwrap(),
-                PrivateKey::generate(1024).unwrap(),
-            )
-        })
+        crate::wire::crypto::test_keys()
     }
 
     fn sample() -> GoRegistryConfig {

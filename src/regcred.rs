@@ -366,18 +366,14 @@ impl fmt::Display for RegCred {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::PrivateKey;
     use proptest::prelude::*;
     use std::sync::OnceLock;
 
-    /// Two 1024-bit keys generated once for the whole test binary.
     fn keys() -> &'static (PublicKey, PublicKey) {
         static K: OnceLock<(PublicKey, PublicKey)> = OnceLock::new();
         K.get_or_init(|| {
-            (
-                PrivateKey::generate(1024).unwrap().public(),
-                PrivateKey::generate(1024).unwrap().public(),
-            )
+            let (a, b) = crate::wire::crypto::test_keys();
+            (a.public(), b.public())
         })
     }
 

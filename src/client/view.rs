@@ -239,16 +239,13 @@ pub fn members_table(members: &[MemberInfo], self_index: Option<usize>) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::PrivateKey;
     use std::sync::OnceLock;
 
     fn keys() -> &'static (PublicKey, PublicKey) {
         static K: OnceLock<(PublicKey, PublicKey)> = OnceLock::new();
         K.get_or_init(|| {
-            (
-                PrivateKey::generate(1024).unwrap().public(),
-                PrivateKey::generate(1024).unwrap().public(),
-            )
+            let (a, b) = crate::wire::crypto::test_keys();
+            (a.public(), b.public())
         })
     }
 

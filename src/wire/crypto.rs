@@ -571,15 +571,21 @@ pub fn pem_body(text: &str, label: &str) -> Result<Vec<u8>, WireError> {
         .map_err(|e| WireError::BadKey(format!("bad base64 in PEM block: {e}")))
 }
 
+/// Two 1024-bit key pairs generated once per test binary, for unit tests
+/// that need keys but not fresh ones.
+#[cfg(test)]
+pub(crate) fn test_keys() -> &'static (PrivateKey, PrivateKey) {
+    static K: std::sync::OnceLock<(PrivateKey, PrivateKey)> = std::sync::OnceLock::new();
+    K.get_or_init(|| (PrivateKey::generate(1024).unwrap(), PrivateKey::generate(1024).unwrap()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
     fn key() -> &'static PrivateKey {
-        use std::sync::OnceLock;
-        static K: OnceLock<PrivateKey> = OnceLock::new();
-        K.get_or_init(|| PrivateKey::generate(1024).unwrap())
+        &test_keys().0
     }
 
     #[test]

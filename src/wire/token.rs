@@ -90,16 +90,9 @@ pub fn verify_token(t: &Token) -> Result<VerifiedToken, WireError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::sync::OnceLock;
 
     fn keys() -> &'static (PrivateKey, PrivateKey) {
-        static K: OnceLock<(PrivateKey, PrivateKey)> = OnceLock::new();
-        K.get_or_init(|| {
-            (
-                PrivateKey::generate(1024).unwrap(),
-                PrivateKey::generate(1024).unwrap(),
-            )
-        })
+        crate::wire::crypto::test_keys()
     }
 
     #[test]
