@@ -36,9 +36,12 @@ async fn a_test_cluster_in_one_call() {
         }
     }
     // Keys are never shared within the cluster.
-    assert!(keys::all_distinct(cluster.members.iter().flat_map(|m| {
-        [&m.identity.comms_key, &m.identity.sig_key]
-    })));
+    assert!(keys::all_distinct(
+        cluster
+            .members
+            .iter()
+            .flat_map(|m| { [&m.identity.comms_key, &m.identity.sig_key] })
+    ));
     let addr = cluster.registry().unwrap().addr();
     cluster.shutdown().await;
     assert!(
@@ -61,7 +64,7 @@ async fn sixty_four_members_agree_and_progress_is_reported() {
     .unwrap();
     assert!(cluster.views().all(|v| v.members == cluster.view().members));
     assert_eq!(cluster.view().members.len(), 64);
-    let ev = events.lock().unwrap();
+    let ev = events.lock().unwrap().clone();
     let count = |f: &dyn Fn(&Progress) -> bool| ev.iter().filter(|p| f(p)).count();
     // 128 member keys + admin 2 + registry 2 + reader 2.
     assert_eq!(ev.first(), Some(&Progress::KeysNeeded(134)));

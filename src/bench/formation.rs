@@ -71,15 +71,20 @@ pub async fn run(sizes: &[u32], key_bits: &[u32], runs: usize) -> anyhow::Result
             )
         })
         .await??;
-        let admin = member_identity("admin", ks[2 * max].clone(), ks[2 * max + 1].clone(), vec![])?;
+        let admin = member_identity(
+            "admin",
+            ks[2 * max].clone(),
+            ks[2 * max + 1].clone(),
+            vec![],
+        )?;
         for &size in sizes {
             let mut times = Vec::new();
             let row_start = Instant::now();
             // One warm-up run, not counted.
             for run in 0..=runs {
                 let name = testing::unique_name("bench");
-                let info = testing::create(&rc, &admin, &name, size, 1, &ClientOptions::default())
-                    .await?;
+                let info =
+                    testing::create(&rc, &admin, &name, size, 1, &ClientOptions::default()).await?;
                 let nodes = (0..size as usize)
                     .map(|i| {
                         member_identity(

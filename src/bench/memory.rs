@@ -79,8 +79,9 @@ fn rss(pid: u32) -> anyhow::Result<(u64, u64)> {
     Ok((field("VmHWM:"), field("VmRSS:")))
 }
 
-struct ServerProc {
-    child: Child,
+/// An `xlreg serve` child process, stopped (SIGTERM, then reaped) on drop.
+pub(crate) struct ServerProc {
+    pub(crate) child: Child,
     _dir: tempfile::TempDir,
 }
 
@@ -94,17 +95,58 @@ impl Drop for ServerProc {
     }
 }
 
-fn start_server() -> anyhow::Result<(ServerProc, RegCred)> {
+impl ServerProc {
+    /// User + system CPU time the server has used so far.
+    pub(crate) fn cpu_time(&self) -> anyhow::Result<Duration> {
+        cpu_time(self.child.id())
+    }
+}
+
+/// User + system CPU time of process `pid` (from /proc/PID/stat).
+pub(crate) fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // Fields after the ")" that closes the command name, from field 3
+    // (state); utime and stime are fields 14 and 15.
+    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0); // 14, 15
+    Ok(Duration::from_secs_f64(ticks as f64 / tick))
+}
+
+/// Start `xlreg serve` (this executable) on a free loopback port, GetCluster
+/// hold off, with a fresh `key_bits` identity: persistent in a temporary
+/// data dir, or `--ephemeral`. Returns once it listens.
+pub(crate) fn spawn_serve(key_bits: u32, ephemeral: bool) -> anyhow::Result<(ServerProc, RegCred)> {
     let exe = std::env::current_exe().context("cannot find the xlreg executable")?;
-    let dir = tempfile::Builder::new().prefix("xlreg-bench-mem-").tempdir()?;
+    let dir = tempfile::Builder::new().prefix("xlreg-bench-").tempdir()?;
     let data = dir.path().join("data");
-    let mut child = Command::new(&exe)
-        .args(["--log", "warn", "serve", "--listen", "127.0.0.1:0", "--hold-ms", "0"])
-        .args(["--key-bits", "1024", "--max-connections", "256", "--data-dir"])
-        .arg(&data)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+    let mut c = Command::new(&exe);
+    c.args([
+        "--log",
+        "warn",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--hold-ms",
+        "0",
+    ])
+    .args(["--max-connections", "1024", "--key-bits"])
+    .arg(key_bits.to_string())
+    .arg("--data-dir")
+    .arg(&data)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
+    if ephemeral {
+        c.arg("--ephemeral");
+    }
+    let mut child = c
         .spawn()
         .with_context(|| format!("starting {} serve", exe.display()))?;
     let out = child.stdout.take().expect("piped");
@@ -179,7 +221,7 @@ pub async fn run(clusters: usize, per_cluster: usize) -> anyhow::Result<Report> 
         t.id = Some(NodeId::random().as_bytes().to_vec());
         prost::Message::encoded_len(&t)
     };
-    let (server, rc) = tokio::task::spawn_blocking(start_server).await??;
+    let (server, rc) = tokio::task::spawn_blocking(|| spawn_serve(1024, false)).await??;
     let pid = server.child.id();
     let (_, baseline) = rss(pid)?;
     let members = Arc::new(members);

@@ -70,7 +70,9 @@ fn once(exe: &PathBuf, size: u32, bits: u32, pool: Option<&PathBuf>) -> anyhow::
         c.arg("--key-pool").arg(p);
     }
     let t = Instant::now();
-    let out = c.output().with_context(|| format!("running {}", exe.display()))?;
+    let out = c
+        .output()
+        .with_context(|| format!("running {}", exe.display()))?;
     let wall = t.elapsed().as_secs_f64();
     if !out.status.success() {
         bail!("xlreg up exited with {}", out.status);

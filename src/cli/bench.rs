@@ -65,6 +65,10 @@ pub struct ThroughputArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,8,64",
           value_parser = clap::value_parser!(u64).range(1..=512))]
     pub clients: Vec<u64>,
+    /// What each session's GetCluster asks for: `all` members (what a
+    /// booting member does) or `one` (member 0, the smallest reply).
+    #[arg(long, default_value = "all", value_parser = ["all", "one"])]
+    pub get: String,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -127,8 +131,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Formation(a) => {
             eprintln!("measuring cluster formation (bounded: 10 s per row)...");
             let runs = a.runs as usize;
-            let r = crate::cli::runtime()?
-                .block_on(bench::formation::run(&a.sizes, &a.key_bits, runs))?;
+            let r = crate::cli::runtime()?.block_on(bench::formation::run(
+                &a.sizes,
+                &a.key_bits,
+                runs,
+            ))?;
             emit(a.json, &r, bench::formation::table)
         }
         BenchCommand::Throughput(a) => {
@@ -144,11 +151,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 a.seconds
             );
             let levels: Vec<usize> = a.clients.iter().map(|&c| c as usize).collect();
-            let r = crate::cli::runtime()?.block_on(bench::throughput::run(&levels, a.seconds))?;
+            let r = crate::cli::runtime()?.block_on(bench::throughput::run(
+                &levels,
+                a.seconds,
+                a.get == "all",
+            ))?;
             emit(a.json, &r, bench::throughput::table)
         }
         BenchCommand::Up(a) => {
-            eprintln!("measuring `xlreg up --size {}` (bounded: 30 s per row)...", a.size);
+            eprintln!(
+                "measuring `xlreg up --size {}` (bounded: 30 s per row)...",
+                a.size
+            );
             let r = bench::up::run(a.size, &a.key_bits, a.runs as usize)?;
             emit(a.json, &r, bench::up::table)
         }

@@ -1,9 +1,10 @@
 //! `xlreg up`: a new, uniquely named test cluster in seconds.
 //!
 //! Without `-- CMD` the members live in this process ([`LocalCluster`]):
-//! keys are made on every core (or read from `--key-pool`), an embedded
-//! registry starts on a free loopback port meanwhile (unless `--regcred`
-//! names another registry), the members boot through the client library,
+//! keys are made on every core (or read from `--key-pool`) together with
+//! the embedded registry's own, the registry starts on a free loopback port
+//! (unless `--regcred` names another registry), the members boot through
+//! the client library,
 //! and the table (or `--json`) is printed. Then `up` exits, or with
 //! `--keep` keeps the members' endpoints open (each answers a connection
 //! with one line naming the member) until Ctrl-C.
@@ -44,6 +45,24 @@ pub const GRACE: Duration = Duration::from_secs(5);
 
 /// Arguments of `xlreg up`.
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Without -- CMD, the members run in this process; up prints the cluster and
+exits (or with --keep serves until Ctrl-C). With -- CMD ARGS..., up starts
+one copy of CMD per member, each with its identity prepared in a node
+directory and these variables set:
+
+  XLREG_REGCRED         the registry's regCred.dat
+  XLREG_CLUSTER_NAME    XLREG_CLUSTER_ID (40 hex)    XLREG_CLUSTER_SIZE
+  XLREG_MEMBER_NAME     XLREG_MEMBER_INDEX (0..N, launch order)
+  XLREG_ENDPOINTS       free 127.0.0.1 ports to listen on, comma-separated
+  XLREG_NODE_DIR        the member's identity (node.json, two keys)
+
+A Rust program joins with xlreg::testing::UpEnv::from_env()?.boot(..); any
+program can run `xlreg join --node-dir \"$XLREG_NODE_DIR\" --cluster-id
+\"$XLREG_CLUSTER_ID\"`. up waits until all have joined, prints the cluster,
+and stays until Ctrl-C or until every copy has exited; then it sends each
+copy's process group SIGTERM (SIGKILL 5 s later). Their output appears on
+stderr prefixed with the member name.")]
 pub struct UpArgs {
     /// Number of members, 2..=64.
     #[arg(long, short = 'n', value_name = "N")]
@@ -112,10 +131,12 @@ pub fn run(a: UpArgs) -> anyhow::Result<()> {
     };
     let ui = Ui::new(!a.json && std::io::IsTerminal::is_terminal(&std::io::stderr()));
     runtime()?.block_on(async move {
+        // Handlers first, so that Ctrl-C at any point stops up cleanly.
+        let signal = Signals::install()?.wait();
         if a.command.is_empty() {
-            in_process(a, external, ui).await
+            in_process(a, external, ui, signal).await
         } else {
-            with_command(a, external, ui).await
+            with_command(a, external, ui, signal).await
         }
     })
 }
@@ -147,6 +168,7 @@ async fn in_process(
     a: UpArgs,
     external: Option<(RegCred, PathBuf)>,
     ui: Ui,
+    signal: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let opts = LaunchOptions {
         size: a.size,
@@ -160,7 +182,6 @@ async fn in_process(
         observer: ui.observer(),
         ..LaunchOptions::default()
     };
-    let signal = Signals::install()?.wait();
     tokio::pin!(signal);
     let cluster = tokio::select! {
         r = LocalCluster::launch_with(opts) => r,
@@ -226,7 +247,8 @@ async fn greet(l: std::net::TcpListener, line: String) {
     };
     loop {
         if let Ok((mut s, _)) = l.accept().await {
-            let _ = tokio::time::timeout(Duration::from_secs(1), s.write_all(line.as_bytes())).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), s.write_all(line.as_bytes())).await;
         }
     }
 }
@@ -235,7 +257,9 @@ async fn with_command(
     a: UpArgs,
     external: Option<(RegCred, PathBuf)>,
     ui: Ui,
+    signal: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    tokio::pin!(signal);
     let t0 = Instant::now();
     let n = a.size as usize;
     let work = tempfile::Builder::new()
@@ -252,9 +276,14 @@ async fn with_command(
     // admin 2, reader 2, and the embedded registry 2.
     let aux = 4 + if external.is_none() { 2 } else { 0 };
     let obs = ui.observer();
-    let mut keys = tokio::task::spawn_blocking(move || src.acquire(2 * n, aux, &obs))
-        .await
-        .context("key generation task")??;
+    let keys = tokio::task::spawn_blocking(move || src.acquire(2 * n, aux, &obs));
+    let mut keys = tokio::select! {
+        k = keys => k.context("key generation task")??,
+        _ = &mut signal => {
+            ui.clear();
+            bail!("interrupted while making keys");
+        }
+    };
     let keygen = t0.elapsed();
     let mut aux_key = || keys.aux.pop().expect("aux key");
 
@@ -279,16 +308,28 @@ async fn with_command(
     let client = ClientOptions::default();
     let name = a.name.clone().unwrap_or_else(|| testing::unique_name("up"));
     let admin = member_identity("admin", aux_key(), aux_key(), vec![])?;
-    let reader = member_identity(&testing::unique_name("up-reader"), aux_key(), aux_key(), vec![])?;
+    let reader = member_identity(
+        &testing::unique_name("up-reader"),
+        aux_key(),
+        aux_key(),
+        vec![],
+    )?;
     let info = testing::create(&regcred, &admin, &name, a.size, a.endpoints, &client).await?;
-    Observer::emit(&ui.observer(), Progress::Created { id: info.id, size: n });
+    Observer::emit(
+        &ui.observer(),
+        Progress::Created {
+            id: info.id,
+            size: n,
+        },
+    );
 
     // Identities with endpoints on free ports, saved in node directories.
     let mut member_keys = keys.member.into_iter();
     let mut envs = Vec::with_capacity(n);
     let mut nodes = Vec::with_capacity(n);
-    for i in 0..n {
-        let ports = testing::free_ports(a.endpoints as usize)?;
+    // All ports at once: bound together, so no two are the same.
+    let ports = testing::free_ports(n * a.endpoints as usize)?;
+    for (i, ports) in ports.chunks(a.endpoints as usize).enumerate() {
         let endpoints: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let mname = member_name(i);
         nodes.push(member_identity(
@@ -310,9 +351,7 @@ async fn with_command(
     }
     let dirs: Vec<PathBuf> = envs.iter().map(|e| e.node_dir.clone()).collect();
     tokio::task::spawn_blocking(move || {
-        testing::keys::run_parallel(n, threads, &|| {}, |i| {
-            nodes[i].clone().save(&dirs[i])
-        })
+        testing::keys::run_parallel(n, threads, &|| {}, |i| nodes[i].clone().save(&dirs[i]))
     })
     .await
     .context("saving node identities")??;
@@ -333,8 +372,6 @@ async fn with_command(
         .await
     });
     let mut kids = Children::spawn(&a.command, &envs, &ui)?;
-    let signal = Signals::install()?.wait();
-    tokio::pin!(signal);
     let members = loop {
         tokio::select! {
             r = &mut watcher => match r.context("watching the joins")? {
@@ -456,10 +493,7 @@ impl Report {
                         .into(),
                 );
             }
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&j).unwrap_or_default()
-            );
+            println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
             return;
         }
         let v = &self.view;
@@ -583,9 +617,10 @@ impl Ui {
         Some(Observer::new(move |p| match p {
             Progress::KeysNeeded(n) => keys.set_length(n as u64),
             Progress::Key => keys.inc(1),
-            Progress::KeysReady { reused, generated } => {
-                keys.finish_with_message(format!("({reused} from the pool, {generated} new)"))
-            }
+            Progress::KeysReady { reused, generated } => keys.finish_with_message(match reused {
+                0 => format!("({generated} new)"),
+                r => format!("({r} from the pool, {generated} new)"),
+            }),
             Progress::Created { size, .. } => joins.set_length(size as u64),
             Progress::Joined { name, .. } => {
                 joins.inc(1);
@@ -686,7 +721,10 @@ impl Children {
         let why = match st {
             Ok(s) if s.success() => None,
             Ok(s) => Some(format!("member {} exited with {s}", self.names[i])),
-            Err(e) => Some(format!("member {}: waiting for it failed: {e}", self.names[i])),
+            Err(e) => Some(format!(
+                "member {}: waiting for it failed: {e}",
+                self.names[i]
+            )),
         };
         if let Some(w) = &why {
             eprintln!("xlreg up: {w}");
@@ -717,7 +755,11 @@ impl Children {
     /// SIGTERM to every running program's group, SIGKILL after [`GRACE`],
     /// and reap them all.
     async fn stop(&mut self) {
-        let mut tries = [(libc::SIGTERM, GRACE), (libc::SIGKILL, Duration::from_secs(5))].into_iter();
+        let mut tries = [
+            (libc::SIGTERM, GRACE),
+            (libc::SIGKILL, Duration::from_secs(5)),
+        ]
+        .into_iter();
         while self.running() > 0 {
             let Some((sig, wait)) = tries.next() else {
                 eprintln!("xlreg up: {} members did not stop", self.running());

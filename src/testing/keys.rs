@@ -164,12 +164,12 @@ fn random_prime(bits: u32, ctx: &mut BigNumContext) -> Result<BigNum, ErrorStack
         for (r, &p) in residues.iter_mut().zip(primes) {
             *r = x.mod_word(p)? as u32;
         }
-        let re = x.mod_word(E)? as u64;
+        let re = x.mod_word(E)?;
         composite.iter_mut().for_each(|c| *c = false);
         for (&r, &p) in residues.iter().zip(primes) {
             // First j with r + 2j ≡ 0 (mod p): j ≡ -r · 2⁻¹, and 2⁻¹ = (p+1)/2.
             let p64 = p as u64;
-            let mut j = ((p64 - r as u64) % p64 * ((p64 + 1) / 2) % p64) as usize;
+            let mut j = ((p64 - r as u64) % p64 * p64.div_ceil(2) % p64) as usize;
             while j < WINDOW {
                 composite[j] = true;
                 j += p as usize;
@@ -228,16 +228,7 @@ pub fn fast_rsa_key(bits: u32) -> Result<PrivateKey, WireError> {
         dmq1.nnmod(&d, &q1, ctx)?;
         let mut iqmp = BigNum::new()?;
         iqmp.mod_inverse(&q, &p, ctx)?;
-        Rsa::from_private_components(
-            n,
-            e,
-            d,
-            p.to_owned()?,
-            q.to_owned()?,
-            dmp1,
-            dmq1,
-            iqmp,
-        )
+        Rsa::from_private_components(n, e, d, p.to_owned()?, q.to_owned()?, dmp1, dmq1, iqmp)
     };
     let rsa = assemble(&mut ctx).map_err(ossl("assembling the RSA key"))?;
     if rsa.n().num_bits() != bits as i32 {
@@ -287,7 +278,9 @@ pub fn generate_sized(
     threads: usize,
     on_key: &(dyn Fn() + Sync),
 ) -> Result<Vec<PrivateKey>, WireError> {
-    run_parallel(sizes.len(), threads, on_key, |i| generate_key(sizes[i], gen))
+    run_parallel(sizes.len(), threads, on_key, |i| {
+        generate_key(sizes[i], gen)
+    })
 }
 
 /// Run `job(i)` for i in 0..count on up to `threads` threads; results in

@@ -286,7 +286,8 @@ fn client_err(what: impl Into<String>) -> impl FnOnce(ClientError) -> LaunchErro
 /// Time spent launching.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Timings {
-    /// Loading and generating keys (the registry starts meanwhile).
+    /// Loading and generating keys (members', and the helpers': registry,
+    /// admin, reader).
     pub keygen: Duration,
     /// From creating the cluster until every member holds the complete
     /// view.
@@ -426,7 +427,15 @@ impl LocalCluster {
             .map_err(client_err("making member identities"))?;
 
         let t1 = Instant::now();
-        let info = create(&regcred, &admin, &name, opts.size, opts.endpoints, &opts.boot.client).await?;
+        let info = create(
+            &regcred,
+            &admin,
+            &name,
+            opts.size,
+            opts.endpoints,
+            &opts.boot.client,
+        )
+        .await?;
         Observer::emit(
             &opts.observer,
             Progress::Created {
@@ -435,7 +444,11 @@ impl LocalCluster {
             },
         );
         let watcher = reader.map(|reader| {
-            let (rc, client, obs) = (regcred.clone(), opts.boot.client.clone(), opts.observer.clone());
+            let (rc, client, obs) = (
+                regcred.clone(),
+                opts.boot.client.clone(),
+                opts.observer.clone(),
+            );
             let deadline = Instant::now() + opts.boot.wait.unwrap_or(Duration::from_secs(30));
             tokio::spawn(async move {
                 let r = watch_joins(&rc, &info.id, n, &reader, &client, deadline, |m| {
@@ -608,14 +621,15 @@ impl KeySource {
         let tick = || Observer::emit(observer, Progress::Key);
         let (member, aux, reused, generated) = match &self.pool {
             Some(dir) => {
-                let got = KeyPool::open(dir)?.take(members, self.bits, self.gen, self.threads, &tick)?;
-                let aux = keys::generate_keys(aux, AUX_KEY_BITS, KeyGen::Fast, self.threads, &tick)?;
+                let got =
+                    KeyPool::open(dir)?.take(members, self.bits, self.gen, self.threads, &tick)?;
+                let aux =
+                    keys::generate_keys(aux, AUX_KEY_BITS, KeyGen::Fast, self.threads, &tick)?;
                 (got.keys, aux, got.reused, got.generated)
             }
             None => {
-                let sizes: Vec<u32> = std::iter::repeat(self.bits)
-                    .take(members)
-                    .chain(std::iter::repeat(AUX_KEY_BITS).take(aux))
+                let sizes: Vec<u32> = std::iter::repeat_n(self.bits, members)
+                    .chain(std::iter::repeat_n(AUX_KEY_BITS, aux))
                     .collect();
                 let mut all = keys::generate_sized(&sizes, self.gen, self.threads, &tick)?;
                 let aux = all.split_off(members);
@@ -668,7 +682,8 @@ pub fn endpoints_of(ls: &[std::net::TcpListener]) -> Vec<String> {
         .collect()
 }
 
-/// Free loopback ports for a program to bind later: bound, read, closed.
+/// `count` distinct free loopback ports for a program to bind later: all
+/// bound at once, read, closed.
 /// Another process could take one in between (a small race).
 pub fn free_ports(count: usize) -> Result<Vec<u16>, LaunchError> {
     let ls = bind_endpoints(count)?;
@@ -714,13 +729,26 @@ pub async fn boot_all(
 ) -> Result<Vec<ClusterView>, LaunchError> {
     let mut set = tokio::task::JoinSet::new();
     for (i, node) in nodes.iter().enumerate() {
-        let (rc, node, opts, obs) = (regcred.clone(), node.clone(), opts.clone(), observer.clone());
+        let (rc, node, opts, obs) = (
+            regcred.clone(),
+            node.clone(),
+            opts.clone(),
+            observer.clone(),
+        );
         set.spawn(async move {
             let r = boot(&rc, &ClusterRef::Id(cluster), &node, &opts).await;
             if r.is_ok() {
-                Observer::emit(&obs, Progress::Booted { name: node.name.clone() });
+                Observer::emit(
+                    &obs,
+                    Progress::Booted {
+                        name: node.name.clone(),
+                    },
+                );
             }
-            (i, r.map_err(client_err(format!("booting member {}", node.name))))
+            (
+                i,
+                r.map_err(client_err(format!("booting member {}", node.name))),
+            )
         });
     }
     let mut views: Vec<Option<ClusterView>> = vec![None; nodes.len()];
@@ -728,7 +756,10 @@ pub async fn boot_all(
         let (i, v) = r.map_err(|e| LaunchError::Io(format!("member task: {e}")))?;
         views[i] = Some(v?); // dropping `set` aborts the other boots
     }
-    Ok(views.into_iter().map(|v| v.expect("every task reported")).collect())
+    Ok(views
+        .into_iter()
+        .map(|v| v.expect("every task reported"))
+        .collect())
 }
 
 /// Check that the views describe one complete cluster: same ID, size and
@@ -755,7 +786,12 @@ pub fn check_views(views: &[ClusterView], size: usize) -> Result<(), LaunchError
         }
         match slots.get_mut(v.self_index) {
             Some(s) if !*s => *s = true,
-            _ => return bad(format!("view {i} claims slot {} twice or out of range", v.self_index)),
+            _ => {
+                return bad(format!(
+                    "view {i} claims slot {} twice or out of range",
+                    v.self_index
+                ))
+            }
         }
     }
     Ok(())

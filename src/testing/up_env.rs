@@ -167,7 +167,10 @@ mod tests {
         let back = UpEnv::from_lookup(|k| m.get(k).cloned()).unwrap();
         assert_eq!(back, e);
         let err = UpEnv::from_lookup(|k| (k != env::NODE_DIR).then(|| m[k].clone())).unwrap_err();
-        assert!(err.to_string().contains("XLREG_NODE_DIR is not set"), "{err}");
+        assert!(
+            err.to_string().contains("XLREG_NODE_DIR is not set"),
+            "{err}"
+        );
         let err = UpEnv::from_lookup(|k| {
             Some(if k == env::CLUSTER_ID {
                 "zz".into()
