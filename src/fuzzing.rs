@@ -597,9 +597,13 @@ pub fn reassembler(data: &[u8]) {
             .collect();
         cuts.push(wire.len());
         cuts.sort_unstable();
-        let expect = XlRegMsg::from_bytes(&body)
-            .ok()
-            .filter(|m| m.tag() != Some(Tag::ClusterMembers) || m.tokens_match_which());
+        // Legacy framing also needs a ClusterMembers to be complete (as many
+        // tokens as Which has bits); length-prefixed framing is exact.
+        let expect = XlRegMsg::from_bytes(&body).ok().filter(|m| {
+            framing == Framing::LengthPrefixed
+                || m.tag() != Some(Tag::ClusterMembers)
+                || m.tokens_match_which()
+        });
         let too_long = match framing {
             Framing::Legacy => wire.len() > limit,
             Framing::LengthPrefixed => wire.len() - 4 > limit,
@@ -837,7 +841,7 @@ fn drive(data: &[u8], trace: Option<&mut Vec<String>>) {
                 Err(_) => continue,
             },
             4 => w.create_msg(&mut inp),
-            5 => w.join_msg(&mut inp, sid),
+            5 => w.join_msg(&mut inp),
             6 => w.get_msg(&mut inp, sid),
             7 => XlRegMsg::bye(),
             8 => {
@@ -944,7 +948,7 @@ impl World<'_> {
         m
     }
 
-    fn join_msg(&self, inp: &mut Input<'_>, _sid: usize) -> XlRegMsg {
+    fn join_msg(&self, inp: &mut Input<'_>) -> XlRegMsg {
         let mut m = XlRegMsg {
             op: Some(Tag::Join as i32),
             ..Default::default()
@@ -1075,7 +1079,8 @@ impl World<'_> {
                         cluster_id, requested_id,
                         "GetCluster asks for what was sent"
                     );
-                    let cluster_id = match self.reg.get_target(cluster_id, cluster_name.as_deref()) {
+                    let cluster_id = match self.reg.get_target(cluster_id, cluster_name.as_deref())
+                    {
                         Ok(id) => id,
                         Err(e) => {
                             effect = sess.s.on_members(&[], Err(e));

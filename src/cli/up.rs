@@ -94,8 +94,8 @@ pub struct UpArgs {
     /// distinct within a cluster but reused by every run.
     #[arg(long, value_name = "DIR", env = "XLREG_KEY_POOL")]
     pub key_pool: Option<PathBuf>,
-    /// Generate keys with OpenSSL's RSA_generate_key (about 8x slower for
-    /// 2048 bits) instead of the fast test-key generator.
+    /// Generate ordinary two-prime keys (about 3x slower for 2048 bits)
+    /// instead of OpenSSL three-prime test keys.
     #[arg(long)]
     pub strict_keygen: bool,
     /// Seconds to wait for all members to join.

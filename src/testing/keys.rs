@@ -6,18 +6,13 @@
 //!
 //! * **All cores**: [`generate_keys`] spreads the work over
 //!   `available_parallelism()` threads.
-//! * **A faster prime search for test keys** ([`KeyGen::Fast`], the
-//!   default of the harness and `xlreg up`): OpenSSL 3 confirms every prime
-//!   with at least 64 Miller–Rabin rounds (a bound for adversarially chosen
-//!   numbers); for *randomly* chosen candidates the error probability of a
-//!   few rounds is already below 2^-100 (Damgård–Landrock–Pomerance; FIPS
-//!   186-4 table C.2 asks for 5 rounds at 1024-bit primes). [`KeyGen::Fast`]
-//!   sieves random odd candidates by the odd primes below 2^16, then runs
-//!   one base-2 round plus [`mr_rounds`] random-base rounds, and assembles
-//!   the key (e = 65537) with OpenSSL. It is about 3× faster than
-//!   `RSA_generate_key`. Its big-number arithmetic is not constant-time:
-//!   these are keys for test clusters on one machine, not for production —
-//!   use [`KeyGen::OpenSsl`] (`xlreg up --strict-keygen`) when that matters.
+//! * **Three-prime test keys** ([`KeyGen::Fast`], the default of the
+//!   harness and `xlreg up`): from 2048 bits on, OpenSSL generates an RFC
+//!   8017 multi-prime key with three primes
+//!   ([`PrivateKey::generate_test_key`]) — about 3× faster than two
+//!   primes, still OpenSSL's own constant-time code, and the public key is
+//!   an ordinary RSA key to every peer. [`KeyGen::OpenSsl`]
+//!   (`xlreg up --strict-keygen`) makes ordinary two-prime keys.
 //! * **A key pool** ([`KeyPool`]): pre-generated keys on disk, so repeated
 //!   runs skip generation entirely.
 
@@ -25,19 +20,16 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
-use openssl::bn::{BigNum, BigNumContext, BigNumRef, MsbOption};
-use openssl::error::ErrorStack;
-use openssl::rsa::Rsa;
+
 
 use crate::wire::{PrivateKey, WireError};
 
 /// How keys are generated.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum KeyGen {
-    /// Sieved random candidates and a few Miller–Rabin rounds (module
-    /// docs): ~3× faster, for test clusters.
+    /// OpenSSL three-prime keys from 2048 bits on (module docs), ~3× faster.
     #[default]
     Fast,
     /// OpenSSL's own `RSA_generate_key` (what [`PrivateKey::generate`]
@@ -45,207 +37,10 @@ pub enum KeyGen {
     OpenSsl,
 }
 
-/// Odd numbers examined per random starting point before drawing a new one
-/// (a window of 2·WINDOW integers holds ~11 primes at 1024 bits).
-const WINDOW: usize = 4096;
-
-/// Sieve bound: candidates divisible by an odd prime below this are skipped.
-const SIEVE_BOUND: u32 = 1 << 16;
-
-/// The public exponent.
-const E: u32 = 65537;
-
-fn small_primes() -> &'static [u32] {
-    static P: OnceLock<Vec<u32>> = OnceLock::new();
-    P.get_or_init(|| {
-        let n = SIEVE_BOUND as usize;
-        let mut composite = vec![false; n];
-        let mut out = Vec::new();
-        for i in 2..n {
-            if composite[i] {
-                continue;
-            }
-            if i > 2 {
-                out.push(i as u32);
-            }
-            let mut j = i * i;
-            while j < n {
-                composite[j] = true;
-                j += i;
-            }
-        }
-        out
-    })
-}
-
-/// Random-base Miller–Rabin rounds (after a base-2 round) for a prime of
-/// `bits` bits: error below 2^-100 for random candidates (FIPS 186-4
-/// table C.2/C.3, rounded up).
-pub fn mr_rounds(bits: u32) -> u32 {
-    match bits {
-        0..=255 => 40,
-        256..=511 => 10,
-        512..=1023 => 8,
-        1024..=1535 => 5,
-        _ => 4,
-    }
-}
-
-fn ossl(what: &'static str) -> impl FnOnce(ErrorStack) -> WireError {
-    move |e| WireError::Crypto(format!("{what}: {e}"))
-}
-
-/// One Miller–Rabin round of odd `n` (n - 1 = d·2^s) to base `a`.
-fn mr_round(
-    n: &BigNumRef,
-    n1: &BigNumRef,
-    d: &BigNumRef,
-    s: u32,
-    a: &BigNumRef,
-    ctx: &mut BigNumContext,
-) -> Result<bool, ErrorStack> {
-    let mut x = BigNum::new()?;
-    x.mod_exp(a, d, n, ctx)?;
-    if x.num_bits() == 1 || x == *n1 {
-        return Ok(true); // x == 1 or x == n - 1
-    }
-    let mut y = BigNum::new()?;
-    for _ in 1..s {
-        y.mod_sqr(&x, n, ctx)?;
-        if y == *n1 {
-            return Ok(true);
-        }
-        if y.num_bits() == 1 {
-            return Ok(false);
-        }
-        std::mem::swap(&mut x, &mut y);
-    }
-    Ok(false)
-}
-
-/// Miller–Rabin: base 2, then `rounds` random bases in [2, n-2].
-fn probably_prime(n: &BigNumRef, rounds: u32, ctx: &mut BigNumContext) -> Result<bool, ErrorStack> {
-    let mut n1 = BigNum::new()?;
-    let one = BigNum::from_u32(1)?;
-    n1.checked_sub(n, &one)?;
-    let mut s = 0u32;
-    while !n1.is_bit_set(s as i32) {
-        s += 1;
-    }
-    let mut d = BigNum::new()?;
-    d.rshift(&n1, s as i32)?;
-    let two = BigNum::from_u32(2)?;
-    if !mr_round(n, &n1, &d, s, &two, ctx)? {
-        return Ok(false);
-    }
-    let mut range = BigNum::new()?;
-    let three = BigNum::from_u32(3)?;
-    range.checked_sub(n, &three)?; // bases 2..=n-2
-    for _ in 0..rounds {
-        let mut a = BigNum::new()?;
-        range.rand_range(&mut a)?;
-        a.add_word(2)?;
-        if !mr_round(n, &n1, &d, s, &a, ctx)? {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-/// A random probable prime of exactly `bits` bits with the two top bits set
-/// (so that the product of two has exactly 2·bits bits) and p ≢ 1 (mod e).
-fn random_prime(bits: u32, ctx: &mut BigNumContext) -> Result<BigNum, ErrorStack> {
-    let primes = small_primes();
-    let mut residues = vec![0u32; primes.len()];
-    let mut composite = vec![false; WINDOW];
-    loop {
-        let mut x = BigNum::new()?;
-        x.rand(bits as i32, MsbOption::TWO_ONES, true)?;
-        for (r, &p) in residues.iter_mut().zip(primes) {
-            *r = x.mod_word(p)? as u32;
-        }
-        let re = x.mod_word(E)?;
-        composite.iter_mut().for_each(|c| *c = false);
-        for (&r, &p) in residues.iter().zip(primes) {
-            // First j with r + 2j ≡ 0 (mod p): j ≡ -r · 2⁻¹, and 2⁻¹ = (p+1)/2.
-            let p64 = p as u64;
-            let mut j = ((p64 - r as u64) % p64 * p64.div_ceil(2) % p64) as usize;
-            while j < WINDOW {
-                composite[j] = true;
-                j += p as usize;
-            }
-        }
-        for (j, _) in composite.iter().enumerate().filter(|(_, c)| !**c) {
-            if (re + 2 * j as u64) % E as u64 == 1 {
-                continue; // gcd(p - 1, e) would be e
-            }
-            let mut cand = x.to_owned()?;
-            cand.add_word(2 * j as u32)?;
-            if cand.num_bits() != bits as i32 {
-                break;
-            }
-            if probably_prime(&cand, mr_rounds(bits), ctx)? {
-                return Ok(cand);
-            }
-        }
-    }
-}
-
-/// A test RSA key of `bits` bits (e = 65537) from [`random_prime`]s.
-pub fn fast_rsa_key(bits: u32) -> Result<PrivateKey, WireError> {
-    if !(1024..=16384).contains(&bits) || bits % 2 != 0 {
-        return Err(WireError::BadKey(format!(
-            "refusing to generate an RSA key of {bits} bits (even, 1024..=16384)"
-        )));
-    }
-    let mut ctx = BigNumContext::new().map_err(ossl("bignum context"))?;
-    let half = bits / 2;
-    let (p, q) = loop {
-        let p = random_prime(half, &mut ctx).map_err(ossl("prime search"))?;
-        let q = random_prime(half, &mut ctx).map_err(ossl("prime search"))?;
-        match p.ucmp(&q) {
-            std::cmp::Ordering::Greater => break (p, q),
-            std::cmp::Ordering::Less => break (q, p),
-            std::cmp::Ordering::Equal => continue,
-        }
-    };
-    let assemble = |ctx: &mut BigNumContext| -> Result<Rsa<openssl::pkey::Private>, ErrorStack> {
-        let one = BigNum::from_u32(1)?;
-        let e = BigNum::from_u32(E)?;
-        let mut n = BigNum::new()?;
-        n.checked_mul(&p, &q, ctx)?;
-        let mut p1 = BigNum::new()?;
-        p1.checked_sub(&p, &one)?;
-        let mut q1 = BigNum::new()?;
-        q1.checked_sub(&q, &one)?;
-        let mut phi = BigNum::new()?;
-        phi.checked_mul(&p1, &q1, ctx)?;
-        let mut d = BigNum::new()?;
-        d.mod_inverse(&e, &phi, ctx)?;
-        let mut dmp1 = BigNum::new()?;
-        dmp1.nnmod(&d, &p1, ctx)?;
-        let mut dmq1 = BigNum::new()?;
-        dmq1.nnmod(&d, &q1, ctx)?;
-        let mut iqmp = BigNum::new()?;
-        iqmp.mod_inverse(&q, &p, ctx)?;
-        Rsa::from_private_components(n, e, d, p.to_owned()?, q.to_owned()?, dmp1, dmq1, iqmp)
-    };
-    let rsa = assemble(&mut ctx).map_err(ossl("assembling the RSA key"))?;
-    if rsa.n().num_bits() != bits as i32 {
-        return Err(WireError::Crypto(format!(
-            "generated modulus has {} bits, not {bits}",
-            rsa.n().num_bits()
-        )));
-    }
-    let der = rsa.private_key_to_der().map_err(ossl("encoding the key"))?;
-    // The empty-label PEM goes straight to the PKCS#1 DER decoder.
-    PrivateKey::from_pem(crate::wire::crypto::pem_wrap("", &der).as_bytes())
-}
-
 /// One key with the chosen generator.
 pub fn generate_key(bits: u32, gen: KeyGen) -> Result<PrivateKey, WireError> {
     match gen {
-        KeyGen::Fast => fast_rsa_key(bits),
+        KeyGen::Fast => PrivateKey::generate_test_key(bits),
         KeyGen::OpenSsl => PrivateKey::generate(bits),
     }
 }
@@ -529,48 +324,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn small_primes_are_the_odd_primes_below_the_bound() {
-        let p = small_primes();
-        assert_eq!(&p[..6], &[3, 5, 7, 11, 13, 17]);
-        assert_eq!(p.len(), 6542 - 1); // π(65536) = 6542, minus 2
-        assert_eq!(*p.last().unwrap(), 65521);
-    }
-
-    #[test]
-    fn miller_rabin_agrees_with_openssl_on_small_and_big_numbers() {
-        let mut ctx = BigNumContext::new().unwrap();
-        for n in (5u32..3000).step_by(2) {
-            let b = BigNum::from_u32(n).unwrap();
-            let ours = probably_prime(&b, 8, &mut ctx).unwrap();
-            let theirs = b.is_prime(64, &mut ctx).unwrap();
-            assert_eq!(ours, theirs, "{n}");
-        }
-        // Carmichael numbers fool Fermat, not Miller–Rabin.
-        for n in [561u32, 1105, 1729, 2465, 2821, 6601, 8911] {
-            let b = BigNum::from_u32(n).unwrap();
-            assert!(!probably_prime(&b, 8, &mut ctx).unwrap(), "{n}");
-        }
-        let p = random_prime(512, &mut ctx).unwrap();
-        assert_eq!(p.num_bits(), 512);
-        assert!(p.is_prime(64, &mut ctx).unwrap());
-        assert_ne!(p.mod_word(E).unwrap(), 1);
-    }
-
-    #[test]
     fn fast_keys_are_valid_rsa_keys_of_the_exact_size() {
         for bits in [1024, 2048] {
-            let k = fast_rsa_key(bits).unwrap();
+            let k = generate_key(bits, KeyGen::Fast).unwrap();
             assert_eq!(k.bits(), bits);
             let ct = k.public().oaep_encrypt(b"hello registry").unwrap();
             assert_eq!(k.oaep_decrypt(&ct).unwrap(), b"hello registry");
             let sig = k.sign_sha1(b"token").unwrap();
             k.public().verify_sha1(b"token", &sig).unwrap();
-            // OpenSSL's own consistency check (64-round primality of p, q,
-            // d·e ≡ 1, CRT values) accepts it.
-            let rsa = Rsa::private_key_from_pem(k.to_pem_pkcs1().as_bytes()).unwrap();
-            assert!(rsa.check_key().unwrap());
+            let rsa = openssl::rsa::Rsa::private_key_from_pem(k.to_pem_pkcs1().as_bytes()).unwrap();
+            assert!(rsa.check_key().unwrap(), "OpenSSL's consistency check");
         }
-        assert!(fast_rsa_key(1000).is_err());
     }
 
     #[test]
