@@ -203,6 +203,12 @@ fn fixture() -> &'static Fixture {
     })
 }
 
+/// Pre-made signed member token `i` (modulo their number).
+pub fn test_token(i: usize) -> Token {
+    let t = &fixture().tokens;
+    t[i % t.len()].clone()
+}
+
 /// The fuzz registry's comms key (decrypts the Hello).
 pub fn registry_key() -> &'static PrivateKey {
     &fixture().keys[0]
@@ -727,9 +733,10 @@ pub enum Cmd {
     /// 2 name from the list (`i:u8`), 3 raw ID `blob`, 4 name `blob`,
     /// 5 cluster j plus another name (`j:u8 i:u8`).
     Join = 5,
-    /// `cmode:u8 [...] wmode:u8 [...]`: GetCluster. cmode % 5: 0 no ID,
+    /// `cmode:u8 [...] wmode:u8 [...]`: GetCluster. cmode % 7: 0 no ID,
     /// 1 cluster j (`j:u8`), 2 `blob`, 3 the joined cluster, 4 the
-    /// registry's ID. wmode % 4: 0 absent, 1 all, 2 `u8`, 3 `u64`.
+    /// registry's ID, 5 no ID but a name from the list (`i:u8`), 6 no ID
+    /// but a name `blob`. wmode % 4: 0 absent, 1 all, 2 `u8`, 3 `u64`.
     Get = 6,
     /// Bye.
     Bye = 7,
@@ -768,6 +775,17 @@ fn session_config(anon: bool, limit: usize) -> SessionConfig {
         },
         version: GO_SERVER_VERSION,
     }
+}
+
+/// What happened while a request's effects were executed.
+#[derive(Default)]
+struct Done {
+    /// The sig key hash a Member registered with.
+    registered: Option<[u8; 32]>,
+    /// The token budget of a GetCluster.
+    budget: Option<usize>,
+    /// The cluster ID a GetCluster read (echoed in ClusterMembers).
+    echoed: Option<Vec<u8>>,
 }
 
 struct Sess {
@@ -976,7 +994,7 @@ impl World<'_> {
             op: Some(Tag::GetCluster as i32),
             ..Default::default()
         };
-        m.cluster_id = match inp.u8() % 5 {
+        m.cluster_id = match inp.u8() % 7 {
             0 => None,
             1 => Some(self.cluster_ref(inp.u8())),
             2 => Some(inp.blob().to_vec()),
@@ -984,7 +1002,16 @@ impl World<'_> {
                 .as_ref()
                 .and_then(|s| s.s.joined())
                 .map(|id| id.as_bytes().to_vec()),
-            _ => Some(REGISTRY_ID.to_vec()),
+            4 => Some(REGISTRY_ID.to_vec()),
+            5 => {
+                m.cluster_name =
+                    Some(CLUSTER_NAMES[inp.u8() as usize % CLUSTER_NAMES.len()].to_vec());
+                None
+            }
+            _ => {
+                m.cluster_name = Some(inp.blob().to_vec());
+                None
+            }
         };
         m.which = match inp.u8() % 4 {
             0 => None,
@@ -1026,13 +1053,14 @@ impl World<'_> {
         let before = sess.s.state();
         let op = msg.op;
         let requested_id = msg.cluster_id.clone();
+        let requested_name = msg.cluster_name.clone();
         let mut effect = sess.s.on_message(msg);
-        let mut registered = None;
+        let mut done = Done::default();
         let (body, close) = loop {
             effect = match effect {
                 Effect::Reply { body, close } => break (body, close),
                 Effect::Register { id, sig_hash } => {
-                    registered = Some(sig_hash);
+                    done.registered = Some(sig_hash);
                     let r = self.service(|reg| reg.register(id, sig_hash));
                     if let Ok(got) = &r {
                         if let Some(want) = id {
@@ -1079,6 +1107,7 @@ impl World<'_> {
                         cluster_id, requested_id,
                         "GetCluster asks for what was sent"
                     );
+                    done.budget = Some(budget);
                     let cluster_id = match self.reg.get_target(cluster_id, cluster_name.as_deref())
                     {
                         Ok(id) => id,
@@ -1087,6 +1116,20 @@ impl World<'_> {
                             continue;
                         }
                     };
+                    // By ID: that ID; by name (extension): the named cluster.
+                    match (&requested_id, &requested_name) {
+                        (Some(_), _) => assert_eq!(cluster_id, requested_id),
+                        (None, Some(n)) if !n.is_empty() => assert_eq!(
+                            cluster_id.as_deref(),
+                            self.reg
+                                .resolve(None, Some(n))
+                                .ok()
+                                .as_ref()
+                                .map(NodeId::as_bytes)
+                        ),
+                        _ => assert_eq!(cluster_id, None),
+                    }
+                    done.echoed = cluster_id.clone();
                     let r = self.reg.select(cluster_id.as_deref(), which, budget);
                     sess.s
                         .on_members(cluster_id.as_deref().unwrap_or_default(), r)
@@ -1106,20 +1149,18 @@ impl World<'_> {
             };
             t.push(format!("s{sid} op {op:?} in {before:?}: {what}"));
         }
-        self.check_reply(&sess, before, op, requested_id, registered, &body, close);
+        self.check_reply(&sess, before, op, done, &body, close);
         if !close {
             self.sessions[sid] = Some(sess);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn check_reply(
         &mut self,
         sess: &Sess,
         before: State,
         op: Option<i32>,
-        requested_id: Option<Vec<u8>>,
-        registered: Option<[u8; 32]>,
+        done: Done,
         body: &[u8],
         close: bool,
     ) {
@@ -1170,7 +1211,7 @@ impl World<'_> {
                 let id = NodeId::from_bytes(r.member_id.as_deref().unwrap_or_default())
                     .expect("MemberOK carries a valid ID");
                 assert_eq!(sess.s.member_id(), Some(id));
-                let hash = registered.expect("a member was registered");
+                let hash = done.registered.expect("a member was registered");
                 assert_eq!(self.reg.id_owner(&id), Some(IdOwner::Member(hash)));
                 assert!(r.member_attrs.is_some());
             }
@@ -1205,10 +1246,10 @@ impl World<'_> {
             Some(9) => {
                 assert_eq!(r.tag(), Some(Tag::ClusterMembers));
                 assert_eq!(after, before);
-                assert_eq!(r.cluster_id, requested_id, "ClusterID is echoed");
+                assert_eq!(r.cluster_id, done.echoed, "ClusterID is echoed");
                 let which = Which(r.which.expect("Which is always present"));
                 assert!(r.tokens_match_which(), "token count == popcount(Which)");
-                let id = NodeId::from_bytes(requested_id.as_deref().unwrap_or_default())
+                let id = NodeId::from_bytes(done.echoed.as_deref().unwrap_or_default())
                     .expect("only known clusters answer");
                 let c = self.reg.cluster(&id).expect("cluster exists");
                 assert!(
@@ -1219,6 +1260,23 @@ impl World<'_> {
                     let stored = Token::decode(&*c.members()[i].token).expect("stored token");
                     assert_eq!(t, &stored, "token {i} is member {i}'s");
                     assert_eq!(t.dig_sig, None);
+                }
+                // The token budget guarantees the limit whatever the tokens:
+                // this reply's fields with the widest Which, plus a budget
+                // filled to the byte, still fit (unless nothing fits).
+                let budget = done.budget.expect("a GetCluster has a budget");
+                let head = XlRegMsg::cluster_members(
+                    r.cluster_id.as_deref().unwrap_or_default(),
+                    Which::ALL,
+                    vec![],
+                );
+                if sess.framing == Framing::Legacy && budget > 0 {
+                    assert!(
+                        sealed_len(head.to_bytes().len() + budget) <= sess.limit,
+                        "a budget of {budget} allows a legacy reply of {} bytes, limit {}",
+                        sealed_len(head.to_bytes().len() + budget),
+                        sess.limit
+                    );
                 }
                 if sess.framing == Framing::Legacy && !r.tokens.is_empty() {
                     assert!(
@@ -1331,7 +1389,12 @@ pub fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
             [&[1u8][..], &r.to_plaintext()].concat(),
         );
     }
-    let w = HelloReply::new(GO_SERVER_VERSION).seal_with_iv(&HELLO_KEY1, &[1; 16]);
+    let w = HelloReply {
+        key2: [0x33; 32],
+        salt2: [0x44; 8],
+        version: GO_SERVER_VERSION,
+    }
+    .seal_with_iv(&HELLO_KEY1, &[1; 16]);
     add("hello_reply", "wire-short", [&[0u8][..], &w[..48]].concat());
 
     // session_msg: every op, sealed and as a body

@@ -83,7 +83,12 @@ struct Job {
 /// The shared registry: cheap to call from many sessions.
 pub struct RegistryService {
     state: Arc<Mutex<Registry>>,
+    /// Requests for the writer thread; `None` once closed.
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    /// No store to write (ephemeral): requests are applied and committed
+    /// inline under the lock — there is nothing to wait for, so no thread.
+    inline: bool,
+    closed: std::sync::atomic::AtomicBool,
     writer: Mutex<Option<JoinHandle<()>>>,
     changed: Arc<watch::Sender<u64>>,
     store_path: String,
@@ -106,22 +111,28 @@ impl RegistryService {
     pub fn start(store: Store, own_id: NodeId) -> Result<Arc<Self>, super::StoreError> {
         let registry = store.load(own_id)?;
         let store_path = store.path().to_string();
+        let inline = store.is_none();
         let state = Arc::new(Mutex::new(registry));
-        let (tx, rx) = mpsc::channel::<Job>();
         let (changed, _) = watch::channel(0u64);
         let changed = Arc::new(changed);
-        let writer = {
+        let (jobs, writer) = if inline {
+            (None, None)
+        } else {
+            let (tx, rx) = mpsc::channel::<Job>();
             let state = state.clone();
             let changed = changed.clone();
-            std::thread::Builder::new()
+            let writer = std::thread::Builder::new()
                 .name("xlreg-store".into())
                 .spawn(move || writer_loop(store, state, rx, changed))
-                .expect("spawn store thread")
+                .expect("spawn store thread");
+            (Some(tx), Some(writer))
         };
         Ok(Arc::new(RegistryService {
             state,
-            jobs: Mutex::new(Some(tx)),
-            writer: Mutex::new(Some(writer)),
+            jobs: Mutex::new(jobs),
+            inline,
+            closed: std::sync::atomic::AtomicBool::new(false),
+            writer: Mutex::new(writer),
             changed,
             store_path,
         }))
@@ -133,6 +144,17 @@ impl RegistryService {
     }
 
     async fn submit(&self, op: Op) -> Result<Outcome, ServiceError> {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(ServiceError::Closed);
+        }
+        if self.inline {
+            let mut reg = lock(&self.state);
+            let r = apply(&mut reg, &op);
+            if !reg.commit().is_empty() {
+                self.changed.send_modify(|v| *v += 1);
+            }
+            return r.map_err(ServiceError::Rule);
+        }
         let (reply, rx) = oneshot::channel();
         {
             let guard = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
@@ -240,6 +262,7 @@ impl RegistryService {
     /// Stop accepting requests, let the writer finish what is queued, and
     /// wait for it. Idempotent.
     pub fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::Release);
         drop(self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take());
         if let Some(h) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = h.join();
@@ -427,6 +450,31 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(sel.which, Which(1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_ephemeral_registry_applies_inline_with_the_same_rules() {
+        let s = RegistryService::start(Store::none(), NodeId::from_bytes(&[0xee; 20]).unwrap()).unwrap();
+        let c = s.create(b"c".to_vec(), 2, 0, 1).await.unwrap().id;
+        let mut tasks = Vec::new();
+        for i in 0..5 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move { s.join(JoinTarget::Id(c.as_bytes().to_vec()), rec(i), 1).await }));
+        }
+        let ok = futures_count(tasks).await;
+        assert_eq!(ok, 2, "two slots, five racers");
+        let sel = s.get(Some(c.as_bytes()), Which::ALL, 1 << 20, None).await.unwrap();
+        assert_eq!(sel.which, Which(0b11));
+        s.close();
+        assert_eq!(s.create(b"d".to_vec(), 3, 0, 1).await, Err(ServiceError::Closed));
+    }
+
+    async fn futures_count(tasks: Vec<tokio::task::JoinHandle<Result<(ClusterInfo, usize), ServiceError>>>) -> usize {
+        let mut n = 0;
+        for t in tasks {
+            n += t.await.unwrap().is_ok() as usize;
+        }
+        n
     }
 
     #[tokio::test]

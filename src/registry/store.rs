@@ -155,6 +155,11 @@ impl Store {
         Ok(s)
     }
 
+    /// Does this store keep nothing (see [`Store::none`])?
+    pub fn is_none(&self) -> bool {
+        self.conn.is_none()
+    }
+
     /// Path of the database (`:memory:` for in-memory stores).
     pub fn path(&self) -> &str {
         &self.path

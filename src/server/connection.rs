@@ -84,11 +84,13 @@ async fn run(
         Ok(Err(_)) => return Outcome::PeerClosed,
         Ok(Ok(_)) => {}
     }
-    let comms = shared.identity.comms.clone();
-    let hello = match tokio::task::spawn_blocking(move || Hello::open(&comms, &hello)).await {
-        Ok(Ok(h)) => h,
-        Ok(Err(e)) => return Outcome::BadInput(format!("hello: {e}")),
-        Err(_) => return Outcome::BadInput("hello: decrypt task failed".into()),
+    // One RSA private decryption (~0.3 ms at 2048 bits) right here on the
+    // worker: a hand-off to the blocking pool would cost two thread
+    // wake-ups per session for no gain on a server whose cores all do
+    // this same work.
+    let hello = match Hello::open(&shared.identity.comms, &hello) {
+        Ok(h) => h,
+        Err(e) => return Outcome::BadInput(format!("hello: {e}")),
     };
     let (framing, version) = Framing::server_negotiate(hello.version);
     let reply = HelloReply::new(version);

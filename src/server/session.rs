@@ -344,16 +344,17 @@ impl ServerSession {
 
     fn get(&mut self, msg: XlRegMsg) -> Effect {
         let budget = match self.framing {
-            // Room for everything but the tokens: op, the echoed ID and a
-            // Which of up to 10 varint bytes.
+            // Room for everything but the tokens: op, the echoed ID (by
+            // name: the cluster's, up to 32 bytes) and a Which of up to 10
+            // varint bytes.
             Framing::Legacy => {
                 let header = XlRegMsg::cluster_members(
-                    msg.cluster_id.as_deref().unwrap_or_default(),
+                    msg.cluster_id.as_deref().unwrap_or(&[0; 32]),
                     Which(0),
                     vec![],
                 );
-                self.cfg
-                    .legacy_reply_limit
+                // A sealed reply is IV + whole 16-byte blocks.
+                (self.cfg.legacy_reply_limit / 16 * 16)
                     .saturating_sub(16 + 1)
                     .saturating_sub(header.to_bytes().len() + 10)
             }

@@ -497,17 +497,36 @@ pub fn aes_cbc_open(key: &[u8; 32], iv: &[u8; 16], ct: &[u8]) -> Result<Vec<u8>,
 
 /// AES-256-CBC over block-aligned data, no padding (used by the legacy
 /// vectors, whose plaintext is already padded).
-pub fn aes_cbc_raw(
-    mode: Mode,
-    key: &[u8; 32],
-    iv: &[u8; 16],
-    data: &[u8],
-) -> Result<Vec<u8>, WireError> {
+///
+/// The cipher is fetched from OpenSSL's provider once per process: OpenSSL
+/// 3 otherwise looks the algorithm up by name (locks, string compares) on
+/// every message.
+pub fn aes_cbc_raw(mode: Mode, key: &[u8; 32], iv: &[u8; 16], data: &[u8]) -> Result<Vec<u8>, WireError> {
+    use openssl::cipher::Cipher as FetchedCipher;
+    use openssl::cipher_ctx::CipherCtx;
+    static AES: std::sync::OnceLock<Option<FetchedCipher>> = std::sync::OnceLock::new();
     if data.len() % BLOCK != 0 {
         return Err(WireError::BadCiphertextLength(data.len()));
     }
-    let cipher = Cipher::aes_256_cbc();
-    let mut c = Crypter::new(cipher, mode, key, Some(iv)).map_err(ossl("AES"))?;
+    let Some(cipher) = AES.get_or_init(|| FetchedCipher::fetch(None, "AES-256-CBC", None).ok()) else {
+        return aes_cbc_symm(mode, key, iv, data);
+    };
+    let mut ctx = CipherCtx::new().map_err(ossl("AES"))?;
+    match mode {
+        Mode::Encrypt => ctx.encrypt_init(Some(cipher), Some(key), Some(iv)),
+        Mode::Decrypt => ctx.decrypt_init(Some(cipher), Some(key), Some(iv)),
+    }
+    .map_err(ossl("AES"))?;
+    ctx.set_padding(false);
+    let mut out = Vec::with_capacity(data.len() + BLOCK);
+    ctx.cipher_update_vec(data, &mut out).map_err(ossl("AES"))?;
+    ctx.cipher_final_vec(&mut out).map_err(ossl("AES"))?;
+    Ok(out)
+}
+
+/// The same through the implicit-fetch API, should an explicit fetch fail.
+fn aes_cbc_symm(mode: Mode, key: &[u8; 32], iv: &[u8; 16], data: &[u8]) -> Result<Vec<u8>, WireError> {
+    let mut c = Crypter::new(Cipher::aes_256_cbc(), mode, key, Some(iv)).map_err(ossl("AES"))?;
     c.pad(false);
     let mut out = vec![0u8; data.len() + BLOCK];
     let mut n = c.update(data, &mut out).map_err(ossl("AES"))?;
