@@ -78,7 +78,9 @@ fn crash_regressions_pass() {
 fn freshly_generated_seeds_pass() {
     // The generator's output, without touching the files: catches a
     // generator or format change that the committed corpus misses.
-    for (target, name, data) in seed_corpus() {
+    let seeds = seed_corpus();
+    assert!(seeds == seed_corpus(), "the seed corpus is deterministic");
+    for (target, name, data) in seeds {
         let r = std::panic::catch_unwind(|| run(target, &data));
         assert!(matches!(r, Ok(true)), "{target}/{name}");
     }
@@ -162,5 +164,61 @@ fn state_machine_seeds_reach_every_reply() {
     }
     if std::env::var_os("FUZZ_TRACE").is_some() {
         eprintln!("{seen}");
+    }
+}
+
+/// Regression (found by `server_session`): the token budget of a legacy
+/// GetCluster must keep the sealed reply within `legacy_reply_limit` for
+/// every limit (not only multiples of 16) and for reads by name (whose
+/// reply echoes a cluster ID the request did not carry).
+#[test]
+fn legacy_reply_budget_keeps_every_limit() {
+    use std::sync::Arc;
+    use xlreg::registry::Selection;
+    use xlreg::server::session::{Effect, ServerSession, SessionConfig};
+    use xlreg::wire::session::sealed_len;
+    use xlreg::wire::{Framing, NodeId, Token, Which, XlRegMsg, GO_SERVER_VERSION};
+
+    let cid = NodeId::from_bytes(&[7; 32]).unwrap();
+    let by_id = XlRegMsg::get_cluster(&cid, Which::ALL);
+    let mut by_name = XlRegMsg::get_cluster(&cid, Which::ALL);
+    by_name.cluster_id = None;
+    by_name.cluster_name = Some(b"c".to_vec());
+    for limit in 200..1300usize {
+        for get in [&by_id, &by_name] {
+            let cfg = SessionConfig {
+                allow_anonymous_reads: true,
+                legacy_reply_limit: limit,
+                registry_token: Token::default(),
+                version: GO_SERVER_VERSION,
+            };
+            let mut s = ServerSession::new(Framing::Legacy, Arc::new(cfg));
+            let m = XlRegMsg::member(xlreg::fuzzing::test_token(0));
+            assert!(matches!(s.on_message(m), Effect::Register { .. }));
+            s.on_registered(Ok(NodeId::from_bytes(&[1; 20]).unwrap()));
+            let Effect::Get { budget, .. } = s.on_message(get.clone()) else {
+                panic!("GetCluster refused")
+            };
+            // Tokens filling the budget to the byte, and the widest Which.
+            let mut fields = vec![0xaa, 0x01];
+            let mut n = budget.saturating_sub(3);
+            while 2 + prost::encoding::encoded_len_varint(n as u64) + n > budget {
+                n -= 1;
+            }
+            prost::encoding::encode_varint(n as u64, &mut fields);
+            fields.resize(fields.len() + n, 0);
+            let sel = Selection {
+                which: Which(1 << 63),
+                token_fields: fields,
+            };
+            let Effect::Reply { body, .. } = s.on_members(cid.as_bytes(), Ok(sel)) else {
+                panic!("no reply")
+            };
+            assert!(
+                sealed_len(body.len()) <= limit,
+                "limit {limit}: {} bytes",
+                sealed_len(body.len())
+            );
+        }
     }
 }

@@ -148,7 +148,7 @@ async fn acknowledged_joins_survive_sigkill_exactly_once() {
     // Restart and verify everything acknowledged in every round.
     let (mut child, rc) = start_server(dir.path());
     let t = Instant::now();
-    let a = acked.lock().unwrap();
+    let a = std::mem::take(&mut *acked.lock().unwrap());
     assert!(!a.joins.is_empty(), "the load produced no acknowledged join");
     for (name, id) in &a.clusters {
         let got = try_create(&rc, name).await.expect("create after restart");

@@ -298,9 +298,9 @@ fn up_ends_when_every_launched_member_has_exited() {
 
 #[test]
 fn up_runs_xlreg_join_as_the_member_program() {
-    let script = r#"exec "$XL" join --node-dir "$XLREG_NODE_DIR" --cluster-id "$XLREG_CLUSTER_ID" --json --log warn"#;
+    // `xlreg join` takes its regCred, node directory and cluster from the
+    // environment that `up` gives each member: no flags needed.
     let child = xlreg()
-        .env("XL", XLREG)
         .args([
             "up",
             "--size",
@@ -311,9 +311,11 @@ fn up_runs_xlreg_join_as_the_member_program() {
             "1",
             "--json",
             "--",
-            "sh",
-            "-c",
-            script,
+            XLREG,
+            "join",
+            "--json",
+            "--log",
+            "warn",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

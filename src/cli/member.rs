@@ -79,8 +79,9 @@ pub struct NodeArgs {
     /// keys, mode 0600): created on first use, reused later so that a
     /// restarted member keeps its ID and keys. Without it, a fresh
     /// ephemeral identity is made in memory (new ID and keys on every run,
-    /// nothing saved).
-    #[arg(long, value_name = "DIR")]
+    /// nothing saved). Programs launched by `xlreg up -- CMD` get it in
+    /// XLREG_NODE_DIR.
+    #[arg(long, value_name = "DIR", env = "XLREG_NODE_DIR")]
     pub node_dir: Option<PathBuf>,
     /// Member name (unique within a cluster). Default: the saved name, or
     /// for a new identity `<short host name>-<6 random hex digits>`.
@@ -150,8 +151,9 @@ pub struct ClusterArgs {
     /// --cluster-id with one.)
     #[arg(long, value_name = "NAME")]
     cluster: Option<String>,
-    /// Cluster ID, 40 or 64 hex digits (printed by `xlreg create`).
-    #[arg(long, value_name = "HEX")]
+    /// Cluster ID, 40 or 64 hex digits (printed by `xlreg create`; given
+    /// to programs launched by `xlreg up -- CMD` in XLREG_CLUSTER_ID).
+    #[arg(long, value_name = "HEX", env = "XLREG_CLUSTER_ID")]
     cluster_id: Option<String>,
 }
 
