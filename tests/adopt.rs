@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use xlreg::regcred::RegCred;
 use xlreg::server::{Server, ServerConfig};
-use xlreg::wire::{XlRegMsg, Which};
+use xlreg::wire::{Which, XlRegMsg};
 
 #[tokio::test]
 async fn adopted_go_identity_serves_clients_holding_the_go_regcred() {
-    let Some(v) = common::vectors_dir() else { return };
+    let Some(v) = common::vectors_dir() else {
+        return;
+    };
     let go_regcred = RegCred::load(v.join("server-state-example/regCred.dat")).unwrap();
     let data = tempfile::tempdir().unwrap();
     let mut cfg = ServerConfig::persistent(data.path());
@@ -34,16 +36,25 @@ async fn adopted_go_identity_serves_clients_holding_the_go_regcred() {
     let mut s = raw::Raw::go(&client_rc).await;
     s.member(raw::token("m1", 2, None, &["127.0.0.1:1"])).await;
     s.call(&XlRegMsg::join_by_id(&c)).await;
-    assert_eq!(s.call(&XlRegMsg::get_cluster(&c, Which::ALL)).await.which, Some(0b11));
+    assert_eq!(
+        s.call(&XlRegMsg::get_cluster(&c, Which::ALL)).await.which,
+        Some(0b11)
+    );
     srv.shutdown().await;
 
     // The adoption is permanent: a restart without --adopt keeps the ID.
-    let srv = Server::start(ServerConfig::persistent(data.path())).await.unwrap();
+    let srv = Server::start(ServerConfig::persistent(data.path()))
+        .await
+        .unwrap();
     assert_eq!(srv.regcred().id, go_regcred.id);
     srv.shutdown().await;
     // Adopting into a data dir that holds another identity is refused.
     let other = tempfile::tempdir().unwrap();
-    Server::start(ServerConfig::persistent(other.path())).await.unwrap().shutdown().await;
+    Server::start(ServerConfig::persistent(other.path()))
+        .await
+        .unwrap()
+        .shutdown()
+        .await;
     let mut cfg = ServerConfig::persistent(other.path());
     cfg.adopt = Some(v.join("server-state-example/reg.config"));
     let e = Server::start(cfg).await.unwrap_err().to_string();

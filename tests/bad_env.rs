@@ -21,7 +21,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_xlreg");
 /// Run `xlreg serve` on `dir` expecting it to fail; returns (exit code,
 /// stderr).
 fn serve_fails(dir: &Path, extra: &[&str]) -> (i32, String) {
-    let listen = if extra.contains(&"--listen") { &[][..] } else { &["--listen", "127.0.0.1:0"][..] };
+    let listen = if extra.contains(&"--listen") {
+        &[][..]
+    } else {
+        &["--listen", "127.0.0.1:0"][..]
+    };
     let mut child = Command::new(BIN)
         .arg("serve")
         .args(listen)
@@ -37,7 +41,12 @@ fn serve_fails(dir: &Path, extra: &[&str]) -> (i32, String) {
     loop {
         if let Some(st) = child.try_wait().unwrap() {
             let mut err = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
             return (st.code().unwrap_or(-1), err);
         }
         if t.elapsed() > Duration::from_secs(20) {
@@ -51,14 +60,23 @@ fn serve_fails(dir: &Path, extra: &[&str]) -> (i32, String) {
 /// Start `xlreg serve` on `dir` and stop it with SIGTERM once it listens.
 fn init_dir(dir: &Path) {
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--key-bits", "1024", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--key-bits",
+            "1024",
+            "--data-dir",
+        ])
         .arg(dir)
         .env("XLREG_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert!(line.starts_with("listening on"), "{line}");
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success(), "clean exit on SIGTERM");
@@ -78,7 +96,11 @@ fn assert_one_line_error(code: i32, err: &str, needle: &str) {
     assert_ne!(code, 0);
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one error line, got:\n{err}");
-    assert!(lines[0].contains(needle), "error does not name {needle}: {}", lines[0]);
+    assert!(
+        lines[0].contains(needle),
+        "error does not name {needle}: {}",
+        lines[0]
+    );
     eprintln!("  -> {}", lines[0]);
 }
 
@@ -108,7 +130,11 @@ fn corrupt_or_truncated_identity_files_are_named_and_left_untouched() {
         let before = snapshot(d.path());
         let (code, err) = serve_fails(d.path(), &[]);
         assert_one_line_error(code, &err, file);
-        assert_eq!(snapshot(d.path()), before, "files changed after damaging {file}");
+        assert_eq!(
+            snapshot(d.path()),
+            before,
+            "files changed after damaging {file}"
+        );
     }
 }
 
@@ -155,7 +181,10 @@ struct Tmpfs(PathBuf, #[allow(dead_code)] tempfile::TempDir);
 impl Tmpfs {
     fn mount(size: &str) -> Option<Tmpfs> {
         let d = tempfile::tempdir().unwrap();
-        let st = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(d.path()).status();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(d.path())
+            .status();
         if !matches!(st, Ok(s) if s.success()) {
             eprintln!("SKIPPED: cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)");
             return None;
@@ -163,7 +192,12 @@ impl Tmpfs {
         Some(Tmpfs(d.path().to_path_buf(), d))
     }
     fn remount(&self, opts: &str) {
-        assert!(Command::new("mount").args(["-o", &format!("remount,{opts}")]).arg(&self.0).status().unwrap().success());
+        assert!(Command::new("mount")
+            .args(["-o", &format!("remount,{opts}")])
+            .arg(&self.0)
+            .status()
+            .unwrap()
+            .success());
     }
 }
 
@@ -193,11 +227,17 @@ fn read_only_data_dir_is_named() {
 
 #[test]
 fn full_disk_at_start_is_named() {
-    let Some(fs) = Tmpfs::mount("64k") else { return };
+    let Some(fs) = Tmpfs::mount("64k") else {
+        return;
+    };
     std::fs::write(fs.0.join("filler"), vec![0u8; 60 * 1024]).ok();
     let (code, err) = serve_fails(&fs.0.join("data"), &[]);
     assert_ne!(code, 0);
-    assert_eq!(err.lines().filter(|l| !l.trim().is_empty()).count(), 1, "{err}");
+    assert_eq!(
+        err.lines().filter(|l| !l.trim().is_empty()).count(),
+        1,
+        "{err}"
+    );
     eprintln!("  -> {}", err.trim());
 }
 
@@ -223,18 +263,35 @@ async fn a_disk_that_fills_while_serving_refuses_cleanly_and_recovers() {
         let mut s = Raw::go(&rc).await;
         let id = NodeId::random();
         // Registering a new ID writes too, so the refusal may come here.
-        let r = s.call(&XlRegMsg::member(token(&format!("m{i}"), 2, Some(&id), &["127.0.0.1:1"]))).await;
-        let r = if r.op == Some(4) { s.call(&XlRegMsg::join_by_id(&c)).await } else { r };
+        let r = s
+            .call(&XlRegMsg::member(token(
+                &format!("m{i}"),
+                2,
+                Some(&id),
+                &["127.0.0.1:1"],
+            )))
+            .await;
+        let r = if r.op == Some(4) {
+            s.call(&XlRegMsg::join_by_id(&c)).await
+        } else {
+            r
+        };
         match r.op {
             Some(8) => acked.push(id),
             Some(13) => {
-                assert_eq!(r.err_text(), "registry storage failure; request not applied");
+                assert_eq!(
+                    r.err_text(),
+                    "registry storage failure; request not applied"
+                );
                 refused += 1;
             }
             other => panic!("unexpected reply {other:?}"),
         }
     }
-    eprintln!("disk full: {} joins acknowledged, {refused} refused", acked.len() - 1);
+    eprintln!(
+        "disk full: {} joins acknowledged, {refused} refused",
+        acked.len() - 1
+    );
     assert!(refused > 0, "the disk never filled");
     // Space returns: the server works again without a restart.
     std::fs::remove_file(fs.0.join("filler")).unwrap();
@@ -248,9 +305,17 @@ async fn a_disk_that_fills_while_serving_refuses_cleanly_and_recovers() {
     let mut s = Raw::go(&rc).await;
     s.member(token("reader", 4, None, &[])).await;
     let r = s.call(&XlRegMsg::get_cluster(&c, Which::ALL)).await;
-    let stored: Vec<NodeId> = r.tokens.iter().map(|t| NodeId::from_bytes(t.id.as_deref().unwrap()).unwrap()).collect();
+    let stored: Vec<NodeId> = r
+        .tokens
+        .iter()
+        .map(|t| NodeId::from_bytes(t.id.as_deref().unwrap()).unwrap())
+        .collect();
     for a in &acked {
         assert!(stored.contains(a), "acknowledged member {a} lost");
     }
-    assert_eq!(stored.len(), acked.len(), "unacknowledged joins were stored");
+    assert_eq!(
+        stored.len(),
+        acked.len(),
+        "unacknowledged joins were stored"
+    );
 }

@@ -654,8 +654,15 @@ async fn cli_create_join_members_and_register_with_json() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["members"], va["members"]);
     // By name too (an xlreg extension of GetCluster).
-    let (code, out, err) =
-        xlreg(&["members", "--regcred", rcp, "--cluster", "clitest", "--json"]).await;
+    let (code, out, err) = xlreg(&[
+        "members",
+        "--regcred",
+        rcp,
+        "--cluster",
+        "clitest",
+        "--json",
+    ])
+    .await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["cluster_id"], cid.as_str());
     assert_eq!(json(&out)["members"], va["members"]);

@@ -23,7 +23,11 @@ fn rss_kib() -> u64 {
 }
 
 /// One normal member: create-free join into `c`, timed.
-async fn normal_member(rc: &xlreg::regcred::RegCred, c: &xlreg::wire::NodeId, name: &str) -> Duration {
+async fn normal_member(
+    rc: &xlreg::regcred::RegCred,
+    c: &xlreg::wire::NodeId,
+    name: &str,
+) -> Duration {
     let t = Instant::now();
     join_member(rc, c, name, 1).await;
     t.elapsed()
@@ -36,7 +40,7 @@ async fn flood(rc: &xlreg::regcred::RegCred, n: usize) -> Vec<TcpStream> {
     for i in 0..n {
         let mut s = TcpStream::connect(rc.endpoints[0].as_str()).await.unwrap();
         match i % 3 {
-            0 => {}                                          // silent
+            0 => {}                                                     // silent
             1 => s.write_all(&hello[..hello.len() / 2]).await.unwrap(), // half a Hello
             _ => {
                 // Complete handshake, then half a session message.
@@ -85,14 +89,27 @@ async fn a_thousand_stalled_connections_do_not_delay_a_normal_member() {
         rss1,
         rss1.saturating_sub(rss0)
     );
-    assert!(during < Duration::from_secs(1), "a normal member took {during:?} under the flood");
-    assert!(rss1.saturating_sub(rss0) < 64 * 1024, "memory grew by {} KiB", rss1 - rss0);
+    assert!(
+        during < Duration::from_secs(1),
+        "a normal member took {during:?} under the flood"
+    );
+    assert!(
+        rss1.saturating_sub(rss0) < 64 * 1024,
+        "memory grew by {} KiB",
+        rss1 - rss0
+    );
     // Timeouts reclaim every stalled connection.
     let t = Instant::now();
     for s in conns.iter_mut() {
-        assert!(closed_by_server(s, Duration::from_secs(10)).await, "stalled connection not reclaimed");
+        assert!(
+            closed_by_server(s, Duration::from_secs(10)).await,
+            "stalled connection not reclaimed"
+        );
     }
-    eprintln!("flood: all 1000 reclaimed {:?} after the member", t.elapsed());
+    eprintln!(
+        "flood: all 1000 reclaimed {:?} after the member",
+        t.elapsed()
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(srv.active_connections(), 0);
     normal_member(&rc, &c, "after").await;
@@ -115,7 +132,10 @@ async fn the_connection_limit_holds_and_waiting_clients_are_served_later() {
     // A normal member waits in the backlog until timeouts free slots.
     let t = Instant::now();
     join_member(&rc, &c, "patient", 1).await;
-    eprintln!("limit 50, 150 stalled: peak active {peak}, normal member served after {:?}", t.elapsed());
+    eprintln!(
+        "limit 50, 150 stalled: peak active {peak}, normal member served after {:?}",
+        t.elapsed()
+    );
     assert!(srv.active_connections() <= 50);
     drop(conns);
 }

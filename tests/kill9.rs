@@ -19,7 +19,16 @@ use xlreg::wire::{NodeId, Which, XlRegMsg};
 
 fn start_server(dir: &Path) -> (Child, RegCred) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_xlreg"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--key-bits", "1024", "--hold-ms", "0", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--key-bits",
+            "1024",
+            "--hold-ms",
+            "0",
+            "--data-dir",
+        ])
         .arg(dir)
         .env("XLREG_LOG", "warn")
         .stdout(Stdio::piped())
@@ -29,7 +38,10 @@ fn start_server(dir: &Path) -> (Child, RegCred) {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
-    assert!(line.starts_with("listening on "), "unexpected first line {line:?}");
+    assert!(
+        line.starts_with("listening on "),
+        "unexpected first line {line:?}"
+    );
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in out.lines() {});
     let rc = RegCred::load(dir.join("regCred.dat")).unwrap();
@@ -50,13 +62,18 @@ struct Acked {
 async fn load(rc: RegCred, client: usize, round: usize, acked: Arc<Mutex<Acked>>) {
     for n in 0..50 {
         let name = format!("r{round}-c{client}-{n}");
-        let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(5), try_create(&rc, &name)).await else {
+        let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(5), try_create(&rc, &name)).await
+        else {
             return;
         };
         acked.lock().unwrap().clusters.insert(name, c);
         for m in 0..6 {
             let id = NodeId::random();
-            let ok = tokio::time::timeout(Duration::from_secs(5), try_join(&rc, &c, &format!("m{m}"), &id)).await;
+            let ok = tokio::time::timeout(
+                Duration::from_secs(5),
+                try_join(&rc, &c, &format!("m{m}"), &id),
+            )
+            .await;
             if !matches!(ok, Ok(true)) {
                 return;
             }
@@ -67,7 +84,8 @@ async fn load(rc: RegCred, client: usize, round: usize, acked: Arc<Mutex<Acked>>
 
 async fn try_create(rc: &RegCred, name: &str) -> Result<NodeId, ()> {
     let mut s = RawTry::connect(rc).await?;
-    s.call(&XlRegMsg::member(token("admin", 7, None, &[]))).await?;
+    s.call(&XlRegMsg::member(token("admin", 7, None, &[])))
+        .await?;
     let r = s.call(&XlRegMsg::create(name, 6, 0, 1)).await?;
     if r.op != Some(6) {
         return Err(());
@@ -76,8 +94,18 @@ async fn try_create(rc: &RegCred, name: &str) -> Result<NodeId, ()> {
 }
 
 async fn try_join(rc: &RegCred, c: &NodeId, name: &str, id: &NodeId) -> bool {
-    let Ok(mut s) = RawTry::connect(rc).await else { return false };
-    let Ok(r) = s.call(&XlRegMsg::member(token(name, 2, Some(id), &["127.0.0.1:9"]))).await else {
+    let Ok(mut s) = RawTry::connect(rc).await else {
+        return false;
+    };
+    let Ok(r) = s
+        .call(&XlRegMsg::member(token(
+            name,
+            2,
+            Some(id),
+            &["127.0.0.1:9"],
+        )))
+        .await
+    else {
         return false;
     };
     if r.op != Some(4) {
@@ -93,7 +121,10 @@ impl RawTry {
     async fn connect(rc: &RegCred) -> Result<Self, ()> {
         let rc = rc.clone();
         // Raw::go panics on failure; contain it.
-        tokio::spawn(async move { Raw::go(&rc).await }).await.map(RawTry).map_err(|_| ())
+        tokio::spawn(async move { Raw::go(&rc).await })
+            .await
+            .map(RawTry)
+            .map_err(|_| ())
     }
     async fn call(&mut self, m: &XlRegMsg) -> Result<XlRegMsg, ()> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -114,7 +145,10 @@ impl RawTry {
 }
 
 fn seed() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,7 +162,9 @@ async fn acknowledged_joins_survive_sigkill_exactly_once() {
         for client in 0..4 {
             tasks.push(tokio::spawn(load(rc.clone(), client, round, acked.clone())));
         }
-        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let kill_after = Duration::from_millis(300 + (rng >> 33) % 700);
         tokio::time::sleep(kill_after).await;
         // SIGKILL: no shutdown code runs.
@@ -149,7 +185,10 @@ async fn acknowledged_joins_survive_sigkill_exactly_once() {
     let (mut child, rc) = start_server(dir.path());
     let t = Instant::now();
     let a = std::mem::take(&mut *acked.lock().unwrap());
-    assert!(!a.joins.is_empty(), "the load produced no acknowledged join");
+    assert!(
+        !a.joins.is_empty(),
+        "the load produced no acknowledged join"
+    );
     for (name, id) in &a.clusters {
         let got = try_create(&rc, name).await.expect("create after restart");
         assert_eq!(&got, id, "cluster {name} has a new ID after restart");
@@ -159,18 +198,33 @@ async fn acknowledged_joins_survive_sigkill_exactly_once() {
     for (c, members) in &a.joins {
         let r = reader.call(&XlRegMsg::get_cluster(c, Which::ALL)).await;
         assert_eq!(r.op, Some(10), "{}", r.err_text());
-        let stored: Vec<NodeId> = r.tokens.iter().map(|t| NodeId::from_bytes(t.id.as_deref().unwrap()).unwrap()).collect();
+        let stored: Vec<NodeId> = r
+            .tokens
+            .iter()
+            .map(|t| NodeId::from_bytes(t.id.as_deref().unwrap()).unwrap())
+            .collect();
         let unique: HashSet<_> = stored.iter().collect();
         assert_eq!(unique.len(), stored.len(), "a member stored twice in {c}");
         assert!(stored.len() <= 6, "more members than slots in {c}");
         for m in members {
-            assert_eq!(stored.iter().filter(|s| *s == m).count(), 1, "acknowledged member {m} of {c} lost or duplicated");
+            assert_eq!(
+                stored.iter().filter(|s| *s == m).count(),
+                1,
+                "acknowledged member {m} of {c} lost or duplicated"
+            );
         }
     }
-    eprintln!("verified {} clusters, {} acknowledged joins in {:?}", a.clusters.len(), a.joins.values().map(Vec::len).sum::<usize>(), t.elapsed());
+    eprintln!(
+        "verified {} clusters, {} acknowledged joins in {:?}",
+        a.clusters.len(),
+        a.joins.values().map(Vec::len).sum::<usize>(),
+        t.elapsed()
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     let db = rusqlite::Connection::open(dir.path().join("registry.db")).unwrap();
-    let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(check, "ok");
 }

@@ -40,7 +40,13 @@ fn rng_next(s: &mut u64) -> u64 {
     *s
 }
 
-async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, mode: Mode, stats: Arc<Stats>, seed: u64) {
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mode: Mode,
+    stats: Arc<Stats>,
+    seed: u64,
+) {
     let mut buf = vec![0u8; 65536];
     let mut rng = seed | 1;
     loop {
@@ -90,7 +96,9 @@ async fn proxy(upstream: String, mode: Mode) -> (String, Arc<Stats>) {
     tokio::spawn(async move {
         let mut seed = 0x9e3779b97f4a7c15u64;
         while let Ok((c, _)) = l.accept().await {
-            let Ok(s) = TcpStream::connect(&upstream).await else { continue };
+            let Ok(s) = TcpStream::connect(&upstream).await else {
+                continue;
+            };
             c.set_nodelay(true).unwrap();
             s.set_nodelay(true).unwrap();
             let (cr, cw) = c.into_split();
@@ -104,7 +112,14 @@ async fn proxy(upstream: String, mode: Mode) -> (String, Arc<Stats>) {
 }
 
 fn node(name: &str, keys: &(PrivateKey, PrivateKey), port: u16) -> NodeIdentity {
-    NodeIdentity::from_keys(name, NodeId::random(), keys.0.clone(), keys.1.clone(), vec![format!("127.0.0.1:{port}")]).unwrap()
+    NodeIdentity::from_keys(
+        name,
+        NodeId::random(),
+        keys.0.clone(),
+        keys.1.clone(),
+        vec![format!("127.0.0.1:{port}")],
+    )
+    .unwrap()
 }
 
 async fn boot_three_through(mode: Mode, legacy: bool) {
@@ -117,7 +132,9 @@ async fn boot_three_through(mode: Mode, legacy: bool) {
         ..Default::default()
     };
     let admin = node("admin", raw::keys(7), 1);
-    let info = client::boot::create_cluster_as(&rc, &admin, "through-proxy", 3, 1, &client).await.unwrap();
+    let info = client::boot::create_cluster_as(&rc, &admin, "through-proxy", 3, 1, &client)
+        .await
+        .unwrap();
     let opts = BootOptions {
         client,
         ..Default::default()
@@ -126,7 +143,9 @@ async fn boot_three_through(mode: Mode, legacy: bool) {
     for i in 0..3 {
         let (rc, opts, id) = (rc.clone(), opts.clone(), info.id);
         let n = node(&format!("m{i}"), raw::keys(i), 7000 + i as u16);
-        tasks.push(tokio::spawn(async move { client::boot(&rc, &ClusterRef::Id(id), &n, &opts).await }));
+        tasks.push(tokio::spawn(async move {
+            client::boot(&rc, &ClusterRef::Id(id), &n, &opts).await
+        }));
     }
     let mut views = Vec::new();
     for t in tasks {
@@ -134,7 +153,10 @@ async fn boot_three_through(mode: Mode, legacy: bool) {
     }
     assert!(views.iter().all(|v| v.members.len() == 3));
     let ids = |v: &xlreg::client::ClusterView| v.members.iter().map(|m| m.id).collect::<Vec<_>>();
-    assert!(views.iter().all(|v| ids(v) == ids(&views[0])), "identical views");
+    assert!(
+        views.iter().all(|v| ids(v) == ids(&views[0])),
+        "identical views"
+    );
     let writes = stats.writes.load(Ordering::Relaxed);
     let bytes = stats.bytes.load(Ordering::Relaxed);
     eprintln!("{mode:?} legacy={legacy}: {bytes} bytes in {writes} writes");
@@ -163,12 +185,19 @@ async fn sessions_survive_coalesced_segments_in_both_framings() {
 async fn a_64_member_view_with_2048_bit_keys_arrives_through_both_proxies() {
     let srv = raw::server().await;
     let rc: RegCred = srv.regcred().clone();
-    let keys = tokio::task::spawn_blocking(|| (PrivateKey::generate(2048).unwrap(), PrivateKey::generate(2048).unwrap()))
-        .await
-        .unwrap();
+    let keys = tokio::task::spawn_blocking(|| {
+        (
+            PrivateKey::generate(2048).unwrap(),
+            PrivateKey::generate(2048).unwrap(),
+        )
+    })
+    .await
+    .unwrap();
     let admin = node("admin", raw::keys(7), 1);
     let direct = ClientOptions::default();
-    let info = client::boot::create_cluster_as(&rc, &admin, "big", 64, 2, &direct).await.unwrap();
+    let info = client::boot::create_cluster_as(&rc, &admin, "big", 64, 2, &direct)
+        .await
+        .unwrap();
     // Fill the cluster directly (fast), then read it through the proxies.
     let opts = BootOptions {
         wait: None,
@@ -179,7 +208,9 @@ async fn a_64_member_view_with_2048_bit_keys_arrives_through_both_proxies() {
         let mut n = node(&format!("node{i:02}"), &keys, 40000 + i);
         n.endpoints.push(format!("127.0.0.1:{}", 41000 + i));
         let (rc, opts, id) = (rc.clone(), opts.clone(), info.id);
-        tasks.push(tokio::spawn(async move { client::boot(&rc, &ClusterRef::Id(id), &n, &opts).await }));
+        tasks.push(tokio::spawn(async move {
+            client::boot(&rc, &ClusterRef::Id(id), &n, &opts).await
+        }));
     }
     for t in tasks {
         t.await.unwrap().unwrap();
@@ -194,7 +225,9 @@ async fn a_64_member_view_with_2048_bit_keys_arrives_through_both_proxies() {
             };
             let reader = node("reader", raw::keys(6), 2);
             let t = Instant::now();
-            let list = client::read_members(&rc, &info.id, &reader, &opts).await.unwrap();
+            let list = client::read_members(&rc, &info.id, &reader, &opts)
+                .await
+                .unwrap();
             assert_eq!(list.members.len(), 64, "{mode:?} legacy={legacy}");
             assert!(list.members.iter().all(|m| m.sig_key.bits() == 2048));
             eprintln!(

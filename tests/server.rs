@@ -717,10 +717,14 @@ async fn get_cluster_by_name_is_an_xlreg_extension() {
         ..XlRegMsg::get_cluster(&c, Which::ALL)
     };
     let r = s.call(&by_name).await;
-    assert_eq!((r.op, r.cluster_id.clone(), r.which), (Some(10), Some(c.as_bytes().to_vec()), Some(1)));
+    assert_eq!(
+        (r.op, r.cluster_id.clone(), r.which),
+        (Some(10), Some(c.as_bytes().to_vec()), Some(1))
+    );
     let unknown = XlRegMsg {
         cluster_name: Some(b"nope".to_vec()),
         ..by_name
     };
-    s.expect_error(&unknown, "cannot find cluster with this name").await;
+    s.expect_error(&unknown, "cannot find cluster with this name")
+        .await;
 }

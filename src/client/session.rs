@@ -304,20 +304,30 @@ impl Session {
 
     /// GetCluster by cluster name (an xlreg extension; a Go registry answers
     /// `nil key parameter`). Returns the cluster's ID from the reply.
-    pub async fn get_members_named(&mut self, name: &str, which: Which) -> Result<(NodeId, MembersReply), ClientError> {
+    pub async fn get_members_named(
+        &mut self,
+        name: &str,
+        which: Which,
+    ) -> Result<(NodeId, MembersReply), ClientError> {
         self.require("GetCluster", &[State::Registered, State::Joined])?;
         let msg = XlRegMsg {
             cluster_name: Some(name.as_bytes().to_vec()),
             which: Some(which.0),
             ..XlRegMsg::get_cluster(&NodeId::from_bytes(&[0; 20]).expect("20 bytes"), which)
         };
-        let msg = XlRegMsg { cluster_id: None, ..msg };
+        let msg = XlRegMsg {
+            cluster_id: None,
+            ..msg
+        };
         let reply = self.call(msg, "GetCluster", Tag::ClusterMembers).await?;
         let r = reply
             .cluster_id
             .as_deref()
             .ok_or_else(|| ClientError::BadReply("ClusterMembers without a cluster ID".into()))
-            .and_then(|raw| NodeId::from_bytes(raw).map_err(|e| ClientError::BadReply(format!("cluster ID: {e}"))))
+            .and_then(|raw| {
+                NodeId::from_bytes(raw)
+                    .map_err(|e| ClientError::BadReply(format!("cluster ID: {e}")))
+            })
             .and_then(|id| Ok((id, parse_members(&reply, &id)?)));
         if r.is_err() {
             self.state = State::Failed;

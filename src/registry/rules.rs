@@ -468,7 +468,11 @@ impl Registry {
     /// The ClusterID a GetCluster reads: the one sent, or — an xlreg
     /// extension — the committed cluster named by ClusterName when no ID
     /// was sent.
-    pub fn get_target(&self, cluster_id: Option<Vec<u8>>, cluster_name: Option<&[u8]>) -> Result<Option<Vec<u8>>, RuleError> {
+    pub fn get_target(
+        &self,
+        cluster_id: Option<Vec<u8>>,
+        cluster_name: Option<&[u8]>,
+    ) -> Result<Option<Vec<u8>>, RuleError> {
         match (cluster_id, cluster_name) {
             (None, Some(name)) => self
                 .by_name

@@ -262,7 +262,8 @@ impl RegistryService {
     /// Stop accepting requests, let the writer finish what is queued, and
     /// wait for it. Idempotent.
     pub fn close(&self) {
-        self.closed.store(true, std::sync::atomic::Ordering::Release);
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
         drop(self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take());
         if let Some(h) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = h.join();
@@ -454,22 +455,34 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_ephemeral_registry_applies_inline_with_the_same_rules() {
-        let s = RegistryService::start(Store::none(), NodeId::from_bytes(&[0xee; 20]).unwrap()).unwrap();
+        let s = RegistryService::start(Store::none(), NodeId::from_bytes(&[0xee; 20]).unwrap())
+            .unwrap();
         let c = s.create(b"c".to_vec(), 2, 0, 1).await.unwrap().id;
         let mut tasks = Vec::new();
         for i in 0..5 {
             let s = s.clone();
-            tasks.push(tokio::spawn(async move { s.join(JoinTarget::Id(c.as_bytes().to_vec()), rec(i), 1).await }));
+            tasks.push(tokio::spawn(async move {
+                s.join(JoinTarget::Id(c.as_bytes().to_vec()), rec(i), 1)
+                    .await
+            }));
         }
         let ok = futures_count(tasks).await;
         assert_eq!(ok, 2, "two slots, five racers");
-        let sel = s.get(Some(c.as_bytes()), Which::ALL, 1 << 20, None).await.unwrap();
+        let sel = s
+            .get(Some(c.as_bytes()), Which::ALL, 1 << 20, None)
+            .await
+            .unwrap();
         assert_eq!(sel.which, Which(0b11));
         s.close();
-        assert_eq!(s.create(b"d".to_vec(), 3, 0, 1).await, Err(ServiceError::Closed));
+        assert_eq!(
+            s.create(b"d".to_vec(), 3, 0, 1).await,
+            Err(ServiceError::Closed)
+        );
     }
 
-    async fn futures_count(tasks: Vec<tokio::task::JoinHandle<Result<(ClusterInfo, usize), ServiceError>>>) -> usize {
+    async fn futures_count(
+        tasks: Vec<tokio::task::JoinHandle<Result<(ClusterInfo, usize), ServiceError>>>,
+    ) -> usize {
         let mut n = 0;
         for t in tasks {
             n += t.await.unwrap().is_ok() as usize;

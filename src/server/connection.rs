@@ -164,7 +164,10 @@ async fn run(
                     which,
                     budget,
                 } => {
-                    let cluster_id = match shared.registry.with_registry(|r| r.get_target(cluster_id, cluster_name.as_deref())) {
+                    let cluster_id = match shared
+                        .registry
+                        .with_registry(|r| r.get_target(cluster_id, cluster_name.as_deref()))
+                    {
                         Ok(id) => id,
                         Err(e) => {
                             effect = session.on_members(&[], Err(e));

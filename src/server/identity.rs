@@ -297,7 +297,9 @@ mod tests {
         ServerIdentity::load_or_create(d.path(), 1024).unwrap();
         let before = fs::read(d.path().join("comms_key.pem")).unwrap();
         fs::remove_file(d.path().join("identity.json")).unwrap();
-        let e = ServerIdentity::load_or_create(d.path(), 1024).unwrap_err().to_string();
+        let e = ServerIdentity::load_or_create(d.path(), 1024)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("comms_key.pem"), "{e}");
         assert_eq!(fs::read(d.path().join("comms_key.pem")).unwrap(), before);
     }

@@ -22,8 +22,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-
-
 use crate::wire::{PrivateKey, WireError};
 
 /// How keys are generated.

@@ -18,7 +18,8 @@ use base64::Engine;
 use super::WireError;
 
 /// The `rsaEncryption` algorithm OID (1.2.840.113549.1.1.1).
-const RSA_ENCRYPTION: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const RSA_ENCRYPTION: spki::ObjectIdentifier =
+    spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
 /// AES block size; also the IV length.
 pub const BLOCK: usize = 16;
@@ -81,12 +82,17 @@ impl PrivateKey {
         }
         extern "C" {
             // OpenSSL ≥ 3.0 (a macro over EVP_PKEY_CTX_ctrl before that).
-            fn EVP_PKEY_CTX_set_rsa_keygen_primes(ctx: *mut std::ffi::c_void, primes: std::ffi::c_int) -> std::ffi::c_int;
+            fn EVP_PKEY_CTX_set_rsa_keygen_primes(
+                ctx: *mut std::ffi::c_void,
+                primes: std::ffi::c_int,
+            ) -> std::ffi::c_int;
         }
         use foreign_types::ForeignTypeRef;
-        let mut ctx = openssl::pkey_ctx::PkeyCtx::new_id(Id::RSA).map_err(ossl("RSA keygen context"))?;
+        let mut ctx =
+            openssl::pkey_ctx::PkeyCtx::new_id(Id::RSA).map_err(ossl("RSA keygen context"))?;
         ctx.keygen_init().map_err(ossl("RSA keygen init"))?;
-        ctx.set_rsa_keygen_bits(bits).map_err(ossl("RSA keygen bits"))?;
+        ctx.set_rsa_keygen_bits(bits)
+            .map_err(ossl("RSA keygen bits"))?;
         // SAFETY: a valid EVP_PKEY_CTX in keygen mode, owned by `ctx`.
         let rc = unsafe { EVP_PKEY_CTX_set_rsa_keygen_primes(ctx.as_ptr().cast(), 3) };
         if rc <= 0 {
@@ -238,7 +244,9 @@ impl PublicKey {
         let n = BigNum::from_slice(n).map_err(ossl("bignum"))?;
         let e = BigNum::from_slice(e).map_err(ossl("bignum"))?;
         let rsa = Rsa::from_public_components(n, e).map_err(ossl("RSA public key"))?;
-        Ok(Self::from_pkey(PKey::from_rsa(rsa).map_err(ossl("wrap public"))?))
+        Ok(Self::from_pkey(
+            PKey::from_rsa(rsa).map_err(ossl("wrap public"))?,
+        ))
     }
 
     /// Parse a DER SubjectPublicKeyInfo holding an RSA key. The DER must be
@@ -298,7 +306,9 @@ impl PublicKey {
             Rsa::public_key_from_pem(pem)
         }
         .map_err(|e| WireError::BadKey(format!("not a PEM RSA public key: {e}")))?;
-        Ok(Self::from_pkey(PKey::from_rsa(rsa).map_err(ossl("wrap public"))?))
+        Ok(Self::from_pkey(
+            PKey::from_rsa(rsa).map_err(ossl("wrap public"))?,
+        ))
     }
 
     /// PEM `-----BEGIN PUBLIC KEY-----` (SPKI, 64-column base64).
@@ -364,7 +374,9 @@ impl PublicKey {
             return Err(bad("modulus too small"));
         }
         let rsa = Rsa::from_public_components(n, e).map_err(ossl("RSA public key"))?;
-        Ok(Self::from_pkey(PKey::from_rsa(rsa).map_err(ossl("wrap public"))?))
+        Ok(Self::from_pkey(
+            PKey::from_rsa(rsa).map_err(ossl("wrap public"))?,
+        ))
     }
 
     /// Modulus size in bits.
@@ -501,14 +513,20 @@ pub fn aes_cbc_open(key: &[u8; 32], iv: &[u8; 16], ct: &[u8]) -> Result<Vec<u8>,
 /// The cipher is fetched from OpenSSL's provider once per process: OpenSSL
 /// 3 otherwise looks the algorithm up by name (locks, string compares) on
 /// every message.
-pub fn aes_cbc_raw(mode: Mode, key: &[u8; 32], iv: &[u8; 16], data: &[u8]) -> Result<Vec<u8>, WireError> {
+pub fn aes_cbc_raw(
+    mode: Mode,
+    key: &[u8; 32],
+    iv: &[u8; 16],
+    data: &[u8],
+) -> Result<Vec<u8>, WireError> {
     use openssl::cipher::Cipher as FetchedCipher;
     use openssl::cipher_ctx::CipherCtx;
     static AES: std::sync::OnceLock<Option<FetchedCipher>> = std::sync::OnceLock::new();
     if data.len() % BLOCK != 0 {
         return Err(WireError::BadCiphertextLength(data.len()));
     }
-    let Some(cipher) = AES.get_or_init(|| FetchedCipher::fetch(None, "AES-256-CBC", None).ok()) else {
+    let Some(cipher) = AES.get_or_init(|| FetchedCipher::fetch(None, "AES-256-CBC", None).ok())
+    else {
         return aes_cbc_symm(mode, key, iv, data);
     };
     let mut ctx = CipherCtx::new().map_err(ossl("AES"))?;
@@ -525,7 +543,12 @@ pub fn aes_cbc_raw(mode: Mode, key: &[u8; 32], iv: &[u8; 16], data: &[u8]) -> Re
 }
 
 /// The same through the implicit-fetch API, should an explicit fetch fail.
-fn aes_cbc_symm(mode: Mode, key: &[u8; 32], iv: &[u8; 16], data: &[u8]) -> Result<Vec<u8>, WireError> {
+fn aes_cbc_symm(
+    mode: Mode,
+    key: &[u8; 32],
+    iv: &[u8; 16],
+    data: &[u8],
+) -> Result<Vec<u8>, WireError> {
     let mut c = Crypter::new(Cipher::aes_256_cbc(), mode, key, Some(iv)).map_err(ossl("AES"))?;
     c.pad(false);
     let mut out = vec![0u8; data.len() + BLOCK];
@@ -595,7 +618,12 @@ pub fn pem_body(text: &str, label: &str) -> Result<Vec<u8>, WireError> {
 #[cfg(test)]
 pub(crate) fn test_keys() -> &'static (PrivateKey, PrivateKey) {
     static K: std::sync::OnceLock<(PrivateKey, PrivateKey)> = std::sync::OnceLock::new();
-    K.get_or_init(|| (PrivateKey::generate(1024).unwrap(), PrivateKey::generate(1024).unwrap()))
+    K.get_or_init(|| {
+        (
+            PrivateKey::generate(1024).unwrap(),
+            PrivateKey::generate(1024).unwrap(),
+        )
+    })
 }
 
 #[cfg(test)]
