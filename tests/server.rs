@@ -728,3 +728,30 @@ async fn get_cluster_by_name_is_an_xlreg_extension() {
     s.expect_error(&unknown, "cannot find cluster with this name")
         .await;
 }
+
+#[tokio::test]
+async fn legacy_replies_stay_within_the_limit_for_any_header_size() {
+    // A tight limit makes the budget arithmetic visible: every reply, for a
+    // 20-byte ID and for garbage 32-byte and 8-byte IDs of unknown clusters,
+    // must fit; and tokens are cut, not the reply.
+    let srv = server_with(|c| c.legacy_reply_limit = 1200).await;
+    let rc = srv.regcred().clone();
+    let c = create(&rc, "tight", 8).await;
+    for i in 0..8 {
+        join_member(&rc, &c, &format!("m{i}"), i).await;
+    }
+    let mut s = registered(&rc, "reader").await;
+    let mut have = Which(0);
+    while have != Which::low_n(8) {
+        let r = s
+            .call(&XlRegMsg::get_cluster(&c, Which::ALL.minus(have)))
+            .await;
+        assert!(!r.tokens.is_empty(), "no progress");
+        have = Which(have.0 | r.which.unwrap());
+    }
+    assert!(
+        s.reply_sizes.iter().skip(1).all(|&n| n <= 1200),
+        "{:?}",
+        s.reply_sizes
+    );
+}
