@@ -83,11 +83,14 @@ pub fn one_line(e: &anyhow::Error) -> String {
 }
 
 fn init_logging(filter: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal, never into log files.
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
