@@ -13,6 +13,7 @@
 #                   overflow checks stay on; the code under test is safe Rust)
 #   FUZZ_WORK       folder for the corpus the fuzzer grows (default: a temp
 #                   folder; the committed seeds in fuzz/corpus are only read)
+#   FUZZ_ARGS       more libFuzzer options, e.g. "-use_value_profile=1"
 #
 # Uses the machine's stable toolchain: cargo-fuzz needs -Z flags, which
 # RUSTC_BOOTSTRAP=1 allows. Installs cargo-fuzz if it is missing. Exits
@@ -56,6 +57,8 @@ for t in $targets; do
     log="$work/$t.log"
     args=(-max_total_time="$secs" -print_final_stats=1 -timeout=10)
     [ -n "$runs" ] && args+=(-runs="$runs")
+    # shellcheck disable=SC2206  # FUZZ_ARGS is a list of options
+    args+=(${FUZZ_ARGS:-})
     echo "== $t: ${secs} s${runs:+ or $runs runs}"
     t0=$(date +%s)
     mkdir -p "artifacts/$t"
