@@ -367,14 +367,9 @@ impl fmt::Display for RegCred {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::sync::OnceLock;
 
     fn keys() -> &'static (PublicKey, PublicKey) {
-        static K: OnceLock<(PublicKey, PublicKey)> = OnceLock::new();
-        K.get_or_init(|| {
-            let (a, b) = crate::wire::crypto::test_keys();
-            (a.public(), b.public())
-        })
+        crate::wire::crypto::test_public_keys()
     }
 
     fn sample(endpoints: &[&str]) -> RegCred {

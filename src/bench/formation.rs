@@ -130,10 +130,7 @@ pub async fn run(sizes: &[u32], key_bits: &[u32], runs: usize) -> anyhow::Result
 
 /// Human-readable table.
 pub fn table(r: &Report) -> String {
-    let mut s = format!(
-        "RSA-2048 private decrypt: {:.0}/s per core, {} cores\n\n",
-        r.rsa2048_decrypt_per_s, r.cores
-    );
+    let mut s = super::rsa_reference_line(r.rsa2048_decrypt_per_s, r.cores);
     s.push_str(&format!(
         "{:>7}  {:>8}  {:>4}  {:>9}  {:>9}  {:>9}\n",
         "MEMBERS", "KEY BITS", "RUNS", "MIN ms", "MEDIAN ms", "MAX ms"

@@ -99,6 +99,11 @@ pub fn rsa2048_decrypt_rate() -> f64 {
     .ops_per_sec()
 }
 
+/// The first line of every benchmark table: this machine's reference rate.
+pub fn rsa_reference_line(rsa2048_decrypt_per_s: f64, cores: usize) -> String {
+    format!("RSA-2048 private decrypt: {rsa2048_decrypt_per_s:.0}/s per core, {cores} cores\n\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

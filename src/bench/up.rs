@@ -141,10 +141,7 @@ pub fn run(size: u32, key_bits: &[u32], runs: usize) -> anyhow::Result<Report> {
 
 /// Human-readable table.
 pub fn table(r: &Report) -> String {
-    let mut s = format!(
-        "RSA-2048 private decrypt: {:.0}/s per core, {} cores\n\n",
-        r.rsa2048_decrypt_per_s, r.cores
-    );
+    let mut s = super::rsa_reference_line(r.rsa2048_decrypt_per_s, r.cores);
     s.push_str(&format!(
         "{:>7}  {:>8}  {:>4}  {:>4}  {:>10}  {:>7}  {:>8}  {:>11}\n",
         "MEMBERS", "KEY BITS", "KEYS", "RUNS", "WALL med s", "max s", "KEYGEN s", "FORMATION s"

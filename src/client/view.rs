@@ -121,11 +121,7 @@ impl ClusterView {
             max_size: self.max_size,
             endpoint_count: self.endpoint_count,
             self_index: self.self_index,
-            members: self
-                .members
-                .iter()
-                .map(MemberInfo::to_json_struct)
-                .collect(),
+            members: members_json(&self.members),
         })
         .unwrap_or(serde_json::Value::Null)
     }
@@ -152,11 +148,7 @@ impl MemberList {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(ListJson {
             cluster_id: self.cluster_id.to_hex(),
-            members: self
-                .members
-                .iter()
-                .map(MemberInfo::to_json_struct)
-                .collect(),
+            members: members_json(&self.members),
         })
         .unwrap_or(serde_json::Value::Null)
     }
@@ -165,6 +157,10 @@ impl MemberList {
     pub fn to_json_string(&self) -> String {
         serde_json::to_string_pretty(&self.to_json()).unwrap_or_default()
     }
+}
+
+fn members_json(members: &[MemberInfo]) -> Vec<MemberJson> {
+    members.iter().map(MemberInfo::to_json_struct).collect()
 }
 
 #[derive(Serialize)]
@@ -239,14 +235,9 @@ pub fn members_table(members: &[MemberInfo], self_index: Option<usize>) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::OnceLock;
 
     fn keys() -> &'static (PublicKey, PublicKey) {
-        static K: OnceLock<(PublicKey, PublicKey)> = OnceLock::new();
-        K.get_or_init(|| {
-            let (a, b) = crate::wire::crypto::test_keys();
-            (a.public(), b.public())
-        })
+        crate::wire::crypto::test_public_keys()
     }
 
     fn member(i: usize) -> MemberInfo {

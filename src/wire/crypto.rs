@@ -626,6 +626,13 @@ pub(crate) fn test_keys() -> &'static (PrivateKey, PrivateKey) {
     })
 }
 
+/// The public halves of [`test_keys`].
+#[cfg(test)]
+pub(crate) fn test_public_keys() -> &'static (PublicKey, PublicKey) {
+    static K: std::sync::OnceLock<(PublicKey, PublicKey)> = std::sync::OnceLock::new();
+    K.get_or_init(|| (test_keys().0.public(), test_keys().1.public()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
