@@ -1,0 +1,130 @@
+//! `xlreg serve`: run a registry until SIGINT/SIGTERM.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::cli::BadInput;
+use xlreg::server::{Server, ServerConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+
+/// Run an xlReg registry.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Address written into regCred.dat for clients (default: the listen
+    /// address; 127.0.0.1 when listening on 0.0.0.0).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
+    /// Data directory: identity, keys, database, regCred.dat.
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Registry name written into regCred.dat.
+    #[arg(long, default_value = "xlReg")]
+    pub name: String,
+    /// RSA key size for a newly created identity.
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1024..=8192))]
+    pub key_bits: u32,
+    /// Keep nothing on disk except regCred.dat (fresh identity, in-memory
+    /// database).
+    #[arg(long)]
+    pub ephemeral: bool,
+    /// Take over a Go xlReg's identity from its `.xlattice/reg.config`, so
+    /// its clients keep their regCred.dat.
+    #[arg(long, value_name = "REG_CONFIG")]
+    pub adopt: Option<PathBuf>,
+    /// Write regCred.dat here instead of DATA_DIR/regCred.dat.
+    #[arg(long, value_name = "FILE")]
+    pub regcred: Option<PathBuf>,
+    /// Most concurrent connections (more wait in the backlog).
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Longest wait for a requested member before answering a GetCluster,
+    /// in milliseconds (0: answer at once like the Go server).
+    #[arg(long, default_value_t = 1000)]
+    pub hold_ms: u64,
+    /// Seconds a connection may stay idle between requests.
+    #[arg(long, default_value_t = 60)]
+    pub idle_timeout: u64,
+    /// Refuse GetCluster from sessions that did not join a cluster.
+    #[arg(long)]
+    pub members_only: bool,
+}
+
+/// Run the server until a signal arrives.
+pub fn run(a: ServeArgs) -> anyhow::Result<()> {
+    if let Some(adv) = &a.advertise {
+        xlreg::wire::check_endpoint(adv).map_err(|e| BadInput(format!("--advertise: {e}")))?;
+    }
+    let mut cfg = ServerConfig {
+        listen: a.listen,
+        advertise: a.advertise,
+        data_dir: Some(a.data_dir.clone()),
+        regcred_path: a.regcred.clone(),
+        name: a.name,
+        key_bits: a.key_bits,
+        adopt: a.adopt,
+        max_connections: a.max_connections,
+        hold: Duration::from_millis(a.hold_ms),
+        idle_timeout: Duration::from_secs(a.idle_timeout.max(1)),
+        allow_anonymous_reads: !a.members_only,
+        ..Default::default()
+    };
+    if a.ephemeral {
+        cfg.data_dir = None;
+        cfg.regcred_path = Some(a.regcred.unwrap_or_else(|| a.data_dir.join("regCred.dat")));
+        if let Some(parent) = cfg.regcred_path.as_ref().and_then(|p| p.parent()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+    }
+    let rt = crate::cli::runtime()?;
+    rt.block_on(async move {
+        // Handlers first: a signal that arrives right after start-up must
+        // still shut down cleanly.
+        let signals = Signals::install()?;
+        let server = Server::start(cfg).await?;
+        // Announce where we are; a closed stdout must not stop the server.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on {}", server.local_addr());
+        if let Some(p) = server.regcred_path() {
+            let _ = writeln!(out, "regCred: {}", p.display());
+        }
+        let _ = out.flush();
+        drop(out);
+        signals.wait().await;
+        tracing::info!("signal received; shutting down");
+        server.shutdown().await;
+        Ok(())
+    })
+}
+
+/// SIGINT and SIGTERM handlers, installed up front.
+pub struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Install both handlers (inside a tokio runtime).
+    pub fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?,
+        })
+    }
+
+    /// Resolve on the first SIGINT or SIGTERM.
+    pub async fn wait(mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+}

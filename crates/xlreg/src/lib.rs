@@ -1,0 +1,33 @@
+//! xlreg: the xlReg cluster registry — protocol core, server, client and
+//! test-cluster tooling, wire-compatible with the original Go xlReg.
+//!
+//! The crate is layered so that each layer can be used without the ones
+//! above it:
+//!
+//! * [`wire`], [`regcred`], [`goconfig`]: the protocol and the Go file
+//!   formats, sans-IO (always built).
+//! * [`client`] (feature `client`): how a member registers, joins and learns
+//!   its cluster.
+//! * [`registry`] and [`server`] (feature `server`): the registry's rules,
+//!   its store and the tokio server.
+//! * [`testing`] (feature `testing`): in-process registries and clusters for
+//!   tests and `xlreg up`.
+//!
+//! The `xlreg` command, benchmarks and fuzz targets live in other crates of
+//! the workspace.
+#![warn(missing_docs)]
+
+#[cfg(feature = "client")]
+pub mod client;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod goconfig;
+pub mod regcred;
+#[cfg(feature = "server")]
+pub mod registry;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod wire;
