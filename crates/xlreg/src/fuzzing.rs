@@ -1074,8 +1074,12 @@ impl World<'_> {
                     max_size,
                     attrs,
                     ep_count,
+                    ttl,
                 } => {
-                    let r = self.service(|reg| reg.create(&name, max_size, attrs, ep_count));
+                    let ttl = ttl.map(|t| t.as_millis() as u64);
+                    let r = self.service(|reg| {
+                        reg.create_with_ttl(&name, max_size, attrs, ep_count, ttl)
+                    });
                     sess.s.on_created(r)
                 }
                 Effect::Join {

@@ -23,6 +23,10 @@ pub mod client;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod goconfig;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "server")]
+pub mod metrics;
 pub mod regcred;
 #[cfg(feature = "server")]
 pub mod registry;

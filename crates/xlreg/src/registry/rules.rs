@@ -82,7 +82,31 @@ pub enum RuleError {
     /// GetCluster of an unknown cluster.
     #[error("doGetMsg: can't find cluster with ID {0}")]
     GetUnknown(String),
+    /// Create when the registry holds its maximum number of clusters.
+    #[error("registry limit reached: at most {0} clusters (max-clusters)")]
+    TooManyClusters(usize),
+    /// Member from an address that registered too many IDs recently.
+    #[error("registry limit reached: at most {0} registrations per source address per hour (max-registrations-per-hour)")]
+    TooManyRegistrations(u32),
+    /// Delete (admin) of a name no live cluster has.
+    #[error("cannot find cluster {0}")]
+    NoSuchCluster(String),
 }
+
+/// When clusters expire and how many may exist: the operator's settings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// TTL in ms for clusters whose creator set none (`None`: never expire).
+    pub cluster_ttl_ms: Option<u64>,
+    /// TTL in ms for clusters created with the Ephemeral attribute bit and
+    /// no TTL of their own (`None`: use `cluster_ttl_ms`).
+    pub ephemeral_ttl_ms: Option<u64>,
+    /// Most live clusters (`None`: no limit).
+    pub max_clusters: Option<usize>,
+}
+
+/// The Ephemeral cluster attribute bit (spec §11.4).
+pub const ATTR_EPHEMERAL: u64 = 1;
 
 /// Who owns an ID in the shared ID space (spec §11.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,6 +150,14 @@ pub struct Cluster {
     visible: usize,
     /// Is the cluster itself committed?
     committed: bool,
+    /// TTL the creator asked for (ms), if any.
+    pub ttl_ms: Option<u64>,
+    /// When it was created (Unix ms; 0 when unknown).
+    pub created_ms: u64,
+    /// Last Create, Join or GetCluster that touched it (Unix ms).
+    pub last_active_ms: u64,
+    /// `last_active_ms` as last written to the store.
+    persisted_active_ms: u64,
 }
 
 impl Cluster {
@@ -189,6 +221,10 @@ pub enum Change {
         max_size: u32,
         /// Endpoint count.
         ep_count: u32,
+        /// TTL the creator asked for (ms).
+        ttl_ms: Option<u64>,
+        /// Creation time (Unix ms).
+        created_ms: u64,
     },
     /// A member appended at `index`.
     NewMember {
@@ -198,6 +234,18 @@ pub enum Change {
         index: usize,
         /// The record.
         record: MemberRecord,
+    },
+    /// A cluster removed (deleted or expired), with its members.
+    DeleteCluster {
+        /// Cluster ID.
+        id: NodeId,
+    },
+    /// A cluster's last activity moved on.
+    Touch {
+        /// Cluster ID.
+        id: NodeId,
+        /// Unix ms.
+        at_ms: u64,
     },
     /// A member that re-joined (same ID and key) with a new token.
     ReplaceMember {
@@ -228,6 +276,11 @@ pub struct Registry {
     ids: HashMap<NodeId, IdOwner>,
     /// Uncommitted changes in order, for commit/rollback.
     pending: Vec<Change>,
+    /// Clusters removed by pending changes, for rollback.
+    removed: Vec<Cluster>,
+    /// The clock (Unix ms) the service set before the current request.
+    now_ms: u64,
+    policy: Policy,
 }
 
 impl Registry {
@@ -238,14 +291,53 @@ impl Registry {
         r
     }
 
-    /// Look up a cluster (committed or not).
-    pub fn cluster(&self, id: &NodeId) -> Option<&Cluster> {
-        self.clusters.get(id)
+    /// Set the clock for the requests that follow (Unix ms).
+    pub fn set_now(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
     }
 
-    /// Number of committed clusters.
+    /// Set TTLs and limits.
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
+    /// The TTLs and limits in force.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// The TTL that applies to `c` (ms), if it expires at all.
+    pub fn ttl_of(&self, c: &Cluster) -> Option<u64> {
+        c.ttl_ms.or_else(|| {
+            if c.attrs & ATTR_EPHEMERAL != 0 {
+                self.policy.ephemeral_ttl_ms.or(self.policy.cluster_ttl_ms)
+            } else {
+                self.policy.cluster_ttl_ms
+            }
+        })
+    }
+
+    /// When `c` expires (Unix ms), if ever.
+    pub fn expires_at(&self, c: &Cluster) -> Option<u64> {
+        self.ttl_of(c).map(|t| c.last_active_ms.saturating_add(t))
+    }
+
+    fn expired(&self, c: &Cluster) -> bool {
+        self.expires_at(c).is_some_and(|at| at <= self.now_ms)
+    }
+
+    fn live(&self, id: &NodeId) -> Option<&Cluster> {
+        self.clusters.get(id).filter(|c| !self.expired(c))
+    }
+
+    /// Look up a live cluster (committed or not).
+    pub fn cluster(&self, id: &NodeId) -> Option<&Cluster> {
+        self.live(id)
+    }
+
+    /// Number of committed live clusters.
     pub fn cluster_count(&self) -> usize {
-        self.clusters.values().filter(|c| c.committed).count()
+        self.clusters().count()
     }
 
     /// Owner of an ID, if known.
@@ -305,14 +397,37 @@ impl Registry {
         attrs: u64,
         ep_count: u32,
     ) -> Result<ClusterInfo, RuleError> {
+        self.create_with_ttl(name, max_size, attrs, ep_count, None)
+    }
+
+    /// [`Registry::create`] with the creator's TTL (ms). An existing live
+    /// cluster of that name is returned (and its clock restarted); an
+    /// expired one is removed first, so the name gets a new cluster.
+    pub fn create_with_ttl(
+        &mut self,
+        name: &[u8],
+        max_size: u32,
+        attrs: u64,
+        ep_count: u32,
+        ttl_ms: Option<u64>,
+    ) -> Result<ClusterInfo, RuleError> {
         if name.is_empty() {
             return Err(RuleError::EmptyName);
         }
         if name.len() > MAX_CLUSTER_NAME {
             return Err(RuleError::NameTooLong);
         }
-        if let Some(id) = self.by_name.get(name) {
-            return Ok(self.info(&self.clusters[id]));
+        if let Some(id) = self.by_name.get(name).copied() {
+            if self.live(&id).is_some() {
+                self.touch(&id);
+                return Ok(self.info(&self.clusters[&id]));
+            }
+            self.remove(&id);
+        }
+        if let Some(max) = self.policy.max_clusters {
+            if self.clusters.values().filter(|c| !self.expired(c)).count() >= max {
+                return Err(RuleError::TooManyClusters(max));
+            }
         }
         if ep_count == 0 {
             return Err(RuleError::NoEndpointCount);
@@ -330,6 +445,10 @@ impl Registry {
             members: Vec::new(),
             visible: 0,
             committed: false,
+            ttl_ms,
+            created_ms: self.now_ms,
+            last_active_ms: self.now_ms,
+            persisted_active_ms: self.now_ms,
         };
         let info = self.info(&c);
         self.pending.push(Change::NewId {
@@ -342,6 +461,8 @@ impl Registry {
             attrs: c.attrs,
             max_size: c.max_size,
             ep_count,
+            ttl_ms,
+            created_ms: self.now_ms,
         });
         self.ids.insert(id, IdOwner::Cluster);
         self.by_name.insert(c.name.clone(), id);
@@ -363,11 +484,16 @@ impl Registry {
         if let Some(raw) = id {
             return NodeId::from_bytes(raw)
                 .ok()
-                .filter(|id| self.clusters.contains_key(id))
+                .filter(|id| self.live(id).is_some())
                 .ok_or(RuleError::NoSuchId);
         }
         match name {
-            Some(n) if !n.is_empty() => self.by_name.get(n).copied().ok_or(RuleError::NoSuchName),
+            Some(n) if !n.is_empty() => self
+                .by_name
+                .get(n)
+                .copied()
+                .filter(|id| self.live(id).is_some())
+                .ok_or(RuleError::NoSuchName),
             _ => Err(RuleError::MissingCluster),
         }
     }
@@ -381,6 +507,10 @@ impl Registry {
         record: MemberRecord,
         endpoints: usize,
     ) -> Result<(ClusterInfo, usize), RuleError> {
+        if self.live(cluster).is_none() {
+            return Err(RuleError::NoSuchId);
+        }
+        self.touch(cluster);
         let c = self.clusters.get_mut(cluster).ok_or(RuleError::NoSuchId)?;
         let info = ClusterInfo {
             id: c.id,
@@ -460,7 +590,7 @@ impl Registry {
         }
         NodeId::from_bytes(raw)
             .ok()
-            .and_then(|id| self.clusters.get(&id))
+            .and_then(|id| self.live(&id))
             .filter(|c| c.committed)
             .ok_or_else(|| RuleError::GetUnknown(hex::encode(raw)))
     }
@@ -477,15 +607,84 @@ impl Registry {
             (None, Some(name)) => self
                 .by_name
                 .get(name)
-                .filter(|id| self.clusters.get(id).is_some_and(|c| c.committed))
+                .filter(|id| self.live(id).is_some_and(|c| c.committed))
                 .map(|id| Some(id.as_bytes().to_vec()))
                 .ok_or(RuleError::NoSuchName),
             (id, _) => Ok(id),
         }
     }
 
+    /// Restart `id`'s TTL clock at the current time (in memory; the
+    /// store learns it from [`Registry::persist_activity`]).
+    pub fn touch(&mut self, id: &NodeId) {
+        let now = self.now_ms;
+        if let Some(c) = self.clusters.get_mut(id) {
+            c.last_active_ms = c.last_active_ms.max(now);
+        }
+    }
+
+    fn remove(&mut self, id: &NodeId) {
+        if let Some(c) = self.clusters.remove(id) {
+            if self.by_name.get(&c.name) == Some(id) {
+                self.by_name.remove(&c.name);
+            }
+            self.ids.remove(id);
+            self.pending.push(Change::DeleteCluster { id: *id });
+            self.removed.push(c);
+        }
+    }
+
+    /// Delete the live committed cluster called `name` (operator request).
+    pub fn delete_by_name(&mut self, name: &[u8]) -> Result<NodeId, RuleError> {
+        let id = self
+            .by_name
+            .get(name)
+            .copied()
+            .filter(|id| self.live(id).is_some_and(|c| c.committed))
+            .ok_or_else(|| RuleError::NoSuchCluster(String::from_utf8_lossy(name).into()))?;
+        self.remove(&id);
+        Ok(id)
+    }
+
+    /// Remove at most `limit` expired clusters (their rows go in this
+    /// batch); returns how many.
+    pub fn expire(&mut self, limit: usize) -> usize {
+        let ids: Vec<NodeId> = self
+            .clusters
+            .values()
+            .filter(|c| self.expired(c))
+            .map(|c| c.id)
+            .take(limit)
+            .collect();
+        for id in &ids {
+            self.remove(id);
+        }
+        ids.len()
+    }
+
+    /// Queue a [`Change::Touch`] for at most `limit` clusters whose
+    /// activity moved on since it was last stored.
+    pub fn persist_activity(&mut self, limit: usize) -> usize {
+        let mut n = 0;
+        for c in self.clusters.values_mut() {
+            if n == limit {
+                break;
+            }
+            if c.committed && c.last_active_ms > c.persisted_active_ms {
+                c.persisted_active_ms = c.last_active_ms;
+                self.pending.push(Change::Touch {
+                    id: c.id,
+                    at_ms: c.last_active_ms,
+                });
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Make every pending change visible (after the store committed them).
     pub fn commit(&mut self) -> Vec<Change> {
+        self.removed.clear();
         let changes = std::mem::take(&mut self.pending);
         for ch in &changes {
             match ch {
@@ -512,7 +711,7 @@ impl Registry {
                         *m = record.clone();
                     }
                 }
-                Change::NewId { .. } => {}
+                Change::NewId { .. } | Change::DeleteCluster { .. } | Change::Touch { .. } => {}
             }
         }
         changes
@@ -534,14 +733,42 @@ impl Registry {
                         c.members.truncate(index);
                     }
                 }
-                Change::ReplaceMember { .. } => {}
+                Change::DeleteCluster { id } => {
+                    if let Some(pos) = self.removed.iter().position(|c| c.id == id) {
+                        let c = self.removed.swap_remove(pos);
+                        self.ids.insert(id, IdOwner::Cluster);
+                        self.by_name.insert(c.name.clone(), id);
+                        self.clusters.insert(id, c);
+                    }
+                }
+                Change::ReplaceMember { .. } | Change::Touch { .. } => {}
             }
         }
+        self.removed.clear();
     }
 
     /// Load a committed cluster from the store (start-up). Members must
     /// come with contiguous indexes starting at 0.
     pub fn load_cluster(&mut self, info: ClusterInfo, name: Box<[u8]>, members: Vec<MemberRecord>) {
+        self.load_cluster_timed(info, name, members, None, 0, 0);
+    }
+
+    /// [`Registry::load_cluster`] with its TTL and times (Unix ms; a last
+    /// activity of 0 — a database from before TTLs — counts as now).
+    pub fn load_cluster_timed(
+        &mut self,
+        info: ClusterInfo,
+        name: Box<[u8]>,
+        members: Vec<MemberRecord>,
+        ttl_ms: Option<u64>,
+        created_ms: u64,
+        last_active_ms: u64,
+    ) {
+        let last_active_ms = if last_active_ms == 0 {
+            self.now_ms
+        } else {
+            last_active_ms
+        };
         self.ids.insert(info.id, IdOwner::Cluster);
         self.by_name.insert(name.clone(), info.id);
         let visible = members.len();
@@ -556,6 +783,10 @@ impl Registry {
                 members,
                 visible,
                 committed: true,
+                ttl_ms,
+                created_ms,
+                last_active_ms,
+                persisted_active_ms: last_active_ms,
             },
         );
     }
@@ -565,9 +796,19 @@ impl Registry {
         self.ids.insert(id, owner);
     }
 
-    /// Every committed cluster (for listings and tests).
+    /// Every committed live cluster (for listings and tests).
     pub fn clusters(&self) -> impl Iterator<Item = &Cluster> {
-        self.clusters.values().filter(|c| c.committed)
+        self.clusters
+            .values()
+            .filter(|c| c.committed && !self.expired(c))
+    }
+
+    /// A committed live cluster by name.
+    pub fn cluster_by_name(&self, name: &[u8]) -> Option<&Cluster> {
+        self.by_name
+            .get(name)
+            .and_then(|id| self.live(id))
+            .filter(|c| c.committed)
     }
 }
 

@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
-use super::rules::{ClusterInfo, MemberRecord, Registry, RuleError, Selection};
+use super::rules::{ClusterInfo, MemberRecord, Policy, Registry, RuleError, Selection};
 use super::store::Store;
+use crate::metrics::Metrics;
 use crate::wire::{NodeId, Which};
 
 /// Most requests committed in one transaction.
@@ -60,19 +61,32 @@ enum Op {
         max_size: u32,
         attrs: u64,
         ep_count: u32,
+        ttl_ms: Option<u64>,
     },
     Join {
         target: JoinTarget,
         record: MemberRecord,
         endpoints: usize,
     },
+    Delete {
+        name: Vec<u8>,
+    },
+    Sweep,
+    Ping,
 }
+
+/// Most expired clusters removed, and most activity times written, in one
+/// sweep: the background work per transaction is bounded.
+pub const SWEEP_BATCH: usize = 256;
 
 #[derive(Debug)]
 enum Outcome {
     Registered(NodeId),
     Cluster(ClusterInfo),
     Joined(ClusterInfo, usize),
+    Deleted(NodeId),
+    Swept(usize),
+    Pong,
 }
 
 struct Job {
@@ -92,6 +106,7 @@ pub struct RegistryService {
     writer: Mutex<Option<JoinHandle<()>>>,
     changed: Arc<watch::Sender<u64>>,
     store_path: String,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for RegistryService {
@@ -115,15 +130,17 @@ impl RegistryService {
         let state = Arc::new(Mutex::new(registry));
         let (changed, _) = watch::channel(0u64);
         let changed = Arc::new(changed);
+        let metrics = Arc::new(Metrics::new());
         let (jobs, writer) = if inline {
             (None, None)
         } else {
             let (tx, rx) = mpsc::channel::<Job>();
             let state = state.clone();
             let changed = changed.clone();
+            let metrics = metrics.clone();
             let writer = std::thread::Builder::new()
                 .name("xlreg-store".into())
-                .spawn(move || writer_loop(store, state, rx, changed))
+                .spawn(move || writer_loop(store, state, rx, changed, metrics))
                 .expect("spawn store thread");
             (Some(tx), Some(writer))
         };
@@ -135,7 +152,18 @@ impl RegistryService {
             writer: Mutex::new(writer),
             changed,
             store_path,
+            metrics,
         }))
+    }
+
+    /// This registry's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Set TTLs and limits (before serving).
+    pub fn set_policy(&self, policy: Policy) {
+        lock(&self.state).set_policy(policy);
     }
 
     /// Path of the database.
@@ -150,6 +178,9 @@ impl RegistryService {
         if self.inline {
             let mut reg = lock(&self.state);
             let r = apply(&mut reg, &op);
+            if let Ok(Outcome::Swept(n)) = &r {
+                self.metrics.expired_clusters.inc_by(*n as u64);
+            }
             if !reg.commit().is_empty() {
                 self.changed.send_modify(|v| *v += 1);
             }
@@ -185,12 +216,26 @@ impl RegistryService {
         attrs: u64,
         ep_count: u32,
     ) -> Result<ClusterInfo, ServiceError> {
+        self.create_with_ttl(name, max_size, attrs, ep_count, None)
+            .await
+    }
+
+    /// Create a cluster with the creator's TTL (see [`Registry::create_with_ttl`]).
+    pub async fn create_with_ttl(
+        &self,
+        name: Vec<u8>,
+        max_size: u32,
+        attrs: u64,
+        ep_count: u32,
+        ttl: Option<Duration>,
+    ) -> Result<ClusterInfo, ServiceError> {
         match self
             .submit(Op::Create {
                 name,
                 max_size,
                 attrs,
                 ep_count,
+                ttl_ms: ttl.map(|t| t.as_millis().min(u64::MAX as u128) as u64),
             })
             .await?
         {
@@ -219,6 +264,35 @@ impl RegistryService {
         }
     }
 
+    /// Delete the cluster called `name`; durable when this returns.
+    pub async fn delete(&self, name: Vec<u8>) -> Result<NodeId, ServiceError> {
+        match self.submit(Op::Delete { name }).await? {
+            Outcome::Deleted(id) => {
+                self.metrics.deleted_clusters.inc();
+                Ok(id)
+            }
+            o => unreachable!("delete answered {o:?}"),
+        }
+    }
+
+    /// Remove up to [`SWEEP_BATCH`] expired clusters and store up to as
+    /// many activity times; returns how many clusters expired.
+    pub async fn sweep(&self) -> Result<usize, ServiceError> {
+        match self.submit(Op::Sweep).await? {
+            Outcome::Swept(n) => Ok(n),
+            o => unreachable!("sweep answered {o:?}"),
+        }
+    }
+
+    /// Is the store answering? Goes through the writer, so it also proves
+    /// the writer is alive.
+    pub async fn ping(&self) -> Result<(), ServiceError> {
+        match self.submit(Op::Ping).await? {
+            Outcome::Pong => Ok(()),
+            o => unreachable!("ping answered {o:?}"),
+        }
+    }
+
     /// GetCluster. With `hold`, wait (at most that long) until every
     /// requested index below the cluster's size has a committed member.
     pub async fn get(
@@ -230,9 +304,13 @@ impl RegistryService {
     ) -> Result<Selection, RuleError> {
         let mut rx = self.changed.subscribe();
         let deadline = hold.map(|h| tokio::time::Instant::now() + h);
+        let mut held = None;
         loop {
             {
-                let reg = lock(&self.state);
+                let mut reg = lock(&self.state);
+                reg.set_now(super::unix_now_ms());
+                let id = reg.visible_cluster(cluster_id)?.id;
+                reg.touch(&id);
                 let c = reg.visible_cluster(cluster_id)?;
                 let done = match deadline {
                     None => true,
@@ -242,12 +320,16 @@ impl RegistryService {
                     return reg.select(cluster_id, which, budget);
                 }
             }
+            if held.is_none() {
+                held = Some(HeldGauge::new(&self.metrics));
+            }
             let d = deadline.expect("holding implies a deadline");
             match tokio::time::timeout_at(d, rx.changed()).await {
                 Ok(Ok(())) => {}
                 // Deadline passed or writer gone: answer with what there is.
                 Ok(Err(_)) | Err(_) => {
-                    let reg = lock(&self.state);
+                    let mut reg = lock(&self.state);
+                    reg.set_now(super::unix_now_ms());
                     return reg.select(cluster_id, which, budget);
                 }
             }
@@ -277,16 +359,41 @@ impl Drop for RegistryService {
     }
 }
 
+/// Counts one held GetCluster while it lives.
+struct HeldGauge(Arc<Metrics>);
+
+impl HeldGauge {
+    fn new(m: &Arc<Metrics>) -> Self {
+        m.held_getclusters.inc();
+        HeldGauge(m.clone())
+    }
+}
+
+impl Drop for HeldGauge {
+    fn drop(&mut self) {
+        self.0.held_getclusters.dec();
+    }
+}
+
 fn apply(reg: &mut Registry, op: &Op) -> Result<Outcome, RuleError> {
+    reg.set_now(super::unix_now_ms());
     match op {
+        Op::Delete { name } => reg.delete_by_name(name).map(Outcome::Deleted),
+        Op::Sweep => {
+            let n = reg.expire(SWEEP_BATCH);
+            reg.persist_activity(SWEEP_BATCH);
+            Ok(Outcome::Swept(n))
+        }
+        Op::Ping => Ok(Outcome::Pong),
         Op::Register { id, sig_hash } => reg.register(*id, *sig_hash).map(Outcome::Registered),
         Op::Create {
             name,
             max_size,
             attrs,
             ep_count,
+            ttl_ms,
         } => reg
-            .create(name, *max_size, *attrs, *ep_count)
+            .create_with_ttl(name, *max_size, *attrs, *ep_count, *ttl_ms)
             .map(Outcome::Cluster),
         Op::Join {
             target,
@@ -310,6 +417,7 @@ fn writer_loop(
     state: Arc<Mutex<Registry>>,
     rx: mpsc::Receiver<Job>,
     changed: Arc<watch::Sender<u64>>,
+    metrics: Arc<Metrics>,
 ) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
@@ -324,11 +432,22 @@ fn writer_loop(
             let results: Vec<_> = jobs.iter().map(|j| apply(&mut reg, &j.op)).collect();
             (results, reg.pending().to_vec())
         };
+        let pinged = jobs.iter().any(|j| matches!(j.op, Op::Ping));
+        let started = std::time::Instant::now();
         let stored = if changes.is_empty() {
-            Ok(())
+            if pinged {
+                store.ping()
+            } else {
+                Ok(())
+            }
         } else {
             store.apply(&changes)
         };
+        if !changes.is_empty() {
+            metrics
+                .store_commit_duration
+                .observe(started.elapsed().as_secs_f64());
+        }
         {
             let mut reg = lock(&state);
             match &stored {
@@ -347,7 +466,12 @@ fn writer_loop(
         for (job, res) in jobs.into_iter().zip(results) {
             let out = match (&stored, res) {
                 (_, Err(rule)) => Err(ServiceError::Rule(rule)),
-                (Ok(()), Ok(o)) => Ok(o),
+                (Ok(()), Ok(o)) => {
+                    if let Outcome::Swept(n) = &o {
+                        metrics.expired_clusters.inc_by(*n as u64);
+                    }
+                    Ok(o)
+                }
                 (Err(e), Ok(_)) => Err(ServiceError::Store(e.to_string())),
             };
             let _ = job.reply.send(out);

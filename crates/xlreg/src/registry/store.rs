@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::rules::{Change, ClusterInfo, IdOwner, MemberRecord, Registry};
 use crate::wire::NodeId;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// A store failure, naming the database file.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +114,10 @@ impl Store {
                      name BLOB NOT NULL UNIQUE,
                      attrs INTEGER NOT NULL,
                      max_size INTEGER NOT NULL,
-                     ep_count INTEGER NOT NULL) WITHOUT ROWID;
+                     ep_count INTEGER NOT NULL,
+                     ttl_ms INTEGER,
+                     created_ms INTEGER NOT NULL DEFAULT 0,
+                     last_active_ms INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
                  CREATE TABLE IF NOT EXISTS members(
                      cluster_id BLOB NOT NULL REFERENCES clusters(id),
                      idx INTEGER NOT NULL,
@@ -145,6 +148,20 @@ impl Store {
                     .map_err(|e| s.err("cannot write schema version", e))?;
             }
             Some(SCHEMA_VERSION) => {}
+            // Version 1 had no TTLs: add the columns (NULL TTL = the
+            // server's default; activity 0 = "now" at load).
+            Some(1) => {
+                s.conn()
+                    .execute_batch(
+                        "BEGIN;
+                         ALTER TABLE clusters ADD COLUMN ttl_ms INTEGER;
+                         ALTER TABLE clusters ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;
+                         ALTER TABLE clusters ADD COLUMN last_active_ms INTEGER NOT NULL DEFAULT 0;
+                         UPDATE meta SET value = 2 WHERE key = 'schema_version';
+                         COMMIT;",
+                    )
+                    .map_err(|e| s.err("cannot upgrade schema 1 to 2", e))?;
+            }
             Some(other) => {
                 return Err(s.err(
                     "unsupported schema",
@@ -169,6 +186,7 @@ impl Store {
     /// that the stored data is consistent.
     pub fn load(&self, own_id: NodeId) -> Result<Registry, StoreError> {
         let mut reg = Registry::new(own_id);
+        reg.set_now(super::unix_now_ms());
         let Some(conn) = &self.conn else {
             return Ok(reg);
         };
@@ -201,7 +219,7 @@ impl Store {
         }
 
         let mut q = conn
-            .prepare("SELECT id, name, attrs, max_size, ep_count FROM clusters")
+            .prepare("SELECT id, name, attrs, max_size, ep_count, ttl_ms, created_ms, last_active_ms FROM clusters")
             .map_err(|e| self.err("read clusters", e))?;
         let clusters = q
             .query_map([], |r| {
@@ -211,6 +229,9 @@ impl Store {
                     r.get::<_, i64>(2)?,
                     r.get::<_, i64>(3)?,
                     r.get::<_, i64>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, i64>(7)?,
                 ))
             })
             .map_err(|e| self.err("read clusters", e))?
@@ -219,7 +240,7 @@ impl Store {
         let mut mq = conn
             .prepare("SELECT idx, member_id, name, token FROM members WHERE cluster_id = ?1 ORDER BY idx")
             .map_err(|e| self.err("read members", e))?;
-        for (id, name, attrs, max_size, ep_count) in clusters {
+        for (id, name, attrs, max_size, ep_count, ttl_ms, created_ms, last_active_ms) in clusters {
             let cid = id_of(id.clone(), "cluster ID")?;
             if !(2..=64).contains(&max_size) || !(1..=1024).contains(&ep_count) {
                 return Err(bad(format!(
@@ -253,7 +274,7 @@ impl Store {
             if members.len() > max_size as usize {
                 return Err(bad(format!("cluster {cid} has more members than its size")));
             }
-            reg.load_cluster(
+            reg.load_cluster_timed(
                 ClusterInfo {
                     id: cid,
                     max_size: max_size as u32,
@@ -262,6 +283,9 @@ impl Store {
                 },
                 name.into(),
                 members,
+                ttl_ms.map(|t| t.max(0) as u64),
+                created_ms.max(0) as u64,
+                last_active_ms.max(0) as u64,
             );
         }
         Ok(reg)
@@ -298,12 +322,30 @@ impl Store {
                     attrs,
                     max_size,
                     ep_count,
+                    ttl_ms,
+                    created_ms,
                 } => {
                     tx.execute(
-                        "INSERT INTO clusters(id, name, attrs, max_size, ep_count) VALUES(?1, ?2, ?3, ?4, ?5)",
-                        params![id.as_bytes(), &name[..], *attrs as i64, max_size, ep_count],
+                        "INSERT INTO clusters(id, name, attrs, max_size, ep_count, ttl_ms, created_ms, last_active_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                        params![id.as_bytes(), &name[..], *attrs as i64, max_size, ep_count, ttl_ms.map(|t| t.min(i64::MAX as u64) as i64), *created_ms as i64],
                     )
                     .map_err(|x| e("insert cluster", x))?;
+                }
+                Change::DeleteCluster { id } => {
+                    // A cluster has at most 64 members: bounded work.
+                    tx.execute("DELETE FROM members WHERE cluster_id = ?1", [id.as_bytes()])
+                        .map_err(|x| e("delete members", x))?;
+                    tx.execute("DELETE FROM clusters WHERE id = ?1", [id.as_bytes()])
+                        .map_err(|x| e("delete cluster", x))?;
+                    tx.execute("DELETE FROM ids WHERE id = ?1 AND kind = 1", [id.as_bytes()])
+                        .map_err(|x| e("delete cluster id", x))?;
+                }
+                Change::Touch { id, at_ms } => {
+                    tx.execute(
+                        "UPDATE clusters SET last_active_ms = MAX(last_active_ms, ?2) WHERE id = ?1",
+                        params![id.as_bytes(), *at_ms as i64],
+                    )
+                    .map_err(|x| e("touch cluster", x))?;
                 }
                 Change::NewMember {
                     cluster,
@@ -337,6 +379,16 @@ impl Store {
             }
         }
         tx.commit().map_err(|x| e("commit", x))
+    }
+
+    /// Is the database answering? (`/readyz`.)
+    pub fn ping(&self) -> Result<(), StoreError> {
+        let Some(conn) = &self.conn else {
+            return Ok(());
+        };
+        conn.query_row("SELECT COUNT(*) FROM meta", [], |r| r.get::<_, i64>(0))
+            .map(|_| ())
+            .map_err(|e| self.err("ping", e))
     }
 
     /// Counts of clusters, members and IDs (for logs and tests).

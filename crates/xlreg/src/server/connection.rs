@@ -16,6 +16,7 @@ use tracing::{debug, info};
 
 use super::session::{Effect, ServerSession, State};
 use super::Shared;
+use crate::registry::{RuleError, ServiceError};
 use crate::wire::{Framing, Hello, HelloReply, Reassembler, SessionKey, XlRegMsg};
 
 /// The largest request a client may send (requests are small; the biggest,
@@ -56,7 +57,11 @@ pub(crate) async fn serve(
 ) {
     let started = Instant::now();
     let mut session = None;
-    let outcome = run(&mut stream, &shared, &mut shutdown, &mut session).await;
+    let metrics = shared.registry.metrics().clone();
+    metrics.connections.inc();
+    let outcome = run(&mut stream, peer, &shared, &mut shutdown, &mut session).await;
+    metrics.connections.dec();
+    count_outcome(&metrics, &outcome, session.is_some());
     let _ = stream.shutdown().await;
     let (member, cluster) = session
         .as_ref()
@@ -68,8 +73,47 @@ pub(crate) async fn serve(
     info!(%peer, ?outcome, member, cluster, ms, "session ended");
 }
 
+/// Sessions by outcome, Error replies by text, failed handshakes by reason.
+fn count_outcome(m: &crate::metrics::Metrics, outcome: &Outcome, handshake_done: bool) {
+    let label = match outcome {
+        Outcome::Bye => "bye",
+        Outcome::Refused(_) => "refused",
+        Outcome::PeerClosed => "peer_closed",
+        Outcome::Timeout(_) => "timeout",
+        Outcome::BadInput(_) => "bad_input",
+        Outcome::Shutdown => "shutdown",
+    };
+    m.session_ended(label);
+    if let Outcome::Refused(text) = outcome {
+        m.error_reply(text);
+    }
+    if !handshake_done {
+        match outcome {
+            Outcome::Timeout(_) => m.handshake_failed("timeout"),
+            Outcome::BadInput(_) => m.handshake_failed("bad_hello"),
+            Outcome::PeerClosed => m.handshake_failed("peer_closed"),
+            _ => {}
+        }
+    }
+}
+
+/// The protocol name of a request's op, for the latency histogram.
+fn op_name(msg: &XlRegMsg) -> &'static str {
+    use crate::wire::Tag;
+    match msg.tag() {
+        Some(Tag::RegCredRequest) => "RegCred",
+        Some(Tag::Member) => "Member",
+        Some(Tag::Create) => "Create",
+        Some(Tag::Join) => "Join",
+        Some(Tag::GetCluster) => "GetCluster",
+        Some(Tag::Bye) => "Bye",
+        _ => "other",
+    }
+}
+
 async fn run(
     stream: &mut TcpStream,
+    peer: SocketAddr,
     shared: &Shared,
     shutdown: &mut watch::Receiver<bool>,
     slot: &mut Option<ServerSession>,
@@ -130,12 +174,26 @@ async fn run(
             Read::End(o) => return o,
         };
         debug!(op = ?msg.op, state = ?session.state(), "request");
+        let request_started = Instant::now();
+        let op = op_name(&msg);
+        let metrics = shared.registry.metrics();
         let mut effect = session.on_message(*msg);
         let (body, close) = loop {
             effect = match effect {
                 Effect::Reply { body, close } => break (body, close),
                 Effect::Register { id, sig_hash } => {
-                    let r = shared.registry.register(id, sig_hash).await;
+                    let r = match &shared.limiter {
+                        Some(l) if !l.allow(peer.ip()) => {
+                            metrics.limit_refused("registrations_per_address");
+                            Err(ServiceError::Rule(RuleError::TooManyRegistrations(
+                                l.per_hour(),
+                            )))
+                        }
+                        _ => shared.registry.register(id, sig_hash).await,
+                    };
+                    if r.is_ok() {
+                        metrics.registrations.inc();
+                    }
                     session.on_registered(r)
                 }
                 Effect::Create {
@@ -143,11 +201,21 @@ async fn run(
                     max_size,
                     attrs,
                     ep_count,
+                    ttl,
                 } => {
                     let r = shared
                         .registry
-                        .create(name, max_size, attrs, ep_count)
+                        .create_with_ttl(name, max_size, attrs, ep_count, ttl)
                         .await;
+                    match &r {
+                        Ok(_) => {
+                            metrics.creates.inc();
+                        }
+                        Err(ServiceError::Rule(RuleError::TooManyClusters(_))) => {
+                            metrics.limit_refused("max_clusters")
+                        }
+                        Err(_) => {}
+                    }
                     session.on_created(r)
                 }
                 Effect::Join {
@@ -156,6 +224,9 @@ async fn run(
                     endpoints,
                 } => {
                     let r = shared.registry.join(target, record, endpoints).await;
+                    if r.is_ok() {
+                        metrics.joins.inc();
+                    }
                     session.on_joined(r)
                 }
                 Effect::Get {
@@ -185,6 +256,7 @@ async fn run(
                 }
             };
         };
+        metrics.request_done(op, request_started.elapsed());
         let frame = framing.encode_body(&key, &body);
         if write(stream, &frame, cfg.message_timeout).await.is_err() {
             return Outcome::PeerClosed;

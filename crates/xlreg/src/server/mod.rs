@@ -9,6 +9,7 @@
 
 pub mod connection;
 pub mod identity;
+pub mod limits;
 pub mod session;
 
 use std::net::SocketAddr;
@@ -70,6 +71,18 @@ pub struct ServerConfig {
     /// Largest ClusterMembers reply to a legacy (Go) client, bytes on the
     /// wire; Go clients read at most 16384.
     pub legacy_reply_limit: usize,
+    /// Lifetime of a cluster whose creator set none, counted from its last
+    /// Join or GetCluster (`None`: never expires).
+    pub cluster_ttl: Option<Duration>,
+    /// Lifetime of a cluster created with the Ephemeral attribute bit and
+    /// no TTL of its own (`None`: as `cluster_ttl`).
+    pub ephemeral_ttl: Option<Duration>,
+    /// Most clusters (`None`: no limit).
+    pub max_clusters: Option<usize>,
+    /// Most Member requests per source address per hour (`None`: no limit).
+    pub max_registrations_per_hour: Option<u32>,
+    /// How often expired clusters are removed from the store.
+    pub sweep_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +103,11 @@ impl Default for ServerConfig {
             hold: Duration::from_secs(1),
             allow_anonymous_reads: true,
             legacy_reply_limit: crate::wire::framing::LEGACY_MAX_MESSAGE,
+            cluster_ttl: None,
+            ephemeral_ttl: None,
+            max_clusters: None,
+            max_registrations_per_hour: None,
+            sweep_interval: Duration::from_secs(1),
         }
     }
 }
@@ -148,6 +166,7 @@ pub(crate) struct Shared {
     pub(crate) identity: ServerIdentity,
     pub(crate) registry: Arc<RegistryService>,
     pub(crate) session_cfg: Arc<SessionConfig>,
+    pub(crate) limiter: Option<limits::RegistrationLimiter>,
 }
 
 /// A running registry server. Dropping it requests shutdown; call
@@ -238,6 +257,12 @@ impl Server {
             None => Store::none(),
         };
         let registry = RegistryService::start(store, identity.id)?;
+        let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
+        registry.set_policy(crate::registry::Policy {
+            cluster_ttl_ms: cfg.cluster_ttl.map(ms),
+            ephemeral_ttl_ms: cfg.ephemeral_ttl.map(ms),
+            max_clusters: cfg.max_clusters,
+        });
         let listener = TcpListener::bind(cfg.listen)
             .await
             .map_err(|err| ServerError::Listen {
@@ -265,13 +290,19 @@ impl Server {
             registry_token: identity.token(&cfg.name, &endpoint),
             version: crate::wire::GO_SERVER_VERSION,
         });
+        let limiter = cfg
+            .max_registrations_per_hour
+            .map(limits::RegistrationLimiter::new);
+        let sweep_every = cfg.sweep_interval.max(Duration::from_millis(10));
         let shared = Arc::new(Shared {
             cfg,
             identity,
             registry: registry.clone(),
             session_cfg,
+            limiter,
         });
         let (shutdown, rx) = watch::channel(false);
+        tokio::spawn(sweep_loop(registry.clone(), sweep_every, rx.clone()));
         let active = Arc::new(AtomicUsize::new(0));
         let task = tokio::spawn(accept_loop(listener, shared, rx, lock, active.clone()));
         info!(%addr, regcred = ?regcred_path, "xlreg registry listening");
@@ -306,6 +337,11 @@ impl Server {
         self.active.load(Ordering::Relaxed)
     }
 
+    /// This registry's metrics (what `/metrics` serves).
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        self.registry.metrics()
+    }
+
     /// The registry service (for inspection in tests and tools).
     pub fn registry(&self) -> &Arc<RegistryService> {
         &self.registry
@@ -324,6 +360,39 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
+    }
+}
+
+/// Remove expired clusters in the background, a bounded batch at a time,
+/// and store the clusters' last activity so expiry survives a restart.
+async fn sweep_loop(
+    registry: Arc<RegistryService>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = connection::shutdown_requested(&mut shutdown) => return,
+        }
+        // Keep going while a full batch came back: a backlog drains
+        // batch by batch, each its own transaction.
+        loop {
+            match registry.sweep().await {
+                Ok(n) if n > 0 => {
+                    info!(expired = n, "expired clusters removed");
+                    if n < crate::registry::service::SWEEP_BATCH {
+                        break;
+                    }
+                }
+                Ok(_) => break,
+                Err(crate::registry::ServiceError::Closed) => return,
+                Err(e) => {
+                    warn!(error = %e, "expiry sweep failed; will retry");
+                    break;
+                }
+            }
+        }
     }
 }
 

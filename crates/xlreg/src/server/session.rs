@@ -45,6 +45,9 @@ pub mod texts {
     pub const EMPTY_KEY: &str = "asn1: syntax error: sequence truncated";
 }
 
+/// Longest cluster TTL a client may ask for (10 years).
+pub const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
+
 /// Limits on what one member token may hold.
 pub const MAX_TOKEN_BYTES: usize = 8192;
 
@@ -89,6 +92,9 @@ pub enum Effect {
         attrs: u64,
         /// Requested endpoint count.
         ep_count: u32,
+        /// Requested lifetime (the negotiated TTL extension; always `None`
+        /// on a Go-framed session).
+        ttl: Option<std::time::Duration>,
     },
     /// Call `RegistryService::join`, then `on_joined`.
     Join {
@@ -217,6 +223,13 @@ impl ServerSession {
         match (self.state, slot) {
             (HelloRcvd, Slot::Member) => self.member(msg),
             (ClientDetailsRcvd, Slot::Create) => Effect::Create {
+                ttl: match self.framing {
+                    Framing::LengthPrefixed => msg
+                        .cluster_ttl
+                        .filter(|&s| s > 0)
+                        .map(|s| std::time::Duration::from_secs(s.min(MAX_TTL_SECS))),
+                    Framing::Legacy => None,
+                },
                 name: msg.cluster_name.unwrap_or_default(),
                 max_size: msg.cluster_max_size.unwrap_or(0),
                 attrs: msg.cluster_attrs.unwrap_or(0),

@@ -128,6 +128,12 @@ pub struct XlRegMsg {
     /// Error text.
     #[prost(bytes = "vec", optional, tag = "23")]
     pub err_desc: Option<Vec<u8>>,
+    /// xlreg extension, only on sessions that negotiated version ≥ 2.0
+    /// (never to or from a Go peer): Create's requested cluster lifetime
+    /// in seconds since the last Join or GetCluster; 0 or absent means the
+    /// server's default.
+    #[prost(uint64, optional, tag = "40")]
+    pub cluster_ttl: Option<u64>,
 }
 
 impl XlRegMsg {
