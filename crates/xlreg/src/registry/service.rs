@@ -338,7 +338,9 @@ impl RegistryService {
 
     /// Run `f` on the committed registry (listings, tests, stats).
     pub fn with_registry<R>(&self, f: impl FnOnce(&Registry) -> R) -> R {
-        f(&lock(&self.state))
+        let mut reg = lock(&self.state);
+        reg.set_now(super::unix_now_ms());
+        f(&reg)
     }
 
     /// Stop accepting requests, let the writer finish what is queued, and
