@@ -141,6 +141,11 @@ pub struct CreateArgs {
     /// Endpoints each member is expected to advertise, 1..=16.
     #[arg(long = "endpoints", value_name = "K", default_value_t = 1)]
     endpoints: u32,
+    /// Lifetime after the last Join or GetCluster (90s, 30m, 2h, 7d or
+    /// never = the registry's default); an xlreg registry then removes the
+    /// cluster. A Go registry cannot carry it (a warning says so).
+    #[arg(long, value_name = "TTL", default_value = "never", value_parser = crate::cli::parse_ttl)]
+    ttl: crate::cli::Ttl,
 }
 
 /// Which cluster, by name or by ID.
@@ -261,11 +266,12 @@ pub fn run_create(a: CreateArgs) -> anyhow::Result<()> {
     }
     let (rc, opts) = a.conn.load()?;
     let info = runtime()?
-        .block_on(boot::create_cluster(
+        .block_on(boot::fresh_admin_create(
             &rc,
             &a.name,
             a.size,
             a.endpoints,
+            a.ttl.0,
             &opts,
         ))
         .map_err(|e| client_err(e, &format!("creating cluster {:?}", a.name)))?;

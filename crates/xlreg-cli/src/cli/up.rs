@@ -98,6 +98,13 @@ pub struct UpArgs {
     /// instead of OpenSSL three-prime test keys.
     #[arg(long)]
     pub strict_keygen: bool,
+    /// Cluster lifetime after its last Join or GetCluster (90s, 30m, 2h,
+    /// 7d or never). Default: never with the embedded registry; 1h with
+    /// --regcred (a shared registry), so test clusters do not pile up
+    /// there: an xlreg registry removes the cluster an hour after up
+    /// stops using it.
+    #[arg(long, value_name = "TTL", value_parser = crate::cli::parse_ttl)]
+    pub ttl: Option<crate::cli::Ttl>,
     /// Seconds to wait for all members to join.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     pub wait: f64,
@@ -105,6 +112,19 @@ pub struct UpArgs {
     /// (after `--`, with its arguments).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// Default lifetime of an `up` cluster on a shared registry (--regcred).
+pub const SHARED_REGISTRY_TTL: Duration = Duration::from_secs(3600);
+
+/// The TTL to ask for: --ttl, else [`SHARED_REGISTRY_TTL`] on a shared
+/// registry, else none.
+fn cluster_ttl(a: &UpArgs) -> Option<Duration> {
+    match a.ttl {
+        Some(t) => t.0,
+        None if a.regcred.is_some() => Some(SHARED_REGISTRY_TTL),
+        None => None,
+    }
 }
 
 /// Run `xlreg up`.
@@ -180,6 +200,7 @@ async fn in_process(
         regcred: external.as_ref().map(|(rc, _)| rc.clone()),
         boot: boot_options(&a),
         observer: ui.observer(),
+        ttl: cluster_ttl(&a),
         ..LaunchOptions::default()
     };
     tokio::pin!(signal);
@@ -314,7 +335,16 @@ async fn with_command(
         aux_key(),
         vec![],
     )?;
-    let info = testing::create(&regcred, &admin, &name, a.size, a.endpoints, &client).await?;
+    let info = testing::create_with_ttl(
+        &regcred,
+        &admin,
+        &name,
+        a.size,
+        a.endpoints,
+        cluster_ttl(&a),
+        &client,
+    )
+    .await?;
     Observer::emit(
         &ui.observer(),
         Progress::Created {

@@ -77,12 +77,25 @@ pub async fn create_cluster(
     endpoint_count: u32,
     opts: &ClientOptions,
 ) -> Result<ClusterInfo, ClientError> {
+    fresh_admin_create(regcred, name, max_size, endpoint_count, None, opts).await
+}
+
+/// [`create_cluster`] with a fresh administrator and a cluster lifetime
+/// (see [`Session::create_with_ttl`]).
+pub async fn fresh_admin_create(
+    regcred: &RegCred,
+    name: &str,
+    max_size: u32,
+    endpoint_count: u32,
+    ttl: Option<Duration>,
+    opts: &ClientOptions,
+) -> Result<ClusterInfo, ClientError> {
     let admin = generate_blocking(NodeOptions {
         name: Some("admin".into()),
         ..NodeOptions::default()
     })
     .await?;
-    create_cluster_as(regcred, &admin, name, max_size, endpoint_count, opts).await
+    create_cluster_with_ttl(regcred, &admin, name, max_size, endpoint_count, ttl, opts).await
 }
 
 /// [`create_cluster`] with a given administrator identity.
@@ -94,10 +107,39 @@ pub async fn create_cluster_as(
     endpoint_count: u32,
     opts: &ClientOptions,
 ) -> Result<ClusterInfo, ClientError> {
+    create_cluster_with_ttl(regcred, admin, name, max_size, endpoint_count, None, opts).await
+}
+
+/// [`create_cluster_as`] asking for a cluster lifetime (see
+/// [`Session::create_with_ttl`]; `None`: the registry's default). A Go
+/// registry cannot carry a TTL: there the cluster is created without one
+/// and a warning is logged.
+pub async fn create_cluster_with_ttl(
+    regcred: &RegCred,
+    admin: &NodeIdentity,
+    name: &str,
+    max_size: u32,
+    endpoint_count: u32,
+    ttl: Option<Duration>,
+    opts: &ClientOptions,
+) -> Result<ClusterInfo, ClientError> {
     let mut s = Session::connect(regcred, opts).await?;
     s.register(admin, attrs::ADMIN | attrs::SOLO | attrs::EPHEMERAL)
         .await?;
-    let info = s.create(name, max_size, endpoint_count).await?;
+    let ttl = match ttl {
+        Some(_) if s.framing() != Framing::LengthPrefixed => {
+            tracing::warn!(
+                cluster = name,
+                "this registry cannot carry a cluster TTL (a Go registry, or legacy framing); \
+                 the cluster will not expire"
+            );
+            None
+        }
+        t => t,
+    };
+    let info = s
+        .create_with_ttl(name, max_size, endpoint_count, ttl)
+        .await?;
     s.bye().await?;
     Ok(info)
 }

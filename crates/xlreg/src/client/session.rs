@@ -233,14 +233,34 @@ impl Session {
         max_size: u32,
         endpoint_count: u32,
     ) -> Result<ClusterInfo, ClientError> {
+        self.create_with_ttl(name, max_size, endpoint_count, None)
+            .await
+    }
+
+    /// [`Session::create`] with a lifetime: the registry removes the
+    /// cluster once `ttl` passes without a Join or GetCluster. A negotiated
+    /// xlreg extension: with a Go registry (or legacy framing) asking for a
+    /// TTL is a [`ClientError::Usage`] error, never sent.
+    pub async fn create_with_ttl(
+        &mut self,
+        name: &str,
+        max_size: u32,
+        endpoint_count: u32,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<ClusterInfo, ClientError> {
         self.require("Create", &[State::Registered])?;
-        let reply = self
-            .call(
-                XlRegMsg::create(name, max_size, 0, endpoint_count),
-                "Create",
-                Tag::CreateReply,
-            )
-            .await?;
+        let mut msg = XlRegMsg::create(name, max_size, 0, endpoint_count);
+        if let Some(ttl) = ttl {
+            if self.framing() != crate::wire::Framing::LengthPrefixed {
+                return Err(ClientError::Usage(
+                    "a cluster TTL needs an xlreg registry and the xlreg framing \
+                     (this registry is a Go one, or legacy framing was asked for)"
+                        .into(),
+                ));
+            }
+            msg.cluster_ttl = Some(ttl.as_secs().max(1));
+        }
+        let reply = self.call(msg, "Create", Tag::CreateReply).await?;
         let info = self.cluster_info(&reply, "CreateReply")?;
         self.state = State::Created;
         Ok(info)

@@ -52,7 +52,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::client::boot::{boot, create_cluster_as};
+use crate::client::boot::{boot, create_cluster_with_ttl};
 use crate::client::node::{attrs, NodeIdentity};
 use crate::client::{
     BootOptions, ClientError, ClientOptions, ClusterInfo, ClusterRef, ClusterView, MemberInfo,
@@ -228,6 +228,9 @@ pub struct LaunchOptions {
     pub boot: BootOptions,
     /// Progress events; with an observer, a reader also watches the joins.
     pub observer: Option<Observer>,
+    /// Cluster lifetime after its last Join or GetCluster (an xlreg
+    /// registry removes it then; `None`: the registry's default).
+    pub ttl: Option<Duration>,
 }
 
 impl Default for LaunchOptions {
@@ -243,6 +246,7 @@ impl Default for LaunchOptions {
             regcred: None,
             boot: BootOptions::default(),
             observer: None,
+            ttl: None,
         }
     }
 }
@@ -427,12 +431,13 @@ impl LocalCluster {
             .map_err(client_err("making member identities"))?;
 
         let t1 = Instant::now();
-        let info = create(
+        let info = create_with_ttl(
             &regcred,
             &admin,
             &name,
             opts.size,
             opts.endpoints,
+            opts.ttl,
             &opts.boot.client,
         )
         .await?;
@@ -706,7 +711,20 @@ pub async fn create(
     endpoints: u32,
     client: &ClientOptions,
 ) -> Result<ClusterInfo, LaunchError> {
-    let info = create_cluster_as(regcred, admin, name, size, endpoints, client)
+    create_with_ttl(regcred, admin, name, size, endpoints, None, client).await
+}
+
+/// [`create`] asking for a cluster lifetime.
+pub async fn create_with_ttl(
+    regcred: &RegCred,
+    admin: &NodeIdentity,
+    name: &str,
+    size: u32,
+    endpoints: u32,
+    ttl: Option<Duration>,
+    client: &ClientOptions,
+) -> Result<ClusterInfo, LaunchError> {
+    let info = create_cluster_with_ttl(regcred, admin, name, size, endpoints, ttl, client)
         .await
         .map_err(client_err(format!("creating cluster {name:?}")))?;
     if info.max_size != size || info.endpoint_count != endpoints {
