@@ -1,12 +1,22 @@
-//! The registry's rules (spec §9 with the §16 fixes), as plain functions
-//! over in-memory state: who may register which ID, how clusters are
-//! created and joined, and which tokens a GetCluster returns.
+//! The registry's rules, as plain functions over in-memory state: who may
+//! register which ID, how clusters are created and joined, and which tokens
+//! a GetCluster returns — the semantics of spec §9 (one section per
+//! request) with the fixes of spec §16 (the Go server's bugs), e.g. a
+//! Create of an existing name returns that cluster instead of failing
+//! (§16.11), a member whose ID equals its cluster's no longer blocks the
+//! cluster (§16.10), and "check, then insert" is never split by another
+//! request (§16.25, data races).
 //!
-//! No I/O here. [`Registry`] decides and records a [`Change`]; the store
-//! persists the changes of a batch in one transaction, and only then are
-//! they made visible to readers ([`Registry::commit`]) or undone
-//! ([`Registry::rollback`]). Members and clusters are append-only, which
-//! makes both cheap.
+//! No I/O here. [`Registry`] decides ([`Registry::decide`]) and records a
+//! [`Change`]; the store persists the changes of a batch in one
+//! transaction, and only then are they made visible to readers
+//! ([`Registry::commit`]) or undone ([`Registry::rollback`]). Members and
+//! clusters are append-only, which makes both cheap.
+//!
+//! A `Registry` need not hold everything: a database backend builds one
+//! from the rows a request touches ([`Registry::restore_change`]) and runs
+//! the same functions; stored data goes through the same checks on load
+//! ([`Registry::restore`]).
 
 use std::collections::HashMap;
 

@@ -8,7 +8,7 @@
 //! transaction was being fsynced and commits them together. A reply is
 //! sent only after its change is durable; readers never see uncommitted
 //! members. With a store that does not wait for a device
-//! ([`MemoryStore`](super::MemoryStore), ephemeral registries) requests
+//! ([`MemoryStore`], ephemeral registries) requests
 //! are decided and committed inline under the lock instead: there is
 //! nothing to wait for, so no thread hop.
 

@@ -8,7 +8,7 @@
 //! is allowed in which state); every cell where the Go server crashes
 //! (§8.4) gets an Error and a close here.
 //!
-//! Each state carries its own data ([`Phase`]): the registered member
+//! Each state carries its own data (a private `Phase` enum): the registered member
 //! exists only in the states after MemberOK, the created cluster only
 //! after CreateReply, so no state can lack what it needs.
 
