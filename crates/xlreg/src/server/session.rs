@@ -264,16 +264,13 @@ impl ServerSession {
                     ep_count: msg.end_point_count.unwrap_or(0),
                 }),
             ),
-            (
-                Phase::ClientDetailsRcvd { member } | Phase::CreateRequestRcvd { member, .. },
-                Tag::Join,
-            ) => {
-                let created = match &self.phase {
-                    Phase::CreateRequestRcvd { created, .. } => Some(*created),
-                    _ => None,
-                };
+            (Phase::ClientDetailsRcvd { member }, Tag::Join) => {
                 let member = member.clone();
-                self.join(msg, member, created)
+                self.join(msg, member, None)
+            }
+            (Phase::CreateRequestRcvd { member, created }, Tag::Join) => {
+                let (member, created) = (member.clone(), *created);
+                self.join(msg, member, Some(created))
             }
             (Phase::JoinRcvd, Tag::GetCluster) => self.get(msg),
             (
