@@ -27,7 +27,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 
-use crate::registry::{RegistryService, RuleError, ServiceError};
+use crate::metrics::Metrics;
+use crate::registry::{Backend, BackendError, RegistryService, RuleError};
 use crate::regcred::RegCred;
 use crate::server::Server;
 pub use token::AdminToken;
@@ -53,7 +54,11 @@ pub struct HttpError {
 }
 
 struct Ops {
-    registry: Arc<RegistryService>,
+    backend: Arc<dyn Backend>,
+    /// For listings: the in-process registry (`None` with another backend,
+    /// whose clusters the page then cannot list).
+    registry: Option<Arc<RegistryService>>,
+    metrics: Arc<Metrics>,
     regcred: RegCred,
     regcred_text: String,
     listen: String,
@@ -90,7 +95,9 @@ impl HttpServer {
             err,
         })?;
         let ops = Arc::new(Ops {
-            registry: server.registry().clone(),
+            backend: server.backend().clone(),
+            registry: server.registry().cloned(),
+            metrics: server.metrics().clone(),
             regcred: server.regcred().clone(),
             regcred_text: server.regcred().to_go_format(),
             listen: server.local_addr().to_string(),
@@ -199,15 +206,17 @@ impl Ops {
     }
 
     fn stats(&self) -> Stats {
-        let m = self.registry.metrics();
-        let (clusters, members) = self.registry.with_registry(|r| {
-            let mut n = 0;
-            let mut members = 0;
-            for c in r.clusters() {
-                n += 1;
-                members += c.len();
-            }
-            (n, members)
+        let m = &self.metrics;
+        let (clusters, members) = self.registry.as_ref().map_or((0, 0), |reg| {
+            reg.with_registry(|r| {
+                let mut n = 0;
+                let mut members = 0;
+                for c in r.clusters() {
+                    n += 1;
+                    members += c.len();
+                }
+                (n, members)
+            })
         });
         m.clusters.set(clusters as i64);
         m.members.set(members as i64);
@@ -222,16 +231,20 @@ impl Ops {
     }
 
     fn clusters(&self) -> Vec<view::ClusterDetail> {
-        self.registry.with_registry(view::all)
+        self.registry
+            .as_ref()
+            .map(|r| r.with_registry(view::all))
+            .unwrap_or_default()
     }
 
     async fn delete(&self, name: &str) -> Result<String, (StatusCode, String)> {
-        match self.registry.delete(name.as_bytes().to_vec()).await {
+        match self.backend.delete_cluster(name.as_bytes().to_vec()).await {
             Ok(id) => {
+                self.metrics.deleted_clusters.inc();
                 tracing::info!(cluster = name, id = %id, "cluster deleted by operator");
                 Ok(id.to_hex())
             }
-            Err(ServiceError::Rule(e @ RuleError::NoSuchCluster(_))) => {
+            Err(BackendError::Rule(e @ RuleError::NoSuchCluster(_))) => {
                 Err((StatusCode::NOT_FOUND, e.to_string()))
             }
             Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
@@ -267,7 +280,7 @@ async fn fragment(State(ops): St, headers: HeaderMap) -> Response {
 }
 
 async fn readyz(State(ops): St) -> Response {
-    match ops.registry.ping().await {
+    match ops.backend.ping().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),
     }
@@ -283,7 +296,7 @@ async fn metrics(State(ops): St, headers: HeaderMap) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        ops.registry.metrics().encode(),
+        ops.metrics.encode(),
     )
         .into_response()
 }
@@ -317,9 +330,11 @@ async fn api_show(State(ops): St, headers: HeaderMap, Path(name): Path<String>) 
     if let Err(r) = ops.check_read(&headers) {
         return r;
     }
-    let found = ops.registry.with_registry(|r| {
-        r.cluster_by_name(name.as_bytes())
-            .map(|c| view::detail(r, c))
+    let found = ops.registry.as_ref().and_then(|reg| {
+        reg.with_registry(|r| {
+            r.cluster_by_name(name.as_bytes())
+                .map(|c| view::detail(r, c))
+        })
     });
     match found {
         Some(d) => Json(d).into_response(),

@@ -2,8 +2,10 @@
 //!
 //! It reads the Hello (exactly one RSA block), answers the HelloReply, then
 //! loops: reassemble one request from however many reads it takes, let the
-//! state machine decide, call the registry, and write the reply with one
-//! `write_all`. Every wait has a timeout; nothing here trusts the peer.
+//! state machine decide, have the backend perform the request it emits
+//! (if any), and write the reply with one `write_all`. It never looks
+//! inside a request; the session says how long to wait for the next one.
+//! Every wait has a timeout; nothing here trusts the peer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,21 +16,19 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
-use super::session::{Effect, ServerSession, State};
+use super::session::{Effect, ServerSession};
 use super::Shared;
-use crate::registry::{RuleError, ServiceError};
+use crate::metrics::Metrics;
+use crate::registry::{perform, Answer, Backend, BackendError, Request, RuleError};
 use crate::wire::{Framing, Hello, HelloReply, Reassembler, SessionKey, XlRegMsg};
 
 /// The largest request a client may send (requests are small; the biggest,
 /// a Member with 4096-bit keys, is under 2 KiB).
 const MAX_REQUEST: usize = 64 * 1024;
-/// How long the server keeps a connection open after Ack, for the client
-/// to close it (Go clients close right away).
-const LINGER_AFTER_BYE: Duration = Duration::from_secs(2);
 
 /// How a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum SessionEnd {
     /// Bye/Ack, then the client closed.
     Bye,
     /// An Error was sent.
@@ -45,7 +45,7 @@ pub enum Outcome {
 
 enum Read {
     Msg(Box<XlRegMsg>),
-    End(Outcome),
+    End(SessionEnd),
 }
 
 /// Serve one connection to the end, then log one line about it.
@@ -57,11 +57,11 @@ pub(crate) async fn serve(
 ) {
     let started = Instant::now();
     let mut session = None;
-    let metrics = shared.registry.metrics().clone();
+    let metrics = shared.metrics.clone();
     metrics.connections.inc();
     let outcome = run(&mut stream, peer, &shared, &mut shutdown, &mut session).await;
     metrics.connections.dec();
-    count_outcome(&metrics, &outcome, session.is_some());
+    count_end(&metrics, &outcome, session.is_some());
     let _ = stream.shutdown().await;
     let (member, cluster) = session
         .as_ref()
@@ -73,25 +73,26 @@ pub(crate) async fn serve(
     info!(%peer, ?outcome, member, cluster, ms, "session ended");
 }
 
-/// Sessions by outcome, Error replies by text, failed handshakes by reason.
-fn count_outcome(m: &crate::metrics::Metrics, outcome: &Outcome, handshake_done: bool) {
-    let label = match outcome {
-        Outcome::Bye => "bye",
-        Outcome::Refused(_) => "refused",
-        Outcome::PeerClosed => "peer_closed",
-        Outcome::Timeout(_) => "timeout",
-        Outcome::BadInput(_) => "bad_input",
-        Outcome::Shutdown => "shutdown",
+/// Sessions by how they ended, Error replies by text, failed handshakes
+/// by reason.
+fn count_end(m: &Metrics, end: &SessionEnd, handshake_done: bool) {
+    let label = match end {
+        SessionEnd::Bye => "bye",
+        SessionEnd::Refused(_) => "refused",
+        SessionEnd::PeerClosed => "peer_closed",
+        SessionEnd::Timeout(_) => "timeout",
+        SessionEnd::BadInput(_) => "bad_input",
+        SessionEnd::Shutdown => "shutdown",
     };
     m.session_ended(label);
-    if let Outcome::Refused(text) = outcome {
+    if let SessionEnd::Refused(text) = end {
         m.error_reply(text);
     }
     if !handshake_done {
-        match outcome {
-            Outcome::Timeout(_) => m.handshake_failed("timeout"),
-            Outcome::BadInput(_) => m.handshake_failed("bad_hello"),
-            Outcome::PeerClosed => m.handshake_failed("peer_closed"),
+        match end {
+            SessionEnd::Timeout(_) => m.handshake_failed("timeout"),
+            SessionEnd::BadInput(_) => m.handshake_failed("bad_hello"),
+            SessionEnd::PeerClosed => m.handshake_failed("peer_closed"),
             _ => {}
         }
     }
@@ -111,21 +112,62 @@ fn op_name(msg: &XlRegMsg) -> &'static str {
     }
 }
 
+/// Perform `req` unless a limit refuses it, counting what the registry
+/// did (registrations, creates, joins, refusals, held GetClusters).
+async fn perform_counted(
+    shared: &Shared,
+    peer: SocketAddr,
+    req: Request,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Answer, BackendError> {
+    let m = &shared.metrics;
+    if let (Request::Register(_), Some(l)) = (&req, &shared.limiter) {
+        if !l.allow(peer.ip()) {
+            m.limit_refused("registrations_per_address");
+            return Err(BackendError::Rule(RuleError::TooManyRegistrations(
+                l.per_hour(),
+            )));
+        }
+    }
+    let held = req.unheld().is_some();
+    if held {
+        m.held_getclusters.inc();
+    }
+    let r = perform_or_cut_short(&*shared.backend, req, shutdown).await;
+    if held {
+        m.held_getclusters.dec();
+    }
+    match &r {
+        Ok(Answer::Registered(_)) => {
+            m.registrations.inc();
+        }
+        Ok(Answer::Created(_)) => {
+            m.creates.inc();
+        }
+        Ok(Answer::Joined(_)) => {
+            m.joins.inc();
+        }
+        Err(BackendError::Rule(RuleError::TooManyClusters(_))) => m.limit_refused("max_clusters"),
+        _ => {}
+    }
+    r
+}
+
 async fn run(
     stream: &mut TcpStream,
     peer: SocketAddr,
     shared: &Shared,
     shutdown: &mut watch::Receiver<bool>,
     slot: &mut Option<ServerSession>,
-) -> Outcome {
+) -> SessionEnd {
     let _ = stream.set_nodelay(true);
     let cfg = &shared.cfg;
 
     // Hello: exactly one RSA block.
     let mut hello = vec![0u8; shared.identity.comms.size()];
     match tokio::time::timeout(cfg.handshake_timeout, stream.read_exact(&mut hello)).await {
-        Err(_) => return Outcome::Timeout("hello"),
-        Ok(Err(_)) => return Outcome::PeerClosed,
+        Err(_) => return SessionEnd::Timeout("hello"),
+        Ok(Err(_)) => return SessionEnd::PeerClosed,
         Ok(Ok(_)) => {}
     }
     // One RSA private decryption (~0.3 ms at 2048 bits) right here on the
@@ -134,7 +176,7 @@ async fn run(
     // this same work.
     let hello = match Hello::open(&shared.identity.comms, &hello) {
         Ok(h) => h,
-        Err(e) => return Outcome::BadInput(format!("hello: {e}")),
+        Err(e) => return SessionEnd::BadInput(format!("hello: {e}")),
     };
     let (framing, version) = Framing::server_negotiate(hello.version);
     let reply = HelloReply::new(version);
@@ -142,134 +184,72 @@ async fn run(
         .await
         .is_err()
     {
-        return Outcome::PeerClosed;
+        return SessionEnd::PeerClosed;
     }
     let key = SessionKey(reply.key2);
     let session = slot.insert(ServerSession::new(framing, shared.session_cfg.clone()));
     let mut reasm = Reassembler::with_limit(framing, MAX_REQUEST);
 
     loop {
-        let idle = if session.state() == State::ByeRcvd {
-            LINGER_AFTER_BYE
-        } else {
-            cfg.idle_timeout
-        };
         let msg = match read_message(
             stream,
             &mut reasm,
             &key,
-            idle,
+            session.read_timeout(),
             cfg.message_timeout,
             shutdown,
         )
         .await
         {
             Read::Msg(m) => m,
-            Read::End(Outcome::PeerClosed) if session.state() == State::ByeRcvd => {
-                return Outcome::Bye
-            }
-            Read::End(Outcome::Timeout(_)) if session.state() == State::ByeRcvd => {
-                return Outcome::Bye
+            Read::End(SessionEnd::PeerClosed | SessionEnd::Timeout(_)) if session.said_bye() => {
+                return SessionEnd::Bye
             }
             Read::End(o) => return o,
         };
         debug!(op = ?msg.op, state = ?session.state(), "request");
         let request_started = Instant::now();
         let op = op_name(&msg);
-        let metrics = shared.registry.metrics();
         let mut effect = session.on_message(*msg);
         let (body, close) = loop {
             effect = match effect {
                 Effect::Reply { body, close } => break (body, close),
-                Effect::Register { id, sig_hash } => {
-                    let r = match &shared.limiter {
-                        Some(l) if !l.allow(peer.ip()) => {
-                            metrics.limit_refused("registrations_per_address");
-                            Err(ServiceError::Rule(RuleError::TooManyRegistrations(
-                                l.per_hour(),
-                            )))
-                        }
-                        _ => shared.registry.register(id, sig_hash).await,
-                    };
-                    if r.is_ok() {
-                        metrics.registrations.inc();
-                    }
-                    session.on_registered(r)
-                }
-                Effect::Create {
-                    name,
-                    max_size,
-                    attrs,
-                    ep_count,
-                    ttl,
-                } => {
-                    let r = shared
-                        .registry
-                        .create_with_ttl(name, max_size, attrs, ep_count, ttl)
-                        .await;
-                    match &r {
-                        Ok(_) => {
-                            metrics.creates.inc();
-                        }
-                        Err(ServiceError::Rule(RuleError::TooManyClusters(_))) => {
-                            metrics.limit_refused("max_clusters")
-                        }
-                        Err(_) => {}
-                    }
-                    session.on_created(r)
-                }
-                Effect::Join {
-                    target,
-                    record,
-                    endpoints,
-                } => {
-                    let r = shared.registry.join(target, record, endpoints).await;
-                    if r.is_ok() {
-                        metrics.joins.inc();
-                    }
-                    session.on_joined(r)
-                }
-                Effect::Get {
-                    cluster_id,
-                    cluster_name,
-                    which,
-                    budget,
-                } => {
-                    let cluster_id = match shared
-                        .registry
-                        .with_registry(|r| r.get_target(cluster_id, cluster_name.as_deref()))
-                    {
-                        Ok(id) => id,
-                        Err(e) => {
-                            effect = session.on_members(&[], Err(e));
-                            continue;
-                        }
-                    };
-                    let id = cluster_id.as_deref();
-                    let hold = (!cfg.hold.is_zero()).then_some(cfg.hold);
-                    let r = tokio::select! {
-                        r = shared.registry.get(id, which, budget, hold) => r,
-                        // Shutting down: answer at once with what there is.
-                        _ = shutdown_requested(shutdown) => shared.registry.get(id, which, budget, None).await,
-                    };
-                    session.on_members(id.unwrap_or_default(), r)
+                Effect::Call(req) => {
+                    let answer = perform_counted(shared, peer, req, shutdown).await;
+                    session.on_answer(answer)
                 }
             };
         };
-        metrics.request_done(op, request_started.elapsed());
+        shared.metrics.request_done(op, request_started.elapsed());
         let frame = framing.encode_body(&key, &body);
         if write(stream, &frame, cfg.message_timeout).await.is_err() {
-            return Outcome::PeerClosed;
+            return SessionEnd::PeerClosed;
         }
         if close {
             let text = XlRegMsg::from_bytes(&body)
                 .map(|m| m.err_text())
                 .unwrap_or_default();
-            return Outcome::Refused(text);
+            return SessionEnd::Refused(text);
         }
         if *shutdown.borrow() {
-            return Outcome::Shutdown;
+            return SessionEnd::Shutdown;
         }
+    }
+}
+
+/// [`perform`] the request; when shutdown is requested while it is held,
+/// answer at once with what there is.
+async fn perform_or_cut_short(
+    backend: &dyn Backend,
+    req: Request,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Answer, BackendError> {
+    match req.unheld() {
+        None => perform(backend, req).await,
+        Some(now) => tokio::select! {
+            r = perform(backend, req) => r,
+            _ = shutdown_requested(shutdown) => perform(backend, now).await,
+        },
     }
 }
 
@@ -296,21 +276,21 @@ async fn read_message(
         match reasm.try_next(key) {
             Ok(Some(m)) => return Read::Msg(Box::new(m)),
             Ok(None) => {}
-            Err(e) => return Read::End(Outcome::BadInput(e.to_string())),
+            Err(e) => return Read::End(SessionEnd::BadInput(e.to_string())),
         }
         let waiting_for_first_byte = reasm.buffered() == 0;
         let n = tokio::select! {
             r = tokio::time::timeout_at(deadline, stream.read(&mut buf)) => r,
-            _ = shutdown_requested(shutdown), if waiting_for_first_byte => return Read::End(Outcome::Shutdown),
+            _ = shutdown_requested(shutdown), if waiting_for_first_byte => return Read::End(SessionEnd::Shutdown),
         };
         match n {
-            Err(_) if waiting_for_first_byte => return Read::End(Outcome::Timeout("idle")),
-            Err(_) => return Read::End(Outcome::Timeout("incomplete message")),
+            Err(_) if waiting_for_first_byte => return Read::End(SessionEnd::Timeout("idle")),
+            Err(_) => return Read::End(SessionEnd::Timeout("incomplete message")),
             Ok(Err(_)) | Ok(Ok(0)) => {
                 if waiting_for_first_byte {
-                    return Read::End(Outcome::PeerClosed);
+                    return Read::End(SessionEnd::PeerClosed);
                 }
-                return Read::End(Outcome::BadInput(format!(
+                return Read::End(SessionEnd::BadInput(format!(
                     "connection closed inside a message ({} bytes held)",
                     reasm.buffered()
                 )));

@@ -5,7 +5,10 @@
 //! [`connection`] the per-connection I/O, [`identity`] the registry's keys
 //! and files, and this module the accept loop with a connection limit and
 //! graceful shutdown (stop accepting, let sessions finish their request,
-//! close the store).
+//! close the store). Requests go to an `Arc<dyn Backend>`
+//! ([`crate::registry::Backend`]): by default the in-process
+//! [`RegistryService`] over SQLite (or memory, when ephemeral); another
+//! backend is given to [`Server::start_with_backend`].
 
 pub mod connection;
 pub mod identity;
@@ -25,7 +28,8 @@ use tracing::{info, warn};
 
 use crate::goconfig::GoRegistryConfig;
 use crate::regcred::RegCred;
-use crate::registry::{RegistryService, Store};
+use crate::registry::{Backend, RegistryService, SqliteStore, StoreError};
+use crate::wire::NodeId;
 pub use identity::{IdentityError, ServerIdentity};
 use session::SessionConfig;
 
@@ -164,8 +168,9 @@ pub enum ServerError {
 pub(crate) struct Shared {
     pub(crate) cfg: ServerConfig,
     pub(crate) identity: ServerIdentity,
-    pub(crate) registry: Arc<RegistryService>,
+    pub(crate) backend: Arc<dyn Backend>,
     pub(crate) session_cfg: Arc<SessionConfig>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     pub(crate) limiter: Option<limits::RegistrationLimiter>,
 }
 
@@ -175,7 +180,9 @@ pub struct Server {
     addr: SocketAddr,
     regcred: RegCred,
     regcred_path: Option<PathBuf>,
-    registry: Arc<RegistryService>,
+    backend: Arc<dyn Backend>,
+    registry: Option<Arc<RegistryService>>,
+    metrics: Arc<crate::metrics::Metrics>,
     shutdown: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
     active: Arc<AtomicUsize>,
@@ -248,21 +255,63 @@ impl Server {
     /// Load or create the identity, open the store, bind, write
     /// regCred.dat and start serving.
     pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
+        let data_dir = cfg.data_dir.clone();
+        Self::start_inner(cfg, move |own_id| async move {
+            let registry = tokio::task::spawn_blocking(move || match &data_dir {
+                Some(dir) => RegistryService::start(
+                    Box::new(SqliteStore::open(&crate::registry::sqlite::db_path(dir))?),
+                    own_id,
+                ),
+                None => Ok(RegistryService::ephemeral(own_id)),
+            })
+            .await
+            .expect("store task")?;
+            Ok((registry.clone() as Arc<dyn Backend>, Some(registry)))
+        })
+        .await
+    }
+
+    /// Like [`Server::start`], with the registry kept by another
+    /// [`Backend`]: `backend` is called with the registry's own ID (from
+    /// its identity) once the identity is loaded. The data directory still
+    /// holds the identity and regCred.dat.
+    pub async fn start_with_backend<F, Fut>(
+        cfg: ServerConfig,
+        backend: F,
+    ) -> Result<Server, ServerError>
+    where
+        F: FnOnce(NodeId) -> Fut,
+        Fut: std::future::Future<Output = Result<Arc<dyn Backend>, StoreError>>,
+    {
+        Self::start_inner(
+            cfg,
+            |own_id| async move { Ok((backend(own_id).await?, None)) },
+        )
+        .await
+    }
+
+    async fn start_inner<F, Fut>(cfg: ServerConfig, backend: F) -> Result<Server, ServerError>
+    where
+        F: FnOnce(NodeId) -> Fut,
+        Fut: std::future::Future<
+            Output = Result<(Arc<dyn Backend>, Option<Arc<RegistryService>>), StoreError>,
+        >,
+    {
         let cfg2 = cfg.clone();
         let (identity, lock) = tokio::task::spawn_blocking(move || resolve_identity(&cfg2))
             .await
             .expect("identity task")?;
-        let store = match &cfg.data_dir {
-            Some(dir) => Store::open(&crate::registry::store::db_path(dir))?,
-            None => Store::none(),
-        };
-        let registry = RegistryService::start(store, identity.id)?;
-        let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
-        registry.set_policy(crate::registry::Policy {
-            cluster_ttl_ms: cfg.cluster_ttl.map(ms),
-            ephemeral_ttl_ms: cfg.ephemeral_ttl.map(ms),
-            max_clusters: cfg.max_clusters,
-        });
+        let (backend, registry) = backend(identity.id).await?;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        if let Some(r) = &registry {
+            let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
+            r.set_policy(crate::registry::Policy {
+                cluster_ttl_ms: cfg.cluster_ttl.map(ms),
+                ephemeral_ttl_ms: cfg.ephemeral_ttl.map(ms),
+                max_clusters: cfg.max_clusters,
+            });
+            r.observe_commits(metrics.store_commit_duration.clone());
+        }
         let listener = TcpListener::bind(cfg.listen)
             .await
             .map_err(|err| ServerError::Listen {
@@ -289,6 +338,8 @@ impl Server {
             legacy_reply_limit: cfg.legacy_reply_limit,
             registry_token: identity.token(&cfg.name, &endpoint),
             version: crate::wire::GO_SERVER_VERSION,
+            hold: cfg.hold,
+            idle_timeout: cfg.idle_timeout,
         });
         let limiter = cfg
             .max_registrations_per_hour
@@ -297,12 +348,18 @@ impl Server {
         let shared = Arc::new(Shared {
             cfg,
             identity,
-            registry: registry.clone(),
+            backend: backend.clone(),
             session_cfg,
+            metrics: metrics.clone(),
             limiter,
         });
         let (shutdown, rx) = watch::channel(false);
-        tokio::spawn(sweep_loop(registry.clone(), sweep_every, rx.clone()));
+        tokio::spawn(sweep_loop(
+            backend.clone(),
+            metrics.clone(),
+            sweep_every,
+            rx.clone(),
+        ));
         let active = Arc::new(AtomicUsize::new(0));
         let task = tokio::spawn(accept_loop(listener, shared, rx, lock, active.clone()));
         info!(%addr, regcred = ?regcred_path, "xlreg registry listening");
@@ -310,7 +367,9 @@ impl Server {
             addr,
             regcred,
             regcred_path,
+            backend,
             registry,
+            metrics,
             shutdown,
             task: Some(task),
             active,
@@ -337,14 +396,20 @@ impl Server {
         self.active.load(Ordering::Relaxed)
     }
 
-    /// This registry's metrics (what `/metrics` serves).
-    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
-        self.registry.metrics()
+    /// The backend that performs this server's registry requests.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
     }
 
-    /// The registry service (for inspection in tests and tools).
-    pub fn registry(&self) -> &Arc<RegistryService> {
-        &self.registry
+    /// This server's metrics (what `/metrics` serves).
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// The in-process registry service, for inspection in tests and tools
+    /// (`None` when the server was started with another backend).
+    pub fn registry(&self) -> Option<&Arc<RegistryService>> {
+        self.registry.as_ref()
     }
 
     /// Stop accepting, let sessions finish their current request (at most
@@ -363,30 +428,34 @@ impl Drop for Server {
     }
 }
 
-/// Remove expired clusters in the background, a bounded batch at a time,
-/// and store the clusters' last activity so expiry survives a restart.
+/// Remove expired clusters in the background, a bounded batch at a time
+/// (each its own transaction), and store clusters' last activity so
+/// expiry survives a restart.
 async fn sweep_loop(
-    registry: Arc<RegistryService>,
+    backend: Arc<dyn Backend>,
+    metrics: Arc<crate::metrics::Metrics>,
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    use crate::registry::{BackendError, SWEEP_BATCH};
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = connection::shutdown_requested(&mut shutdown) => return,
         }
-        // Keep going while a full batch came back: a backlog drains
-        // batch by batch, each its own transaction.
+        // A backlog drains batch by batch while full batches come back.
         loop {
-            match registry.sweep().await {
-                Ok(n) if n > 0 => {
-                    info!(expired = n, "expired clusters removed");
-                    if n < crate::registry::service::SWEEP_BATCH {
+            match backend.expire(SWEEP_BATCH).await {
+                Ok(n) => {
+                    if n > 0 {
+                        metrics.expired_clusters.inc_by(n as u64);
+                        info!(expired = n, "expired clusters removed");
+                    }
+                    if n < SWEEP_BATCH {
                         break;
                     }
                 }
-                Ok(_) => break,
-                Err(crate::registry::ServiceError::Closed) => return,
+                Err(BackendError::Closed) => return,
                 Err(e) => {
                     warn!(error = %e, "expiry sweep failed; will retry");
                     break;
@@ -455,9 +524,9 @@ async fn accept_loop(
         sessions.abort_all();
         while sessions.join_next().await.is_some() {}
     }
-    let registry = shared.registry.clone();
+    let backend = shared.backend.clone();
     drop(shared);
-    let _ = tokio::task::spawn_blocking(move || registry.close()).await;
+    backend.shutdown().await;
     drop(lock);
     info!("xlreg registry stopped");
 }
