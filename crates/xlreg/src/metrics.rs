@@ -165,18 +165,10 @@ impl Metrics {
             "Members registered (MemberOK sent)",
             m.registrations.clone(),
         );
-        r.register(
-            "creates",
-            "Create requests answered",
-            m.creates.clone(),
-        );
+        r.register("creates", "Create requests answered", m.creates.clone());
         r.register("joins", "Join requests answered", m.joins.clone());
         r.register("clusters", "Clusters in the registry", m.clusters.clone());
-        r.register(
-            "members",
-            "Members in all clusters",
-            m.members.clone(),
-        );
+        r.register("members", "Members in all clusters", m.members.clone());
         r.register_with_unit(
             "request_duration",
             "Request handling time, by op",
@@ -325,7 +317,9 @@ mod tests {
             })
             .get();
         assert_eq!(other, 10);
-        assert!(m.encode().contains("xlreg_error_replies_total{text=\"text number 1 zz\"} 1"));
+        assert!(m
+            .encode()
+            .contains("xlreg_error_replies_total{text=\"text number 1 zz\"} 1"));
     }
 
     #[test]
@@ -334,7 +328,10 @@ mod tests {
         m.session_ended("bye");
         m.request_done("Join", Duration::from_millis(2));
         let text = m.encode();
-        assert!(text.contains("xlreg_sessions_total{outcome=\"bye\"} 1"), "{text}");
+        assert!(
+            text.contains("xlreg_sessions_total{outcome=\"bye\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("xlreg_request_duration_seconds_count{op=\"Join\"} 1"));
         assert!(text.contains("# TYPE xlreg_store_commit_duration_seconds histogram"));
         assert!(text.ends_with("# EOF\n"));

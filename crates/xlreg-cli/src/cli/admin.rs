@@ -62,7 +62,9 @@ fn token(a: &AdminArgs) -> anyhow::Result<Option<AdminToken>> {
     }
     let p = a.data_dir.join(TOKEN_FILE);
     if p.exists() {
-        return Ok(Some(AdminToken::from_file(&p).map_err(|e| BadInput(e.to_string()))?));
+        return Ok(Some(
+            AdminToken::from_file(&p).map_err(|e| BadInput(e.to_string()))?,
+        ));
     }
     Ok(None)
 }
@@ -88,7 +90,10 @@ fn call(
 ) -> anyhow::Result<serde_json::Value> {
     let base = a.http.trim_end_matches('/');
     if !(base.starts_with("http://") || base.starts_with("https://")) {
-        return Err(BadInput(format!("--http {base}: must start with http:// or https://")).into());
+        return Err(BadInput(format!(
+            "--http {base}: must start with http:// or https://"
+        ))
+        .into());
     }
     let url = format!("{base}{path}");
     let mut req = ureq::request(method, &url).timeout(std::time::Duration::from_secs(15));
@@ -156,7 +161,12 @@ pub fn run(a: AdminArgs) -> anyhow::Result<()> {
                 ))
                 .into());
             }
-            call(&a, "DELETE", &format!("/api/clusters/{}", segment(name)), &tok)?
+            call(
+                &a,
+                "DELETE",
+                &format!("/api/clusters/{}", segment(name)),
+                &tok,
+            )?
         }
         AdminCommand::Stats => call(&a, "GET", "/api/stats", &tok)?,
     };

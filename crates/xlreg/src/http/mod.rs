@@ -28,8 +28,8 @@ use axum::{Json, Router};
 use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
-use crate::registry::{Backend, BackendError, RegistryService, RuleError};
 use crate::regcred::RegCred;
+use crate::registry::{Backend, BackendError, RegistryService, RuleError};
 use crate::server::Server;
 pub use token::AdminToken;
 use view::Stats;

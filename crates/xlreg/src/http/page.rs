@@ -165,7 +165,10 @@ mod tests {
 
     #[test]
     fn escape_and_relative_times() {
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         assert_eq!(relative(1_000, 13_000), "12 s ago");
         assert_eq!(relative(1_000_000, 1_000), "in 16 min");
         assert_eq!(relative(0, 3 * 86_400_000), "3 d ago");

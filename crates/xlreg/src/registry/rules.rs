@@ -386,10 +386,7 @@ impl Registry {
     /// Go server's texts.
     pub fn find(&self, target: &ClusterTarget) -> Result<NodeId, RuleError> {
         match target {
-            ClusterTarget::Id(id) => self
-                .live(id)
-                .map(|c| c.id)
-                .ok_or(RuleError::NoSuchId),
+            ClusterTarget::Id(id) => self.live(id).map(|c| c.id).ok_or(RuleError::NoSuchId),
             ClusterTarget::Name(n) => self
                 .by_name
                 .get(n)

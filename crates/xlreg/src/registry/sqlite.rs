@@ -321,8 +321,11 @@ impl Store for SqliteStore {
                         .map_err(|x| e("delete members", x))?;
                     tx.execute("DELETE FROM clusters WHERE id = ?1", [id.as_bytes()])
                         .map_err(|x| e("delete cluster", x))?;
-                    tx.execute("DELETE FROM ids WHERE id = ?1 AND kind = 1", [id.as_bytes()])
-                        .map_err(|x| e("delete cluster id", x))?;
+                    tx.execute(
+                        "DELETE FROM ids WHERE id = ?1 AND kind = 1",
+                        [id.as_bytes()],
+                    )
+                    .map_err(|x| e("delete cluster id", x))?;
                 }
                 Change::Touch { id, at_ms } => {
                     tx.execute(

@@ -49,14 +49,19 @@ impl RegistrationLimiter {
         let cap = self.per_hour as f64;
         let rate = cap / 3600.0;
         let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let refill = |b: &Bucket| (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate).min(cap);
+        let refill = |b: &Bucket| {
+            (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate).min(cap)
+        };
         if !map.contains_key(&ip) && map.len() >= MAX_TRACKED {
             map.retain(|_, b| refill(b) < cap);
             if map.len() >= MAX_TRACKED {
                 return false;
             }
         }
-        let b = map.entry(ip).or_insert(Bucket { tokens: cap, at: now });
+        let b = map.entry(ip).or_insert(Bucket {
+            tokens: cap,
+            at: now,
+        });
         let tokens = refill(b);
         if tokens >= 1.0 {
             *b = Bucket {
