@@ -272,7 +272,9 @@ async fn fragment(State(ops): St, headers: HeaderMap) -> Response {
     if let Err(r) = ops.check_read(&headers) {
         return r;
     }
-    Html(page::cluster_table(
+    let stats = ops.stats();
+    Html(page::live_part(
+        &stats,
         &ops.clusters(),
         crate::registry::unix_now_ms(),
     ))

@@ -121,11 +121,24 @@ const SCRIPT: &str = r#"(function(){
       box.innerHTML=t;
       box.querySelectorAll('details').forEach(function(d){if(open[d.dataset.name])d.open=true;});
       box.querySelectorAll('form.delete').forEach(function(f){if(typed[f.name.value])f.token.value=typed[f.name.value];});
-      var s=document.getElementById('updated');if(s)s.textContent=new Date().toLocaleTimeString();
+      var s=document.getElementById('updated');if(s)s.textContent=new Date().toLocaleTimeString()+' (live)';
     }).catch(function(){});
   }
   setInterval(refresh,1000);
 })();"#;
+
+/// The part of the page the script refreshes: the counts and the
+/// cluster table.
+pub fn live_part(stats: &Stats, clusters: &[ClusterDetail], now_ms: u64) -> String {
+    format!(
+        "<p id=\"stats\"><span>{} cluster(s)</span><span>{} member(s)</span><span>{} connection(s)</span><span>updated <span id=\"updated\">{}</span></span></p>\n<h2>Clusters</h2>\n{}",
+        stats.clusters,
+        stats.members,
+        stats.connections,
+        relative(now_ms, now_ms),
+        cluster_table(clusters, now_ms)
+    )
+}
 
 /// The whole page.
 pub fn status_page(
@@ -142,8 +155,7 @@ pub fn status_page(
          <h1>xlreg registry <q>{name}</q></h1>\n<dl id=\"identity\"><dt>Registry ID</dt><dd><code>{id}</code></dd>\
          <dt>Endpoint</dt><dd>{ep}</dd><dt>Listening</dt><dd>{listen}</dd><dt>Version</dt><dd>{ver}</dd>\
          <dt>Credentials</dt><dd><a href=\"/regCred.dat\" download=\"regCred.dat\">regCred.dat</a></dd></dl>\n\
-         <p id=\"stats\"><span>{nc} cluster(s)</span><span>{nm} member(s)</span><span>{conn} connection(s)</span><span>updated <span id=\"updated\">at load</span></span></p>\n\
-         <h2>Clusters</h2>\n<div id=\"cluster-box\">{table}</div>\n\
+         <div id=\"cluster-box\">{live}</div>\n\
          <p><small><a href=\"/metrics\">metrics</a> · <a href=\"/api/clusters\">JSON</a> · <a href=\"/api/stats\">stats</a></small></p>\n\
          <script>{SCRIPT}</script>\n</body></html>\n",
         name = esc(&regcred.name),
@@ -151,10 +163,7 @@ pub fn status_page(
         ep = esc(&regcred.endpoints.join(" ")),
         listen = esc(listen),
         ver = regcred.version,
-        nc = stats.clusters,
-        nm = stats.members,
-        conn = stats.connections,
-        table = cluster_table(clusters, now_ms),
+        live = live_part(stats, clusters, now_ms),
     );
     h
 }
