@@ -239,7 +239,9 @@ async fn the_status_page_shows_a_forming_cluster_live_and_deletes_only_with_the_
         .await
         .unwrap();
     let names = c
-        .find_all(Locator::Css("details[data-name=\"forming\"] tr.member td:nth-child(2)"))
+        .find_all(Locator::Css(
+            "details[data-name=\"forming\"] tr.member td:nth-child(2)",
+        ))
         .await
         .unwrap();
     let mut seen = Vec::new();
