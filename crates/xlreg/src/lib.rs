@@ -19,6 +19,7 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+mod fsutil;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

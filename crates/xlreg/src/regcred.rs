@@ -12,7 +12,6 @@
 //! here are indistinguishable from the original's.
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::wire::{check_endpoint, DecimalVersion, NodeId, PublicKey};
@@ -277,7 +276,8 @@ impl RegCred {
     }
 
     /// Write the file in the Go format, atomically: a temporary file in the
-    /// same directory, mode 0644, synced, then renamed over `path`.
+    /// same directory, mode 0644, synced, renamed over `path`, and the
+    /// directory synced.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), RegCredFileError> {
         let path = path.as_ref();
         let io = |op: &'static str| {
@@ -287,27 +287,8 @@ impl RegCred {
                 source,
             }
         };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".regCred.")
-            .tempfile_in(dir)
-            .map_err(io("create a temporary file for"))?;
-        tmp.write_all(self.to_go_format().as_bytes())
-            .map_err(io("write"))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            tmp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(0o644))
-                .map_err(io("set permissions of"))?;
-        }
-        tmp.as_file().sync_all().map_err(io("sync"))?;
-        tmp.persist(path)
-            .map_err(|e| io("rename into place")(e.error))?;
-        Ok(())
+        crate::fsutil::write_atomic(path, self.to_go_format().as_bytes(), 0o644)
+            .map_err(io("write"))
     }
 
     /// Where a client connects: the first endpoint, `host:port`.
