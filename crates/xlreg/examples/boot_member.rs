@@ -55,7 +55,7 @@ fn run() -> Result<(), String> {
         .transpose()?
         .unwrap_or(30.0);
 
-    let rc = RegCred::load(&regcred).map_err(|e| e.to_string())?;
+    let rc = RegCred::load(&regcred).map_err(|e| xlreg::ErrorChain(&e).to_string())?;
     let opts = NodeOptions {
         endpoints: Some(endpoints),
         ..NodeOptions::default()

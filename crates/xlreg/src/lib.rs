@@ -19,6 +19,7 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+mod error_chain;
 mod fsutil;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -32,3 +33,5 @@ pub mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod wire;
+
+pub use error_chain::ErrorChain;

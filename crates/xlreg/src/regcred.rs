@@ -49,7 +49,7 @@ pub struct RegCredError {
 #[derive(Debug, thiserror::Error)]
 pub enum RegCredFileError {
     /// The file could not be read or written.
-    #[error("{}: cannot {op}: {source}", path.display())]
+    #[error("{}: cannot {op}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -59,12 +59,13 @@ pub enum RegCredFileError {
         source: std::io::Error,
     },
     /// The file was read but its contents are malformed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Parse {
         /// The file.
         path: PathBuf,
-        /// Line and reason.
-        source: RegCredError,
+        /// Line and reason (part of the message: it is where the file is
+        /// wrong, not a cause).
+        error: RegCredError,
     },
 }
 
@@ -257,9 +258,9 @@ impl RegCred {
             op: "read",
             source,
         })?;
-        let parse_err = |source| RegCredFileError::Parse {
+        let parse_err = |error| RegCredFileError::Parse {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let text = std::str::from_utf8(&bytes).map_err(|e| {
             let line = bytes[..e.valid_up_to()]

@@ -174,3 +174,35 @@ async fn the_held_get_cluster_returns_the_moment_the_last_member_joins() {
     }
     reg.stop().await;
 }
+
+/// anyhow's `{:#}` prints each link of a chain once: the launch says what
+/// it was doing, the client error where it connected, and only the OS
+/// error says "refused".
+#[tokio::test]
+async fn an_os_error_appears_once_in_a_formatted_launch_error_chain() {
+    let registry = LocalRegistry::start().await.unwrap();
+    let rc = registry.regcred().clone();
+    registry.stop().await;
+    let e = LocalCluster::launch_with(LaunchOptions {
+        size: 2,
+        regcred: Some(rc.clone()),
+        ..LaunchOptions::default()
+    })
+    .await
+    .expect_err("nothing listens there any more");
+    let chain = format!("{:#}", anyhow::Error::new(e));
+    assert_eq!(chain.matches("os error").count(), 1, "{chain}");
+    assert_eq!(chain.matches("refused").count(), 1, "{chain}");
+    assert!(chain.starts_with("creating cluster"), "{chain}");
+    assert!(chain.contains(&rc.endpoints[0]), "{chain}");
+    assert_eq!(
+        chain.matches(&rc.endpoints[0]).count(),
+        1,
+        "the address is named once: {chain}"
+    );
+    // The same line without anyhow.
+    let e2 = xlreg::regcred::RegCred::load("/nonexistent/regCred.dat").unwrap_err();
+    let line = xlreg::ErrorChain(&e2).to_string();
+    assert_eq!(line.matches("os error 2").count(), 1, "{line}");
+    assert_eq!(format!("{:#}", anyhow::Error::new(e2)), line);
+}

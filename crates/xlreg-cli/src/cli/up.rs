@@ -385,7 +385,7 @@ async fn with_command(
                     } else {
                         ""
                     };
-                    bail!("waiting for {n} members to join cluster {name:?}: {e}{hint}");
+                    bail!("waiting for {n} members to join cluster {name:?}: {}{hint}", xlreg::ErrorChain(&e));
                 }
             },
             Some((i, st)) = kids.exits.recv() => {

@@ -132,7 +132,11 @@ pub async fn boot(
         Ok(view) => {
             if let Err(e) = s.bye().await {
                 // The member has its view; a failed goodbye changes nothing.
-                tracing::warn!("after booting into cluster {}: {e}", view.cluster_id);
+                tracing::warn!(
+                    "after booting into cluster {}: {}",
+                    view.cluster_id,
+                    crate::ErrorChain(&e)
+                );
             }
             Ok(view)
         }

@@ -48,8 +48,11 @@ pub use view::{ClusterView, MemberInfo, MemberList};
 /// being done and with which address, file or cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// A socket operation failed.
-    #[error("{what} {addr}: {source}")]
+    /// A socket operation failed. The OS error is the [`source`]
+    /// (`std::error::Error::source`), not part of this message.
+    ///
+    /// [`source`]: std::error::Error::source
+    #[error("{what} {addr}")]
     Io {
         /// What was being done (`connecting to`, `sending Join to`, …).
         what: String,

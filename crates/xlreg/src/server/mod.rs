@@ -173,8 +173,13 @@ fn resolve_identity(
 ) -> Result<(ServerIdentity, Option<identity::DirLock>), ServerError> {
     let adopted = match &cfg.adopt {
         Some(p) => {
-            let go = GoRegistryConfig::load(p)
-                .map_err(|e| ServerError::Adopt(format!("cannot adopt {}: {e}", p.display())))?;
+            let go = GoRegistryConfig::load(p).map_err(|e| {
+                ServerError::Adopt(format!(
+                    "cannot adopt {}: {}",
+                    p.display(),
+                    crate::ErrorChain(&e)
+                ))
+            })?;
             Some(ServerIdentity::from_go(&go))
         }
         None => None,
@@ -255,9 +260,9 @@ impl Server {
             .clone()
             .or_else(|| cfg.data_dir.as_ref().map(|d| d.join("regCred.dat")));
         if let Some(p) = &regcred_path {
-            regcred
-                .save(p)
-                .map_err(|e| ServerError::RegCred(format!("cannot write regCred: {e}")))?;
+            regcred.save(p).map_err(|e| {
+                ServerError::RegCred(format!("cannot write regCred: {}", crate::ErrorChain(&e)))
+            })?;
         }
         let session_cfg = Arc::new(SessionConfig {
             allow_anonymous_reads: cfg.allow_anonymous_reads,

@@ -132,15 +132,16 @@ pub fn run_parallel<T: Send, E: Send>(
 #[derive(Debug, thiserror::Error)]
 pub enum KeyPoolError {
     /// A file or directory problem.
-    #[error("key pool {path}: {err}")]
+    #[error("key pool {path}")]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// The OS error.
+        #[source]
         err: std::io::Error,
     },
     /// Key generation failed.
-    #[error("key pool: {0}")]
+    #[error("key pool")]
     Key(#[from] WireError),
     /// Two pool files hold the same key.
     #[error("key pool: {a} and {b} hold the same key; delete one of them")]

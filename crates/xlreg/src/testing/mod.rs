@@ -254,13 +254,13 @@ pub enum LaunchError {
     #[error("{0}")]
     Usage(String),
     /// The embedded registry did not start.
-    #[error("starting the registry: {0}")]
+    #[error("starting the registry")]
     Registry(#[from] ServerError),
     /// Keys could not be loaded or generated.
     #[error(transparent)]
     Keys(#[from] KeyPoolError),
-    /// A client flow failed.
-    #[error("{what}: {err}")]
+    /// A client flow failed; the [`ClientError`] is the `source()`.
+    #[error("{what}")]
     Client {
         /// What was being done.
         what: String,
@@ -462,7 +462,7 @@ impl LocalCluster {
                 })
                 .await;
                 if let Err(e) = r {
-                    tracing::debug!("watching the joins: {e}");
+                    tracing::debug!("watching the joins: {}", crate::ErrorChain(&e));
                 }
             })
         });
