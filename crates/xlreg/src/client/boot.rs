@@ -164,7 +164,7 @@ async fn boot_in(
             node.endpoints.len()
         );
     }
-    let have = gather(s, &info, node.id, opts).await?;
+    let have = gather(s, cluster, &info, node.id, opts).await?;
     let self_index = have
         .values()
         .find(|m| m.id == node.id)
@@ -204,6 +204,7 @@ fn bits(have: &BTreeMap<usize, MemberInfo>) -> Which {
 /// no wait, until a round brings nothing more).
 async fn gather(
     s: &mut Session,
+    cluster: &ClusterRef,
     info: &ClusterInfo,
     self_id: NodeId,
     opts: &BootOptions,
@@ -247,9 +248,13 @@ async fn gather(
                 let now = Instant::now();
                 if now >= d {
                     return Err(ClientError::IncompleteCluster {
-                        cluster: info.id.to_hex(),
+                        cluster: match cluster {
+                            ClusterRef::Name(n) => format!("{n:?}"),
+                            ClusterRef::Id(_) => info.id.to_hex(),
+                        },
                         have: have.len(),
                         want: info.max_size as usize,
+                        missing: want.minus(bits(&have)).iter().collect(),
                         waited: start.elapsed(),
                     });
                 }

@@ -422,7 +422,11 @@ mod tests {
         let mut s = Session::connect(&rc, &quick()).await.unwrap();
         let e = s.register(&node(), 0).await.unwrap_err();
         match &e {
-            ClientError::Server { request, text } => {
+            ClientError::Server {
+                request,
+                cluster: None,
+                text,
+            } => {
                 assert_eq!(*request, "Member");
                 assert_eq!(text, "crypto/rsa: verification error");
             }

@@ -81,10 +81,15 @@ pub enum ClientError {
         addr: String,
     },
     /// The registry answered with an Error message (the session is over).
-    #[error("registry refused {request}: {text}")]
+    #[error("registry refused {request}{}: {text}", .cluster.as_ref().map(|c| format!(" of cluster {c}")).unwrap_or_default())]
     Server {
         /// The request that was refused (`Join`, `GetCluster`, …).
         request: &'static str,
+        /// The cluster the request named, as the caller gave it (name in
+        /// quotes, or ID in hex), for Join and GetCluster; the registry's
+        /// own text (e.g. Go's `cannot find cluster with this ID`) does not
+        /// say which.
+        cluster: Option<String>,
         /// The registry's error text, verbatim.
         text: String,
     },
@@ -101,15 +106,26 @@ pub enum ClientError {
     /// A reply with the right op but unusable contents.
     #[error("bad reply from the registry: {0}")]
     BadReply(String),
-    /// The cluster did not fill up before the deadline.
-    #[error("cluster {cluster} incomplete: {have} of {want} members after {waited:?}")]
+    /// The cluster did not fill up before the deadline. The message names
+    /// the cluster, the empty slots, the time waited (rounded to 0.1 s) and
+    /// the usual cause: members booted one after another instead of
+    /// concurrently.
+    #[error(
+        "cluster {cluster} incomplete after {:.1} s: {have} of {want} members, {} still empty; \
+         members must boot concurrently (each boot waits up to its `wait` for the whole \
+         cluster, so booting them one after another stalls on the first)",
+        .waited.as_secs_f64(),
+        slot_list(.missing)
+    )]
     IncompleteCluster {
-        /// Cluster ID (hex) or name.
+        /// The cluster: its name in quotes when known, else its ID (hex).
         cluster: String,
         /// Members gathered.
         have: usize,
         /// The cluster's maximum size.
         want: usize,
+        /// The slots (join indexes) still empty, ascending.
+        missing: Vec<usize>,
         /// How long we waited.
         waited: Duration,
     },
@@ -138,6 +154,26 @@ impl ClientError {
     }
 }
 
+/// `slot 3` or `slots 0, 2, 5-63`: indexes with runs shortened.
+fn slot_list(slots: &[usize]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < slots.len() {
+        let mut j = i;
+        while j + 1 < slots.len() && slots[j + 1] == slots[j] + 1 {
+            j += 1;
+        }
+        parts.push(match j - i {
+            0 => slots[i].to_string(),
+            1 => format!("{}, {}", slots[i], slots[j]),
+            _ => format!("{}-{}", slots[i], slots[j]),
+        });
+        i = j + 1;
+    }
+    let noun = if slots.len() == 1 { "slot" } else { "slots" };
+    format!("{noun} {}", parts.join(", "))
+}
+
 /// Short name of an op for messages: the tag name, or the number.
 pub(crate) fn op_name(op: Option<i32>) -> String {
     match op {
@@ -146,5 +182,33 @@ pub(crate) fn op_name(op: Option<i32>) -> String {
             Ok(t) => format!("{t:?}"),
             Err(_) => format!("op {v}"),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incomplete_cluster_names_cluster_missing_slots_rounded_time_and_cause() {
+        let e = ClientError::IncompleteCluster {
+            cluster: "\"svc\"".into(),
+            have: 2,
+            want: 6,
+            missing: vec![1, 3, 4, 5],
+            waited: Duration::from_micros(2_004_786),
+        };
+        let s = e.to_string();
+        assert!(
+            s.starts_with("cluster \"svc\" incomplete after 2.0 s: 2 of 6 members, slots 1, 3-5 still empty; members must boot concurrently"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn slot_lists_shorten_runs() {
+        assert_eq!(slot_list(&[7]), "slot 7");
+        assert_eq!(slot_list(&[0, 1]), "slots 0, 1");
+        assert_eq!(slot_list(&[0, 2, 3, 4, 9]), "slots 0, 2-4, 9");
     }
 }

@@ -183,6 +183,7 @@ impl Session {
             Some(t) if t == expected => Ok(reply),
             Some(Tag::Error) => Err(ClientError::Server {
                 request,
+                cluster: None,
                 text: reply.err_text(),
             }),
             _ => Err(ClientError::UnexpectedReply {
@@ -253,7 +254,10 @@ impl Session {
             ClusterRef::Id(id) => XlRegMsg::join_by_id(id),
             ClusterRef::Name(n) => XlRegMsg::join_by_name(n),
         };
-        let reply = self.call(msg, "Join", Tag::JoinReply).await?;
+        let reply = self
+            .call(msg, "Join", Tag::JoinReply)
+            .await
+            .map_err(|e| naming(e, cluster))?;
         let info = self.cluster_info(&reply, "JoinReply")?;
         if let ClusterRef::Id(want) = cluster {
             if info.id != *want {
@@ -294,7 +298,8 @@ impl Session {
                 "GetCluster",
                 Tag::ClusterMembers,
             )
-            .await?;
+            .await
+            .map_err(|e| naming(e, &ClusterRef::Id(*cluster_id)))?;
         let r = parse_members(&reply, cluster_id);
         if r.is_err() {
             self.state = State::Failed;
@@ -319,7 +324,10 @@ impl Session {
             cluster_id: None,
             ..msg
         };
-        let reply = self.call(msg, "GetCluster", Tag::ClusterMembers).await?;
+        let reply = self
+            .call(msg, "GetCluster", Tag::ClusterMembers)
+            .await
+            .map_err(|e| naming(e, &ClusterRef::Name(name.to_string())))?;
         let r = reply
             .cluster_id
             .as_deref()
@@ -350,6 +358,22 @@ impl Session {
 }
 
 /// Validate the cluster fields of a CreateReply/JoinReply.
+/// A registry refusal of a request about `cluster` names that cluster.
+fn naming(e: ClientError, cluster: &ClusterRef) -> ClientError {
+    match e {
+        ClientError::Server {
+            request,
+            cluster: None,
+            text,
+        } => ClientError::Server {
+            request,
+            cluster: Some(cluster.to_string()),
+            text,
+        },
+        e => e,
+    }
+}
+
 pub(crate) fn parse_cluster_info(reply: &XlRegMsg, what: &str) -> Result<ClusterInfo, ClientError> {
     let bad = |why: String| ClientError::BadReply(format!("{what}: {why}"));
     let id = reply

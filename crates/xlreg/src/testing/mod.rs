@@ -824,6 +824,7 @@ pub async fn watch_joins(
                     cluster: cluster.to_hex(),
                     have: have.len(),
                     want: size,
+                    missing: (have.len()..size).collect(),
                     waited: start.elapsed(),
                 });
             }
