@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use xlreg::client::node::{NodeIdentity, NodeOptions};
 use xlreg::client::{
-    self, BootOptions, ClientError, ClientOptions, ClusterRef, ClusterView, Session,
+    self, BootOptions, ClientError, ClientOptions, ClusterRef, ClusterSpec, ClusterView, Session,
 };
 use xlreg::regcred::RegCred;
 use xlreg::server::{Server, ServerConfig};
@@ -47,9 +47,7 @@ async fn create(rc: &RegCred, name: &str, size: u32) -> NodeId {
     let info = client::boot::create_cluster_as(
         rc,
         &admin().await,
-        name,
-        size,
-        2,
+        &ClusterSpec::new(name, size).endpoints(2),
         &ClientOptions::default(),
     )
     .await

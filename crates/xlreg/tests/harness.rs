@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use xlreg::client::boot::{boot, create_cluster_as};
-use xlreg::client::{BootOptions, ClientOptions, ClusterRef};
+use xlreg::client::{BootOptions, ClientOptions, ClusterRef, ClusterSpec};
 use xlreg::server::ServerConfig;
 use xlreg::testing::{
     keys, member_identity, LaunchOptions, LocalCluster, LocalRegistry, Observer, Progress,
@@ -130,9 +130,14 @@ async fn the_held_get_cluster_returns_the_moment_the_last_member_joins() {
         .unwrap()
     };
     let admin = node("admin");
-    let info = create_cluster_as(&rc, &admin, "held", 3, 1, &ClientOptions::default())
-        .await
-        .unwrap();
+    let info = create_cluster_as(
+        &rc,
+        &admin,
+        &ClusterSpec::new("held", 3),
+        &ClientOptions::default(),
+    )
+    .await
+    .unwrap();
     let opts = BootOptions::default();
     let early: Vec<_> = (0..2)
         .map(|i| {

@@ -314,7 +314,13 @@ async fn with_command(
         aux_key(),
         vec![],
     )?;
-    let info = testing::create(&regcred, &admin, &name, a.size, a.endpoints, &client).await?;
+    let info = testing::create(
+        &regcred,
+        &admin,
+        &xlreg::client::ClusterSpec::new(name.clone(), a.size).endpoints(a.endpoints),
+        &client,
+    )
+    .await?;
     Observer::emit(
         &ui.observer(),
         Progress::Created {

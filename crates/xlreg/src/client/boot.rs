@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use super::connection::{deadline_after, ClientOptions};
 use super::node::{attrs, NodeIdentity, NodeOptions};
-use super::session::{ClusterInfo, ClusterRef, Session};
+use super::session::{ClusterInfo, ClusterRef, ClusterSpec, Session};
 use super::view::{ClusterView, MemberInfo, MemberList};
 use super::ClientError;
 use crate::regcred::RegCred;
@@ -69,12 +69,11 @@ async fn generate_blocking(opts: NodeOptions) -> Result<NodeIdentity, ClientErro
 /// Create a cluster as an administrator with a fresh ephemeral identity
 /// (name `admin`, 2048-bit keys, attrs ADMIN|SOLO|EPHEMERAL like the Go
 /// admin client). If the name exists, the registry returns the existing
-/// cluster (with its own size and endpoint count).
+/// cluster (with its own size and endpoint count): compare the returned
+/// [`ClusterInfo`] with `spec` when that matters.
 pub async fn create_cluster(
     regcred: &RegCred,
-    name: &str,
-    max_size: u32,
-    endpoint_count: u32,
+    spec: &ClusterSpec,
     opts: &ClientOptions,
 ) -> Result<ClusterInfo, ClientError> {
     let admin = generate_blocking(NodeOptions {
@@ -82,22 +81,20 @@ pub async fn create_cluster(
         ..NodeOptions::default()
     })
     .await?;
-    create_cluster_as(regcred, &admin, name, max_size, endpoint_count, opts).await
+    create_cluster_as(regcred, &admin, spec, opts).await
 }
 
 /// [`create_cluster`] with a given administrator identity.
 pub async fn create_cluster_as(
     regcred: &RegCred,
     admin: &NodeIdentity,
-    name: &str,
-    max_size: u32,
-    endpoint_count: u32,
+    spec: &ClusterSpec,
     opts: &ClientOptions,
 ) -> Result<ClusterInfo, ClientError> {
     let mut s = Session::connect(regcred, opts).await?;
     s.register(admin, attrs::ADMIN | attrs::SOLO | attrs::EPHEMERAL)
         .await?;
-    let info = s.create(name, max_size, endpoint_count).await?;
+    let info = s.create(spec).await?;
     s.bye().await?;
     Ok(info)
 }

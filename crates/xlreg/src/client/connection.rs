@@ -434,7 +434,10 @@ mod tests {
         }
         assert_eq!(e.server_text(), Some("crypto/rsa: verification error"));
         // The session is dead: no further request goes out.
-        let e2 = s.create("c", 2, 1).await.unwrap_err();
+        let e2 = s
+            .create(&crate::client::ClusterSpec::new("c", 2))
+            .await
+            .unwrap_err();
         assert!(matches!(e2, ClientError::Usage(_)), "{e2:?}");
         s.bye().await.unwrap();
     }

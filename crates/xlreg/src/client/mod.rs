@@ -38,10 +38,13 @@ use std::time::Duration;
 
 use crate::wire::{Tag, WireError};
 
-pub use boot::{boot, create_cluster, read_members, BootOptions};
+pub use boot::{
+    boot, create_cluster, create_cluster_as, ephemeral_identity, read_cluster, read_members,
+    register, BootOptions,
+};
 pub use connection::{ClientOptions, Connection};
 pub use node::{attrs, NodeIdentity, NodeOptions};
-pub use session::{ClusterInfo, ClusterRef, MembersReply, Session};
+pub use session::{ClusterInfo, ClusterRef, ClusterSpec, MembersReply, Session};
 pub use view::{ClusterView, MemberInfo, MemberList};
 
 /// Everything that can go wrong on the client side. Messages name what was

@@ -39,6 +39,42 @@ impl ClusterRef {
     }
 }
 
+/// A cluster to create: its name, its size and the endpoints each member
+/// brings, all named so that the two numbers cannot be swapped.
+///
+/// ```
+/// use xlreg::client::ClusterSpec;
+/// let spec = ClusterSpec::new("svc", 3).endpoints(2);
+/// assert_eq!((spec.name.as_str(), spec.size, spec.endpoints), ("svc", 3, 2));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterSpec {
+    /// Cluster name, unique in the registry (1..=255 bytes).
+    pub name: String,
+    /// Members (the cluster's maximum size); registries accept 2..=64.
+    pub size: u32,
+    /// Endpoints each member registers (EndPointCount), 1..=16.
+    /// Default 1.
+    pub endpoints: u32,
+}
+
+impl ClusterSpec {
+    /// A cluster `name` of `size` members with 1 endpoint each.
+    pub fn new(name: impl Into<String>, size: u32) -> Self {
+        ClusterSpec {
+            name: name.into(),
+            size,
+            endpoints: 1,
+        }
+    }
+
+    /// Set the endpoints per member.
+    pub fn endpoints(mut self, endpoints: u32) -> Self {
+        self.endpoints = endpoints;
+        self
+    }
+}
+
 impl fmt::Display for ClusterRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -228,16 +264,11 @@ impl Session {
 
     /// Create a cluster (or look up an existing one of that name: registries
     /// answer with the existing cluster, ignoring the requested size).
-    pub async fn create(
-        &mut self,
-        name: &str,
-        max_size: u32,
-        endpoint_count: u32,
-    ) -> Result<ClusterInfo, ClientError> {
+    pub async fn create(&mut self, spec: &ClusterSpec) -> Result<ClusterInfo, ClientError> {
         self.require("Create", &[State::Registered])?;
         let reply = self
             .call(
-                XlRegMsg::create(name, max_size, 0, endpoint_count),
+                XlRegMsg::create(&spec.name, spec.size, 0, spec.endpoints),
                 "Create",
                 Tag::CreateReply,
             )

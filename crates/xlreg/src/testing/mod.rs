@@ -55,8 +55,8 @@ use tokio::time::Instant;
 use crate::client::boot::{boot, create_cluster_as};
 use crate::client::node::{attrs, NodeIdentity};
 use crate::client::{
-    BootOptions, ClientError, ClientOptions, ClusterInfo, ClusterRef, ClusterView, MemberInfo,
-    Session,
+    BootOptions, ClientError, ClientOptions, ClusterInfo, ClusterRef, ClusterSpec, ClusterView,
+    MemberInfo, Session,
 };
 use crate::regcred::RegCred;
 use crate::server::{Server, ServerConfig, ServerError, ServerIdentity};
@@ -205,28 +205,54 @@ impl std::fmt::Debug for Observer {
     }
 }
 
-/// How [`LocalCluster::launch_with`] builds the cluster.
+/// How [`LocalCluster::launch_with`] builds the cluster. Start from
+/// `LaunchOptions::default()` and change the fields you care about.
+///
+/// Defaults are chosen for tests, where speed matters more than key
+/// strength: **1024-bit** member keys ([`DEFAULT_TEST_KEY_BITS`]) from the
+/// fast generator, whereas `xlreg up` defaults to **2048-bit** keys (what
+/// Go clients use; `xlreg up --key-bits 1024` matches this default).
+///
+/// | field | default |
+/// |---|---|
+/// | `size` | 3 |
+/// | `endpoints` | 2 ([`DEFAULT_ENDPOINTS`]) |
+/// | `key_bits` | 1024 ([`DEFAULT_TEST_KEY_BITS`]) |
+/// | `key_gen` | [`KeyGen::Fast`] |
+/// | `key_pool` | none: every key is generated |
+/// | `threads` | all cores |
+/// | `name` | `test-<8 random hex digits>` |
+/// | `regcred` | none: an embedded in-memory registry is started |
+/// | `boot` | [`BootOptions::default()`]: 30 s wait, 10 s connect and 15 s I/O timeouts |
+/// | `observer` | none |
 #[derive(Clone, Debug)]
 pub struct LaunchOptions {
-    /// Members, 2..=64.
+    /// Members, 2..=64. Default 3.
     pub size: u32,
     /// Endpoints per member (the cluster's EndPointCount), 1..=16.
+    /// Default 2: by convention \[0\] member-to-member, \[1\]
+    /// client-to-member.
     pub endpoints: u32,
-    /// RSA key size of the members' keys.
+    /// RSA key size of the members' keys, 1024 or 2048. Default 1024
+    /// (`xlreg up`: 2048).
     pub key_bits: u32,
-    /// Key generator.
+    /// Key generator. Default [`KeyGen::Fast`].
     pub key_gen: KeyGen,
     /// Take member keys from this pool (see [`KeyPool`] for the policy).
+    /// Default none.
     pub key_pool: Option<PathBuf>,
-    /// Threads for key work; default all cores.
+    /// Threads for key work. Default all cores.
     pub threads: usize,
-    /// Cluster name; default `test-<8 random hex digits>`.
+    /// Cluster name. Default `test-<8 random hex digits>`.
     pub name: Option<String>,
-    /// Use this registry instead of starting one.
+    /// Use this registry instead of starting one. Default none: an
+    /// embedded in-memory registry on a free loopback port.
     pub regcred: Option<RegCred>,
-    /// How members boot (their wait, timeouts).
+    /// How members boot (their wait, timeouts). Default
+    /// [`BootOptions::default()`].
     pub boot: BootOptions,
     /// Progress events; with an observer, a reader also watches the joins.
+    /// Default none.
     pub observer: Option<Observer>,
 }
 
@@ -427,15 +453,8 @@ impl LocalCluster {
             .map_err(client_err("making member identities"))?;
 
         let t1 = Instant::now();
-        let info = create(
-            &regcred,
-            &admin,
-            &name,
-            opts.size,
-            opts.endpoints,
-            &opts.boot.client,
-        )
-        .await?;
+        let spec = ClusterSpec::new(name.clone(), opts.size).endpoints(opts.endpoints);
+        let info = create(&regcred, &admin, &spec, &opts.boot.client).await?;
         Observer::emit(
             &opts.observer,
             Progress::Created {
@@ -701,15 +720,14 @@ pub fn free_ports(count: usize) -> Result<Vec<u16>, LaunchError> {
 pub async fn create(
     regcred: &RegCred,
     admin: &NodeIdentity,
-    name: &str,
-    size: u32,
-    endpoints: u32,
+    spec: &ClusterSpec,
     client: &ClientOptions,
 ) -> Result<ClusterInfo, LaunchError> {
-    let info = create_cluster_as(regcred, admin, name, size, endpoints, client)
+    let name = &spec.name;
+    let info = create_cluster_as(regcred, admin, spec, client)
         .await
         .map_err(client_err(format!("creating cluster {name:?}")))?;
-    if info.max_size != size || info.endpoint_count != endpoints {
+    if info.max_size != spec.size || info.endpoint_count != spec.endpoints {
         return Err(LaunchError::Usage(format!(
             "cluster {name:?} already exists with {} members of {} endpoint(s); \
              choose another name",
