@@ -210,7 +210,7 @@ async fn in_process(
     if a.keep {
         let mut greeters = tokio::task::JoinSet::new();
         for m in &cluster.members {
-            for l in &m.listeners {
+            for l in m.listeners() {
                 let l = l.try_clone().context("duplicating a listening socket")?;
                 let line = format!(
                     "xlreg up: member {} (slot {}) of cluster {} {}\n",

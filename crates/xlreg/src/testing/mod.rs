@@ -32,7 +32,7 @@
 //!         assert!(m.view.is_complete());
 //!         assert_eq!(m.view.members.len(), 3);
 //!         // The listening sockets behind the member's endpoints are yours.
-//!         assert_eq!(m.listeners.len(), m.identity.endpoints.len());
+//!         assert_eq!(m.listeners().count(), m.endpoints().len());
 //!     }
 //!     // Another client of the same registry:
 //!     let regcred = cluster.regcred().clone();
@@ -334,21 +334,72 @@ impl Timings {
 }
 
 /// One booted member of a [`LocalCluster`].
+///
+/// Each of its endpoints is a socket already listening on 127.0.0.1, bound
+/// before the member joined (so peers that learn the endpoint can connect
+/// at once). Serve on one with [`LocalMember::take_listener`] (a
+/// [`tokio::net::TcpListener`]) or [`LocalMember::take_std_listener`]; the
+/// sockets not taken close with the member.
 #[derive(Debug)]
 pub struct LocalMember {
     /// Its identity (name, ID, private keys, endpoints).
     pub identity: NodeIdentity,
-    /// Listening sockets bound to its endpoints, in order. Take them to
-    /// serve on the member's advertised addresses.
-    pub listeners: Vec<std::net::TcpListener>,
     /// What it learned when it booted.
     pub view: ClusterView,
+    /// Non-blocking listening sockets, in endpoint order; `None` once taken.
+    listeners: Vec<Option<std::net::TcpListener>>,
 }
 
 impl LocalMember {
     /// Its slot in the cluster (join order).
     pub fn index(&self) -> usize {
         self.view.self_index
+    }
+
+    /// Its endpoints (`host:port`), in order: what the other members see.
+    pub fn endpoints(&self) -> &[String] {
+        &self.identity.endpoints
+    }
+
+    /// The listening sockets not taken yet, in endpoint order (to read an
+    /// address or `try_clone` one). They are in non-blocking mode.
+    pub fn listeners(&self) -> impl Iterator<Item = &std::net::TcpListener> {
+        self.listeners.iter().flatten()
+    }
+
+    /// Take the socket listening on endpoint `i` as a
+    /// [`tokio::net::TcpListener`], ready to `accept().await`. Call it from
+    /// inside a tokio runtime; outside one, or for an endpoint that does
+    /// not exist or was already taken, it is an error naming the endpoint.
+    pub fn take_listener(&mut self, i: usize) -> std::io::Result<tokio::net::TcpListener> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(std::io::Error::other(format!(
+                "take_listener({i}) of member {} called outside a tokio runtime; \
+                 use take_std_listener there",
+                self.identity.name
+            )));
+        }
+        let l = self.take_std_listener(i).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "member {} has no listener {i} to take (endpoints: {}; each can be \
+                     taken once)",
+                    self.identity.name,
+                    self.identity.endpoints.len()
+                ),
+            )
+        })?;
+        tokio::net::TcpListener::from_std(l)
+    }
+
+    /// Take the socket listening on endpoint `i` as a
+    /// [`std::net::TcpListener`] in **non-blocking** mode (what
+    /// `tokio::net::TcpListener::from_std` and other event loops need; call
+    /// `set_nonblocking(false)` to accept on a plain thread). `None` if
+    /// there is no endpoint `i` or it was taken already.
+    pub fn take_std_listener(&mut self, i: usize) -> Option<std::net::TcpListener> {
+        self.listeners.get_mut(i).and_then(Option::take)
     }
 }
 
@@ -504,8 +555,8 @@ impl LocalCluster {
             .zip(views)
             .map(|((identity, listeners), view)| LocalMember {
                 identity,
-                listeners,
                 view,
+                listeners: listeners.into_iter().map(Some).collect(),
             })
             .collect();
         Ok(LocalCluster {
@@ -676,11 +727,13 @@ pub fn member_identity(
     NodeIdentity::from_keys(name, NodeId::random(), comms_key, sig_key, endpoints)
 }
 
-/// `count` listening sockets on 127.0.0.1, free ports.
+/// `count` listening sockets on 127.0.0.1, free ports, in non-blocking
+/// mode (so that `tokio::net::TcpListener::from_std` accepts them).
 pub fn bind_endpoints(count: usize) -> Result<Vec<std::net::TcpListener>, LaunchError> {
     (0..count)
         .map(|_| {
             std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
                 .map_err(|e| LaunchError::Io(format!("cannot listen on 127.0.0.1: {e}")))
         })
         .collect()
