@@ -1,5 +1,7 @@
-//! The Go server's `reg.config` (spec §13.3): the registry node's identity
-//! with both private keys.
+//! The Go server's `reg.config` (spec §13.3: an LF-ended `regNode { node
+//! { name, nodeID, commsPubKey, sigPubKey, overlays, endPoints } ckPriv
+//! skPriv }` block with PEM keys embedded unindented): the registry node's
+//! identity with both private keys.
 //!
 //! Reading it lets an xlreg server take over the identity of an existing Go
 //! registry (same ID, same comms key), so that every regCred.dat already

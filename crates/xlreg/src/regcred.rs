@@ -8,8 +8,10 @@
 //! instead of a crash, a blank line before the EndPoints `}` is fine, and
 //! the final `}` must be present. Every error names the 1-based line.
 //!
-//! The writer is byte-exact with the Go server's (§12.1), so files written
-//! here are indistinguishable from the original's.
+//! The writer is byte-exact with the Go server's (§12.1: CR LF line ends,
+//! 4-space indentation, each `ssh-rsa` key line followed by an empty
+//! line, 9 spaces before `TcpEndPoint:`), so files written here are
+//! indistinguishable from the original's.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

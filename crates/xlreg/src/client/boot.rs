@@ -3,7 +3,8 @@
 //! Why: what a member wants is "tell me my whole cluster", not a protocol
 //! conversation. [`boot`] does register → join → gather → bye and returns a
 //! complete [`ClusterView`] or an error saying how many of how many members
-//! arrived — never a silently partial table as the Go client does (§16.18).
+//! arrived — never a silently partial table as the Go client does (§16.18:
+//! it reports success with empty slots after 32 polls 50 ms apart).
 //!
 //! Gathering asks for exactly the indexes still missing below the cluster's
 //! size. An xlreg registry holds a GetCluster reply until all of them are

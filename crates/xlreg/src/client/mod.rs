@@ -10,7 +10,8 @@
 //!   `get_members`, `bye`). Every reply's op is checked, an Error reply
 //!   becomes [`ClientError::Server`] carrying the registry's text, and the
 //!   session refuses to send what the Go server's state machine would
-//!   reject or crash on (spec §8.3–8.4).
+//!   reject or crash on (spec §8.3–8.4: one Member first, at most one
+//!   Create and one Join, GetCluster only after a Join, nothing after Bye).
 //! * [`node`]: a member's identity (name, ID, two RSA key pairs,
 //!   endpoints), generated once and kept in a directory so that a restarted
 //!   member keeps its ID and keys.

@@ -1,11 +1,13 @@
 //! A registry session as typed, lockstep calls.
 //!
 //! Why this layer exists: the Go clients never check the op of a reply and
-//! turn an Error into zero-valued fields (spec §14, §16.17). Here every call
+//! turn an Error into zero-valued fields (spec §14, §16.17), so an admin
+//! can report a random "cluster ID" after a refused Create. Here every call
 //! sends exactly one request, reads exactly one reply, and checks it: the
 //! expected op, or an Error turned into [`ClientError::Server`] with the
 //! registry's text. The session also keeps the client side of the server's
-//! state machine (spec §8.3), so that a misuse becomes a local
+//! state machine (spec §8.3: Member first, then Create and Join at most
+//! once each, GetCluster only after a Join), so that a misuse becomes a local
 //! [`ClientError::Usage`] instead of an Error from — or a crash of — a Go
 //! registry. After any failure the session is dead; only dropping it (or
 //! [`Session::bye`], which then just closes) remains.

@@ -1,7 +1,9 @@
 //! `xlreg serve`: a registry that Go clients can use unchanged, that never
 //! crashes on bad input and never forgets a cluster.
 //!
-//! Layout: [`session`] is the sans-IO state machine of spec §8.3,
+//! Layout: [`session`] is the sans-IO state machine of spec §8.3 (one
+//! Member first; then at most one Create and one Join; GetCluster only
+//! after a Join; Bye at any time; anything else is refused with an Error),
 //! [`connection`] the per-connection I/O, [`identity`] the registry's keys
 //! and files, and this module the accept loop with a connection limit and
 //! graceful shutdown (stop accepting, let sessions finish their request,
