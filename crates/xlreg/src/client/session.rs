@@ -75,6 +75,29 @@ impl ClusterSpec {
         self.endpoints = endpoints;
         self
     }
+
+    /// Refuse what a registry would clamp or reject: a size outside
+    /// 2..=64, endpoints outside 1..=16, an empty name or one over 256
+    /// bytes. The error names the field and the allowed range.
+    pub fn check(&self) -> Result<(), ClientError> {
+        let bad = |m: String| Err(ClientError::Usage(format!("cluster {:?}: {m}", self.name)));
+        if self.name.is_empty() || self.name.len() > 256 {
+            return bad(format!(
+                "the name must be 1..=256 bytes, not {}",
+                self.name.len()
+            ));
+        }
+        if !(2..=64).contains(&self.size) {
+            return bad(format!("size {} is not in 2..=64", self.size));
+        }
+        if !(1..=16).contains(&self.endpoints) {
+            return bad(format!(
+                "{} endpoints per member is not in 1..=16",
+                self.endpoints
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for ClusterRef {
@@ -266,7 +289,10 @@ impl Session {
 
     /// Create a cluster (or look up an existing one of that name: registries
     /// answer with the existing cluster, ignoring the requested size).
+    /// The spec is checked first ([`ClusterSpec::check`]); nothing is sent
+    /// for a bad one.
     pub async fn create(&mut self, spec: &ClusterSpec) -> Result<ClusterInfo, ClientError> {
+        spec.check()?;
         self.require("Create", &[State::Registered])?;
         let reply = self
             .call(
@@ -463,6 +489,48 @@ mod tests {
 
     fn cid() -> NodeId {
         NodeId::from_bytes(&[9; 20]).unwrap()
+    }
+
+    #[test]
+    fn cluster_spec_check_names_the_field_and_range() {
+        assert!(ClusterSpec::new("svc", 3).endpoints(2).check().is_ok());
+        let cases = [
+            (ClusterSpec::new("svc", 1), "size 1 is not in 2..=64"),
+            (ClusterSpec::new("svc", 65), "size 65 is not in 2..=64"),
+            (
+                ClusterSpec::new("svc", 3).endpoints(0),
+                "0 endpoints per member",
+            ),
+            (
+                ClusterSpec::new("svc", 3).endpoints(17),
+                "17 endpoints per member",
+            ),
+            (
+                ClusterSpec::new("", 3),
+                "the name must be 1..=256 bytes, not 0",
+            ),
+            (ClusterSpec::new("x".repeat(257), 3), "not 257"),
+        ];
+        for (spec, want) in cases {
+            let e = spec.check().unwrap_err();
+            assert!(matches!(e, ClientError::Usage(_)), "{e:?}");
+            assert!(e.to_string().contains(want), "{e}");
+        }
+    }
+
+    /// The client's limits are the registry's.
+    #[cfg(feature = "server")]
+    #[test]
+    fn cluster_spec_limits_match_the_registry_rules() {
+        use crate::registry::rules::*;
+        let ok = |n: &str, s, e| ClusterSpec::new(n, s).endpoints(e).check().is_ok();
+        let long = "x".repeat(MAX_CLUSTER_NAME);
+        assert!(ok(&long, MIN_CLUSTER_SIZE, 1));
+        assert!(ok("c", MAX_CLUSTER_SIZE, MAX_ENDPOINT_COUNT));
+        assert!(!ok(&format!("{long}x"), 2, 1));
+        assert!(!ok("c", MIN_CLUSTER_SIZE - 1, 1));
+        assert!(!ok("c", MAX_CLUSTER_SIZE + 1, 1));
+        assert!(!ok("c", 2, MAX_ENDPOINT_COUNT + 1));
     }
 
     #[test]
