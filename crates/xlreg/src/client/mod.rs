@@ -15,10 +15,11 @@
 //! * [`node`]: a member's identity (name, ID, two RSA key pairs,
 //!   endpoints), generated once and kept in a directory so that a restarted
 //!   member keeps its ID and keys.
-//! * [`boot`](mod@boot): the one-call flows: [`create_cluster`] for an admin,
-//!   [`boot()`](boot::boot) for a member (register, join, gather every
-//!   member with backoff and a deadline, bye) and [`read_members`] to look
-//!   at a cluster without joining it.
+//! * [`boot`](mod@boot): the one-call flows: [`create_cluster`] (from a
+//!   [`ClusterSpec`]) for an admin, [`boot()`](boot::boot) for a member
+//!   (register, join, gather every member with backoff and a deadline,
+//!   bye) and [`read_cluster`] / [`read_members`] to look at a cluster
+//!   without joining it.
 //! * [`view`]: [`ClusterView`], what a booted member knows, and its JSON.
 //! * [`blocking`]: the same flows for scripts without an async runtime.
 //!

@@ -7,7 +7,9 @@
 //! * [`LocalCluster::launch`]: a registry, a uniquely named cluster of `n`
 //!   members, each member booted through the client library
 //!   ([`crate::client::boot()`]) with two fresh RSA keys and real listening
-//!   loopback endpoints; returns every member's [`ClusterView`].
+//!   loopback endpoints; returns every member's [`ClusterView`]. Serve on
+//!   a member's endpoint with [`LocalMember::take_listener`] (a
+//!   `tokio::net::TcpListener`).
 //! * [`keys`]: parallel key generation (a fast generator for test keys)
 //!   and an on-disk [`KeyPool`].
 //! * [`UpEnv`]: what `xlreg up -- CMD` tells each program it launches, and
