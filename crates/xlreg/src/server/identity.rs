@@ -11,8 +11,8 @@
 //! | `regCred.dat` | credentials for clients, Go format, mode 0644 |
 //! | `lock` | held (flock) while a server runs |
 //!
-//! Files are written to a temporary name and renamed, so a crash never
-//! leaves half a key behind; an existing identity is never overwritten.
+//! Files are written to a temporary name, fsynced and renamed, and the
+//! directory fsynced, so a crash never leaves half a key behind; an existing identity is never overwritten.
 
 use std::fs;
 use std::os::unix::fs::OpenOptionsExt;
