@@ -18,8 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use xlreg::client::boot::{boot, create_cluster_with_ttl};
-use xlreg::client::{BootOptions, ClientOptions, ClusterRef};
+use xlreg::client::boot::{boot, create_cluster_as};
+use xlreg::client::{BootOptions, ClientOptions, ClusterRef, ClusterSpec};
 use xlreg::regcred::RegCred;
 use xlreg::testing::{keys, member_identity};
 
@@ -201,13 +201,10 @@ async fn the_status_page_shows_a_forming_cluster_live_and_deletes_only_with_the_
     assert_eq!(id.text().await.unwrap(), rc.id.to_hex());
 
     // A cluster of three forms: the page follows without a reload.
-    let info = create_cluster_with_ttl(
+    let info = create_cluster_as(
         &rc,
         &member("admin"),
-        "forming",
-        3,
-        1,
-        None,
+        &ClusterSpec::new("forming", 3),
         &ClientOptions::default(),
     )
     .await

@@ -177,12 +177,22 @@ async fn a_backend_written_outside_the_crate_serves_a_cluster_through_the_unchan
         .unwrap()
     };
     let admin = node("admin");
-    let info = create_cluster_as(&rc, &admin, "rows", 3, 1, &ClientOptions::default())
-        .await
-        .unwrap();
-    let again = create_cluster_as(&rc, &admin, "rows", 5, 1, &ClientOptions::default())
-        .await
-        .unwrap();
+    let info = create_cluster_as(
+        &rc,
+        &admin,
+        &xlreg::client::ClusterSpec::new("rows", 3),
+        &ClientOptions::default(),
+    )
+    .await
+    .unwrap();
+    let again = create_cluster_as(
+        &rc,
+        &admin,
+        &xlreg::client::ClusterSpec::new("rows", 5),
+        &ClientOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(again.id, info.id, "Create is idempotent by name here too");
     // Three members boot concurrently; the first two wait in held
     // GetClusters woken through `subscribe`.

@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use xlreg::client::boot::{boot, create_cluster_with_ttl};
+use xlreg::client::boot::{boot, create_cluster_as};
 use xlreg::client::node::NodeIdentity;
 use xlreg::client::session::Session;
-use xlreg::client::{BootOptions, ClientError, ClientOptions, ClusterRef};
+use xlreg::client::{BootOptions, ClientError, ClientOptions, ClusterRef, ClusterSpec};
 use xlreg::http::{AdminToken, HttpConfig, HttpServer};
 use xlreg::regcred::RegCred;
 use xlreg::server::{Server, ServerConfig};
@@ -96,13 +96,10 @@ fn get(m: &HashMap<String, f64>, key: &str) -> f64 {
 }
 
 async fn form(rc: &RegCred, name: &str, size: usize) -> xlreg::wire::NodeId {
-    let info = create_cluster_with_ttl(
+    let info = create_cluster_as(
         rc,
         &node("admin"),
-        name,
-        size as u32,
-        1,
-        None,
+        &ClusterSpec::new(name, size as u32),
         &ClientOptions::default(),
     )
     .await
@@ -241,13 +238,10 @@ async fn admin_api_needs_the_token_and_a_delete_is_durable() {
 async fn a_member_waiting_on_a_deleted_cluster_gets_an_error() {
     let server = Server::start(ServerConfig::ephemeral()).await.unwrap();
     let rc = server.regcred().clone();
-    let info = create_cluster_with_ttl(
+    let info = create_cluster_as(
         &rc,
         &node("admin"),
-        "half",
-        3,
-        1,
-        None,
+        &ClusterSpec::new("half", 3),
         &ClientOptions::default(),
     )
     .await
@@ -281,13 +275,10 @@ async fn ttl_create(
     ttl: Option<Duration>,
     legacy: bool,
 ) -> xlreg::wire::NodeId {
-    create_cluster_with_ttl(
+    create_cluster_as(
         rc,
         &node("admin"),
-        name,
-        2,
-        1,
-        ttl,
+        &ClusterSpec::new(name, 2).ttl(ttl),
         &ClientOptions {
             legacy_framing: legacy,
             ..ClientOptions::default()
@@ -384,7 +375,7 @@ async fn go_clients_get_the_server_default_ttl() {
     .unwrap();
     s.register(&node("x"), 0).await.unwrap();
     let e = s
-        .create_with_ttl("strict", 2, 1, Some(Duration::from_secs(5)))
+        .create(&ClusterSpec::new("strict", 2).ttl(Some(Duration::from_secs(5))))
         .await
         .unwrap_err();
     assert!(
@@ -415,17 +406,17 @@ async fn limits_refuse_with_an_error_naming_the_limit_and_others_are_served() {
         .await
         .unwrap();
     s.register(&node("a"), 0).await.unwrap();
-    s.create("one", 2, 1).await.unwrap();
+    s.create(&ClusterSpec::new("one", 2)).await.unwrap();
     let mut s = Session::connect(&rc, &ClientOptions::default())
         .await
         .unwrap();
     s.register(&node("b"), 0).await.unwrap();
-    s.create("two", 2, 1).await.unwrap();
+    s.create(&ClusterSpec::new("two", 2)).await.unwrap();
     let mut s = Session::connect(&rc, &ClientOptions::default())
         .await
         .unwrap();
     s.register(&node("c"), 0).await.unwrap();
-    let e = s.create("three", 2, 1).await.unwrap_err();
+    let e = s.create(&ClusterSpec::new("three", 2)).await.unwrap_err();
     assert!(
         e.to_string().contains("at most 2 clusters (max-clusters)"),
         "{e}"
@@ -435,7 +426,7 @@ async fn limits_refuse_with_an_error_naming_the_limit_and_others_are_served() {
         .await
         .unwrap();
     s.register(&node("d"), 0).await.unwrap();
-    s.create("one", 2, 1).await.unwrap();
+    s.create(&ClusterSpec::new("one", 2)).await.unwrap();
     // Five registrations from this address in the hour: the fifth refused.
     let mut s = Session::connect(&rc, &ClientOptions::default())
         .await

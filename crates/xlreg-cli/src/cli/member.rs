@@ -266,12 +266,11 @@ pub fn run_create(a: CreateArgs) -> anyhow::Result<()> {
     }
     let (rc, opts) = a.conn.load()?;
     let info = runtime()?
-        .block_on(boot::fresh_admin_create(
+        .block_on(boot::create_cluster(
             &rc,
-            &a.name,
-            a.size,
-            a.endpoints,
-            a.ttl.0,
+            &xlreg::client::ClusterSpec::new(a.name.clone(), a.size)
+                .endpoints(a.endpoints)
+                .ttl(a.ttl.0),
             &opts,
         ))
         .map_err(|e| client_err(e, &format!("creating cluster {:?}", a.name)))?;

@@ -231,7 +231,7 @@ async fn in_process(
     if a.keep {
         let mut greeters = tokio::task::JoinSet::new();
         for m in &cluster.members {
-            for l in &m.listeners {
+            for l in m.listeners() {
                 let l = l.try_clone().context("duplicating a listening socket")?;
                 let line = format!(
                     "xlreg up: member {} (slot {}) of cluster {} {}\n",
@@ -335,13 +335,12 @@ async fn with_command(
         aux_key(),
         vec![],
     )?;
-    let info = testing::create_with_ttl(
+    let info = testing::create(
         &regcred,
         &admin,
-        &name,
-        a.size,
-        a.endpoints,
-        cluster_ttl(&a),
+        &xlreg::client::ClusterSpec::new(name.clone(), a.size)
+            .endpoints(a.endpoints)
+            .ttl(cluster_ttl(&a)),
         &client,
     )
     .await?;
@@ -415,7 +414,7 @@ async fn with_command(
                     } else {
                         ""
                     };
-                    bail!("waiting for {n} members to join cluster {name:?}: {e}{hint}");
+                    bail!("waiting for {n} members to join cluster {name:?}: {}{hint}", xlreg::ErrorChain(&e));
                 }
             },
             Some((i, st)) = kids.exits.recv() => {
