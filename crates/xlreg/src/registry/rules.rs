@@ -996,6 +996,110 @@ mod tests {
         Registry::new(NodeId::from_bytes(&[0xee; 20]).unwrap())
     }
 
+    fn target(id: NodeId) -> GetCluster {
+        GetCluster {
+            cluster: ClusterTarget::Id(id),
+            which: Which::ALL,
+            budget: 1 << 20,
+            hold: std::time::Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn an_expired_cluster_is_gone_for_every_op_and_its_name_is_reusable() {
+        let mut r = reg();
+        r.set_now(1_000);
+        let c = r.create_with_ttl(b"c", 2, 0, 1, Some(500)).unwrap().id;
+        r.join(&c, rec(1, "a"), 1).unwrap();
+        r.commit();
+        r.set_now(1_400);
+        r.touch(&c);
+        r.set_now(1_899);
+        assert!(
+            r.members(&target(c)).is_ok(),
+            "touched at 1400: alive until 1900"
+        );
+        r.set_now(1_900);
+        assert_eq!(r.find(&ClusterTarget::Id(c)), Err(RuleError::NoSuchId));
+        assert_eq!(
+            r.find(&ClusterTarget::Name(b"c"[..].into())),
+            Err(RuleError::NoSuchName)
+        );
+        assert!(matches!(
+            r.members(&target(c)),
+            Err(RuleError::GetUnknown(_))
+        ));
+        assert_eq!(r.join(&c, rec(2, "b"), 1), Err(RuleError::NoSuchId));
+        assert_eq!(r.cluster_count(), 0);
+        let again = r.create(b"c", 3, 0, 1).unwrap();
+        assert_ne!(again.id, c, "a new cluster, with a new ID");
+        assert!(r.pending().contains(&Change::DeleteCluster { id: c }));
+    }
+
+    #[test]
+    fn policy_ttls_apply_by_the_ephemeral_bit_and_expire_is_bounded() {
+        let mut r = reg();
+        r.set_policy(Policy {
+            cluster_ttl_ms: None,
+            ephemeral_ttl_ms: Some(100),
+            max_clusters: None,
+        });
+        r.set_now(10);
+        for i in 0..5u8 {
+            r.create(&[b'e', i], 2, ATTR_EPHEMERAL, 1).unwrap();
+        }
+        let kept = r.create(b"plain", 2, 0, 1).unwrap().id;
+        r.commit();
+        r.set_now(110);
+        assert_eq!(r.expire(3), 3, "at most the limit per batch");
+        assert_eq!(r.expire(10), 2);
+        assert_eq!(r.expire(10), 0);
+        assert!(r.cluster(&kept).is_some(), "no TTL without the bit");
+        assert_eq!(r.ttl_of(r.cluster(&kept).unwrap()), None);
+    }
+
+    #[test]
+    fn a_rolled_back_delete_restores_the_cluster() {
+        let mut r = reg();
+        let c = r.create(b"c", 2, 0, 1).unwrap().id;
+        r.join(&c, rec(1, "a"), 1).unwrap();
+        r.commit();
+        assert_eq!(r.delete_by_name(b"c"), Ok(c));
+        assert_eq!(
+            r.delete_by_name(b"c"),
+            Err(RuleError::NoSuchCluster("c".into()))
+        );
+        r.rollback();
+        assert_eq!(r.cluster(&c).map(|c| c.len()), Some(1));
+        assert_eq!(r.find(&ClusterTarget::Name(b"c"[..].into())), Ok(c));
+    }
+
+    #[test]
+    fn max_clusters_refuses_new_names_but_returns_existing_ones() {
+        let mut r = reg();
+        r.set_policy(Policy {
+            max_clusters: Some(1),
+            ..Policy::default()
+        });
+        let a = r.create(b"a", 2, 0, 1).unwrap();
+        assert_eq!(r.create(b"b", 2, 0, 1), Err(RuleError::TooManyClusters(1)));
+        assert_eq!(r.create(b"a", 2, 0, 1), Ok(a));
+    }
+
+    #[test]
+    fn touches_are_stored_once_per_move() {
+        let mut r = reg();
+        r.set_now(5);
+        let c = r.create(b"c", 2, 0, 1).unwrap().id;
+        r.commit();
+        assert_eq!(r.persist_activity(10), 0);
+        r.set_now(9);
+        r.touch(&c);
+        assert_eq!(r.persist_activity(10), 1);
+        assert_eq!(r.commit(), vec![Change::Touch { id: c, at_ms: 9 }]);
+        assert_eq!(r.persist_activity(10), 0);
+    }
+
     /// GetCluster by raw ClusterID, as a session sends it.
     fn select(
         r: &Registry,
