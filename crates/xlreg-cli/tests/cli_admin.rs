@@ -165,6 +165,53 @@ async fn admin_cli_lists_shows_and_deletes_with_the_data_dir_token() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_on_a_shared_registry_gives_its_cluster_an_hour_unless_told() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (_srv, rc, http) = serve(&data, &[]);
+    let data_s = data.to_str().unwrap();
+    for (name, ttl) in [("shared-default", None), ("shared-10m", Some("10m"))] {
+        let mut args = vec![
+            "up",
+            "--size",
+            "2",
+            "--key-bits",
+            "1024",
+            "--regcred",
+            &rc,
+            "--name",
+            name,
+        ];
+        if let Some(t) = ttl {
+            args.extend(["--ttl", t]);
+        }
+        let (code, _, err) = xlreg(&args).await;
+        assert_eq!(code, 0, "{err}");
+    }
+    let (code, out, err) = xlreg(&[
+        "admin",
+        "--http",
+        &http,
+        "--data-dir",
+        data_s,
+        "clusters",
+        "--json",
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ttl = |name: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["ttl_s"].clone())
+    };
+    assert_eq!(ttl("shared-default"), Some(serde_json::json!(3600)));
+    assert_eq!(ttl("shared-10m"), Some(serde_json::json!(600)));
+}
+
 #[tokio::test]
 async fn bad_ops_flags_are_named() {
     let tmp = tempfile::tempdir().unwrap();
