@@ -183,21 +183,35 @@ fn json_error(status: StatusCode, msg: impl Into<String>) -> Response {
     r
 }
 
+/// A refused admin or read call.
+#[derive(Debug, Clone, Copy)]
+enum Denied {
+    NoToken,
+    WrongToken,
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        let msg = match self {
+            Denied::NoToken => "admin token required (Authorization: Bearer TOKEN)",
+            Denied::WrongToken => "admin token refused",
+        };
+        json_error(StatusCode::UNAUTHORIZED, msg)
+    }
+}
+
 impl Ops {
     /// Why an admin call is refused, if it is.
-    fn check_admin(&self, headers: &HeaderMap) -> Result<(), Response> {
+    fn check_admin(&self, headers: &HeaderMap) -> Result<(), Denied> {
         match bearer(headers) {
-            None => Err(json_error(
-                StatusCode::UNAUTHORIZED,
-                "admin token required (Authorization: Bearer TOKEN)",
-            )),
+            None => Err(Denied::NoToken),
             Some(t) if self.token.matches(t) => Ok(()),
-            Some(_) => Err(json_error(StatusCode::UNAUTHORIZED, "admin token refused")),
+            Some(_) => Err(Denied::WrongToken),
         }
     }
 
     /// Read-only pages: open on loopback, token otherwise.
-    fn check_read(&self, headers: &HeaderMap) -> Result<(), Response> {
+    fn check_read(&self, headers: &HeaderMap) -> Result<(), Denied> {
         if self.open_reads {
             Ok(())
         } else {
@@ -253,8 +267,8 @@ impl Ops {
 }
 
 async fn index(State(ops): St, headers: HeaderMap) -> Response {
-    if let Err(r) = ops.check_read(&headers) {
-        return r;
+    if let Err(d) = ops.check_read(&headers) {
+        return d.into_response();
     }
     let stats = ops.stats();
     let clusters = ops.clusters();
@@ -269,8 +283,8 @@ async fn index(State(ops): St, headers: HeaderMap) -> Response {
 }
 
 async fn fragment(State(ops): St, headers: HeaderMap) -> Response {
-    if let Err(r) = ops.check_read(&headers) {
-        return r;
+    if let Err(d) = ops.check_read(&headers) {
+        return d.into_response();
     }
     let stats = ops.stats();
     Html(page::live_part(
@@ -289,8 +303,8 @@ async fn readyz(State(ops): St) -> Response {
 }
 
 async fn metrics(State(ops): St, headers: HeaderMap) -> Response {
-    if let Err(r) = ops.check_read(&headers) {
-        return r;
+    if let Err(d) = ops.check_read(&headers) {
+        return d.into_response();
     }
     ops.stats();
     (
@@ -304,8 +318,8 @@ async fn metrics(State(ops): St, headers: HeaderMap) -> Response {
 }
 
 async fn regcred(State(ops): St, headers: HeaderMap) -> Response {
-    if let Err(r) = ops.check_read(&headers) {
-        return r;
+    if let Err(d) = ops.check_read(&headers) {
+        return d.into_response();
     }
     (
         [
@@ -321,16 +335,16 @@ async fn regcred(State(ops): St, headers: HeaderMap) -> Response {
 }
 
 async fn api_list(State(ops): St, headers: HeaderMap) -> Response {
-    if let Err(r) = ops.check_read(&headers) {
-        return r;
+    if let Err(d) = ops.check_read(&headers) {
+        return d.into_response();
     }
     let list: Vec<_> = ops.clusters().into_iter().map(|c| c.summary).collect();
     Json(list).into_response()
 }
 
 async fn api_show(State(ops): St, headers: HeaderMap, Path(name): Path<String>) -> Response {
-    if let Err(r) = ops.check_read(&headers) {
-        return r;
+    if let Err(d) = ops.check_read(&headers) {
+        return d.into_response();
     }
     let found = ops.registry.as_ref().and_then(|reg| {
         reg.with_registry(|r| {
@@ -348,8 +362,8 @@ async fn api_show(State(ops): St, headers: HeaderMap, Path(name): Path<String>) 
 }
 
 async fn api_delete(State(ops): St, headers: HeaderMap, Path(name): Path<String>) -> Response {
-    if let Err(r) = ops.check_admin(&headers) {
-        return r;
+    if let Err(d) = ops.check_admin(&headers) {
+        return d.into_response();
     }
     match ops.delete(&name).await {
         Ok(id) => Json(serde_json::json!({ "deleted": name, "id": id })).into_response(),
@@ -358,8 +372,8 @@ async fn api_delete(State(ops): St, headers: HeaderMap, Path(name): Path<String>
 }
 
 async fn api_stats(State(ops): St, headers: HeaderMap) -> Response {
-    if let Err(r) = ops.check_read(&headers) {
-        return r;
+    if let Err(d) = ops.check_read(&headers) {
+        return d.into_response();
     }
     Json(ops.stats()).into_response()
 }

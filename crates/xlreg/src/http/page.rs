@@ -70,10 +70,10 @@ pub fn cluster_table(clusters: &[ClusterDetail], now_ms: u64) -> String {
         } else {
             ""
         };
-        let _ = write!(
+        let _ = writeln!(
             h,
             "<tr class=\"cluster{complete}\" data-name=\"{name}\"><td class=\"name\">{name}</td><td><code>{}</code></td><td class=\"count\">{}/{}</td><td>{created}</td><td>{}</td><td>{expiry}</td>\
-             <td><form method=\"post\" action=\"/admin/delete\" class=\"delete\"><input type=\"hidden\" name=\"name\" value=\"{name}\"><input type=\"password\" name=\"token\" placeholder=\"admin token\" autocomplete=\"off\"><button type=\"submit\">Delete</button></form></td></tr>\n",
+             <td><form method=\"post\" action=\"/admin/delete\" class=\"delete\"><input type=\"hidden\" name=\"name\" value=\"{name}\"><input type=\"password\" name=\"token\" placeholder=\"admin token\" autocomplete=\"off\"><button type=\"submit\">Delete</button></form></td></tr>",
             esc(&s.id),
             s.members,
             s.size,
