@@ -211,6 +211,7 @@ async fn the_status_page_shows_a_forming_cluster_live_and_deletes_only_with_the_
     .unwrap();
     let row = "tr.cluster[data-name=\"forming\"]";
     wait_text(&c, &format!("{row} td.count"), "0/3").await;
+    wait_text(&c, "#stats span:first-child", "1 cluster(s)").await;
     let boot_one = |name: &str| {
         let (rc, m) = (rc.clone(), member(name));
         tokio::spawn(async move {
@@ -226,6 +227,7 @@ async fn the_status_page_shows_a_forming_cluster_live_and_deletes_only_with_the_
     assert!(!first.is_finished(), "alpha waits for the others");
     let rest = [boot_one("bravo"), boot_one("charlie")];
     wait_text(&c, &format!("{row} td.count"), "3/3").await;
+    wait_text(&c, "#stats span:nth-child(2)", "3 member(s)").await;
     for t in std::iter::once(first).chain(rest) {
         assert!(t.await.unwrap().unwrap().is_complete());
     }

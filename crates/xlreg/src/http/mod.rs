@@ -251,6 +251,14 @@ impl Ops {
             .unwrap_or_default()
     }
 
+    /// What the page shows: the most recently active clusters.
+    fn page_clusters(&self) -> Vec<view::ClusterDetail> {
+        self.registry
+            .as_ref()
+            .map(|r| r.with_registry(view::recent).0)
+            .unwrap_or_default()
+    }
+
     async fn delete(&self, name: &str) -> Result<String, (StatusCode, String)> {
         match self.backend.delete_cluster(name.as_bytes().to_vec()).await {
             Ok(id) => {
@@ -271,7 +279,7 @@ async fn index(State(ops): St, headers: HeaderMap) -> Response {
         return d.into_response();
     }
     let stats = ops.stats();
-    let clusters = ops.clusters();
+    let clusters = ops.page_clusters();
     Html(page::status_page(
         &ops.regcred,
         &ops.listen,
@@ -289,7 +297,7 @@ async fn fragment(State(ops): St, headers: HeaderMap) -> Response {
     let stats = ops.stats();
     Html(page::live_part(
         &stats,
-        &ops.clusters(),
+        &ops.page_clusters(),
         crate::registry::unix_now_ms(),
     ))
     .into_response()

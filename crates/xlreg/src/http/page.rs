@@ -136,8 +136,16 @@ pub fn live_part(stats: &Stats, clusters: &[ClusterDetail], now_ms: u64) -> Stri
         stats.members,
         stats.connections,
         relative(now_ms, now_ms),
-        cluster_table(clusters, now_ms)
-    )
+        cluster_table(clusters, now_ms),
+    ) + &if stats.clusters > clusters.len() {
+        format!(
+            "<p id=\"more\">Showing the {} most recently active of {} clusters; all are in <a href=\"/api/clusters\">/api/clusters</a>.</p>\n",
+            clusters.len(),
+            stats.clusters
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// The whole page.

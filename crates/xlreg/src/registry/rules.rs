@@ -794,7 +794,9 @@ impl Registry {
             self.remove(&id);
         }
         if let Some(max) = self.policy.max_clusters {
-            if self.clusters.values().filter(|c| !self.expired(c)).count() >= max {
+            // O(1): clusters expired but not yet swept (at most one sweep
+            // interval) still count.
+            if self.clusters.len() >= max {
                 return Err(RuleError::TooManyClusters(max));
             }
         }
