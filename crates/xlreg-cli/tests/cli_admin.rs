@@ -165,51 +165,83 @@ async fn admin_cli_lists_shows_and_deletes_with_the_data_dir_token() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn up_on_a_shared_registry_gives_its_cluster_an_hour_unless_told() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let (_srv, rc, http) = serve(&data, &[]);
-    let data_s = data.to_str().unwrap();
-    for (name, ttl) in [("shared-default", None), ("shared-10m", Some("10m"))] {
-        let mut args = vec![
-            "up",
-            "--size",
-            "2",
-            "--key-bits",
-            "1024",
-            "--regcred",
-            &rc,
-            "--name",
-            name,
-        ];
-        if let Some(t) = ttl {
-            args.extend(["--ttl", t]);
-        }
-        let (code, _, err) = xlreg(&args).await;
-        assert_eq!(code, 0, "{err}");
-    }
+async fn clusters(http: &str, data: &str) -> serde_json::Value {
     let (code, out, err) = xlreg(&[
         "admin",
         "--http",
-        &http,
+        http,
         "--data-dir",
-        data_s,
+        data,
         "clusters",
         "--json",
     ])
     .await;
     assert_eq!(code, 0, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let ttl = |name: &str| {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .map(|c| c["ttl_s"].clone())
-    };
-    assert_eq!(ttl("shared-default"), Some(serde_json::json!(3600)));
-    assert_eq!(ttl("shared-10m"), Some(serde_json::json!(600)));
+    serde_json::from_str(&out).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_on_a_shared_registry_deletes_its_cluster_unless_kept_with_an_hour_ttl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (_srv, rc, http) = serve(&data, &[]);
+    let data_s = data.to_str().unwrap();
+
+    // Without --keep: the cluster is deleted when up stops.
+    let (code, _, err) = xlreg(&[
+        "up",
+        "--size",
+        "2",
+        "--key-bits",
+        "1024",
+        "--regcred",
+        &rc,
+        "--name",
+        "gone",
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("deleted cluster gone from the shared registry"),
+        "{err}"
+    );
+    assert_eq!(clusters(&http, data_s).await, serde_json::json!([]));
+
+    // With --keep: it stays, with the one-hour default TTL.
+    let mut up = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_xlreg"))
+            .args([
+                "up",
+                "--size",
+                "2",
+                "--key-bits",
+                "1024",
+                "--keep",
+                "--name",
+                "kept",
+                "--regcred",
+                &rc,
+            ])
+            .env("XLREG_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let err = BufReader::new(up.0.stderr.take().unwrap());
+    for line in err.lines() {
+        if line.unwrap().contains("Ctrl-C stops them") {
+            break;
+        }
+    }
+    let v = clusters(&http, data_s).await;
+    assert_eq!(v[0]["name"], "kept");
+    assert_eq!(v[0]["ttl_s"], 3600, "the shared-registry default");
+    // SAFETY: signalling our own child by its pid.
+    unsafe { libc::kill(up.0.id() as i32, libc::SIGINT) };
+    assert!(up.0.wait().unwrap().success());
+    let v = clusters(&http, data_s).await;
+    assert_eq!(v[0]["name"], "kept", "--keep keeps it");
 }
 
 #[tokio::test]

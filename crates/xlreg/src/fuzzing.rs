@@ -1247,7 +1247,7 @@ impl World<'_> {
                 }
                 done.budget = Some(g.budget);
             }
-            Request::Create(_) | Request::Join(_) => {}
+            Request::Create(_) | Request::Join(_) | Request::Delete(_) => {}
         }
     }
 

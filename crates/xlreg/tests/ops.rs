@@ -474,3 +474,73 @@ async fn health_and_readiness_answer() {
     let (code, body) = call("GET", format!("{base}/readyz"), None).await;
     assert_eq!(code, 503, "store closed: not ready ({body})");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_deletes_its_cluster_over_the_wire_and_others_cannot() {
+    let server = Server::start(ServerConfig::ephemeral()).await.unwrap();
+    let rc = server.regcred().clone();
+    let info = create_cluster_as(
+        &rc,
+        &node("admin"),
+        &ClusterSpec::new("wire", 2),
+        &ClientOptions::default(),
+    )
+    .await
+    .unwrap();
+    let alpha = node("alpha");
+    boot(
+        &rc,
+        &ClusterRef::Id(info.id),
+        &alpha,
+        &BootOptions {
+            wait: None,
+            ..BootOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    // Not a member: refused (and the session is closed).
+    let mut s = Session::connect(&rc, &ClientOptions::default())
+        .await
+        .unwrap();
+    s.register(&node("stranger"), 0).await.unwrap();
+    let e = s
+        .delete_cluster(&ClusterRef::Name("wire".into()))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("only a member of the cluster may delete it"),
+        "{e}"
+    );
+    // Legacy framing: the client does not even ask.
+    let mut s = Session::connect(
+        &rc,
+        &ClientOptions {
+            legacy_framing: true,
+            ..ClientOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    s.register(&alpha, 0).await.unwrap();
+    let e = s
+        .delete_cluster(&ClusterRef::Id(info.id))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ClientError::Usage(_)), "{e}");
+    // A member: deleted.
+    let mut s = Session::connect(&rc, &ClientOptions::default())
+        .await
+        .unwrap();
+    s.register(&alpha, 0).await.unwrap();
+    s.delete_cluster(&ClusterRef::Id(info.id)).await.unwrap();
+    s.bye().await.unwrap();
+    assert_eq!(
+        join_error(&rc, info.id)
+            .await
+            .map(|e| e.to_string().contains("cannot find cluster")),
+        Some(true)
+    );
+    server.shutdown().await;
+}

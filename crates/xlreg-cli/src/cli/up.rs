@@ -250,8 +250,37 @@ async fn in_process(
         signal.await;
         greeters.shutdown().await;
     }
+    if let (Some((rc, _)), false) = (&external, a.keep) {
+        let first = &cluster.members[0].identity;
+        delete_from_shared(rc, first, cluster.id(), &cluster.name).await;
+    }
     cluster.shutdown().await;
     Ok(())
+}
+
+/// On a shared registry (`--regcred`), delete the cluster when up stops,
+/// as one of its members (an xlreg registry allows that to members; a Go
+/// registry cannot delete, and its cluster stays). Failure is a warning:
+/// the cluster's TTL removes it later anyway.
+async fn delete_from_shared(
+    rc: &RegCred,
+    member: &xlreg::client::node::NodeIdentity,
+    id: xlreg::wire::NodeId,
+    name: &str,
+) {
+    let go = async {
+        let mut s = xlreg::client::session::Session::connect(rc, &ClientOptions::default()).await?;
+        s.register(member, 0).await?;
+        s.delete_cluster(&xlreg::client::ClusterRef::Id(id)).await?;
+        s.bye().await
+    };
+    match go.await {
+        Ok(()) => eprintln!("xlreg up: deleted cluster {name} from the shared registry"),
+        Err(e) => eprintln!(
+            "xlreg up: warning: cluster {name} left on the shared registry ({e}); \
+             its TTL removes it"
+        ),
+    }
 }
 
 /// Answer every connection to a member's endpoint with one line.
@@ -379,6 +408,8 @@ async fn with_command(
         });
     }
     let dirs: Vec<PathBuf> = envs.iter().map(|e| e.node_dir.clone()).collect();
+    // Kept to delete the cluster from a shared registry at the end.
+    let first_node = nodes[0].clone();
     tokio::task::spawn_blocking(move || {
         testing::keys::run_parallel(n, threads, &|| {}, |i| nodes[i].clone().save(&dirs[i]))
     })
@@ -475,6 +506,9 @@ async fn with_command(
         }
     }
     kids.stop().await;
+    if registry.is_none() && !a.keep {
+        delete_from_shared(&regcred, &first_node, info.id, &name).await;
+    }
     if let Some(r) = registry {
         r.stop().await;
     }

@@ -421,6 +421,29 @@ impl Session {
         r
     }
 
+    /// Delete `cluster` (an xlreg extension, negotiated like the framing:
+    /// a Go registry cannot, and is never asked). The registry allows it
+    /// to a member of the cluster, so register as one first. Allowed right
+    /// after Member or Create.
+    pub async fn delete_cluster(&mut self, cluster: &ClusterRef) -> Result<(), ClientError> {
+        self.require("DeleteCluster", &[State::Registered, State::Created])?;
+        if self.framing() != crate::wire::Framing::LengthPrefixed {
+            return Err(ClientError::Usage(
+                "deleting a cluster needs an xlreg registry and the xlreg framing \
+                 (this registry is a Go one, or legacy framing was asked for)"
+                    .into(),
+            ));
+        }
+        let msg = match cluster {
+            ClusterRef::Id(id) => XlRegMsg::delete_cluster(Some(id), ""),
+            ClusterRef::Name(n) => XlRegMsg::delete_cluster(None, n),
+        };
+        self.call(msg, "DeleteCluster", Tag::Ack)
+            .await
+            .map_err(|e| naming(e, cluster))?;
+        Ok(())
+    }
+
     /// End the session: Bye, wait for Ack, close. After a failure this only
     /// closes (the registry has already closed its side; a Go registry
     /// crashes on any message after an Error or Bye, spec §8.4).

@@ -29,7 +29,9 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::request::{Answer, Create, GetCluster, Join, Joined, Members, Register, Request};
+use super::request::{
+    Answer, Create, Delete, GetCluster, Join, Joined, Members, Register, Request,
+};
 use super::rules::{ClusterFacts, RuleError};
 use super::store::StoreError;
 use crate::wire::NodeId;
@@ -105,6 +107,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         ))))
     }
 
+    /// Delete a cluster at the request of one of its members (the wire
+    /// extension); like [`Backend::delete_cluster`] otherwise. Default:
+    /// unsupported.
+    fn delete(&self, req: Delete) -> BoxFuture<'_, Result<NodeId, BackendError>> {
+        let _ = req;
+        Box::pin(std::future::ready(Err(BackendError::Rule(
+            RuleError::Unsupported("delete clusters"),
+        ))))
+    }
+
     /// Remove at most `limit` clusters whose TTL ran out (expired clusters
     /// are already invisible to every request; this frees their storage)
     /// and store clusters' last activity so expiry survives a restart.
@@ -129,6 +141,7 @@ pub async fn perform(backend: &dyn Backend, req: Request) -> Result<Answer, Back
         Request::Create(c) => backend.create(c).await.map(Answer::Created),
         Request::Join(j) => backend.join(j).await.map(Answer::Joined),
         Request::GetCluster(g) => get_cluster_held(backend, &g).await.map(Answer::Members),
+        Request::Delete(d) => backend.delete(d).await.map(Answer::Deleted),
     }
 }
 

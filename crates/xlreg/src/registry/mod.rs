@@ -64,7 +64,7 @@ pub mod store;
 pub use backend::{get_cluster_held, perform, Backend, BackendError, BoxFuture};
 pub use memory::MemoryStore;
 pub use request::{
-    Answer, ClusterTarget, Create, GetCluster, Join, Joined, Members, Register, Request,
+    Answer, ClusterTarget, Create, Delete, GetCluster, Join, Joined, Members, Register, Request,
 };
 pub use rules::{
     get_target, join_target, Change, Cluster, ClusterFacts, IdOwner, MemberRecord, Policy,

@@ -76,6 +76,16 @@ pub struct GetCluster {
     pub hold: Duration,
 }
 
+/// Deleting a cluster over the wire (an xlreg extension): allowed to a
+/// member of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delete {
+    /// The cluster to delete.
+    pub cluster: ClusterTarget,
+    /// The member asking (registered in this session).
+    pub by: NodeId,
+}
+
 /// One registry request, as the session emits it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
@@ -87,6 +97,8 @@ pub enum Request {
     Join(Join),
     /// See [`GetCluster`].
     GetCluster(GetCluster),
+    /// See [`Delete`].
+    Delete(Delete),
 }
 
 impl Request {
@@ -138,4 +150,6 @@ pub enum Answer {
     Joined(Joined),
     /// To [`Request::GetCluster`].
     Members(Members),
+    /// To [`Request::Delete`]: the cluster deleted.
+    Deleted(NodeId),
 }

@@ -102,6 +102,9 @@ pub enum RuleError {
     /// Delete (admin) of a name no live cluster has.
     #[error("cannot find cluster {0}")]
     NoSuchCluster(String),
+    /// Delete (wire) by a member not in the cluster.
+    #[error("only a member of the cluster may delete it")]
+    NotAMember,
     /// An operation this backend does not implement.
     #[error("this registry backend cannot {0}")]
     Unsupported(&'static str),
@@ -379,6 +382,15 @@ impl Registry {
                 Ok(Answer::Joined(Joined { cluster, index }))
             }
             Request::GetCluster(g) => self.members(&g).map(Answer::Members),
+            Request::Delete(d) => {
+                let id = self.find(&d.cluster)?;
+                let c = &self.clusters[&id];
+                if !c.committed || !c.members().iter().any(|m| m.id == d.by) {
+                    return Err(RuleError::NotAMember);
+                }
+                self.remove(&id);
+                Ok(Answer::Deleted(id))
+            }
         }
     }
 

@@ -291,6 +291,15 @@ impl Backend for RegistryService {
         Box::pin(std::future::ready(r))
     }
 
+    fn delete(&self, req: super::request::Delete) -> BoxFuture<'_, Result<NodeId, BackendError>> {
+        Box::pin(async move {
+            match self.submit(Request::Delete(req)).await? {
+                Answer::Deleted(id) => Ok(id),
+                _ => unreachable!("{MISMATCH}"),
+            }
+        })
+    }
+
     fn delete_cluster(&self, name: Vec<u8>) -> BoxFuture<'_, Result<NodeId, BackendError>> {
         Box::pin(async move {
             match self.submit_op(Op::Delete(name)).await? {

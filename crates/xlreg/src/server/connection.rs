@@ -147,6 +147,9 @@ async fn perform_counted(
         Ok(Answer::Joined(_)) => {
             m.joins.inc();
         }
+        Ok(Answer::Deleted(_)) => {
+            m.deleted_clusters.inc();
+        }
         Err(BackendError::Rule(RuleError::TooManyClusters(_))) => m.limit_refused("max_clusters"),
         _ => {}
     }

@@ -43,6 +43,11 @@ pub enum Tag {
     Ack = 12,
     /// Failure; the server closes afterwards.
     Error = 13,
+    /// xlreg extension, only on sessions that negotiated version ≥ 2.0
+    /// (a Go peer never sends or receives it): delete the cluster named by
+    /// ClusterID or ClusterName; allowed to a member of that cluster.
+    /// Answered with Ack.
+    DeleteCluster = 14,
 }
 
 /// `XLRegMsg.Token`: one member's public description (spec §7.3).
@@ -210,6 +215,20 @@ impl XlRegMsg {
         XlRegMsg {
             cluster_name: Some(name.as_bytes().to_vec()),
             ..Self::with_op(Tag::Join)
+        }
+    }
+    /// DeleteCluster (op 14, an xlreg extension) of the cluster with this
+    /// ID (`Some`) or name.
+    pub fn delete_cluster(id: Option<&NodeId>, name: &str) -> Self {
+        match id {
+            Some(id) => XlRegMsg {
+                cluster_id: Some(id.as_bytes().to_vec()),
+                ..Self::with_op(Tag::DeleteCluster)
+            },
+            None => XlRegMsg {
+                cluster_name: Some(name.as_bytes().to_vec()),
+                ..Self::with_op(Tag::DeleteCluster)
+            },
         }
     }
     /// JoinReply (op 8).
