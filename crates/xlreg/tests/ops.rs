@@ -544,3 +544,39 @@ async fn a_member_deletes_its_cluster_over_the_wire_and_others_cannot() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn off_loopback_even_reads_need_the_token() {
+    let server = Server::start(ServerConfig::ephemeral()).await.unwrap();
+    // Bound to every address (so not "loopback"); spoken to on loopback.
+    let h = HttpServer::start(
+        HttpConfig {
+            listen: "0.0.0.0:0".parse().unwrap(),
+            token: token(),
+        },
+        &server,
+    )
+    .await
+    .unwrap();
+    let base = format!("http://127.0.0.1:{}", h.local_addr().port());
+    for path in [
+        "/",
+        "/metrics",
+        "/api/clusters",
+        "/api/stats",
+        "/regCred.dat",
+    ] {
+        let (code, _) = call("GET", format!("{base}{path}"), None).await;
+        assert_eq!(code, 401, "{path} without the token");
+        let (code, _) = call("GET", format!("{base}{path}"), Some(token().secret())).await;
+        assert_eq!(code, 200, "{path} with the token");
+    }
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(
+            call("GET", format!("{base}{path}"), None).await.0,
+            200,
+            "{path}"
+        );
+    }
+    server.shutdown().await;
+}
