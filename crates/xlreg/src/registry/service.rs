@@ -3,14 +3,14 @@
 //!
 //! Why a single writer: rules such as "a slot is used once" and "a name
 //! exists once" are then decided in one order with no races (spec §16.25:
-//! the Go server decides them under no lock), and the writer can
+//! the Go server checks, then inserts, without a lock), and the writer can
 //! group-commit: it drains every request that queued while the previous
 //! transaction was being fsynced and commits them together. A reply is
 //! sent only after its change is durable; readers never see uncommitted
 //! members. With a store that does not wait for a device
-//! ([`MemoryStore`], ephemeral registries) requests
-//! are decided and committed inline under the lock instead: there is
-//! nothing to wait for, so no thread hop.
+//! ([`MemoryStore`], ephemeral registries) requests are decided and
+//! committed inline under the lock instead: there is nothing to wait for,
+//! so no thread hop.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
