@@ -13,6 +13,7 @@
 //! backend is given to [`Server::start_with_backend`].
 
 pub mod connection;
+pub mod dispatch;
 pub mod identity;
 pub mod session;
 
