@@ -83,6 +83,41 @@ fn up_runs_peer_ring_as_every_member_and_every_message_arrives_authenticated() {
     assert_eq!(err.matches(": sent 25 bytes to member").count(), 3, "{err}");
 }
 
+/// The `peer_ring` example of the library, built next to the xlreg binary
+/// (a no-op for cargo when it is up to date).
+fn peer_ring_example() -> std::path::PathBuf {
+    let dir = std::path::Path::new(XLREG).parent().unwrap();
+    let mut c = Command::new(env!("CARGO"));
+    c.args(["build", "-p", "xlreg", "--example", "peer_ring"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if dir.ends_with("release") {
+        c.arg("--release");
+    }
+    let st = c.status().unwrap();
+    assert!(st.success(), "cargo build --example peer_ring: {st}");
+    dir.join("examples").join("peer_ring")
+}
+
+#[test]
+fn up_runs_the_peer_ring_example_and_exits_0_when_every_message_arrived() {
+    let exe = peer_ring_example();
+    let out = up("3", &[exe.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}\n{err}", out.status);
+    for i in 0..3usize {
+        let want = format!(
+            "got \"hello from member {}\" from member {} (",
+            (i + 2) % 3,
+            (i + 2) % 3
+        );
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&format!("] member {i} (")) && l.contains(&want)),
+            "member {i}: {want}\n{err}"
+        );
+    }
+}
+
 #[test]
 fn peer_send_and_listen_deliver_a_one_off_message() {
     // Copy 0 (named m00) listens, copy 1 sends to it by name.
