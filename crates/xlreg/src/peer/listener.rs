@@ -251,7 +251,7 @@ impl PeerListener {
 
     /// Accept a TCP connection without the handshake.
     pub async fn accept_tcp(&self) -> Result<(TcpStream, SocketAddr), PeerError> {
-        self.tcp.accept().await.map_err(|e| PeerError::Io {
+        let (s, a) = self.tcp.accept().await.map_err(|e| PeerError::Io {
             what: "accepting on".into(),
             addr: self
                 .tcp
@@ -259,7 +259,10 @@ impl PeerListener {
                 .map(|a| a.to_string())
                 .unwrap_or_default(),
             source: e,
-        })
+        })?;
+        // Handshake flights and small messages must not wait for Nagle.
+        let _ = s.set_nodelay(true);
+        Ok((s, a))
     }
 
     /// The next authenticated peer. An error concerns one dialer (it is
