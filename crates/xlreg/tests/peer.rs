@@ -443,3 +443,66 @@ async fn a_passive_observer_on_a_loopback_proxy_sees_no_plaintext() {
     }
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_and_async_ends_interoperate_and_refuse_alike() {
+    use std::io::{Read, Write};
+    use xlreg::peer::BlockingPeerListener;
+    let mut c = launch(2, 1).await;
+    let async_l = listener(&mut c, 0, 0);
+    let (v0, v1) = (c.members[0].view.clone(), c.members[1].view.clone());
+    let (i0, i1) = (v0.self_index, v1.self_index);
+
+    // A blocking dialer (member 1) to an async listener (member 0).
+    let dialer = connector(&c, 1);
+    let d = dialer.clone();
+    let blocking = tokio::task::spawn_blocking(move || {
+        let mut s = d.connect_blocking(i0).unwrap();
+        assert_eq!(s.peer().index(), Some(i0));
+        s.write_all(b"from a thread").unwrap();
+        let mut b = [0u8; 2];
+        s.read_exact(&mut b).unwrap();
+        b
+    });
+    let (peer, mut s) = async_l.accept().await.unwrap();
+    assert_eq!(peer.index(), Some(i1));
+    let mut b = [0u8; 13];
+    s.read_exact(&mut b).await.unwrap();
+    assert_eq!(&b, b"from a thread");
+    s.write_all(b"ok").await.unwrap();
+    assert_eq!(&blocking.await.unwrap(), b"ok");
+
+    // A blocking listener (member 1) and an async dialer (member 0).
+    let m1 = &mut c.members[1];
+    let acceptor = PeerAcceptor::new(&m1.view, &m1.identity).unwrap();
+    let bl = BlockingPeerListener::new(m1.listeners.remove(0), acceptor);
+    let server = tokio::task::spawn_blocking(move || {
+        let (peer, mut s) = bl.accept().unwrap();
+        let mut b = [0u8; 5];
+        s.read_exact(&mut b).unwrap();
+        s.write_all(&b).unwrap();
+        // A client without a certificate is refused here too.
+        let refused = bl.accept().map(|(p, _)| p);
+        (peer, b, refused)
+    });
+    let mut s = connector(&c, 0).connect(i1).await.unwrap();
+    s.write_all(b"hello").await.unwrap();
+    let mut echo = [0u8; 5];
+    s.read_exact(&mut echo).await.unwrap();
+    assert_eq!(&echo, b"hello");
+    let anon = PeerConnector::anonymous(v0.cluster_id, &v0.members).unwrap();
+    let cli = anon.connect(i1).await;
+    let (peer, b, refused) = server.await.unwrap();
+    assert_eq!(peer.index(), Some(i0));
+    assert_eq!(&b, b"hello");
+    match refused {
+        Err(PeerError::Refused {
+            why: Refusal::NoCertificate { .. },
+            ..
+        }) => {}
+        other => panic!("the blocking listener must refuse an anonymous client: {other:?}"),
+    }
+    let e = refused_by_peer(cli);
+    assert!(e.contains("presented none"), "{e}");
+    c.shutdown().await;
+}

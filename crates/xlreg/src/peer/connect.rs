@@ -20,15 +20,15 @@ use crate::wire::NodeId;
 
 /// Pause between attempts while a peer's endpoint refuses TCP connections
 /// (it may not be listening yet).
-const RETRY_PAUSE: Duration = Duration::from_millis(50);
+pub(super) const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// Dials members of one cluster; build it once and connect many times.
 #[derive(Clone)]
 pub struct PeerConnector {
-    ctx: SslContext,
+    pub(super) ctx: SslContext,
     cluster_id: NodeId,
     members: Vec<MemberInfo>,
-    timeout: Duration,
+    pub(super) timeout: Duration,
     anonymous: bool,
 }
 
@@ -86,6 +86,26 @@ impl PeerConnector {
         self
     }
 
+    /// The pins and address for member `peer_index`'s endpoint
+    /// `endpoint_index`.
+    pub(super) fn target(
+        &self,
+        peer_index: usize,
+        endpoint_index: usize,
+    ) -> Result<(Pins, String), PeerError> {
+        let m = self.member(peer_index)?;
+        let ep = m.endpoints.get(endpoint_index).ok_or_else(|| {
+            PeerError::Usage(format!(
+                "member {} ({}) has no endpoint {endpoint_index} (it registered {})",
+                m.index,
+                m.name,
+                m.endpoints.len()
+            ))
+        })?;
+        let pins = Pins::one_member(self.cluster_id, m);
+        Ok((pins, ep.clone()))
+    }
+
     fn member(&self, index: usize) -> Result<&MemberInfo, PeerError> {
         self.members
             .iter()
@@ -110,17 +130,8 @@ impl PeerConnector {
         peer_index: usize,
         endpoint_index: usize,
     ) -> Result<PeerStream, PeerError> {
-        let m = self.member(peer_index)?;
-        let ep = m.endpoints.get(endpoint_index).ok_or_else(|| {
-            PeerError::Usage(format!(
-                "member {} ({}) has no endpoint {endpoint_index} (it registered {})",
-                m.index,
-                m.name,
-                m.endpoints.len()
-            ))
-        })?;
-        let pins = Pins::one_member(self.cluster_id, m);
-        self.connect_pinned(pins, ep).await
+        let (pins, ep) = self.target(peer_index, endpoint_index)?;
+        self.connect_pinned(pins, &ep).await
     }
 
     /// Connect to `addr` and accept only the keys of `pins`, offering the

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use openssl::ssl::SslContext;
+use openssl::ssl::{SslContext, SslRef};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
@@ -53,6 +53,100 @@ pub fn explain_alert(text: &str) -> Option<String> {
         return None;
     };
     Some(why.to_string())
+}
+
+/// Which end of the handshake we are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// We accepted the connection.
+    Listener,
+    /// We dialed.
+    Dialer,
+}
+
+/// Name a failed handshake: our own refusal (recorded by the callbacks),
+/// the peer's (its alert), or another TLS error. `detail` is OpenSSL's
+/// text; `who` the peer's address or description.
+pub fn failure(ssl: &SslRef, pins: &Pins, detail: String, who: &str, side: Side) -> PeerError {
+    if let Some(why) = refusal_of(ssl) {
+        return PeerError::Refused {
+            addr: who.into(),
+            why,
+        };
+    }
+    if side == Side::Listener && detail.contains("peer did not return a certificate") {
+        return PeerError::Refused {
+            addr: who.into(),
+            why: pins.no_certificate(),
+        };
+    }
+    if let Some(why) = explain_alert(&detail) {
+        let peer = match side {
+            Side::Listener => format!("dialer {who}"),
+            Side::Dialer => who.to_string(),
+        };
+        return PeerError::RefusedByPeer { peer, why };
+    }
+    PeerError::Tls {
+        what: "in the handshake".into(),
+        addr: who.into(),
+        detail,
+    }
+}
+
+/// Check a finished handshake once more (the callbacks already did, but
+/// nothing should depend on a callback having run): our cluster binding
+/// was agreed and the peer's certificate is pinned. Returns who the peer
+/// is.
+pub fn established(
+    ssl: &SslRef,
+    pins: &Pins,
+    allow_anonymous: bool,
+    who: &str,
+) -> Result<Peer, PeerError> {
+    let refused = |why: Refusal| PeerError::Refused {
+        addr: who.into(),
+        why,
+    };
+    pins.check_alpn_selected(ssl.selected_alpn_protocol())
+        .map_err(refused)?;
+    match ssl.peer_certificate() {
+        Some(c) => {
+            let index = pins.check_cert(&c, SystemTime::now()).map_err(refused)?;
+            Ok(Peer::Member {
+                index,
+                name: pins.name_of(index).unwrap_or_default().to_string(),
+            })
+        }
+        None if allow_anonymous => Ok(Peer::Anonymous),
+        None => Err(refused(pins.no_certificate())),
+    }
+}
+
+/// The dialer's reading of the listener's answer after the handshake:
+/// `read` is the result of reading one byte into `byte`.
+pub fn acceptance(read: std::io::Result<usize>, byte: u8, who: &str) -> Result<(), PeerError> {
+    let refused = |why: String| PeerError::RefusedByPeer {
+        peer: who.into(),
+        why,
+    };
+    match read {
+        Ok(1) if byte == ACCEPTED => Ok(()),
+        Ok(0) => Err(refused(
+            "it closed the connection after the handshake instead of accepting us".into(),
+        )),
+        Ok(_) => Err(refused(format!(
+            "it sent {byte:#04x} instead of the acceptance byte {ACCEPTED:#04x}"
+        ))),
+        Err(e) => match explain_alert(&e.to_string()) {
+            Some(why) => Err(refused(why)),
+            None => Err(PeerError::Io {
+                what: "waiting for the acceptance of".into(),
+                addr: who.into(),
+                source: e,
+            }),
+        },
+    }
 }
 
 /// The listener's side: check that the dialer speaks TLS, run the
@@ -111,47 +205,9 @@ async fn accept_inner(
         detail: e.to_string(),
     })?;
     if let Err(e) = Pin::new(&mut s).accept().await {
-        let detail = e.to_string();
-        if let Some(why) = refusal_of(s.ssl()) {
-            return Err(PeerError::Refused { addr: a, why });
-        }
-        if detail.contains("peer did not return a certificate") {
-            return Err(PeerError::Refused {
-                addr: a,
-                why: pins.no_certificate(),
-            });
-        }
-        if let Some(why) = explain_alert(&detail) {
-            return Err(PeerError::RefusedByPeer {
-                peer: format!("dialer {a}"),
-                why,
-            });
-        }
-        return Err(PeerError::Tls {
-            what: "in the handshake".into(),
-            addr: a,
-            detail,
-        });
+        return Err(failure(s.ssl(), &pins, e.to_string(), &a, Side::Listener));
     }
-    // The callbacks already checked both; check again on the result, so
-    // that nothing depends on a callback having run.
-    let refused = |why: Refusal| PeerError::Refused {
-        addr: a.clone(),
-        why,
-    };
-    pins.check_alpn_selected(s.ssl().selected_alpn_protocol())
-        .map_err(refused)?;
-    let peer = match s.ssl().peer_certificate() {
-        Some(c) => {
-            let index = pins.check_cert(&c, SystemTime::now()).map_err(refused)?;
-            Peer::Member {
-                index,
-                name: pins.name_of(index).unwrap_or_default().to_string(),
-            }
-        }
-        None if allow_anonymous => Peer::Anonymous,
-        None => return Err(refused(pins.no_certificate())),
-    };
+    let peer = established(s.ssl(), &pins, allow_anonymous, &a)?;
     let io = |what: &str| {
         let what = what.to_string();
         let a = a.clone();
@@ -205,73 +261,12 @@ async fn connect_inner(
         detail: e.to_string(),
     })?;
     if let Err(e) = Pin::new(&mut s).connect().await {
-        let detail = e.to_string();
-        if let Some(why) = refusal_of(s.ssl()) {
-            return Err(PeerError::Refused {
-                addr: who.into(),
-                why,
-            });
-        }
-        if let Some(why) = explain_alert(&detail) {
-            return Err(PeerError::RefusedByPeer {
-                peer: who.into(),
-                why,
-            });
-        }
-        return Err(PeerError::Tls {
-            what: "in the handshake".into(),
-            addr: who.into(),
-            detail,
-        });
+        return Err(failure(s.ssl(), &pins, e.to_string(), who, Side::Dialer));
     }
-    let refused = |why: Refusal| PeerError::Refused {
-        addr: who.into(),
-        why,
-    };
-    pins.check_alpn_selected(s.ssl().selected_alpn_protocol())
-        .map_err(refused)?;
-    let cert = s
-        .ssl()
-        .peer_certificate()
-        .ok_or_else(|| refused(pins.no_certificate()))?;
-    let index = pins.check_cert(&cert, SystemTime::now()).map_err(refused)?;
+    let peer = established(s.ssl(), &pins, false, who)?;
     let mut b = [0u8; 1];
-    match s.read(&mut b).await {
-        Ok(1) if b[0] == ACCEPTED => {}
-        Ok(0) => {
-            return Err(PeerError::RefusedByPeer {
-                peer: who.into(),
-                why: "it closed the connection after the handshake instead of accepting us".into(),
-            })
-        }
-        Ok(_) => {
-            return Err(PeerError::RefusedByPeer {
-                peer: who.into(),
-                why: format!(
-                    "it sent {:#04x} instead of the acceptance byte {ACCEPTED:#04x}",
-                    b[0]
-                ),
-            })
-        }
-        Err(e) => {
-            let detail = e.to_string();
-            return Err(match explain_alert(&detail) {
-                Some(why) => PeerError::RefusedByPeer {
-                    peer: who.into(),
-                    why,
-                },
-                None => PeerError::Io {
-                    what: "waiting for the acceptance of".into(),
-                    addr: who.into(),
-                    source: e,
-                },
-            });
-        }
-    }
-    let peer = Peer::Member {
-        index,
-        name: pins.name_of(index).unwrap_or_default().to_string(),
-    };
+    let r = s.read(&mut b).await;
+    acceptance(r, b[0], who)?;
     Ok(PeerStream::new(s, peer, addr, start.elapsed()))
 }
 

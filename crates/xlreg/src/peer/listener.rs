@@ -48,13 +48,13 @@ struct Current {
 /// cluster, and the policy for anonymous clients.
 #[derive(Clone)]
 pub struct PeerAcceptor {
-    pins: Arc<Pins>,
+    pub(super) pins: Arc<Pins>,
     current: Arc<Mutex<Current>>,
     /// Key and name to renew the certificate with; `None` for a fixed
     /// certificate.
     renew: Option<(PrivateKey, String)>,
-    allow_anonymous: bool,
-    timeout: Duration,
+    pub(super) allow_anonymous: bool,
+    pub(super) timeout: Duration,
 }
 
 impl std::fmt::Debug for PeerAcceptor {
@@ -110,7 +110,7 @@ impl PeerAcceptor {
         &self.pins
     }
 
-    fn context(&self) -> Result<SslContext, PeerError> {
+    pub(super) fn context(&self) -> Result<SslContext, PeerError> {
         let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((key, name)) = &self.renew {
             if cur.cert.needs_renewal() {

@@ -44,9 +44,10 @@
 //! [`tls`] (the OpenSSL contexts, usable from bindings and blocking code),
 //! [`handshake`] (driving a handshake over tokio and naming failures),
 //! [`listener`] ([`PeerListener`]), [`connect`](mod@connect) ([`connect`],
-//! [`PeerConnector`]), [`stream`] ([`PeerStream`]), [`error`]
-//! ([`PeerError`]).
+//! [`PeerConnector`]), [`stream`] ([`PeerStream`]), [`blocking`] (the same
+//! over std sockets, for threads and bindings), [`error`] ([`PeerError`]).
 
+pub mod blocking;
 pub mod cert;
 pub mod connect;
 pub mod error;
@@ -60,10 +61,11 @@ use std::time::Duration;
 
 use crate::wire::NodeId;
 
+pub use blocking::{BlockingPeerListener, BlockingPeerStream};
 pub use cert::{LocalCert, CERT_VALIDITY};
 pub use connect::{connect, connect_anonymous, PeerConnector};
 pub use error::PeerError;
-pub use listener::PeerListener;
+pub use listener::{PeerAcceptor, PeerListener};
 pub use pin::{Pins, Refusal};
 pub use stream::{Peer, PeerStream};
 
