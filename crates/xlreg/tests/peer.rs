@@ -506,3 +506,24 @@ async fn blocking_and_async_ends_interoperate_and_refuse_alike() {
     assert!(e.contains("presented none"), "{e}");
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_dialer_that_stalls_does_not_delay_the_next_member() {
+    let mut c = launch(2, 1).await;
+    let l = listener(&mut c, 0, 0).handshake_timeout(Duration::from_secs(120));
+    let addr = l.local_addr().unwrap();
+    // One connects and says nothing; one starts a TLS record and stops.
+    let _silent = TcpStream::connect(addr).await.unwrap();
+    let mut half = TcpStream::connect(addr).await.unwrap();
+    half.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+    let conn = connector(&c, 1);
+    let target = c.members[0].index();
+    let (srv, cli) = tokio::time::timeout(Duration::from_secs(30), async {
+        tokio::join!(l.accept(), conn.connect(target))
+    })
+    .await
+    .expect("the member waited behind the stalled dialers");
+    assert_eq!(srv.unwrap().0.index(), Some(c.members[1].index()));
+    assert_eq!(cli.unwrap().peer().index(), Some(target));
+    c.shutdown().await;
+}

@@ -170,7 +170,8 @@ impl PeerConnector {
             .max(RETRY_PAUSE);
         set_timeouts(&tcp, Some(left), &who)?;
         let pins = Arc::new(pins);
-        let (ssl, _slot) = client_ssl(&self.ctx, pins.clone())?;
+        let ctx = self.ctx.get()?;
+        let (ssl, _slot) = client_ssl(&ctx, pins.clone())?;
         let mut s = ssl
             .connect(tcp)
             .map_err(|e| handshake_failed(e, &pins, &who, Side::Dialer, self.timeout))?;

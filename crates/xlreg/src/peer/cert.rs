@@ -32,7 +32,6 @@ pub const CLOCK_SKEW: Duration = Duration::from_secs(300);
 pub struct LocalCert {
     cert: X509,
     key: PKey<Private>,
-    made: SystemTime,
 }
 
 impl std::fmt::Debug for LocalCert {
@@ -112,7 +111,6 @@ impl LocalCert {
         Ok(LocalCert {
             cert: b.build(),
             key: pkey,
-            made: SystemTime::now(),
         })
     }
 
@@ -143,9 +141,18 @@ impl LocalCert {
         String::from_utf8(pem).map_err(|e| PeerError::Certificate(e.to_string()))
     }
 
-    /// True once half of [`CERT_VALIDITY`] has passed since it was made.
+    /// True once half of the certificate's validity has passed (or its
+    /// dates cannot be read).
     pub fn needs_renewal(&self) -> bool {
-        self.made.elapsed().unwrap_or_default() > CERT_VALIDITY / 2
+        let secs = |d: openssl::asn1::TimeDiff| i64::from(d.days) * 86_400 + i64::from(d.secs);
+        let Ok(now) = Asn1Time::days_from_now(0) else {
+            return true;
+        };
+        let nb = self.cert.not_before();
+        match (nb.diff(self.cert.not_after()), nb.diff(&now)) {
+            (Ok(span), Ok(elapsed)) => 2 * secs(elapsed) > secs(span),
+            _ => true,
+        }
     }
 }
 
@@ -175,7 +182,11 @@ mod tests {
             .unwrap()
             .starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(!a.needs_renewal());
+        let old = LocalCert::generate_with(key, "m01", now - 3 * HOUR, now + HOUR).unwrap();
+        assert!(old.needs_renewal());
     }
+
+    const HOUR: Duration = Duration::from_secs(3600);
 
     #[test]
     fn validity_is_what_was_asked() {

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openssl::ssl::SslContext;
 use tokio::net::TcpStream;
 
 use super::cert::LocalCert;
@@ -13,7 +12,7 @@ use super::handshake;
 use super::listener::check_self;
 use super::pin::Pins;
 use super::stream::PeerStream;
-use super::tls::client_context;
+use super::tls::{client_context, RenewingContext};
 use super::{PeerError, DEFAULT_HANDSHAKE_TIMEOUT};
 use crate::client::{ClusterView, MemberInfo, NodeIdentity};
 use crate::wire::NodeId;
@@ -25,7 +24,7 @@ pub(super) const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// Dials members of one cluster; build it once and connect many times.
 #[derive(Clone)]
 pub struct PeerConnector {
-    pub(super) ctx: SslContext,
+    pub(super) ctx: RenewingContext,
     cluster_id: NodeId,
     members: Vec<MemberInfo>,
     pub(super) timeout: Duration,
@@ -48,11 +47,17 @@ impl PeerConnector {
     /// Dial as `node`, a member of `view`'s cluster.
     pub fn new(view: &ClusterView, node: &NodeIdentity) -> Result<Self, PeerError> {
         check_self(view, node)?;
-        Self::with_cert(
+        let ctx = RenewingContext::new(
+            Some(LocalCert::generate(node)?),
+            Some((node.sig_key.clone(), node.name.clone())),
+            client_context,
+        )?;
+        Ok(Self::from_context(
             view.cluster_id,
             &view.members,
-            Some(LocalCert::generate(node)?),
-        )
+            ctx,
+            false,
+        ))
     }
 
     /// Dial as a client that is not a member (no certificate), with the
@@ -70,13 +75,24 @@ impl PeerConnector {
         members: &[MemberInfo],
         cert: Option<LocalCert>,
     ) -> Result<Self, PeerError> {
-        Ok(PeerConnector {
-            ctx: client_context(cert.as_ref())?,
+        let anonymous = cert.is_none();
+        let ctx = RenewingContext::new(cert, None, client_context)?;
+        Ok(Self::from_context(cluster_id, members, ctx, anonymous))
+    }
+
+    fn from_context(
+        cluster_id: NodeId,
+        members: &[MemberInfo],
+        ctx: RenewingContext,
+        anonymous: bool,
+    ) -> Self {
+        PeerConnector {
+            ctx,
             cluster_id,
             members: members.to_vec(),
             timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-            anonymous: cert.is_none(),
-        })
+            anonymous,
+        }
     }
 
     /// How long connecting and the handshake may take together. Default
@@ -167,7 +183,8 @@ impl PeerConnector {
             }
         };
         let _ = tcp.set_nodelay(true);
-        handshake::connect(tcp, &self.ctx, Arc::new(pins), &who, start, self.timeout).await
+        let ctx = self.ctx.get()?;
+        handshake::connect(tcp, &ctx, Arc::new(pins), &who, start, self.timeout).await
     }
 }
 

@@ -1,22 +1,24 @@
 //! Listening for peers on one of the member's registered endpoints.
 //!
-//! [`PeerListener::accept`] does one handshake at a time (bounded by the
-//! handshake timeout). A server that must not let one slow dialer delay
-//! the next takes [`PeerListener::accept_tcp`] and runs
-//! [`PeerAcceptor::handshake`] in a task per connection.
+//! [`PeerListener::accept`] runs the handshakes of several dialers at once,
+//! each bounded by the handshake timeout, so a dialer that connects and
+//! stalls delays nobody. [`PeerListener::accept_tcp`] and
+//! [`PeerAcceptor::handshake`] are the two halves, for servers that
+//! schedule handshakes themselves.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use openssl::ssl::SslContext;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
 
 use super::cert::LocalCert;
 use super::handshake;
 use super::pin::Pins;
 use super::stream::{Peer, PeerStream};
-use super::tls::server_context;
+use super::tls::{server_context, RenewingContext};
 use super::{PeerError, DEFAULT_HANDSHAKE_TIMEOUT};
 use crate::client::{ClusterView, NodeIdentity};
 use crate::wire::PrivateKey;
@@ -38,21 +40,13 @@ pub(crate) fn check_self(view: &ClusterView, node: &NodeIdentity) -> Result<(), 
     Ok(())
 }
 
-struct Current {
-    cert: LocalCert,
-    ctx: SslContext,
-}
-
 /// The listener's TLS side, shareable between tasks: our certificate
 /// (renewed when half its validity has passed), the pinned keys of the
 /// cluster, and the policy for anonymous clients.
 #[derive(Clone)]
 pub struct PeerAcceptor {
     pub(super) pins: Arc<Pins>,
-    current: Arc<Mutex<Current>>,
-    /// Key and name to renew the certificate with; `None` for a fixed
-    /// certificate.
-    renew: Option<(PrivateKey, String)>,
+    ctx: RenewingContext,
     pub(super) allow_anonymous: bool,
     pub(super) timeout: Duration,
 }
@@ -72,20 +66,35 @@ impl PeerAcceptor {
     pub fn new(view: &ClusterView, node: &NodeIdentity) -> Result<Self, PeerError> {
         check_self(view, node)?;
         let pins = Pins::all_members(view.cluster_id, &view.members);
-        let mut a = Self::with_cert(pins, LocalCert::generate(node)?)?;
-        a.renew = Some((node.sig_key.clone(), node.name.clone()));
-        Ok(a)
+        Self::build(
+            pins,
+            LocalCert::generate(node)?,
+            Some((node.sig_key.clone(), node.name.clone())),
+        )
     }
 
     /// Accept the keys in `pins`, presenting `cert` as it is (never
     /// renewed). For tests and special set-ups.
     pub fn with_cert(pins: Pins, cert: LocalCert) -> Result<Self, PeerError> {
+        Self::build(pins, cert, None)
+    }
+
+    fn build(
+        pins: Pins,
+        cert: LocalCert,
+        renew: Option<(PrivateKey, String)>,
+    ) -> Result<Self, PeerError> {
         let pins = Arc::new(pins);
-        let ctx = server_context(&cert, pins.clone())?;
+        let p = pins.clone();
+        let ctx = RenewingContext::new(Some(cert), renew, move |c| match c {
+            Some(c) => server_context(c, p.clone()),
+            None => Err(PeerError::Certificate(
+                "a listener needs a certificate".into(),
+            )),
+        })?;
         Ok(PeerAcceptor {
             pins,
-            current: Arc::new(Mutex::new(Current { cert, ctx })),
-            renew: None,
+            ctx,
             allow_anonymous: false,
             timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         })
@@ -111,21 +120,7 @@ impl PeerAcceptor {
     }
 
     pub(super) fn context(&self) -> Result<SslContext, PeerError> {
-        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((key, name)) = &self.renew {
-            if cur.cert.needs_renewal() {
-                let now = std::time::SystemTime::now();
-                let cert = LocalCert::generate_with(
-                    key,
-                    name,
-                    now - super::cert::CLOCK_SKEW,
-                    now + super::CERT_VALIDITY,
-                )?;
-                let ctx = server_context(&cert, self.pins.clone())?;
-                *cur = Current { cert, ctx };
-            }
-        }
-        Ok(cur.ctx.clone())
+        self.ctx.get()
     }
 
     /// Run the handshake on an accepted socket: the dialer is authenticated
@@ -149,11 +144,18 @@ impl PeerAcceptor {
     }
 }
 
+/// Handshakes a [`PeerListener`] runs at once; while this many are in
+/// progress it accepts no new connection.
+pub const MAX_PENDING_HANDSHAKES: usize = 64;
+
+type Handshakes = JoinSet<Result<(Peer, PeerStream), PeerError>>;
+
 /// Listens on a member endpoint and yields authenticated peers.
 #[derive(Debug)]
 pub struct PeerListener {
     tcp: TcpListener,
     acceptor: PeerAcceptor,
+    pending: tokio::sync::Mutex<Handshakes>,
 }
 
 impl PeerListener {
@@ -193,10 +195,7 @@ impl PeerListener {
         view: &ClusterView,
         node: &NodeIdentity,
     ) -> Result<Self, PeerError> {
-        Ok(PeerListener {
-            tcp,
-            acceptor: PeerAcceptor::new(view, node)?,
-        })
+        Ok(Self::with_acceptor(tcp, PeerAcceptor::new(view, node)?))
     }
 
     /// The same from a std listener (e.g.
@@ -220,7 +219,11 @@ impl PeerListener {
 
     /// A listener with a given acceptor (tests: an impostor's certificate).
     pub fn with_acceptor(tcp: TcpListener, acceptor: PeerAcceptor) -> Self {
-        PeerListener { tcp, acceptor }
+        PeerListener {
+            tcp,
+            acceptor,
+            pending: tokio::sync::Mutex::new(JoinSet::new()),
+        }
     }
 
     /// See [`PeerAcceptor::allow_anonymous`].
@@ -265,10 +268,31 @@ impl PeerListener {
         Ok((s, a))
     }
 
-    /// The next authenticated peer. An error concerns one dialer (it is
-    /// named in the error); the listener stays usable.
+    /// The next authenticated peer. Handshakes run concurrently (up to
+    /// [`MAX_PENDING_HANDSHAKES`], each bounded by the handshake timeout),
+    /// so a dialer that stalls does not delay the others. An error concerns
+    /// one dialer (it is named in the error); the listener stays usable.
+    /// Cancel-safe: a handshake in progress when the future is dropped
+    /// completes in the next call.
     pub async fn accept(&self) -> Result<(Peer, PeerStream), PeerError> {
-        let (tcp, addr) = self.accept_tcp().await?;
-        self.acceptor.handshake(tcp, addr).await
+        let mut pending = self.pending.lock().await;
+        loop {
+            let room = pending.len() < MAX_PENDING_HANDSHAKES;
+            tokio::select! {
+                biased;
+                Some(done) = pending.join_next(), if !pending.is_empty() => {
+                    return done.unwrap_or_else(|e| Err(PeerError::Tls {
+                        what: "in a handshake task".into(),
+                        addr: "-".into(),
+                        detail: e.to_string(),
+                    }));
+                }
+                r = self.accept_tcp(), if room => {
+                    let (tcp, addr) = r?;
+                    let a = self.acceptor.clone();
+                    pending.spawn(async move { a.handshake(tcp, addr).await });
+                }
+            }
+        }
     }
 }

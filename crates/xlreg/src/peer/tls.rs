@@ -16,9 +16,10 @@ use openssl::ssl::{
 };
 use openssl::x509::{X509StoreContextRef, X509VerifyResult};
 
-use super::cert::LocalCert;
+use super::cert::{LocalCert, CERT_VALIDITY, CLOCK_SKEW};
 use super::pin::{split_alpn, Pins, Refusal};
 use super::{alpn_wire, PeerError};
+use crate::wire::PrivateKey;
 
 /// Where the callbacks of one connection record why they refused the peer
 /// (the first reason wins).
@@ -173,4 +174,85 @@ pub fn client_ssl(ctx: &SslContext, pins: Arc<Pins>) -> Result<(Ssl, RefusalSlot
         .map_err(tls_err("ALPN"))?;
     ssl.set_verify_callback(SslVerifyMode::PEER, verify_callback(pins, slot.clone()));
     Ok((ssl, slot))
+}
+
+type BuildContext = dyn Fn(Option<&LocalCert>) -> Result<SslContext, PeerError> + Send + Sync;
+
+/// A TLS context and the certificate in it, rebuilt with a fresh
+/// certificate once half of the old one's validity has passed, so that
+/// long-lived listeners and connectors never present an expired one.
+#[derive(Clone)]
+pub struct RenewingContext {
+    state: Arc<Mutex<(Option<LocalCert>, SslContext)>>,
+    /// Key and name to make new certificates from; `None` keeps the
+    /// certificate given (or none) as it is.
+    renew: Option<(PrivateKey, String)>,
+    build: Arc<BuildContext>,
+}
+
+impl RenewingContext {
+    /// A context presenting `cert`, built by `build`; renewed from
+    /// `renew` (the node's sig key and name) when given.
+    pub fn new(
+        cert: Option<LocalCert>,
+        renew: Option<(PrivateKey, String)>,
+        build: impl Fn(Option<&LocalCert>) -> Result<SslContext, PeerError> + Send + Sync + 'static,
+    ) -> Result<Self, PeerError> {
+        let ctx = build(cert.as_ref())?;
+        Ok(RenewingContext {
+            state: Arc::new(Mutex::new((cert, ctx))),
+            renew,
+            build: Arc::new(build),
+        })
+    }
+
+    /// The certificate presented now.
+    pub fn cert(&self) -> Option<LocalCert> {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.0.clone()
+    }
+
+    /// The current context (renewing the certificate first if due).
+    pub fn get(&self) -> Result<SslContext, PeerError> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some((key, name)), Some(cert)) = (&self.renew, &st.0) {
+            if cert.needs_renewal() {
+                let now = SystemTime::now();
+                let fresh =
+                    LocalCert::generate_with(key, name, now - CLOCK_SKEW, now + CERT_VALIDITY)?;
+                let ctx = (self.build)(Some(&fresh))?;
+                *st = (Some(fresh), ctx);
+            }
+        }
+        Ok(st.1.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::crypto::test_keys;
+    use std::time::Duration;
+
+    #[test]
+    fn a_certificate_past_half_life_is_replaced_and_a_fixed_one_is_kept() {
+        let key = &test_keys().1;
+        let now = SystemTime::now();
+        let hour = Duration::from_secs(3600);
+        let old = LocalCert::generate_with(key, "m", now - 3 * hour, now + hour).unwrap();
+        let serial = |c: &LocalCert| c.cert().serial_number().to_bn().unwrap().to_vec();
+        let r = RenewingContext::new(
+            Some(old.clone()),
+            Some((key.clone(), "m".into())),
+            client_context,
+        )
+        .unwrap();
+        r.get().unwrap();
+        let fresh = r.cert().unwrap();
+        assert_ne!(serial(&fresh), serial(&old));
+        assert!(!fresh.needs_renewal());
+        let fixed = RenewingContext::new(Some(old.clone()), None, client_context).unwrap();
+        fixed.get().unwrap();
+        assert_eq!(serial(&fixed.cert().unwrap()), serial(&old));
+    }
 }
