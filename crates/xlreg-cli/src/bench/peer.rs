@@ -141,8 +141,10 @@ async fn row(
         cluster.members[0].view.clone(),
         cluster.members[0].identity.clone(),
     );
-    let std_l = cluster.members[0].listeners.remove(0);
-    let listener = PeerListener::from_std(std_l, &view, &node)?;
+    let tcp = cluster.members[0]
+        .take_listener(0)
+        .context("taking member 0's listener")?;
+    let listener = PeerListener::from_listener(tcp, &view, &node)?;
     let server = tokio::spawn(async move {
         loop {
             match listener.accept().await {

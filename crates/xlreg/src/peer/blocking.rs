@@ -200,6 +200,8 @@ impl PeerAcceptor {
         let start = Instant::now();
         let a = addr.to_string();
         let _ = tcp.set_nodelay(true);
+        tcp.set_nonblocking(false)
+            .map_err(io_err("switching to blocking mode", &a))?;
         set_timeouts(&tcp, Some(self.timeout), &a)?;
         let mut first = [0u8; 1];
         match tcp.peek(&mut first) {
@@ -257,9 +259,11 @@ pub struct BlockingPeerListener {
 
 impl BlockingPeerListener {
     /// Accept with `acceptor` (see [`PeerAcceptor::new`]) on a listening
-    /// std socket.
-    pub fn new(tcp: TcpListener, acceptor: PeerAcceptor) -> Self {
-        BlockingPeerListener { tcp, acceptor }
+    /// std socket (switched to blocking mode if it was not).
+    pub fn new(tcp: TcpListener, acceptor: PeerAcceptor) -> Result<Self, PeerError> {
+        tcp.set_nonblocking(false)
+            .map_err(io_err("switching to blocking mode", "the peer listener"))?;
+        Ok(BlockingPeerListener { tcp, acceptor })
     }
 
     /// The address listened on.

@@ -198,9 +198,9 @@ impl PeerListener {
         Ok(Self::with_acceptor(tcp, PeerAcceptor::new(view, node)?))
     }
 
-    /// The same from a std listener (e.g.
-    /// [`LocalMember::listeners`](crate::testing::LocalMember)). Must be
-    /// called within a tokio runtime.
+    /// The same from a std listener (e.g. one from
+    /// `LocalMember::take_std_listener`). Must be called within a tokio
+    /// runtime.
     pub fn from_std(
         l: std::net::TcpListener,
         view: &ClusterView,
