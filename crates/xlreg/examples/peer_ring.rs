@@ -30,22 +30,19 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let env = UpEnv::from_env()?;
-    // Listen before joining, so the predecessor can dial as soon as it
-    // knows the cluster.
-    let tcp = TcpListener::bind(&env.endpoints[0]).await?;
+    let tcp = TcpListener::bind(&env.endpoints[0]).await?; // listen before joining
     let (node, view) = env.boot(&BootOptions::default()).await?;
     let (me, n) = (view.self_index, view.members.len());
+    let (next, prev) = ((me + 1) % n, (me + n - 1) % n);
     let listener = PeerListener::from_listener(tcp, &view, &node)?;
-
     let send = async {
-        let mut s = connect(&view, &node, (me + 1) % n).await?;
+        let mut s = connect(&view, &node, next).await?; // it proved it is member `next`
         s.write_all(format!("hello from member {me}").as_bytes())
             .await?;
-        s.shutdown().await?; // TLS close_notify: the end of the message
-        Ok::<_, Box<dyn std::error::Error>>(())
+        s.shutdown().await // TLS close_notify ends the message
     };
     let receive = async {
-        let (peer, s) = listener.accept().await?;
+        let (peer, s) = listener.accept().await?; // we proved we are member `me`
         let mut msg = String::new();
         s.take(1024).read_to_string(&mut msg).await?;
         Ok::<_, Box<dyn std::error::Error>>((peer, msg))
@@ -54,10 +51,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     sent?;
     let (peer, msg) = got?;
     println!("member {me} ({}) got {msg:?} from {peer}", node.name);
-    if peer.index() != Some((me + n - 1) % n)
-        || msg != format!("hello from member {}", (me + n - 1) % n)
-    {
-        return Err(format!("expected the message of member {}", (me + n - 1) % n).into());
+    if peer.index() != Some(prev) || msg != format!("hello from member {prev}") {
+        return Err(format!("expected the message of member {prev}").into());
     }
     Ok(())
 }

@@ -90,3 +90,52 @@ impl PeerError {
         matches!(self, PeerError::RefusedByPeer { .. })
     }
 }
+
+/// For code that works in `std::io::Result` (stream adapters, bindings):
+/// the text is kept, and the kind says what happened — `TimedOut`,
+/// `PermissionDenied` for a refusal either way, `InvalidData` for a peer
+/// that does not speak TLS, `InvalidInput` for a usage error, the OS kind
+/// for a socket error.
+impl From<PeerError> for std::io::Error {
+    fn from(e: PeerError) -> Self {
+        use std::io::ErrorKind as K;
+        let kind = match &e {
+            PeerError::Io { source, .. } => source.kind(),
+            PeerError::Timeout { .. } => K::TimedOut,
+            PeerError::NotTls { .. } => K::InvalidData,
+            PeerError::Refused { .. } | PeerError::RefusedByPeer { .. } => K::PermissionDenied,
+            PeerError::Usage(_) => K::InvalidInput,
+            PeerError::Tls { .. } | PeerError::Certificate(_) => K::Other,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_keep_the_text_and_say_what_happened() {
+        let e: std::io::Error = PeerError::RefusedByPeer {
+            peer: "member 1 (m01) at 127.0.0.1:1".into(),
+            why: "it presented no certificate".into(),
+        }
+        .into();
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(e.to_string().contains("member 1 (m01)"), "{e}");
+        let e: std::io::Error = PeerError::NotTls {
+            addr: "127.0.0.1:2".into(),
+            first_byte: b'G',
+        }
+        .into();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        let e: std::io::Error = PeerError::Timeout {
+            what: "x".into(),
+            addr: "y".into(),
+            after: Duration::from_secs(1),
+        }
+        .into();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+    }
+}
