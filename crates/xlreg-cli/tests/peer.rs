@@ -119,23 +119,35 @@ fn up_runs_the_peer_ring_example_and_exits_0_when_every_message_arrived() {
 }
 
 #[test]
-fn peer_send_and_listen_deliver_a_one_off_message() {
-    // Copy 0 (named m00) listens, copy 1 sends to it by name.
+fn peer_send_and_listen_deliver_messages_from_a_member_and_from_an_anonymous_client() {
+    // Copy 0 (named m00) listens for two messages, taking clients too;
+    // copy 1 sends one as a member, then one as a client that reads the
+    // members without joining and shows no certificate.
     let script = format!(
-        "if [ \"$XLREG_MEMBER_INDEX\" = 0 ]; then exec {XLREG} peer listen --count 1 --listen-for 60; \
-         else exec {XLREG} peer send --to-name m00 --message 'one-off hello'; fi"
+        "if [ \"$XLREG_MEMBER_INDEX\" = 0 ]; then \
+           exec {XLREG} peer listen --anonymous --count 2 --listen-for 60; \
+         else {XLREG} peer send --to-name m00 --message 'one-off hello' && \
+           exec {XLREG} peer send --anonymous --to-name m00 --message 'from a client' --key-bits 1024; fi"
     );
     let out = up("2", &["sh", "-c", &script]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{}\n{err}", out.status);
-    let got = err
-        .lines()
-        .find(|l| l.starts_with("[m00]") && l.contains("one-off hello"))
-        .unwrap_or_else(|| panic!("m00 printed no message:\n{err}"));
-    assert!(got.contains("(m01) (handshake"), "{got}");
-    assert!(
+    let line = |needle: &str| {
         err.lines()
-            .any(|l| l.starts_with("[m01]") && l.contains("sent 13 bytes to member")),
+            .find(|l| l.starts_with("[m00]") && l.contains(needle))
+            .unwrap_or_else(|| panic!("m00 printed no {needle:?}:\n{err}"))
+            .to_string()
+    };
+    assert!(line("one-off hello").contains("(m01) (handshake"), "{err}");
+    assert!(
+        line("from a client").contains("an anonymous client (handshake"),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.starts_with("[m01]") && l.contains("sent 13 bytes to member"))
+            .count(),
+        2,
         "{err}"
     );
 }

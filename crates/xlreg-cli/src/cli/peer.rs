@@ -19,7 +19,9 @@ use tokio::net::TcpListener;
 
 use crate::cli::member::{client_err, ClusterArgs, ConnArgs, NodeArgs};
 use crate::cli::{runtime, BadInput};
-use xlreg::client::{boot, BootOptions, ClusterView, NodeIdentity};
+use xlreg::client::{
+    boot, ephemeral_identity, read_cluster, BootOptions, ClusterView, NodeIdentity, NodeOptions,
+};
 use xlreg::peer::{Peer, PeerConnector, PeerListener, PeerStream};
 use xlreg::testing::UpEnv;
 
@@ -100,6 +102,11 @@ pub struct SendArgs {
     /// The message; without it, standard input (at most 1 MiB).
     #[arg(long)]
     message: Option<String>,
+    /// Send as a client that is not a member: read the members without
+    /// joining (an xlreg registry) and present no certificate. The member
+    /// must listen with `--anonymous`; it still proves who it is.
+    #[arg(long)]
+    anonymous: bool,
 }
 
 /// Arguments of `xlreg peer listen`.
@@ -319,20 +326,38 @@ fn send(a: SendArgs) -> anyhow::Result<()> {
         )));
     }
     runtime()?.block_on(async move {
-        let (node, view) = join(&a.join).await?;
+        let (conn, cluster_id, members) = if a.anonymous {
+            let j = &a.join;
+            let cluster = j.cluster.cluster_ref()?;
+            let (rc, opts) = j.conn.load()?;
+            let reader = ephemeral_identity(NodeOptions {
+                name: Some(format!("client-{}", NodeIdentity::default_name())),
+                key_bits: j.node.key_bits,
+                ..NodeOptions::default()
+            })
+            .await
+            .map_err(|e| client_err(e, "making a reader identity"))?;
+            let list = read_cluster(&rc, &cluster, &reader, &opts)
+                .await
+                .map_err(|e| client_err(e, &format!("reading the members of cluster {cluster}")))?;
+            let conn = PeerConnector::anonymous(list.cluster_id, &list.members)?;
+            (conn, list.cluster_id, list.members)
+        } else {
+            let (node, view) = join(&a.join).await?;
+            let conn = PeerConnector::new(&view, &node)?;
+            (conn, view.cluster_id, view.members)
+        };
         let to = match (a.to, &a.to_name) {
-            (Some(i), _) if view.member(i).is_some() => i,
+            (Some(i), _) if members.iter().any(|m| m.index == i) => i,
             (Some(i), _) => bail!(BadInput(format!(
-                "--to {i}: cluster {} has members 0..{}",
-                view.cluster_id,
-                view.members.len()
+                "--to {i}: cluster {cluster_id} has members 0..{}",
+                members.len()
             ))),
-            (None, Some(name)) => match view.members.iter().find(|m| &m.name == name) {
+            (None, Some(name)) => match members.iter().find(|m| &m.name == name) {
                 Some(m) => m.index,
                 None => bail!(BadInput(format!(
-                    "--to-name {name:?}: no such member in cluster {} (members: {})",
-                    view.cluster_id,
-                    view.members
+                    "--to-name {name:?}: no such member in cluster {cluster_id} (members: {})",
+                    members
                         .iter()
                         .map(|m| m.name.as_str())
                         .collect::<Vec<_>>()
@@ -341,7 +366,6 @@ fn send(a: SendArgs) -> anyhow::Result<()> {
             },
             (None, None) => bail!(BadInput("give --to INDEX or --to-name NAME".into())),
         };
-        let conn = PeerConnector::new(&view, &node)?;
         let mut s = conn.connect_endpoint(to, a.endpoint_index).await?;
         send_message(&mut s, &msg).await?;
         println!(
