@@ -67,6 +67,15 @@ pub enum PeerError {
         /// OpenSSL's error text.
         detail: String,
     },
+    /// OpenSSL refused to set up a context or connection (before any
+    /// peer was involved).
+    #[error("setting up TLS ({what}): {detail}")]
+    Setup {
+        /// What was being set up.
+        what: String,
+        /// OpenSSL's error text.
+        detail: String,
+    },
     /// The certificate could not be made.
     #[error("making the TLS certificate: {0}")]
     Certificate(String),
@@ -105,7 +114,7 @@ impl From<PeerError> for std::io::Error {
             PeerError::NotTls { .. } => K::InvalidData,
             PeerError::Refused { .. } | PeerError::RefusedByPeer { .. } => K::PermissionDenied,
             PeerError::Usage(_) => K::InvalidInput,
-            PeerError::Tls { .. } | PeerError::Certificate(_) => K::Other,
+            PeerError::Tls { .. } | PeerError::Setup { .. } | PeerError::Certificate(_) => K::Other,
         };
         std::io::Error::new(kind, e)
     }

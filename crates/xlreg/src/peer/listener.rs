@@ -281,9 +281,8 @@ impl PeerListener {
             tokio::select! {
                 biased;
                 Some(done) = pending.join_next(), if !pending.is_empty() => {
-                    return done.unwrap_or_else(|e| Err(PeerError::Tls {
-                        what: "in a handshake task".into(),
-                        addr: "-".into(),
+                    return done.unwrap_or_else(|e| Err(PeerError::Setup {
+                        what: "a handshake task".into(),
                         detail: e.to_string(),
                     }));
                 }

@@ -27,7 +27,7 @@
 //! * TLS 1.3 only, no session tickets (every connection is fully
 //!   authenticated).
 //! * After its handshake the listener sends one byte, [`ACCEPTED`], once it
-//!   has pinned the dialer; [`connect`] returns only after reading it. In
+//!   has pinned the dialer; [`connect()`] returns only after reading it. In
 //!   TLS 1.3 a client finishes its handshake before the server has checked
 //!   the client's certificate, so without this byte a refused dialer would
 //!   only learn of the refusal at its first read.
@@ -43,7 +43,7 @@
 //! Pieces: [`cert`] (the certificate), [`pin`] (the pinning rules, pure),
 //! [`tls`] (the OpenSSL contexts, usable from bindings and blocking code),
 //! [`handshake`] (driving a handshake over tokio and naming failures),
-//! [`listener`] ([`PeerListener`]), [`connect`](mod@connect) ([`connect`],
+//! [`listener`] ([`PeerListener`]), [`connect`](mod@connect) ([`connect()`],
 //! [`PeerConnector`]), [`stream`] ([`PeerStream`]), [`blocking`] (the same
 //! over std sockets, for threads and bindings), [`error`] ([`PeerError`]).
 

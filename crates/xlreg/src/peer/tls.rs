@@ -31,9 +31,8 @@ pub type RefusalSlot = Arc<Mutex<Option<Refusal>>>;
 pub const SECURITY_LEVEL: u32 = 1;
 
 fn tls_err(what: &str) -> impl FnOnce(openssl::error::ErrorStack) -> PeerError + '_ {
-    move |e| PeerError::Tls {
-        what: format!("setting up {what}"),
-        addr: "-".into(),
+    move |e| PeerError::Setup {
+        what: what.to_string(),
         detail: e.to_string(),
     }
 }
@@ -42,9 +41,8 @@ fn slot_index() -> Result<Index<Ssl, RefusalSlot>, PeerError> {
     static I: OnceLock<Result<Index<Ssl, RefusalSlot>, String>> = OnceLock::new();
     I.get_or_init(|| Ssl::new_ex_index().map_err(|e| e.to_string()))
         .clone()
-        .map_err(|detail| PeerError::Tls {
-            what: "allocating OpenSSL ex-data".into(),
-            addr: "-".into(),
+        .map_err(|detail| PeerError::Setup {
+            what: "OpenSSL ex-data".into(),
             detail,
         })
 }
