@@ -253,7 +253,8 @@ async fn a_plain_tcp_client_is_refused_as_not_speaking_tls() {
         let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
         let mut buf = Vec::new();
-        // The listener closes without a byte of answer.
+        // The listener answers one plain line saying what it wants, and
+        // closes.
         let _ = s.read_to_end(&mut buf).await;
         buf
     };
@@ -268,7 +269,8 @@ async fn a_plain_tcp_client_is_refused_as_not_speaking_tls() {
         }
         other => panic!("expected NotTls, got {other:?}"),
     }
-    assert!(answer.is_empty());
+    assert_eq!(answer, xlreg::peer::handshake::NOT_TLS_ANSWER);
+    assert!(String::from_utf8_lossy(&answer).contains("speak TLS 1.3"));
     c.shutdown().await;
 }
 
@@ -482,7 +484,9 @@ async fn blocking_and_async_ends_interoperate_and_refuse_alike() {
         s.write_all(&b).unwrap();
         // A client without a certificate is refused here too.
         let refused = bl.accept().map(|(p, _)| p);
-        (peer, b, refused)
+        // And a plain-TCP client is told so.
+        let plain = bl.accept().map(|(p, _)| p);
+        (peer, b, refused, plain)
     });
     let mut s = connector(&c, 0).connect(i1).await.unwrap();
     s.write_all(b"hello").await.unwrap();
@@ -491,7 +495,24 @@ async fn blocking_and_async_ends_interoperate_and_refuse_alike() {
     assert_eq!(&echo, b"hello");
     let anon = PeerConnector::anonymous(v0.cluster_id, &v0.members).unwrap();
     let cli = anon.connect(i1).await;
-    let (peer, b, refused) = server.await.unwrap();
+    let mut raw = TcpStream::connect(&v1.self_member().unwrap().endpoints[0])
+        .await
+        .unwrap();
+    raw.write_all(b"hello?\n").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = raw.read_to_end(&mut answer).await;
+    assert_eq!(answer, xlreg::peer::handshake::NOT_TLS_ANSWER);
+    let (peer, b, refused, plain) = server.await.unwrap();
+    assert!(
+        matches!(
+            plain,
+            Err(PeerError::NotTls {
+                first_byte: b'h',
+                ..
+            })
+        ),
+        "{plain:?}"
+    );
     assert_eq!(peer.index(), Some(i0));
     assert_eq!(&b, b"hello");
     match refused {

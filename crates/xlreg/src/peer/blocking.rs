@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use openssl::ssl::{HandshakeError, SslStream};
 
 use super::connect::RETRY_PAUSE;
-use super::handshake::{acceptance, established, failure, Side};
+use super::handshake::{
+    acceptance, established, failure, Side, NOT_TLS_ANSWER, TLS_HANDSHAKE_RECORD,
+};
 use super::listener::PeerAcceptor;
 use super::pin::Pins;
 use super::stream::Peer;
@@ -210,11 +212,13 @@ impl PeerAcceptor {
                     std::io::ErrorKind::UnexpectedEof.into(),
                 ))
             }
-            Ok(_) if first[0] != 0x16 => {
+            Ok(_) if first[0] != TLS_HANDSHAKE_RECORD => {
+                let _ = (&tcp).write_all(NOT_TLS_ANSWER);
+                let _ = tcp.shutdown(std::net::Shutdown::Write);
                 return Err(PeerError::NotTls {
                     addr: a,
                     first_byte: first[0],
-                })
+                });
             }
             Ok(_) => {}
             Err(e)

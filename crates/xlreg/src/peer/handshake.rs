@@ -21,7 +21,12 @@ use super::tls::{client_ssl, refusal_of, server_ssl};
 use super::{PeerError, ACCEPTED};
 
 /// First byte of a TLS handshake record.
-const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+pub const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// What a listener answers, in plain text, to a dialer that does not speak
+/// TLS, before closing the connection.
+pub const NOT_TLS_ANSWER: &[u8] =
+    b"xlreg peer endpoint: speak TLS 1.3 with a member certificate (xlreg::peer)\n";
 
 fn timed_out(what: &str, addr: &str, after: Duration) -> PeerError {
     PeerError::Timeout {
@@ -193,6 +198,10 @@ async fn accept_inner(
         });
     }
     if first[0] != TLS_HANDSHAKE_RECORD {
+        // Tell a person at `nc` what this port wants; then close.
+        let mut tcp = tcp;
+        let _ = tcp.write_all(NOT_TLS_ANSWER).await;
+        let _ = tcp.shutdown().await;
         return Err(PeerError::NotTls {
             addr: a,
             first_byte: first[0],
