@@ -547,3 +547,29 @@ async fn a_dialer_that_stalls_does_not_delay_the_next_member() {
     assert_eq!(cli.unwrap().peer().index(), Some(target));
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_tls_client_that_binds_no_cluster_is_refused_after_the_handshake() {
+    // A generic TLS client (think `openssl s_client`) with a member's real
+    // certificate but no ALPN: the listener's ALPN callback never runs, so
+    // the check after the handshake must refuse it.
+    let mut c = launch(2, 1).await;
+    let l = listener(&mut c, 0, 0);
+    let addr = l.local_addr().unwrap();
+    let cert = LocalCert::generate(&c.members[1].identity).unwrap();
+    let ctx = xlreg::peer::tls::client_context(Some(&cert)).unwrap();
+    let client = async move {
+        let mut ssl = openssl::ssl::Ssl::new(&ctx).unwrap();
+        ssl.set_verify(openssl::ssl::SslVerifyMode::NONE);
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let mut s = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
+        std::pin::Pin::new(&mut s).connect().await.unwrap();
+        let mut b = [0u8; 1];
+        // Never the acceptance byte: the listener closes.
+        matches!(s.read(&mut b).await, Ok(0) | Err(_))
+    };
+    let (srv, closed) = tokio::join!(l.accept(), client);
+    assert!(matches!(refusal(srv), Refusal::NoClusterBinding { .. }));
+    assert!(closed);
+    c.shutdown().await;
+}
