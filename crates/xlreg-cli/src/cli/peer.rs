@@ -22,7 +22,7 @@ use crate::cli::{runtime, BadInput};
 use xlreg::client::{
     boot, ephemeral_identity, read_cluster, BootOptions, ClusterView, NodeIdentity, NodeOptions,
 };
-use xlreg::peer::{Peer, PeerConnector, PeerListener, PeerStream};
+use xlreg::peer::{PeerConnector, PeerListener, PeerStream};
 use xlreg::testing::UpEnv;
 
 /// Largest message `listen` and `ring` accept.
@@ -404,12 +404,8 @@ fn listen(a: ListenArgs) -> anyhow::Result<()> {
             match r {
                 Ok((peer, msg, hs)) => {
                     got += 1;
-                    let who = match &peer {
-                        Peer::Anonymous => "an anonymous client".to_string(),
-                        p => p.to_string(),
-                    };
                     println!(
-                        "{who} (handshake {}): {}",
+                        "{peer} (handshake {}): {}",
                         ms(hs),
                         String::from_utf8_lossy(&msg)
                     );

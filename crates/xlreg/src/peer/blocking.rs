@@ -128,7 +128,16 @@ impl PeerConnector {
     /// Blocking [`connect`](PeerConnector::connect): member `peer_index`,
     /// first endpoint.
     pub fn connect_blocking(&self, peer_index: usize) -> Result<BlockingPeerStream, PeerError> {
-        let (pins, addr) = self.target(peer_index, 0)?;
+        self.connect_endpoint_blocking(peer_index, 0)
+    }
+
+    /// Blocking [`connect_endpoint`](PeerConnector::connect_endpoint).
+    pub fn connect_endpoint_blocking(
+        &self,
+        peer_index: usize,
+        endpoint_index: usize,
+    ) -> Result<BlockingPeerStream, PeerError> {
+        let (pins, addr) = self.target(peer_index, endpoint_index)?;
         self.connect_pinned_blocking(pins, &addr)
     }
 
