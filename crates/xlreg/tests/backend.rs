@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use xlreg::client::boot::{boot, create_cluster_as};
-use xlreg::client::{BootOptions, ClientOptions, ClusterRef};
+use xlreg::client::{BootOptions, ClientOptions, ClusterRef, ClusterSpec};
 use xlreg::registry::{
     Backend, BackendError, BoxFuture, Change, ClusterFacts, ClusterTarget, Create, GetCluster,
     IdOwner, Join, Joined, Members, Register, Registry, RuleError, StoreError,
@@ -180,7 +180,7 @@ async fn a_backend_written_outside_the_crate_serves_a_cluster_through_the_unchan
     let info = create_cluster_as(
         &rc,
         &admin,
-        &xlreg::client::ClusterSpec::new("rows", 3),
+        &ClusterSpec::new("rows", 3).endpoints(1),
         &ClientOptions::default(),
     )
     .await
@@ -188,7 +188,7 @@ async fn a_backend_written_outside_the_crate_serves_a_cluster_through_the_unchan
     let again = create_cluster_as(
         &rc,
         &admin,
-        &xlreg::client::ClusterSpec::new("rows", 5),
+        &ClusterSpec::new("rows", 5).endpoints(1),
         &ClientOptions::default(),
     )
     .await

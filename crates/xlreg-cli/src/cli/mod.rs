@@ -12,6 +12,7 @@ pub mod admin;
 pub mod bench;
 pub mod cred;
 pub mod member;
+pub mod peer;
 pub mod up;
 
 /// xlReg cluster registry: run a registry, register members, create and join
@@ -51,6 +52,9 @@ enum Command {
     /// Operate a registry through its HTTP side door (`serve --http`):
     /// list, show, delete clusters, stats.
     Admin(admin::AdminArgs),
+    /// Talk to other members over mutually authenticated TLS 1.3, pinned
+    /// to the keys they registered (`peer ring` under `xlreg up -- CMD`).
+    Peer(peer::PeerArgs),
 }
 
 /// Bad user input (a file, a flag, an argument): exit code 2.
@@ -147,5 +151,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(a) => up::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Admin(a) => admin::run(a),
+        Command::Peer(a) => peer::run(a),
     }
 }

@@ -1,11 +1,13 @@
 //! The registry's rules, as plain functions over in-memory state: who may
 //! register which ID, how clusters are created and joined, and which tokens
 //! a GetCluster returns — the semantics of spec §9 (one section per
-//! request) with the fixes of spec §16 (the Go server's bugs), e.g. a
-//! Create of an existing name returns that cluster instead of failing
-//! (§16.11), a member whose ID equals its cluster's no longer blocks the
-//! cluster (§16.10), and "check, then insert" is never split by another
-//! request (§16.25, data races).
+//! request) with the fixes of spec §16 (the Go server's bugs): a Join
+//! beyond the cluster's size is refused (`cluster is full`), the duplicate
+//! check uses the member's own ID, so a member whose ID equals its
+//! cluster's no longer blocks the cluster (§16.10), EndPointCount must be
+//! 1..=16, a Create of an existing name returns that cluster unchanged
+//! (§16.11), and "check, then insert" is never split by another request
+//! (§16.25, data races).
 //!
 //! No I/O here. [`Registry`] decides ([`Registry::decide`]) and records a
 //! [`Change`]; the store persists the changes of a batch in one
@@ -20,7 +22,7 @@
 
 use std::collections::HashMap;
 
-use super::request::{Answer, ClusterTarget, GetCluster, Joined, Members, Request};
+use super::request::{Answer, ClusterTarget, Delete, GetCluster, Joined, Members, Request};
 use crate::wire::msg::token_field_len;
 use crate::wire::{NodeId, Which};
 
@@ -382,15 +384,7 @@ impl Registry {
                 Ok(Answer::Joined(Joined { cluster, index }))
             }
             Request::GetCluster(g) => self.members(&g).map(Answer::Members),
-            Request::Delete(d) => {
-                let id = self.find(&d.cluster)?;
-                let c = &self.clusters[&id];
-                if !c.committed || !c.members().iter().any(|m| m.id == d.by) {
-                    return Err(RuleError::NotAMember);
-                }
-                self.remove(&id);
-                Ok(Answer::Deleted(id))
-            }
+            Request::Delete(d) => self.delete_as_member(&d).map(Answer::Deleted),
         }
     }
 
@@ -680,6 +674,18 @@ impl Registry {
             .cluster_by_name(name)
             .map(|c| c.id)
             .ok_or_else(|| RuleError::NoSuchCluster(String::from_utf8_lossy(name).into()))?;
+        self.remove(&id);
+        Ok(id)
+    }
+
+    /// Delete a live cluster at the request of one of its committed
+    /// members (the wire extension).
+    pub fn delete_as_member(&mut self, d: &Delete) -> Result<NodeId, RuleError> {
+        let id = self.find(&d.cluster)?;
+        let c = &self.clusters[&id];
+        if !c.committed || !c.members().iter().any(|m| m.id == d.by) {
+            return Err(RuleError::NotAMember);
+        }
         self.remove(&id);
         Ok(id)
     }

@@ -3,14 +3,14 @@
 //!
 //! Why a single writer: rules such as "a slot is used once" and "a name
 //! exists once" are then decided in one order with no races (spec §16.25:
-//! the Go server decides them under no lock), and the writer can
+//! the Go server checks, then inserts, without a lock), and the writer can
 //! group-commit: it drains every request that queued while the previous
 //! transaction was being fsynced and commits them together. A reply is
 //! sent only after its change is durable; readers never see uncommitted
 //! members. With a store that does not wait for a device
-//! ([`MemoryStore`], ephemeral registries) requests
-//! are decided and committed inline under the lock instead: there is
-//! nothing to wait for, so no thread hop.
+//! ([`MemoryStore`], ephemeral registries) requests are decided and
+//! committed inline under the lock instead: there is nothing to wait for,
+//! so no thread hop.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -21,7 +21,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::backend::{Backend, BackendError, BoxFuture};
 use super::memory::MemoryStore;
-use super::request::{Answer, Create, GetCluster, Join, Joined, Members, Register, Request};
+use super::request::{Create, Delete, GetCluster, Join, Joined, Members, Register};
 use super::rules::{ClusterFacts, Policy, Registry, RuleError};
 use super::store::{Store, StoreError};
 use crate::wire::NodeId;
@@ -29,40 +29,170 @@ use crate::wire::NodeId;
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 1024;
 
-/// Work for the writer: a session request, or an operator's / the
-/// sweeper's.
-#[derive(Debug)]
-enum Op {
-    Req(Request),
-    Delete(Vec<u8>),
-    Expire(usize),
-    Ping,
+type Reply<T> = oneshot::Sender<Result<T, BackendError>>;
+
+/// A write request, decided by its own rule function.
+trait Write: Sized {
+    /// What a successful write answers.
+    type Out;
+    /// Decide with the rules (records the changes as pending).
+    fn decide(self, reg: &mut Registry) -> Result<Self::Out, RuleError>;
+    /// A job for the writer thread, with its typed reply channel.
+    fn job(self, reply: Reply<Self::Out>) -> Job;
+    /// Does this write ask the store whether it answers (`/readyz`)?
+    const PING: bool = false;
 }
 
-#[derive(Debug)]
-enum Done {
-    Answer(Answer),
-    Deleted(NodeId),
-    Expired(usize),
-    Pong,
+impl Write for Register {
+    type Out = NodeId;
+    fn decide(self, reg: &mut Registry) -> Result<NodeId, RuleError> {
+        reg.register(self.id, self.sig_hash)
+    }
+    fn job(self, reply: Reply<NodeId>) -> Job {
+        Job::Register(self, reply)
+    }
 }
 
-struct Job {
-    op: Op,
-    reply: oneshot::Sender<Result<Done, BackendError>>,
+impl Write for Create {
+    type Out = ClusterFacts;
+    fn decide(self, reg: &mut Registry) -> Result<ClusterFacts, RuleError> {
+        reg.create_with_ttl(
+            &self.name,
+            self.max_size,
+            self.attrs,
+            self.ep_count,
+            self.ttl_ms,
+        )
+    }
+    fn job(self, reply: Reply<ClusterFacts>) -> Job {
+        Job::Create(self, reply)
+    }
 }
 
-fn decide(reg: &mut Registry, op: Op) -> Result<Done, RuleError> {
-    reg.set_now(super::unix_now_ms());
-    match op {
-        Op::Req(req) => reg.decide(req).map(Done::Answer),
-        Op::Delete(name) => reg.delete_by_name(&name).map(Done::Deleted),
-        Op::Expire(limit) => {
-            let n = reg.expire(limit);
-            reg.persist_activity(limit);
-            Ok(Done::Expired(n))
+impl Write for Join {
+    type Out = Joined;
+    fn decide(self, reg: &mut Registry) -> Result<Joined, RuleError> {
+        let id = reg.find(&self.cluster)?;
+        let (cluster, index) = reg.join(&id, self.record, self.endpoints)?;
+        Ok(Joined { cluster, index })
+    }
+    fn job(self, reply: Reply<Joined>) -> Job {
+        Job::Join(self, reply)
+    }
+}
+
+impl Write for Delete {
+    type Out = NodeId;
+    fn decide(self, reg: &mut Registry) -> Result<NodeId, RuleError> {
+        reg.delete_as_member(&self)
+    }
+    fn job(self, reply: Reply<NodeId>) -> Job {
+        Job::Delete(self, reply)
+    }
+}
+
+/// An operator's delete, by name (admin API).
+struct DeleteByName(Vec<u8>);
+
+impl Write for DeleteByName {
+    type Out = NodeId;
+    fn decide(self, reg: &mut Registry) -> Result<NodeId, RuleError> {
+        reg.delete_by_name(&self.0)
+    }
+    fn job(self, reply: Reply<NodeId>) -> Job {
+        Job::DeleteByName(self, reply)
+    }
+}
+
+/// The sweeper: remove at most this many expired clusters, and store as
+/// many clusters' last activity.
+struct Expire(usize);
+
+impl Write for Expire {
+    type Out = usize;
+    fn decide(self, reg: &mut Registry) -> Result<usize, RuleError> {
+        let n = reg.expire(self.0);
+        reg.persist_activity(self.0);
+        Ok(n)
+    }
+    fn job(self, reply: Reply<usize>) -> Job {
+        Job::Expire(self, reply)
+    }
+}
+
+/// Readiness: through the writer, to the store.
+struct Ping;
+
+impl Write for Ping {
+    type Out = ();
+    fn decide(self, _: &mut Registry) -> Result<(), RuleError> {
+        Ok(())
+    }
+    fn job(self, reply: Reply<()>) -> Job {
+        Job::Ping(reply)
+    }
+    const PING: bool = true;
+}
+
+/// A write queued for the writer thread.
+enum Job {
+    Register(Register, Reply<NodeId>),
+    Create(Create, Reply<ClusterFacts>),
+    Join(Join, Reply<Joined>),
+    Delete(Delete, Reply<NodeId>),
+    DeleteByName(DeleteByName, Reply<NodeId>),
+    Expire(Expire, Reply<usize>),
+    Ping(Reply<()>),
+}
+
+/// A write decided, waiting for its batch to be stored.
+enum Decided {
+    Register(Result<NodeId, RuleError>, Reply<NodeId>),
+    Create(Result<ClusterFacts, RuleError>, Reply<ClusterFacts>),
+    Join(Result<Joined, RuleError>, Reply<Joined>),
+    Deleted(Result<NodeId, RuleError>, Reply<NodeId>),
+    Expired(Result<usize, RuleError>, Reply<usize>),
+    Ping(Reply<()>),
+}
+
+impl Job {
+    fn decide(self, reg: &mut Registry) -> Decided {
+        match self {
+            Job::Register(w, reply) => Decided::Register(w.decide(reg), reply),
+            Job::Create(w, reply) => Decided::Create(w.decide(reg), reply),
+            Job::Join(w, reply) => Decided::Join(w.decide(reg), reply),
+            Job::Delete(w, reply) => Decided::Deleted(w.decide(reg), reply),
+            Job::DeleteByName(w, reply) => Decided::Deleted(w.decide(reg), reply),
+            Job::Expire(w, reply) => Decided::Expired(w.decide(reg), reply),
+            Job::Ping(reply) => Decided::Ping(reply),
         }
-        Op::Ping => Ok(Done::Pong),
+    }
+}
+
+/// The answer to a write decided as `decided` in a batch stored as
+/// `stored`: a rule refusal stands; an accepted write fails with its batch.
+fn outcome<T>(
+    decided: Result<T, RuleError>,
+    stored: &Result<(), Arc<StoreError>>,
+) -> Result<T, BackendError> {
+    match (decided, stored) {
+        (Err(rule), _) => Err(BackendError::Rule(rule)),
+        (Ok(v), Ok(())) => Ok(v),
+        (Ok(_), Err(e)) => Err(BackendError::Storage(e.clone())),
+    }
+}
+
+impl Decided {
+    fn send(self, stored: &Result<(), Arc<StoreError>>) {
+        // A requester that went away does not need its answer.
+        let _ = match self {
+            Decided::Register(r, reply) => reply.send(outcome(r, stored)).is_ok(),
+            Decided::Create(r, reply) => reply.send(outcome(r, stored)).is_ok(),
+            Decided::Join(r, reply) => reply.send(outcome(r, stored)).is_ok(),
+            Decided::Deleted(r, reply) => reply.send(outcome(r, stored)).is_ok(),
+            Decided::Expired(r, reply) => reply.send(outcome(r, stored)).is_ok(),
+            Decided::Ping(reply) => reply.send(outcome(Ok(()), stored)).is_ok(),
+        };
     }
 }
 
@@ -87,8 +217,12 @@ pub struct RegistryService {
     closed: AtomicBool,
     changed: Arc<watch::Sender<u64>>,
     location: String,
-    commit_seconds: Arc<std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>>,
+    commit_seconds: CommitObserver,
 }
+
+/// Where the writer records each commit's duration, once the server set
+/// it ([`RegistryService::observe_commits`]).
+type CommitObserver = Arc<std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>>;
 
 impl std::fmt::Debug for RegistryService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -111,7 +245,7 @@ impl RegistryService {
         let mut registry = Registry::restore(own_id, changes)
             .map_err(|e| StoreError::new(location.clone(), "inconsistent data", e))?;
         registry.start_clock(super::unix_now_ms());
-        let commit_seconds = Arc::new(std::sync::OnceLock::new());
+        let commit_seconds = CommitObserver::default();
         let state = Arc::new(Mutex::new(registry));
         let changed = Arc::new(watch::channel(0u64).0);
         let writes = if store.waits_for_device() {
@@ -166,42 +300,37 @@ impl RegistryService {
         &self.location
     }
 
-    /// Decide `req` and return its answer once the change is durable.
-    pub async fn submit(&self, req: Request) -> Result<Answer, BackendError> {
-        match self.submit_op(Op::Req(req)).await? {
-            Done::Answer(a) => Ok(a),
-            d => unreachable!("a request answered {d:?}"),
-        }
-    }
-
-    async fn submit_op(&self, op: Op) -> Result<Done, BackendError> {
+    /// Decide a write and return its answer once the change is durable.
+    async fn write<W: Write>(&self, w: W) -> Result<W::Out, BackendError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(BackendError::Closed);
         }
         match &self.writes {
             Writes::Inline(store) => {
                 let mut reg = lock(&self.state);
-                let ping = matches!(op, Op::Ping);
-                let done = decide(&mut reg, op);
+                reg.set_now(super::unix_now_ms());
+                let decided = w.decide(&mut reg);
+                if W::PING {
+                    if let Err(e) = lock(store).ping() {
+                        return Err(e.into());
+                    }
+                }
                 if !reg.pending().is_empty() {
                     if let Err(e) = lock(store).append(reg.pending()) {
                         reg.rollback();
-                        return Err(e.into());
+                        return outcome(decided, &Err(Arc::new(e)));
                     }
                     reg.commit();
                     self.changed.send_modify(|v| *v += 1);
-                } else if ping {
-                    lock(store).ping()?;
                 }
-                done.map_err(BackendError::Rule)
+                decided.map_err(BackendError::Rule)
             }
             Writes::Writer { jobs, .. } => {
                 let (reply, rx) = oneshot::channel();
                 {
                     let guard = lock(jobs);
                     let tx = guard.as_ref().ok_or(BackendError::Closed)?;
-                    tx.send(Job { op, reply })
-                        .map_err(|_| BackendError::Closed)?;
+                    tx.send(w.job(reply)).map_err(|_| BackendError::Closed)?;
                 }
                 rx.await.map_err(|_| BackendError::Closed)?
             }
@@ -243,35 +372,17 @@ impl Drop for RegistryService {
     }
 }
 
-// The rules answer each request with its own variant (`Registry::decide`).
-const MISMATCH: &str = "Registry::decide answers each request with its variant";
-
 impl Backend for RegistryService {
     fn register(&self, req: Register) -> BoxFuture<'_, Result<NodeId, BackendError>> {
-        Box::pin(async move {
-            match self.submit(Request::Register(req)).await? {
-                Answer::Registered(id) => Ok(id),
-                _ => unreachable!("{MISMATCH}"),
-            }
-        })
+        Box::pin(self.write(req))
     }
 
     fn create(&self, req: Create) -> BoxFuture<'_, Result<ClusterFacts, BackendError>> {
-        Box::pin(async move {
-            match self.submit(Request::Create(req)).await? {
-                Answer::Created(c) => Ok(c),
-                _ => unreachable!("{MISMATCH}"),
-            }
-        })
+        Box::pin(self.write(req))
     }
 
     fn join(&self, req: Join) -> BoxFuture<'_, Result<Joined, BackendError>> {
-        Box::pin(async move {
-            match self.submit(Request::Join(req)).await? {
-                Answer::Joined(j) => Ok(j),
-                _ => unreachable!("{MISMATCH}"),
-            }
-        })
+        Box::pin(self.write(req))
     }
 
     fn get_cluster<'a>(
@@ -291,40 +402,20 @@ impl Backend for RegistryService {
         Box::pin(std::future::ready(r))
     }
 
-    fn delete(&self, req: super::request::Delete) -> BoxFuture<'_, Result<NodeId, BackendError>> {
-        Box::pin(async move {
-            match self.submit(Request::Delete(req)).await? {
-                Answer::Deleted(id) => Ok(id),
-                _ => unreachable!("{MISMATCH}"),
-            }
-        })
+    fn delete(&self, req: Delete) -> BoxFuture<'_, Result<NodeId, BackendError>> {
+        Box::pin(self.write(req))
     }
 
     fn delete_cluster(&self, name: Vec<u8>) -> BoxFuture<'_, Result<NodeId, BackendError>> {
-        Box::pin(async move {
-            match self.submit_op(Op::Delete(name)).await? {
-                Done::Deleted(id) => Ok(id),
-                d => unreachable!("delete answered {d:?}"),
-            }
-        })
+        Box::pin(self.write(DeleteByName(name)))
     }
 
     fn expire(&self, limit: usize) -> BoxFuture<'_, Result<usize, BackendError>> {
-        Box::pin(async move {
-            match self.submit_op(Op::Expire(limit)).await? {
-                Done::Expired(n) => Ok(n),
-                d => unreachable!("expire answered {d:?}"),
-            }
-        })
+        Box::pin(self.write(Expire(limit)))
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), BackendError>> {
-        Box::pin(async move {
-            match self.submit_op(Op::Ping).await? {
-                Done::Pong => Ok(()),
-                d => unreachable!("ping answered {d:?}"),
-            }
-        })
+        Box::pin(self.write(Ping))
     }
 
     fn subscribe(&self, _cluster: &NodeId) -> watch::Receiver<u64> {
@@ -353,9 +444,8 @@ fn writer_loop(
     state: Arc<Mutex<Registry>>,
     rx: mpsc::Receiver<Job>,
     changed: Arc<watch::Sender<u64>>,
-    commit_seconds: Arc<std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>>,
+    commit_seconds: CommitObserver,
 ) {
-    let mut replies = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -364,21 +454,16 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let (results, changes) = {
+        let (decided, changes) = {
             let mut reg = lock(&state);
-            let results: Vec<_> = jobs
-                .into_iter()
-                .map(|j| {
-                    replies.push(j.reply);
-                    decide(&mut reg, j.op)
-                })
-                .collect();
-            (results, reg.pending().to_vec())
+            reg.set_now(super::unix_now_ms());
+            let decided: Vec<Decided> = jobs.into_iter().map(|j| j.decide(&mut reg)).collect();
+            (decided, reg.pending().to_vec())
         };
         let started = std::time::Instant::now();
         let stored = if changes.is_empty() {
             // A readiness ping goes to the storage itself.
-            if results.iter().any(|r| matches!(r, Ok(Done::Pong))) {
+            if decided.iter().any(|d| matches!(d, Decided::Ping(_))) {
                 store.ping().map_err(Arc::new)
             } else {
                 Ok(())
@@ -397,7 +482,7 @@ fn writer_loop(
                     reg.commit();
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, cause = %e.cause, requests = results.len(), "store commit failed; batch rolled back");
+                    tracing::error!(error = %e, cause = %e.cause, requests = decided.len(), "store commit failed; batch rolled back");
                     reg.rollback();
                 }
             }
@@ -405,13 +490,8 @@ fn writer_loop(
         if !changes.is_empty() && stored.is_ok() {
             changed.send_modify(|v| *v += 1);
         }
-        for (reply, res) in replies.drain(..).zip(results) {
-            let out = match (&stored, res) {
-                (_, Err(rule)) => Err(BackendError::Rule(rule)),
-                (Ok(()), Ok(a)) => Ok(a),
-                (Err(e), Ok(_)) => Err(BackendError::Storage(e.clone())),
-            };
-            let _ = reply.send(out);
+        for d in decided {
+            d.send(&stored);
         }
     }
 }
@@ -422,8 +502,8 @@ mod tests {
 
     use super::*;
     use crate::registry::backend::perform;
-    use crate::registry::request::ClusterTarget;
-    use crate::registry::rules::{MemberRecord, RuleError};
+    use crate::registry::request::{Answer, ClusterTarget, Request};
+    use crate::registry::rules::MemberRecord;
     use crate::registry::SqliteStore;
     use crate::wire::Which;
 

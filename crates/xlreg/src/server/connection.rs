@@ -2,8 +2,9 @@
 //!
 //! It reads the Hello (exactly one RSA block), answers the HelloReply, then
 //! loops: reassemble one request from however many reads it takes, let the
-//! state machine decide, have the backend perform the request it emits
-//! (if any), and write the reply with one `write_all`. It never looks
+//! state machine decide and the backend perform the request it emits
+//! ([`super::dispatch::respond`]), and write the reply with one
+//! `write_all`. It never looks
 //! inside a request; the session says how long to wait for the next one.
 //! Every wait has a timeout; nothing here trusts the peer.
 
@@ -16,10 +17,11 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
-use super::session::{Effect, ServerSession};
+use super::counted::Counted;
+use super::dispatch::{respond, Reply};
+use super::session::ServerSession;
 use super::Shared;
 use crate::metrics::Metrics;
-use crate::registry::{perform, Answer, Backend, BackendError, Request, RuleError};
 use crate::wire::{Framing, Hello, HelloReply, Reassembler, SessionKey, XlRegMsg};
 
 /// The largest request a client may send (requests are small; the biggest,
@@ -112,50 +114,6 @@ fn op_name(msg: &XlRegMsg) -> &'static str {
     }
 }
 
-/// Perform `req` unless a limit refuses it, counting what the registry
-/// did (registrations, creates, joins, refusals, held GetClusters).
-async fn perform_counted(
-    shared: &Shared,
-    peer: SocketAddr,
-    req: Request,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<Answer, BackendError> {
-    let m = &shared.metrics;
-    if let (Request::Register(_), Some(l)) = (&req, &shared.limiter) {
-        if !l.allow(peer.ip()) {
-            m.limit_refused("registrations_per_address");
-            return Err(BackendError::Rule(RuleError::TooManyRegistrations(
-                l.per_hour(),
-            )));
-        }
-    }
-    let held = req.unheld().is_some();
-    if held {
-        m.held_getclusters.inc();
-    }
-    let r = perform_or_cut_short(&*shared.backend, req, shutdown).await;
-    if held {
-        m.held_getclusters.dec();
-    }
-    match &r {
-        Ok(Answer::Registered(_)) => {
-            m.registrations.inc();
-        }
-        Ok(Answer::Created(_)) => {
-            m.creates.inc();
-        }
-        Ok(Answer::Joined(_)) => {
-            m.joins.inc();
-        }
-        Ok(Answer::Deleted(_)) => {
-            m.deleted_clusters.inc();
-        }
-        Err(BackendError::Rule(RuleError::TooManyClusters(_))) => m.limit_refused("max_clusters"),
-        _ => {}
-    }
-    r
-}
-
 async fn run(
     stream: &mut TcpStream,
     peer: SocketAddr,
@@ -213,16 +171,22 @@ async fn run(
         debug!(op = ?msg.op, state = ?session.state(), "request");
         let request_started = Instant::now();
         let op = op_name(&msg);
-        let mut effect = session.on_message(*msg);
-        let (body, close) = loop {
-            effect = match effect {
-                Effect::Reply { body, close } => break (body, close),
-                Effect::Call(req) => {
-                    let answer = perform_counted(shared, peer, req, shutdown).await;
-                    session.on_answer(answer)
-                }
-            };
+        let counted = Counted {
+            inner: &*shared.backend,
+            metrics: &shared.metrics,
+            limiter: shared.limiter.as_ref(),
+            peer: peer.ip(),
         };
+        // A GetCluster with a hold may wait for members: count it while
+        // it is in flight.
+        let held = op == "GetCluster" && !cfg.hold.is_zero();
+        if held {
+            shared.metrics.held_getclusters.inc();
+        }
+        let Reply { body, close } = respond(session, &counted, *msg, Some(&*shutdown)).await;
+        if held {
+            shared.metrics.held_getclusters.dec();
+        }
         shared.metrics.request_done(op, request_started.elapsed());
         let frame = framing.encode_body(&key, &body);
         if write(stream, &frame, cfg.message_timeout).await.is_err() {
@@ -237,22 +201,6 @@ async fn run(
         if *shutdown.borrow() {
             return SessionEnd::Shutdown;
         }
-    }
-}
-
-/// [`perform`] the request; when shutdown is requested while it is held,
-/// answer at once with what there is.
-async fn perform_or_cut_short(
-    backend: &dyn Backend,
-    req: Request,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<Answer, BackendError> {
-    match req.unheld() {
-        None => perform(backend, req).await,
-        Some(now) => tokio::select! {
-            r = perform(backend, req) => r,
-            _ = shutdown_requested(shutdown) => perform(backend, now).await,
-        },
     }
 }
 

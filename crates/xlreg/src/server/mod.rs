@@ -13,6 +13,8 @@
 //! backend is given to [`Server::start_with_backend`].
 
 pub mod connection;
+mod counted;
+pub mod dispatch;
 pub mod identity;
 pub mod limits;
 pub mod session;
