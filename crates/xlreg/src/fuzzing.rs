@@ -774,6 +774,7 @@ fn session_config(anon: bool, limit: usize) -> SessionConfig {
             ..Default::default()
         },
         version: GO_SERVER_VERSION,
+        key_limits: Default::default(),
     }
 }
 

@@ -193,6 +193,7 @@ fn legacy_reply_budget_keeps_every_limit() {
                 legacy_reply_limit: limit,
                 registry_token: Token::default(),
                 version: GO_SERVER_VERSION,
+                key_limits: Default::default(),
             };
             let mut s = ServerSession::new(Framing::Legacy, Arc::new(cfg));
             let m = XlRegMsg::member(xlreg::fuzzing::test_token(0));

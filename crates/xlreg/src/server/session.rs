@@ -12,7 +12,10 @@ use std::sync::Arc;
 use crate::registry::service::JoinTarget;
 use crate::registry::{ClusterInfo, MemberRecord, RuleError, Selection, ServiceError};
 use crate::wire::msg::Token;
-use crate::wire::{verify_token, DecimalVersion, Framing, NodeId, Tag, Which, WireError, XlRegMsg};
+use crate::wire::{
+    verify_token_limited, DecimalVersion, Framing, KeyLimits, NodeId, Tag, Which, WireError,
+    XlRegMsg,
+};
 
 /// Protocol states (spec §8.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +63,8 @@ pub struct SessionConfig {
     pub registry_token: Token,
     /// Version sent in a RegCredReply.
     pub version: DecimalVersion,
+    /// Which member keys are worth a signature check.
+    pub key_limits: KeyLimits,
 }
 
 /// What the I/O layer must do next.
@@ -249,19 +254,21 @@ impl ServerSession {
         if empty(&t.comms_key) || empty(&t.sig_key) {
             return self.fail(texts::EMPTY_KEY);
         }
-        let v = match verify_token(&t) {
+        // Bound what a member can make the registry store and serve; these
+        // cost a length check, so they come before any RSA arithmetic (the
+        // key shapes are checked next, before the signature).
+        if t.name.as_ref().map_or(0, Vec::len) > 256
+            || t.my_ends.len() > 16
+            || t.my_ends.iter().any(|e| e.len() > 256)
+            || prost::Message::encoded_len(&t) > MAX_TOKEN_BYTES
+        {
+            return self.fail("member token too large");
+        }
+        let v = match verify_token_limited(&t, &self.cfg.key_limits) {
             Ok(v) => v,
             Err(WireError::BadKey(why)) => return self.fail(&format!("x509: {why}")),
             Err(e) => return self.fail(&e.to_string()),
         };
-        // Bound what a member can make the registry store and serve.
-        if v.token.name.as_ref().map_or(0, Vec::len) > 256
-            || v.token.my_ends.len() > 16
-            || v.token.my_ends.iter().any(|e| e.len() > 256)
-            || prost::Message::encoded_len(&v.token) > MAX_TOKEN_BYTES
-        {
-            return self.fail("member token too large");
-        }
         let sig_hash = openssl::sha::sha256(t.sig_key.as_deref().unwrap_or_default());
         let attrs = t.attrs.unwrap_or(0);
         self.verified = Some((v.token, attrs));
@@ -398,6 +405,7 @@ mod tests {
                 legacy_reply_limit: 16384,
                 registry_token: Token::default(),
                 version: crate::wire::GO_SERVER_VERSION,
+                key_limits: KeyLimits::default(),
             }),
         )
     }
