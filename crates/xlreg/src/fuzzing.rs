@@ -1100,9 +1100,12 @@ impl World<'_> {
                     cluster_name,
                     which,
                     budget,
+                    hold_ms,
                 } => {
                     if sess.framing == Framing::LengthPrefixed {
                         assert_eq!(budget, usize::MAX);
+                    } else {
+                        assert_eq!(hold_ms, None, "Go sessions never get the hold extension");
                     }
                     assert_eq!(
                         cluster_id, requested_id,

@@ -150,6 +150,9 @@ async fn boot_in(
     opts: &BootOptions,
 ) -> Result<ClusterView, ClientError> {
     s.register(node, opts.attrs).await?;
+    // No wait: the caller wants what exists now, not what joins in the
+    // next second.
+    s.answer_at_once(opts.wait.is_none());
     let info = s.join(cluster).await?;
     if node.endpoints.len() < info.endpoint_count as usize {
         tracing::warn!(
@@ -289,6 +292,8 @@ pub async fn read_cluster(
     let mut s = Session::connect(regcred, opts).await?;
     let r = async {
         s.register(reader, attrs::SOLO | attrs::EPHEMERAL).await?;
+        // A read lists who is there; it never waits for more.
+        s.answer_at_once(true);
         let mut have: BTreeMap<usize, MemberInfo> = BTreeMap::new();
         let mut id = cluster.id();
         loop {

@@ -163,6 +163,7 @@ async fn run(
                     cluster_name,
                     which,
                     budget,
+                    hold_ms,
                 } => {
                     let cluster_id = match shared
                         .registry
@@ -175,7 +176,11 @@ async fn run(
                         }
                     };
                     let id = cluster_id.as_deref();
-                    let hold = (!cfg.hold.is_zero()).then_some(cfg.hold);
+                    let bound = match hold_ms {
+                        Some(ms) => cfg.hold.min(Duration::from_millis(ms.into())),
+                        None => cfg.hold,
+                    };
+                    let hold = (!bound.is_zero()).then_some(bound);
                     let r = tokio::select! {
                         r = shared.registry.get(id, which, budget, hold) => r,
                         // Shutting down: answer at once with what there is.

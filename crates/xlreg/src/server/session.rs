@@ -117,6 +117,10 @@ pub enum Effect {
         which: Which,
         /// Byte budget for the tokens.
         budget: usize,
+        /// The client's own hold bound in milliseconds (an xlreg extension,
+        /// honoured in length-prefixed sessions only); the server's bound
+        /// still caps it.
+        hold_ms: Option<u32>,
     },
 }
 
@@ -376,6 +380,10 @@ impl ServerSession {
             cluster_name,
             which: Which(msg.which.unwrap_or(0)),
             budget,
+            hold_ms: match self.framing {
+                Framing::LengthPrefixed => msg.hold_ms,
+                Framing::Legacy => None,
+            },
         }
     }
 
