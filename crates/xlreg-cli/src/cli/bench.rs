@@ -33,6 +33,18 @@ pub enum BenchCommand {
     /// Registry memory: peak RSS of a `serve` process holding 10 000
     /// clusters of 8 members, against the raw bytes of their tokens.
     Memory(MemoryArgs),
+    /// Every benchmark above with the settings the README and docs/ quote,
+    /// one after the other (a few minutes); `--markdown` prints the tables
+    /// the docs show, each under the command that reproduces it alone.
+    All(AllArgs),
+}
+
+/// Arguments of `xlreg bench all`.
+#[derive(Args, Debug)]
+pub struct AllArgs {
+    /// Print Markdown: a heading per benchmark, its table in a code block.
+    #[arg(long)]
+    pub markdown: bool,
 }
 
 /// Arguments of `xlreg bench formation`.
@@ -166,6 +178,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             let r = bench::up::run(a.size, &a.key_bits, a.runs as usize)?;
             emit(a.json, &r, bench::up::table)
         }
+        BenchCommand::All(a) => all(a),
         BenchCommand::Memory(a) => {
             eprintln!(
                 "filling a registry with {} clusters of {} members (bounded: 600 s)...",
@@ -204,5 +217,44 @@ fn crypto(a: CryptoArgs) -> anyhow::Result<()> {
     } else {
         print!("{}", bench::crypto::table(&rows));
     }
+    Ok(())
+}
+
+/// The settings `bench all` uses, as the command lines that reproduce each
+/// table alone (the docs quote these).
+pub const ALL_COMMANDS: [&str; 5] = [
+    "xlreg bench crypto",
+    "xlreg bench formation --runs 3",
+    "xlreg bench throughput --seconds 2 --clients 1,8,64",
+    "xlreg bench up --runs 1 --key-bits 2048",
+    "xlreg bench memory --clusters 1000",
+];
+
+fn all(a: AllArgs) -> anyhow::Result<()> {
+    let rt = crate::cli::runtime()?;
+    let section = |cmd: &str, table: String| {
+        if a.markdown {
+            println!("### `{cmd}`\n\n```text\n{}```\n", table);
+        } else {
+            println!("== {cmd}\n{table}");
+        }
+    };
+    eprintln!("bench all: crypto...");
+    section(
+        ALL_COMMANDS[0],
+        bench::crypto::table(&bench::crypto::run(None)?),
+    );
+    eprintln!("bench all: formation...");
+    let r = rt.block_on(bench::formation::run(&[8, 64], &[1024, 2048], 3))?;
+    section(ALL_COMMANDS[1], bench::formation::table(&r));
+    eprintln!("bench all: throughput...");
+    let r = rt.block_on(bench::throughput::run(&[1, 8, 64], 2.0, true))?;
+    section(ALL_COMMANDS[2], bench::throughput::table(&r));
+    eprintln!("bench all: up...");
+    let r = bench::up::run(64, &[2048], 1)?;
+    section(ALL_COMMANDS[3], bench::up::table(&r));
+    eprintln!("bench all: memory...");
+    let r = rt.block_on(bench::memory::run(1000, 8))?;
+    section(ALL_COMMANDS[4], bench::memory::table(&r));
     Ok(())
 }
