@@ -327,6 +327,7 @@ pub fn run_create(a: CreateArgs) -> anyhow::Result<()> {
     }
     let (rc, opts) = a.conn.load()?;
     let admin_dir = a.node_dir.clone().or_else(default_admin_dir);
+    let spec = xlreg::client::ClusterSpec::new(a.name.clone(), a.size).endpoints(a.endpoints);
     let rt = runtime()?;
     let info = match &admin_dir {
         Some(dir) => {
@@ -338,27 +339,14 @@ pub fn run_create(a: CreateArgs) -> anyhow::Result<()> {
                     dir.display()
                 );
             }
-            rt.block_on(boot::create_cluster_as(
-                &rc,
-                &admin,
-                &a.name,
-                a.size,
-                a.endpoints,
-                &opts,
-            ))
+            rt.block_on(boot::create_cluster_as(&rc, &admin, &spec, &opts))
         }
         None => {
             eprintln!(
                 "note: no HOME or XDG_DATA_HOME: using a fresh admin identity \
                  (give --node-dir to keep one)"
             );
-            rt.block_on(boot::create_cluster(
-                &rc,
-                &a.name,
-                a.size,
-                a.endpoints,
-                &opts,
-            ))
+            rt.block_on(boot::create_cluster(&rc, &spec, &opts))
         }
     }
     .map_err(|e| client_err(e, &format!("creating cluster {:?}", a.name)))?;

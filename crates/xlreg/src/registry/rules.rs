@@ -1,12 +1,24 @@
-//! The registry's rules (spec §9 with the §16 fixes), as plain functions
-//! over in-memory state: who may register which ID, how clusters are
-//! created and joined, and which tokens a GetCluster returns.
+//! The registry's rules, as plain functions over in-memory state: who may
+//! register which ID, how clusters are created and joined, and which tokens
+//! a GetCluster returns — the semantics of spec §9 (one section per
+//! request) with the fixes of spec §16 (the Go server's bugs): a Join
+//! beyond the cluster's size is refused (`cluster is full`), the duplicate
+//! check uses the member's own ID, so a member whose ID equals its
+//! cluster's no longer blocks the cluster (§16.10), EndPointCount must be
+//! 1..=16, a Create of an existing name returns that cluster unchanged
+//! (§16.11), and "check, then insert" is never split by another request
+//! (§16.25, data races).
 //!
-//! No I/O here. [`Registry`] decides and records a [`Change`]; the store
-//! persists the changes of a batch in one transaction, and only then are
-//! they made visible to readers ([`Registry::commit`]) or undone
-//! ([`Registry::rollback`]). Members and clusters are append-only, which
-//! makes both cheap.
+//! No I/O here. [`Registry`] decides ([`Registry::decide`]) and records a
+//! [`Change`]; the store persists the changes of a batch in one
+//! transaction, and only then are they made visible to readers
+//! ([`Registry::commit`]) or undone ([`Registry::rollback`]). Members and
+//! clusters are append-only, which makes both cheap.
+//!
+//! A `Registry` need not hold everything: a database backend builds one
+//! from the rows a request touches ([`Registry::restore_change`]) and runs
+//! the same functions; stored data goes through the same checks on load
+//! ([`Registry::restore`]).
 
 use std::collections::HashMap;
 
@@ -880,5 +892,102 @@ mod tests {
         assert_eq!(resolve(&r, None, Some(b"c")), Ok(c));
         assert_eq!(resolve(&r, None, Some(b"d")), Err(RuleError::NoSuchName));
         assert_eq!(resolve(&r, None, None), Err(RuleError::MissingCluster));
+    }
+
+    #[test]
+    fn a_partial_registry_of_one_clusters_rows_decides_like_the_whole() {
+        let mut whole = reg();
+        let other = whole.create(b"other", 2, 0, 1).unwrap().id;
+        whole.join(&other, rec(9, "z"), 1).unwrap();
+        let c = whole.create(b"c", 3, 0, 1).unwrap().id;
+        whole.join(&c, rec(1, "a"), 1).unwrap();
+        whole.join(&c, rec(2, "b"), 1).unwrap();
+        let log = whole.commit();
+        // Only the rows of cluster `c`, as a database would lock and read.
+        let rows = log.iter().filter(|ch| match ch {
+            Change::NewId { id, .. } | Change::NewCluster { id, .. } => *id == c,
+            Change::NewMember { cluster, .. } | Change::ReplaceMember { cluster, .. } => {
+                *cluster == c
+            }
+        });
+        let mut part =
+            Registry::restore(NodeId::from_bytes(&[0xee; 20]).unwrap(), rows.cloned()).unwrap();
+        let join = |i: u8, name: &str| {
+            Request::Join(crate::registry::Join {
+                cluster: ClusterTarget::Name(b"c"[..].into()),
+                record: rec(i, name),
+                endpoints: 1,
+            })
+        };
+        assert_eq!(part.decide(join(3, "b")), Err(RuleError::NameInUse));
+        let Ok(Answer::Joined(j)) = part.decide(join(3, "c")) else {
+            panic!("the free slot was not given")
+        };
+        assert_eq!((j.cluster.id, j.index), (c, 2));
+        assert_eq!(
+            part.pending(),
+            &[Change::NewMember {
+                cluster: c,
+                index: 2,
+                record: rec(3, "c")
+            }],
+            "exactly the row to write"
+        );
+        part.commit();
+        assert_eq!(part.decide(join(4, "d")), Err(RuleError::Full));
+        let Ok(Answer::Joined(j)) = whole.decide(join(3, "c")) else {
+            panic!("the whole registry disagrees")
+        };
+        assert_eq!(j.index, 2);
+    }
+
+    #[test]
+    fn restore_refuses_what_the_rules_would_never_have_written() {
+        let own = NodeId::from_bytes(&[0xee; 20]).unwrap();
+        let cid = NodeId::from_bytes(&[0xc1; 20]).unwrap();
+        let cluster = |max_size, ep_count| Change::NewCluster {
+            id: cid,
+            name: b"c"[..].into(),
+            attrs: 0,
+            max_size,
+            ep_count,
+        };
+        let member = |index, i: u8, name: &str| Change::NewMember {
+            cluster: cid,
+            index,
+            record: rec(i, name),
+        };
+        let refused = |changes: Vec<Change>| Registry::restore(own, changes).unwrap_err().0;
+        assert!(refused(vec![cluster(4, 17)]).contains("endpoint count 17"));
+        assert!(refused(vec![cluster(65, 1)]).contains("size 65"));
+        assert!(refused(vec![cluster(2, 1), member(1, 1, "a")]).contains("out of sequence"));
+        assert!(refused(vec![
+            cluster(2, 1),
+            member(0, 1, "a"),
+            member(1, 2, "b"),
+            member(2, 3, "c")
+        ])
+        .contains("more members than its size"));
+        assert!(
+            refused(vec![cluster(3, 1), member(0, 1, "a"), member(1, 2, "a")])
+                .contains("repeats a member")
+        );
+        assert!(refused(vec![member(0, 1, "a")]).contains("unknown cluster"));
+        assert!(refused(vec![Change::NewId {
+            id: cid,
+            owner: IdOwner::Registry
+        }])
+        .contains("registry's own"));
+        assert!(refused(vec![
+            Change::NewId {
+                id: cid,
+                owner: IdOwner::Member([1; 32])
+            },
+            cluster(3, 1)
+        ])
+        .contains("owned by another"));
+        let ok = Registry::restore(own, vec![cluster(3, 1), member(0, 1, "a")]).unwrap();
+        assert_eq!(ok.cluster(&cid).unwrap().len(), 1, "restored as committed");
+        assert_eq!(ok.id_owner(&cid), Some(IdOwner::Cluster));
     }
 }

@@ -58,7 +58,7 @@ pub(super) async fn run(
     if a.keep {
         let mut greeters = tokio::task::JoinSet::new();
         for m in &cluster.members {
-            for l in &m.listeners {
+            for l in m.listeners() {
                 let l = l.try_clone().context("duplicating a listening socket")?;
                 let line = format!(
                     "xlreg up: member {} (slot {}) of cluster {} {}\n",

@@ -78,7 +78,13 @@ pub(super) async fn run(
         aux_key(),
         vec![],
     )?;
-    let info = testing::create(&regcred, &admin, &name, a.size, a.endpoints, &client).await?;
+    let info = testing::create(
+        &regcred,
+        &admin,
+        &xlreg::client::ClusterSpec::new(name.clone(), a.size).endpoints(a.endpoints),
+        &client,
+    )
+    .await?;
     Observer::emit(
         &ui.observer(),
         Progress::Created {
@@ -237,7 +243,7 @@ async fn wait_for_joins(
                     } else {
                         ""
                     };
-                    bail!("waiting for the members to join: {e}{hint}")
+                    bail!("waiting for the members to join: {}{hint}", xlreg::ErrorChain(&e))
                 }
             },
             Some((i, st)) = kids.exits.recv() => {
