@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+pub mod cli_calls;
 pub mod crypto;
 pub mod formation;
 pub mod memory;

@@ -33,10 +33,21 @@ pub enum BenchCommand {
     /// Registry memory: peak RSS of a `serve` process holding 10 000
     /// clusters of 8 members, against the raw bytes of their tokens.
     Memory(MemoryArgs),
+    /// The member commands as a user runs them: `xlreg create` (first and
+    /// again) and `xlreg join --wait 0` against a default `xlreg serve`.
+    Cli(CliArgs),
     /// Every benchmark above with the settings the README and docs/ quote,
     /// one after the other (a few minutes); `--markdown` prints the tables
     /// the docs show, each under the command that reproduces it alone.
     All(AllArgs),
+}
+
+/// Arguments of `xlreg bench cli`.
+#[derive(Args, Debug)]
+pub struct CliArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `xlreg bench all`.
@@ -179,6 +190,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             emit(a.json, &r, bench::up::table)
         }
         BenchCommand::All(a) => all(a),
+        BenchCommand::Cli(a) => {
+            eprintln!("measuring xlreg create and join --wait 0...");
+            let r = bench::cli_calls::run()?;
+            emit(a.json, &r, bench::cli_calls::table)
+        }
         BenchCommand::Memory(a) => {
             eprintln!(
                 "filling a registry with {} clusters of {} members (bounded: 600 s)...",
@@ -222,12 +238,13 @@ fn crypto(a: CryptoArgs) -> anyhow::Result<()> {
 
 /// The settings `bench all` uses, as the command lines that reproduce each
 /// table alone (the docs quote these).
-pub const ALL_COMMANDS: [&str; 5] = [
+pub const ALL_COMMANDS: [&str; 6] = [
     "xlreg bench crypto",
     "xlreg bench formation --runs 3",
     "xlreg bench throughput --seconds 2 --clients 1,8,64",
     "xlreg bench up --runs 1 --key-bits 2048",
     "xlreg bench memory --clusters 1000",
+    "xlreg bench cli",
 ];
 
 fn all(a: AllArgs) -> anyhow::Result<()> {
@@ -256,5 +273,10 @@ fn all(a: AllArgs) -> anyhow::Result<()> {
     eprintln!("bench all: memory...");
     let r = rt.block_on(bench::memory::run(1000, 8))?;
     section(ALL_COMMANDS[4], bench::memory::table(&r));
+    eprintln!("bench all: cli...");
+    section(
+        ALL_COMMANDS[5],
+        bench::cli_calls::table(&bench::cli_calls::run()?),
+    );
     Ok(())
 }
