@@ -14,7 +14,7 @@ use openssl::bn::BigNum;
 use openssl::hash::{hash, MessageDigest};
 use openssl::pkey::{Id, PKey, Private, Public};
 use openssl::rsa::{Padding, Rsa};
-use openssl::sign::{Signer, Verifier};
+use openssl::sign::Signer;
 use openssl::symm::{Cipher, Crypter, Mode};
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -521,13 +521,39 @@ impl PublicKey {
         Ok(out)
     }
 
-    /// Verify an RSASSA-PKCS1-v1_5 SHA-1 signature over `msg`.
+    /// Verify an RSASSA-PKCS1-v1_5 SHA-1 signature over `msg` (RFC 8017
+    /// §8.2.2): the signature is exactly as long as the modulus, and the
+    /// recovered block is `00 01 FF… 00 ‖ DigestInfo(SHA-1) ‖ SHA-1(msg)`,
+    /// compared whole, as the Go library does.
+    ///
+    /// Done with the key's own RSA public operation and one comparison
+    /// rather than OpenSSL 3's EVP verifier, which for every new key (one
+    /// per Member) exports it to a provider and looks the algorithms up by
+    /// name — more than the arithmetic itself.
     pub fn verify_sha1(&self, msg: &[u8], sig: &[u8]) -> Result<(), WireError> {
-        let mut v = Verifier::new(MessageDigest::sha1(), &self.pkey).map_err(ossl("verifier"))?;
-        v.update(msg).map_err(ossl("verifier"))?;
-        match v.verify(sig) {
-            Ok(true) => Ok(()),
-            _ => Err(WireError::BadSignature),
+        /// DER DigestInfo prefix for SHA-1 (RFC 8017 §9.2, note 1).
+        const SHA1_DIGEST_INFO: [u8; 15] = [
+            0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
+            0x14,
+        ];
+        if sig.len() != self.size() {
+            return Err(WireError::BadSignature);
+        }
+        let rsa = self.pkey.rsa().map_err(ossl("RSA key"))?;
+        let mut block = vec![0u8; self.size()];
+        // PKCS1 padding: OpenSSL checks 00 01, at least eight FF, 00.
+        let n = rsa
+            .public_decrypt(sig, &mut block, Padding::PKCS1)
+            .map_err(|_| WireError::BadSignature)?;
+        let digest = sha1(msg);
+        let t = &block[..n];
+        if t.len() == SHA1_DIGEST_INFO.len() + digest.len()
+            && t[..SHA1_DIGEST_INFO.len()] == SHA1_DIGEST_INFO
+            && t[SHA1_DIGEST_INFO.len()..] == digest
+        {
+            Ok(())
+        } else {
+            Err(WireError::BadSignature)
         }
     }
 }
@@ -954,6 +980,36 @@ mod tests {
         let mut bad = ct.clone();
         bad[5] ^= 1;
         assert!(k.oaep_decrypt(&bad).is_err());
+    }
+
+    #[test]
+    fn verify_agrees_with_openssls_evp_verifier() {
+        use openssl::sign::Verifier;
+        let k = key();
+        let p = k.public();
+        let evp = |msg: &[u8], sig: &[u8]| {
+            let mut v = Verifier::new(MessageDigest::sha1(), &p.pkey).unwrap();
+            v.update(msg).unwrap();
+            v.verify(sig).unwrap_or(false)
+        };
+        let sig = k.sign_sha1(b"token").unwrap();
+        let mut cases = vec![(b"token".to_vec(), sig.clone(), true)];
+        cases.push((b"tokeN".to_vec(), sig.clone(), false));
+        for i in [0, 1, 64, sig.len() - 1] {
+            let mut bad = sig.clone();
+            bad[i] ^= 0x01;
+            cases.push((b"token".to_vec(), bad, false));
+        }
+        cases.push((b"token".to_vec(), sig[1..].to_vec(), false));
+        cases.push((b"token".to_vec(), vec![0; sig.len()], false));
+        // A SHA-256 signature of the same message is not a SHA-1 one.
+        let mut s256 = Signer::new(MessageDigest::sha256(), &k.pkey).unwrap();
+        s256.update(b"token").unwrap();
+        cases.push((b"token".to_vec(), s256.sign_to_vec().unwrap(), false));
+        for (msg, sig, want) in cases {
+            assert_eq!(evp(&msg, &sig), want);
+            assert_eq!(p.verify_sha1(&msg, &sig).is_ok(), want, "{msg:?}");
+        }
     }
 
     #[test]
