@@ -14,6 +14,7 @@ pub mod cli_calls;
 pub mod crypto;
 pub mod formation;
 pub mod memory;
+pub mod peer;
 pub mod serve_proc;
 pub mod throughput;
 pub mod up;
