@@ -106,6 +106,7 @@ impl SqliteStore {
                      UNIQUE(cluster_id, name)) WITHOUT ROWID;",
             )
             .map_err(|e| s.err("cannot create schema", e))?;
+        s.check_durability(on_disk)?;
         let v: Option<i64> = s
             .conn
             .query_row(
@@ -149,6 +150,33 @@ impl SqliteStore {
             }
         }
         Ok(s)
+    }
+
+    /// Read the durability settings back from this connection (the one
+    /// every commit uses): `synchronous` must be FULL (2) and, on disk, the
+    /// journal WAL. Logged at info level, so an operator (and a test) can
+    /// see what the running server really uses.
+    fn check_durability(&self, on_disk: bool) -> Result<(), StoreError> {
+        let sync: i64 = self
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .map_err(|e| self.err("cannot read PRAGMA synchronous", e))?;
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(|e| self.err("cannot read PRAGMA journal_mode", e))?;
+        if sync != 2 || (on_disk && !mode.eq_ignore_ascii_case("wal")) {
+            return Err(self.malformed(format!(
+                "durability settings did not take: synchronous={sync}, journal_mode={mode}"
+            )));
+        }
+        tracing::info!(
+            path = %self.path,
+            journal_mode = %mode,
+            synchronous = sync,
+            "registry database opened"
+        );
+        Ok(())
     }
 
     /// Path of the database (`:memory:` for in-memory stores).

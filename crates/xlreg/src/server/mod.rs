@@ -58,8 +58,14 @@ pub struct ServerConfig {
     pub name: String,
     /// Key size for a newly created identity.
     pub key_bits: u32,
+    /// Largest RSA modulus, in bits, accepted in a member's token
+    /// (`MIN_MODULUS_BITS..=ABSOLUTE_MAX_MODULUS_BITS`; default 4096).
+    pub max_key_bits: u32,
     /// Take over the identity of a Go server from its `reg.config`.
     pub adopt: Option<PathBuf>,
+    /// Refuse to start when the data directory or a private key file is
+    /// accessible by group/others (otherwise: a warning).
+    pub strict_perms: bool,
     /// Use this identity instead of loading or generating one.
     pub identity: Option<ServerIdentity>,
     /// Most concurrent connections; more wait in the listen backlog.
@@ -102,7 +108,9 @@ impl Default for ServerConfig {
             regcred_path: None,
             name: "xlReg".into(),
             key_bits: 2048,
+            max_key_bits: crate::wire::crypto::DEFAULT_MAX_MODULUS_BITS,
             adopt: None,
+            strict_perms: false,
             identity: None,
             max_connections: 1024,
             handshake_timeout: Duration::from_secs(10),
@@ -132,12 +140,12 @@ impl ServerConfig {
         }
     }
 
-    /// A persistent registry in `dir` on a free loopback port.
+    /// A persistent registry in `dir` on a free loopback port, with the
+    /// identity `xlreg serve` would create (2048-bit keys).
     pub fn persistent(dir: impl Into<PathBuf>) -> Self {
         ServerConfig {
             listen: "127.0.0.1:0".parse().expect("valid"),
             data_dir: Some(dir.into()),
-            key_bits: 1024,
             ..Default::default()
         }
     }
@@ -166,6 +174,9 @@ pub enum ServerError {
     /// regCred.dat could not be written.
     #[error("{0}")]
     RegCred(String),
+    /// A setting outside its range.
+    #[error("bad server setting: {0}")]
+    Config(String),
 }
 
 /// State shared by every connection.
@@ -239,6 +250,7 @@ fn resolve_identity(
                     id
                 }
             };
+            identity::check_private_modes(dir, cfg.strict_perms)?;
             Ok((id, Some(lock)))
         }
     }
@@ -306,6 +318,8 @@ impl Server {
             Output = Result<(Arc<dyn Backend>, Option<Arc<RegistryService>>), StoreError>,
         >,
     {
+        let key_limits = crate::wire::KeyLimits::with_max_bits(cfg.max_key_bits)
+            .map_err(|e| ServerError::Config(format!("max_key_bits: {e}")))?;
         let cfg2 = cfg.clone();
         let (identity, lock) = tokio::task::spawn_blocking(move || resolve_identity(&cfg2))
             .await
@@ -349,6 +363,7 @@ impl Server {
             version: crate::wire::GO_SERVER_VERSION,
             hold: cfg.hold,
             idle_timeout: cfg.idle_timeout,
+            key_limits,
         });
         let limiter = cfg
             .max_registrations_per_hour

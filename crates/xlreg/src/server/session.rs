@@ -21,7 +21,10 @@ use crate::registry::request::{Create, Delete, GetCluster, Join, Register};
 use crate::registry::rules::{get_target, join_target};
 use crate::registry::{Answer, BackendError, MemberRecord, Request};
 use crate::wire::msg::Token;
-use crate::wire::{verify_token, DecimalVersion, Framing, NodeId, Tag, Which, WireError, XlRegMsg};
+use crate::wire::{
+    verify_token_limited, DecimalVersion, Framing, KeyLimits, NodeId, Tag, Which, WireError,
+    XlRegMsg,
+};
 
 /// Protocol states (spec §8.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +87,8 @@ pub struct SessionConfig {
     pub hold: Duration,
     /// How long the client may stay silent between requests.
     pub idle_timeout: Duration,
+    /// Which member keys are worth a signature check.
+    pub key_limits: KeyLimits,
 }
 
 /// What the I/O layer must do next.
@@ -344,19 +349,21 @@ impl ServerSession {
         if empty(&t.comms_key) || empty(&t.sig_key) {
             return self.fail(texts::EMPTY_KEY);
         }
-        let v = match verify_token(&t) {
+        // Bound what a member can make the registry store and serve; these
+        // cost a length check, so they come before any RSA arithmetic (the
+        // key shapes are checked next, before the signature).
+        if t.name.as_ref().map_or(0, Vec::len) > 256
+            || t.my_ends.len() > 16
+            || t.my_ends.iter().any(|e| e.len() > 256)
+            || prost::Message::encoded_len(&t) > MAX_TOKEN_BYTES
+        {
+            return self.fail("member token too large");
+        }
+        let v = match verify_token_limited(&t, &self.cfg.key_limits) {
             Ok(v) => v,
             Err(WireError::BadKey(why)) => return self.fail(&format!("x509: {why}")),
             Err(e) => return self.fail(&e.to_string()),
         };
-        // Bound what a member can make the registry store and serve.
-        if v.token.name.as_ref().map_or(0, Vec::len) > 256
-            || v.token.my_ends.len() > 16
-            || v.token.my_ends.iter().any(|e| e.len() > 256)
-            || prost::Message::encoded_len(&v.token) > MAX_TOKEN_BYTES
-        {
-            return self.fail("member token too large");
-        }
         let sig_hash = openssl::sha::sha256(t.sig_key.as_deref().unwrap_or_default());
         let attrs = t.attrs.unwrap_or(0);
         self.call(
@@ -412,10 +419,22 @@ impl ServerSession {
                     cluster,
                     which: Which(msg.which.unwrap_or(0)),
                     budget,
-                    hold: self.cfg.hold,
+                    hold: self.hold(&msg),
                 }),
             ),
             Err(e) => self.fail(&e.to_string()),
+        }
+    }
+
+    /// How long a GetCluster may be held: the registry's bound, or less
+    /// when an xlreg client (length-prefixed session) asked for less with
+    /// the `hold_ms` extension; Go sessions never get the extension.
+    fn hold(&self, msg: &XlRegMsg) -> Duration {
+        match (self.framing, msg.hold_ms) {
+            (Framing::LengthPrefixed, Some(ms)) => {
+                self.cfg.hold.min(Duration::from_millis(ms.into()))
+            }
+            _ => self.cfg.hold,
         }
     }
 
@@ -501,6 +520,7 @@ mod tests {
                 version: crate::wire::GO_SERVER_VERSION,
                 hold: Duration::from_millis(500),
                 idle_timeout: Duration::from_secs(60),
+                key_limits: KeyLimits::default(),
             }),
         )
     }
