@@ -1,0 +1,47 @@
+//! Python bindings of xlreg: the extension module `xlreg._xlreg`, which the
+//! pure-Python package `xlreg` (python/xlreg/) re-exports with docs and
+//! types. Built by maturin from python/pyproject.toml.
+//!
+//! Why a crate of its own: the library stays free of Python; this crate
+//! only converts arguments, runs the library's futures on one background
+//! tokio runtime ([`runtime`]) and turns errors into the Python exception
+//! classes of `xlreg._errors` ([`errors`]).
+
+mod cli;
+mod errors;
+mod flows;
+mod node;
+mod regcred;
+mod runtime;
+mod session;
+mod testing;
+mod view;
+
+use pyo3::prelude::*;
+
+/// The extension module.
+#[pymodule]
+fn _xlreg(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<regcred::PyRegCred>()?;
+    m.add_class::<node::PyNode>()?;
+    m.add_class::<view::PyMember>()?;
+    m.add_class::<view::PyClusterView>()?;
+    m.add_class::<view::PyClusterInfo>()?;
+    m.add_class::<view::PyMemberList>()?;
+    m.add_class::<session::PySession>()?;
+    m.add_class::<testing::PyLocalRegistry>()?;
+    m.add_class::<testing::PyLocalCluster>()?;
+    m.add_class::<testing::PyLocalMember>()?;
+    m.add_class::<testing::PyUpEnv>()?;
+    m.add_function(wrap_pyfunction!(flows::create_cluster, m)?)?;
+    m.add_function(wrap_pyfunction!(flows::create_cluster_async, m)?)?;
+    m.add_function(wrap_pyfunction!(flows::register, m)?)?;
+    m.add_function(wrap_pyfunction!(flows::register_async, m)?)?;
+    m.add_function(wrap_pyfunction!(flows::boot, m)?)?;
+    m.add_function(wrap_pyfunction!(flows::boot_async, m)?)?;
+    m.add_function(wrap_pyfunction!(flows::read_members, m)?)?;
+    m.add_function(wrap_pyfunction!(flows::read_members_async, m)?)?;
+    m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
