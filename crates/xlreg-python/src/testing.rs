@@ -350,8 +350,8 @@ impl PyLocalCluster {
     }
     fn __repr__(&self) -> String {
         format!(
-            "LocalCluster(name={:?}, size={}, address={:?})",
-            self.info.get().name,
+            "LocalCluster(name={}, size={}, address={:?})",
+            crate::view::opt_repr(&self.info.get().name),
             self.members.len(),
             self.address
         )

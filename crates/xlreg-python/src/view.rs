@@ -86,6 +86,14 @@ impl PyMember {
     }
 }
 
+/// An optional string as Python shows it: `None` or a quoted string.
+pub(crate) fn opt_repr(o: &Option<String>) -> String {
+    match o {
+        Some(s) => format!("{s:?}"),
+        None => "None".into(),
+    }
+}
+
 fn members(ms: &[MemberInfo]) -> Vec<PyMember> {
     ms.iter()
         .map(|m| PyMember { inner: m.clone() })
@@ -176,9 +184,9 @@ impl PyClusterView {
     }
     fn __repr__(&self) -> String {
         format!(
-            "ClusterView(cluster_id={:?}, cluster_name={:?}, members={}/{}, self_index={})",
+            "ClusterView(cluster_id={:?}, cluster_name={}, members={}/{}, self_index={})",
             self.inner.cluster_id.to_hex(),
-            self.inner.cluster_name,
+            opt_repr(&self.inner.cluster_name),
             self.inner.members.len(),
             self.inner.max_size,
             self.inner.self_index
@@ -222,9 +230,9 @@ impl PyClusterInfo {
     }
     fn __repr__(&self) -> String {
         format!(
-            "ClusterInfo(id={:?}, name={:?}, max_size={}, endpoint_count={})",
+            "ClusterInfo(id={:?}, name={}, max_size={}, endpoint_count={})",
             self.inner.id.to_hex(),
-            self.name,
+            opt_repr(&self.name),
             self.inner.max_size,
             self.inner.endpoint_count
         )
