@@ -110,7 +110,7 @@ def test_bad_arguments_are_usage_errors_naming_the_argument() -> None:
             (lambda: xlreg.boot(rc, n), "which cluster"),
             (lambda: xlreg.boot(rc, n, cluster_id="xyz"), "cluster_id="),
             (lambda: xlreg.boot(rc, n, cluster="a", wait=-1), "wait=-1"),
-            (lambda: xlreg.boot(rc, n, cluster="a", timeout=float("nan")), "timeout=nan"),
+            (lambda: xlreg.boot(rc, n, cluster="a", timeout=float("nan")), "timeout=NaN"),
             (lambda: xlreg.create_cluster(rc, "c", 1), "size=1"),
             (lambda: xlreg.create_cluster(rc, "c", 4, endpoints=0), "endpoints=0"),
             (lambda: xlreg.Node.generate(key_bits=512), "key_bits=512"),

@@ -41,7 +41,7 @@ def test_private_and_public_keys_work_with_cryptography() -> None:
 def test_load_or_create_keeps_the_identity_across_loads(tmp_path: Path) -> None:
     d = tmp_path / "node"
     a = xlreg.Node.load_or_create(d, name="keeper", endpoints=["127.0.0.1:7002"], key_bits=1024)
-    assert a.created and a.dir == str(d)
+    assert a.created and a.dir == d
     assert (d / "node.json").exists()
     b = xlreg.Node.load_or_create(d)
     assert not b.created
@@ -92,6 +92,6 @@ def test_a_node_directory_made_by_python_is_used_by_the_cli(
 def test_save_writes_a_directory_that_loads_back(tmp_path: Path) -> None:
     n = xlreg.Node.generate(name="saved", endpoints=["127.0.0.1:7012"], key_bits=1024)
     s = n.save(tmp_path / "saved")
-    assert s.dir == str(tmp_path / "saved")
+    assert s.dir == tmp_path / "saved"
     back = xlreg.Node.load(tmp_path / "saved")
     assert (back.id, back.sig_key_pem) == (n.id, n.sig_key_pem)

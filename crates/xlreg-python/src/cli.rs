@@ -8,8 +8,8 @@ use pyo3::prelude::*;
 /// name) and return its exit code. The GIL is released while it runs.
 #[pyfunction]
 pub fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
-    py.detach(|| {
-        match std::panic::catch_unwind(|| xlreg_cli::main_with(argv)) {
+    py.detach(
+        || match std::panic::catch_unwind(|| xlreg_cli::main_with(argv)) {
             Ok(code) => code,
             Err(p) => {
                 eprintln!(
@@ -18,6 +18,6 @@ pub fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
                 );
                 70
             }
-        }
-    })
+        },
+    )
 }

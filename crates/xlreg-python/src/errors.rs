@@ -96,11 +96,7 @@ fn client_spec(e: &ClientError, context: Option<&str>) -> Spec {
         ClientError::Io { addr, source, .. } => {
             let timed_out = source.kind() == std::io::ErrorKind::TimedOut;
             (
-                if timed_out {
-                    "timeout"
-                } else {
-                    "network"
-                },
+                if timed_out { "timeout" } else { "network" },
                 vec![
                     ("address", str_field(addr.clone())),
                     (
@@ -112,9 +108,10 @@ fn client_spec(e: &ClientError, context: Option<&str>) -> Spec {
                 ],
             )
         }
-        ClientError::Timeout { after, .. } => {
-            ("timeout", vec![("after", Field::Float(after.as_secs_f64()))])
-        }
+        ClientError::Timeout { after, .. } => (
+            "timeout",
+            vec![("after", Field::Float(after.as_secs_f64()))],
+        ),
         ClientError::Closed { addr, .. } => ("closed", vec![("address", str_field(addr.clone()))]),
         ClientError::Server { request, text } => (
             "registry",
@@ -141,7 +138,10 @@ fn client_spec(e: &ClientError, context: Option<&str>) -> Spec {
             ("protocol", vec![])
         }
         ClientError::Identity(_) => ("node", vec![]),
-        ClientError::RegCred(_) => ("regcred", vec![("path", Field::None), ("line", Field::None)]),
+        ClientError::RegCred(_) => (
+            "regcred",
+            vec![("path", Field::None), ("line", Field::None)],
+        ),
         ClientError::Usage(_) => ("usage", vec![]),
     };
     Spec {
@@ -226,10 +226,11 @@ fn build(py: Python<'_>, spec: &Spec) -> PyResult<PyErr> {
             Field::None => fields.set_item(k, py.None())?,
         }
     }
-    let exc = py
-        .import("xlreg._errors")?
-        .getattr("_from_rust")?
-        .call1((spec.kind, &spec.message, fields))?;
+    let exc = py.import("xlreg._errors")?.getattr("_from_rust")?.call1((
+        spec.kind,
+        &spec.message,
+        fields,
+    ))?;
     Ok(PyErr::from_value(exc))
 }
 

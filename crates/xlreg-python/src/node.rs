@@ -164,7 +164,10 @@ impl PyNode {
     #[getter]
     fn fingerprints<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
-        d.set_item("comms_key_sha256", self.inner.comms_key.public().fingerprint())?;
+        d.set_item(
+            "comms_key_sha256",
+            self.inner.comms_key.public().fingerprint(),
+        )?;
         d.set_item("sig_key_sha256", self.inner.sig_key.public().fingerprint())?;
         Ok(d)
     }

@@ -54,7 +54,9 @@ where
     let rt = runtime();
     let mut handle = rt.spawn(fut);
     loop {
-        let r = py.detach(|| rt.block_on(async { tokio::time::timeout(SIGNAL_CHECK, &mut handle).await }));
+        let r = py.detach(|| {
+            rt.block_on(async { tokio::time::timeout(SIGNAL_CHECK, &mut handle).await })
+        });
         match r {
             Ok(done) => return flatten(done),
             Err(_elapsed) => {

@@ -226,7 +226,10 @@ impl PyLocalCluster {
                 ..LaunchOptions::default()
             })
         })?;
-        let mut c = block_on(py, async move { Ok(LocalCluster::launch_with(opts).await?) })?;
+        let mut c = block_on(
+            py,
+            async move { Ok(LocalCluster::launch_with(opts).await?) },
+        )?;
         let mut members = Vec::with_capacity(c.members.len());
         for m in &mut c.members {
             members.push(Py::new(
@@ -274,7 +277,10 @@ impl PyLocalCluster {
     /// Every member's view, in launch order.
     #[getter]
     fn views(&self, py: Python<'_>) -> Vec<Py<PyClusterView>> {
-        self.members.iter().map(|m| m.borrow(py).view.clone_ref(py)).collect()
+        self.members
+            .iter()
+            .map(|m| m.borrow(py).view.clone_ref(py))
+            .collect()
     }
     /// The cluster (ID, name, size, endpoint count).
     #[getter]
@@ -440,7 +446,12 @@ impl PyUpEnv {
     }
     /// Join the cluster and wait up to `wait` seconds for every member.
     #[pyo3(signature = (wait=Some(30.0), *, timeout=None))]
-    fn boot(&self, py: Python<'_>, wait: Option<f64>, timeout: Option<f64>) -> PyResult<PyClusterView> {
+    fn boot(
+        &self,
+        py: Python<'_>,
+        wait: Option<f64>,
+        timeout: Option<f64>,
+    ) -> PyResult<PyClusterView> {
         let opts = guard(|| boot_options(wait, 0, timeout))?;
         let env = self.inner.clone();
         block_on(py, async move {

@@ -95,9 +95,7 @@ pub(crate) fn opt_repr(o: &Option<String>) -> String {
 }
 
 fn members(ms: &[MemberInfo]) -> Vec<PyMember> {
-    ms.iter()
-        .map(|m| PyMember { inner: m.clone() })
-        .collect()
+    ms.iter().map(|m| PyMember { inner: m.clone() }).collect()
 }
 
 /// Everything a booted member knows about its cluster.
