@@ -321,3 +321,49 @@ pub fn read_members_async<'py>(
     let f = read_members_fut(regcred, cluster, cluster_id, reader, timeout)?;
     awaitable(py, f)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage_text<T: std::fmt::Debug>(r: Result<T, Failure>) -> String {
+        match r {
+            Err(Failure::Usage(m)) => m,
+            other => panic!("expected a usage failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn seconds_accepts_zero_to_a_day_and_names_the_argument_otherwise() {
+        assert_eq!(seconds("wait", 0.0).unwrap(), Duration::ZERO);
+        assert_eq!(seconds("wait", 1.5).unwrap(), Duration::from_millis(1500));
+        assert!(usage_text(seconds("wait", -1.0)).starts_with("wait=-1"));
+        assert!(usage_text(seconds("timeout", f64::NAN)).starts_with("timeout=NaN"));
+        assert!(usage_text(seconds("wait", 1e9)).contains("86400"));
+    }
+
+    #[test]
+    fn cluster_ref_wants_exactly_one_of_name_and_id() {
+        let id = "ab".repeat(20);
+        assert_eq!(
+            cluster_ref(Some("c".into()), None).unwrap(),
+            ClusterRef::Name("c".into())
+        );
+        assert_eq!(
+            cluster_ref(None, Some(id.clone())).unwrap().id().unwrap().to_hex(),
+            id
+        );
+        assert!(usage_text(cluster_ref(Some("c".into()), Some(id))).contains("not both"));
+        assert!(usage_text(cluster_ref(None, None)).contains("which cluster"));
+        assert!(usage_text(cluster_ref(None, Some("zz".into()))).starts_with("cluster_id=\"zz\""));
+    }
+
+    #[test]
+    fn check_shape_refuses_what_the_registry_would_clamp() {
+        assert!(check_shape(2, 1).is_ok() && check_shape(64, 16).is_ok());
+        assert!(usage_text(check_shape(1, 1)).starts_with("size=1"));
+        assert!(usage_text(check_shape(65, 1)).starts_with("size=65"));
+        assert!(usage_text(check_shape(3, 0)).starts_with("endpoints=0"));
+        assert!(usage_text(check_shape(3, 17)).starts_with("endpoints=17"));
+    }
+}
