@@ -63,6 +63,7 @@ def test_nothing_listening_is_a_connection_refused_oserror() -> None:
     assert e.errno == errno.ECONNREFUSED
     assert e.address == rc.address
     assert rc.address in str(e)
+    assert "refused" in str(e).lower()  # the OS error is part of the message
 
 
 def test_a_registry_that_never_answers_is_a_timeout_error() -> None:

@@ -87,10 +87,26 @@ fn str_field(v: impl Into<String>) -> Field {
     Field::Str(v.into())
 }
 
+/// An error and its sources on one line (`a: b: c`), each source added
+/// only when the text so far does not already contain it.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        src = s.source();
+    }
+    msg
+}
+
 fn client_spec(e: &ClientError, context: Option<&str>) -> Spec {
     let message = match context {
-        Some(c) => format!("{c}: {e}"),
-        None => e.to_string(),
+        Some(c) => format!("{c}: {}", chain(e)),
+        None => chain(e),
     };
     let (kind, fields) = match e {
         ClientError::Io { addr, source, .. } => {
@@ -113,7 +129,7 @@ fn client_spec(e: &ClientError, context: Option<&str>) -> Spec {
             vec![("after", Field::Float(after.as_secs_f64()))],
         ),
         ClientError::Closed { addr, .. } => ("closed", vec![("address", str_field(addr.clone()))]),
-        ClientError::Server { request, text } => (
+        ClientError::Server { request, text, .. } => (
             "registry",
             vec![
                 ("server_text", str_field(text.clone())),
@@ -125,6 +141,7 @@ fn client_spec(e: &ClientError, context: Option<&str>) -> Spec {
             have,
             want,
             waited,
+            ..
         } => (
             "incomplete",
             vec![
@@ -164,7 +181,7 @@ impl Failure {
                 };
                 Spec {
                     kind: "regcred",
-                    message: e.to_string(),
+                    message: chain(e),
                     fields: vec![
                         ("path", str_field(path.display().to_string())),
                         ("line", line),
@@ -178,7 +195,7 @@ impl Failure {
             },
             Failure::Server(e) => Spec {
                 kind: "base",
-                message: format!("starting the registry: {e}"),
+                message: format!("starting the registry: {}", chain(e)),
                 fields: vec![],
             },
             Failure::Launch(LaunchError::Client { what, err }) => client_spec(err, Some(what)),
@@ -189,7 +206,7 @@ impl Failure {
             },
             Failure::Launch(e) => Spec {
                 kind: "base",
-                message: e.to_string(),
+                message: chain(e),
                 fields: vec![],
             },
             Failure::Usage(m) => Spec {

@@ -350,7 +350,11 @@ mod tests {
             ClusterRef::Name("c".into())
         );
         assert_eq!(
-            cluster_ref(None, Some(id.clone())).unwrap().id().unwrap().to_hex(),
+            cluster_ref(None, Some(id.clone()))
+                .unwrap()
+                .id()
+                .unwrap()
+                .to_hex(),
             id
         );
         assert!(usage_text(cluster_ref(Some("c".into()), Some(id))).contains("not both"));
