@@ -1,6 +1,9 @@
 //! The registry's rules (spec §9 with the §16 fixes), as plain functions
 //! over in-memory state: who may register which ID, how clusters are
-//! created and joined, and which tokens a GetCluster returns.
+//! created and joined, and which tokens a GetCluster returns. The fixes:
+//! a Join beyond the cluster's size is refused (`cluster is full`), the
+//! duplicate check uses the member's own ID, EndPointCount must be 1..=16,
+//! and a Create of an existing name returns that cluster unchanged.
 //!
 //! No I/O here. [`Registry`] decides and records a [`Change`]; the store
 //! persists the changes of a batch in one transaction, and only then are

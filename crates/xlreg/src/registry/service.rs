@@ -2,7 +2,8 @@
 //! server): one writer thread decides and persists, many sessions read.
 //!
 //! Why a single writer: rules such as "a slot is used once" and "a name
-//! exists once" are then decided in one order with no races (spec §16.25),
+//! exists once" are then decided in one order with no races (spec §16.25:
+//! the Go server checks, then inserts, without a lock),
 //! and the writer can group-commit: it drains every request that queued
 //! while the previous transaction was being fsynced and commits them
 //! together. A reply is sent only after its change is durable; readers

@@ -4,8 +4,11 @@
 //! [`Effect`]: either a reply to send, or a registry call to make, whose
 //! result goes back in through `on_registered` / `on_created` /
 //! `on_joined` / `on_members`. The table in [`ServerSession::on_message`]
-//! is the table of spec §8.3; every cell where the Go server crashes
-//! (§8.4) gets an Error and a close here.
+//! is the table of spec §8.3 (Member once, first; Create and Join at most
+//! once each; GetCluster only after a Join; otherwise `invalid msg type for
+//! current state`); every cell where the Go server crashes (§8.4: a
+//! message after Bye, an unknown op, a Join naming an unknown cluster)
+//! gets an Error and a close here.
 
 use std::sync::Arc;
 
