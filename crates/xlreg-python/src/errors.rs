@@ -175,8 +175,8 @@ impl Failure {
             Failure::RegCredFile(e) => {
                 let (path, line) = match e {
                     RegCredFileError::Io { path, .. } => (path, Field::None),
-                    RegCredFileError::Parse { path, source } => {
-                        (path, Field::Int(source.line as i64))
+                    RegCredFileError::Parse { path, error } => {
+                        (path, Field::Int(error.line as i64))
                     }
                 };
                 Spec {

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
-use xlreg::client::{self, BootOptions, ClientOptions, ClusterRef, NodeIdentity, NodeOptions};
+use xlreg::client::{
+    self, BootOptions, ClientOptions, ClusterRef, ClusterSpec, NodeIdentity, NodeOptions,
+};
 use xlreg::regcred::RegCred;
 use xlreg::wire::NodeId;
 
@@ -68,6 +70,15 @@ pub fn cluster_ref(
     }
 }
 
+/// The cluster to create, checked: arguments named as in Python first,
+/// then the library's own checks (e.g. the name's length).
+pub fn cluster_spec(name: &str, size: u32, endpoints: u32) -> Result<ClusterSpec, Failure> {
+    check_shape(size, endpoints)?;
+    let spec = ClusterSpec::new(name, size).endpoints(endpoints);
+    spec.check().map_err(|e| Failure::Usage(e.to_string()))?;
+    Ok(spec)
+}
+
 /// Check a cluster shape the registry would otherwise clamp or refuse.
 pub fn check_shape(size: u32, endpoints: u32) -> Result<(), Failure> {
     if !(2..=64).contains(&size) {
@@ -93,12 +104,14 @@ fn create_cluster_fut(
     timeout: Option<f64>,
 ) -> PyResult<Fut<PyClusterInfo>> {
     let rc = regcred_arg(regcred)?;
-    let opts = guard(|| {
-        check_shape(size, endpoints)?;
-        client_options(timeout)
+    let (spec, opts) = guard(|| {
+        Ok((
+            cluster_spec(&name, size, endpoints)?,
+            client_options(timeout)?,
+        ))
     })?;
     Ok(Box::pin(async move {
-        let info = client::create_cluster(&rc, &name, size, endpoints, &opts).await?;
+        let info = client::create_cluster(&rc, &spec, &opts).await?;
         Ok(PyClusterInfo {
             inner: info,
             name: Some(name),

@@ -12,7 +12,7 @@ use xlreg::client::{ClusterRef, Session};
 use xlreg::wire::Which;
 
 use crate::errors::{guard, Failure};
-use crate::flows::{check_shape, client_options, cluster_ref, node_id};
+use crate::flows::{client_options, cluster_ref, cluster_spec, node_id};
 use crate::node::PyNode;
 use crate::regcred::regcred_arg;
 use crate::runtime::block_on;
@@ -105,9 +105,9 @@ impl PySession {
         size: u32,
         endpoints: u32,
     ) -> PyResult<PyClusterInfo> {
-        guard(|| check_shape(size, endpoints))?;
+        let spec = guard(|| cluster_spec(&name, size, endpoints))?;
         self.step(py, move |mut s| async move {
-            let r = s.create(&name, size, endpoints).await;
+            let r = s.create(&spec).await;
             (
                 s,
                 r.map(|inner| PyClusterInfo {

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use xlreg::testing::{LaunchOptions, LocalCluster, LocalRegistry, UpEnv};
+use xlreg::testing::{LaunchError, LaunchOptions, LocalCluster, LocalRegistry, UpEnv};
 
 use crate::errors::{guard, Failure};
 use crate::flows::{boot_options, check_shape};
@@ -232,6 +232,19 @@ impl PyLocalCluster {
         )?;
         let mut members = Vec::with_capacity(c.members.len());
         for m in &mut c.members {
+            // Plain blocking sockets, as Python code expects by default.
+            let mut listeners = Vec::new();
+            for i in 0..m.endpoints().len() {
+                if let Some(l) = m.take_std_listener(i) {
+                    l.set_nonblocking(false).map_err(|e| {
+                        Failure::Launch(LaunchError::Io(format!(
+                            "making the listener of {} blocking: {e}",
+                            m.identity.name
+                        )))
+                    })?;
+                    listeners.push(l);
+                }
+            }
             members.push(Py::new(
                 py,
                 PyLocalMember {
@@ -242,7 +255,7 @@ impl PyLocalCluster {
                             inner: m.view.clone(),
                         },
                     )?,
-                    listeners: Mutex::new(std::mem::take(&mut m.listeners)),
+                    listeners: Mutex::new(listeners),
                 },
             )?);
         }

@@ -2,10 +2,11 @@
 
 Run from the repository (after ``pip install ./python``)::
 
-    python python/bench_formation.py [--runs 5] [--size 64] [--key-bits 1024]
+    python python/bench/formation.py [--runs 5] [--size 64] [--key-bits 1024]
 
 Both figures come from this run on this machine. The Rust row is ``xlreg
-bench formation`` run by the wheel's own ``xlreg`` command (same build). The
+bench formation`` run by the wheel's own ``xlreg`` command (same build), once before and
+once after the Python rows; the ratios are against the mean of the two. The
 Python rows do what that benchmark does: one in-process registry
 (``xlreg.testing.LocalRegistry``), keys made beforehand, per run a new
 cluster created first, then every member boots at once — from 64 Python
@@ -48,13 +49,15 @@ def rust_median_ms(size: int, key_bits: int, runs: int) -> float:
     return float(rows[0]["median_ms"])
 
 
-def boot_threads(rc: xlreg.RegCred, nodes: List[xlreg.Node], name: str) -> None:
+def boot_threads(rc: xlreg.RegCred, nodes: List[xlreg.Node], name: str) -> float:
+    """Boot every node from its own thread; ms from the release of the
+    (already started) threads to the last complete view."""
     errors: List[BaseException] = []
-    start = threading.Barrier(len(nodes))
+    go = threading.Barrier(len(nodes) + 1)
 
     def member(n: xlreg.Node) -> None:
         try:
-            start.wait()
+            go.wait()
             xlreg.boot(rc, n, cluster=name, wait=30)
         except BaseException as e:  # reported below
             errors.append(e)
@@ -62,31 +65,36 @@ def boot_threads(rc: xlreg.RegCred, nodes: List[xlreg.Node], name: str) -> None:
     ts = [threading.Thread(target=member, args=(n,)) for n in nodes]
     for t in ts:
         t.start()
+    go.wait()
+    t0 = time.perf_counter()
     for t in ts:
         t.join()
+    dt = (time.perf_counter() - t0) * 1000
     if errors:
         raise errors[0]
+    return dt
 
 
-def boot_asyncio(rc: xlreg.RegCred, nodes: List[xlreg.Node], name: str) -> None:
-    async def main() -> None:
+def boot_asyncio(rc: xlreg.RegCred, nodes: List[xlreg.Node], name: str) -> float:
+    """Boot every node from one asyncio loop; ms from the first boot call
+    to the last complete view."""
+
+    async def main() -> float:
+        t0 = time.perf_counter()
         await asyncio.gather(*(xlreg.aio.boot(rc, n, cluster=name, wait=30) for n in nodes))
+        return (time.perf_counter() - t0) * 1000
 
-    asyncio.run(main())
+    return asyncio.run(main())
 
 
 def measure(rc: xlreg.RegCred, nodes: List[xlreg.Node], runs: int, label: str,
-            boot_all: Callable[[xlreg.RegCred, List[xlreg.Node], str], None]) -> List[float]:
+            boot_all: Callable[[xlreg.RegCred, List[xlreg.Node], str], float]) -> List[float]:
     times: List[float] = []
     row_start = time.monotonic()
     for i in range(runs + 1):  # the first run is a warm-up
         name = f"bench-{label}-{os.getpid()}-{i}"
         xlreg.create_cluster(rc, name, len(nodes))
-        # Threads (and their barrier) are set up outside the timed part
-        # in the Rust benchmark too: it times from the start of the boots.
-        t0 = time.perf_counter()
-        boot_all(rc, nodes, name)
-        dt = (time.perf_counter() - t0) * 1000
+        dt = boot_all(rc, nodes, name)
         if i > 0:
             times.append(dt)
         if time.monotonic() - row_start > ROW_BUDGET_S:
@@ -106,27 +114,34 @@ def main() -> int:
     print(f"formation of {a.size} members, RSA-{a.key_bits} member keys, "
           f"median of up to {a.runs} runs (each row also stops after {ROW_BUDGET_S:.0f} s)",
           flush=True)
-    rust = rust_median_ms(a.size, a.key_bits, a.runs)
     nodes = [
         xlreg.Node.generate(name=f"m{i:02}", endpoints=[f"127.0.0.1:{30000 + i}"], key_bits=a.key_bits)
         for i in range(a.size)
     ]
+    # Rust before and after the Python rows: on a shared machine the load
+    # drifts; the reference is the mean of the two medians.
+    rust_before = rust_median_ms(a.size, a.key_bits, a.runs)
     with LocalRegistry() as reg:
         rc = reg.regcred
         threads = measure(rc, nodes, a.runs, "threads", boot_threads)
         aio = measure(rc, nodes, a.runs, "asyncio", boot_asyncio)
+    rust_after = rust_median_ms(a.size, a.key_bits, a.runs)
+    rust = (rust_before + rust_after) / 2
 
     rows = [
-        ("rust   xlreg bench formation", rust, None),
-        ("python threads  xlreg.boot", statistics.median(threads), len(threads)),
-        ("python asyncio  xlreg.aio.boot", statistics.median(aio), len(aio)),
+        ("rust   xlreg bench formation (before)", rust_before),
+        ("python threads  xlreg.boot", statistics.median(threads)),
+        ("python asyncio  xlreg.aio.boot", statistics.median(aio)),
+        ("rust   xlreg bench formation (after)", rust_after),
     ]
-    print(f"{'':34} {'median ms':>10} {'vs rust':>8}")
+    print(f"{'':38} {'median ms':>10} {'vs rust':>8}")
     ok = True
-    for label, ms, _n in rows:
+    for label, ms in rows:
         ratio = ms / rust
-        ok &= ratio <= TARGET
-        print(f"{label:34} {ms:10.1f} {ratio:7.2f}x")
+        if label.startswith("python"):
+            ok &= ratio <= TARGET
+        print(f"{label:38} {ms:10.1f} {ratio:7.2f}x")
+    print(f"(vs rust: against the mean of the two rust medians, {rust:.1f} ms)")
     print(f"target: python within {TARGET}x of rust: {'met' if ok else 'NOT met'}")
     return 0
 
