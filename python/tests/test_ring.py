@@ -4,6 +4,7 @@ encrypted to its comms key."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -16,10 +17,13 @@ def test_the_ring_example_passes_a_secret_around_three_members(
     repo: Path, xlreg_cmd: List[str], cli_env: dict
 ) -> None:
     pytest.importorskip("cryptography")
+    # PATH without this virtualenv, as for a user who did not activate it:
+    # the `xlreg` script itself puts its interpreter first for the members.
+    env = dict(cli_env, PATH=os.pathsep.join(["/usr/bin", "/bin"]))
     p = subprocess.run(
         [*xlreg_cmd, "up", "--size", "3", "--key-bits", "1024", "--",
          "python", "examples/python/ring.py"],
-        cwd=repo, env=cli_env, capture_output=True, text=True, timeout=120,
+        cwd=repo, env=env, capture_output=True, text=True, timeout=120,
     )
     assert p.returncode == 0, p.stderr
     got = re.findall(r"\[(m\d\d)\] (m\d\d) \(index (\d)\): received 'ring message from (m\d\d) to (m\d\d)'", p.stderr)
