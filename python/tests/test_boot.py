@@ -141,3 +141,22 @@ def test_register_returns_the_node_id_and_session_steps_one_at_a_time() -> None:
             got = s2.get_members(info.id, [1])
             assert [m.index for m in got] == [1]
             assert got[0].id == b.id
+
+
+def test_cancelling_an_asyncio_boot_returns_at_once() -> None:
+    import time
+
+    (n,) = nodes(1, "cancel")
+
+    async def main(rc: xlreg.RegCred) -> float:
+        await xlreg.aio.create_cluster(rc, "never-full", 3)
+        t0 = time.monotonic()
+        try:
+            await asyncio.wait_for(xlreg.aio.boot(rc, n, cluster="never-full", wait=30), 0.3)
+        except asyncio.TimeoutError:
+            return time.monotonic() - t0
+        raise AssertionError("a boot into a cluster that never fills completed")
+
+    with LocalRegistry() as r:
+        waited = asyncio.run(main(r.regcred))
+    assert 0.3 <= waited < 5
