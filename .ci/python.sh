@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
 # CI for the Python package: installs the Debian packages a fresh machine
-# needs (python3, venv, headers), then builds the package from this clean
+# needs (python3, python3-venv), then builds the package from this clean
 # clone in a NEW virtualenv (`pip install ./python[test]`, maturin from
 # PyPI) and runs the pytest suite with skips turned into failures.
 # Any failure to build the extension fails CI; nothing here is optional.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# What the Rust build needs (as in .ci/run), so this script also runs alone.
 missing=()
-for pkg in python3 python3-venv python3-dev; do
+for pkg in pkg-config libssl-dev libsqlite3-dev; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
-if ! command -v "${PYTHON:-python3}" >/dev/null 2>&1 && ((${#missing[@]})); then
+if ((${#missing[@]})); then
     echo "installing: ${missing[*]}"
     apt-get update -qq && apt-get install -y -qq "${missing[@]}"
-elif ! "${PYTHON:-python3}" -m venv --help >/dev/null 2>&1; then
-    echo "installing: python3-venv"
-    apt-get update -qq && apt-get install -y -qq python3-venv
 fi
+
+# A Python with venv and pip (Debian splits them into python3-venv).
+PY="${PYTHON:-python3}"
+if ! command -v "$PY" >/dev/null 2>&1 || ! "$PY" -c "import ensurepip, venv" >/dev/null 2>&1; then
+    echo "installing: python3 python3-venv"
+    apt-get update -qq && apt-get install -y -qq python3 python3-venv
+    PY=python3
+fi
+export PYTHON="$PY"
 
 if [ ! -d "${XLREG_VECTORS:-../shared/spec/testdata}" ]; then
     echo "FAIL: reference vectors not found at ${XLREG_VECTORS:-../shared/spec/testdata}" >&2
