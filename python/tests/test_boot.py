@@ -160,3 +160,38 @@ def test_cancelling_an_asyncio_boot_returns_at_once() -> None:
     with LocalRegistry() as r:
         waited = asyncio.run(main(r.regcred))
     assert 0.3 <= waited < 5
+
+
+def test_ctrl_c_interrupts_a_blocking_boot() -> None:
+    import signal
+    import sys
+    import time
+
+    script = (
+        "import sys, xlreg\n"
+        "n = xlreg.Node.generate(name='x', endpoints=['127.0.0.1:7300'], key_bits=1024)\n"
+        "xlreg.create_cluster(sys.argv[1], 'never-full', 3)\n"
+        "print('booting', flush=True)\n"
+        "try:\n"
+        "    xlreg.boot(sys.argv[1], n, cluster='never-full', wait=60)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n"
+        "    sys.exit(3)\n"
+    )
+    with LocalRegistry() as r:
+        p = subprocess.Popen([sys.executable, "-c", script, str(r.regcred_path)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert p.stdout is not None
+            assert p.stdout.readline().strip() == "booting"
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=10)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert p.returncode == 3, err
+    assert "interrupted" in out
+    assert time.monotonic() - t0 < 5
