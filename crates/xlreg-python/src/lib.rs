@@ -15,6 +15,7 @@ mod regcred;
 mod runtime;
 mod session;
 mod testing;
+mod up_env;
 mod view;
 
 use pyo3::prelude::*;
@@ -50,7 +51,7 @@ fn _xlreg(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<testing::PyLocalRegistry>()?;
     m.add_class::<testing::PyLocalCluster>()?;
     m.add_class::<testing::PyLocalMember>()?;
-    m.add_class::<testing::PyUpEnv>()?;
+    m.add_class::<up_env::PyUpEnv>()?;
     m.add_function(wrap_pyfunction!(flows::create_cluster, m)?)?;
     m.add_function(wrap_pyfunction!(flows::create_cluster_async, m)?)?;
     m.add_function(wrap_pyfunction!(flows::register, m)?)?;
