@@ -20,7 +20,7 @@ import sys
 import time
 
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
     load_pem_public_key,
@@ -63,7 +63,7 @@ def receive(server: socket.socket) -> bytes:
     conn, _ = server.accept()
     with conn:
         conn.settimeout(TIMEOUT)
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             b = conn.recv(65536)
             if not b:
@@ -84,13 +84,13 @@ def main() -> int:
     prev = view.member((view.self_index - 1) % size)
     assert me is not None and nxt is not None and prev is not None
 
-    secret = load_pem_public_key(nxt.comms_key_pem.encode()).encrypt(
-        message(me.name, nxt.name), OAEP
-    )
-    send(nxt.endpoints[0], secret)
+    peer_key = load_pem_public_key(nxt.comms_key_pem.encode())
+    assert isinstance(peer_key, rsa.RSAPublicKey)
+    send(nxt.endpoints[0], peer_key.encrypt(message(me.name, nxt.name), OAEP))
 
     data = receive(server)
     key = load_pem_private_key(node.comms_private_key_pem.encode(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
     got = key.decrypt(data, OAEP)
     want = message(prev.name, me.name)
     if got != want:

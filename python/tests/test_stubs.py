@@ -29,3 +29,15 @@ def test_every_class_and_function_of_the_extension_is_in_the_stub_and_back() -> 
 def test_the_package_ships_its_stub_and_py_typed_marker() -> None:
     assert STUB.is_file()
     assert STUB.with_name("py.typed").is_file()
+
+
+def test_the_package_example_and_benchmark_type_check_strictly(repo: Path) -> None:
+    import pytest
+
+    api = pytest.importorskip("mypy.api")
+    for target in (
+        ["-p", "xlreg"],
+        [str(repo / "examples" / "python" / "ring.py"), str(repo / "python" / "bench" / "formation.py")],
+    ):
+        out, err, status = api.run(["--strict", "--no-incremental", *target])
+        assert status == 0, out + err
