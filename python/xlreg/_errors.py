@@ -10,7 +10,7 @@ is also a :class:`ValueError`.
 from __future__ import annotations
 
 import errno as _errno
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Type
 
 __all__ = [
     "XlRegError",
@@ -135,7 +135,7 @@ class InternalError(XlRegError):
     """A bug in xlreg (a Rust panic, caught before it could crash Python)."""
 
 
-_KINDS = {
+_KINDS: Dict[str, Type[XlRegError]] = {
     "base": XlRegError,
     "regcred": RegCredError,
     "registry": RegistryError,
@@ -152,7 +152,7 @@ _KINDS = {
 
 def _from_rust(kind: str, message: str, fields: Dict[str, Any]) -> XlRegError:
     """Build the exception for a Rust failure (called by the extension)."""
-    cls = _KINDS.get(kind, XlRegError)
+    cls: Type[XlRegError] = _KINDS.get(kind, XlRegError)
     if cls is NetworkError and fields.get("errno") == _errno.ECONNREFUSED:
         cls = RegistryUnreachableError
     return cls(message, **fields)
