@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 pub mod bench;
 pub mod cred;
 pub mod member;
+pub mod peer;
 pub mod up;
 
 /// xlReg cluster registry: run a registry, register members, create and join
@@ -45,6 +46,9 @@ enum Command {
     Up(up::UpArgs),
     /// Measure this machine (crypto costs, ...).
     Bench(bench::BenchArgs),
+    /// Talk to other members over mutually authenticated TLS 1.3, pinned
+    /// to the keys they registered (`peer ring` under `xlreg up -- CMD`).
+    Peer(peer::PeerArgs),
 }
 
 /// Bad user input (a file, a flag, an argument): exit code 2.
@@ -123,5 +127,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Members(a) => member::run_members(a),
         Command::Up(a) => up::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Peer(a) => peer::run(a),
     }
 }
