@@ -1,13 +1,14 @@
 """Every exception type, each produced by a real failure: a bad file, a
 registry Error, an incomplete cluster at the deadline, nothing listening, a
-registry that never answers, one that hangs up, bad arguments, a corrupt
-node directory and a Rust panic."""
+registry that never answers, one that hangs up, one that sends noise, bad
+arguments, a corrupt node directory and a Rust panic."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
 import json
+import os
 import socket
 import threading
 from pathlib import Path
@@ -81,26 +82,51 @@ def test_a_registry_that_never_answers_is_a_timeout_error() -> None:
         silent.close()
 
 
-def test_a_registry_that_hangs_up_is_a_network_error() -> None:
+def fake_registry(reply: bytes) -> socket.socket:
+    """A listener that reads one Hello, answers `reply` and hangs up."""
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def run() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(4096)
+            if reply:
+                conn.sendall(reply)
+                conn.settimeout(5)
+                try:
+                    conn.recv(16)
+                except OSError:
+                    pass
+
+    threading.Thread(target=run, daemon=True).start()
+    return srv
+
+
+def test_a_registry_that_hangs_up_is_a_connection_closed_error() -> None:
     with LocalRegistry() as r:
         template = r.regcred
-    rude = socket.create_server(("127.0.0.1", 0))
-
-    def hang_up() -> None:
-        conn, _ = rude.accept()
-        conn.recv(4096)
-        conn.close()
-
-    t = threading.Thread(target=hang_up, daemon=True)
-    t.start()
+    rude = fake_registry(b"")
     try:
         rc = regcred_at(template, f"127.0.0.1:{rude.getsockname()[1]}")
-        with pytest.raises(xlreg.NetworkError) as ei:
+        with pytest.raises(xlreg.ConnectionClosedError) as ei:
             xlreg.register(rc, node(), timeout=5)
-        assert isinstance(ei.value, OSError)
+        assert isinstance(ei.value, ConnectionError) and isinstance(ei.value, xlreg.NetworkError)
+        assert "closed the connection" in str(ei.value)
     finally:
-        t.join(5)
         rude.close()
+
+
+def test_a_reply_that_is_not_protocol_is_a_protocol_error() -> None:
+    with LocalRegistry() as r:
+        template = r.regcred
+    liar = fake_registry(os.urandom(64))  # a HelloReply's size, but noise
+    try:
+        rc = regcred_at(template, f"127.0.0.1:{liar.getsockname()[1]}")
+        with pytest.raises(xlreg.ProtocolError) as ei:
+            xlreg.register(rc, node(), timeout=5)
+        assert "HelloReply" in str(ei.value)
+    finally:
+        liar.close()
 
 
 def test_bad_arguments_are_usage_errors_naming_the_argument() -> None:
