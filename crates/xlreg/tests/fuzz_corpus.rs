@@ -50,10 +50,13 @@ fn every_target_has_a_seed_corpus_and_it_passes() {
             "no seed corpus for target {target} in {}",
             corpus.display()
         );
+        let mut replayed = 0;
         for f in &fs {
             replay(f, target);
+            replayed += 1;
         }
-        total += fs.len();
+        assert!(replayed >= 1, "no corpus file replayed for {target}");
+        total += replayed;
     }
     // Every corpus folder belongs to a target.
     let names: BTreeSet<String> = TARGETS.iter().map(|(n, _)| n.to_string()).collect();
@@ -62,6 +65,41 @@ fn every_target_has_a_seed_corpus_and_it_passes() {
         assert!(names.contains(&n), "corpus folder {n} has no target");
     }
     eprintln!("replayed {total} corpus files");
+}
+
+#[test]
+fn committed_corpus_is_exactly_what_the_generator_writes() {
+    // Every generated seed is committed byte for byte, and every committed
+    // file is a generated seed: a format change that forgot to rewrite the
+    // corpus (`write_seed_corpus`) fails here.
+    let corpus = fuzz_dir().join("corpus");
+    let mut want: BTreeSet<(String, String)> = BTreeSet::new();
+    for (target, name, data) in seed_corpus() {
+        let p = corpus.join(target).join(&name);
+        let got = fs::read(&p).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run the ignored test write_seed_corpus)",
+                p.display()
+            )
+        });
+        assert!(
+            got == data,
+            "{} differs from the generator's seed",
+            p.display()
+        );
+        want.insert((target.to_string(), name));
+    }
+    for (target, _) in TARGETS {
+        for f in files(&corpus, target) {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                want.contains(&(target.to_string(), name)),
+                "{} is not a generated seed (stale corpus file?)",
+                f.display()
+            );
+        }
+    }
+    assert!(!want.is_empty());
 }
 
 #[test]
@@ -117,6 +155,12 @@ fn reference_vectors_pass_the_parsers() {
         }
     }
     eprintln!("replayed {seen} reference files");
+    if std::env::var("XLREG_REQUIRE_VECTORS").as_deref() == Ok("1") {
+        assert!(
+            seen > 0,
+            "XLREG_REQUIRE_VECTORS=1 but no reference regCred/reg.config file was found"
+        );
+    }
 }
 
 #[test]
@@ -176,9 +220,9 @@ fn state_machine_seeds_reach_every_reply() {
 #[test]
 fn legacy_reply_budget_keeps_every_limit() {
     use std::sync::Arc;
-    use xlreg::registry::Selection;
+    use xlreg::registry::{Answer, GetCluster, Members, Request, Selection};
     use xlreg::server::session::{Effect, ServerSession, SessionConfig};
-    use xlreg::wire::session::sealed_len;
+    use xlreg::wire::seal::sealed_len;
     use xlreg::wire::{Framing, NodeId, Token, Which, XlRegMsg, GO_SERVER_VERSION};
 
     let cid = NodeId::from_bytes(&[7; 32]).unwrap();
@@ -193,12 +237,22 @@ fn legacy_reply_budget_keeps_every_limit() {
                 legacy_reply_limit: limit,
                 registry_token: Token::default(),
                 version: GO_SERVER_VERSION,
+                hold: std::time::Duration::ZERO,
+                idle_timeout: std::time::Duration::from_secs(60),
+                key_limits: Default::default(),
             };
             let mut s = ServerSession::new(Framing::Legacy, Arc::new(cfg));
             let m = XlRegMsg::member(xlreg::fuzzing::test_token(0));
-            assert!(matches!(s.on_message(m), Effect::Register { .. }));
-            s.on_registered(Ok(NodeId::from_bytes(&[1; 20]).unwrap()));
-            let Effect::Get { budget, .. } = s.on_message(get.clone()) else {
+            assert!(matches!(
+                s.on_message(m),
+                Effect::Call(Request::Register { .. })
+            ));
+            s.on_answer(Ok(Answer::Registered(
+                NodeId::from_bytes(&[1; 20]).unwrap(),
+            )));
+            let Effect::Call(Request::GetCluster(GetCluster { budget, .. })) =
+                s.on_message(get.clone())
+            else {
                 panic!("GetCluster refused")
             };
             // Tokens filling the budget to the byte, and the widest Which.
@@ -213,7 +267,12 @@ fn legacy_reply_budget_keeps_every_limit() {
                 which: Which(1 << 63),
                 token_fields: fields,
             };
-            let Effect::Reply { body, .. } = s.on_members(cid.as_bytes(), Ok(sel)) else {
+            let members = Members {
+                cluster_id: cid,
+                selection: sel,
+                complete: true,
+            };
+            let Effect::Reply { body, .. } = s.on_answer(Ok(Answer::Members(members))) else {
                 panic!("no reply")
             };
             assert!(

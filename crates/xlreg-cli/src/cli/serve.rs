@@ -27,9 +27,19 @@ pub struct ServeArgs {
     /// Registry name written into regCred.dat.
     #[arg(long, default_value = "xlReg")]
     pub name: String,
-    /// RSA key size for a newly created identity.
-    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1024..=8192))]
+    /// RSA key size for a newly created identity (1024 is accepted with a
+    /// warning; clients refuse registry keys above 4096 bits).
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1024..=4096))]
     pub key_bits: u32,
+    /// Largest RSA modulus, in bits, accepted in a member's token: larger
+    /// keys, and public exponents that are even or above 2^31-1, are refused
+    /// before any signature check (the minimum is always 1024).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1024..=16384))]
+    pub max_key_bits: u32,
+    /// Refuse to start when the data directory or a private key file in it
+    /// is accessible by group/others (default: warn).
+    #[arg(long)]
+    pub strict_perms: bool,
     /// Keep nothing on disk except regCred.dat (fresh identity, in-memory
     /// database).
     #[arg(long)]
@@ -61,6 +71,12 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     if let Some(adv) = &a.advertise {
         xlreg::wire::check_endpoint(adv).map_err(|e| BadInput(format!("--advertise: {e}")))?;
     }
+    if a.key_bits < 2048 {
+        eprintln!(
+            "warning: --key-bits {} is weak for a registry; 2048 is the default",
+            a.key_bits
+        );
+    }
     let mut cfg = ServerConfig {
         listen: a.listen,
         advertise: a.advertise,
@@ -68,6 +84,8 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         regcred_path: a.regcred.clone(),
         name: a.name,
         key_bits: a.key_bits,
+        max_key_bits: a.max_key_bits,
+        strict_perms: a.strict_perms,
         adopt: a.adopt,
         max_connections: a.max_connections,
         hold: Duration::from_millis(a.hold_ms),

@@ -145,14 +145,81 @@ pub async fn boot(
     }
 }
 
+/// A place in a join queue shared by members that boot together: they
+/// connect and register in parallel (the RSA work), but member `index`
+/// sends its Join only after members `0..index` got their JoinReply. A new
+/// cluster's slots go in join order, so member `index` gets slot `index`.
+#[derive(Clone, Debug)]
+pub struct JoinTurn {
+    index: usize,
+    joined: std::sync::Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+impl JoinTurn {
+    /// Turns `0..n` of one new queue.
+    pub fn queue(n: usize) -> Vec<JoinTurn> {
+        let joined = std::sync::Arc::new(tokio::sync::watch::Sender::new(0));
+        (0..n)
+            .map(|index| JoinTurn {
+                index,
+                joined: joined.clone(),
+            })
+            .collect()
+    }
+
+    async fn wait(&self) {
+        let mut rx = self.joined.subscribe();
+        // The sender lives in `self`, so the channel never closes here.
+        let _ = rx.wait_for(|&n| n >= self.index).await;
+    }
+
+    fn done(&self) {
+        self.joined.send_modify(|n| *n = (*n).max(self.index + 1));
+    }
+}
+
+/// [`boot`] that joins in its [`JoinTurn`].
+pub async fn boot_in_turn(
+    regcred: &RegCred,
+    cluster: &ClusterRef,
+    node: &NodeIdentity,
+    opts: &BootOptions,
+    turn: JoinTurn,
+) -> Result<ClusterView, ClientError> {
+    let mut s = Session::connect(regcred, &opts.client).await?;
+    let r = boot_session(&mut s, cluster, node, opts, Some(turn)).await;
+    let _ = s.bye().await;
+    r
+}
+
 async fn boot_in(
     s: &mut Session,
     cluster: &ClusterRef,
     node: &NodeIdentity,
     opts: &BootOptions,
 ) -> Result<ClusterView, ClientError> {
+    boot_session(s, cluster, node, opts, None).await
+}
+
+async fn boot_session(
+    s: &mut Session,
+    cluster: &ClusterRef,
+    node: &NodeIdentity,
+    opts: &BootOptions,
+    turn: Option<JoinTurn>,
+) -> Result<ClusterView, ClientError> {
     s.register(node, opts.attrs).await?;
-    let info = s.join(cluster).await?;
+    // No wait: the caller wants what exists now, not what joins in the
+    // next second.
+    s.answer_at_once(opts.wait.is_none());
+    if let Some(t) = &turn {
+        t.wait().await;
+    }
+    let info = s.join(cluster).await;
+    if let Some(t) = &turn {
+        t.done();
+    }
+    let info = info?;
     if node.endpoints.len() < info.endpoint_count as usize {
         tracing::warn!(
             "cluster {} expects {} endpoints per member; {} registers {}",
@@ -296,6 +363,8 @@ pub async fn read_cluster(
     let mut s = Session::connect(regcred, opts).await?;
     let r = async {
         s.register(reader, attrs::SOLO | attrs::EPHEMERAL).await?;
+        // A read lists who is there; it never waits for more.
+        s.answer_at_once(true);
         let mut have: BTreeMap<usize, MemberInfo> = BTreeMap::new();
         let mut id = cluster.id();
         loop {

@@ -164,6 +164,7 @@ pub struct Session {
     conn: Connection,
     state: State,
     member_id: Option<NodeId>,
+    at_once: bool,
 }
 
 impl Session {
@@ -173,7 +174,20 @@ impl Session {
             conn: Connection::open(regcred, opts).await?,
             state: State::Hello,
             member_id: None,
+            at_once: false,
         })
+    }
+
+    /// Ask the registry to answer every later GetCluster at once with the
+    /// members present, instead of holding it until the requested ones
+    /// joined (an xlreg extension, sent only in length-prefixed sessions;
+    /// a Go registry never holds).
+    pub fn answer_at_once(&mut self, yes: bool) {
+        self.at_once = yes;
+    }
+
+    fn hold_ms(&self) -> Option<u32> {
+        (self.at_once && self.framing() == Framing::LengthPrefixed).then_some(0)
     }
 
     /// The registry address.
@@ -353,7 +367,10 @@ impl Session {
         self.require("GetCluster", &[State::Registered, State::Joined])?;
         let reply = self
             .call(
-                XlRegMsg::get_cluster(cluster_id, which),
+                XlRegMsg {
+                    hold_ms: self.hold_ms(),
+                    ..XlRegMsg::get_cluster(cluster_id, which)
+                },
                 "GetCluster",
                 Tag::ClusterMembers,
             )
@@ -381,6 +398,7 @@ impl Session {
         };
         let msg = XlRegMsg {
             cluster_id: None,
+            hold_ms: self.hold_ms(),
             ..msg
         };
         let reply = self

@@ -1,18 +1,28 @@
-//! The registry's rules (spec §9 with the §16 fixes), as plain functions
-//! over in-memory state: who may register which ID, how clusters are
-//! created and joined, and which tokens a GetCluster returns. The fixes:
-//! a Join beyond the cluster's size is refused (`cluster is full`), the
-//! duplicate check uses the member's own ID, EndPointCount must be 1..=16,
-//! and a Create of an existing name returns that cluster unchanged.
+//! The registry's rules, as plain functions over in-memory state: who may
+//! register which ID, how clusters are created and joined, and which tokens
+//! a GetCluster returns — the semantics of spec §9 (one section per
+//! request) with the fixes of spec §16 (the Go server's bugs): a Join
+//! beyond the cluster's size is refused (`cluster is full`), the duplicate
+//! check uses the member's own ID, so a member whose ID equals its
+//! cluster's no longer blocks the cluster (§16.10), EndPointCount must be
+//! 1..=16, a Create of an existing name returns that cluster unchanged
+//! (§16.11), and "check, then insert" is never split by another request
+//! (§16.25, data races).
 //!
-//! No I/O here. [`Registry`] decides and records a [`Change`]; the store
-//! persists the changes of a batch in one transaction, and only then are
-//! they made visible to readers ([`Registry::commit`]) or undone
-//! ([`Registry::rollback`]). Members and clusters are append-only, which
-//! makes both cheap.
+//! No I/O here. [`Registry`] decides ([`Registry::decide`]) and records a
+//! [`Change`]; the store persists the changes of a batch in one
+//! transaction, and only then are they made visible to readers
+//! ([`Registry::commit`]) or undone ([`Registry::rollback`]). Members and
+//! clusters are append-only, which makes both cheap.
+//!
+//! A `Registry` need not hold everything: a database backend builds one
+//! from the rows a request touches ([`Registry::restore_change`]) and runs
+//! the same functions; stored data goes through the same checks on load
+//! ([`Registry::restore`]).
 
 use std::collections::HashMap;
 
+use super::request::{Answer, ClusterTarget, GetCluster, Joined, Members, Request};
 use crate::wire::msg::token_field_len;
 use crate::wire::{NodeId, Which};
 
@@ -87,6 +97,12 @@ pub enum RuleError {
     GetUnknown(String),
 }
 
+/// Stored data the rules refuse on load ([`Registry::restore`]): the text
+/// names the record and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RestoreError(pub String);
+
 /// Who owns an ID in the shared ID space (spec §11.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdOwner {
@@ -159,7 +175,7 @@ impl Cluster {
 
 /// The cluster facts a CreateReply/JoinReply carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClusterInfo {
+pub struct ClusterFacts {
     /// Cluster ID.
     pub id: NodeId,
     /// Maximum members.
@@ -233,7 +249,241 @@ pub struct Registry {
     pending: Vec<Change>,
 }
 
+/// The target of a GetCluster from its raw fields, with the Go server's
+/// texts: no ClusterID is `nil key parameter`, one under 8 bytes is too
+/// short, one that cannot be an ID is an unknown cluster. An xlreg
+/// extension: without a ClusterID, a non-empty ClusterName reads the
+/// cluster of that name.
+pub fn get_target(
+    cluster_id: Option<&[u8]>,
+    cluster_name: Option<&[u8]>,
+) -> Result<ClusterTarget, RuleError> {
+    match (cluster_id, cluster_name) {
+        (None, Some(name)) if !name.is_empty() => Ok(ClusterTarget::Name(name.into())),
+        (None, _) => Err(RuleError::NilKey),
+        (Some(raw), _) if raw.len() < 8 => Err(RuleError::KeyTooShort),
+        (Some(raw), _) => NodeId::from_bytes(raw)
+            .map(ClusterTarget::Id)
+            .map_err(|_| RuleError::GetUnknown(hex::encode(raw))),
+    }
+}
+
+/// The target of a Join from its raw fields: the ClusterID if sent, else
+/// a non-empty ClusterName, else the cluster this session created.
+pub fn join_target(
+    cluster_id: Option<&[u8]>,
+    cluster_name: Option<&[u8]>,
+    created: Option<NodeId>,
+) -> Result<ClusterTarget, RuleError> {
+    match (cluster_id, cluster_name) {
+        (Some(raw), _) => NodeId::from_bytes(raw)
+            .map(ClusterTarget::Id)
+            .map_err(|_| RuleError::NoSuchId),
+        (None, Some(name)) if !name.is_empty() => Ok(ClusterTarget::Name(name.into())),
+        _ => created
+            .map(ClusterTarget::Id)
+            .ok_or(RuleError::MissingCluster),
+    }
+}
+
+/// The tokens of `c`'s committed members selected by `which`, in index
+/// order, stopping before the encoded tokens would exceed `budget` bytes.
+pub fn select_members(c: &Cluster, which: Which, budget: usize) -> Selection {
+    let mut sel = Selection::default();
+    let n = c.len().min(64);
+    for i in which.and(Which::low_n(n)).iter() {
+        let t = &c.members[i].token;
+        let need = token_field_len(t.len());
+        if sel.token_fields.len() + need > budget {
+            break;
+        }
+        sel.token_fields.extend_from_slice(&[0xaa, 0x01]);
+        prost::encoding::encode_varint(t.len() as u64, &mut sel.token_fields);
+        sel.token_fields.extend_from_slice(t);
+        sel.which.insert(i);
+    }
+    sel
+}
+
 impl Registry {
+    /// Decide one request: the rule functions every backend runs, on the
+    /// whole registry (the in-process service) or on the rows a database
+    /// backend locked and loaded ([`Registry::restore`]). Writes are
+    /// recorded in [`Registry::pending`] until [`Registry::commit`].
+    pub fn decide(&mut self, req: Request) -> Result<Answer, RuleError> {
+        match req {
+            Request::Register(r) => self.register(r.id, r.sig_hash).map(Answer::Registered),
+            Request::Create(c) => self
+                .create(&c.name, c.max_size, c.attrs, c.ep_count)
+                .map(Answer::Created),
+            Request::Join(j) => {
+                let id = self.find(&j.cluster)?;
+                let (cluster, index) = self.join(&id, j.record, j.endpoints)?;
+                Ok(Answer::Joined(Joined { cluster, index }))
+            }
+            Request::GetCluster(g) => self.members(&g).map(Answer::Members),
+        }
+    }
+
+    /// A Join's cluster (committed or not): unknown IDs and names get the
+    /// Go server's texts.
+    pub fn find(&self, target: &ClusterTarget) -> Result<NodeId, RuleError> {
+        match target {
+            ClusterTarget::Id(id) => self
+                .clusters
+                .contains_key(id)
+                .then_some(*id)
+                .ok_or(RuleError::NoSuchId),
+            ClusterTarget::Name(n) => self.by_name.get(n).copied().ok_or(RuleError::NoSuchName),
+        }
+    }
+
+    /// GetCluster on committed state: the selected tokens and whether the
+    /// cluster is complete for `which`.
+    pub fn members(&self, req: &GetCluster) -> Result<Members, RuleError> {
+        let c = match &req.cluster {
+            ClusterTarget::Id(id) => self
+                .clusters
+                .get(id)
+                .filter(|c| c.committed)
+                .ok_or_else(|| RuleError::GetUnknown(hex::encode(id.as_bytes())))?,
+            ClusterTarget::Name(n) => self
+                .by_name
+                .get(n)
+                .and_then(|id| self.clusters.get(id))
+                .filter(|c| c.committed)
+                .ok_or(RuleError::NoSuchName)?,
+        };
+        Ok(Members {
+            cluster_id: c.id,
+            selection: select_members(c, req.which, req.budget),
+            complete: c.satisfies(req.which),
+        })
+    }
+
+    /// A registry owned by `own_id` holding `changes` as committed: how a
+    /// store's contents are loaded. Every change is checked against the
+    /// rules a request would have met (sizes, endpoint counts, names, slot
+    /// order, ID owners), so a corrupt or foreign database is refused
+    /// with the record named instead of being served.
+    pub fn restore(
+        own_id: NodeId,
+        changes: impl IntoIterator<Item = Change>,
+    ) -> Result<Registry, RestoreError> {
+        let mut r = Registry::new(own_id);
+        for ch in changes {
+            r.restore_change(ch)?;
+        }
+        Ok(r)
+    }
+
+    /// Apply one stored change as committed, after checking it (see
+    /// [`Registry::restore`]). A database backend uses this to build a
+    /// partial registry from the rows it loaded for one request.
+    pub fn restore_change(&mut self, ch: Change) -> Result<(), RestoreError> {
+        let bad = |s: String| Err(RestoreError(s));
+        match ch {
+            Change::NewId { id, owner } => match (self.ids.get(&id), owner) {
+                (_, IdOwner::Registry) => bad(format!("ID {id} stored as a registry's own ID")),
+                (Some(&o), _) if o != owner => bad(format!("ID {id} stored with two owners")),
+                _ => {
+                    self.ids.insert(id, owner);
+                    Ok(())
+                }
+            },
+            Change::NewCluster {
+                id,
+                name,
+                attrs,
+                max_size,
+                ep_count,
+            } => {
+                if name.is_empty() || name.len() > MAX_CLUSTER_NAME {
+                    return bad(format!("cluster {id} has a name of {} bytes", name.len()));
+                }
+                if !(MIN_CLUSTER_SIZE..=MAX_CLUSTER_SIZE).contains(&max_size)
+                    || !(1..=MAX_ENDPOINT_COUNT).contains(&ep_count)
+                {
+                    return bad(format!(
+                        "cluster {id} has size {max_size} / endpoint count {ep_count} \
+                         (allowed: {MIN_CLUSTER_SIZE}..={MAX_CLUSTER_SIZE} / 1..={MAX_ENDPOINT_COUNT})"
+                    ));
+                }
+                match self.ids.get(&id) {
+                    Some(IdOwner::Cluster) | None => {}
+                    Some(_) => return bad(format!("cluster {id} has an ID owned by another")),
+                }
+                if self.clusters.contains_key(&id) || self.by_name.contains_key(&name) {
+                    return bad(format!("cluster {id} stored twice (by ID or name)"));
+                }
+                self.ids.insert(id, IdOwner::Cluster);
+                self.by_name.insert(name.clone(), id);
+                self.clusters.insert(
+                    id,
+                    Cluster {
+                        id,
+                        name,
+                        attrs,
+                        max_size,
+                        ep_count,
+                        members: Vec::new(),
+                        visible: 0,
+                        committed: true,
+                    },
+                );
+                Ok(())
+            }
+            Change::NewMember {
+                cluster,
+                index,
+                record,
+            } => {
+                let Some(c) = self.clusters.get_mut(&cluster) else {
+                    return bad(format!("member of unknown cluster {cluster}"));
+                };
+                if index != c.members.len() {
+                    return bad(format!(
+                        "cluster {cluster}: member slot {index} out of sequence"
+                    ));
+                }
+                if c.members.len() >= c.max_size as usize {
+                    return bad(format!(
+                        "cluster {cluster} has more members than its size {}",
+                        c.max_size
+                    ));
+                }
+                if c.members
+                    .iter()
+                    .any(|m| m.id == record.id || m.name == record.name)
+                {
+                    return bad(format!(
+                        "cluster {cluster}: slot {index} repeats a member's ID or name"
+                    ));
+                }
+                c.members.push(record);
+                c.visible = c.members.len();
+                Ok(())
+            }
+            Change::ReplaceMember {
+                cluster,
+                index,
+                record,
+            } => match self
+                .clusters
+                .get_mut(&cluster)
+                .and_then(|c| c.members.get_mut(index))
+            {
+                Some(m) if m.id == record.id && m.name == record.name => {
+                    *m = record;
+                    Ok(())
+                }
+                _ => bad(format!(
+                    "cluster {cluster}: replacement of slot {index} matches no member"
+                )),
+            },
+        }
+    }
+
     /// An empty registry owning `own_id`.
     pub fn new(own_id: NodeId) -> Self {
         let mut r = Registry::default();
@@ -307,7 +557,7 @@ impl Registry {
         max_size: u32,
         attrs: u64,
         ep_count: u32,
-    ) -> Result<ClusterInfo, RuleError> {
+    ) -> Result<ClusterFacts, RuleError> {
         if name.is_empty() {
             return Err(RuleError::EmptyName);
         }
@@ -352,26 +602,12 @@ impl Registry {
         Ok(info)
     }
 
-    fn info(&self, c: &Cluster) -> ClusterInfo {
-        ClusterInfo {
+    fn info(&self, c: &Cluster) -> ClusterFacts {
+        ClusterFacts {
             id: c.id,
             max_size: c.max_size,
             attrs: c.attrs,
             ep_count: c.ep_count,
-        }
-    }
-
-    /// Resolve a Join's target: by ID bytes, else by name, else none.
-    pub fn resolve(&self, id: Option<&[u8]>, name: Option<&[u8]>) -> Result<NodeId, RuleError> {
-        if let Some(raw) = id {
-            return NodeId::from_bytes(raw)
-                .ok()
-                .filter(|id| self.clusters.contains_key(id))
-                .ok_or(RuleError::NoSuchId);
-        }
-        match name {
-            Some(n) if !n.is_empty() => self.by_name.get(n).copied().ok_or(RuleError::NoSuchName),
-            _ => Err(RuleError::MissingCluster),
         }
     }
 
@@ -383,9 +619,9 @@ impl Registry {
         cluster: &NodeId,
         record: MemberRecord,
         endpoints: usize,
-    ) -> Result<(ClusterInfo, usize), RuleError> {
+    ) -> Result<(ClusterFacts, usize), RuleError> {
         let c = self.clusters.get_mut(cluster).ok_or(RuleError::NoSuchId)?;
-        let info = ClusterInfo {
+        let info = ClusterFacts {
             id: c.id,
             max_size: c.max_size,
             attrs: c.attrs,
@@ -427,64 +663,6 @@ impl Registry {
             record,
         });
         Ok((info, index))
-    }
-
-    /// GetCluster: the committed tokens selected by `which`, in index order,
-    /// stopping before the encoded tokens would exceed `budget` bytes.
-    pub fn select(
-        &self,
-        cluster_id: Option<&[u8]>,
-        which: Which,
-        budget: usize,
-    ) -> Result<Selection, RuleError> {
-        let c = self.visible_cluster(cluster_id)?;
-        let mut sel = Selection::default();
-        let n = c.len().min(64);
-        for i in which.and(Which::low_n(n)).iter() {
-            let t = &c.members[i].token;
-            let need = token_field_len(t.len());
-            if sel.token_fields.len() + need > budget {
-                break;
-            }
-            sel.token_fields.extend_from_slice(&[0xaa, 0x01]);
-            prost::encoding::encode_varint(t.len() as u64, &mut sel.token_fields);
-            sel.token_fields.extend_from_slice(t);
-            sel.which.insert(i);
-        }
-        Ok(sel)
-    }
-
-    /// A committed cluster by the raw ID bytes of a GetCluster, with the
-    /// Go server's error texts.
-    pub fn visible_cluster(&self, cluster_id: Option<&[u8]>) -> Result<&Cluster, RuleError> {
-        let raw = cluster_id.ok_or(RuleError::NilKey)?;
-        if raw.len() < 8 {
-            return Err(RuleError::KeyTooShort);
-        }
-        NodeId::from_bytes(raw)
-            .ok()
-            .and_then(|id| self.clusters.get(&id))
-            .filter(|c| c.committed)
-            .ok_or_else(|| RuleError::GetUnknown(hex::encode(raw)))
-    }
-
-    /// The ClusterID a GetCluster reads: the one sent, or — an xlreg
-    /// extension — the committed cluster named by ClusterName when no ID
-    /// was sent.
-    pub fn get_target(
-        &self,
-        cluster_id: Option<Vec<u8>>,
-        cluster_name: Option<&[u8]>,
-    ) -> Result<Option<Vec<u8>>, RuleError> {
-        match (cluster_id, cluster_name) {
-            (None, Some(name)) => self
-                .by_name
-                .get(name)
-                .filter(|id| self.clusters.get(id).is_some_and(|c| c.committed))
-                .map(|id| Some(id.as_bytes().to_vec()))
-                .ok_or(RuleError::NoSuchName),
-            (id, _) => Ok(id),
-        }
     }
 
     /// Make every pending change visible (after the store committed them).
@@ -542,32 +720,6 @@ impl Registry {
         }
     }
 
-    /// Load a committed cluster from the store (start-up). Members must
-    /// come with contiguous indexes starting at 0.
-    pub fn load_cluster(&mut self, info: ClusterInfo, name: Box<[u8]>, members: Vec<MemberRecord>) {
-        self.ids.insert(info.id, IdOwner::Cluster);
-        self.by_name.insert(name.clone(), info.id);
-        let visible = members.len();
-        self.clusters.insert(
-            info.id,
-            Cluster {
-                id: info.id,
-                name,
-                attrs: info.attrs,
-                max_size: info.max_size,
-                ep_count: info.ep_count,
-                members,
-                visible,
-                committed: true,
-            },
-        );
-    }
-
-    /// Load a committed ID ownership from the store (start-up).
-    pub fn load_id(&mut self, id: NodeId, owner: IdOwner) {
-        self.ids.insert(id, owner);
-    }
-
     /// Every committed cluster (for listings and tests).
     pub fn clusters(&self) -> impl Iterator<Item = &Cluster> {
         self.clusters.values().filter(|c| c.committed)
@@ -588,6 +740,28 @@ mod tests {
 
     fn reg() -> Registry {
         Registry::new(NodeId::from_bytes(&[0xee; 20]).unwrap())
+    }
+
+    /// GetCluster by raw ClusterID, as a session sends it.
+    fn select(
+        r: &Registry,
+        raw: Option<&[u8]>,
+        which: Which,
+        budget: usize,
+    ) -> Result<Selection, RuleError> {
+        let cluster = get_target(raw, None)?;
+        let req = GetCluster {
+            cluster,
+            which,
+            budget,
+            hold: std::time::Duration::ZERO,
+        };
+        r.members(&req).map(|m| m.selection)
+    }
+
+    /// A Join's target by raw ClusterID or name, as a session sends it.
+    fn resolve(r: &Registry, id: Option<&[u8]>, name: Option<&[u8]>) -> Result<NodeId, RuleError> {
+        r.find(&join_target(id, name, None)?)
     }
 
     #[test]
@@ -650,13 +824,13 @@ mod tests {
         let mut r = reg();
         let c = r.create(b"c", 4, 0, 1).unwrap().id;
         assert!(
-            r.select(Some(c.as_bytes()), Which::ALL, 1 << 20).is_err(),
+            select(&r, Some(c.as_bytes()), Which::ALL, 1 << 20).is_err(),
             "cluster not committed"
         );
         r.commit();
         r.join(&c, rec(1, "a"), 1).unwrap();
         assert_eq!(
-            r.select(Some(c.as_bytes()), Which::ALL, 1 << 20)
+            select(&r, Some(c.as_bytes()), Which::ALL, 1 << 20)
                 .unwrap()
                 .which,
             Which(0)
@@ -665,7 +839,7 @@ mod tests {
         r.join(&c, rec(2, "b"), 1).unwrap();
         r.rollback();
         assert_eq!(
-            r.select(Some(c.as_bytes()), Which::ALL, 1 << 20)
+            select(&r, Some(c.as_bytes()), Which::ALL, 1 << 20)
                 .unwrap()
                 .which,
             Which(1)
@@ -685,28 +859,24 @@ mod tests {
             r.join(&c, rec(i, &format!("m{i}")), 1).unwrap();
         }
         r.commit();
-        let s = r
-            .select(Some(c.as_bytes()), Which(0b10101), 1 << 20)
-            .unwrap();
+        let s = select(&r, Some(c.as_bytes()), Which(0b10101), 1 << 20).unwrap();
         assert_eq!(s.which, Which(0b10101));
         assert_eq!(
-            r.select(Some(c.as_bytes()), Which(0), 1 << 20)
+            select(&r, Some(c.as_bytes()), Which(0), 1 << 20)
                 .unwrap()
                 .which,
             Which(0)
         );
         let one = token_field_len(r.cluster(&c).unwrap().members()[0].token.len());
-        let s = r
-            .select(Some(c.as_bytes()), Which::ALL, 2 * one + 1)
-            .unwrap();
+        let s = select(&r, Some(c.as_bytes()), Which::ALL, 2 * one + 1).unwrap();
         assert_eq!(s.which, Which(0b11));
-        assert_eq!(r.select(None, Which::ALL, 10), Err(RuleError::NilKey));
+        assert_eq!(select(&r, None, Which::ALL, 10), Err(RuleError::NilKey));
         assert_eq!(
-            r.select(Some(&[1; 7]), Which::ALL, 10),
+            select(&r, Some(&[1; 7]), Which::ALL, 10),
             Err(RuleError::KeyTooShort)
         );
         assert_eq!(
-            r.select(Some(&[1; 8]), Which::ALL, 10)
+            select(&r, Some(&[1; 8]), Which::ALL, 10)
                 .unwrap_err()
                 .to_string(),
             "doGetMsg: can't find cluster with ID 0101010101010101"
@@ -717,10 +887,107 @@ mod tests {
     fn resolve_by_id_then_name_then_nothing() {
         let mut r = reg();
         let c = r.create(b"c", 4, 0, 1).unwrap().id;
-        assert_eq!(r.resolve(Some(c.as_bytes()), Some(b"zzz")), Ok(c));
-        assert_eq!(r.resolve(Some(&[]), None), Err(RuleError::NoSuchId));
-        assert_eq!(r.resolve(None, Some(b"c")), Ok(c));
-        assert_eq!(r.resolve(None, Some(b"d")), Err(RuleError::NoSuchName));
-        assert_eq!(r.resolve(None, None), Err(RuleError::MissingCluster));
+        assert_eq!(resolve(&r, Some(c.as_bytes()), Some(b"zzz")), Ok(c));
+        assert_eq!(resolve(&r, Some(&[]), None), Err(RuleError::NoSuchId));
+        assert_eq!(resolve(&r, None, Some(b"c")), Ok(c));
+        assert_eq!(resolve(&r, None, Some(b"d")), Err(RuleError::NoSuchName));
+        assert_eq!(resolve(&r, None, None), Err(RuleError::MissingCluster));
+    }
+
+    #[test]
+    fn a_partial_registry_of_one_clusters_rows_decides_like_the_whole() {
+        let mut whole = reg();
+        let other = whole.create(b"other", 2, 0, 1).unwrap().id;
+        whole.join(&other, rec(9, "z"), 1).unwrap();
+        let c = whole.create(b"c", 3, 0, 1).unwrap().id;
+        whole.join(&c, rec(1, "a"), 1).unwrap();
+        whole.join(&c, rec(2, "b"), 1).unwrap();
+        let log = whole.commit();
+        // Only the rows of cluster `c`, as a database would lock and read.
+        let rows = log.iter().filter(|ch| match ch {
+            Change::NewId { id, .. } | Change::NewCluster { id, .. } => *id == c,
+            Change::NewMember { cluster, .. } | Change::ReplaceMember { cluster, .. } => {
+                *cluster == c
+            }
+        });
+        let mut part =
+            Registry::restore(NodeId::from_bytes(&[0xee; 20]).unwrap(), rows.cloned()).unwrap();
+        let join = |i: u8, name: &str| {
+            Request::Join(crate::registry::Join {
+                cluster: ClusterTarget::Name(b"c"[..].into()),
+                record: rec(i, name),
+                endpoints: 1,
+            })
+        };
+        assert_eq!(part.decide(join(3, "b")), Err(RuleError::NameInUse));
+        let Ok(Answer::Joined(j)) = part.decide(join(3, "c")) else {
+            panic!("the free slot was not given")
+        };
+        assert_eq!((j.cluster.id, j.index), (c, 2));
+        assert_eq!(
+            part.pending(),
+            &[Change::NewMember {
+                cluster: c,
+                index: 2,
+                record: rec(3, "c")
+            }],
+            "exactly the row to write"
+        );
+        part.commit();
+        assert_eq!(part.decide(join(4, "d")), Err(RuleError::Full));
+        let Ok(Answer::Joined(j)) = whole.decide(join(3, "c")) else {
+            panic!("the whole registry disagrees")
+        };
+        assert_eq!(j.index, 2);
+    }
+
+    #[test]
+    fn restore_refuses_what_the_rules_would_never_have_written() {
+        let own = NodeId::from_bytes(&[0xee; 20]).unwrap();
+        let cid = NodeId::from_bytes(&[0xc1; 20]).unwrap();
+        let cluster = |max_size, ep_count| Change::NewCluster {
+            id: cid,
+            name: b"c"[..].into(),
+            attrs: 0,
+            max_size,
+            ep_count,
+        };
+        let member = |index, i: u8, name: &str| Change::NewMember {
+            cluster: cid,
+            index,
+            record: rec(i, name),
+        };
+        let refused = |changes: Vec<Change>| Registry::restore(own, changes).unwrap_err().0;
+        assert!(refused(vec![cluster(4, 17)]).contains("endpoint count 17"));
+        assert!(refused(vec![cluster(65, 1)]).contains("size 65"));
+        assert!(refused(vec![cluster(2, 1), member(1, 1, "a")]).contains("out of sequence"));
+        assert!(refused(vec![
+            cluster(2, 1),
+            member(0, 1, "a"),
+            member(1, 2, "b"),
+            member(2, 3, "c")
+        ])
+        .contains("more members than its size"));
+        assert!(
+            refused(vec![cluster(3, 1), member(0, 1, "a"), member(1, 2, "a")])
+                .contains("repeats a member")
+        );
+        assert!(refused(vec![member(0, 1, "a")]).contains("unknown cluster"));
+        assert!(refused(vec![Change::NewId {
+            id: cid,
+            owner: IdOwner::Registry
+        }])
+        .contains("registry's own"));
+        assert!(refused(vec![
+            Change::NewId {
+                id: cid,
+                owner: IdOwner::Member([1; 32])
+            },
+            cluster(3, 1)
+        ])
+        .contains("owned by another"));
+        let ok = Registry::restore(own, vec![cluster(3, 1), member(0, 1, "a")]).unwrap();
+        assert_eq!(ok.cluster(&cid).unwrap().len(), 1, "restored as committed");
+        assert_eq!(ok.id_owner(&cid), Some(IdOwner::Cluster));
     }
 }

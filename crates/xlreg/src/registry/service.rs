@@ -1,256 +1,237 @@
-//! The registry as a shared service for sessions (the `db.rs` of the
-//! server): one writer thread decides and persists, many sessions read.
+//! The in-process [`Backend`]: the whole registry in memory, one writer,
+//! group commit, over a [`Store`].
 //!
 //! Why a single writer: rules such as "a slot is used once" and "a name
 //! exists once" are then decided in one order with no races (spec §16.25:
-//! the Go server checks, then inserts, without a lock),
-//! and the writer can group-commit: it drains every request that queued
-//! while the previous transaction was being fsynced and commits them
-//! together. A reply is sent only after its change is durable; readers
-//! never see uncommitted members. GetCluster can be *held* until the
-//! requested members exist, so members learn the full cluster the moment
-//! the last one joins instead of polling.
+//! the Go server checks, then inserts, without a lock), and the writer can
+//! group-commit: it drains every request that queued while the previous
+//! transaction was being fsynced and commits them together. A reply is
+//! sent only after its change is durable; readers never see uncommitted
+//! members. With a store that does not wait for a device
+//! ([`MemoryStore`], ephemeral registries) requests are decided and
+//! committed inline under the lock instead: there is nothing to wait for,
+//! so no thread hop.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
-use super::rules::{ClusterInfo, MemberRecord, Registry, RuleError, Selection};
-use super::store::Store;
-use crate::wire::{NodeId, Which};
+use super::backend::{Backend, BackendError, BoxFuture};
+use super::memory::MemoryStore;
+use super::request::{Create, GetCluster, Join, Joined, Members, Register};
+use super::rules::{ClusterFacts, Registry, RuleError};
+use super::store::{Store, StoreError};
+use crate::wire::NodeId;
 
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 1024;
 
-/// Why a registry call failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ServiceError {
-    /// The request broke a rule; the text goes to the client.
-    #[error(transparent)]
-    Rule(#[from] RuleError),
-    /// The store could not commit; nothing was changed.
-    #[error("registry storage failure; request not applied")]
-    Store(String),
-    /// The service is shutting down.
-    #[error("registry is shutting down")]
-    Closed,
+type Reply<T> = oneshot::Sender<Result<T, BackendError>>;
+
+/// A write request, decided by its own rule function.
+trait Write: Sized {
+    /// What a successful write answers.
+    type Out;
+    /// Decide with the rules (records the changes as pending).
+    fn decide(self, reg: &mut Registry) -> Result<Self::Out, RuleError>;
+    /// A job for the writer thread, with its typed reply channel.
+    fn job(self, reply: Reply<Self::Out>) -> Job;
 }
 
-/// Which cluster a Join names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JoinTarget {
-    /// The ClusterID bytes as received.
-    Id(Vec<u8>),
-    /// The ClusterName bytes as received.
-    Name(Vec<u8>),
-    /// Neither: the session's current cluster, if any.
-    Current(Option<NodeId>),
+impl Write for Register {
+    type Out = NodeId;
+    fn decide(self, reg: &mut Registry) -> Result<NodeId, RuleError> {
+        reg.register(self.id, self.sig_hash)
+    }
+    fn job(self, reply: Reply<NodeId>) -> Job {
+        Job::Register(self, reply)
+    }
 }
 
-#[derive(Debug)]
-enum Op {
-    Register {
-        id: Option<NodeId>,
-        sig_hash: [u8; 32],
+impl Write for Create {
+    type Out = ClusterFacts;
+    fn decide(self, reg: &mut Registry) -> Result<ClusterFacts, RuleError> {
+        reg.create(&self.name, self.max_size, self.attrs, self.ep_count)
+    }
+    fn job(self, reply: Reply<ClusterFacts>) -> Job {
+        Job::Create(self, reply)
+    }
+}
+
+impl Write for Join {
+    type Out = Joined;
+    fn decide(self, reg: &mut Registry) -> Result<Joined, RuleError> {
+        let id = reg.find(&self.cluster)?;
+        let (cluster, index) = reg.join(&id, self.record, self.endpoints)?;
+        Ok(Joined { cluster, index })
+    }
+    fn job(self, reply: Reply<Joined>) -> Job {
+        Job::Join(self, reply)
+    }
+}
+
+/// A write queued for the writer thread.
+enum Job {
+    Register(Register, Reply<NodeId>),
+    Create(Create, Reply<ClusterFacts>),
+    Join(Join, Reply<Joined>),
+}
+
+/// A write decided, waiting for its batch to be stored.
+enum Decided {
+    Register(Result<NodeId, RuleError>, Reply<NodeId>),
+    Create(Result<ClusterFacts, RuleError>, Reply<ClusterFacts>),
+    Join(Result<Joined, RuleError>, Reply<Joined>),
+}
+
+impl Job {
+    fn decide(self, reg: &mut Registry) -> Decided {
+        match self {
+            Job::Register(w, reply) => Decided::Register(w.decide(reg), reply),
+            Job::Create(w, reply) => Decided::Create(w.decide(reg), reply),
+            Job::Join(w, reply) => Decided::Join(w.decide(reg), reply),
+        }
+    }
+}
+
+/// The answer to a write decided as `decided` in a batch stored as
+/// `stored`: a rule refusal stands; an accepted write fails with its batch.
+fn outcome<T>(
+    decided: Result<T, RuleError>,
+    stored: &Result<(), Arc<StoreError>>,
+) -> Result<T, BackendError> {
+    match (decided, stored) {
+        (Err(rule), _) => Err(BackendError::Rule(rule)),
+        (Ok(v), Ok(())) => Ok(v),
+        (Ok(_), Err(e)) => Err(BackendError::Storage(e.clone())),
+    }
+}
+
+impl Decided {
+    fn send(self, stored: &Result<(), Arc<StoreError>>) {
+        // A requester that went away does not need its answer.
+        let _ = match self {
+            Decided::Register(r, reply) => reply.send(outcome(r, stored)).is_ok(),
+            Decided::Create(r, reply) => reply.send(outcome(r, stored)).is_ok(),
+            Decided::Join(r, reply) => reply.send(outcome(r, stored)).is_ok(),
+        };
+    }
+}
+
+/// How writes reach the store.
+enum Writes {
+    /// The store is cheap: decide, append and commit under the lock.
+    Inline(Mutex<Box<dyn Store>>),
+    /// The store waits for a device: a writer thread group-commits.
+    Writer {
+        /// Requests for the writer thread; `None` once closed.
+        jobs: Mutex<Option<mpsc::Sender<Job>>>,
+        thread: Mutex<Option<JoinHandle<()>>>,
+        /// Becomes `true` (or closed) when the writer thread has finished.
+        stopped: watch::Receiver<bool>,
     },
-    Create {
-        name: Vec<u8>,
-        max_size: u32,
-        attrs: u64,
-        ep_count: u32,
-    },
-    Join {
-        target: JoinTarget,
-        record: MemberRecord,
-        endpoints: usize,
-    },
-}
-
-#[derive(Debug)]
-enum Outcome {
-    Registered(NodeId),
-    Cluster(ClusterInfo),
-    Joined(ClusterInfo, usize),
-}
-
-struct Job {
-    op: Op,
-    reply: oneshot::Sender<Result<Outcome, ServiceError>>,
 }
 
 /// The shared registry: cheap to call from many sessions.
 pub struct RegistryService {
     state: Arc<Mutex<Registry>>,
-    /// Requests for the writer thread; `None` once closed.
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
-    /// No store to write (ephemeral): requests are applied and committed
-    /// inline under the lock — there is nothing to wait for, so no thread.
-    inline: bool,
-    closed: std::sync::atomic::AtomicBool,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    writes: Writes,
+    closed: AtomicBool,
     changed: Arc<watch::Sender<u64>>,
-    store_path: String,
+    location: String,
 }
 
 impl std::fmt::Debug for RegistryService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RegistryService({})", self.store_path)
+        write!(f, "RegistryService({})", self.location)
     }
 }
 
-fn lock(m: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave the registry half-updated
     // in a way that matters more than losing the server, so keep serving.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl RegistryService {
-    /// Load the registry from `store` and start the writer thread.
-    pub fn start(store: Store, own_id: NodeId) -> Result<Arc<Self>, super::StoreError> {
-        let registry = store.load(own_id)?;
-        let store_path = store.path().to_string();
-        let inline = store.is_none();
+    /// Load the registry from `store` (through the rules'
+    /// [`Registry::restore`]) and start serving it.
+    pub fn start(mut store: Box<dyn Store>, own_id: NodeId) -> Result<Arc<Self>, StoreError> {
+        let location = store.location().to_string();
+        let changes = store.load()?;
+        let registry = Registry::restore(own_id, changes)
+            .map_err(|e| StoreError::new(location.clone(), "inconsistent data", e))?;
         let state = Arc::new(Mutex::new(registry));
-        let (changed, _) = watch::channel(0u64);
-        let changed = Arc::new(changed);
-        let (jobs, writer) = if inline {
-            (None, None)
-        } else {
+        let changed = Arc::new(watch::channel(0u64).0);
+        let writes = if store.waits_for_device() {
             let (tx, rx) = mpsc::channel::<Job>();
-            let state = state.clone();
-            let changed = changed.clone();
-            let writer = std::thread::Builder::new()
+            let (state, changed) = (state.clone(), changed.clone());
+            let (stopped_tx, stopped) = watch::channel(false);
+            let thread = std::thread::Builder::new()
                 .name("xlreg-store".into())
-                .spawn(move || writer_loop(store, state, rx, changed))
-                .expect("spawn store thread");
-            (Some(tx), Some(writer))
+                .spawn(move || {
+                    writer_loop(store, state, rx, changed);
+                    let _ = stopped_tx.send(true);
+                })
+                .map_err(|e| StoreError::new(location.clone(), "cannot start the writer", e))?;
+            Writes::Writer {
+                jobs: Mutex::new(Some(tx)),
+                thread: Mutex::new(Some(thread)),
+                stopped,
+            }
+        } else {
+            Writes::Inline(Mutex::new(store))
         };
         Ok(Arc::new(RegistryService {
             state,
-            jobs: Mutex::new(jobs),
-            inline,
-            closed: std::sync::atomic::AtomicBool::new(false),
-            writer: Mutex::new(writer),
+            writes,
+            closed: AtomicBool::new(false),
             changed,
-            store_path,
+            location,
         }))
     }
 
-    /// Path of the database.
+    /// An ephemeral registry owned by `own_id`: kept in memory only.
+    pub fn ephemeral(own_id: NodeId) -> Arc<Self> {
+        Self::start(Box::new(MemoryStore::new()), own_id)
+            .expect("an empty memory store always loads")
+    }
+
+    /// Where the registry is stored (a path, `:memory:`, `<ephemeral>`).
     pub fn store_path(&self) -> &str {
-        &self.store_path
+        &self.location
     }
 
-    async fn submit(&self, op: Op) -> Result<Outcome, ServiceError> {
-        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
-            return Err(ServiceError::Closed);
+    /// Decide a write and return its answer once the change is durable.
+    async fn write<W: Write>(&self, w: W) -> Result<W::Out, BackendError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(BackendError::Closed);
         }
-        if self.inline {
-            let mut reg = lock(&self.state);
-            let r = apply(&mut reg, &op);
-            if !reg.commit().is_empty() {
-                self.changed.send_modify(|v| *v += 1);
-            }
-            return r.map_err(ServiceError::Rule);
-        }
-        let (reply, rx) = oneshot::channel();
-        {
-            let guard = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = guard.as_ref().ok_or(ServiceError::Closed)?;
-            tx.send(Job { op, reply })
-                .map_err(|_| ServiceError::Closed)?;
-        }
-        rx.await.map_err(|_| ServiceError::Closed)?
-    }
-
-    /// Register a member ID (or get a fresh one) for a sig key hash.
-    pub async fn register(
-        &self,
-        id: Option<NodeId>,
-        sig_hash: [u8; 32],
-    ) -> Result<NodeId, ServiceError> {
-        match self.submit(Op::Register { id, sig_hash }).await? {
-            Outcome::Registered(id) => Ok(id),
-            o => unreachable!("register answered {o:?}"),
-        }
-    }
-
-    /// Create a cluster (idempotent by name).
-    pub async fn create(
-        &self,
-        name: Vec<u8>,
-        max_size: u32,
-        attrs: u64,
-        ep_count: u32,
-    ) -> Result<ClusterInfo, ServiceError> {
-        match self
-            .submit(Op::Create {
-                name,
-                max_size,
-                attrs,
-                ep_count,
-            })
-            .await?
-        {
-            Outcome::Cluster(c) => Ok(c),
-            o => unreachable!("create answered {o:?}"),
-        }
-    }
-
-    /// Join a cluster; returns its facts and the member's slot.
-    pub async fn join(
-        &self,
-        target: JoinTarget,
-        record: MemberRecord,
-        endpoints: usize,
-    ) -> Result<(ClusterInfo, usize), ServiceError> {
-        match self
-            .submit(Op::Join {
-                target,
-                record,
-                endpoints,
-            })
-            .await?
-        {
-            Outcome::Joined(c, i) => Ok((c, i)),
-            o => unreachable!("join answered {o:?}"),
-        }
-    }
-
-    /// GetCluster. With `hold`, wait (at most that long) until every
-    /// requested index below the cluster's size has a committed member.
-    pub async fn get(
-        &self,
-        cluster_id: Option<&[u8]>,
-        which: Which,
-        budget: usize,
-        hold: Option<Duration>,
-    ) -> Result<Selection, RuleError> {
-        let mut rx = self.changed.subscribe();
-        let deadline = hold.map(|h| tokio::time::Instant::now() + h);
-        loop {
-            {
-                let reg = lock(&self.state);
-                let c = reg.visible_cluster(cluster_id)?;
-                let done = match deadline {
-                    None => true,
-                    Some(d) => c.satisfies(which) || tokio::time::Instant::now() >= d,
-                };
-                if done {
-                    return reg.select(cluster_id, which, budget);
+        match &self.writes {
+            Writes::Inline(store) => {
+                let mut reg = lock(&self.state);
+                let decided = w.decide(&mut reg);
+                if !reg.pending().is_empty() {
+                    if let Err(e) = lock(store).append(reg.pending()) {
+                        reg.rollback();
+                        return outcome(decided, &Err(Arc::new(e)));
+                    }
+                    reg.commit();
+                    self.changed.send_modify(|v| *v += 1);
                 }
+                decided.map_err(BackendError::Rule)
             }
-            let d = deadline.expect("holding implies a deadline");
-            match tokio::time::timeout_at(d, rx.changed()).await {
-                Ok(Ok(())) => {}
-                // Deadline passed or writer gone: answer with what there is.
-                Ok(Err(_)) | Err(_) => {
-                    let reg = lock(&self.state);
-                    return reg.select(cluster_id, which, budget);
+            Writes::Writer { jobs, .. } => {
+                let (reply, rx) = oneshot::channel();
+                {
+                    let guard = lock(jobs);
+                    let tx = guard.as_ref().ok_or(BackendError::Closed)?;
+                    tx.send(w.job(reply)).map_err(|_| BackendError::Closed)?;
                 }
+                rx.await.map_err(|_| BackendError::Closed)?
             }
         }
     }
@@ -261,13 +242,22 @@ impl RegistryService {
     }
 
     /// Stop accepting requests, let the writer finish what is queued, and
-    /// wait for it. Idempotent.
+    /// wait for it. Idempotent; blocks (see [`Backend::shutdown`] for the
+    /// async form).
     pub fn close(&self) {
-        self.closed
-            .store(true, std::sync::atomic::Ordering::Release);
-        drop(self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take());
-        if let Some(h) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = h.join();
+        self.stop_taking();
+        if let Writes::Writer { thread, .. } = &self.writes {
+            if let Some(h) = lock(thread).take() {
+                let _ = h.join();
+            }
+        }
+    }
+
+    /// Refuse new requests; the writer ends once the queue is drained.
+    fn stop_taking(&self) {
+        self.closed.store(true, Ordering::Release);
+        if let Writes::Writer { jobs, .. } = &self.writes {
+            drop(lock(jobs).take());
         }
     }
 }
@@ -278,36 +268,50 @@ impl Drop for RegistryService {
     }
 }
 
-fn apply(reg: &mut Registry, op: &Op) -> Result<Outcome, RuleError> {
-    match op {
-        Op::Register { id, sig_hash } => reg.register(*id, *sig_hash).map(Outcome::Registered),
-        Op::Create {
-            name,
-            max_size,
-            attrs,
-            ep_count,
-        } => reg
-            .create(name, *max_size, *attrs, *ep_count)
-            .map(Outcome::Cluster),
-        Op::Join {
-            target,
-            record,
-            endpoints,
-        } => {
-            let cid = match target {
-                JoinTarget::Id(raw) => reg.resolve(Some(raw), None)?,
-                JoinTarget::Name(n) => reg.resolve(None, Some(n))?,
-                JoinTarget::Current(Some(c)) => *c,
-                JoinTarget::Current(None) => return Err(RuleError::MissingCluster),
-            };
-            let (info, idx) = reg.join(&cid, record.clone(), *endpoints)?;
-            Ok(Outcome::Joined(info, idx))
-        }
+impl Backend for RegistryService {
+    fn register(&self, req: Register) -> BoxFuture<'_, Result<NodeId, BackendError>> {
+        Box::pin(self.write(req))
+    }
+
+    fn create(&self, req: Create) -> BoxFuture<'_, Result<ClusterFacts, BackendError>> {
+        Box::pin(self.write(req))
+    }
+
+    fn join(&self, req: Join) -> BoxFuture<'_, Result<Joined, BackendError>> {
+        Box::pin(self.write(req))
+    }
+
+    fn get_cluster<'a>(
+        &'a self,
+        req: &'a GetCluster,
+    ) -> BoxFuture<'a, Result<Members, BackendError>> {
+        let r = lock(&self.state).members(req).map_err(BackendError::Rule);
+        Box::pin(std::future::ready(r))
+    }
+
+    fn subscribe(&self, _cluster: &NodeId) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.stop_taking();
+            if let Writes::Writer { stopped, .. } = &self.writes {
+                // Wait without blocking a runtime thread; the join below
+                // is then immediate.
+                let _ = stopped.clone().wait_for(|s| *s).await;
+            }
+            self.close();
+        })
+    }
+
+    fn location(&self) -> String {
+        self.location.clone()
     }
 }
 
 fn writer_loop(
-    mut store: Store,
+    mut store: Box<dyn Store>,
     state: Arc<Mutex<Registry>>,
     rx: mpsc::Receiver<Job>,
     changed: Arc<watch::Sender<u64>>,
@@ -320,15 +324,15 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let (results, changes) = {
+        let (decided, changes) = {
             let mut reg = lock(&state);
-            let results: Vec<_> = jobs.iter().map(|j| apply(&mut reg, &j.op)).collect();
-            (results, reg.pending().to_vec())
+            let decided: Vec<Decided> = jobs.into_iter().map(|j| j.decide(&mut reg)).collect();
+            (decided, reg.pending().to_vec())
         };
         let stored = if changes.is_empty() {
             Ok(())
         } else {
-            store.apply(&changes)
+            store.append(&changes).map_err(Arc::new)
         };
         {
             let mut reg = lock(&state);
@@ -337,7 +341,7 @@ fn writer_loop(
                     reg.commit();
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, requests = jobs.len(), "store commit failed; batch rolled back");
+                    tracing::error!(error = %e, cause = %e.cause, requests = decided.len(), "store commit failed; batch rolled back");
                     reg.rollback();
                 }
             }
@@ -345,20 +349,22 @@ fn writer_loop(
         if !changes.is_empty() && stored.is_ok() {
             changed.send_modify(|v| *v += 1);
         }
-        for (job, res) in jobs.into_iter().zip(results) {
-            let out = match (&stored, res) {
-                (_, Err(rule)) => Err(ServiceError::Rule(rule)),
-                (Ok(()), Ok(o)) => Ok(o),
-                (Err(e), Ok(_)) => Err(ServiceError::Store(e.to_string())),
-            };
-            let _ = job.reply.send(out);
+        for d in decided {
+            d.send(&stored);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::registry::backend::perform;
+    use crate::registry::request::{Answer, ClusterTarget, Request};
+    use crate::registry::rules::MemberRecord;
+    use crate::registry::SqliteStore;
+    use crate::wire::Which;
 
     fn rec(i: u32) -> MemberRecord {
         let mut id = [0u8; 20];
@@ -372,30 +378,60 @@ mod tests {
 
     fn svc() -> Arc<RegistryService> {
         RegistryService::start(
-            Store::in_memory().unwrap(),
+            Box::new(SqliteStore::in_memory().unwrap()),
             NodeId::from_bytes(&[0xee; 20]).unwrap(),
         )
         .unwrap()
     }
 
+    fn create(name: &str, max_size: u32) -> Create {
+        Create {
+            name: name.as_bytes().to_vec(),
+            max_size,
+            attrs: 0,
+            ep_count: 1,
+        }
+    }
+
+    fn join(c: NodeId, i: u32) -> Join {
+        Join {
+            cluster: ClusterTarget::Id(c),
+            record: rec(i),
+            endpoints: 1,
+        }
+    }
+
+    fn get(c: NodeId, hold: Duration) -> Request {
+        Request::GetCluster(GetCluster {
+            cluster: ClusterTarget::Id(c),
+            which: Which::ALL,
+            budget: 1 << 20,
+            hold,
+        })
+    }
+
+    async fn which(s: &RegistryService, req: Request) -> Which {
+        match perform(s, req).await.unwrap() {
+            Answer::Members(m) => m.selection.which,
+            a => panic!("GetCluster answered {a:?}"),
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_joins_never_share_a_slot() {
         let s = svc();
-        let c = s.create(b"c".to_vec(), 64, 0, 1).await.unwrap().id;
+        let c = s.create(create("c", 64)).await.unwrap().id;
         let mut tasks = Vec::new();
         for i in 0..80 {
             let s = s.clone();
-            tasks.push(tokio::spawn(async move {
-                s.join(JoinTarget::Id(c.as_bytes().to_vec()), rec(i), 1)
-                    .await
-            }));
+            tasks.push(tokio::spawn(async move { s.join(join(c, i)).await }));
         }
         let mut slots = Vec::new();
         let mut full = 0;
         for t in tasks {
             match t.await.unwrap() {
-                Ok((_, i)) => slots.push(i),
-                Err(ServiceError::Rule(RuleError::Full)) => full += 1,
+                Ok(j) => slots.push(j.index),
+                Err(BackendError::Rule(RuleError::Full)) => full += 1,
                 Err(e) => panic!("{e}"),
             }
         }
@@ -407,82 +443,50 @@ mod tests {
     #[tokio::test]
     async fn held_get_returns_when_the_last_member_joins() {
         let s = svc();
-        let c = s.create(b"c".to_vec(), 2, 0, 1).await.unwrap().id;
-        s.join(JoinTarget::Current(Some(c)), rec(0), 1)
-            .await
-            .unwrap();
+        let c = s.create(create("c", 2)).await.unwrap().id;
+        s.join(join(c, 0)).await.unwrap();
         let s2 = s.clone();
         let started = std::time::Instant::now();
-        let getter = tokio::spawn(async move {
-            s2.get(
-                Some(c.as_bytes()),
-                Which::ALL,
-                1 << 20,
-                Some(Duration::from_secs(10)),
-            )
-            .await
-        });
+        let getter = tokio::spawn(async move { which(&s2, get(c, Duration::from_secs(10))).await });
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(
             !getter.is_finished(),
             "held while the cluster is incomplete"
         );
-        s.join(JoinTarget::Current(Some(c)), rec(1), 1)
-            .await
-            .unwrap();
-        let sel = getter.await.unwrap().unwrap();
-        assert_eq!(sel.which, Which(0b11));
+        s.join(join(c, 1)).await.unwrap();
+        assert_eq!(getter.await.unwrap(), Which(0b11));
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[tokio::test]
     async fn held_get_gives_up_at_the_bound() {
         let s = svc();
-        let c = s.create(b"c".to_vec(), 3, 0, 1).await.unwrap().id;
-        s.join(JoinTarget::Current(Some(c)), rec(0), 1)
-            .await
-            .unwrap();
-        let sel = s
-            .get(
-                Some(c.as_bytes()),
-                Which::ALL,
-                1 << 20,
-                Some(Duration::from_millis(50)),
-            )
-            .await
-            .unwrap();
-        assert_eq!(sel.which, Which(1));
+        let c = s.create(create("c", 3)).await.unwrap().id;
+        s.join(join(c, 0)).await.unwrap();
+        assert_eq!(which(&s, get(c, Duration::from_millis(50))).await, Which(1));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_ephemeral_registry_applies_inline_with_the_same_rules() {
-        let s = RegistryService::start(Store::none(), NodeId::from_bytes(&[0xee; 20]).unwrap())
-            .unwrap();
-        let c = s.create(b"c".to_vec(), 2, 0, 1).await.unwrap().id;
+        let s = RegistryService::ephemeral(NodeId::from_bytes(&[0xee; 20]).unwrap());
+        let c = s.create(create("c", 2)).await.unwrap().id;
         let mut tasks = Vec::new();
         for i in 0..5 {
             let s = s.clone();
-            tasks.push(tokio::spawn(async move {
-                s.join(JoinTarget::Id(c.as_bytes().to_vec()), rec(i), 1)
-                    .await
-            }));
+            tasks.push(tokio::spawn(async move { s.join(join(c, i)).await }));
         }
         let ok = futures_count(tasks).await;
         assert_eq!(ok, 2, "two slots, five racers");
-        let sel = s
-            .get(Some(c.as_bytes()), Which::ALL, 1 << 20, None)
-            .await
-            .unwrap();
-        assert_eq!(sel.which, Which(0b11));
+        assert_eq!(which(&s, get(c, Duration::ZERO)).await, Which(0b11));
         s.close();
-        assert_eq!(
-            s.create(b"d".to_vec(), 3, 0, 1).await,
-            Err(ServiceError::Closed)
-        );
+        assert!(matches!(
+            s.create(create("d", 3)).await,
+            Err(BackendError::Closed)
+        ));
     }
 
     async fn futures_count(
-        tasks: Vec<tokio::task::JoinHandle<Result<(ClusterInfo, usize), ServiceError>>>,
+        tasks: Vec<tokio::task::JoinHandle<Result<Joined, BackendError>>>,
     ) -> usize {
         let mut n = 0;
         for t in tasks {
@@ -494,10 +498,55 @@ mod tests {
     #[tokio::test]
     async fn closed_service_refuses_requests() {
         let s = svc();
-        s.close();
+        s.shutdown().await;
+        assert!(matches!(
+            s.create(create("c", 3)).await,
+            Err(BackendError::Closed)
+        ));
+    }
+
+    /// A store whose appends fail: requests are refused as storage
+    /// failures (with the cause kept) and nothing becomes visible.
+    struct BrokenStore;
+
+    impl Store for BrokenStore {
+        fn load(&mut self) -> Result<Vec<super::super::rules::Change>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn append(&mut self, _: &[super::super::rules::Change]) -> Result<(), StoreError> {
+            Err(StoreError::new(
+                "broken.db",
+                "commit",
+                std::io::Error::other("disk on fire"),
+            ))
+        }
+        fn waits_for_device(&self) -> bool {
+            true
+        }
+        fn location(&self) -> &str {
+            "broken.db"
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_append_refuses_the_request_and_applies_nothing() {
+        let s = RegistryService::start(Box::new(BrokenStore), NodeId::random()).unwrap();
+        let e = s.create(create("c", 3)).await.unwrap_err();
         assert_eq!(
-            s.create(b"c".to_vec(), 3, 0, 1).await,
-            Err(ServiceError::Closed)
+            e.to_string(),
+            "registry storage failure; request not applied"
+        );
+        let cause = std::error::Error::source(&e).expect("the store error is the source");
+        assert_eq!(cause.to_string(), "registry database broken.db: commit");
+        assert_eq!(
+            std::error::Error::source(cause).map(|c| c.to_string()),
+            Some("disk on fire".to_string())
+        );
+        assert_eq!(s.with_registry(|r| r.clusters().count()), 0);
+        assert_eq!(
+            s.with_registry(|r| r.find(&ClusterTarget::Name(b"c"[..].into()))),
+            Err(RuleError::NoSuchName),
+            "rolled back, not left pending"
         );
     }
 }

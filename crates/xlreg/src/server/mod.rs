@@ -7,9 +7,13 @@
 //! [`connection`] the per-connection I/O, [`identity`] the registry's keys
 //! and files, and this module the accept loop with a connection limit and
 //! graceful shutdown (stop accepting, let sessions finish their request,
-//! close the store).
+//! close the store). Requests go to an `Arc<dyn Backend>`
+//! ([`crate::registry::Backend`]): by default the in-process
+//! [`RegistryService`] over SQLite (or memory, when ephemeral); another
+//! backend is given to [`Server::start_with_backend`].
 
 pub mod connection;
+pub mod dispatch;
 pub mod identity;
 pub mod session;
 
@@ -26,7 +30,8 @@ use tracing::{info, warn};
 
 use crate::goconfig::GoRegistryConfig;
 use crate::regcred::RegCred;
-use crate::registry::{RegistryService, Store};
+use crate::registry::{Backend, RegistryService, SqliteStore, StoreError};
+use crate::wire::NodeId;
 pub use identity::{IdentityError, ServerIdentity};
 use session::SessionConfig;
 
@@ -51,8 +56,14 @@ pub struct ServerConfig {
     pub name: String,
     /// Key size for a newly created identity.
     pub key_bits: u32,
+    /// Largest RSA modulus, in bits, accepted in a member's token
+    /// (`MIN_MODULUS_BITS..=ABSOLUTE_MAX_MODULUS_BITS`; default 4096).
+    pub max_key_bits: u32,
     /// Take over the identity of a Go server from its `reg.config`.
     pub adopt: Option<PathBuf>,
+    /// Refuse to start when the data directory or a private key file is
+    /// accessible by group/others (otherwise: a warning).
+    pub strict_perms: bool,
     /// Use this identity instead of loading or generating one.
     pub identity: Option<ServerIdentity>,
     /// Most concurrent connections; more wait in the listen backlog.
@@ -83,7 +94,9 @@ impl Default for ServerConfig {
             regcred_path: None,
             name: "xlReg".into(),
             key_bits: 2048,
+            max_key_bits: crate::wire::crypto::DEFAULT_MAX_MODULUS_BITS,
             adopt: None,
+            strict_perms: false,
             identity: None,
             max_connections: 1024,
             handshake_timeout: Duration::from_secs(10),
@@ -108,12 +121,12 @@ impl ServerConfig {
         }
     }
 
-    /// A persistent registry in `dir` on a free loopback port.
+    /// A persistent registry in `dir` on a free loopback port, with the
+    /// identity `xlreg serve` would create (2048-bit keys).
     pub fn persistent(dir: impl Into<PathBuf>) -> Self {
         ServerConfig {
             listen: "127.0.0.1:0".parse().expect("valid"),
             data_dir: Some(dir.into()),
-            key_bits: 1024,
             ..Default::default()
         }
     }
@@ -142,13 +155,16 @@ pub enum ServerError {
     /// regCred.dat could not be written.
     #[error("{0}")]
     RegCred(String),
+    /// A setting outside its range.
+    #[error("bad server setting: {0}")]
+    Config(String),
 }
 
 /// State shared by every connection.
 pub(crate) struct Shared {
     pub(crate) cfg: ServerConfig,
     pub(crate) identity: ServerIdentity,
-    pub(crate) registry: Arc<RegistryService>,
+    pub(crate) backend: Arc<dyn Backend>,
     pub(crate) session_cfg: Arc<SessionConfig>,
 }
 
@@ -158,7 +174,8 @@ pub struct Server {
     addr: SocketAddr,
     regcred: RegCred,
     regcred_path: Option<PathBuf>,
-    registry: Arc<RegistryService>,
+    backend: Arc<dyn Backend>,
+    registry: Option<Arc<RegistryService>>,
     shutdown: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
     active: Arc<AtomicUsize>,
@@ -211,6 +228,7 @@ fn resolve_identity(
                     id
                 }
             };
+            identity::check_private_modes(dir, cfg.strict_perms)?;
             Ok((id, Some(lock)))
         }
     }
@@ -236,15 +254,55 @@ impl Server {
     /// Load or create the identity, open the store, bind, write
     /// regCred.dat and start serving.
     pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
+        let data_dir = cfg.data_dir.clone();
+        Self::start_inner(cfg, move |own_id| async move {
+            let registry = tokio::task::spawn_blocking(move || match &data_dir {
+                Some(dir) => RegistryService::start(
+                    Box::new(SqliteStore::open(&crate::registry::sqlite::db_path(dir))?),
+                    own_id,
+                ),
+                None => Ok(RegistryService::ephemeral(own_id)),
+            })
+            .await
+            .expect("store task")?;
+            Ok((registry.clone() as Arc<dyn Backend>, Some(registry)))
+        })
+        .await
+    }
+
+    /// Like [`Server::start`], with the registry kept by another
+    /// [`Backend`]: `backend` is called with the registry's own ID (from
+    /// its identity) once the identity is loaded. The data directory still
+    /// holds the identity and regCred.dat.
+    pub async fn start_with_backend<F, Fut>(
+        cfg: ServerConfig,
+        backend: F,
+    ) -> Result<Server, ServerError>
+    where
+        F: FnOnce(NodeId) -> Fut,
+        Fut: std::future::Future<Output = Result<Arc<dyn Backend>, StoreError>>,
+    {
+        Self::start_inner(
+            cfg,
+            |own_id| async move { Ok((backend(own_id).await?, None)) },
+        )
+        .await
+    }
+
+    async fn start_inner<F, Fut>(cfg: ServerConfig, backend: F) -> Result<Server, ServerError>
+    where
+        F: FnOnce(NodeId) -> Fut,
+        Fut: std::future::Future<
+            Output = Result<(Arc<dyn Backend>, Option<Arc<RegistryService>>), StoreError>,
+        >,
+    {
+        let key_limits = crate::wire::KeyLimits::with_max_bits(cfg.max_key_bits)
+            .map_err(|e| ServerError::Config(format!("max_key_bits: {e}")))?;
         let cfg2 = cfg.clone();
         let (identity, lock) = tokio::task::spawn_blocking(move || resolve_identity(&cfg2))
             .await
             .expect("identity task")?;
-        let store = match &cfg.data_dir {
-            Some(dir) => Store::open(&crate::registry::store::db_path(dir))?,
-            None => Store::none(),
-        };
-        let registry = RegistryService::start(store, identity.id)?;
+        let (backend, registry) = backend(identity.id).await?;
         let listener = TcpListener::bind(cfg.listen)
             .await
             .map_err(|err| ServerError::Listen {
@@ -271,11 +329,14 @@ impl Server {
             legacy_reply_limit: cfg.legacy_reply_limit,
             registry_token: identity.token(&cfg.name, &endpoint),
             version: crate::wire::GO_SERVER_VERSION,
+            hold: cfg.hold,
+            idle_timeout: cfg.idle_timeout,
+            key_limits,
         });
         let shared = Arc::new(Shared {
             cfg,
             identity,
-            registry: registry.clone(),
+            backend: backend.clone(),
             session_cfg,
         });
         let (shutdown, rx) = watch::channel(false);
@@ -286,6 +347,7 @@ impl Server {
             addr,
             regcred,
             regcred_path,
+            backend,
             registry,
             shutdown,
             task: Some(task),
@@ -313,9 +375,15 @@ impl Server {
         self.active.load(Ordering::Relaxed)
     }
 
-    /// The registry service (for inspection in tests and tools).
-    pub fn registry(&self) -> &Arc<RegistryService> {
-        &self.registry
+    /// The backend that performs this server's registry requests.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The in-process registry service, for inspection in tests and tools
+    /// (`None` when the server was started with another backend).
+    pub fn registry(&self) -> Option<&Arc<RegistryService>> {
+        self.registry.as_ref()
     }
 
     /// Stop accepting, let sessions finish their current request (at most
@@ -393,9 +461,9 @@ async fn accept_loop(
         sessions.abort_all();
         while sessions.join_next().await.is_some() {}
     }
-    let registry = shared.registry.clone();
+    let backend = shared.backend.clone();
     drop(shared);
-    let _ = tokio::task::spawn_blocking(move || registry.close()).await;
+    backend.shutdown().await;
     drop(lock);
     info!("xlreg registry stopped");
 }

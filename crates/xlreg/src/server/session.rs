@@ -1,21 +1,30 @@
 //! The server's per-session state machine (spec §8), sans-IO.
 //!
 //! [`ServerSession::on_message`] takes a decoded request and returns an
-//! [`Effect`]: either a reply to send, or a registry call to make, whose
-//! result goes back in through `on_registered` / `on_created` /
-//! `on_joined` / `on_members`. The table in [`ServerSession::on_message`]
-//! is the table of spec §8.3 (Member once, first; Create and Join at most
-//! once each; GetCluster only after a Join; otherwise `invalid msg type for
-//! current state`); every cell where the Go server crashes (§8.4: a
-//! message after Bye, an unknown op, a Join naming an unknown cluster)
-//! gets an Error and a close here.
+//! [`Effect`]: a reply to send, or a registry [`Request`] to perform; the
+//! registry's [`Answer`] goes back in through [`ServerSession::on_answer`],
+//! which always returns the reply. The table in
+//! [`ServerSession::on_message`] is the table of spec §8.3 (Member once,
+//! first; Create and Join at most once each; GetCluster only after a Join;
+//! otherwise `invalid msg type for current state`); every cell where the
+//! Go server crashes (§8.4: a message after Bye, an unknown op, a Join
+//! naming an unknown cluster) gets an Error and a close here.
+//!
+//! Each state carries its own data (a private `Phase` enum): the
+//! registered member exists only in the states after MemberOK, the created
+//! cluster only after CreateReply, so no state can lack what it needs.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::registry::service::JoinTarget;
-use crate::registry::{ClusterInfo, MemberRecord, RuleError, Selection, ServiceError};
+use crate::registry::request::{Create, GetCluster, Join, Register};
+use crate::registry::rules::{get_target, join_target};
+use crate::registry::{Answer, BackendError, MemberRecord, Request};
 use crate::wire::msg::Token;
-use crate::wire::{verify_token, DecimalVersion, Framing, NodeId, Tag, Which, WireError, XlRegMsg};
+use crate::wire::{
+    verify_token_limited, DecimalVersion, Framing, KeyLimits, NodeId, Tag, Which, WireError,
+    XlRegMsg,
+};
 
 /// Protocol states (spec §8.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,10 +55,17 @@ pub mod texts {
     pub const NO_TOKEN: &str = "nil XLRegMsg_Token argument";
     /// Member with an absent or empty key (Go's text).
     pub const EMPTY_KEY: &str = "asn1: syntax error: sequence truncated";
+    /// An answer given to a session that asked nothing (a caller's bug,
+    /// never a client's).
+    pub const NO_REQUEST: &str = "internal error: registry answer without a request";
 }
 
 /// Limits on what one member token may hold.
 pub const MAX_TOKEN_BYTES: usize = 8192;
+
+/// How long the server keeps a connection open after Ack, for the client
+/// to close it (Go clients close right away).
+pub const LINGER_AFTER_BYE: Duration = Duration::from_secs(2);
 
 /// Per-registry settings the state machine needs.
 #[derive(Clone, Debug)]
@@ -63,6 +79,13 @@ pub struct SessionConfig {
     pub registry_token: Token,
     /// Version sent in a RegCredReply.
     pub version: DecimalVersion,
+    /// How long a GetCluster may be held until its members exist (zero:
+    /// answer at once, like the Go server).
+    pub hold: Duration,
+    /// How long the client may stay silent between requests.
+    pub idle_timeout: Duration,
+    /// Which member keys are worth a signature check.
+    pub key_limits: KeyLimits,
 }
 
 /// What the I/O layer must do next.
@@ -75,76 +98,53 @@ pub enum Effect {
         /// Close after sending (an Error was sent).
         close: bool,
     },
-    /// Call `RegistryService::register`, then `on_registered`.
-    Register {
-        /// Requested ID.
-        id: Option<NodeId>,
-        /// SHA-256 of the sig key.
-        sig_hash: [u8; 32],
-    },
-    /// Call `RegistryService::create`, then `on_created`.
-    Create {
-        /// Name bytes.
-        name: Vec<u8>,
-        /// Requested size.
-        max_size: u32,
-        /// Requested attrs.
-        attrs: u64,
-        /// Requested endpoint count.
-        ep_count: u32,
-    },
-    /// Call `RegistryService::join`, then `on_joined`.
-    Join {
-        /// Target cluster.
-        target: JoinTarget,
-        /// This member.
-        record: MemberRecord,
-        /// Its endpoint count.
-        endpoints: usize,
-    },
-    /// Call `RegistryService::get` with `budget` (and the hold), then
-    /// `on_members`.
-    Get {
-        /// ClusterID as received.
-        cluster_id: Option<Vec<u8>>,
-        /// ClusterName, when no ClusterID was sent (an xlreg extension:
-        /// read a cluster by name; the Go server answers `nil key
-        /// parameter`, and no Go client sends it).
-        cluster_name: Option<Vec<u8>>,
-        /// Requested members.
-        which: Which,
-        /// Byte budget for the tokens.
-        budget: usize,
-    },
-}
-
-#[derive(Debug)]
-enum Slot {
-    RegCred,
-    Member,
-    Create,
-    Join,
-    GetCluster,
-    Bye,
+    /// Have the registry perform this request
+    /// ([`crate::registry::perform`]), then pass the result to
+    /// [`ServerSession::on_answer`].
+    Call(Request),
 }
 
 /// The member registered in this session.
 #[derive(Debug, Clone)]
-struct Registered {
+struct Member {
     record: MemberRecord,
     endpoints: usize,
+}
+
+/// A state of spec §8.1 with the data it needs.
+#[derive(Debug)]
+enum Phase {
+    HelloRcvd,
+    ClientDetailsRcvd { member: Member },
+    CreateRequestRcvd { member: Member, created: NodeId },
+    JoinRcvd,
+    ByeRcvd,
+    Closed,
+}
+
+/// A registry request in flight: what to do with its answer.
+#[derive(Debug)]
+enum Asked {
+    /// Register: the verified token and attrs, to build the member.
+    Register {
+        token: Token,
+        attrs: u64,
+    },
+    /// Create, Join, GetCluster: the answer says it all.
+    Create,
+    Join,
+    GetCluster,
 }
 
 /// One session's protocol state.
 #[derive(Debug)]
 pub struct ServerSession {
-    state: State,
+    phase: Phase,
+    asked: Option<Asked>,
     framing: Framing,
     cfg: Arc<SessionConfig>,
-    /// Token verified, waiting for its ID from the registry.
-    verified: Option<(Token, u64)>,
-    member: Option<Registered>,
-    current_cluster: Option<NodeId>,
+    /// For the end-of-session log line only; no decision reads these.
+    member_id: Option<NodeId>,
     joined: Option<NodeId>,
 }
 
@@ -162,84 +162,150 @@ fn reply(msg: XlRegMsg) -> Effect {
     }
 }
 
+/// The op of a request (spec §7.1), or the Error text for an op that is
+/// none.
+fn request_tag(msg: &XlRegMsg) -> Result<Tag, &'static str> {
+    match msg.tag() {
+        Some(
+            t @ (Tag::RegCredRequest
+            | Tag::Member
+            | Tag::Create
+            | Tag::Join
+            | Tag::GetCluster
+            | Tag::Bye),
+        ) => Ok(t),
+        Some(
+            Tag::RegCredReply
+            | Tag::MemberOk
+            | Tag::CreateReply
+            | Tag::JoinReply
+            | Tag::ClusterMembers
+            | Tag::Ack,
+        ) => Err(texts::REPLY_OP),
+        // Error (13), or no op of spec §7.1 at all.
+        Some(Tag::Error) | None => Err(texts::BAD_TAG),
+    }
+}
+
 impl ServerSession {
     /// A session whose handshake negotiated `framing`.
     pub fn new(framing: Framing, cfg: Arc<SessionConfig>) -> Self {
         ServerSession {
-            state: State::HelloRcvd,
+            phase: Phase::HelloRcvd,
+            asked: None,
             framing,
             cfg,
-            verified: None,
-            member: None,
-            current_cluster: None,
+            member_id: None,
             joined: None,
         }
     }
 
     /// Current state.
     pub fn state(&self) -> State {
-        self.state
+        match self.phase {
+            Phase::HelloRcvd => State::HelloRcvd,
+            Phase::ClientDetailsRcvd { .. } => State::ClientDetailsRcvd,
+            Phase::CreateRequestRcvd { .. } => State::CreateRequestRcvd,
+            Phase::JoinRcvd => State::JoinRcvd,
+            Phase::ByeRcvd => State::ByeRcvd,
+            Phase::Closed => State::Closed,
+        }
     }
 
-    /// The registered member's ID, if any.
+    /// The registered member's ID, if any (for logs).
     pub fn member_id(&self) -> Option<NodeId> {
-        self.member.as_ref().map(|m| m.record.id)
+        self.member_id
     }
 
-    /// The cluster joined, if any.
+    /// The cluster joined, if any (for logs).
     pub fn joined(&self) -> Option<NodeId> {
         self.joined
     }
 
+    /// How long to wait for the client's next request: the idle timeout,
+    /// or the short linger after Bye.
+    pub fn read_timeout(&self) -> Duration {
+        match self.phase {
+            Phase::ByeRcvd => LINGER_AFTER_BYE,
+            _ => self.cfg.idle_timeout,
+        }
+    }
+
+    /// Has the client said Bye? Then its going away (or falling silent)
+    /// is the normal end.
+    pub fn said_bye(&self) -> bool {
+        matches!(self.phase, Phase::ByeRcvd)
+    }
+
     fn fail(&mut self, text: &str) -> Effect {
-        self.state = State::Closed;
+        self.phase = Phase::Closed;
+        self.asked = None;
         error_reply(text)
     }
 
-    fn slot(op: Option<i32>) -> Result<Slot, &'static str> {
-        match op {
-            Some(1) => Ok(Slot::RegCred),
-            Some(3) => Ok(Slot::Member),
-            Some(5) => Ok(Slot::Create),
-            Some(7) => Ok(Slot::Join),
-            Some(9) => Ok(Slot::GetCluster),
-            Some(11) => Ok(Slot::Bye),
-            Some(2 | 4 | 6 | 8 | 10 | 12) => Err(texts::REPLY_OP),
-            _ => Err(texts::BAD_TAG),
-        }
+    fn call(&mut self, asked: Asked, req: Request) -> Effect {
+        self.asked = Some(asked);
+        Effect::Call(req)
     }
 
     /// Handle one request (spec §8.3).
     pub fn on_message(&mut self, msg: XlRegMsg) -> Effect {
-        use State::*;
-        let slot = match Self::slot(msg.op) {
-            Ok(s) => s,
+        let tag = match request_tag(&msg) {
+            Ok(t) => t,
             Err(text) => return self.fail(text),
         };
+        if self.asked.is_some() {
+            // One request at a time: the I/O layer reads the next only
+            // after the reply.
+            return self.fail(texts::BAD_STATE);
+        }
         let anon = self.cfg.allow_anonymous_reads;
-        match (self.state, slot) {
-            (HelloRcvd, Slot::Member) => self.member(msg),
-            (ClientDetailsRcvd, Slot::Create) => Effect::Create {
-                name: msg.cluster_name.unwrap_or_default(),
-                max_size: msg.cluster_max_size.unwrap_or(0),
-                attrs: msg.cluster_attrs.unwrap_or(0),
-                ep_count: msg.end_point_count.unwrap_or(0),
-            },
-            (ClientDetailsRcvd | CreateRequestRcvd, Slot::Join) => self.join(msg),
-            (JoinRcvd, Slot::GetCluster) => self.get(msg),
-            (ClientDetailsRcvd | CreateRequestRcvd, Slot::GetCluster) if anon => self.get(msg),
-            (HelloRcvd | ClientDetailsRcvd | CreateRequestRcvd | JoinRcvd, Slot::Bye) => {
-                self.state = ByeRcvd;
+        match (&self.phase, tag) {
+            (Phase::HelloRcvd, Tag::Member) => self.member(msg),
+            (Phase::ClientDetailsRcvd { .. }, Tag::Create) => self.call(
+                Asked::Create,
+                Request::Create(Create {
+                    name: msg.cluster_name.unwrap_or_default(),
+                    max_size: msg.cluster_max_size.unwrap_or(0),
+                    attrs: msg.cluster_attrs.unwrap_or(0),
+                    ep_count: msg.end_point_count.unwrap_or(0),
+                }),
+            ),
+            (Phase::ClientDetailsRcvd { member }, Tag::Join) => {
+                let member = member.clone();
+                self.join(msg, member, None)
+            }
+            (Phase::CreateRequestRcvd { member, created }, Tag::Join) => {
+                let (member, created) = (member.clone(), *created);
+                self.join(msg, member, Some(created))
+            }
+            (Phase::JoinRcvd, Tag::GetCluster) => self.get(msg),
+            (
+                Phase::ClientDetailsRcvd { .. } | Phase::CreateRequestRcvd { .. },
+                Tag::GetCluster,
+            ) if anon => self.get(msg),
+            (
+                Phase::HelloRcvd
+                | Phase::ClientDetailsRcvd { .. }
+                | Phase::CreateRequestRcvd { .. }
+                | Phase::JoinRcvd,
+                Tag::Bye,
+            ) => {
+                self.phase = Phase::ByeRcvd;
                 reply(XlRegMsg::ack())
             }
-            (HelloRcvd | ClientDetailsRcvd | CreateRequestRcvd | JoinRcvd, Slot::RegCred) => {
-                reply(XlRegMsg {
-                    op: Some(Tag::RegCredReply as i32),
-                    version: Some(self.cfg.version.0),
-                    member_specs: Some(self.cfg.registry_token.clone()),
-                    ..Default::default()
-                })
-            }
+            (
+                Phase::HelloRcvd
+                | Phase::ClientDetailsRcvd { .. }
+                | Phase::CreateRequestRcvd { .. }
+                | Phase::JoinRcvd,
+                Tag::RegCredRequest,
+            ) => reply(XlRegMsg {
+                op: Some(Tag::RegCredReply as i32),
+                version: Some(self.cfg.version.0),
+                member_specs: Some(self.cfg.registry_token.clone()),
+                ..Default::default()
+            }),
             _ => self.fail(texts::BAD_STATE),
         }
     }
@@ -252,95 +318,47 @@ impl ServerSession {
         if empty(&t.comms_key) || empty(&t.sig_key) {
             return self.fail(texts::EMPTY_KEY);
         }
-        let v = match verify_token(&t) {
+        // Bound what a member can make the registry store and serve; these
+        // cost a length check, so they come before any RSA arithmetic (the
+        // key shapes are checked next, before the signature).
+        if t.name.as_ref().map_or(0, Vec::len) > 256
+            || t.my_ends.len() > 16
+            || t.my_ends.iter().any(|e| e.len() > 256)
+            || prost::Message::encoded_len(&t) > MAX_TOKEN_BYTES
+        {
+            return self.fail("member token too large");
+        }
+        let v = match verify_token_limited(&t, &self.cfg.key_limits) {
             Ok(v) => v,
             Err(WireError::BadKey(why)) => return self.fail(&format!("x509: {why}")),
             Err(e) => return self.fail(&e.to_string()),
         };
-        // Bound what a member can make the registry store and serve.
-        if v.token.name.as_ref().map_or(0, Vec::len) > 256
-            || v.token.my_ends.len() > 16
-            || v.token.my_ends.iter().any(|e| e.len() > 256)
-            || prost::Message::encoded_len(&v.token) > MAX_TOKEN_BYTES
-        {
-            return self.fail("member token too large");
-        }
         let sig_hash = openssl::sha::sha256(t.sig_key.as_deref().unwrap_or_default());
         let attrs = t.attrs.unwrap_or(0);
-        self.verified = Some((v.token, attrs));
-        Effect::Register { id: v.id, sig_hash }
-    }
-
-    /// The registry's answer to [`Effect::Register`].
-    pub fn on_registered(&mut self, r: Result<NodeId, ServiceError>) -> Effect {
-        let Some((t, attrs)) = self.verified.take() else {
-            return self.fail(texts::BAD_STATE);
-        };
-        let id = match r {
-            Ok(id) => id,
-            Err(e) => return self.fail(&e.to_string()),
-        };
-        // The token other members will receive: every field present, as
-        // the Go server sends it, with the ID in use.
-        let stored = Token {
-            name: Some(t.name.clone().unwrap_or_default()),
-            attrs: Some(attrs),
-            id: Some(id.as_bytes().to_vec()),
-            comms_key: t.comms_key,
-            sig_key: t.sig_key,
-            my_ends: t.my_ends,
-            dig_sig: None,
-        };
-        self.member = Some(Registered {
-            endpoints: stored.my_ends.len(),
-            record: MemberRecord {
-                id,
-                name: stored.name.clone().unwrap_or_default().into(),
-                token: prost::Message::encode_to_vec(&stored).into(),
+        self.call(
+            Asked::Register {
+                token: v.token,
+                attrs,
             },
-        });
-        self.state = State::ClientDetailsRcvd;
-        reply(XlRegMsg::member_ok(&id, attrs))
+            Request::Register(Register { id: v.id, sig_hash }),
+        )
     }
 
-    /// The registry's answer to [`Effect::Create`].
-    pub fn on_created(&mut self, r: Result<ClusterInfo, ServiceError>) -> Effect {
-        match r {
-            Ok(c) => {
-                self.current_cluster = Some(c.id);
-                self.state = State::CreateRequestRcvd;
-                reply(XlRegMsg::create_reply(
-                    &c.id, c.max_size, c.attrs, c.ep_count,
-                ))
-            }
-            Err(e) => self.fail(&e.to_string()),
-        }
-    }
-
-    fn join(&mut self, msg: XlRegMsg) -> Effect {
-        let Some(m) = self.member.clone() else {
-            return self.fail(texts::BAD_STATE);
-        };
-        let target = match (msg.cluster_id, msg.cluster_name) {
-            (Some(id), _) => JoinTarget::Id(id),
-            (None, Some(name)) if !name.is_empty() => JoinTarget::Name(name),
-            _ => JoinTarget::Current(self.current_cluster),
-        };
-        Effect::Join {
-            target,
-            record: m.record,
-            endpoints: m.endpoints,
-        }
-    }
-
-    /// The registry's answer to [`Effect::Join`].
-    pub fn on_joined(&mut self, r: Result<(ClusterInfo, usize), ServiceError>) -> Effect {
-        match r {
-            Ok((c, _index)) => {
-                self.joined = Some(c.id);
-                self.state = State::JoinRcvd;
-                reply(XlRegMsg::join_reply(&c.id, c.max_size, c.attrs, c.ep_count))
-            }
+    fn join(&mut self, msg: XlRegMsg, member: Member, created: Option<NodeId>) -> Effect {
+        let target = join_target(
+            msg.cluster_id.as_deref(),
+            msg.cluster_name.as_deref(),
+            created,
+        );
+        match target {
+            Ok(cluster) => self.call(
+                Asked::Join,
+                Request::Join(Join {
+                    cluster,
+                    record: member.record,
+                    endpoints: member.endpoints,
+                }),
+            ),
             Err(e) => self.fail(&e.to_string()),
         }
     }
@@ -363,28 +381,95 @@ impl ServerSession {
             }
             Framing::LengthPrefixed => usize::MAX,
         };
-        let cluster_name = match &msg.cluster_id {
-            None => msg.cluster_name.filter(|n| !n.is_empty()),
-            Some(_) => None,
-        };
-        Effect::Get {
-            cluster_id: msg.cluster_id,
-            cluster_name,
-            which: Which(msg.which.unwrap_or(0)),
-            budget,
+        match get_target(msg.cluster_id.as_deref(), msg.cluster_name.as_deref()) {
+            Ok(cluster) => self.call(
+                Asked::GetCluster,
+                Request::GetCluster(GetCluster {
+                    cluster,
+                    which: Which(msg.which.unwrap_or(0)),
+                    budget,
+                    hold: self.hold(&msg),
+                }),
+            ),
+            Err(e) => self.fail(&e.to_string()),
         }
     }
 
-    /// The registry's answer to [`Effect::Get`]; `cluster_id` is the
-    /// requested ID, echoed back.
-    pub fn on_members(&mut self, cluster_id: &[u8], r: Result<Selection, RuleError>) -> Effect {
-        match r {
-            Ok(sel) => {
-                let mut body = XlRegMsg::cluster_members(cluster_id, sel.which, vec![]).to_bytes();
-                body.extend_from_slice(&sel.token_fields);
+    /// How long a GetCluster may be held: the registry's bound, or less
+    /// when an xlreg client (length-prefixed session) asked for less with
+    /// the `hold_ms` extension; Go sessions never get the extension.
+    fn hold(&self, msg: &XlRegMsg) -> Duration {
+        match (self.framing, msg.hold_ms) {
+            (Framing::LengthPrefixed, Some(ms)) => {
+                self.cfg.hold.min(Duration::from_millis(ms.into()))
+            }
+            _ => self.cfg.hold,
+        }
+    }
+
+    /// The registry's answer to the [`Effect::Call`] last returned; gives
+    /// the reply to send.
+    pub fn on_answer(&mut self, answer: Result<Answer, BackendError>) -> Effect {
+        let Some(asked) = self.asked.take() else {
+            return self.fail(texts::NO_REQUEST);
+        };
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => return self.fail(&e.to_string()),
+        };
+        match (asked, answer) {
+            (Asked::Register { token, attrs }, Answer::Registered(id)) => {
+                // The token other members will receive: every field
+                // present, as the Go server sends it, with the ID in use.
+                let stored = Token {
+                    name: Some(token.name.unwrap_or_default()),
+                    attrs: Some(attrs),
+                    id: Some(id.as_bytes().to_vec()),
+                    comms_key: token.comms_key,
+                    sig_key: token.sig_key,
+                    my_ends: token.my_ends,
+                    dig_sig: None,
+                };
+                let member = Member {
+                    endpoints: stored.my_ends.len(),
+                    record: MemberRecord {
+                        id,
+                        name: stored.name.clone().unwrap_or_default().into(),
+                        token: prost::Message::encode_to_vec(&stored).into(),
+                    },
+                };
+                self.member_id = Some(id);
+                self.phase = Phase::ClientDetailsRcvd { member };
+                reply(XlRegMsg::member_ok(&id, attrs))
+            }
+            (Asked::Create, Answer::Created(c)) => {
+                match std::mem::replace(&mut self.phase, Phase::Closed) {
+                    Phase::ClientDetailsRcvd { member } => {
+                        self.phase = Phase::CreateRequestRcvd {
+                            member,
+                            created: c.id,
+                        };
+                        reply(XlRegMsg::create_reply(
+                            &c.id, c.max_size, c.attrs, c.ep_count,
+                        ))
+                    }
+                    _ => self.fail(texts::NO_REQUEST),
+                }
+            }
+            (Asked::Join, Answer::Joined(j)) => {
+                let c = j.cluster;
+                self.joined = Some(c.id);
+                self.phase = Phase::JoinRcvd;
+                reply(XlRegMsg::join_reply(&c.id, c.max_size, c.attrs, c.ep_count))
+            }
+            (Asked::GetCluster, Answer::Members(m)) => {
+                let mut body =
+                    XlRegMsg::cluster_members(m.cluster_id.as_bytes(), m.selection.which, vec![])
+                        .to_bytes();
+                body.extend_from_slice(&m.selection.token_fields);
                 Effect::Reply { body, close: false }
             }
-            Err(e) => self.fail(&e.to_string()),
+            _ => self.fail(texts::NO_REQUEST),
         }
     }
 }
@@ -401,8 +486,134 @@ mod tests {
                 legacy_reply_limit: 16384,
                 registry_token: Token::default(),
                 version: crate::wire::GO_SERVER_VERSION,
+                hold: Duration::from_millis(500),
+                idle_timeout: Duration::from_secs(60),
+                key_limits: KeyLimits::default(),
             }),
         )
+    }
+
+    fn member_msg() -> XlRegMsg {
+        let key = crate::wire::PrivateKey::generate(1024).unwrap();
+        let token = crate::wire::signed_token(
+            "m",
+            3,
+            None,
+            &key.public(),
+            &key,
+            &["127.0.0.1:1".to_string()],
+        )
+        .unwrap();
+        XlRegMsg::member(token)
+    }
+
+    fn facts(id: NodeId) -> crate::registry::ClusterFacts {
+        crate::registry::ClusterFacts {
+            id,
+            max_size: 3,
+            attrs: 0,
+            ep_count: 1,
+        }
+    }
+
+    /// A session past MemberOK, and the ID it registered.
+    fn registered() -> (ServerSession, NodeId) {
+        let mut s = session();
+        let Effect::Call(Request::Register(r)) = s.on_message(member_msg()) else {
+            panic!("Member did not ask to register")
+        };
+        assert_eq!(r.id, None, "the token asked for a fresh ID");
+        let id = NodeId::random();
+        let Effect::Reply { body, close: false } = s.on_answer(Ok(Answer::Registered(id))) else {
+            panic!("no MemberOK")
+        };
+        assert_eq!(
+            XlRegMsg::from_bytes(&body).unwrap().tag(),
+            Some(Tag::MemberOk)
+        );
+        (s, id)
+    }
+
+    #[test]
+    fn create_then_join_without_a_target_joins_the_created_cluster() {
+        let (mut s, me) = registered();
+        assert_eq!(s.state(), State::ClientDetailsRcvd);
+        assert_eq!(s.member_id(), Some(me));
+        let Effect::Call(Request::Create(c)) = s.on_message(XlRegMsg::create("c", 3, 0, 1)) else {
+            panic!("Create did not ask the registry")
+        };
+        assert_eq!((&c.name[..], c.max_size, c.ep_count), (&b"c"[..], 3, 1));
+        let cid = NodeId::random();
+        s.on_answer(Ok(Answer::Created(facts(cid))));
+        assert_eq!(s.state(), State::CreateRequestRcvd);
+        let join = XlRegMsg {
+            op: Some(Tag::Join as i32),
+            ..Default::default()
+        };
+        let Effect::Call(Request::Join(j)) = s.on_message(join) else {
+            panic!("Join did not ask the registry")
+        };
+        assert_eq!(j.cluster, crate::registry::ClusterTarget::Id(cid));
+        assert_eq!(j.record.id, me);
+        assert_eq!(j.endpoints, 1);
+        s.on_answer(Ok(Answer::Joined(crate::registry::Joined {
+            cluster: facts(cid),
+            index: 0,
+        })));
+        assert_eq!((s.state(), s.joined()), (State::JoinRcvd, Some(cid)));
+        let Effect::Call(Request::GetCluster(g)) =
+            s.on_message(XlRegMsg::get_cluster(&cid, Which::ALL))
+        else {
+            panic!("GetCluster did not ask the registry")
+        };
+        assert_eq!(g.hold, Duration::from_millis(500), "the configured hold");
+        assert_eq!(g.cluster, crate::registry::ClusterTarget::Id(cid));
+    }
+
+    #[test]
+    fn targets_that_cannot_exist_are_refused_without_asking_the_registry() {
+        let (mut s, _) = registered();
+        let join = XlRegMsg {
+            op: Some(Tag::Join as i32),
+            ..Default::default()
+        };
+        assert!(is_error(
+            &s.on_message(join),
+            &crate::registry::RuleError::MissingCluster.to_string()
+        ));
+        let (mut s, _) = registered();
+        let mut join = XlRegMsg::join_by_name("x");
+        join.cluster_id = Some(vec![1; 5]);
+        assert!(is_error(
+            &s.on_message(join),
+            &crate::registry::RuleError::NoSuchId.to_string()
+        ));
+    }
+
+    #[test]
+    fn a_refusal_from_the_registry_closes_with_its_text() {
+        let mut s = session();
+        s.on_message(member_msg());
+        let e = s.on_answer(Err(crate::registry::RuleError::IdTaken.into()));
+        assert!(is_error(&e, "ID already registered to another key"));
+        assert_eq!(s.state(), State::Closed);
+    }
+
+    #[test]
+    fn an_answer_without_a_request_is_an_error_not_a_crash() {
+        let mut s = session();
+        let e = s.on_answer(Ok(Answer::Registered(NodeId::random())));
+        assert!(is_error(&e, texts::NO_REQUEST));
+    }
+
+    #[test]
+    fn the_session_says_how_long_to_wait_for_the_next_request() {
+        let mut s = session();
+        assert_eq!(s.read_timeout(), Duration::from_secs(60));
+        assert!(!s.said_bye());
+        s.on_message(XlRegMsg::bye());
+        assert_eq!(s.read_timeout(), LINGER_AFTER_BYE);
+        assert!(s.said_bye());
     }
 
     fn op(v: i32) -> XlRegMsg {

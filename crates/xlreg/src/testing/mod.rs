@@ -54,7 +54,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::client::boot::{boot, create_cluster_as};
+use crate::client::boot::{boot_in_turn, create_cluster_as, JoinTurn};
 use crate::client::node::{attrs, NodeIdentity};
 use crate::client::{
     BootOptions, ClientError, ClientOptions, ClusterInfo, ClusterRef, ClusterSpec, ClusterView,
@@ -792,7 +792,8 @@ pub async fn create(
     Ok(info)
 }
 
-/// Boot every node into `cluster` concurrently; views in `nodes` order.
+/// Boot every node into `cluster` concurrently, joining in `nodes` order
+/// (into a new cluster, node i gets slot i); views in `nodes` order.
 pub async fn boot_all(
     regcred: &RegCred,
     cluster: NodeId,
@@ -801,7 +802,10 @@ pub async fn boot_all(
     observer: &Option<Observer>,
 ) -> Result<Vec<ClusterView>, LaunchError> {
     let mut set = tokio::task::JoinSet::new();
-    for (i, node) in nodes.iter().enumerate() {
+    // Register in parallel, join in order: member i (named `m<i>`) gets
+    // slot i of the new cluster.
+    let turns = JoinTurn::queue(nodes.len());
+    for ((i, node), turn) in nodes.iter().enumerate().zip(turns) {
         let (rc, node, opts, obs) = (
             regcred.clone(),
             node.clone(),
@@ -809,7 +813,7 @@ pub async fn boot_all(
             observer.clone(),
         );
         set.spawn(async move {
-            let r = boot(&rc, &ClusterRef::Id(cluster), &node, &opts).await;
+            let r = boot_in_turn(&rc, &ClusterRef::Id(cluster), &node, &opts, turn).await;
             if r.is_ok() {
                 Observer::emit(
                     &obs,

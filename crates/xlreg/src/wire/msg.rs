@@ -117,6 +117,13 @@ pub struct XlRegMsg {
     /// Endpoints per member.
     #[prost(uint32, optional, tag = "17")]
     pub end_point_count: Option<u32>,
+    /// GetCluster, xlreg extension (field 19, unassigned in the Go
+    /// schema): the longest the client wants the registry to hold the
+    /// request waiting for missing members, in milliseconds (0: answer at
+    /// once). Sent only in length-prefixed sessions, so Go peers never see
+    /// it; the registry's own hold bound still caps it.
+    #[prost(uint32, optional, tag = "19")]
+    pub hold_ms: Option<u32>,
     /// Member bitmap.
     #[prost(uint64, optional, tag = "20")]
     pub which: Option<u64>,
