@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# CI for the Python package: installs the Debian packages a fresh machine
-# needs (python3, python3-venv), then builds the package from this clean
-# clone in a NEW virtualenv (`pip install ./python[test]`, maturin from
-# PyPI) and runs the pytest suite with skips turned into failures.
-# Any failure to build the extension fails CI; nothing here is optional.
+# CI preparation for the Python package: installs the Debian packages a
+# fresh machine needs (python3, python3-venv) and lints the bindings crate
+# (not a default workspace member). The package itself is built from the
+# clean clone in a NEW virtualenv (`pip install ./python[test]`, maturin
+# from PyPI) by scripts/test-python, which scripts/test calls; .ci/run
+# points XLREG_PY_VENV at a fresh directory. Skips are failures there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,3 @@ fi
 
 echo "== cargo clippy -p xlreg-python (not a default workspace member)"
 cargo clippy --all-targets -p xlreg-python -- -D warnings
-
-export XLREG_PY_VENV="${XLREG_PY_VENV:-$(mktemp -d)/venv}"
-exec scripts/test-python "$@"
