@@ -1,6 +1,8 @@
 //! The registry: rules ([`rules`]), persistence ([`store`]) and the shared
 //! service that sessions call ([`service`]).
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod rules;
 pub mod service;
 pub mod store;

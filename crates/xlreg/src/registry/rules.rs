@@ -565,6 +565,11 @@ impl Registry {
         self.ids.insert(id, owner);
     }
 
+    /// Every known ID and its owner, the registry's own included (copies).
+    pub fn ids(&self) -> impl Iterator<Item = (&NodeId, &IdOwner)> {
+        self.ids.iter()
+    }
+
     /// Every committed cluster (for listings and tests).
     pub fn clusters(&self) -> impl Iterator<Item = &Cluster> {
         self.clusters.values().filter(|c| c.committed)
