@@ -35,7 +35,7 @@ xlreg_pg_start() {
     dir="$(mktemp -d /tmp/xlreg-pg.XXXXXX)"
     chown postgres: "$dir"
     chmod 700 "$dir"
-    su postgres -s /bin/sh -c "'$bin/initdb' -D '$dir/data' -A trust -U postgres --no-sync -E UTF8" \
+    su postgres -s /bin/sh -c "'$bin/initdb' -D '$dir/data' --auth-local=trust --auth-host=scram-sha-256 -U postgres --no-sync -E UTF8" \
         >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; xlreg_pg_fail "initdb failed"; return 1; }
     # Tests make many databases and connections; fsync stays on (the

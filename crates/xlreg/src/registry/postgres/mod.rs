@@ -416,24 +416,34 @@ impl PostgresBackend {
         };
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let rows = match (by_id, by_name) {
-            (Some(raw), _) if NodeId::from_bytes(raw).is_ok() => {
-                let st = tx
+        // Lock the cluster row, then read its members in a second statement:
+        // under READ COMMITTED a statement sees what committed before it
+        // started, so the member read (sent in the same round trip, run
+        // after the lock is granted) sees every earlier join. A join in the
+        // locking statement itself would see the rows as of before the wait.
+        let key: Option<(&str, &[u8])> = match (by_id, by_name) {
+            (Some(raw), _) if NodeId::from_bytes(raw).is_ok() => Some(("id", raw)),
+            (None, Some(n)) if !n.is_empty() => Some(("name", n)),
+            _ => None,
+        };
+        let rows = match key {
+            Some((col, v)) => {
+                let lock = tx
                     .prepare_cached(&format!(
-                        "SELECT {CLUSTER_COLUMNS} WHERE c.id = $1 ORDER BY m.idx FOR UPDATE OF c"
+                        "SELECT 1 FROM xlreg_clusters WHERE {col} = $1 FOR UPDATE"
                     ))
                     .await?;
-                tx.query(&st, &[&raw]).await?
-            }
-            (None, Some(n)) if !n.is_empty() => {
-                let st = tx
+                let read = tx
                     .prepare_cached(&format!(
-                        "SELECT {CLUSTER_COLUMNS} WHERE c.name = $1 ORDER BY m.idx FOR UPDATE OF c"
+                        "SELECT {CLUSTER_COLUMNS} WHERE c.{col} = $1 ORDER BY m.idx"
                     ))
                     .await?;
-                tx.query(&st, &[&n]).await?
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&v];
+                let (_, rows) =
+                    tokio::try_join!(tx.query(&lock, &params), tx.query(&read, &params))?;
+                rows
             }
-            _ => Vec::new(),
+            None => Vec::new(),
         };
         load_cluster_rows(&mut reg, &rows)?;
         let cid = match reg.resolve(by_id, by_name) {

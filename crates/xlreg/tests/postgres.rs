@@ -1,0 +1,249 @@
+//! Several registry backends on one PostgreSQL database: the database
+//! decides every rule, so racing servers cannot both win; held GetCluster
+//! hears joins made through another server via LISTEN/NOTIFY.
+//!
+//! Each test makes its own database (`xlreg::testing::postgres::TestDb`).
+//! Without `XLREG_TEST_POSTGRES` they print `SKIPPED:` and pass, unless
+//! `XLREG_REQUIRE_POSTGRES=1` (CI), where they fail.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use xlreg::registry::postgres::{PoolOptions, PostgresBackend};
+use xlreg::registry::service::JoinTarget;
+use xlreg::registry::{MemberRecord, RuleError, ServiceError};
+use xlreg::testing::postgres::TestDb;
+use xlreg::wire::{NodeId, Which};
+
+fn own_id() -> NodeId {
+    NodeId::from_bytes(&[0xee; 20]).unwrap()
+}
+
+fn rec(i: u32) -> MemberRecord {
+    let mut id = [0u8; 20];
+    id[..4].copy_from_slice(&i.to_le_bytes());
+    id[19] = 1;
+    MemberRecord {
+        id: NodeId::from_bytes(&id).unwrap(),
+        name: format!("m{i}").into_bytes().into(),
+        token: format!("token-of-m{i}").into_bytes().into(),
+    }
+}
+
+async fn backends(db: &TestDb, n: usize) -> Vec<Arc<PostgresBackend>> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(Arc::new(
+            PostgresBackend::connect(db.url(), own_id(), &PoolOptions::default())
+                .await
+                .unwrap(),
+        ));
+    }
+    out
+}
+
+async fn race_for_64_slots(servers: usize) {
+    let Some(db) = TestDb::create(&format!("race_for_64_slots_{servers}")).await else {
+        return;
+    };
+    let b = backends(&db, servers).await;
+    let c = b[0].create(b"big".to_vec(), 64, 0, 1).await.unwrap().id;
+    let mut tasks = Vec::new();
+    for i in 0..74u32 {
+        let s = b[i as usize % servers].clone();
+        tasks.push(tokio::spawn(async move {
+            s.join(JoinTarget::Id(c.as_bytes().to_vec()), rec(i), 1)
+                .await
+        }));
+    }
+    let (mut slots, mut full) = (Vec::new(), 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok((_, i)) => slots.push(i),
+            Err(ServiceError::Rule(RuleError::Full)) => full += 1,
+            Err(e) => panic!("unexpected: {e:?}"),
+        }
+    }
+    slots.sort();
+    assert_eq!(slots, (0..64).collect::<Vec<_>>(), "each slot won once");
+    assert_eq!(full, 10, "ten joins told the cluster is full");
+    let mut views = Vec::new();
+    for s in &b {
+        let sel = s
+            .get(Some(c.as_bytes()), Which::ALL, 1 << 20, None)
+            .await
+            .unwrap();
+        assert_eq!(sel.which, Which::low_n(64));
+        views.push(sel.token_fields);
+    }
+    assert!(views.windows(2).all(|w| w[0] == w[1]), "identical views");
+    let (_, clusters, members) = b[0].counts().await.unwrap();
+    assert_eq!((clusters, members), (1, 64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_74_joins_of_a_64_slot_cluster_give_64_members_and_10_full() {
+    race_for_64_slots(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_servers_74_joins_of_a_64_slot_cluster_give_64_members_and_10_full() {
+    race_for_64_slots(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_cluster_name_created_on_two_servers_at_once_gets_one_id() {
+    let Some(db) = TestDb::create("one_name_one_id").await else {
+        return;
+    };
+    let b = backends(&db, 2).await;
+    for round in 0..10 {
+        let name = format!("same-{round}").into_bytes();
+        let (x, y) = tokio::join!(
+            b[0].create(name.clone(), 4, 1, 1),
+            b[1].create(name.clone(), 8, 2, 2)
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(x, y, "round {round}: both servers answer the one cluster");
+    }
+    assert_eq!(b[0].counts().await.unwrap().1, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_id_registered_with_two_keys_through_two_servers_has_one_owner() {
+    let Some(db) = TestDb::create("one_id_one_owner").await else {
+        return;
+    };
+    let b = backends(&db, 2).await;
+    for round in 0..10u8 {
+        let id = NodeId::from_bytes(&[round + 1; 20]).unwrap();
+        let (x, y) = tokio::join!(
+            b[0].register(Some(id), [1; 32]),
+            b[1].register(Some(id), [2; 32])
+        );
+        let won = [x.is_ok(), y.is_ok()];
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "round {round}: {x:?} {y:?}");
+        let loser = if x.is_ok() { y } else { x };
+        assert_eq!(loser, Err(ServiceError::Rule(RuleError::IdTaken)));
+        let owner_key = if won[0] { [1; 32] } else { [2; 32] };
+        assert_eq!(
+            b[1 - won[0] as usize].register(Some(id), owner_key).await,
+            Ok(id),
+            "the owner may register again on either server"
+        );
+    }
+    assert_eq!(
+        b[0].register(Some(own_id()), [1; 32]).await,
+        Err(ServiceError::Rule(RuleError::IdInUse)),
+        "the registry's own ID is not a member's"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_held_on_server_a_is_answered_within_100ms_of_the_last_join_on_b() {
+    let Some(db) = TestDb::create("held_across_servers").await else {
+        return;
+    };
+    let b = backends(&db, 2).await;
+    let c = b[0].create(b"held".to_vec(), 3, 0, 1).await.unwrap().id;
+    for i in 0..2 {
+        b[0].join(JoinTarget::Current(Some(c)), rec(i), 1)
+            .await
+            .unwrap();
+    }
+    let a = b[0].clone();
+    let held = tokio::spawn(async move {
+        let sel = a
+            .get(Some(c.as_bytes()), Which::ALL, 1 << 20, Some(Duration::from_secs(10)))
+            .await;
+        (sel, Instant::now())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held.is_finished(), "held while a member is missing");
+    b[1].join(JoinTarget::Current(Some(c)), rec(2), 1)
+        .await
+        .unwrap();
+    let joined = Instant::now();
+    let (sel, answered) = held.await.unwrap();
+    assert_eq!(sel.unwrap().which, Which(0b111));
+    let lag = answered.saturating_duration_since(joined);
+    assert!(lag < Duration::from_millis(100), "answered {lag:?} after the join");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejoin_through_the_other_server_keeps_the_slot_and_replaces_the_token() {
+    let Some(db) = TestDb::create("rejoin_keeps_slot").await else {
+        return;
+    };
+    let b = backends(&db, 2).await;
+    let c = b[0].create(b"r".to_vec(), 2, 0, 1).await.unwrap().id;
+    b[0].join(JoinTarget::Name(b"r".to_vec()), rec(0), 1)
+        .await
+        .unwrap();
+    b[0].join(JoinTarget::Name(b"r".to_vec()), rec(1), 1)
+        .await
+        .unwrap();
+    let mut again = rec(0);
+    again.token = b"new-token".to_vec().into();
+    let (_, slot) = b[1]
+        .join(JoinTarget::Id(c.as_bytes().to_vec()), again, 1)
+        .await
+        .unwrap();
+    assert_eq!(slot, 0, "same slot even though the cluster is full");
+    let snap = b[1].snapshot().await.unwrap();
+    let cl = snap.cluster(&c).unwrap();
+    assert_eq!(&*cl.members()[0].token, b"new-token");
+    assert_eq!(
+        b[1].join(JoinTarget::Id(c.as_bytes().to_vec()), rec(7), 1)
+            .await,
+        Err(ServiceError::Rule(RuleError::Full))
+    );
+    assert_eq!(
+        b[1].join(JoinTarget::Name(b"nope".to_vec()), rec(7), 1)
+            .await,
+        Err(ServiceError::Rule(RuleError::NoSuchName))
+    );
+    assert_eq!(
+        b[1].join(JoinTarget::Id(vec![1, 2, 3]), rec(7), 1).await,
+        Err(ServiceError::Rule(RuleError::NoSuchId))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_of_another_registry_identity_is_refused_and_migration_is_idempotent() {
+    let Some(db) = TestDb::create("identity_refused").await else {
+        return;
+    };
+    let _first = backends(&db, 1).await;
+    let _second = backends(&db, 1).await; // migrating again is a no-op
+    let other = NodeId::from_bytes(&[0x11; 20]).unwrap();
+    let e = PostgresBackend::connect(db.url(), other, &PoolOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("belongs to another registry"), "{e}");
+    assert!(e.contains(&own_id().to_string()), "{e}");
+}
+
+#[tokio::test]
+async fn a_wrong_password_fails_with_the_url_redacted() {
+    let Some(db) = TestDb::create("wrong_password").await else {
+        return;
+    };
+    let raw = db.raw_url().to_string();
+    // Replace the password (or add one) with a marker we can look for.
+    let bad = match raw.split_once("://").and_then(|(s, r)| r.split_once('@').map(|(u, h)| (s, u, h))) {
+        Some((s, u, h)) => format!("{s}://{}:Sekr1tMarker@{h}", u.split(':').next().unwrap()),
+        None => panic!("test URL must be postgres://user@host/db"),
+    };
+    let url = xlreg::registry::postgres::DbUrl::parse(&bad).unwrap();
+    // .ci/postgres.sh makes TCP logins check passwords (scram-sha-256).
+    let e = PostgresBackend::connect(&url, own_id(), &PoolOptions::default())
+        .await
+        .expect_err("a wrong password must be refused")
+        .to_string();
+    assert!(!e.contains("Sekr1tMarker"), "{e}");
+    assert!(e.contains(":***@"), "{e}");
+    assert!(e.contains("cannot connect"), "{e}");
+    assert!(!format!("{url}").contains("Sekr1tMarker"));
+}
