@@ -1,14 +1,77 @@
-//! The registry: rules ([`rules`]), persistence ([`store`]) and the shared
-//! service that sessions call ([`service`]).
+//! The registry: what a server does with a request once the session has
+//! accepted it.
+//!
+//! Layout, one concern per file:
+//!
+//! * [`request`]: the one [`Request`]/[`Answer`] pair shared by the
+//!   session, every backend and the fuzz driver.
+//! * [`backend`]: the [`Backend`] trait the server calls
+//!   (`Arc<dyn Backend>`), and [`perform`], the one dispatch path, which
+//!   also holds GetClusters.
+//! * [`rules`]: the rules as pure functions over an in-memory
+//!   [`Registry`], whole or partial.
+//! * [`service`]: [`RegistryService`], the in-process backend: the whole
+//!   registry in memory, one writer, group commit, over a [`Store`].
+//! * [`store`]: the [`Store`] trait (load and append [`Change`]s) and
+//!   [`StoreError`]; [`sqlite`] ([`SqliteStore`]) and [`memory`]
+//!   ([`MemoryStore`], for ephemeral registries) implement it.
+//!
+//! # Who decides what
+//!
+//! The **rules** ([`Registry::decide`], [`get_target`], [`join_target`],
+//! [`Registry::restore`]) decide everything that depends only on the rows
+//! involved: whether an ID may be registered by this sig key (a member
+//! may re-register its own ID; a cluster's or the registry's ID is never a
+//! member's), clamping a cluster's size to 2..=64 and refusing empty or
+//! over-long names and endpoint counts outside 1..=16, that Create of an
+//! existing name returns that cluster unchanged, a Join's slot (the next
+//! free index, or the member's own slot when it re-joins with the same ID
+//! and name), "cluster is full", name and ID clashes inside a cluster,
+//! the endpoint minimum, which committed tokens a GetCluster returns
+//! within its byte budget, and whether stored data is acceptable on load.
+//! They record every write as a [`Change`] and can run on a registry that
+//! holds only the rows one request touches.
+//!
+//! The **backend** decides what needs the storage:
+//!
+//! * **atomicity and ordering** — two requests racing for the last slot
+//!   or the same name must be decided one after the other, on state that
+//!   includes the winner's write. [`RegistryService`] has one writer; a
+//!   shared database must lock the cluster row (or the name, for Create;
+//!   the ID row, for Register) in its transaction, load the members and
+//!   ID owners involved into a [`Registry`] ([`Registry::restore_change`]),
+//!   run [`Registry::decide`], and write [`Registry::pending`] before
+//!   committing. "Is there a free slot" is only true inside that
+//!   transaction.
+//! * **uniqueness of fresh IDs** beyond the rows loaded: the rules avoid
+//!   IDs they know; a database's primary key must refuse the rest (retry
+//!   with a new ID).
+//! * **durability before the reply**: an answer is returned only after
+//!   its changes are committed durably; on failure nothing is applied and
+//!   the error is [`BackendError::Storage`].
+//! * **visibility**: GetCluster sees only committed members.
+//! * **wake-ups**: after committing a change to a cluster's members, wake
+//!   the receivers of [`Backend::subscribe`] so held GetClusters re-read.
 
+pub mod backend;
+pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod request;
 pub mod rules;
 pub mod service;
+pub mod sqlite;
 pub mod store;
 
-pub use rules::{
-    Change, Cluster, ClusterInfo, IdOwner, MemberRecord, Registry, RuleError, Selection,
+pub use backend::{get_cluster_held, perform, Backend, BackendError, BoxFuture};
+pub use memory::MemoryStore;
+pub use request::{
+    Answer, ClusterTarget, Create, GetCluster, Join, Joined, Members, Register, Request,
 };
-pub use service::{RegistryService, ServiceError};
-pub use store::{Store, StoreError};
+pub use rules::{
+    get_target, join_target, Change, Cluster, ClusterFacts, IdOwner, MemberRecord, Registry,
+    RestoreError, RuleError, Selection,
+};
+pub use service::RegistryService;
+pub use sqlite::SqliteStore;
+pub use store::{Store, StoreCause, StoreError};

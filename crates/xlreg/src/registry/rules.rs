@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use super::request::{Answer, ClusterTarget, GetCluster, Joined, Members, Request};
 use crate::wire::msg::token_field_len;
 use crate::wire::{NodeId, Which};
 
@@ -84,6 +85,12 @@ pub enum RuleError {
     GetUnknown(String),
 }
 
+/// Stored data the rules refuse on load ([`Registry::restore`]): the text
+/// names the record and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RestoreError(pub String);
+
 /// Who owns an ID in the shared ID space (spec §11.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdOwner {
@@ -156,7 +163,7 @@ impl Cluster {
 
 /// The cluster facts a CreateReply/JoinReply carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClusterInfo {
+pub struct ClusterFacts {
     /// Cluster ID.
     pub id: NodeId,
     /// Maximum members.
@@ -230,7 +237,241 @@ pub struct Registry {
     pending: Vec<Change>,
 }
 
+/// The target of a GetCluster from its raw fields, with the Go server's
+/// texts: no ClusterID is `nil key parameter`, one under 8 bytes is too
+/// short, one that cannot be an ID is an unknown cluster. An xlreg
+/// extension: without a ClusterID, a non-empty ClusterName reads the
+/// cluster of that name.
+pub fn get_target(
+    cluster_id: Option<&[u8]>,
+    cluster_name: Option<&[u8]>,
+) -> Result<ClusterTarget, RuleError> {
+    match (cluster_id, cluster_name) {
+        (None, Some(name)) if !name.is_empty() => Ok(ClusterTarget::Name(name.into())),
+        (None, _) => Err(RuleError::NilKey),
+        (Some(raw), _) if raw.len() < 8 => Err(RuleError::KeyTooShort),
+        (Some(raw), _) => NodeId::from_bytes(raw)
+            .map(ClusterTarget::Id)
+            .map_err(|_| RuleError::GetUnknown(hex::encode(raw))),
+    }
+}
+
+/// The target of a Join from its raw fields: the ClusterID if sent, else
+/// a non-empty ClusterName, else the cluster this session created.
+pub fn join_target(
+    cluster_id: Option<&[u8]>,
+    cluster_name: Option<&[u8]>,
+    created: Option<NodeId>,
+) -> Result<ClusterTarget, RuleError> {
+    match (cluster_id, cluster_name) {
+        (Some(raw), _) => NodeId::from_bytes(raw)
+            .map(ClusterTarget::Id)
+            .map_err(|_| RuleError::NoSuchId),
+        (None, Some(name)) if !name.is_empty() => Ok(ClusterTarget::Name(name.into())),
+        _ => created
+            .map(ClusterTarget::Id)
+            .ok_or(RuleError::MissingCluster),
+    }
+}
+
+/// The tokens of `c`'s committed members selected by `which`, in index
+/// order, stopping before the encoded tokens would exceed `budget` bytes.
+pub fn select_members(c: &Cluster, which: Which, budget: usize) -> Selection {
+    let mut sel = Selection::default();
+    let n = c.len().min(64);
+    for i in which.and(Which::low_n(n)).iter() {
+        let t = &c.members[i].token;
+        let need = token_field_len(t.len());
+        if sel.token_fields.len() + need > budget {
+            break;
+        }
+        sel.token_fields.extend_from_slice(&[0xaa, 0x01]);
+        prost::encoding::encode_varint(t.len() as u64, &mut sel.token_fields);
+        sel.token_fields.extend_from_slice(t);
+        sel.which.insert(i);
+    }
+    sel
+}
+
 impl Registry {
+    /// Decide one request: the rule functions every backend runs, on the
+    /// whole registry (the in-process service) or on the rows a database
+    /// backend locked and loaded ([`Registry::restore`]). Writes are
+    /// recorded in [`Registry::pending`] until [`Registry::commit`].
+    pub fn decide(&mut self, req: Request) -> Result<Answer, RuleError> {
+        match req {
+            Request::Register(r) => self.register(r.id, r.sig_hash).map(Answer::Registered),
+            Request::Create(c) => self
+                .create(&c.name, c.max_size, c.attrs, c.ep_count)
+                .map(Answer::Created),
+            Request::Join(j) => {
+                let id = self.find(&j.cluster)?;
+                let (cluster, index) = self.join(&id, j.record, j.endpoints)?;
+                Ok(Answer::Joined(Joined { cluster, index }))
+            }
+            Request::GetCluster(g) => self.members(&g).map(Answer::Members),
+        }
+    }
+
+    /// A Join's cluster (committed or not): unknown IDs and names get the
+    /// Go server's texts.
+    pub fn find(&self, target: &ClusterTarget) -> Result<NodeId, RuleError> {
+        match target {
+            ClusterTarget::Id(id) => self
+                .clusters
+                .contains_key(id)
+                .then_some(*id)
+                .ok_or(RuleError::NoSuchId),
+            ClusterTarget::Name(n) => self.by_name.get(n).copied().ok_or(RuleError::NoSuchName),
+        }
+    }
+
+    /// GetCluster on committed state: the selected tokens and whether the
+    /// cluster is complete for `which`.
+    pub fn members(&self, req: &GetCluster) -> Result<Members, RuleError> {
+        let c = match &req.cluster {
+            ClusterTarget::Id(id) => self
+                .clusters
+                .get(id)
+                .filter(|c| c.committed)
+                .ok_or_else(|| RuleError::GetUnknown(hex::encode(id.as_bytes())))?,
+            ClusterTarget::Name(n) => self
+                .by_name
+                .get(n)
+                .and_then(|id| self.clusters.get(id))
+                .filter(|c| c.committed)
+                .ok_or(RuleError::NoSuchName)?,
+        };
+        Ok(Members {
+            cluster_id: c.id,
+            selection: select_members(c, req.which, req.budget),
+            complete: c.satisfies(req.which),
+        })
+    }
+
+    /// A registry owned by `own_id` holding `changes` as committed: how a
+    /// store's contents are loaded. Every change is checked against the
+    /// rules a request would have met (sizes, endpoint counts, names, slot
+    /// order, ID owners), so a corrupt or foreign database is refused
+    /// with the record named instead of being served.
+    pub fn restore(
+        own_id: NodeId,
+        changes: impl IntoIterator<Item = Change>,
+    ) -> Result<Registry, RestoreError> {
+        let mut r = Registry::new(own_id);
+        for ch in changes {
+            r.restore_change(ch)?;
+        }
+        Ok(r)
+    }
+
+    /// Apply one stored change as committed, after checking it (see
+    /// [`Registry::restore`]). A database backend uses this to build a
+    /// partial registry from the rows it loaded for one request.
+    pub fn restore_change(&mut self, ch: Change) -> Result<(), RestoreError> {
+        let bad = |s: String| Err(RestoreError(s));
+        match ch {
+            Change::NewId { id, owner } => match (self.ids.get(&id), owner) {
+                (_, IdOwner::Registry) => bad(format!("ID {id} stored as a registry's own ID")),
+                (Some(&o), _) if o != owner => bad(format!("ID {id} stored with two owners")),
+                _ => {
+                    self.ids.insert(id, owner);
+                    Ok(())
+                }
+            },
+            Change::NewCluster {
+                id,
+                name,
+                attrs,
+                max_size,
+                ep_count,
+            } => {
+                if name.is_empty() || name.len() > MAX_CLUSTER_NAME {
+                    return bad(format!("cluster {id} has a name of {} bytes", name.len()));
+                }
+                if !(MIN_CLUSTER_SIZE..=MAX_CLUSTER_SIZE).contains(&max_size)
+                    || !(1..=MAX_ENDPOINT_COUNT).contains(&ep_count)
+                {
+                    return bad(format!(
+                        "cluster {id} has size {max_size} / endpoint count {ep_count} \
+                         (allowed: {MIN_CLUSTER_SIZE}..={MAX_CLUSTER_SIZE} / 1..={MAX_ENDPOINT_COUNT})"
+                    ));
+                }
+                match self.ids.get(&id) {
+                    Some(IdOwner::Cluster) | None => {}
+                    Some(_) => return bad(format!("cluster {id} has an ID owned by another")),
+                }
+                if self.clusters.contains_key(&id) || self.by_name.contains_key(&name) {
+                    return bad(format!("cluster {id} stored twice (by ID or name)"));
+                }
+                self.ids.insert(id, IdOwner::Cluster);
+                self.by_name.insert(name.clone(), id);
+                self.clusters.insert(
+                    id,
+                    Cluster {
+                        id,
+                        name,
+                        attrs,
+                        max_size,
+                        ep_count,
+                        members: Vec::new(),
+                        visible: 0,
+                        committed: true,
+                    },
+                );
+                Ok(())
+            }
+            Change::NewMember {
+                cluster,
+                index,
+                record,
+            } => {
+                let Some(c) = self.clusters.get_mut(&cluster) else {
+                    return bad(format!("member of unknown cluster {cluster}"));
+                };
+                if index != c.members.len() {
+                    return bad(format!(
+                        "cluster {cluster}: member slot {index} out of sequence"
+                    ));
+                }
+                if c.members.len() >= c.max_size as usize {
+                    return bad(format!(
+                        "cluster {cluster} has more members than its size {}",
+                        c.max_size
+                    ));
+                }
+                if c.members
+                    .iter()
+                    .any(|m| m.id == record.id || m.name == record.name)
+                {
+                    return bad(format!(
+                        "cluster {cluster}: slot {index} repeats a member's ID or name"
+                    ));
+                }
+                c.members.push(record);
+                c.visible = c.members.len();
+                Ok(())
+            }
+            Change::ReplaceMember {
+                cluster,
+                index,
+                record,
+            } => match self
+                .clusters
+                .get_mut(&cluster)
+                .and_then(|c| c.members.get_mut(index))
+            {
+                Some(m) if m.id == record.id && m.name == record.name => {
+                    *m = record;
+                    Ok(())
+                }
+                _ => bad(format!(
+                    "cluster {cluster}: replacement of slot {index} matches no member"
+                )),
+            },
+        }
+    }
+
     /// An empty registry owning `own_id`.
     pub fn new(own_id: NodeId) -> Self {
         let mut r = Registry::default();
@@ -304,7 +545,7 @@ impl Registry {
         max_size: u32,
         attrs: u64,
         ep_count: u32,
-    ) -> Result<ClusterInfo, RuleError> {
+    ) -> Result<ClusterFacts, RuleError> {
         if name.is_empty() {
             return Err(RuleError::EmptyName);
         }
@@ -349,8 +590,8 @@ impl Registry {
         Ok(info)
     }
 
-    fn info(&self, c: &Cluster) -> ClusterInfo {
-        ClusterInfo {
+    fn info(&self, c: &Cluster) -> ClusterFacts {
+        ClusterFacts {
             id: c.id,
             max_size: c.max_size,
             attrs: c.attrs,
@@ -380,9 +621,9 @@ impl Registry {
         cluster: &NodeId,
         record: MemberRecord,
         endpoints: usize,
-    ) -> Result<(ClusterInfo, usize), RuleError> {
+    ) -> Result<(ClusterFacts, usize), RuleError> {
         let c = self.clusters.get_mut(cluster).ok_or(RuleError::NoSuchId)?;
-        let info = ClusterInfo {
+        let info = ClusterFacts {
             id: c.id,
             max_size: c.max_size,
             attrs: c.attrs,
@@ -541,7 +782,12 @@ impl Registry {
 
     /// Load a committed cluster from the store (start-up). Members must
     /// come with contiguous indexes starting at 0.
-    pub fn load_cluster(&mut self, info: ClusterInfo, name: Box<[u8]>, members: Vec<MemberRecord>) {
+    pub fn load_cluster(
+        &mut self,
+        info: ClusterFacts,
+        name: Box<[u8]>,
+        members: Vec<MemberRecord>,
+    ) {
         self.ids.insert(info.id, IdOwner::Cluster);
         self.by_name.insert(name.clone(), info.id);
         let visible = members.len();

@@ -1,255 +1,151 @@
-//! The registry as a shared service for sessions (the `db.rs` of the
-//! server): one writer thread decides and persists, many sessions read.
+//! The in-process [`Backend`]: the whole registry in memory, one writer,
+//! group commit, over a [`Store`].
 //!
 //! Why a single writer: rules such as "a slot is used once" and "a name
-//! exists once" are then decided in one order with no races (spec §16.25),
-//! and the writer can group-commit: it drains every request that queued
-//! while the previous transaction was being fsynced and commits them
-//! together. A reply is sent only after its change is durable; readers
-//! never see uncommitted members. GetCluster can be *held* until the
-//! requested members exist, so members learn the full cluster the moment
-//! the last one joins instead of polling.
+//! exists once" are then decided in one order with no races (spec §16.25:
+//! the Go server decides them under no lock), and the writer can
+//! group-commit: it drains every request that queued while the previous
+//! transaction was being fsynced and commits them together. A reply is
+//! sent only after its change is durable; readers never see uncommitted
+//! members. With a store that does not wait for a device
+//! ([`MemoryStore`](super::MemoryStore), ephemeral registries) requests
+//! are decided and committed inline under the lock instead: there is
+//! nothing to wait for, so no thread hop.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
-use super::rules::{ClusterInfo, MemberRecord, Registry, RuleError, Selection};
-use super::store::Store;
-use crate::wire::{NodeId, Which};
+use super::backend::{Backend, BackendError, BoxFuture};
+use super::memory::MemoryStore;
+use super::request::{Answer, Create, GetCluster, Join, Joined, Members, Register, Request};
+use super::rules::{ClusterFacts, Registry};
+use super::store::{Store, StoreError};
+use crate::wire::NodeId;
 
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 1024;
 
-/// Why a registry call failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ServiceError {
-    /// The request broke a rule; the text goes to the client.
-    #[error(transparent)]
-    Rule(#[from] RuleError),
-    /// The store could not commit; nothing was changed.
-    #[error("registry storage failure; request not applied")]
-    Store(String),
-    /// The service is shutting down.
-    #[error("registry is shutting down")]
-    Closed,
-}
-
-/// Which cluster a Join names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JoinTarget {
-    /// The ClusterID bytes as received.
-    Id(Vec<u8>),
-    /// The ClusterName bytes as received.
-    Name(Vec<u8>),
-    /// Neither: the session's current cluster, if any.
-    Current(Option<NodeId>),
-}
-
-#[derive(Debug)]
-enum Op {
-    Register {
-        id: Option<NodeId>,
-        sig_hash: [u8; 32],
-    },
-    Create {
-        name: Vec<u8>,
-        max_size: u32,
-        attrs: u64,
-        ep_count: u32,
-    },
-    Join {
-        target: JoinTarget,
-        record: MemberRecord,
-        endpoints: usize,
-    },
-}
-
-#[derive(Debug)]
-enum Outcome {
-    Registered(NodeId),
-    Cluster(ClusterInfo),
-    Joined(ClusterInfo, usize),
-}
-
 struct Job {
-    op: Op,
-    reply: oneshot::Sender<Result<Outcome, ServiceError>>,
+    req: Request,
+    reply: oneshot::Sender<Result<Answer, BackendError>>,
+}
+
+/// How writes reach the store.
+enum Writes {
+    /// The store is cheap: decide, append and commit under the lock.
+    Inline(Mutex<Box<dyn Store>>),
+    /// The store waits for a device: a writer thread group-commits.
+    Writer {
+        /// Requests for the writer thread; `None` once closed.
+        jobs: Mutex<Option<mpsc::Sender<Job>>>,
+        thread: Mutex<Option<JoinHandle<()>>>,
+        /// Becomes `true` (or closed) when the writer thread has finished.
+        stopped: watch::Receiver<bool>,
+    },
 }
 
 /// The shared registry: cheap to call from many sessions.
 pub struct RegistryService {
     state: Arc<Mutex<Registry>>,
-    /// Requests for the writer thread; `None` once closed.
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
-    /// No store to write (ephemeral): requests are applied and committed
-    /// inline under the lock — there is nothing to wait for, so no thread.
-    inline: bool,
-    closed: std::sync::atomic::AtomicBool,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    writes: Writes,
+    closed: AtomicBool,
     changed: Arc<watch::Sender<u64>>,
-    store_path: String,
+    location: String,
 }
 
 impl std::fmt::Debug for RegistryService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RegistryService({})", self.store_path)
+        write!(f, "RegistryService({})", self.location)
     }
 }
 
-fn lock(m: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave the registry half-updated
     // in a way that matters more than losing the server, so keep serving.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl RegistryService {
-    /// Load the registry from `store` and start the writer thread.
-    pub fn start(store: Store, own_id: NodeId) -> Result<Arc<Self>, super::StoreError> {
-        let registry = store.load(own_id)?;
-        let store_path = store.path().to_string();
-        let inline = store.is_none();
+    /// Load the registry from `store` (through the rules'
+    /// [`Registry::restore`]) and start serving it.
+    pub fn start(mut store: Box<dyn Store>, own_id: NodeId) -> Result<Arc<Self>, StoreError> {
+        let location = store.location().to_string();
+        let changes = store.load()?;
+        let registry = Registry::restore(own_id, changes)
+            .map_err(|e| StoreError::new(location.clone(), "inconsistent data", e))?;
         let state = Arc::new(Mutex::new(registry));
-        let (changed, _) = watch::channel(0u64);
-        let changed = Arc::new(changed);
-        let (jobs, writer) = if inline {
-            (None, None)
-        } else {
+        let changed = Arc::new(watch::channel(0u64).0);
+        let writes = if store.waits_for_device() {
             let (tx, rx) = mpsc::channel::<Job>();
-            let state = state.clone();
-            let changed = changed.clone();
-            let writer = std::thread::Builder::new()
+            let (state, changed) = (state.clone(), changed.clone());
+            let (stopped_tx, stopped) = watch::channel(false);
+            let thread = std::thread::Builder::new()
                 .name("xlreg-store".into())
-                .spawn(move || writer_loop(store, state, rx, changed))
-                .expect("spawn store thread");
-            (Some(tx), Some(writer))
+                .spawn(move || {
+                    writer_loop(store, state, rx, changed);
+                    let _ = stopped_tx.send(true);
+                })
+                .map_err(|e| StoreError::new(location.clone(), "cannot start the writer", e))?;
+            Writes::Writer {
+                jobs: Mutex::new(Some(tx)),
+                thread: Mutex::new(Some(thread)),
+                stopped,
+            }
+        } else {
+            Writes::Inline(Mutex::new(store))
         };
         Ok(Arc::new(RegistryService {
             state,
-            jobs: Mutex::new(jobs),
-            inline,
-            closed: std::sync::atomic::AtomicBool::new(false),
-            writer: Mutex::new(writer),
+            writes,
+            closed: AtomicBool::new(false),
             changed,
-            store_path,
+            location,
         }))
     }
 
-    /// Path of the database.
+    /// An ephemeral registry owned by `own_id`: kept in memory only.
+    pub fn ephemeral(own_id: NodeId) -> Arc<Self> {
+        Self::start(Box::new(MemoryStore::new()), own_id)
+            .expect("an empty memory store always loads")
+    }
+
+    /// Where the registry is stored (a path, `:memory:`, `<ephemeral>`).
     pub fn store_path(&self) -> &str {
-        &self.store_path
+        &self.location
     }
 
-    async fn submit(&self, op: Op) -> Result<Outcome, ServiceError> {
-        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
-            return Err(ServiceError::Closed);
+    /// Decide `req` and return its answer once the change is durable.
+    pub async fn submit(&self, req: Request) -> Result<Answer, BackendError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(BackendError::Closed);
         }
-        if self.inline {
-            let mut reg = lock(&self.state);
-            let r = apply(&mut reg, &op);
-            if !reg.commit().is_empty() {
-                self.changed.send_modify(|v| *v += 1);
-            }
-            return r.map_err(ServiceError::Rule);
-        }
-        let (reply, rx) = oneshot::channel();
-        {
-            let guard = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = guard.as_ref().ok_or(ServiceError::Closed)?;
-            tx.send(Job { op, reply })
-                .map_err(|_| ServiceError::Closed)?;
-        }
-        rx.await.map_err(|_| ServiceError::Closed)?
-    }
-
-    /// Register a member ID (or get a fresh one) for a sig key hash.
-    pub async fn register(
-        &self,
-        id: Option<NodeId>,
-        sig_hash: [u8; 32],
-    ) -> Result<NodeId, ServiceError> {
-        match self.submit(Op::Register { id, sig_hash }).await? {
-            Outcome::Registered(id) => Ok(id),
-            o => unreachable!("register answered {o:?}"),
-        }
-    }
-
-    /// Create a cluster (idempotent by name).
-    pub async fn create(
-        &self,
-        name: Vec<u8>,
-        max_size: u32,
-        attrs: u64,
-        ep_count: u32,
-    ) -> Result<ClusterInfo, ServiceError> {
-        match self
-            .submit(Op::Create {
-                name,
-                max_size,
-                attrs,
-                ep_count,
-            })
-            .await?
-        {
-            Outcome::Cluster(c) => Ok(c),
-            o => unreachable!("create answered {o:?}"),
-        }
-    }
-
-    /// Join a cluster; returns its facts and the member's slot.
-    pub async fn join(
-        &self,
-        target: JoinTarget,
-        record: MemberRecord,
-        endpoints: usize,
-    ) -> Result<(ClusterInfo, usize), ServiceError> {
-        match self
-            .submit(Op::Join {
-                target,
-                record,
-                endpoints,
-            })
-            .await?
-        {
-            Outcome::Joined(c, i) => Ok((c, i)),
-            o => unreachable!("join answered {o:?}"),
-        }
-    }
-
-    /// GetCluster. With `hold`, wait (at most that long) until every
-    /// requested index below the cluster's size has a committed member.
-    pub async fn get(
-        &self,
-        cluster_id: Option<&[u8]>,
-        which: Which,
-        budget: usize,
-        hold: Option<Duration>,
-    ) -> Result<Selection, RuleError> {
-        let mut rx = self.changed.subscribe();
-        let deadline = hold.map(|h| tokio::time::Instant::now() + h);
-        loop {
-            {
-                let reg = lock(&self.state);
-                let c = reg.visible_cluster(cluster_id)?;
-                let done = match deadline {
-                    None => true,
-                    Some(d) => c.satisfies(which) || tokio::time::Instant::now() >= d,
-                };
-                if done {
-                    return reg.select(cluster_id, which, budget);
+        match &self.writes {
+            Writes::Inline(store) => {
+                let mut reg = lock(&self.state);
+                let answer = reg.decide(req);
+                if !reg.pending().is_empty() {
+                    if let Err(e) = lock(store).append(reg.pending()) {
+                        reg.rollback();
+                        return Err(e.into());
+                    }
+                    reg.commit();
+                    self.changed.send_modify(|v| *v += 1);
                 }
+                answer.map_err(BackendError::Rule)
             }
-            let d = deadline.expect("holding implies a deadline");
-            match tokio::time::timeout_at(d, rx.changed()).await {
-                Ok(Ok(())) => {}
-                // Deadline passed or writer gone: answer with what there is.
-                Ok(Err(_)) | Err(_) => {
-                    let reg = lock(&self.state);
-                    return reg.select(cluster_id, which, budget);
+            Writes::Writer { jobs, .. } => {
+                let (reply, rx) = oneshot::channel();
+                {
+                    let guard = lock(jobs);
+                    let tx = guard.as_ref().ok_or(BackendError::Closed)?;
+                    tx.send(Job { req, reply })
+                        .map_err(|_| BackendError::Closed)?;
                 }
+                rx.await.map_err(|_| BackendError::Closed)?
             }
         }
     }
@@ -260,13 +156,22 @@ impl RegistryService {
     }
 
     /// Stop accepting requests, let the writer finish what is queued, and
-    /// wait for it. Idempotent.
+    /// wait for it. Idempotent; blocks (see [`Backend::shutdown`] for the
+    /// async form).
     pub fn close(&self) {
-        self.closed
-            .store(true, std::sync::atomic::Ordering::Release);
-        drop(self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take());
-        if let Some(h) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = h.join();
+        self.stop_taking();
+        if let Writes::Writer { thread, .. } = &self.writes {
+            if let Some(h) = lock(thread).take() {
+                let _ = h.join();
+            }
+        }
+    }
+
+    /// Refuse new requests; the writer ends once the queue is drained.
+    fn stop_taking(&self) {
+        self.closed.store(true, Ordering::Release);
+        if let Writes::Writer { jobs, .. } = &self.writes {
+            drop(lock(jobs).take());
         }
     }
 }
@@ -277,40 +182,73 @@ impl Drop for RegistryService {
     }
 }
 
-fn apply(reg: &mut Registry, op: &Op) -> Result<Outcome, RuleError> {
-    match op {
-        Op::Register { id, sig_hash } => reg.register(*id, *sig_hash).map(Outcome::Registered),
-        Op::Create {
-            name,
-            max_size,
-            attrs,
-            ep_count,
-        } => reg
-            .create(name, *max_size, *attrs, *ep_count)
-            .map(Outcome::Cluster),
-        Op::Join {
-            target,
-            record,
-            endpoints,
-        } => {
-            let cid = match target {
-                JoinTarget::Id(raw) => reg.resolve(Some(raw), None)?,
-                JoinTarget::Name(n) => reg.resolve(None, Some(n))?,
-                JoinTarget::Current(Some(c)) => *c,
-                JoinTarget::Current(None) => return Err(RuleError::MissingCluster),
-            };
-            let (info, idx) = reg.join(&cid, record.clone(), *endpoints)?;
-            Ok(Outcome::Joined(info, idx))
-        }
+// The rules answer each request with its own variant (`Registry::decide`).
+const MISMATCH: &str = "Registry::decide answers each request with its variant";
+
+impl Backend for RegistryService {
+    fn register(&self, req: Register) -> BoxFuture<'_, Result<NodeId, BackendError>> {
+        Box::pin(async move {
+            match self.submit(Request::Register(req)).await? {
+                Answer::Registered(id) => Ok(id),
+                _ => unreachable!("{MISMATCH}"),
+            }
+        })
+    }
+
+    fn create(&self, req: Create) -> BoxFuture<'_, Result<ClusterFacts, BackendError>> {
+        Box::pin(async move {
+            match self.submit(Request::Create(req)).await? {
+                Answer::Created(c) => Ok(c),
+                _ => unreachable!("{MISMATCH}"),
+            }
+        })
+    }
+
+    fn join(&self, req: Join) -> BoxFuture<'_, Result<Joined, BackendError>> {
+        Box::pin(async move {
+            match self.submit(Request::Join(req)).await? {
+                Answer::Joined(j) => Ok(j),
+                _ => unreachable!("{MISMATCH}"),
+            }
+        })
+    }
+
+    fn get_cluster<'a>(
+        &'a self,
+        req: &'a GetCluster,
+    ) -> BoxFuture<'a, Result<Members, BackendError>> {
+        let r = lock(&self.state).members(req).map_err(BackendError::Rule);
+        Box::pin(std::future::ready(r))
+    }
+
+    fn subscribe(&self, _cluster: &NodeId) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.stop_taking();
+            if let Writes::Writer { stopped, .. } = &self.writes {
+                // Wait without blocking a runtime thread; the join below
+                // is then immediate.
+                let _ = stopped.clone().wait_for(|s| *s).await;
+            }
+            self.close();
+        })
+    }
+
+    fn location(&self) -> String {
+        self.location.clone()
     }
 }
 
 fn writer_loop(
-    mut store: Store,
+    mut store: Box<dyn Store>,
     state: Arc<Mutex<Registry>>,
     rx: mpsc::Receiver<Job>,
     changed: Arc<watch::Sender<u64>>,
 ) {
+    let mut replies = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -321,13 +259,19 @@ fn writer_loop(
         }
         let (results, changes) = {
             let mut reg = lock(&state);
-            let results: Vec<_> = jobs.iter().map(|j| apply(&mut reg, &j.op)).collect();
+            let results: Vec<_> = jobs
+                .into_iter()
+                .map(|j| {
+                    replies.push(j.reply);
+                    reg.decide(j.req)
+                })
+                .collect();
             (results, reg.pending().to_vec())
         };
         let stored = if changes.is_empty() {
             Ok(())
         } else {
-            store.apply(&changes)
+            store.append(&changes).map_err(Arc::new)
         };
         {
             let mut reg = lock(&state);
@@ -336,7 +280,7 @@ fn writer_loop(
                     reg.commit();
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, requests = jobs.len(), "store commit failed; batch rolled back");
+                    tracing::error!(error = %e, cause = %e.cause, requests = results.len(), "store commit failed; batch rolled back");
                     reg.rollback();
                 }
             }
@@ -344,13 +288,13 @@ fn writer_loop(
         if !changes.is_empty() && stored.is_ok() {
             changed.send_modify(|v| *v += 1);
         }
-        for (job, res) in jobs.into_iter().zip(results) {
+        for (reply, res) in replies.drain(..).zip(results) {
             let out = match (&stored, res) {
-                (_, Err(rule)) => Err(ServiceError::Rule(rule)),
-                (Ok(()), Ok(o)) => Ok(o),
-                (Err(e), Ok(_)) => Err(ServiceError::Store(e.to_string())),
+                (_, Err(rule)) => Err(BackendError::Rule(rule)),
+                (Ok(()), Ok(a)) => Ok(a),
+                (Err(e), Ok(_)) => Err(BackendError::Storage(e.clone())),
             };
-            let _ = job.reply.send(out);
+            let _ = reply.send(out);
         }
     }
 }
@@ -481,7 +425,7 @@ mod tests {
     }
 
     async fn futures_count(
-        tasks: Vec<tokio::task::JoinHandle<Result<(ClusterInfo, usize), ServiceError>>>,
+        tasks: Vec<tokio::task::JoinHandle<Result<(ClusterFacts, usize), ServiceError>>>,
     ) -> usize {
         let mut n = 0;
         for t in tasks {

@@ -1,442 +1,91 @@
-//! The embedded SQLite store: clusters, memberships and known IDs survive
-//! restarts and `kill -9` (the Go server keeps them only in memory).
+//! The persistence seam under [`RegistryService`]: a [`Store`] keeps the
+//! log of [`Change`]s the rules decided.
 //!
-//! WAL journal with `synchronous=FULL`: a transaction is on disk when
-//! `commit` returns, and a reply is sent only after that. The schema's
-//! primary keys and UNIQUE constraints repeat the registry's rules, so even
-//! a bug above could not store one slot twice.
+//! Why changes: the rules already express every write as a [`Change`]
+//! (a new ID owner, a new cluster, a member in a slot, a re-joined
+//! member's new token), so a store only has to append a batch of them
+//! atomically and durably, and hand them back on start-up. Whether the
+//! stored data is acceptable is decided by the rules when they are loaded
+//! ([`Registry::restore`]), not by each store. Adding a store is a new file
+//! implementing this trait: [`SqliteStore`] and [`MemoryStore`] are the
+//! first two.
+//!
+//! [`RegistryService`]: super::RegistryService
+//! [`Registry::restore`]: super::Registry::restore
+//! [`SqliteStore`]: super::SqliteStore
+//! [`MemoryStore`]: super::MemoryStore
 
-use std::path::{Path, PathBuf};
+use super::rules::{Change, RestoreError};
 
-use rusqlite::{params, Connection, OptionalExtension};
+/// Persistence of a registry's changes, used by one writer at a time.
+pub trait Store: Send + 'static {
+    /// Every committed change, in an order [`super::Registry::restore`]
+    /// accepts: ID owners, then each cluster followed by its members in
+    /// slot order.
+    fn load(&mut self) -> Result<Vec<Change>, StoreError>;
 
-use super::rules::{Change, ClusterInfo, IdOwner, MemberRecord, Registry};
-use crate::wire::NodeId;
+    /// Persist `changes` atomically: all or none, durable when `Ok` is
+    /// returned.
+    fn append(&mut self, changes: &[Change]) -> Result<(), StoreError>;
 
-const SCHEMA_VERSION: i64 = 1;
+    /// Does [`Store::append`] wait for a device (fsync)? If it does, the
+    /// service group-commits on a writer thread; if not, it applies and
+    /// appends inline, under its lock, with no thread hop.
+    fn waits_for_device(&self) -> bool;
 
-/// A store failure, naming the database file.
+    /// Where the data lives (a path, `:memory:`, `<ephemeral>`), for
+    /// messages.
+    fn location(&self) -> &str;
+}
+
+/// A store failure: which store, what it was doing, and the cause.
+///
+/// Display names the store and the action; the cause is the
+/// [`source`](std::error::Error::source), so `{:#}` prints each text once.
 #[derive(Debug, thiserror::Error)]
-#[error("registry database {path}: {msg}")]
+#[error("registry database {location}: {action}")]
 pub struct StoreError {
-    /// The database file (or `:memory:`).
-    pub path: String,
-    /// What went wrong.
-    pub msg: String,
+    /// The database file, `:memory:`, or another backend's address.
+    pub location: String,
+    /// What the store was doing ("cannot open", "insert member", …).
+    pub action: String,
+    /// Why it failed.
+    #[source]
+    pub cause: StoreCause,
 }
 
-/// The SQLite database of one registry.
-pub struct Store {
-    /// `None`: an ephemeral store that keeps nothing (the in-memory
-    /// registry is the only copy).
-    conn: Option<Connection>,
-    path: String,
-}
-
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Store({})", self.path)
-    }
-}
-
-impl Store {
-    /// Open (or create) the database file at `path`.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let name = path.display().to_string();
-        let conn = Connection::open(path).map_err(|e| StoreError {
-            path: name.clone(),
-            msg: format!("cannot open: {e}"),
-        })?;
-        Self::init(conn, name, true)
-    }
-
-    /// A store that keeps nothing: for ephemeral registries, where the
-    /// in-memory registry is the only copy (no second copy of every token).
-    pub fn none() -> Store {
-        Store {
-            conn: None,
-            path: "<ephemeral>".into(),
-        }
-    }
-
-    /// An SQLite database in memory (tests of the schema's constraints).
-    pub fn in_memory() -> Result<Store, StoreError> {
-        let conn = Connection::open_in_memory().map_err(|e| StoreError {
-            path: ":memory:".into(),
-            msg: e.to_string(),
-        })?;
-        Self::init(conn, ":memory:".into(), false)
-    }
-
-    fn err(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
+impl StoreError {
+    /// A failure of the store at `location` while doing `action`.
+    pub fn new(
+        location: impl Into<String>,
+        action: impl Into<String>,
+        cause: impl Into<StoreCause>,
+    ) -> Self {
         StoreError {
-            path: self.path.clone(),
-            msg: format!("{what}: {e}"),
+            location: location.into(),
+            action: action.into(),
+            cause: cause.into(),
         }
-    }
-
-    fn conn(&self) -> &Connection {
-        self.conn.as_ref().expect("checked by callers")
-    }
-
-    fn init(conn: Connection, path: String, on_disk: bool) -> Result<Store, StoreError> {
-        let s = Store {
-            conn: Some(conn),
-            path,
-        };
-        if on_disk {
-            let ok: String = s
-                .conn()
-                .query_row("PRAGMA quick_check", [], |r| r.get(0))
-                .map_err(|e| s.err("not a usable SQLite database", e))?;
-            if ok != "ok" {
-                return Err(s.err("integrity check failed", ok));
-            }
-            let mode: String = s
-                .conn()
-                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-                .map_err(|e| s.err("cannot enable WAL", e))?;
-            if mode.to_lowercase() != "wal" {
-                return Err(s.err("cannot enable WAL", mode));
-            }
-        }
-        s.conn()
-            .execute_batch(
-                "PRAGMA synchronous=FULL;
-                 PRAGMA foreign_keys=ON;
-                 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-                 CREATE TABLE IF NOT EXISTS ids(
-                     id BLOB PRIMARY KEY,
-                     kind INTEGER NOT NULL,
-                     sig_sha256 BLOB) WITHOUT ROWID;
-                 CREATE TABLE IF NOT EXISTS clusters(
-                     id BLOB PRIMARY KEY,
-                     name BLOB NOT NULL UNIQUE,
-                     attrs INTEGER NOT NULL,
-                     max_size INTEGER NOT NULL,
-                     ep_count INTEGER NOT NULL) WITHOUT ROWID;
-                 CREATE TABLE IF NOT EXISTS members(
-                     cluster_id BLOB NOT NULL REFERENCES clusters(id),
-                     idx INTEGER NOT NULL,
-                     member_id BLOB NOT NULL,
-                     name BLOB NOT NULL,
-                     token BLOB NOT NULL,
-                     PRIMARY KEY(cluster_id, idx),
-                     UNIQUE(cluster_id, member_id),
-                     UNIQUE(cluster_id, name)) WITHOUT ROWID;",
-            )
-            .map_err(|e| s.err("cannot create schema", e))?;
-        let v: Option<i64> = s
-            .conn()
-            .query_row(
-                "SELECT value FROM meta WHERE key='schema_version'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| s.err("cannot read schema version", e))?;
-        match v {
-            None => {
-                s.conn()
-                    .execute(
-                        "INSERT INTO meta(key, value) VALUES('schema_version', ?1)",
-                        [SCHEMA_VERSION],
-                    )
-                    .map_err(|e| s.err("cannot write schema version", e))?;
-            }
-            Some(SCHEMA_VERSION) => {}
-            Some(other) => {
-                return Err(s.err(
-                    "unsupported schema",
-                    format!("version {other}, this xlreg supports {SCHEMA_VERSION}"),
-                ))
-            }
-        }
-        Ok(s)
-    }
-
-    /// Does this store keep nothing (see [`Store::none`])?
-    pub fn is_none(&self) -> bool {
-        self.conn.is_none()
-    }
-
-    /// Path of the database (`:memory:` for in-memory stores).
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// Load everything into a [`Registry`] owned by `own_id`, checking
-    /// that the stored data is consistent.
-    pub fn load(&self, own_id: NodeId) -> Result<Registry, StoreError> {
-        let mut reg = Registry::new(own_id);
-        let Some(conn) = &self.conn else {
-            return Ok(reg);
-        };
-        let bad = |what: String| self.err("inconsistent data", what);
-        let id_of = |raw: Vec<u8>, what: &str| {
-            NodeId::from_bytes(&raw).map_err(|_| bad(format!("{what} of {} bytes", raw.len())))
-        };
-
-        let mut q = conn
-            .prepare("SELECT id, kind, sig_sha256 FROM ids")
-            .map_err(|e| self.err("read ids", e))?;
-        let rows = q
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Option<Vec<u8>>>(2)?,
-                ))
-            })
-            .map_err(|e| self.err("read ids", e))?;
-        for row in rows {
-            let (id, kind, sig) = row.map_err(|e| self.err("read ids", e))?;
-            let id = id_of(id, "ID")?;
-            let owner = match (kind, sig) {
-                (1, _) => IdOwner::Cluster,
-                (2, Some(h)) if h.len() == 32 => IdOwner::Member(h.try_into().expect("32")),
-                _ => return Err(bad(format!("ID {id} has an invalid owner record"))),
-            };
-            reg.load_id(id, owner);
-        }
-
-        let mut q = conn
-            .prepare("SELECT id, name, attrs, max_size, ep_count FROM clusters")
-            .map_err(|e| self.err("read clusters", e))?;
-        let clusters = q
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            })
-            .map_err(|e| self.err("read clusters", e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.err("read clusters", e))?;
-        let mut mq = conn
-            .prepare("SELECT idx, member_id, name, token FROM members WHERE cluster_id = ?1 ORDER BY idx")
-            .map_err(|e| self.err("read members", e))?;
-        for (id, name, attrs, max_size, ep_count) in clusters {
-            let cid = id_of(id.clone(), "cluster ID")?;
-            if !(2..=64).contains(&max_size) || !(1..=1024).contains(&ep_count) {
-                return Err(bad(format!(
-                    "cluster {cid} has size {max_size} / endpoint count {ep_count}"
-                )));
-            }
-            let rows = mq
-                .query_map([&id], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, Vec<u8>>(1)?,
-                        r.get::<_, Vec<u8>>(2)?,
-                        r.get::<_, Vec<u8>>(3)?,
-                    ))
-                })
-                .map_err(|e| self.err("read members", e))?;
-            let mut members = Vec::new();
-            for row in rows {
-                let (idx, mid, mname, token) = row.map_err(|e| self.err("read members", e))?;
-                if idx != members.len() as i64 {
-                    return Err(bad(format!(
-                        "cluster {cid}: member slot {idx} out of sequence"
-                    )));
-                }
-                members.push(MemberRecord {
-                    id: id_of(mid, "member ID")?,
-                    name: mname.into(),
-                    token: token.into(),
-                });
-            }
-            if members.len() > max_size as usize {
-                return Err(bad(format!("cluster {cid} has more members than its size")));
-            }
-            reg.load_cluster(
-                ClusterInfo {
-                    id: cid,
-                    max_size: max_size as u32,
-                    attrs: attrs as u64,
-                    ep_count: ep_count as u32,
-                },
-                name.into(),
-                members,
-            );
-        }
-        Ok(reg)
-    }
-
-    /// Persist a batch of changes in one transaction.
-    pub fn apply(&mut self, changes: &[Change]) -> Result<(), StoreError> {
-        let Some(conn) = self.conn.as_mut() else {
-            return Ok(());
-        };
-        let path = self.path.clone();
-        let e = |what: &str, err: rusqlite::Error| StoreError {
-            path: path.clone(),
-            msg: format!("{what}: {err}"),
-        };
-        let tx = conn.transaction().map_err(|x| e("begin", x))?;
-        for ch in changes {
-            match ch {
-                Change::NewId { id, owner } => {
-                    let (kind, sig): (i64, Option<&[u8]>) = match owner {
-                        IdOwner::Registry => continue,
-                        IdOwner::Cluster => (1, None),
-                        IdOwner::Member(h) => (2, Some(h)),
-                    };
-                    tx.execute(
-                        "INSERT INTO ids(id, kind, sig_sha256) VALUES(?1, ?2, ?3)",
-                        params![id.as_bytes(), kind, sig],
-                    )
-                    .map_err(|x| e("insert id", x))?;
-                }
-                Change::NewCluster {
-                    id,
-                    name,
-                    attrs,
-                    max_size,
-                    ep_count,
-                } => {
-                    tx.execute(
-                        "INSERT INTO clusters(id, name, attrs, max_size, ep_count) VALUES(?1, ?2, ?3, ?4, ?5)",
-                        params![id.as_bytes(), &name[..], *attrs as i64, max_size, ep_count],
-                    )
-                    .map_err(|x| e("insert cluster", x))?;
-                }
-                Change::NewMember {
-                    cluster,
-                    index,
-                    record,
-                } => {
-                    tx.execute(
-                        "INSERT INTO members(cluster_id, idx, member_id, name, token) VALUES(?1, ?2, ?3, ?4, ?5)",
-                        params![cluster.as_bytes(), *index as i64, record.id.as_bytes(), &record.name[..], &record.token[..]],
-                    )
-                    .map_err(|x| e("insert member", x))?;
-                }
-                Change::ReplaceMember {
-                    cluster,
-                    index,
-                    record,
-                } => {
-                    let n = tx
-                        .execute(
-                            "UPDATE members SET token = ?3 WHERE cluster_id = ?1 AND idx = ?2 AND member_id = ?4",
-                            params![cluster.as_bytes(), *index as i64, &record.token[..], record.id.as_bytes()],
-                        )
-                        .map_err(|x| e("update member", x))?;
-                    if n != 1 {
-                        return Err(StoreError {
-                            path: path.clone(),
-                            msg: format!("update member: slot {index} of {cluster} not found"),
-                        });
-                    }
-                }
-            }
-        }
-        tx.commit().map_err(|x| e("commit", x))
-    }
-
-    /// Counts of clusters, members and IDs (for logs and tests).
-    pub fn counts(&self) -> Result<(u64, u64, u64), StoreError> {
-        let Some(conn) = &self.conn else {
-            return Ok((0, 0, 0));
-        };
-        let q = |sql: &str| {
-            conn.query_row(sql, [], |r| r.get::<_, i64>(0))
-                .map(|v| v as u64)
-                .map_err(|e| self.err("count", e))
-        };
-        Ok((
-            q("SELECT COUNT(*) FROM clusters")?,
-            q("SELECT COUNT(*) FROM members")?,
-            q("SELECT COUNT(*) FROM ids")?,
-        ))
     }
 }
 
-/// Where the database lives inside a data directory.
-pub fn db_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("registry.db")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::wire::Which;
-
-    fn rec(id: u8) -> MemberRecord {
-        MemberRecord {
-            id: NodeId::from_bytes(&[id; 20]).unwrap(),
-            name: format!("m{id}").into_bytes().into(),
-            token: vec![id; 30].into(),
-        }
-    }
-
-    #[test]
-    fn changes_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let own = NodeId::from_bytes(&[0xee; 20]).unwrap();
-        let path = db_path(dir.path());
-        let c;
-        {
-            let mut st = Store::open(&path).unwrap();
-            let mut reg = st.load(own).unwrap();
-            reg.register(Some(NodeId::from_bytes(&[1; 20]).unwrap()), [7; 32])
-                .unwrap();
-            c = reg.create(b"alpha", 3, 9, 2).unwrap().id;
-            reg.join(&c, rec(1), 2).unwrap();
-            reg.join(&c, rec(2), 2).unwrap();
-            st.apply(reg.pending()).unwrap();
-            reg.commit();
-        }
-        let st = Store::open(&path).unwrap();
-        let reg = st.load(own).unwrap();
-        let cl = reg.cluster(&c).unwrap();
-        assert_eq!((cl.max_size, cl.attrs, cl.ep_count, cl.len()), (3, 9, 2, 2));
-        assert_eq!(cl.members()[1], rec(2));
-        assert_eq!(
-            reg.id_owner(&NodeId::from_bytes(&[1; 20]).unwrap()),
-            Some(IdOwner::Member([7; 32]))
-        );
-        assert_eq!(
-            reg.select(Some(c.as_bytes()), Which::ALL, 1 << 20)
-                .unwrap()
-                .which,
-            Which(3)
-        );
-        assert_eq!(st.counts().unwrap(), (1, 2, 2));
-    }
-
-    #[test]
-    fn a_slot_cannot_be_stored_twice() {
-        let mut st = Store::in_memory().unwrap();
-        let own = NodeId::from_bytes(&[0xee; 20]).unwrap();
-        let mut reg = st.load(own).unwrap();
-        let c = reg.create(b"alpha", 3, 0, 1).unwrap().id;
-        reg.join(&c, rec(1), 1).unwrap();
-        st.apply(reg.pending()).unwrap();
-        reg.commit();
-        let dup = Change::NewMember {
-            cluster: c,
-            index: 0,
-            record: rec(2),
-        };
-        assert!(st.apply(&[dup]).is_err());
-    }
-
-    #[test]
-    fn garbage_file_is_a_clear_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = db_path(dir.path());
-        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
-        let e = Store::open(&path).unwrap_err().to_string();
-        assert!(e.contains("registry.db"), "{e}");
-        assert!(
-            std::fs::read(&path).unwrap().iter().all(|&b| b == 0x5a),
-            "file untouched"
-        );
-    }
+/// The cause of a [`StoreError`], keeping the underlying error.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreCause {
+    /// SQLite said no.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file system said no.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Stored data the rules refuse (a corrupt or foreign database).
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
+    /// Stored data that is not even well-formed (a bad ID length, an
+    /// unknown owner kind).
+    #[error("{0}")]
+    Malformed(String),
+    /// Another backend's error (a PostgreSQL client error, say).
+    #[error(transparent)]
+    Other(Box<dyn std::error::Error + Send + Sync>),
 }

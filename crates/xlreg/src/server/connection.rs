@@ -2,8 +2,10 @@
 //!
 //! It reads the Hello (exactly one RSA block), answers the HelloReply, then
 //! loops: reassemble one request from however many reads it takes, let the
-//! state machine decide, call the registry, and write the reply with one
-//! `write_all`. Every wait has a timeout; nothing here trusts the peer.
+//! state machine decide, have the backend perform the request it emits
+//! (if any), and write the reply with one `write_all`. It never looks
+//! inside a request; the session says how long to wait for the next one.
+//! Every wait has a timeout; nothing here trusts the peer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,20 +16,18 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
-use super::session::{Effect, ServerSession, State};
+use super::session::{Effect, ServerSession};
 use super::Shared;
+use crate::registry::{perform, Answer, Backend, BackendError, Request};
 use crate::wire::{Framing, Hello, HelloReply, Reassembler, SessionKey, XlRegMsg};
 
 /// The largest request a client may send (requests are small; the biggest,
 /// a Member with 4096-bit keys, is under 2 KiB).
 const MAX_REQUEST: usize = 64 * 1024;
-/// How long the server keeps a connection open after Ack, for the client
-/// to close it (Go clients close right away).
-const LINGER_AFTER_BYE: Duration = Duration::from_secs(2);
 
 /// How a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum SessionEnd {
     /// Bye/Ack, then the client closed.
     Bye,
     /// An Error was sent.
@@ -44,7 +44,7 @@ pub enum Outcome {
 
 enum Read {
     Msg(Box<XlRegMsg>),
-    End(Outcome),
+    End(SessionEnd),
 }
 
 /// Serve one connection to the end, then log one line about it.
@@ -73,15 +73,15 @@ async fn run(
     shared: &Shared,
     shutdown: &mut watch::Receiver<bool>,
     slot: &mut Option<ServerSession>,
-) -> Outcome {
+) -> SessionEnd {
     let _ = stream.set_nodelay(true);
     let cfg = &shared.cfg;
 
     // Hello: exactly one RSA block.
     let mut hello = vec![0u8; shared.identity.comms.size()];
     match tokio::time::timeout(cfg.handshake_timeout, stream.read_exact(&mut hello)).await {
-        Err(_) => return Outcome::Timeout("hello"),
-        Ok(Err(_)) => return Outcome::PeerClosed,
+        Err(_) => return SessionEnd::Timeout("hello"),
+        Ok(Err(_)) => return SessionEnd::PeerClosed,
         Ok(Ok(_)) => {}
     }
     // One RSA private decryption (~0.3 ms at 2048 bits) right here on the
@@ -90,7 +90,7 @@ async fn run(
     // this same work.
     let hello = match Hello::open(&shared.identity.comms, &hello) {
         Ok(h) => h,
-        Err(e) => return Outcome::BadInput(format!("hello: {e}")),
+        Err(e) => return SessionEnd::BadInput(format!("hello: {e}")),
     };
     let (framing, version) = Framing::server_negotiate(hello.version);
     let reply = HelloReply::new(version);
@@ -98,34 +98,26 @@ async fn run(
         .await
         .is_err()
     {
-        return Outcome::PeerClosed;
+        return SessionEnd::PeerClosed;
     }
     let key = SessionKey(reply.key2);
     let session = slot.insert(ServerSession::new(framing, shared.session_cfg.clone()));
     let mut reasm = Reassembler::with_limit(framing, MAX_REQUEST);
 
     loop {
-        let idle = if session.state() == State::ByeRcvd {
-            LINGER_AFTER_BYE
-        } else {
-            cfg.idle_timeout
-        };
         let msg = match read_message(
             stream,
             &mut reasm,
             &key,
-            idle,
+            session.read_timeout(),
             cfg.message_timeout,
             shutdown,
         )
         .await
         {
             Read::Msg(m) => m,
-            Read::End(Outcome::PeerClosed) if session.state() == State::ByeRcvd => {
-                return Outcome::Bye
-            }
-            Read::End(Outcome::Timeout(_)) if session.state() == State::ByeRcvd => {
-                return Outcome::Bye
+            Read::End(SessionEnd::PeerClosed | SessionEnd::Timeout(_)) if session.said_bye() => {
+                return SessionEnd::Bye
             }
             Read::End(o) => return o,
         };
@@ -134,70 +126,41 @@ async fn run(
         let (body, close) = loop {
             effect = match effect {
                 Effect::Reply { body, close } => break (body, close),
-                Effect::Register { id, sig_hash } => {
-                    let r = shared.registry.register(id, sig_hash).await;
-                    session.on_registered(r)
-                }
-                Effect::Create {
-                    name,
-                    max_size,
-                    attrs,
-                    ep_count,
-                } => {
-                    let r = shared
-                        .registry
-                        .create(name, max_size, attrs, ep_count)
-                        .await;
-                    session.on_created(r)
-                }
-                Effect::Join {
-                    target,
-                    record,
-                    endpoints,
-                } => {
-                    let r = shared.registry.join(target, record, endpoints).await;
-                    session.on_joined(r)
-                }
-                Effect::Get {
-                    cluster_id,
-                    cluster_name,
-                    which,
-                    budget,
-                } => {
-                    let cluster_id = match shared
-                        .registry
-                        .with_registry(|r| r.get_target(cluster_id, cluster_name.as_deref()))
-                    {
-                        Ok(id) => id,
-                        Err(e) => {
-                            effect = session.on_members(&[], Err(e));
-                            continue;
-                        }
-                    };
-                    let id = cluster_id.as_deref();
-                    let hold = (!cfg.hold.is_zero()).then_some(cfg.hold);
-                    let r = tokio::select! {
-                        r = shared.registry.get(id, which, budget, hold) => r,
-                        // Shutting down: answer at once with what there is.
-                        _ = shutdown_requested(shutdown) => shared.registry.get(id, which, budget, None).await,
-                    };
-                    session.on_members(id.unwrap_or_default(), r)
+                Effect::Call(req) => {
+                    let answer = perform_or_cut_short(&*shared.backend, req, shutdown).await;
+                    session.on_answer(answer)
                 }
             };
         };
         let frame = framing.encode_body(&key, &body);
         if write(stream, &frame, cfg.message_timeout).await.is_err() {
-            return Outcome::PeerClosed;
+            return SessionEnd::PeerClosed;
         }
         if close {
             let text = XlRegMsg::from_bytes(&body)
                 .map(|m| m.err_text())
                 .unwrap_or_default();
-            return Outcome::Refused(text);
+            return SessionEnd::Refused(text);
         }
         if *shutdown.borrow() {
-            return Outcome::Shutdown;
+            return SessionEnd::Shutdown;
         }
+    }
+}
+
+/// [`perform`] the request; when shutdown is requested while it is held,
+/// answer at once with what there is.
+async fn perform_or_cut_short(
+    backend: &dyn Backend,
+    req: Request,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Answer, BackendError> {
+    match req.unheld() {
+        None => perform(backend, req).await,
+        Some(now) => tokio::select! {
+            r = perform(backend, req) => r,
+            _ = shutdown_requested(shutdown) => perform(backend, now).await,
+        },
     }
 }
 
@@ -224,21 +187,21 @@ async fn read_message(
         match reasm.try_next(key) {
             Ok(Some(m)) => return Read::Msg(Box::new(m)),
             Ok(None) => {}
-            Err(e) => return Read::End(Outcome::BadInput(e.to_string())),
+            Err(e) => return Read::End(SessionEnd::BadInput(e.to_string())),
         }
         let waiting_for_first_byte = reasm.buffered() == 0;
         let n = tokio::select! {
             r = tokio::time::timeout_at(deadline, stream.read(&mut buf)) => r,
-            _ = shutdown_requested(shutdown), if waiting_for_first_byte => return Read::End(Outcome::Shutdown),
+            _ = shutdown_requested(shutdown), if waiting_for_first_byte => return Read::End(SessionEnd::Shutdown),
         };
         match n {
-            Err(_) if waiting_for_first_byte => return Read::End(Outcome::Timeout("idle")),
-            Err(_) => return Read::End(Outcome::Timeout("incomplete message")),
+            Err(_) if waiting_for_first_byte => return Read::End(SessionEnd::Timeout("idle")),
+            Err(_) => return Read::End(SessionEnd::Timeout("incomplete message")),
             Ok(Err(_)) | Ok(Ok(0)) => {
                 if waiting_for_first_byte {
-                    return Read::End(Outcome::PeerClosed);
+                    return Read::End(SessionEnd::PeerClosed);
                 }
-                return Read::End(Outcome::BadInput(format!(
+                return Read::End(SessionEnd::BadInput(format!(
                     "connection closed inside a message ({} bytes held)",
                     reasm.buffered()
                 )));

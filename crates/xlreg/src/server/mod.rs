@@ -5,7 +5,10 @@
 //! [`connection`] the per-connection I/O, [`identity`] the registry's keys
 //! and files, and this module the accept loop with a connection limit and
 //! graceful shutdown (stop accepting, let sessions finish their request,
-//! close the store).
+//! close the store). Requests go to an `Arc<dyn Backend>`
+//! ([`crate::registry::Backend`]): by default the in-process
+//! [`RegistryService`] over SQLite (or memory, when ephemeral); another
+//! backend is given to [`Server::start_with_backend`].
 
 pub mod connection;
 pub mod identity;
@@ -24,7 +27,8 @@ use tracing::{info, warn};
 
 use crate::goconfig::GoRegistryConfig;
 use crate::regcred::RegCred;
-use crate::registry::{RegistryService, Store};
+use crate::registry::{Backend, RegistryService, SqliteStore, StoreError};
+use crate::wire::NodeId;
 pub use identity::{IdentityError, ServerIdentity};
 use session::SessionConfig;
 
@@ -146,7 +150,7 @@ pub enum ServerError {
 pub(crate) struct Shared {
     pub(crate) cfg: ServerConfig,
     pub(crate) identity: ServerIdentity,
-    pub(crate) registry: Arc<RegistryService>,
+    pub(crate) backend: Arc<dyn Backend>,
     pub(crate) session_cfg: Arc<SessionConfig>,
 }
 
@@ -156,7 +160,8 @@ pub struct Server {
     addr: SocketAddr,
     regcred: RegCred,
     regcred_path: Option<PathBuf>,
-    registry: Arc<RegistryService>,
+    backend: Arc<dyn Backend>,
+    registry: Option<Arc<RegistryService>>,
     shutdown: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
     active: Arc<AtomicUsize>,
@@ -229,15 +234,53 @@ impl Server {
     /// Load or create the identity, open the store, bind, write
     /// regCred.dat and start serving.
     pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
+        let data_dir = cfg.data_dir.clone();
+        Self::start_inner(cfg, move |own_id| async move {
+            let registry = tokio::task::spawn_blocking(move || match &data_dir {
+                Some(dir) => RegistryService::start(
+                    Box::new(SqliteStore::open(&crate::registry::sqlite::db_path(dir))?),
+                    own_id,
+                ),
+                None => Ok(RegistryService::ephemeral(own_id)),
+            })
+            .await
+            .expect("store task")?;
+            Ok((registry.clone() as Arc<dyn Backend>, Some(registry)))
+        })
+        .await
+    }
+
+    /// Like [`Server::start`], with the registry kept by another
+    /// [`Backend`]: `backend` is called with the registry's own ID (from
+    /// its identity) once the identity is loaded. The data directory still
+    /// holds the identity and regCred.dat.
+    pub async fn start_with_backend<F, Fut>(
+        cfg: ServerConfig,
+        backend: F,
+    ) -> Result<Server, ServerError>
+    where
+        F: FnOnce(NodeId) -> Fut,
+        Fut: std::future::Future<Output = Result<Arc<dyn Backend>, StoreError>>,
+    {
+        Self::start_inner(
+            cfg,
+            |own_id| async move { Ok((backend(own_id).await?, None)) },
+        )
+        .await
+    }
+
+    async fn start_inner<F, Fut>(cfg: ServerConfig, backend: F) -> Result<Server, ServerError>
+    where
+        F: FnOnce(NodeId) -> Fut,
+        Fut: std::future::Future<
+            Output = Result<(Arc<dyn Backend>, Option<Arc<RegistryService>>), StoreError>,
+        >,
+    {
         let cfg2 = cfg.clone();
         let (identity, lock) = tokio::task::spawn_blocking(move || resolve_identity(&cfg2))
             .await
             .expect("identity task")?;
-        let store = match &cfg.data_dir {
-            Some(dir) => Store::open(&crate::registry::store::db_path(dir))?,
-            None => Store::none(),
-        };
-        let registry = RegistryService::start(store, identity.id)?;
+        let (backend, registry) = backend(identity.id).await?;
         let listener = TcpListener::bind(cfg.listen)
             .await
             .map_err(|err| ServerError::Listen {
@@ -264,11 +307,13 @@ impl Server {
             legacy_reply_limit: cfg.legacy_reply_limit,
             registry_token: identity.token(&cfg.name, &endpoint),
             version: crate::wire::GO_SERVER_VERSION,
+            hold: cfg.hold,
+            idle_timeout: cfg.idle_timeout,
         });
         let shared = Arc::new(Shared {
             cfg,
             identity,
-            registry: registry.clone(),
+            backend: backend.clone(),
             session_cfg,
         });
         let (shutdown, rx) = watch::channel(false);
@@ -279,6 +324,7 @@ impl Server {
             addr,
             regcred,
             regcred_path,
+            backend,
             registry,
             shutdown,
             task: Some(task),
@@ -306,9 +352,15 @@ impl Server {
         self.active.load(Ordering::Relaxed)
     }
 
-    /// The registry service (for inspection in tests and tools).
-    pub fn registry(&self) -> &Arc<RegistryService> {
-        &self.registry
+    /// The backend that performs this server's registry requests.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The in-process registry service, for inspection in tests and tools
+    /// (`None` when the server was started with another backend).
+    pub fn registry(&self) -> Option<&Arc<RegistryService>> {
+        self.registry.as_ref()
     }
 
     /// Stop accepting, let sessions finish their current request (at most
@@ -386,9 +438,9 @@ async fn accept_loop(
         sessions.abort_all();
         while sessions.join_next().await.is_some() {}
     }
-    let registry = shared.registry.clone();
+    let backend = shared.backend.clone();
     drop(shared);
-    let _ = tokio::task::spawn_blocking(move || registry.close()).await;
+    backend.shutdown().await;
     drop(lock);
     info!("xlreg registry stopped");
 }

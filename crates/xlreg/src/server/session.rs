@@ -1,16 +1,23 @@
 //! The server's per-session state machine (spec §8), sans-IO.
 //!
 //! [`ServerSession::on_message`] takes a decoded request and returns an
-//! [`Effect`]: either a reply to send, or a registry call to make, whose
-//! result goes back in through `on_registered` / `on_created` /
-//! `on_joined` / `on_members`. The table in [`ServerSession::on_message`]
-//! is the table of spec §8.3; every cell where the Go server crashes
+//! [`Effect`]: a reply to send, or a registry [`Request`] to perform; the
+//! registry's [`Answer`] goes back in through [`ServerSession::on_answer`],
+//! which always returns the reply. The table in
+//! [`ServerSession::on_message`] is the table of spec §8.3 (which request
+//! is allowed in which state); every cell where the Go server crashes
 //! (§8.4) gets an Error and a close here.
+//!
+//! Each state carries its own data ([`Phase`]): the registered member
+//! exists only in the states after MemberOK, the created cluster only
+//! after CreateReply, so no state can lack what it needs.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::registry::service::JoinTarget;
-use crate::registry::{ClusterInfo, MemberRecord, RuleError, Selection, ServiceError};
+use crate::registry::request::{Create, GetCluster, Join, Register};
+use crate::registry::rules::{get_target, join_target};
+use crate::registry::{Answer, BackendError, MemberRecord, Request};
 use crate::wire::msg::Token;
 use crate::wire::{verify_token, DecimalVersion, Framing, NodeId, Tag, Which, WireError, XlRegMsg};
 
@@ -43,10 +50,17 @@ pub mod texts {
     pub const NO_TOKEN: &str = "nil XLRegMsg_Token argument";
     /// Member with an absent or empty key (Go's text).
     pub const EMPTY_KEY: &str = "asn1: syntax error: sequence truncated";
+    /// An answer given to a session that asked nothing (a caller's bug,
+    /// never a client's).
+    pub const NO_REQUEST: &str = "internal error: registry answer without a request";
 }
 
 /// Limits on what one member token may hold.
 pub const MAX_TOKEN_BYTES: usize = 8192;
+
+/// How long the server keeps a connection open after Ack, for the client
+/// to close it (Go clients close right away).
+pub const LINGER_AFTER_BYE: Duration = Duration::from_secs(2);
 
 /// Per-registry settings the state machine needs.
 #[derive(Clone, Debug)]
@@ -60,6 +74,11 @@ pub struct SessionConfig {
     pub registry_token: Token,
     /// Version sent in a RegCredReply.
     pub version: DecimalVersion,
+    /// How long a GetCluster may be held until its members exist (zero:
+    /// answer at once, like the Go server).
+    pub hold: Duration,
+    /// How long the client may stay silent between requests.
+    pub idle_timeout: Duration,
 }
 
 /// What the I/O layer must do next.
@@ -72,76 +91,53 @@ pub enum Effect {
         /// Close after sending (an Error was sent).
         close: bool,
     },
-    /// Call `RegistryService::register`, then `on_registered`.
-    Register {
-        /// Requested ID.
-        id: Option<NodeId>,
-        /// SHA-256 of the sig key.
-        sig_hash: [u8; 32],
-    },
-    /// Call `RegistryService::create`, then `on_created`.
-    Create {
-        /// Name bytes.
-        name: Vec<u8>,
-        /// Requested size.
-        max_size: u32,
-        /// Requested attrs.
-        attrs: u64,
-        /// Requested endpoint count.
-        ep_count: u32,
-    },
-    /// Call `RegistryService::join`, then `on_joined`.
-    Join {
-        /// Target cluster.
-        target: JoinTarget,
-        /// This member.
-        record: MemberRecord,
-        /// Its endpoint count.
-        endpoints: usize,
-    },
-    /// Call `RegistryService::get` with `budget` (and the hold), then
-    /// `on_members`.
-    Get {
-        /// ClusterID as received.
-        cluster_id: Option<Vec<u8>>,
-        /// ClusterName, when no ClusterID was sent (an xlreg extension:
-        /// read a cluster by name; the Go server answers `nil key
-        /// parameter`, and no Go client sends it).
-        cluster_name: Option<Vec<u8>>,
-        /// Requested members.
-        which: Which,
-        /// Byte budget for the tokens.
-        budget: usize,
-    },
-}
-
-#[derive(Debug)]
-enum Slot {
-    RegCred,
-    Member,
-    Create,
-    Join,
-    GetCluster,
-    Bye,
+    /// Have the registry perform this request
+    /// ([`crate::registry::perform`]), then pass the result to
+    /// [`ServerSession::on_answer`].
+    Call(Request),
 }
 
 /// The member registered in this session.
 #[derive(Debug, Clone)]
-struct Registered {
+struct Member {
     record: MemberRecord,
     endpoints: usize,
+}
+
+/// A state of spec §8.1 with the data it needs.
+#[derive(Debug)]
+enum Phase {
+    HelloRcvd,
+    ClientDetailsRcvd { member: Member },
+    CreateRequestRcvd { member: Member, created: NodeId },
+    JoinRcvd,
+    ByeRcvd,
+    Closed,
+}
+
+/// A registry request in flight: what to do with its answer.
+#[derive(Debug)]
+enum Asked {
+    /// Register: the verified token and attrs, to build the member.
+    Register {
+        token: Token,
+        attrs: u64,
+    },
+    /// Create, Join, GetCluster: the answer says it all.
+    Create,
+    Join,
+    GetCluster,
 }
 
 /// One session's protocol state.
 #[derive(Debug)]
 pub struct ServerSession {
-    state: State,
+    phase: Phase,
+    asked: Option<Asked>,
     framing: Framing,
     cfg: Arc<SessionConfig>,
-    /// Token verified, waiting for its ID from the registry.
-    verified: Option<(Token, u64)>,
-    member: Option<Registered>,
-    current_cluster: Option<NodeId>,
+    /// For the end-of-session log line only; no decision reads these.
+    member_id: Option<NodeId>,
     joined: Option<NodeId>,
 }
 
@@ -159,84 +155,153 @@ fn reply(msg: XlRegMsg) -> Effect {
     }
 }
 
+/// The op of a request (spec §7.1), or the Error text for an op that is
+/// none.
+fn request_tag(msg: &XlRegMsg) -> Result<Tag, &'static str> {
+    match msg.tag() {
+        Some(
+            t @ (Tag::RegCredRequest
+            | Tag::Member
+            | Tag::Create
+            | Tag::Join
+            | Tag::GetCluster
+            | Tag::Bye),
+        ) => Ok(t),
+        Some(
+            Tag::RegCredReply
+            | Tag::MemberOk
+            | Tag::CreateReply
+            | Tag::JoinReply
+            | Tag::ClusterMembers
+            | Tag::Ack,
+        ) => Err(texts::REPLY_OP),
+        // Error (13), or no op of spec §7.1 at all.
+        Some(Tag::Error) | None => Err(texts::BAD_TAG),
+    }
+}
+
 impl ServerSession {
     /// A session whose handshake negotiated `framing`.
     pub fn new(framing: Framing, cfg: Arc<SessionConfig>) -> Self {
         ServerSession {
-            state: State::HelloRcvd,
+            phase: Phase::HelloRcvd,
+            asked: None,
             framing,
             cfg,
-            verified: None,
-            member: None,
-            current_cluster: None,
+            member_id: None,
             joined: None,
         }
     }
 
     /// Current state.
     pub fn state(&self) -> State {
-        self.state
+        match self.phase {
+            Phase::HelloRcvd => State::HelloRcvd,
+            Phase::ClientDetailsRcvd { .. } => State::ClientDetailsRcvd,
+            Phase::CreateRequestRcvd { .. } => State::CreateRequestRcvd,
+            Phase::JoinRcvd => State::JoinRcvd,
+            Phase::ByeRcvd => State::ByeRcvd,
+            Phase::Closed => State::Closed,
+        }
     }
 
-    /// The registered member's ID, if any.
+    /// The registered member's ID, if any (for logs).
     pub fn member_id(&self) -> Option<NodeId> {
-        self.member.as_ref().map(|m| m.record.id)
+        self.member_id
     }
 
-    /// The cluster joined, if any.
+    /// The cluster joined, if any (for logs).
     pub fn joined(&self) -> Option<NodeId> {
         self.joined
     }
 
+    /// How long to wait for the client's next request: the idle timeout,
+    /// or the short linger after Bye.
+    pub fn read_timeout(&self) -> Duration {
+        match self.phase {
+            Phase::ByeRcvd => LINGER_AFTER_BYE,
+            _ => self.cfg.idle_timeout,
+        }
+    }
+
+    /// Has the client said Bye? Then its going away (or falling silent)
+    /// is the normal end.
+    pub fn said_bye(&self) -> bool {
+        matches!(self.phase, Phase::ByeRcvd)
+    }
+
     fn fail(&mut self, text: &str) -> Effect {
-        self.state = State::Closed;
+        self.phase = Phase::Closed;
+        self.asked = None;
         error_reply(text)
     }
 
-    fn slot(op: Option<i32>) -> Result<Slot, &'static str> {
-        match op {
-            Some(1) => Ok(Slot::RegCred),
-            Some(3) => Ok(Slot::Member),
-            Some(5) => Ok(Slot::Create),
-            Some(7) => Ok(Slot::Join),
-            Some(9) => Ok(Slot::GetCluster),
-            Some(11) => Ok(Slot::Bye),
-            Some(2 | 4 | 6 | 8 | 10 | 12) => Err(texts::REPLY_OP),
-            _ => Err(texts::BAD_TAG),
-        }
+    fn call(&mut self, asked: Asked, req: Request) -> Effect {
+        self.asked = Some(asked);
+        Effect::Call(req)
     }
 
     /// Handle one request (spec §8.3).
     pub fn on_message(&mut self, msg: XlRegMsg) -> Effect {
-        use State::*;
-        let slot = match Self::slot(msg.op) {
-            Ok(s) => s,
+        let tag = match request_tag(&msg) {
+            Ok(t) => t,
             Err(text) => return self.fail(text),
         };
+        if self.asked.is_some() {
+            // One request at a time: the I/O layer reads the next only
+            // after the reply.
+            return self.fail(texts::BAD_STATE);
+        }
         let anon = self.cfg.allow_anonymous_reads;
-        match (self.state, slot) {
-            (HelloRcvd, Slot::Member) => self.member(msg),
-            (ClientDetailsRcvd, Slot::Create) => Effect::Create {
-                name: msg.cluster_name.unwrap_or_default(),
-                max_size: msg.cluster_max_size.unwrap_or(0),
-                attrs: msg.cluster_attrs.unwrap_or(0),
-                ep_count: msg.end_point_count.unwrap_or(0),
-            },
-            (ClientDetailsRcvd | CreateRequestRcvd, Slot::Join) => self.join(msg),
-            (JoinRcvd, Slot::GetCluster) => self.get(msg),
-            (ClientDetailsRcvd | CreateRequestRcvd, Slot::GetCluster) if anon => self.get(msg),
-            (HelloRcvd | ClientDetailsRcvd | CreateRequestRcvd | JoinRcvd, Slot::Bye) => {
-                self.state = ByeRcvd;
+        match (&self.phase, tag) {
+            (Phase::HelloRcvd, Tag::Member) => self.member(msg),
+            (Phase::ClientDetailsRcvd { .. }, Tag::Create) => self.call(
+                Asked::Create,
+                Request::Create(Create {
+                    name: msg.cluster_name.unwrap_or_default(),
+                    max_size: msg.cluster_max_size.unwrap_or(0),
+                    attrs: msg.cluster_attrs.unwrap_or(0),
+                    ep_count: msg.end_point_count.unwrap_or(0),
+                }),
+            ),
+            (
+                Phase::ClientDetailsRcvd { member } | Phase::CreateRequestRcvd { member, .. },
+                Tag::Join,
+            ) => {
+                let created = match &self.phase {
+                    Phase::CreateRequestRcvd { created, .. } => Some(*created),
+                    _ => None,
+                };
+                let member = member.clone();
+                self.join(msg, member, created)
+            }
+            (Phase::JoinRcvd, Tag::GetCluster) => self.get(msg),
+            (
+                Phase::ClientDetailsRcvd { .. } | Phase::CreateRequestRcvd { .. },
+                Tag::GetCluster,
+            ) if anon => self.get(msg),
+            (
+                Phase::HelloRcvd
+                | Phase::ClientDetailsRcvd { .. }
+                | Phase::CreateRequestRcvd { .. }
+                | Phase::JoinRcvd,
+                Tag::Bye,
+            ) => {
+                self.phase = Phase::ByeRcvd;
                 reply(XlRegMsg::ack())
             }
-            (HelloRcvd | ClientDetailsRcvd | CreateRequestRcvd | JoinRcvd, Slot::RegCred) => {
-                reply(XlRegMsg {
-                    op: Some(Tag::RegCredReply as i32),
-                    version: Some(self.cfg.version.0),
-                    member_specs: Some(self.cfg.registry_token.clone()),
-                    ..Default::default()
-                })
-            }
+            (
+                Phase::HelloRcvd
+                | Phase::ClientDetailsRcvd { .. }
+                | Phase::CreateRequestRcvd { .. }
+                | Phase::JoinRcvd,
+                Tag::RegCredRequest,
+            ) => reply(XlRegMsg {
+                op: Some(Tag::RegCredReply as i32),
+                version: Some(self.cfg.version.0),
+                member_specs: Some(self.cfg.registry_token.clone()),
+                ..Default::default()
+            }),
             _ => self.fail(texts::BAD_STATE),
         }
     }
@@ -264,80 +329,30 @@ impl ServerSession {
         }
         let sig_hash = openssl::sha::sha256(t.sig_key.as_deref().unwrap_or_default());
         let attrs = t.attrs.unwrap_or(0);
-        self.verified = Some((v.token, attrs));
-        Effect::Register { id: v.id, sig_hash }
-    }
-
-    /// The registry's answer to [`Effect::Register`].
-    pub fn on_registered(&mut self, r: Result<NodeId, ServiceError>) -> Effect {
-        let Some((t, attrs)) = self.verified.take() else {
-            return self.fail(texts::BAD_STATE);
-        };
-        let id = match r {
-            Ok(id) => id,
-            Err(e) => return self.fail(&e.to_string()),
-        };
-        // The token other members will receive: every field present, as
-        // the Go server sends it, with the ID in use.
-        let stored = Token {
-            name: Some(t.name.clone().unwrap_or_default()),
-            attrs: Some(attrs),
-            id: Some(id.as_bytes().to_vec()),
-            comms_key: t.comms_key,
-            sig_key: t.sig_key,
-            my_ends: t.my_ends,
-            dig_sig: None,
-        };
-        self.member = Some(Registered {
-            endpoints: stored.my_ends.len(),
-            record: MemberRecord {
-                id,
-                name: stored.name.clone().unwrap_or_default().into(),
-                token: prost::Message::encode_to_vec(&stored).into(),
+        self.call(
+            Asked::Register {
+                token: v.token,
+                attrs,
             },
-        });
-        self.state = State::ClientDetailsRcvd;
-        reply(XlRegMsg::member_ok(&id, attrs))
+            Request::Register(Register { id: v.id, sig_hash }),
+        )
     }
 
-    /// The registry's answer to [`Effect::Create`].
-    pub fn on_created(&mut self, r: Result<ClusterInfo, ServiceError>) -> Effect {
-        match r {
-            Ok(c) => {
-                self.current_cluster = Some(c.id);
-                self.state = State::CreateRequestRcvd;
-                reply(XlRegMsg::create_reply(
-                    &c.id, c.max_size, c.attrs, c.ep_count,
-                ))
-            }
-            Err(e) => self.fail(&e.to_string()),
-        }
-    }
-
-    fn join(&mut self, msg: XlRegMsg) -> Effect {
-        let Some(m) = self.member.clone() else {
-            return self.fail(texts::BAD_STATE);
-        };
-        let target = match (msg.cluster_id, msg.cluster_name) {
-            (Some(id), _) => JoinTarget::Id(id),
-            (None, Some(name)) if !name.is_empty() => JoinTarget::Name(name),
-            _ => JoinTarget::Current(self.current_cluster),
-        };
-        Effect::Join {
-            target,
-            record: m.record,
-            endpoints: m.endpoints,
-        }
-    }
-
-    /// The registry's answer to [`Effect::Join`].
-    pub fn on_joined(&mut self, r: Result<(ClusterInfo, usize), ServiceError>) -> Effect {
-        match r {
-            Ok((c, _index)) => {
-                self.joined = Some(c.id);
-                self.state = State::JoinRcvd;
-                reply(XlRegMsg::join_reply(&c.id, c.max_size, c.attrs, c.ep_count))
-            }
+    fn join(&mut self, msg: XlRegMsg, member: Member, created: Option<NodeId>) -> Effect {
+        let target = join_target(
+            msg.cluster_id.as_deref(),
+            msg.cluster_name.as_deref(),
+            created,
+        );
+        match target {
+            Ok(cluster) => self.call(
+                Asked::Join,
+                Request::Join(Join {
+                    cluster,
+                    record: member.record,
+                    endpoints: member.endpoints,
+                }),
+            ),
             Err(e) => self.fail(&e.to_string()),
         }
     }
@@ -360,28 +375,83 @@ impl ServerSession {
             }
             Framing::LengthPrefixed => usize::MAX,
         };
-        let cluster_name = match &msg.cluster_id {
-            None => msg.cluster_name.filter(|n| !n.is_empty()),
-            Some(_) => None,
-        };
-        Effect::Get {
-            cluster_id: msg.cluster_id,
-            cluster_name,
-            which: Which(msg.which.unwrap_or(0)),
-            budget,
+        match get_target(msg.cluster_id.as_deref(), msg.cluster_name.as_deref()) {
+            Ok(cluster) => self.call(
+                Asked::GetCluster,
+                Request::GetCluster(GetCluster {
+                    cluster,
+                    which: Which(msg.which.unwrap_or(0)),
+                    budget,
+                    hold: self.cfg.hold,
+                }),
+            ),
+            Err(e) => self.fail(&e.to_string()),
         }
     }
 
-    /// The registry's answer to [`Effect::Get`]; `cluster_id` is the
-    /// requested ID, echoed back.
-    pub fn on_members(&mut self, cluster_id: &[u8], r: Result<Selection, RuleError>) -> Effect {
-        match r {
-            Ok(sel) => {
-                let mut body = XlRegMsg::cluster_members(cluster_id, sel.which, vec![]).to_bytes();
-                body.extend_from_slice(&sel.token_fields);
+    /// The registry's answer to the [`Effect::Call`] last returned; gives
+    /// the reply to send.
+    pub fn on_answer(&mut self, answer: Result<Answer, BackendError>) -> Effect {
+        let Some(asked) = self.asked.take() else {
+            return self.fail(texts::NO_REQUEST);
+        };
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => return self.fail(&e.to_string()),
+        };
+        match (asked, answer) {
+            (Asked::Register { token, attrs }, Answer::Registered(id)) => {
+                // The token other members will receive: every field
+                // present, as the Go server sends it, with the ID in use.
+                let stored = Token {
+                    name: Some(token.name.unwrap_or_default()),
+                    attrs: Some(attrs),
+                    id: Some(id.as_bytes().to_vec()),
+                    comms_key: token.comms_key,
+                    sig_key: token.sig_key,
+                    my_ends: token.my_ends,
+                    dig_sig: None,
+                };
+                let member = Member {
+                    endpoints: stored.my_ends.len(),
+                    record: MemberRecord {
+                        id,
+                        name: stored.name.clone().unwrap_or_default().into(),
+                        token: prost::Message::encode_to_vec(&stored).into(),
+                    },
+                };
+                self.member_id = Some(id);
+                self.phase = Phase::ClientDetailsRcvd { member };
+                reply(XlRegMsg::member_ok(&id, attrs))
+            }
+            (Asked::Create, Answer::Created(c)) => {
+                match std::mem::replace(&mut self.phase, Phase::Closed) {
+                    Phase::ClientDetailsRcvd { member } => {
+                        self.phase = Phase::CreateRequestRcvd {
+                            member,
+                            created: c.id,
+                        };
+                        reply(XlRegMsg::create_reply(
+                            &c.id, c.max_size, c.attrs, c.ep_count,
+                        ))
+                    }
+                    _ => self.fail(texts::NO_REQUEST),
+                }
+            }
+            (Asked::Join, Answer::Joined(j)) => {
+                let c = j.cluster;
+                self.joined = Some(c.id);
+                self.phase = Phase::JoinRcvd;
+                reply(XlRegMsg::join_reply(&c.id, c.max_size, c.attrs, c.ep_count))
+            }
+            (Asked::GetCluster, Answer::Members(m)) => {
+                let mut body =
+                    XlRegMsg::cluster_members(m.cluster_id.as_bytes(), m.selection.which, vec![])
+                        .to_bytes();
+                body.extend_from_slice(&m.selection.token_fields);
                 Effect::Reply { body, close: false }
             }
-            Err(e) => self.fail(&e.to_string()),
+            _ => self.fail(texts::NO_REQUEST),
         }
     }
 }

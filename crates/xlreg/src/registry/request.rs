@@ -1,0 +1,138 @@
+//! The one request/answer pair of the registry.
+//!
+//! Why one pair: the session ([`crate::server::session`]) emits a
+//! [`Request`], a [`Backend`](super::Backend) performs it, and the session
+//! consumes the [`Answer`]. The connection loop, the fuzz driver and every
+//! backend pass these values through without looking inside, so adding an
+//! op means adding a variant here, a rule in [`super::rules`] and a row in
+//! the session's table — not touching the I/O code.
+//!
+//! Targets are already validated when a request is built (a raw ClusterID
+//! that cannot be an ID never reaches a backend), so a backend only has to
+//! find rows.
+
+use std::time::Duration;
+
+use super::rules::{ClusterFacts, MemberRecord, Selection};
+use crate::wire::{NodeId, Which};
+
+/// Which cluster a Join or GetCluster names, after validation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ClusterTarget {
+    /// By cluster ID.
+    Id(NodeId),
+    /// By cluster name (raw bytes, non-empty).
+    Name(Box<[u8]>),
+}
+
+/// Member registration (spec §9.1): claim `id`, or get a fresh one, for the
+/// holder of the sig key whose SPKI SHA-256 is `sig_hash`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Register {
+    /// The ID the member asks for (`None`: assign a fresh one).
+    pub id: Option<NodeId>,
+    /// SHA-256 of the member's sig key (SPKI DER).
+    pub sig_hash: [u8; 32],
+}
+
+/// Cluster creation (spec §9.2), idempotent by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Create {
+    /// Cluster name, raw bytes as received.
+    pub name: Vec<u8>,
+    /// Requested size (clamped to 2..=64 by the rules).
+    pub max_size: u32,
+    /// Attribute bits, stored and returned as sent.
+    pub attrs: u64,
+    /// Endpoints each member must have.
+    pub ep_count: u32,
+}
+
+/// Joining a cluster (spec §9.3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Join {
+    /// The cluster to join.
+    pub cluster: ClusterTarget,
+    /// The member as other members will see it.
+    pub record: MemberRecord,
+    /// How many endpoints the member's token has.
+    pub endpoints: usize,
+}
+
+/// Reading a cluster's member tokens (spec §9.4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GetCluster {
+    /// The cluster to read.
+    pub cluster: ClusterTarget,
+    /// Which member slots are wanted.
+    pub which: Which,
+    /// Most bytes of encoded token fields the reply may carry.
+    pub budget: usize,
+    /// Hold the request (at most this long) until every wanted slot below
+    /// the cluster's size has a committed member. Zero: answer at once.
+    pub hold: Duration,
+}
+
+/// One registry request, as the session emits it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// See [`Register`].
+    Register(Register),
+    /// See [`Create`].
+    Create(Create),
+    /// See [`Join`].
+    Join(Join),
+    /// See [`GetCluster`].
+    GetCluster(GetCluster),
+}
+
+impl Request {
+    /// The same request answered at once instead of held: `Some` only for a
+    /// held GetCluster. The I/O layer uses it when shutting down, without
+    /// having to know which requests can be held.
+    pub fn unheld(&self) -> Option<Request> {
+        match self {
+            Request::GetCluster(g) if !g.hold.is_zero() => Some(Request::GetCluster(GetCluster {
+                hold: Duration::ZERO,
+                ..g.clone()
+            })),
+            _ => None,
+        }
+    }
+}
+
+/// A successful Join.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Joined {
+    /// The cluster joined.
+    pub cluster: ClusterFacts,
+    /// The member's slot (join order, from 0).
+    pub index: usize,
+}
+
+/// A successful GetCluster: a consistent snapshot of one cluster's
+/// committed members.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Members {
+    /// The cluster read (echoed in ClusterMembers).
+    pub cluster_id: NodeId,
+    /// The tokens returned, ready to append to a ClusterMembers body.
+    pub selection: Selection,
+    /// Did every wanted slot below the cluster's size have a member?
+    /// (What a held GetCluster waits for.)
+    pub complete: bool,
+}
+
+/// The registry's answer to a [`Request`], one variant per request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// To [`Request::Register`]: the ID now owned by the member.
+    Registered(NodeId),
+    /// To [`Request::Create`]: the cluster created (or the existing one of
+    /// that name).
+    Created(ClusterFacts),
+    /// To [`Request::Join`].
+    Joined(Joined),
+    /// To [`Request::GetCluster`].
+    Members(Members),
+}

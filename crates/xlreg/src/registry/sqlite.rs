@@ -1,0 +1,418 @@
+//! The embedded SQLite store: clusters, memberships and known IDs survive
+//! restarts and `kill -9` (the Go server keeps them only in memory).
+//!
+//! WAL journal with `synchronous=FULL`: a transaction is on disk when
+//! `commit` returns, and a reply is sent only after that. The schema's
+//! primary keys and UNIQUE constraints repeat the registry's rules, so even
+//! a bug above could not store one slot twice. Whether loaded rows are
+//! acceptable is decided by the rules ([`Registry::restore`]); this file
+//! only checks that they are well-formed.
+//!
+//! [`Registry::restore`]: super::Registry::restore
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::rules::{Change, IdOwner, MemberRecord};
+use super::store::{Store, StoreCause, StoreError};
+use crate::wire::NodeId;
+
+const SCHEMA_VERSION: i64 = 1;
+
+/// The SQLite database of one registry.
+pub struct SqliteStore {
+    conn: Connection,
+    path: String,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SqliteStore({})", self.path)
+    }
+}
+
+impl SqliteStore {
+    /// Open (or create) the database file at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let name = path.display().to_string();
+        let conn =
+            Connection::open(path).map_err(|e| StoreError::new(name.clone(), "cannot open", e))?;
+        Self::init(conn, name, true)
+    }
+
+    /// An SQLite database in memory (tests of the schema's constraints).
+    pub fn in_memory() -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open_in_memory()
+            .map_err(|e| StoreError::new(":memory:", "cannot open", e))?;
+        Self::init(conn, ":memory:".into(), false)
+    }
+
+    fn err(&self, what: &str, e: impl Into<StoreCause>) -> StoreError {
+        StoreError::new(self.path.clone(), what, e)
+    }
+
+    fn malformed(&self, what: String) -> StoreError {
+        self.err("inconsistent data", StoreCause::Malformed(what))
+    }
+
+    fn init(conn: Connection, path: String, on_disk: bool) -> Result<SqliteStore, StoreError> {
+        let s = SqliteStore { conn, path };
+        if on_disk {
+            let ok: String = s
+                .conn
+                .query_row("PRAGMA quick_check", [], |r| r.get(0))
+                .map_err(|e| s.err("not a usable SQLite database", e))?;
+            if ok != "ok" {
+                return Err(s.err("integrity check failed", StoreCause::Malformed(ok)));
+            }
+            let mode: String = s
+                .conn
+                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+                .map_err(|e| s.err("cannot enable WAL", e))?;
+            if mode.to_lowercase() != "wal" {
+                return Err(s.err(
+                    "cannot enable WAL",
+                    StoreCause::Malformed(format!("journal mode stays {mode}")),
+                ));
+            }
+        }
+        s.conn
+            .execute_batch(
+                "PRAGMA synchronous=FULL;
+                 PRAGMA foreign_keys=ON;
+                 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                 CREATE TABLE IF NOT EXISTS ids(
+                     id BLOB PRIMARY KEY,
+                     kind INTEGER NOT NULL,
+                     sig_sha256 BLOB) WITHOUT ROWID;
+                 CREATE TABLE IF NOT EXISTS clusters(
+                     id BLOB PRIMARY KEY,
+                     name BLOB NOT NULL UNIQUE,
+                     attrs INTEGER NOT NULL,
+                     max_size INTEGER NOT NULL,
+                     ep_count INTEGER NOT NULL) WITHOUT ROWID;
+                 CREATE TABLE IF NOT EXISTS members(
+                     cluster_id BLOB NOT NULL REFERENCES clusters(id),
+                     idx INTEGER NOT NULL,
+                     member_id BLOB NOT NULL,
+                     name BLOB NOT NULL,
+                     token BLOB NOT NULL,
+                     PRIMARY KEY(cluster_id, idx),
+                     UNIQUE(cluster_id, member_id),
+                     UNIQUE(cluster_id, name)) WITHOUT ROWID;",
+            )
+            .map_err(|e| s.err("cannot create schema", e))?;
+        let v: Option<i64> = s
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key='schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| s.err("cannot read schema version", e))?;
+        match v {
+            None => {
+                s.conn
+                    .execute(
+                        "INSERT INTO meta(key, value) VALUES('schema_version', ?1)",
+                        [SCHEMA_VERSION],
+                    )
+                    .map_err(|e| s.err("cannot write schema version", e))?;
+            }
+            Some(SCHEMA_VERSION) => {}
+            Some(other) => {
+                return Err(s.err(
+                    "unsupported schema",
+                    StoreCause::Malformed(format!(
+                        "version {other}, this xlreg supports {SCHEMA_VERSION}"
+                    )),
+                ))
+            }
+        }
+        Ok(s)
+    }
+
+    /// Path of the database (`:memory:` for in-memory stores).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn id_of(&self, raw: Vec<u8>, what: &str) -> Result<NodeId, StoreError> {
+        NodeId::from_bytes(&raw)
+            .map_err(|_| self.malformed(format!("{what} of {} bytes", raw.len())))
+    }
+
+    /// Counts of clusters, members and IDs (for logs and tests).
+    pub fn counts(&self) -> Result<(u64, u64, u64), StoreError> {
+        let q = |sql: &str| {
+            self.conn
+                .query_row(sql, [], |r| r.get::<_, i64>(0))
+                .map(|v| v as u64)
+                .map_err(|e| self.err("count", e))
+        };
+        Ok((
+            q("SELECT COUNT(*) FROM clusters")?,
+            q("SELECT COUNT(*) FROM members")?,
+            q("SELECT COUNT(*) FROM ids")?,
+        ))
+    }
+}
+
+impl Store for SqliteStore {
+    fn load(&mut self) -> Result<Vec<Change>, StoreError> {
+        let mut out = Vec::new();
+        let mut q = self
+            .conn
+            .prepare("SELECT id, kind, sig_sha256 FROM ids")
+            .map_err(|e| self.err("read ids", e))?;
+        let rows = q
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<Vec<u8>>>(2)?,
+                ))
+            })
+            .map_err(|e| self.err("read ids", e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err("read ids", e))?;
+        drop(q);
+        for (id, kind, sig) in rows {
+            let id = self.id_of(id, "ID")?;
+            let owner = match (kind, sig) {
+                (1, _) => IdOwner::Cluster,
+                (2, Some(h)) if h.len() == 32 => IdOwner::Member(h.try_into().expect("32")),
+                _ => return Err(self.malformed(format!("ID {id} has an invalid owner record"))),
+            };
+            out.push(Change::NewId { id, owner });
+        }
+
+        let mut q = self
+            .conn
+            .prepare("SELECT id, name, attrs, max_size, ep_count FROM clusters")
+            .map_err(|e| self.err("read clusters", e))?;
+        let clusters = q
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .map_err(|e| self.err("read clusters", e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err("read clusters", e))?;
+        drop(q);
+        let mut mq = self
+            .conn
+            .prepare(
+                "SELECT idx, member_id, name, token FROM members WHERE cluster_id = ?1 ORDER BY idx",
+            )
+            .map_err(|e| self.err("read members", e))?;
+        for (id, name, attrs, max_size, ep_count) in clusters {
+            let cid = self.id_of(id.clone(), "cluster ID")?;
+            let (Ok(max_size), Ok(ep_count)) = (u32::try_from(max_size), u32::try_from(ep_count))
+            else {
+                return Err(self.malformed(format!(
+                    "cluster {cid} has size {max_size} / endpoint count {ep_count}"
+                )));
+            };
+            out.push(Change::NewCluster {
+                id: cid,
+                name: name.into(),
+                attrs: attrs as u64,
+                max_size,
+                ep_count,
+            });
+            let rows = mq
+                .query_map([&id], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                    ))
+                })
+                .map_err(|e| self.err("read members", e))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.err("read members", e))?;
+            for (idx, mid, mname, token) in rows {
+                let index = usize::try_from(idx).map_err(|_| {
+                    self.malformed(format!("cluster {cid}: member slot {idx} out of sequence"))
+                })?;
+                out.push(Change::NewMember {
+                    cluster: cid,
+                    index,
+                    record: MemberRecord {
+                        id: self.id_of(mid, "member ID")?,
+                        name: mname.into(),
+                        token: token.into(),
+                    },
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn append(&mut self, changes: &[Change]) -> Result<(), StoreError> {
+        let path = self.path.as_str();
+        let e = |what: &str, err: rusqlite::Error| StoreError::new(path, what, err);
+        let tx = self.conn.transaction().map_err(|x| e("begin", x))?;
+        for ch in changes {
+            match ch {
+                Change::NewId { id, owner } => {
+                    let (kind, sig): (i64, Option<&[u8]>) = match owner {
+                        IdOwner::Registry => continue,
+                        IdOwner::Cluster => (1, None),
+                        IdOwner::Member(h) => (2, Some(h)),
+                    };
+                    tx.execute(
+                        "INSERT INTO ids(id, kind, sig_sha256) VALUES(?1, ?2, ?3)",
+                        params![id.as_bytes(), kind, sig],
+                    )
+                    .map_err(|x| e("insert id", x))?;
+                }
+                Change::NewCluster {
+                    id,
+                    name,
+                    attrs,
+                    max_size,
+                    ep_count,
+                } => {
+                    tx.execute(
+                        "INSERT INTO clusters(id, name, attrs, max_size, ep_count) VALUES(?1, ?2, ?3, ?4, ?5)",
+                        params![id.as_bytes(), &name[..], *attrs as i64, max_size, ep_count],
+                    )
+                    .map_err(|x| e("insert cluster", x))?;
+                }
+                Change::NewMember {
+                    cluster,
+                    index,
+                    record,
+                } => {
+                    tx.execute(
+                        "INSERT INTO members(cluster_id, idx, member_id, name, token) VALUES(?1, ?2, ?3, ?4, ?5)",
+                        params![cluster.as_bytes(), *index as i64, record.id.as_bytes(), &record.name[..], &record.token[..]],
+                    )
+                    .map_err(|x| e("insert member", x))?;
+                }
+                Change::ReplaceMember {
+                    cluster,
+                    index,
+                    record,
+                } => {
+                    let n = tx
+                        .execute(
+                            "UPDATE members SET token = ?3 WHERE cluster_id = ?1 AND idx = ?2 AND member_id = ?4",
+                            params![cluster.as_bytes(), *index as i64, &record.token[..], record.id.as_bytes()],
+                        )
+                        .map_err(|x| e("update member", x))?;
+                    if n != 1 {
+                        return Err(StoreError::new(
+                            path,
+                            "update member",
+                            StoreCause::Malformed(format!("slot {index} of {cluster} not found")),
+                        ));
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(|x| e("commit", x))
+    }
+
+    fn waits_for_device(&self) -> bool {
+        true
+    }
+
+    fn location(&self) -> &str {
+        &self.path
+    }
+}
+
+/// Where the database lives inside a data directory.
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("registry.db")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Which;
+
+    fn rec(id: u8) -> MemberRecord {
+        MemberRecord {
+            id: NodeId::from_bytes(&[id; 20]).unwrap(),
+            name: format!("m{id}").into_bytes().into(),
+            token: vec![id; 30].into(),
+        }
+    }
+
+    #[test]
+    fn changes_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let own = NodeId::from_bytes(&[0xee; 20]).unwrap();
+        let path = db_path(dir.path());
+        let c;
+        {
+            let mut st = Store::open(&path).unwrap();
+            let mut reg = st.load(own).unwrap();
+            reg.register(Some(NodeId::from_bytes(&[1; 20]).unwrap()), [7; 32])
+                .unwrap();
+            c = reg.create(b"alpha", 3, 9, 2).unwrap().id;
+            reg.join(&c, rec(1), 2).unwrap();
+            reg.join(&c, rec(2), 2).unwrap();
+            st.apply(reg.pending()).unwrap();
+            reg.commit();
+        }
+        let st = Store::open(&path).unwrap();
+        let reg = st.load(own).unwrap();
+        let cl = reg.cluster(&c).unwrap();
+        assert_eq!((cl.max_size, cl.attrs, cl.ep_count, cl.len()), (3, 9, 2, 2));
+        assert_eq!(cl.members()[1], rec(2));
+        assert_eq!(
+            reg.id_owner(&NodeId::from_bytes(&[1; 20]).unwrap()),
+            Some(IdOwner::Member([7; 32]))
+        );
+        assert_eq!(
+            reg.select(Some(c.as_bytes()), Which::ALL, 1 << 20)
+                .unwrap()
+                .which,
+            Which(3)
+        );
+        assert_eq!(st.counts().unwrap(), (1, 2, 2));
+    }
+
+    #[test]
+    fn a_slot_cannot_be_stored_twice() {
+        let mut st = Store::in_memory().unwrap();
+        let own = NodeId::from_bytes(&[0xee; 20]).unwrap();
+        let mut reg = st.load(own).unwrap();
+        let c = reg.create(b"alpha", 3, 0, 1).unwrap().id;
+        reg.join(&c, rec(1), 1).unwrap();
+        st.apply(reg.pending()).unwrap();
+        reg.commit();
+        let dup = Change::NewMember {
+            cluster: c,
+            index: 0,
+            record: rec(2),
+        };
+        assert!(st.apply(&[dup]).is_err());
+    }
+
+    #[test]
+    fn garbage_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(dir.path());
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let e = Store::open(&path).unwrap_err().to_string();
+        assert!(e.contains("registry.db"), "{e}");
+        assert!(
+            std::fs::read(&path).unwrap().iter().all(|&b| b == 0x5a),
+            "file untouched"
+        );
+    }
+}
