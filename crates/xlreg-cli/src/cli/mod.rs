@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 pub mod bench;
 pub mod cred;
 pub mod member;
+pub mod store;
 pub mod up;
 
 /// xlReg cluster registry: run a registry, register members, create and join
@@ -47,6 +48,8 @@ enum Command {
     Up(up::UpArgs),
     /// Measure this machine (crypto costs, ...).
     Bench(bench::BenchArgs),
+    /// Registry storage tools (copy a SQLite registry into PostgreSQL).
+    Store(store::StoreArgs),
 }
 
 /// Bad user input (a file, a flag, an argument): exit code 2.
@@ -111,5 +114,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Members(a) => member::run_members(a),
         Command::Up(a) => up::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Store(a) => store::run(a),
     }
 }

@@ -5,7 +5,7 @@
 
 use super::{Failure, PostgresBackend};
 use crate::registry::rules::{Change, IdOwner, Registry};
-use crate::registry::service::ServiceError;
+use crate::registry::backend::BackendError;
 
 /// What was copied.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,10 +52,10 @@ pub enum CopyError {
     Store(String),
 }
 
-impl From<ServiceError> for CopyError {
-    fn from(e: ServiceError) -> Self {
+impl From<BackendError> for CopyError {
+    fn from(e: BackendError) -> Self {
         match e {
-            ServiceError::Store(m) => CopyError::Store(m),
+            BackendError::Storage(s) => CopyError::Store(format!("{s}: {}", s.cause)),
             other => CopyError::Store(other.to_string()),
         }
     }

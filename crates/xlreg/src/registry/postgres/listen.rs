@@ -2,25 +2,26 @@
 //! last member joined through another, without polling the table.
 //!
 //! One dedicated connection per server LISTENs on [`CHANNEL`]; every
-//! notification (cluster ID and its member count after the commit) goes
-//! to a broadcast channel that held requests watch. When the connection
-//! drops, the task reconnects with backoff, LISTENs again and broadcasts
-//! [`Event::Resync`] so every held request re-reads its cluster: nothing
-//! committed while it was not listening is missed.
+//! notification (cluster ID and its member count after the commit) wakes
+//! the watchers of that cluster ([`Listener::subscribe`]). When the
+//! connection drops, the task reconnects with backoff, LISTENs again and
+//! wakes every watcher ([`Event::Resync`]) so each held request re-reads
+//! its cluster: nothing committed while it was not listening is missed.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::schema::CHANNEL;
 use super::url::DbUrl;
 use crate::wire::NodeId;
 
-/// What a held request hears.
+/// What the LISTEN connection hears.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A join committed: the cluster now has `count` members.
@@ -49,9 +50,50 @@ pub fn parse_payload(p: &str) -> Option<Event> {
     })
 }
 
+/// One wake-up counter per watched cluster.
+#[derive(Default)]
+struct Watchers {
+    by_cluster: Mutex<HashMap<NodeId, watch::Sender<u64>>>,
+}
+
+/// Above this many entries, [`Watchers::subscribe`] drops the unwatched.
+const PRUNE_AT: usize = 1024;
+
+impl Watchers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, watch::Sender<u64>>> {
+        self.by_cluster.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn subscribe(&self, cluster: &NodeId) -> watch::Receiver<u64> {
+        let mut map = self.lock();
+        if map.len() >= PRUNE_AT {
+            map.retain(|_, tx| tx.receiver_count() > 0);
+        }
+        map.entry(*cluster)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    fn wake(&self, ev: &Event) {
+        let map = self.lock();
+        match ev {
+            Event::Joined { cluster, .. } => {
+                if let Some(tx) = map.get(cluster) {
+                    tx.send_modify(|v| *v += 1);
+                }
+            }
+            Event::Resync => {
+                for tx in map.values() {
+                    tx.send_modify(|v| *v += 1);
+                }
+            }
+        }
+    }
+}
+
 /// The listening task's handle: dropping it stops the task.
 pub struct Listener {
-    events: broadcast::Sender<Event>,
+    watchers: Arc<Watchers>,
     listening: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -69,12 +111,12 @@ impl Listener {
     /// Start listening; returns once the first LISTEN is in place (or
     /// failed: the task keeps retrying in the background).
     pub async fn start(url: DbUrl) -> Result<Listener, tokio_postgres::Error> {
-        let (events, _) = broadcast::channel(4096);
+        let watchers = Arc::new(Watchers::default());
         let listening = Arc::new(AtomicBool::new(false));
         let (first_tx, first_rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(run(
             url,
-            events.clone(),
+            watchers.clone(),
             listening.clone(),
             Some(first_tx),
         ));
@@ -84,16 +126,17 @@ impl Listener {
                 Err(e)
             }
             _ => Ok(Listener {
-                events,
+                watchers,
                 listening,
                 task,
             }),
         }
     }
 
-    /// Subscribe before reading, so no event after the read is missed.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
+    /// A receiver that changes whenever a join to `cluster` commits (on
+    /// any server of the group), and after the LISTEN connection was lost.
+    pub fn subscribe(&self, cluster: &NodeId) -> watch::Receiver<u64> {
+        self.watchers.subscribe(cluster)
     }
 
     /// Is the LISTEN connection up right now?
@@ -106,7 +149,7 @@ type First = tokio::sync::oneshot::Sender<Result<(), tokio_postgres::Error>>;
 
 async fn run(
     url: DbUrl,
-    events: broadcast::Sender<Event>,
+    events: Arc<Watchers>,
     listening: Arc<AtomicBool>,
     mut first: Option<First>,
 ) {
@@ -123,7 +166,7 @@ async fn run(
                         match msg {
                             Ok(AsyncMessage::Notification(n)) => {
                                 if let Some(ev) = parse_payload(n.payload()) {
-                                    let _ = events2.send(ev);
+                                    events2.wake(&ev);
                                 }
                             }
                             Ok(_) => {}
@@ -144,10 +187,10 @@ async fn run(
                             tracing::info!(db = %url.short(), "LISTEN connection restored");
                         }
                         // Anything committed while we were not listening.
-                        let _ = events.send(Event::Resync);
+                        events.wake(&Event::Resync);
                         let _ = pump.await;
                         listening.store(false, Ordering::Relaxed);
-                        let _ = events.send(Event::Resync);
+                        events.wake(&Event::Resync);
                     }
                     Err(e) => {
                         pump.abort();
@@ -176,6 +219,21 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_join_wakes_only_its_cluster_and_resync_wakes_all() {
+        let w = Watchers::default();
+        let (a, b) = (
+            NodeId::from_bytes(&[1; 20]).unwrap(),
+            NodeId::from_bytes(&[2; 20]).unwrap(),
+        );
+        let (ra, rb) = (w.subscribe(&a), w.subscribe(&b));
+        w.wake(&Event::Joined { cluster: a, count: 1 });
+        assert!(ra.has_changed().unwrap());
+        assert!(!rb.has_changed().unwrap());
+        w.wake(&Event::Resync);
+        assert!(rb.has_changed().unwrap());
+    }
 
     #[test]
     fn payload_round_trips_and_junk_is_ignored() {

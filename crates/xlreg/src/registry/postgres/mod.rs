@@ -24,15 +24,18 @@ pub mod url;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
-use super::rules::{Change, ClusterInfo, IdOwner, MemberRecord, Registry, RuleError, Selection};
-use super::service::{JoinTarget, ServiceError};
-use super::store::StoreError;
-use crate::wire::{NodeId, Which};
-use listen::{Event, Listener};
+use super::backend::{Backend, BackendError, BoxFuture};
+use super::request::{
+    Answer, ClusterTarget, Create, GetCluster, Join, Joined, Members, Register, Request,
+};
+use super::rules::{Change, ClusterFacts, IdOwner, MemberRecord, Registry};
+use super::store::{StoreCause, StoreError};
+use crate::wire::NodeId;
+use listen::Listener;
 pub use url::DbUrl;
 
 /// How the pool talks to the database.
@@ -66,6 +69,7 @@ pub struct PostgresBackend {
     listener: Listener,
     own_id: NodeId,
     url: DbUrl,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for PostgresBackend {
@@ -116,15 +120,24 @@ impl Failure {
             },
         }
     }
+
+    fn into_store_error(self, url: &DbUrl, action: &str) -> StoreError {
+        let cause = match self {
+            Failure::Db(e) => StoreCause::Other(Box::new(e)),
+            Failure::Pool(m) | Failure::Corrupt(m) => StoreCause::Malformed(m),
+        };
+        StoreError::new(url.to_string(), action, cause)
+    }
 }
 
-type Attempt<T> = Result<Result<T, RuleError>, Failure>;
+type Attempt<T> = Result<Result<T, super::RuleError>, Failure>;
 
-fn start_err(url: &DbUrl, what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError {
-        path: url.to_string(),
-        msg: format!("{what}: {e}"),
-    }
+fn start_err(
+    url: &DbUrl,
+    action: &str,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> StoreError {
+    StoreError::new(url.to_string(), action, StoreCause::Other(Box::new(e)))
 }
 
 fn owner_of(kind: i16, sig: Option<Vec<u8>>) -> Result<IdOwner, Failure> {
@@ -140,47 +153,64 @@ fn node_id(raw: &[u8], what: &str) -> Result<NodeId, Failure> {
     NodeId::from_bytes(raw).map_err(|_| Failure::Corrupt(format!("{what} of {} bytes", raw.len())))
 }
 
+fn restore(reg: &mut Registry, ch: Change) -> Result<(), Failure> {
+    reg.restore_change(ch)
+        .map_err(|e| Failure::Corrupt(format!("stored data refused: {e}")))
+}
+
 /// Columns: c.id, c.name, c.attrs, c.max_size, c.ep_count, m.idx,
 /// m.member_id, m.name, m.token (member columns NULL for an empty cluster).
 const CLUSTER_COLUMNS: &str = "c.id, c.name, c.attrs, c.max_size, c.ep_count,
      m.idx, m.member_id, m.name, m.token
      FROM xlreg_clusters c LEFT JOIN xlreg_members m ON m.cluster_id = c.id";
 
-/// Load the rows of one cluster (see [`CLUSTER_COLUMNS`]) into `reg`;
-/// returns its ID and member count, or `None` when there were no rows.
-fn load_cluster_rows(reg: &mut Registry, rows: &[Row]) -> Result<Option<(NodeId, usize)>, Failure> {
+/// Load the rows of one cluster (see [`CLUSTER_COLUMNS`]) into `reg`
+/// through the rules' checks; nothing when there were no rows.
+fn load_cluster_rows(reg: &mut Registry, rows: &[Row]) -> Result<(), Failure> {
     let Some(first) = rows.first() else {
-        return Ok(None);
+        return Ok(());
     };
     let id = node_id(first.get::<_, &[u8]>(0), "cluster ID")?;
-    let info = ClusterInfo {
-        id,
-        max_size: first.get::<_, i32>(3) as u32,
-        attrs: first.get::<_, i64>(2) as u64,
-        ep_count: first.get::<_, i32>(4) as u32,
-    };
-    let name: Box<[u8]> = first.get::<_, &[u8]>(1).into();
-    let mut members = Vec::with_capacity(rows.len());
+    restore(
+        reg,
+        Change::NewCluster {
+            id,
+            name: first.get::<_, &[u8]>(1).into(),
+            attrs: first.get::<_, i64>(2) as u64,
+            max_size: first.get::<_, i32>(3) as u32,
+            ep_count: first.get::<_, i32>(4) as u32,
+        },
+    )?;
     for r in rows {
         let Some(idx) = r.get::<_, Option<i32>>(5) else {
             continue;
         };
-        if idx as usize != members.len() {
-            return Err(Failure::Corrupt(format!(
-                "cluster {id} has slot {idx} where slot {} was expected",
-                members.len()
-            )));
-        }
-        members.push(MemberRecord {
-            id: node_id(r.get::<_, &[u8]>(6), "member ID")?,
-            name: r.get::<_, &[u8]>(7).into(),
-            token: r.get::<_, &[u8]>(8).into(),
-        });
+        restore(
+            reg,
+            Change::NewMember {
+                cluster: id,
+                index: idx as usize,
+                record: MemberRecord {
+                    id: node_id(r.get::<_, &[u8]>(6), "member ID")?,
+                    name: r.get::<_, &[u8]>(7).into(),
+                    token: r.get::<_, &[u8]>(8).into(),
+                },
+            },
+        )?;
     }
-    let n = members.len();
-    reg.load_cluster(info, name, members);
-    Ok(Some((id, n)))
+    Ok(())
 }
+
+/// The column and value a cluster target is found by.
+fn target_key(t: &ClusterTarget) -> (&'static str, &[u8]) {
+    match t {
+        ClusterTarget::Id(id) => ("id", id.as_bytes()),
+        ClusterTarget::Name(n) => ("name", n),
+    }
+}
+
+// The rules answer each request with its own variant (`Registry::decide`).
+const MISMATCH: &str = "Registry::decide answers each request with its variant";
 
 impl PostgresBackend {
     /// Connect, create or migrate the schema, claim the database for the
@@ -218,14 +248,14 @@ impl PostgresBackend {
             .map_err(|e| start_err(&url, "cannot read the registry ID", e))?
             .get(0);
         if owner != own_id.as_bytes() {
-            return Err(start_err(
-                &url,
+            return Err(StoreError::new(
+                url.to_string(),
                 "belongs to another registry",
-                format!(
+                StoreCause::Malformed(format!(
                     "its registry ID is {}, this server's is {own_id}; every server of a group \
                      must share one identity (copy the data dir's identity, or --adopt)",
                     hex::encode(&owner)
-                ),
+                )),
             ));
         }
         drop(client);
@@ -254,6 +284,7 @@ impl PostgresBackend {
             listener,
             own_id,
             url,
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -276,312 +307,157 @@ impl PostgresBackend {
 
     /// Run `attempt` until it succeeds, fails for good, or runs out of
     /// retries; a reply is only produced after a commit.
-    async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, ServiceError>
+    async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, BackendError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Attempt<T>>,
     {
-        let mut last = None;
-        for n in 0..ATTEMPTS {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(BackendError::Closed);
+        }
+        let mut n = 0;
+        loop {
             match attempt().await {
                 Ok(Ok(v)) => return Ok(v),
-                Ok(Err(rule)) => return Err(ServiceError::Rule(rule)),
+                Ok(Err(rule)) => return Err(BackendError::Rule(rule)),
                 Err(f) if f.retryable() && n + 1 < ATTEMPTS => {
                     tracing::debug!(op = what, error = %f.text(), attempt = n, "retrying transaction");
                     if n > 0 {
                         tokio::time::sleep(Duration::from_millis(5 << n)).await;
                     }
-                    last = Some(f);
+                    n += 1;
                 }
                 Err(f) => {
-                    last = Some(f);
-                    break;
+                    tracing::error!(op = what, db = %self.url.short(), error = %f.text(), "storage failure; request not applied");
+                    return Err(f.into_store_error(&self.url, what).into());
                 }
             }
         }
-        let text = last.map(|f| f.text()).unwrap_or_default();
-        tracing::error!(op = what, db = %self.url.short(), error = %text, "storage failure; request not applied");
-        Err(ServiceError::Store(format!("{what}: {text}")))
     }
 
-    /// Member registration (see [`Registry::register`]), decided in one
-    /// transaction; the ID's owner row is the proof.
-    pub async fn register(
-        &self,
-        id: Option<NodeId>,
-        sig_hash: [u8; 32],
-    ) -> Result<NodeId, ServiceError> {
-        self.retrying("register", || self.register_once(id, sig_hash))
-            .await
-    }
-
-    async fn register_once(&self, id: Option<NodeId>, sig_hash: [u8; 32]) -> Attempt<NodeId> {
+    /// Member registration, decided in one transaction on the ID's row.
+    async fn register_once(&self, req: &Register) -> Attempt<NodeId> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let mut reg = Registry::new(self.own_id);
-        if let Some(id) = id {
+        if let Some(id) = req.id {
             let st = tx
                 .prepare_cached("SELECT kind, sig_sha256 FROM xlreg_ids WHERE id = $1")
                 .await?;
             if let Some(row) = tx.query_opt(&st, &[&id.as_bytes()]).await? {
-                reg.load_id(id, owner_of(row.get(0), row.get(1))?);
+                match owner_of(row.get(0), row.get(1))? {
+                    // The registry's own ID is already known to `reg`.
+                    IdOwner::Registry => {}
+                    owner => restore(&mut reg, Change::NewId { id, owner })?,
+                }
             }
         }
-        let decided = match reg.register(id, sig_hash) {
-            Ok(v) => v,
+        let id = match reg.decide(Request::Register(req.clone())) {
+            Ok(Answer::Registered(id)) => id,
+            Ok(_) => unreachable!("{MISMATCH}"),
             Err(rule) => return Ok(Err(rule)),
         };
         write_changes(&tx, reg.pending()).await?;
         tx.commit().await?;
-        Ok(Ok(decided))
+        Ok(Ok(id))
     }
 
-    /// Create a cluster, or return the one of that name (idempotent): two
-    /// servers creating one name at once give one cluster.
-    pub async fn create(
-        &self,
-        name: Vec<u8>,
-        max_size: u32,
-        attrs: u64,
-        ep_count: u32,
-    ) -> Result<ClusterInfo, ServiceError> {
-        self.retrying("create", || {
-            self.create_once(&name, max_size, attrs, ep_count)
-        })
-        .await
-    }
-
-    async fn create_once(
-        &self,
-        name: &[u8],
-        max_size: u32,
-        attrs: u64,
-        ep_count: u32,
-    ) -> Attempt<ClusterInfo> {
+    /// Create, idempotent by name: two servers creating one name at once
+    /// both insert, one gets a unique violation, retries, and finds the
+    /// other's cluster.
+    async fn create_once(&self, req: &Create) -> Attempt<ClusterFacts> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let mut reg = Registry::new(self.own_id);
-        if !name.is_empty() {
-            let st = tx
+        if !req.name.is_empty() {
+            // Only the cluster row matters to Create; members are not read.
+            let st2 = tx
                 .prepare_cached(
                     "SELECT id, name, attrs, max_size, ep_count FROM xlreg_clusters WHERE name = $1",
                 )
                 .await?;
-            if let Some(r) = tx.query_opt(&st, &[&name]).await? {
-                let info = ClusterInfo {
-                    id: node_id(r.get::<_, &[u8]>(0), "cluster ID")?,
-                    max_size: r.get::<_, i32>(3) as u32,
-                    attrs: r.get::<_, i64>(2) as u64,
-                    ep_count: r.get::<_, i32>(4) as u32,
-                };
-                reg.load_cluster(info, r.get::<_, &[u8]>(1).into(), Vec::new());
+            if let Some(r) = tx.query_opt(&st2, &[&req.name]).await? {
+                restore(
+                    &mut reg,
+                    Change::NewCluster {
+                        id: node_id(r.get::<_, &[u8]>(0), "cluster ID")?,
+                        name: r.get::<_, &[u8]>(1).into(),
+                        attrs: r.get::<_, i64>(2) as u64,
+                        max_size: r.get::<_, i32>(3) as u32,
+                        ep_count: r.get::<_, i32>(4) as u32,
+                    },
+                )?;
             }
         }
-        let info = match reg.create(name, max_size, attrs, ep_count) {
-            Ok(v) => v,
+        let facts = match reg.decide(Request::Create(req.clone())) {
+            Ok(Answer::Created(c)) => c,
+            Ok(_) => unreachable!("{MISMATCH}"),
             Err(rule) => return Ok(Err(rule)),
         };
-        if reg.pending().is_empty() {
-            return Ok(Ok(info));
+        if !reg.pending().is_empty() {
+            write_changes(&tx, reg.pending()).await?;
+            tx.commit().await?;
         }
-        write_changes(&tx, reg.pending()).await?;
-        tx.commit().await?;
-        Ok(Ok(info))
+        Ok(Ok(facts))
     }
 
-    /// Join a cluster: the cluster row is locked, so joins of one cluster
-    /// through any number of servers are decided one at a time.
-    pub async fn join(
-        &self,
-        target: JoinTarget,
-        record: MemberRecord,
-        endpoints: usize,
-    ) -> Result<(ClusterInfo, usize), ServiceError> {
-        self.retrying("join", || self.join_once(&target, &record, endpoints))
-            .await
-    }
-
-    async fn join_once(
-        &self,
-        target: &JoinTarget,
-        record: &MemberRecord,
-        endpoints: usize,
-    ) -> Attempt<(ClusterInfo, usize)> {
-        let mut reg = Registry::new(self.own_id);
-        let (by_id, by_name): (Option<&[u8]>, Option<&[u8]>) = match target {
-            JoinTarget::Id(raw) => (Some(raw), None),
-            JoinTarget::Name(n) => (None, Some(n)),
-            JoinTarget::Current(Some(c)) => (Some(c.as_bytes()), None),
-            JoinTarget::Current(None) => return Ok(Err(RuleError::MissingCluster)),
-        };
+    /// Join: the cluster row is locked, so joins of one cluster through
+    /// any number of servers are decided one at a time.
+    async fn join_once(&self, req: &Join) -> Attempt<Joined> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        // Lock the cluster row, then read its members in a second statement:
-        // under READ COMMITTED a statement sees what committed before it
-        // started, so the member read (sent in the same round trip, run
-        // after the lock is granted) sees every earlier join. A join in the
-        // locking statement itself would see the rows as of before the wait.
-        let key: Option<(&str, &[u8])> = match (by_id, by_name) {
-            (Some(raw), _) if NodeId::from_bytes(raw).is_ok() => Some(("id", raw)),
-            (None, Some(n)) if !n.is_empty() => Some(("name", n)),
-            _ => None,
-        };
-        let rows = match key {
-            Some((col, v)) => {
-                let lock = tx
-                    .prepare_cached(&format!(
-                        "SELECT 1 FROM xlreg_clusters WHERE {col} = $1 FOR UPDATE"
-                    ))
-                    .await?;
-                let read = tx
-                    .prepare_cached(&format!(
-                        "SELECT {CLUSTER_COLUMNS} WHERE c.{col} = $1 ORDER BY m.idx"
-                    ))
-                    .await?;
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&v];
-                let (_, rows) =
-                    tokio::try_join!(tx.query(&lock, &params), tx.query(&read, &params))?;
-                rows
-            }
-            None => Vec::new(),
-        };
-        load_cluster_rows(&mut reg, &rows)?;
-        let cid = match reg.resolve(by_id, by_name) {
-            Ok(c) => c,
-            Err(rule) => return Ok(Err(rule)),
-        };
-        let decided = match reg.join(&cid, record.clone(), endpoints) {
-            Ok(v) => v,
-            Err(rule) => return Ok(Err(rule)),
-        };
-        if reg.pending().is_empty() {
-            // A re-join with the same token: nothing to write.
-            return Ok(Ok(decided));
-        }
-        write_changes(&tx, reg.pending()).await?;
-        tx.commit().await?;
-        Ok(Ok(decided))
-    }
-
-    /// The ClusterID a GetCluster reads (see [`Registry::get_target`]):
-    /// looks the name up only when no ID was sent.
-    pub async fn get_target(
-        &self,
-        cluster_id: Option<Vec<u8>>,
-        cluster_name: Option<&[u8]>,
-    ) -> Result<Option<Vec<u8>>, ServiceError> {
-        let name = match (&cluster_id, cluster_name) {
-            (None, Some(n)) => n,
-            _ => return Ok(cluster_id),
-        };
-        self.retrying("get", || async {
-            let client = self.client().await?;
-            let st = client
-                .prepare_cached(
-                    "SELECT id, attrs, max_size, ep_count FROM xlreg_clusters WHERE name = $1",
-                )
-                .await?;
-            let mut reg = Registry::new(self.own_id);
-            if let Some(r) = client.query_opt(&st, &[&name]).await? {
-                let info = ClusterInfo {
-                    id: node_id(r.get::<_, &[u8]>(0), "cluster ID")?,
-                    max_size: r.get::<_, i32>(2) as u32,
-                    attrs: r.get::<_, i64>(1) as u64,
-                    ep_count: r.get::<_, i32>(3) as u32,
-                };
-                reg.load_cluster(info, name.into(), Vec::new());
-            }
-            Ok(reg.get_target(None, Some(name)))
-        })
-        .await
-    }
-
-    /// Read one cluster into a fresh [`Registry`] (empty when unknown).
-    async fn read_cluster(&self, raw: &[u8]) -> Result<(Registry, usize), Failure> {
-        let mut reg = Registry::new(self.own_id);
-        if NodeId::from_bytes(raw).is_err() {
-            return Ok((reg, 0));
-        }
-        let client = self.client().await?;
-        let st = client
+        // Lock the cluster row, then read its members in a second
+        // statement: under READ COMMITTED a statement sees what committed
+        // before it started, so the member read (sent in the same round
+        // trip, run once the lock is granted) sees every earlier join. A
+        // join inside the locking statement would see rows from before the
+        // wait.
+        let (col, key) = target_key(&req.cluster);
+        let lock = tx
             .prepare_cached(&format!(
-                "SELECT {CLUSTER_COLUMNS} WHERE c.id = $1 ORDER BY m.idx"
+                "SELECT 1 FROM xlreg_clusters WHERE {col} = $1 FOR UPDATE"
             ))
             .await?;
-        let rows = client.query(&st, &[&raw]).await?;
-        let n = load_cluster_rows(&mut reg, &rows)?.map_or(0, |(_, n)| n);
-        Ok((reg, n))
-    }
-
-    async fn select_now(
-        &self,
-        cluster_id: Option<&[u8]>,
-        which: Which,
-        budget: usize,
-    ) -> Result<Selection, ServiceError> {
-        self.retrying("get", || async {
-            let (reg, _) = match cluster_id {
-                Some(raw) => self.read_cluster(raw).await?,
-                None => (Registry::new(self.own_id), 0),
-            };
-            Ok(reg.select(cluster_id, which, budget))
-        })
-        .await
-    }
-
-    /// GetCluster. With `hold`, wait (at most that long) until every
-    /// requested index below the cluster's size has a committed member —
-    /// joined through this server or any other of the group.
-    pub async fn get(
-        &self,
-        cluster_id: Option<&[u8]>,
-        which: Which,
-        budget: usize,
-        hold: Option<Duration>,
-    ) -> Result<Selection, ServiceError> {
-        let Some(hold) = hold else {
-            return self.select_now(cluster_id, which, budget).await;
+        let read = tx
+            .prepare_cached(&format!(
+                "SELECT {CLUSTER_COLUMNS} WHERE c.{col} = $1 ORDER BY m.idx"
+            ))
+            .await?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];
+        let (_, rows) = tokio::try_join!(tx.query(&lock, &params), tx.query(&read, &params))?;
+        let mut reg = Registry::new(self.own_id);
+        load_cluster_rows(&mut reg, &rows)?;
+        let joined = match reg.decide(Request::Join(req.clone())) {
+            Ok(Answer::Joined(j)) => j,
+            Ok(_) => unreachable!("{MISMATCH}"),
+            Err(rule) => return Ok(Err(rule)),
         };
-        let deadline = tokio::time::Instant::now() + hold;
-        // Subscribe before reading: a join committed after the read is heard.
-        let mut events = self.listener.subscribe();
-        loop {
-            let read = match cluster_id {
-                Some(raw) => self.read_cluster(raw).await,
-                None => Ok((Registry::new(self.own_id), 0)),
-            };
-            let (reg, _) = match read {
-                Ok(r) => r,
-                Err(_) => return self.select_now(cluster_id, which, budget).await,
-            };
-            let c = reg.visible_cluster(cluster_id).map_err(ServiceError::Rule)?;
-            if c.satisfies(which) || tokio::time::Instant::now() >= deadline {
-                return reg
-                    .select(cluster_id, which, budget)
-                    .map_err(ServiceError::Rule);
-            }
-            let (cid, max) = (c.id, c.max_size as usize);
-            let wanted = which.and(Which::low_n(max));
-            // Wait for a count that satisfies the request, or a resync.
-            loop {
-                match tokio::time::timeout_at(deadline, events.recv()).await {
-                    Ok(Ok(Event::Joined { cluster, count })) => {
-                        if cluster == cid && wanted.minus(Which::low_n(count)).is_empty() {
-                            break;
-                        }
-                    }
-                    Ok(Ok(Event::Resync)) | Ok(Err(RecvError::Lagged(_))) => break,
-                    Ok(Err(RecvError::Closed)) | Err(_) => {
-                        return self.select_now(cluster_id, which, budget).await
-                    }
-                }
-            }
+        if !reg.pending().is_empty() {
+            // The trigger NOTIFYs the other servers at commit.
+            write_changes(&tx, reg.pending()).await?;
+            tx.commit().await?;
         }
+        Ok(Ok(joined))
+    }
+
+    /// GetCluster now: one statement, so one consistent snapshot.
+    async fn get_once(&self, req: &GetCluster) -> Attempt<Members> {
+        let client = self.client().await?;
+        let (col, key) = target_key(&req.cluster);
+        let st = client
+            .prepare_cached(&format!(
+                "SELECT {CLUSTER_COLUMNS} WHERE c.{col} = $1 ORDER BY m.idx"
+            ))
+            .await?;
+        let rows = client.query(&st, &[&key]).await?;
+        let mut reg = Registry::new(self.own_id);
+        load_cluster_rows(&mut reg, &rows)?;
+        Ok(reg.members(req))
     }
 
     /// Everything in the database as a [`Registry`] (listings, copies,
-    /// checks). Reads in one REPEATABLE READ snapshot.
-    pub async fn snapshot(&self) -> Result<Registry, ServiceError> {
+    /// checks), read in one REPEATABLE READ snapshot.
+    pub async fn snapshot(&self) -> Result<Registry, BackendError> {
         self.retrying("snapshot", || async {
             let mut client = self.client().await?;
             let tx = client
@@ -592,11 +468,15 @@ impl PostgresBackend {
                 .await?;
             let mut reg = Registry::new(self.own_id);
             for r in tx
-                .query("SELECT id, kind, sig_sha256 FROM xlreg_ids WHERE kind <> 0", &[])
+                .query(
+                    "SELECT id, kind, sig_sha256 FROM xlreg_ids WHERE kind = 2",
+                    &[],
+                )
                 .await?
             {
                 let id = node_id(r.get::<_, &[u8]>(0), "ID")?;
-                reg.load_id(id, owner_of(r.get(1), r.get(2))?);
+                let owner = owner_of(r.get(1), r.get(2))?;
+                restore(&mut reg, Change::NewId { id, owner })?;
             }
             let rows = tx
                 .query(&format!("SELECT {CLUSTER_COLUMNS} ORDER BY c.id, m.idx"), &[])
@@ -618,7 +498,7 @@ impl PostgresBackend {
     }
 
     /// Row counts: (member-owned IDs, clusters, members).
-    pub async fn counts(&self) -> Result<(u64, u64, u64), ServiceError> {
+    pub async fn counts(&self) -> Result<(u64, u64, u64), BackendError> {
         self.retrying("counts", || async {
             let client = self.client().await?;
             let r = client
@@ -636,6 +516,43 @@ impl PostgresBackend {
             )))
         })
         .await
+    }
+}
+
+impl Backend for PostgresBackend {
+    fn register(&self, req: Register) -> BoxFuture<'_, Result<NodeId, BackendError>> {
+        Box::pin(async move { self.retrying("register", || self.register_once(&req)).await })
+    }
+
+    fn create(&self, req: Create) -> BoxFuture<'_, Result<ClusterFacts, BackendError>> {
+        Box::pin(async move { self.retrying("create", || self.create_once(&req)).await })
+    }
+
+    fn join(&self, req: Join) -> BoxFuture<'_, Result<Joined, BackendError>> {
+        Box::pin(async move { self.retrying("join", || self.join_once(&req)).await })
+    }
+
+    fn get_cluster<'a>(
+        &'a self,
+        req: &'a GetCluster,
+    ) -> BoxFuture<'a, Result<Members, BackendError>> {
+        Box::pin(async move { self.retrying("get cluster", || self.get_once(req)).await })
+    }
+
+    fn subscribe(&self, cluster: &NodeId) -> watch::Receiver<u64> {
+        self.listener.subscribe(cluster)
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.closed
+                .store(true, std::sync::atomic::Ordering::Release);
+            self.pool.close();
+        })
+    }
+
+    fn location(&self) -> String {
+        self.url.to_string()
     }
 }
 
