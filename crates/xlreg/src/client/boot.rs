@@ -94,12 +94,35 @@ pub async fn create_cluster_as(
     endpoint_count: u32,
     opts: &ClientOptions,
 ) -> Result<ClusterInfo, ClientError> {
-    let mut s = Session::connect(regcred, opts).await?;
-    s.register(admin, attrs::ADMIN | attrs::SOLO | attrs::EPHEMERAL)
-        .await?;
-    let info = s.create(name, max_size, endpoint_count).await?;
-    s.bye().await?;
-    Ok(info)
+    let tries = if opts.address.is_some() {
+        1
+    } else {
+        regcred.endpoints.len().max(1)
+    };
+    let mut rc = regcred.clone();
+    for attempt in 1.. {
+        let mut s = Session::connect(&rc, opts).await?;
+        let addr = s.addr().to_string();
+        let r = async {
+            s.register(admin, attrs::ADMIN | attrs::SOLO | attrs::EPHEMERAL)
+                .await?;
+            s.create(name, max_size, endpoint_count).await
+        }
+        .await;
+        match r {
+            // Create is idempotent by name: safe to run again elsewhere.
+            Err(e) if attempt < tries && e.is_failover() => {
+                tracing::warn!("create through {addr} failed ({e}); retrying on the next server");
+                rc.endpoints = next_first(&rc.endpoints, Some(&addr));
+            }
+            Err(e) => return Err(e),
+            Ok(info) => {
+                s.bye().await?;
+                return Ok(info);
+            }
+        }
+    }
+    unreachable!("the last attempt returns")
 }
 
 /// Register a node without joining anything (the Go "solo" flow): Member,
@@ -120,13 +143,68 @@ pub async fn register(
 /// With `opts.wait = Some(d)` the result is complete (all `max_size`
 /// members) or the error is [`ClientError::IncompleteCluster`]; with
 /// `None` it holds the members known right after the join.
+///
+/// With a regCred listing several servers of a group, a session that
+/// breaks mid-way (or meets a server whose database is down) is run again
+/// from the start on the next server: every step is idempotent (the same
+/// key re-registers its ID, a member re-joining keeps its slot).
 pub async fn boot(
     regcred: &RegCred,
     cluster: &ClusterRef,
     node: &NodeIdentity,
     opts: &BootOptions,
 ) -> Result<ClusterView, ClientError> {
-    let mut s = Session::connect(regcred, &opts.client).await?;
+    let tries = if opts.client.address.is_some() {
+        1
+    } else {
+        regcred.endpoints.len().max(1)
+    };
+    let mut rc = regcred.clone();
+    for attempt in 1.. {
+        let (r, addr) = boot_once(&rc, cluster, node, opts).await;
+        match (r, addr) {
+            // Connecting already tried every server in turn.
+            (Err(e), Some(addr)) if attempt < tries && e.is_failover() => {
+                tracing::warn!("boot through {addr} failed ({e}); retrying on the next server");
+                rc.endpoints = next_first(&rc.endpoints, Some(&addr));
+            }
+            (r, _) => return r,
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// `endpoints` rotated so the one after `failed` comes first (after the
+/// first one when `failed` is not among them).
+fn next_first(endpoints: &[String], failed: Option<&str>) -> Vec<String> {
+    let at = failed
+        .and_then(|f| endpoints.iter().position(|e| e == f))
+        .unwrap_or(0);
+    let mut out = endpoints.to_vec();
+    out.rotate_left((at + 1) % endpoints.len().max(1));
+    out
+}
+
+async fn boot_once(
+    regcred: &RegCred,
+    cluster: &ClusterRef,
+    node: &NodeIdentity,
+    opts: &BootOptions,
+) -> (Result<ClusterView, ClientError>, Option<String>) {
+    let s = match Session::connect(regcred, &opts.client).await {
+        Ok(s) => s,
+        Err(e) => return (Err(e), None),
+    };
+    let addr = Some(s.addr().to_string());
+    (boot_session(s, cluster, node, opts).await, addr)
+}
+
+async fn boot_session(
+    mut s: Session,
+    cluster: &ClusterRef,
+    node: &NodeIdentity,
+    opts: &BootOptions,
+) -> Result<ClusterView, ClientError> {
     let r = boot_in(&mut s, cluster, node, opts).await;
     match r {
         Ok(view) => {
@@ -332,6 +410,15 @@ pub async fn ephemeral_identity(opts: NodeOptions) -> Result<NodeIdentity, Clien
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_first_starts_after_the_failed_server() {
+        let e: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(next_first(&e, Some("a")), ["b", "c", "a"]);
+        assert_eq!(next_first(&e, Some("c")), ["a", "b", "c"]);
+        assert_eq!(next_first(&e, Some("zz")), ["b", "c", "a"]);
+        assert_eq!(next_first(&e[..1], Some("a")), ["a"]);
+    }
     use crate::client::fake::{self, Cluster};
     use std::sync::{Arc, Mutex};
 

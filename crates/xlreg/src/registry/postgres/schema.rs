@@ -96,6 +96,10 @@ pub async fn migrate(client: &mut Client) -> Result<i32, SchemaError> {
         .transaction()
         .await
         .map_err(db("begin migration"))?;
+    // "already exists, skipping" notices are noise in the server log.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .await
+        .map_err(db("set client_min_messages"))?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(db("take the migration lock"))?;
