@@ -10,10 +10,54 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use xlreg::registry::postgres::{PoolOptions, PostgresBackend};
-use xlreg::registry::service::JoinTarget;
-use xlreg::registry::{MemberRecord, RuleError, ServiceError};
+use xlreg::registry::{
+    get_cluster_held, Backend, BackendError, ClusterTarget, Create, GetCluster, Join,
+    MemberRecord, Register, RuleError,
+};
 use xlreg::testing::postgres::TestDb;
 use xlreg::wire::{NodeId, Which};
+
+fn create(name: &[u8], max_size: u32) -> Create {
+    Create {
+        name: name.to_vec(),
+        max_size,
+        attrs: 0,
+        ep_count: 1,
+    }
+}
+
+fn join(c: NodeId, record: MemberRecord) -> Join {
+    Join {
+        cluster: ClusterTarget::Id(c),
+        record,
+        endpoints: 1,
+    }
+}
+
+fn join_named(name: &[u8], record: MemberRecord) -> Join {
+    Join {
+        cluster: ClusterTarget::Name(name.into()),
+        record,
+        endpoints: 1,
+    }
+}
+
+fn get(c: NodeId, hold: Duration) -> GetCluster {
+    GetCluster {
+        cluster: ClusterTarget::Id(c),
+        which: Which::ALL,
+        budget: 1 << 20,
+        hold,
+    }
+}
+
+fn full() -> BackendError {
+    BackendError::Rule(RuleError::Full)
+}
+
+fn is(e: &BackendError, want: &BackendError) -> bool {
+    e.to_string() == want.to_string()
+}
 
 fn own_id() -> NodeId {
     NodeId::from_bytes(&[0xee; 20]).unwrap()
@@ -47,34 +91,29 @@ async fn race_for_64_slots(servers: usize) {
         return;
     };
     let b = backends(&db, servers).await;
-    let c = b[0].create(b"big".to_vec(), 64, 0, 1).await.unwrap().id;
+    let c = b[0].create(create(b"big", 64)).await.unwrap().id;
     let mut tasks = Vec::new();
     for i in 0..74u32 {
         let s = b[i as usize % servers].clone();
-        tasks.push(tokio::spawn(async move {
-            s.join(JoinTarget::Id(c.as_bytes().to_vec()), rec(i), 1)
-                .await
-        }));
+        tasks.push(tokio::spawn(async move { s.join(join(c, rec(i))).await }));
     }
-    let (mut slots, mut full) = (Vec::new(), 0);
+    let (mut slots, mut refused) = (Vec::new(), 0);
     for t in tasks {
         match t.await.unwrap() {
-            Ok((_, i)) => slots.push(i),
-            Err(ServiceError::Rule(RuleError::Full)) => full += 1,
+            Ok(j) => slots.push(j.index),
+            Err(e) if is(&e, &full()) => refused += 1,
             Err(e) => panic!("unexpected: {e:?}"),
         }
     }
     slots.sort();
     assert_eq!(slots, (0..64).collect::<Vec<_>>(), "each slot won once");
-    assert_eq!(full, 10, "ten joins told the cluster is full");
+    assert_eq!(refused, 10, "ten joins told the cluster is full");
     let mut views = Vec::new();
     for s in &b {
-        let sel = s
-            .get(Some(c.as_bytes()), Which::ALL, 1 << 20, None)
-            .await
-            .unwrap();
-        assert_eq!(sel.which, Which::low_n(64));
-        views.push(sel.token_fields);
+        let m = s.get_cluster(&get(c, Duration::ZERO)).await.unwrap();
+        assert!(m.complete);
+        assert_eq!(m.selection.which, Which::low_n(64));
+        views.push(m.selection.token_fields);
     }
     assert!(views.windows(2).all(|w| w[0] == w[1]), "identical views");
     let (_, clusters, members) = b[0].counts().await.unwrap();
@@ -100,8 +139,15 @@ async fn one_cluster_name_created_on_two_servers_at_once_gets_one_id() {
     for round in 0..10 {
         let name = format!("same-{round}").into_bytes();
         let (x, y) = tokio::join!(
-            b[0].create(name.clone(), 4, 1, 1),
-            b[1].create(name.clone(), 8, 2, 2)
+            b[0].create(Create {
+                attrs: 1,
+                ..create(&name, 4)
+            }),
+            b[1].create(Create {
+                attrs: 2,
+                ep_count: 2,
+                ..create(&name, 8)
+            })
         );
         let (x, y) = (x.unwrap(), y.unwrap());
         assert_eq!(x, y, "round {round}: both servers answer the one cluster");
@@ -117,25 +163,32 @@ async fn one_id_registered_with_two_keys_through_two_servers_has_one_owner() {
     let b = backends(&db, 2).await;
     for round in 0..10u8 {
         let id = NodeId::from_bytes(&[round + 1; 20]).unwrap();
-        let (x, y) = tokio::join!(
-            b[0].register(Some(id), [1; 32]),
-            b[1].register(Some(id), [2; 32])
-        );
+        let reg = |h: u8| Register {
+            id: Some(id),
+            sig_hash: [h; 32],
+        };
+        let (x, y) = tokio::join!(b[0].register(reg(1)), b[1].register(reg(2)));
         let won = [x.is_ok(), y.is_ok()];
         assert_eq!(won.iter().filter(|w| **w).count(), 1, "round {round}: {x:?} {y:?}");
         let loser = if x.is_ok() { y } else { x };
-        assert_eq!(loser, Err(ServiceError::Rule(RuleError::IdTaken)));
-        let owner_key = if won[0] { [1; 32] } else { [2; 32] };
+        assert!(is(&loser.unwrap_err(), &BackendError::Rule(RuleError::IdTaken)));
+        let owner_key = if won[0] { 1 } else { 2 };
         assert_eq!(
-            b[1 - won[0] as usize].register(Some(id), owner_key).await,
-            Ok(id),
+            b[1 - won[0] as usize].register(reg(owner_key)).await.unwrap(),
+            id,
             "the owner may register again on either server"
         );
     }
-    assert_eq!(
-        b[0].register(Some(own_id()), [1; 32]).await,
-        Err(ServiceError::Rule(RuleError::IdInUse)),
-        "the registry's own ID is not a member's"
+    let e = b[0]
+        .register(Register {
+            id: Some(own_id()),
+            sig_hash: [1; 32],
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        is(&e, &BackendError::Rule(RuleError::IdInUse)),
+        "the registry's own ID is not a member's: {e}"
     );
 }
 
@@ -145,27 +198,21 @@ async fn a_member_held_on_server_a_is_answered_within_100ms_of_the_last_join_on_
         return;
     };
     let b = backends(&db, 2).await;
-    let c = b[0].create(b"held".to_vec(), 3, 0, 1).await.unwrap().id;
+    let c = b[0].create(create(b"held", 3)).await.unwrap().id;
     for i in 0..2 {
-        b[0].join(JoinTarget::Current(Some(c)), rec(i), 1)
-            .await
-            .unwrap();
+        b[0].join(join(c, rec(i))).await.unwrap();
     }
     let a = b[0].clone();
     let held = tokio::spawn(async move {
-        let sel = a
-            .get(Some(c.as_bytes()), Which::ALL, 1 << 20, Some(Duration::from_secs(10)))
-            .await;
-        (sel, Instant::now())
+        let m = get_cluster_held(&*a, &get(c, Duration::from_secs(10))).await;
+        (m, Instant::now())
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!held.is_finished(), "held while a member is missing");
-    b[1].join(JoinTarget::Current(Some(c)), rec(2), 1)
-        .await
-        .unwrap();
+    b[1].join(join(c, rec(2))).await.unwrap();
     let joined = Instant::now();
-    let (sel, answered) = held.await.unwrap();
-    assert_eq!(sel.unwrap().which, Which(0b111));
+    let (m, answered) = held.await.unwrap();
+    assert_eq!(m.unwrap().selection.which, Which(0b111));
     let lag = answered.saturating_duration_since(joined);
     assert!(lag < Duration::from_millis(100), "answered {lag:?} after the join");
 }
@@ -176,37 +223,25 @@ async fn rejoin_through_the_other_server_keeps_the_slot_and_replaces_the_token()
         return;
     };
     let b = backends(&db, 2).await;
-    let c = b[0].create(b"r".to_vec(), 2, 0, 1).await.unwrap().id;
-    b[0].join(JoinTarget::Name(b"r".to_vec()), rec(0), 1)
-        .await
-        .unwrap();
-    b[0].join(JoinTarget::Name(b"r".to_vec()), rec(1), 1)
-        .await
-        .unwrap();
+    let c = b[0].create(create(b"r", 2)).await.unwrap().id;
+    b[0].join(join_named(b"r", rec(0))).await.unwrap();
+    b[0].join(join_named(b"r", rec(1))).await.unwrap();
     let mut again = rec(0);
     again.token = b"new-token".to_vec().into();
-    let (_, slot) = b[1]
-        .join(JoinTarget::Id(c.as_bytes().to_vec()), again, 1)
-        .await
-        .unwrap();
-    assert_eq!(slot, 0, "same slot even though the cluster is full");
+    let j = b[1].join(join(c, again)).await.unwrap();
+    assert_eq!(j.index, 0, "same slot even though the cluster is full");
     let snap = b[1].snapshot().await.unwrap();
     let cl = snap.cluster(&c).unwrap();
     assert_eq!(&*cl.members()[0].token, b"new-token");
-    assert_eq!(
-        b[1].join(JoinTarget::Id(c.as_bytes().to_vec()), rec(7), 1)
-            .await,
-        Err(ServiceError::Rule(RuleError::Full))
-    );
-    assert_eq!(
-        b[1].join(JoinTarget::Name(b"nope".to_vec()), rec(7), 1)
-            .await,
-        Err(ServiceError::Rule(RuleError::NoSuchName))
-    );
-    assert_eq!(
-        b[1].join(JoinTarget::Id(vec![1, 2, 3]), rec(7), 1).await,
-        Err(ServiceError::Rule(RuleError::NoSuchId))
-    );
+    let e = b[1].join(join(c, rec(7))).await.unwrap_err();
+    assert!(is(&e, &full()), "{e}");
+    let e = b[1].join(join_named(b"nope", rec(7))).await.unwrap_err();
+    assert!(is(&e, &BackendError::Rule(RuleError::NoSuchName)), "{e}");
+    let e = b[1]
+        .join(join(NodeId::from_bytes(&[9; 20]).unwrap(), rec(7)))
+        .await
+        .unwrap_err();
+    assert!(is(&e, &BackendError::Rule(RuleError::NoSuchId)), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -150,3 +150,72 @@ mod tests {
         assert_eq!(with_dbname_raw("postgres://u:p@h:1", "b"), "postgres://u:p@h:1/b");
     }
 }
+
+/// Several servers of one group: one identity, one database, each on its
+/// own loopback port, for tests and `xlreg bench`.
+pub struct PgGroup {
+    /// The servers, in the order of [`PgGroup::regcred`]'s endpoints.
+    pub servers: Vec<crate::server::Server>,
+    /// Credentials listing every server.
+    pub regcred: crate::regcred::RegCred,
+}
+
+impl std::fmt::Debug for PgGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PgGroup({:?})", self.regcred.endpoints)
+    }
+}
+
+impl PgGroup {
+    /// Start `n` in-memory-identity servers on `url`, all with `cfg`'s
+    /// settings (its listen address, identity and data dir are replaced).
+    pub async fn start(
+        url: &DbUrl,
+        n: usize,
+        cfg: crate::server::ServerConfig,
+        pool: crate::registry::postgres::PoolOptions,
+    ) -> Result<PgGroup, crate::server::ServerError> {
+        use crate::registry::postgres::PostgresBackend;
+        use crate::registry::Backend;
+        let identity = crate::server::ServerIdentity::generate(1024)?;
+        let mut servers = Vec::with_capacity(n);
+        for _ in 0..n {
+            let cfg = crate::server::ServerConfig {
+                listen: "127.0.0.1:0".parse().expect("valid"),
+                data_dir: None,
+                regcred_path: None,
+                identity: Some(identity.clone()),
+                ..cfg.clone()
+            };
+            let (url, pool) = (url.clone(), pool.clone());
+            let server = crate::server::Server::start_with_backend(cfg, |own_id| async move {
+                let b = PostgresBackend::connect(&url, own_id, &pool).await?;
+                Ok(std::sync::Arc::new(b) as std::sync::Arc<dyn Backend>)
+            })
+            .await?;
+            servers.push(server);
+        }
+        let mut regcred = servers[0].regcred().clone();
+        regcred.endpoints = servers
+            .iter()
+            .map(|s| s.local_addr().to_string())
+            .collect();
+        Ok(PgGroup { servers, regcred })
+    }
+
+    /// The credentials with server `i` first (the others follow in order):
+    /// clients of it connect to server `i` and fail over to the rest.
+    pub fn regcred_from(&self, i: usize) -> crate::regcred::RegCred {
+        let mut rc = self.regcred.clone();
+        let n = rc.endpoints.len();
+        rc.endpoints.rotate_left(i % n.max(1));
+        rc
+    }
+
+    /// Stop every server.
+    pub async fn shutdown(self) {
+        for s in self.servers {
+            s.shutdown().await;
+        }
+    }
+}
