@@ -14,19 +14,25 @@
 //!
 //! See `docs/fuzzing.md` for how to run the targets.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker};
 
 use prost::Message;
 
 use crate::goconfig::GoRegistryConfig;
 use crate::regcred::RegCred;
 use crate::registry::rules::{MAX_CLUSTER_SIZE, MAX_ENDPOINT_COUNT, MIN_CLUSTER_SIZE};
-use crate::registry::service::JoinTarget;
-use crate::registry::{IdOwner, Registry, RuleError, ServiceError};
+use crate::registry::{
+    perform, Answer, Backend, BackendError, BoxFuture, Change, ClusterFacts, ClusterTarget, Create,
+    GetCluster, IdOwner, Join, Joined, Members, Register, Registry, RegistryService, Request,
+    Store, StoreCause, StoreError,
+};
 use crate::server::session::{texts, Effect, ServerSession, SessionConfig, State};
 use crate::wire::crypto::aes_cbc_seal;
 use crate::wire::framing::LEGACY_MAX_MESSAGE;
-use crate::wire::session::{plausible_sealed_len, sealed_len};
+use crate::wire::seal::{plausible_sealed_len, sealed_len};
 use crate::wire::{
     digest_input, signed_token, verify_token, DecimalVersion, Framing, Hello, HelloReply, NodeId,
     PrivateKey, PublicKey, Reassembler, SessionKey, Tag, Token, Which, XlRegMsg, EXT_VERSION,
@@ -774,6 +780,128 @@ fn session_config(anon: bool, limit: usize) -> SessionConfig {
             ..Default::default()
         },
         version: GO_SERVER_VERSION,
+        hold: std::time::Duration::ZERO,
+        idle_timeout: std::time::Duration::from_secs(60),
+    }
+}
+
+/// The store under the fuzzed registry: keeps nothing (like an ephemeral
+/// registry's) and fails an append while `fail` is set.
+#[derive(Debug)]
+struct FaultyStore {
+    fail: Arc<AtomicBool>,
+}
+
+impl Store for FaultyStore {
+    fn load(&mut self) -> Result<Vec<Change>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    fn append(&mut self, _changes: &[Change]) -> Result<(), StoreError> {
+        if self.fail.load(Ordering::Relaxed) {
+            return Err(StoreError::new(
+                "<fuzz>",
+                "append",
+                StoreCause::Malformed("injected failure".into()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn waits_for_device(&self) -> bool {
+        false
+    }
+
+    fn location(&self) -> &str {
+        "<fuzz>"
+    }
+}
+
+/// The fuzzed backend: the real [`RegistryService`] (rules, commit and
+/// rollback) with faults injected for the next registry write: a store
+/// failure, or a closed service.
+#[derive(Debug)]
+struct FaultyBackend {
+    svc: Arc<RegistryService>,
+    /// Fail the store during the next Register, Create or Join.
+    fail_store: AtomicBool,
+    /// Answer the next Register, Create or Join with "shutting down".
+    closed: AtomicBool,
+    /// The store's switch, set for the duration of one write.
+    store_fails: Arc<AtomicBool>,
+}
+
+impl FaultyBackend {
+    fn new() -> Self {
+        let store_fails = Arc::new(AtomicBool::new(false));
+        let store = FaultyStore {
+            fail: store_fails.clone(),
+        };
+        FaultyBackend {
+            svc: RegistryService::start(Box::new(store), registry_id())
+                .expect("an empty store loads"),
+            fail_store: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            store_fails,
+        }
+    }
+
+    /// Run one write with the faults armed for it (and only for it).
+    async fn write<T>(
+        &self,
+        f: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        let fail = self.fail_store.swap(false, Ordering::Relaxed);
+        if self.closed.swap(false, Ordering::Relaxed) {
+            return Err(BackendError::Closed);
+        }
+        self.store_fails.store(fail, Ordering::Relaxed);
+        let r = f.await;
+        self.store_fails.store(false, Ordering::Relaxed);
+        r
+    }
+}
+
+impl Backend for FaultyBackend {
+    fn register(&self, req: Register) -> BoxFuture<'_, Result<NodeId, BackendError>> {
+        Box::pin(self.write(self.svc.register(req)))
+    }
+
+    fn create(&self, req: Create) -> BoxFuture<'_, Result<ClusterFacts, BackendError>> {
+        Box::pin(self.write(self.svc.create(req)))
+    }
+
+    fn join(&self, req: Join) -> BoxFuture<'_, Result<Joined, BackendError>> {
+        Box::pin(self.write(self.svc.join(req)))
+    }
+
+    fn get_cluster<'a>(
+        &'a self,
+        req: &'a GetCluster,
+    ) -> BoxFuture<'a, Result<Members, BackendError>> {
+        self.svc.get_cluster(req)
+    }
+
+    fn subscribe(&self, cluster: &NodeId) -> tokio::sync::watch::Receiver<u64> {
+        self.svc.subscribe(cluster)
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        self.svc.shutdown()
+    }
+
+    fn location(&self) -> String {
+        self.svc.location()
+    }
+}
+
+/// Run a future that cannot wait (an inline registry, GetCluster without
+/// hold) to its end.
+fn at_once<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("the fuzzed registry waited"),
     }
 }
 
@@ -797,18 +925,17 @@ struct Sess {
 
 struct World<'t> {
     trace: Option<&'t mut Vec<String>>,
-    reg: Registry,
+    backend: FaultyBackend,
     /// Cluster IDs in the order CreateReplies announced them.
     clusters: Vec<NodeId>,
     sessions: [Option<Sess>; SESSIONS],
-    fail_store: bool,
-    service_closed: bool,
 }
 
 /// Server state machine, several sessions sharing one in-memory registry.
-/// Effects are executed synchronously like the I/O layer and the registry
-/// writer do (apply, then commit — or roll back when a store failure is
-/// injected). Input format: see [`Cmd`].
+/// Requests go through the server's own dispatch path
+/// ([`crate::registry::perform`] on a [`RegistryService`]), run to the end
+/// at once: decide, append, then commit — or roll back when a store
+/// failure is injected. Input format: see [`Cmd`].
 pub fn server_session(data: &[u8]) {
     drive(data, None);
 }
@@ -824,11 +951,9 @@ pub fn server_session_trace(data: &[u8]) -> Vec<String> {
 fn drive(data: &[u8], trace: Option<&mut Vec<String>>) {
     let mut w = World {
         trace,
-        reg: Registry::new(registry_id()),
+        backend: FaultyBackend::new(),
         clusters: Vec::new(),
         sessions: Default::default(),
-        fail_store: false,
-        service_closed: false,
     };
     let mut inp = Input(data);
     let mut steps = 0;
@@ -874,11 +999,11 @@ fn drive(data: &[u8], trace: Option<&mut Vec<String>>) {
                 continue;
             }
             11 => {
-                w.fail_store = true;
+                w.backend.fail_store.store(true, Ordering::Relaxed);
                 continue;
             }
             _ => {
-                w.service_closed = true;
+                w.backend.closed.store(true, Ordering::Relaxed);
                 continue;
             }
         };
@@ -1022,27 +1147,9 @@ impl World<'_> {
         m
     }
 
-    /// What the registry service does around one rule call: refuse when
-    /// closed, else apply, then commit (or roll back on a store failure).
-    fn service<T>(
-        &mut self,
-        f: impl FnOnce(&mut Registry) -> Result<T, RuleError>,
-    ) -> Result<T, ServiceError> {
-        if std::mem::take(&mut self.service_closed) {
-            return Err(ServiceError::Closed);
-        }
-        let r = f(&mut self.reg);
-        let store_fails = std::mem::take(&mut self.fail_store) && !self.reg.pending().is_empty();
-        if store_fails {
-            self.reg.rollback();
-        } else {
-            self.reg.commit();
-        }
-        match r {
-            Err(rule) => Err(ServiceError::Rule(rule)),
-            Ok(_) if store_fails => Err(ServiceError::Store("injected failure".into())),
-            Ok(v) => Ok(v),
-        }
+    /// Run `f` on the committed registry.
+    fn reg<R>(&self, f: impl FnOnce(&Registry) -> R) -> R {
+        self.backend.svc.with_registry(f)
     }
 
     fn request(&mut self, sid: usize, msg: XlRegMsg) {
@@ -1056,83 +1163,40 @@ impl World<'_> {
         let requested_name = msg.cluster_name.clone();
         let mut effect = sess.s.on_message(msg);
         let mut done = Done::default();
+        // The connection's loop (server/connection.rs), with checks.
         let (body, close) = loop {
             effect = match effect {
                 Effect::Reply { body, close } => break (body, close),
-                Effect::Register { id, sig_hash } => {
-                    done.registered = Some(sig_hash);
-                    let r = self.service(|reg| reg.register(id, sig_hash));
-                    if let Ok(got) = &r {
-                        if let Some(want) = id {
-                            assert_eq!(*got, want, "registry assigned another ID");
-                        }
-                    }
-                    sess.s.on_registered(r)
-                }
-                Effect::Create {
-                    name,
-                    max_size,
-                    attrs,
-                    ep_count,
-                } => {
-                    let r = self.service(|reg| reg.create(&name, max_size, attrs, ep_count));
-                    sess.s.on_created(r)
-                }
-                Effect::Join {
-                    target,
-                    record,
-                    endpoints,
-                } => {
-                    let r = self.service(|reg| {
-                        let cid = match &target {
-                            JoinTarget::Id(raw) => reg.resolve(Some(raw), None)?,
-                            JoinTarget::Name(n) => reg.resolve(None, Some(n))?,
-                            JoinTarget::Current(Some(c)) => *c,
-                            JoinTarget::Current(None) => return Err(RuleError::MissingCluster),
-                        };
-                        reg.join(&cid, record, endpoints)
-                    });
-                    sess.s.on_joined(r)
-                }
-                Effect::Get {
-                    cluster_id,
-                    cluster_name,
-                    which,
-                    budget,
-                } => {
-                    if sess.framing == Framing::LengthPrefixed {
-                        assert_eq!(budget, usize::MAX);
-                    }
-                    assert_eq!(
-                        cluster_id, requested_id,
-                        "GetCluster asks for what was sent"
-                    );
-                    done.budget = Some(budget);
-                    let cluster_id = match self.reg.get_target(cluster_id, cluster_name.as_deref())
-                    {
-                        Ok(id) => id,
-                        Err(e) => {
-                            effect = sess.s.on_members(&[], Err(e));
-                            continue;
-                        }
+                Effect::Call(req) => {
+                    self.check_request(&sess, &req, &requested_id, &requested_name, &mut done);
+                    let asked_id = match &req {
+                        Request::Register(r) => r.id,
+                        _ => None,
                     };
-                    // By ID: that ID; by name (extension): the named cluster.
-                    match (&requested_id, &requested_name) {
-                        (Some(_), _) => assert_eq!(cluster_id, requested_id),
-                        (None, Some(n)) if !n.is_empty() => assert_eq!(
-                            cluster_id.as_deref(),
-                            self.reg
-                                .resolve(None, Some(n))
-                                .ok()
-                                .as_ref()
-                                .map(NodeId::as_bytes)
-                        ),
-                        _ => assert_eq!(cluster_id, None),
+                    let answer = at_once(perform(&self.backend, req));
+                    match &answer {
+                        Ok(Answer::Registered(got)) => {
+                            if let Some(want) = asked_id {
+                                assert_eq!(*got, want, "registry assigned another ID");
+                            }
+                        }
+                        Ok(Answer::Members(m)) => {
+                            let echoed = m.cluster_id.as_bytes().to_vec();
+                            // By ID: that ID; by name (extension): the
+                            // named cluster.
+                            match (&requested_id, &requested_name) {
+                                (Some(_), _) => assert_eq!(Some(&echoed), requested_id.as_ref()),
+                                (None, Some(n)) if !n.is_empty() => assert_eq!(
+                                    Some(m.cluster_id),
+                                    self.reg(|r| r.find(&ClusterTarget::Name(n[..].into())).ok())
+                                ),
+                                _ => panic!("GetCluster answered without a ClusterID or name"),
+                            }
+                            done.echoed = Some(echoed);
+                        }
+                        _ => {}
                     }
-                    done.echoed = cluster_id.clone();
-                    let r = self.reg.select(cluster_id.as_deref(), which, budget);
-                    sess.s
-                        .on_members(cluster_id.as_deref().unwrap_or_default(), r)
+                    sess.s.on_answer(answer)
                 }
             };
         };
@@ -1155,8 +1219,55 @@ impl World<'_> {
         }
     }
 
+    /// What a session asks the registry is what the client sent.
+    fn check_request(
+        &self,
+        sess: &Sess,
+        req: &Request,
+        requested_id: &Option<Vec<u8>>,
+        requested_name: &Option<Vec<u8>>,
+        done: &mut Done,
+    ) {
+        match req {
+            Request::Register(r) => done.registered = Some(r.sig_hash),
+            Request::GetCluster(g) => {
+                if sess.framing == Framing::LengthPrefixed {
+                    assert_eq!(g.budget, usize::MAX);
+                }
+                match (&g.cluster, requested_id) {
+                    (ClusterTarget::Id(id), Some(raw)) => {
+                        assert_eq!(id.as_bytes(), &raw[..], "GetCluster asks for what was sent")
+                    }
+                    (ClusterTarget::Name(n), None) => assert_eq!(
+                        Some(&n[..]),
+                        requested_name.as_deref(),
+                        "GetCluster asks for what was sent"
+                    ),
+                    (t, _) => panic!("GetCluster of {t:?} for ClusterID {requested_id:?}"),
+                }
+                done.budget = Some(g.budget);
+            }
+            Request::Create(_) | Request::Join(_) => {}
+        }
+    }
+
     fn check_reply(
         &mut self,
+        sess: &Sess,
+        before: State,
+        op: Option<i32>,
+        done: Done,
+        body: &[u8],
+        close: bool,
+    ) {
+        let svc = self.backend.svc.clone();
+        svc.with_registry(|reg| self.check_reply_on(reg, sess, before, op, done, body, close));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check_reply_on(
+        &mut self,
+        reg: &Registry,
         sess: &Sess,
         before: State,
         op: Option<i32>,
@@ -1212,7 +1323,7 @@ impl World<'_> {
                     .expect("MemberOK carries a valid ID");
                 assert_eq!(sess.s.member_id(), Some(id));
                 let hash = done.registered.expect("a member was registered");
-                assert_eq!(self.reg.id_owner(&id), Some(IdOwner::Member(hash)));
+                assert_eq!(reg.id_owner(&id), Some(IdOwner::Member(hash)));
                 assert!(r.member_attrs.is_some());
             }
             Some(5) => {
@@ -1220,7 +1331,7 @@ impl World<'_> {
                 assert_eq!(after, CreateRequestRcvd);
                 let id = NodeId::from_bytes(r.cluster_id.as_deref().unwrap_or_default())
                     .expect("CreateReply carries a valid ID");
-                let c = self.reg.cluster(&id).expect("created cluster exists");
+                let c = reg.cluster(&id).expect("created cluster exists");
                 assert_eq!(r.cluster_max_size, Some(c.max_size));
                 assert_eq!(r.cluster_attrs, Some(c.attrs));
                 assert_eq!(r.end_point_count, Some(c.ep_count));
@@ -1235,7 +1346,7 @@ impl World<'_> {
                     .expect("JoinReply carries a valid ID");
                 assert_eq!(sess.s.joined(), Some(id));
                 let me = sess.s.member_id().expect("joined members are registered");
-                let c = self.reg.cluster(&id).expect("joined cluster exists");
+                let c = reg.cluster(&id).expect("joined cluster exists");
                 assert!(
                     c.members().iter().any(|m| m.id == me),
                     "the member is in the cluster it joined"
@@ -1251,7 +1362,7 @@ impl World<'_> {
                 assert!(r.tokens_match_which(), "token count == popcount(Which)");
                 let id = NodeId::from_bytes(done.echoed.as_deref().unwrap_or_default())
                     .expect("only known clusters answer");
-                let c = self.reg.cluster(&id).expect("cluster exists");
+                let c = reg.cluster(&id).expect("cluster exists");
                 assert!(
                     which.minus(Which::low_n(c.len())).is_empty(),
                     "Which names only existing members"
@@ -1296,8 +1407,15 @@ impl World<'_> {
     }
 
     fn check_registry(&self) {
-        assert!(self.reg.pending().is_empty(), "every batch ends committed");
-        for c in self.reg.clusters() {
+        self.reg(check_registry);
+    }
+}
+
+/// Invariants of the committed registry after every request.
+fn check_registry(reg: &Registry) {
+    {
+        assert!(reg.pending().is_empty(), "every batch ends committed");
+        for c in reg.clusters() {
             assert!((MIN_CLUSTER_SIZE..=MAX_CLUSTER_SIZE).contains(&c.max_size));
             assert!((1..=MAX_ENDPOINT_COUNT).contains(&c.ep_count));
             assert!(
@@ -1313,7 +1431,7 @@ impl World<'_> {
                     assert_ne!(a.name, b.name, "member names unique in a cluster");
                 }
             }
-            assert_eq!(self.reg.id_owner(&c.id), Some(IdOwner::Cluster));
+            assert_eq!(reg.id_owner(&c.id), Some(IdOwner::Cluster));
         }
     }
 }

@@ -176,9 +176,9 @@ fn state_machine_seeds_reach_every_reply() {
 #[test]
 fn legacy_reply_budget_keeps_every_limit() {
     use std::sync::Arc;
-    use xlreg::registry::Selection;
+    use xlreg::registry::{Answer, GetCluster, Members, Request, Selection};
     use xlreg::server::session::{Effect, ServerSession, SessionConfig};
-    use xlreg::wire::session::sealed_len;
+    use xlreg::wire::seal::sealed_len;
     use xlreg::wire::{Framing, NodeId, Token, Which, XlRegMsg, GO_SERVER_VERSION};
 
     let cid = NodeId::from_bytes(&[7; 32]).unwrap();
@@ -193,12 +193,21 @@ fn legacy_reply_budget_keeps_every_limit() {
                 legacy_reply_limit: limit,
                 registry_token: Token::default(),
                 version: GO_SERVER_VERSION,
+                hold: std::time::Duration::ZERO,
+                idle_timeout: std::time::Duration::from_secs(60),
             };
             let mut s = ServerSession::new(Framing::Legacy, Arc::new(cfg));
             let m = XlRegMsg::member(xlreg::fuzzing::test_token(0));
-            assert!(matches!(s.on_message(m), Effect::Register { .. }));
-            s.on_registered(Ok(NodeId::from_bytes(&[1; 20]).unwrap()));
-            let Effect::Get { budget, .. } = s.on_message(get.clone()) else {
+            assert!(matches!(
+                s.on_message(m),
+                Effect::Call(Request::Register { .. })
+            ));
+            s.on_answer(Ok(Answer::Registered(
+                NodeId::from_bytes(&[1; 20]).unwrap(),
+            )));
+            let Effect::Call(Request::GetCluster(GetCluster { budget, .. })) =
+                s.on_message(get.clone())
+            else {
                 panic!("GetCluster refused")
             };
             // Tokens filling the budget to the byte, and the widest Which.
@@ -213,7 +222,12 @@ fn legacy_reply_budget_keeps_every_limit() {
                 which: Which(1 << 63),
                 token_fields: fields,
             };
-            let Effect::Reply { body, .. } = s.on_members(cid.as_bytes(), Ok(sel)) else {
+            let members = Members {
+                cluster_id: cid,
+                selection: sel,
+                complete: true,
+            };
+            let Effect::Reply { body, .. } = s.on_answer(Ok(Answer::Members(members))) else {
                 panic!("no reply")
             };
             assert!(

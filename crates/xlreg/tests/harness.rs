@@ -148,6 +148,7 @@ async fn the_held_get_cluster_returns_the_moment_the_last_member_joins() {
     while reg
         .server()
         .registry()
+        .expect("an in-process registry")
         .with_registry(|r| r.cluster(&info.id).map_or(0, |c| c.len()))
         < 2
     {

@@ -1,12 +1,22 @@
-//! The registry's rules (spec §9 with the §16 fixes), as plain functions
-//! over in-memory state: who may register which ID, how clusters are
-//! created and joined, and which tokens a GetCluster returns.
+//! The registry's rules, as plain functions over in-memory state: who may
+//! register which ID, how clusters are created and joined, and which tokens
+//! a GetCluster returns — the semantics of spec §9 (one section per
+//! request) with the fixes of spec §16 (the Go server's bugs), e.g. a
+//! Create of an existing name returns that cluster instead of failing
+//! (§16.11), a member whose ID equals its cluster's no longer blocks the
+//! cluster (§16.10), and "check, then insert" is never split by another
+//! request (§16.25, data races).
 //!
-//! No I/O here. [`Registry`] decides and records a [`Change`]; the store
-//! persists the changes of a batch in one transaction, and only then are
-//! they made visible to readers ([`Registry::commit`]) or undone
-//! ([`Registry::rollback`]). Members and clusters are append-only, which
-//! makes both cheap.
+//! No I/O here. [`Registry`] decides ([`Registry::decide`]) and records a
+//! [`Change`]; the store persists the changes of a batch in one
+//! transaction, and only then are they made visible to readers
+//! ([`Registry::commit`]) or undone ([`Registry::rollback`]). Members and
+//! clusters are append-only, which makes both cheap.
+//!
+//! A `Registry` need not hold everything: a database backend builds one
+//! from the rows a request touches ([`Registry::restore_change`]) and runs
+//! the same functions; stored data goes through the same checks on load
+//! ([`Registry::restore`]).
 
 use std::collections::HashMap;
 
@@ -599,20 +609,6 @@ impl Registry {
         }
     }
 
-    /// Resolve a Join's target: by ID bytes, else by name, else none.
-    pub fn resolve(&self, id: Option<&[u8]>, name: Option<&[u8]>) -> Result<NodeId, RuleError> {
-        if let Some(raw) = id {
-            return NodeId::from_bytes(raw)
-                .ok()
-                .filter(|id| self.clusters.contains_key(id))
-                .ok_or(RuleError::NoSuchId);
-        }
-        match name {
-            Some(n) if !n.is_empty() => self.by_name.get(n).copied().ok_or(RuleError::NoSuchName),
-            _ => Err(RuleError::MissingCluster),
-        }
-    }
-
     /// Join `cluster` with `record` having `endpoints` endpoints. A member
     /// already in the cluster under the same ID and name re-joins in its
     /// slot (its token is replaced). Returns the cluster facts and the slot.
@@ -665,64 +661,6 @@ impl Registry {
             record,
         });
         Ok((info, index))
-    }
-
-    /// GetCluster: the committed tokens selected by `which`, in index order,
-    /// stopping before the encoded tokens would exceed `budget` bytes.
-    pub fn select(
-        &self,
-        cluster_id: Option<&[u8]>,
-        which: Which,
-        budget: usize,
-    ) -> Result<Selection, RuleError> {
-        let c = self.visible_cluster(cluster_id)?;
-        let mut sel = Selection::default();
-        let n = c.len().min(64);
-        for i in which.and(Which::low_n(n)).iter() {
-            let t = &c.members[i].token;
-            let need = token_field_len(t.len());
-            if sel.token_fields.len() + need > budget {
-                break;
-            }
-            sel.token_fields.extend_from_slice(&[0xaa, 0x01]);
-            prost::encoding::encode_varint(t.len() as u64, &mut sel.token_fields);
-            sel.token_fields.extend_from_slice(t);
-            sel.which.insert(i);
-        }
-        Ok(sel)
-    }
-
-    /// A committed cluster by the raw ID bytes of a GetCluster, with the
-    /// Go server's error texts.
-    pub fn visible_cluster(&self, cluster_id: Option<&[u8]>) -> Result<&Cluster, RuleError> {
-        let raw = cluster_id.ok_or(RuleError::NilKey)?;
-        if raw.len() < 8 {
-            return Err(RuleError::KeyTooShort);
-        }
-        NodeId::from_bytes(raw)
-            .ok()
-            .and_then(|id| self.clusters.get(&id))
-            .filter(|c| c.committed)
-            .ok_or_else(|| RuleError::GetUnknown(hex::encode(raw)))
-    }
-
-    /// The ClusterID a GetCluster reads: the one sent, or — an xlreg
-    /// extension — the committed cluster named by ClusterName when no ID
-    /// was sent.
-    pub fn get_target(
-        &self,
-        cluster_id: Option<Vec<u8>>,
-        cluster_name: Option<&[u8]>,
-    ) -> Result<Option<Vec<u8>>, RuleError> {
-        match (cluster_id, cluster_name) {
-            (None, Some(name)) => self
-                .by_name
-                .get(name)
-                .filter(|id| self.clusters.get(id).is_some_and(|c| c.committed))
-                .map(|id| Some(id.as_bytes().to_vec()))
-                .ok_or(RuleError::NoSuchName),
-            (id, _) => Ok(id),
-        }
     }
 
     /// Make every pending change visible (after the store committed them).
@@ -780,37 +718,6 @@ impl Registry {
         }
     }
 
-    /// Load a committed cluster from the store (start-up). Members must
-    /// come with contiguous indexes starting at 0.
-    pub fn load_cluster(
-        &mut self,
-        info: ClusterFacts,
-        name: Box<[u8]>,
-        members: Vec<MemberRecord>,
-    ) {
-        self.ids.insert(info.id, IdOwner::Cluster);
-        self.by_name.insert(name.clone(), info.id);
-        let visible = members.len();
-        self.clusters.insert(
-            info.id,
-            Cluster {
-                id: info.id,
-                name,
-                attrs: info.attrs,
-                max_size: info.max_size,
-                ep_count: info.ep_count,
-                members,
-                visible,
-                committed: true,
-            },
-        );
-    }
-
-    /// Load a committed ID ownership from the store (start-up).
-    pub fn load_id(&mut self, id: NodeId, owner: IdOwner) {
-        self.ids.insert(id, owner);
-    }
-
     /// Every known ID and its owner, the registry's own included (copies).
     pub fn ids(&self) -> impl Iterator<Item = (&NodeId, &IdOwner)> {
         self.ids.iter()
@@ -836,6 +743,28 @@ mod tests {
 
     fn reg() -> Registry {
         Registry::new(NodeId::from_bytes(&[0xee; 20]).unwrap())
+    }
+
+    /// GetCluster by raw ClusterID, as a session sends it.
+    fn select(
+        r: &Registry,
+        raw: Option<&[u8]>,
+        which: Which,
+        budget: usize,
+    ) -> Result<Selection, RuleError> {
+        let cluster = get_target(raw, None)?;
+        let req = GetCluster {
+            cluster,
+            which,
+            budget,
+            hold: std::time::Duration::ZERO,
+        };
+        r.members(&req).map(|m| m.selection)
+    }
+
+    /// A Join's target by raw ClusterID or name, as a session sends it.
+    fn resolve(r: &Registry, id: Option<&[u8]>, name: Option<&[u8]>) -> Result<NodeId, RuleError> {
+        r.find(&join_target(id, name, None)?)
     }
 
     #[test]
@@ -898,13 +827,13 @@ mod tests {
         let mut r = reg();
         let c = r.create(b"c", 4, 0, 1).unwrap().id;
         assert!(
-            r.select(Some(c.as_bytes()), Which::ALL, 1 << 20).is_err(),
+            select(&r, Some(c.as_bytes()), Which::ALL, 1 << 20).is_err(),
             "cluster not committed"
         );
         r.commit();
         r.join(&c, rec(1, "a"), 1).unwrap();
         assert_eq!(
-            r.select(Some(c.as_bytes()), Which::ALL, 1 << 20)
+            select(&r, Some(c.as_bytes()), Which::ALL, 1 << 20)
                 .unwrap()
                 .which,
             Which(0)
@@ -913,7 +842,7 @@ mod tests {
         r.join(&c, rec(2, "b"), 1).unwrap();
         r.rollback();
         assert_eq!(
-            r.select(Some(c.as_bytes()), Which::ALL, 1 << 20)
+            select(&r, Some(c.as_bytes()), Which::ALL, 1 << 20)
                 .unwrap()
                 .which,
             Which(1)
@@ -933,28 +862,24 @@ mod tests {
             r.join(&c, rec(i, &format!("m{i}")), 1).unwrap();
         }
         r.commit();
-        let s = r
-            .select(Some(c.as_bytes()), Which(0b10101), 1 << 20)
-            .unwrap();
+        let s = select(&r, Some(c.as_bytes()), Which(0b10101), 1 << 20).unwrap();
         assert_eq!(s.which, Which(0b10101));
         assert_eq!(
-            r.select(Some(c.as_bytes()), Which(0), 1 << 20)
+            select(&r, Some(c.as_bytes()), Which(0), 1 << 20)
                 .unwrap()
                 .which,
             Which(0)
         );
         let one = token_field_len(r.cluster(&c).unwrap().members()[0].token.len());
-        let s = r
-            .select(Some(c.as_bytes()), Which::ALL, 2 * one + 1)
-            .unwrap();
+        let s = select(&r, Some(c.as_bytes()), Which::ALL, 2 * one + 1).unwrap();
         assert_eq!(s.which, Which(0b11));
-        assert_eq!(r.select(None, Which::ALL, 10), Err(RuleError::NilKey));
+        assert_eq!(select(&r, None, Which::ALL, 10), Err(RuleError::NilKey));
         assert_eq!(
-            r.select(Some(&[1; 7]), Which::ALL, 10),
+            select(&r, Some(&[1; 7]), Which::ALL, 10),
             Err(RuleError::KeyTooShort)
         );
         assert_eq!(
-            r.select(Some(&[1; 8]), Which::ALL, 10)
+            select(&r, Some(&[1; 8]), Which::ALL, 10)
                 .unwrap_err()
                 .to_string(),
             "doGetMsg: can't find cluster with ID 0101010101010101"
@@ -965,10 +890,107 @@ mod tests {
     fn resolve_by_id_then_name_then_nothing() {
         let mut r = reg();
         let c = r.create(b"c", 4, 0, 1).unwrap().id;
-        assert_eq!(r.resolve(Some(c.as_bytes()), Some(b"zzz")), Ok(c));
-        assert_eq!(r.resolve(Some(&[]), None), Err(RuleError::NoSuchId));
-        assert_eq!(r.resolve(None, Some(b"c")), Ok(c));
-        assert_eq!(r.resolve(None, Some(b"d")), Err(RuleError::NoSuchName));
-        assert_eq!(r.resolve(None, None), Err(RuleError::MissingCluster));
+        assert_eq!(resolve(&r, Some(c.as_bytes()), Some(b"zzz")), Ok(c));
+        assert_eq!(resolve(&r, Some(&[]), None), Err(RuleError::NoSuchId));
+        assert_eq!(resolve(&r, None, Some(b"c")), Ok(c));
+        assert_eq!(resolve(&r, None, Some(b"d")), Err(RuleError::NoSuchName));
+        assert_eq!(resolve(&r, None, None), Err(RuleError::MissingCluster));
+    }
+
+    #[test]
+    fn a_partial_registry_of_one_clusters_rows_decides_like_the_whole() {
+        let mut whole = reg();
+        let other = whole.create(b"other", 2, 0, 1).unwrap().id;
+        whole.join(&other, rec(9, "z"), 1).unwrap();
+        let c = whole.create(b"c", 3, 0, 1).unwrap().id;
+        whole.join(&c, rec(1, "a"), 1).unwrap();
+        whole.join(&c, rec(2, "b"), 1).unwrap();
+        let log = whole.commit();
+        // Only the rows of cluster `c`, as a database would lock and read.
+        let rows = log.iter().filter(|ch| match ch {
+            Change::NewId { id, .. } | Change::NewCluster { id, .. } => *id == c,
+            Change::NewMember { cluster, .. } | Change::ReplaceMember { cluster, .. } => {
+                *cluster == c
+            }
+        });
+        let mut part =
+            Registry::restore(NodeId::from_bytes(&[0xee; 20]).unwrap(), rows.cloned()).unwrap();
+        let join = |i: u8, name: &str| {
+            Request::Join(crate::registry::Join {
+                cluster: ClusterTarget::Name(b"c"[..].into()),
+                record: rec(i, name),
+                endpoints: 1,
+            })
+        };
+        assert_eq!(part.decide(join(3, "b")), Err(RuleError::NameInUse));
+        let Ok(Answer::Joined(j)) = part.decide(join(3, "c")) else {
+            panic!("the free slot was not given")
+        };
+        assert_eq!((j.cluster.id, j.index), (c, 2));
+        assert_eq!(
+            part.pending(),
+            &[Change::NewMember {
+                cluster: c,
+                index: 2,
+                record: rec(3, "c")
+            }],
+            "exactly the row to write"
+        );
+        part.commit();
+        assert_eq!(part.decide(join(4, "d")), Err(RuleError::Full));
+        let Ok(Answer::Joined(j)) = whole.decide(join(3, "c")) else {
+            panic!("the whole registry disagrees")
+        };
+        assert_eq!(j.index, 2);
+    }
+
+    #[test]
+    fn restore_refuses_what_the_rules_would_never_have_written() {
+        let own = NodeId::from_bytes(&[0xee; 20]).unwrap();
+        let cid = NodeId::from_bytes(&[0xc1; 20]).unwrap();
+        let cluster = |max_size, ep_count| Change::NewCluster {
+            id: cid,
+            name: b"c"[..].into(),
+            attrs: 0,
+            max_size,
+            ep_count,
+        };
+        let member = |index, i: u8, name: &str| Change::NewMember {
+            cluster: cid,
+            index,
+            record: rec(i, name),
+        };
+        let refused = |changes: Vec<Change>| Registry::restore(own, changes).unwrap_err().0;
+        assert!(refused(vec![cluster(4, 17)]).contains("endpoint count 17"));
+        assert!(refused(vec![cluster(65, 1)]).contains("size 65"));
+        assert!(refused(vec![cluster(2, 1), member(1, 1, "a")]).contains("out of sequence"));
+        assert!(refused(vec![
+            cluster(2, 1),
+            member(0, 1, "a"),
+            member(1, 2, "b"),
+            member(2, 3, "c")
+        ])
+        .contains("more members than its size"));
+        assert!(
+            refused(vec![cluster(3, 1), member(0, 1, "a"), member(1, 2, "a")])
+                .contains("repeats a member")
+        );
+        assert!(refused(vec![member(0, 1, "a")]).contains("unknown cluster"));
+        assert!(refused(vec![Change::NewId {
+            id: cid,
+            owner: IdOwner::Registry
+        }])
+        .contains("registry's own"));
+        assert!(refused(vec![
+            Change::NewId {
+                id: cid,
+                owner: IdOwner::Member([1; 32])
+            },
+            cluster(3, 1)
+        ])
+        .contains("owned by another"));
+        let ok = Registry::restore(own, vec![cluster(3, 1), member(0, 1, "a")]).unwrap();
+        assert_eq!(ok.cluster(&cid).unwrap().len(), 1, "restored as committed");
+        assert_eq!(ok.id_owner(&cid), Some(IdOwner::Cluster));
     }
 }

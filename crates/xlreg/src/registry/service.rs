@@ -8,7 +8,7 @@
 //! transaction was being fsynced and commits them together. A reply is
 //! sent only after its change is durable; readers never see uncommitted
 //! members. With a store that does not wait for a device
-//! ([`MemoryStore`](super::MemoryStore), ephemeral registries) requests
+//! ([`MemoryStore`], ephemeral registries) requests
 //! are decided and committed inline under the lock instead: there is
 //! nothing to wait for, so no thread hop.
 
@@ -301,7 +301,14 @@ fn writer_loop(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::registry::backend::perform;
+    use crate::registry::request::ClusterTarget;
+    use crate::registry::rules::{MemberRecord, RuleError};
+    use crate::registry::SqliteStore;
+    use crate::wire::Which;
 
     fn rec(i: u32) -> MemberRecord {
         let mut id = [0u8; 20];
@@ -315,30 +322,60 @@ mod tests {
 
     fn svc() -> Arc<RegistryService> {
         RegistryService::start(
-            Store::in_memory().unwrap(),
+            Box::new(SqliteStore::in_memory().unwrap()),
             NodeId::from_bytes(&[0xee; 20]).unwrap(),
         )
         .unwrap()
     }
 
+    fn create(name: &str, max_size: u32) -> Create {
+        Create {
+            name: name.as_bytes().to_vec(),
+            max_size,
+            attrs: 0,
+            ep_count: 1,
+        }
+    }
+
+    fn join(c: NodeId, i: u32) -> Join {
+        Join {
+            cluster: ClusterTarget::Id(c),
+            record: rec(i),
+            endpoints: 1,
+        }
+    }
+
+    fn get(c: NodeId, hold: Duration) -> Request {
+        Request::GetCluster(GetCluster {
+            cluster: ClusterTarget::Id(c),
+            which: Which::ALL,
+            budget: 1 << 20,
+            hold,
+        })
+    }
+
+    async fn which(s: &RegistryService, req: Request) -> Which {
+        match perform(s, req).await.unwrap() {
+            Answer::Members(m) => m.selection.which,
+            a => panic!("GetCluster answered {a:?}"),
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_joins_never_share_a_slot() {
         let s = svc();
-        let c = s.create(b"c".to_vec(), 64, 0, 1).await.unwrap().id;
+        let c = s.create(create("c", 64)).await.unwrap().id;
         let mut tasks = Vec::new();
         for i in 0..80 {
             let s = s.clone();
-            tasks.push(tokio::spawn(async move {
-                s.join(JoinTarget::Id(c.as_bytes().to_vec()), rec(i), 1)
-                    .await
-            }));
+            tasks.push(tokio::spawn(async move { s.join(join(c, i)).await }));
         }
         let mut slots = Vec::new();
         let mut full = 0;
         for t in tasks {
             match t.await.unwrap() {
-                Ok((_, i)) => slots.push(i),
-                Err(ServiceError::Rule(RuleError::Full)) => full += 1,
+                Ok(j) => slots.push(j.index),
+                Err(BackendError::Rule(RuleError::Full)) => full += 1,
                 Err(e) => panic!("{e}"),
             }
         }
@@ -350,82 +387,50 @@ mod tests {
     #[tokio::test]
     async fn held_get_returns_when_the_last_member_joins() {
         let s = svc();
-        let c = s.create(b"c".to_vec(), 2, 0, 1).await.unwrap().id;
-        s.join(JoinTarget::Current(Some(c)), rec(0), 1)
-            .await
-            .unwrap();
+        let c = s.create(create("c", 2)).await.unwrap().id;
+        s.join(join(c, 0)).await.unwrap();
         let s2 = s.clone();
         let started = std::time::Instant::now();
-        let getter = tokio::spawn(async move {
-            s2.get(
-                Some(c.as_bytes()),
-                Which::ALL,
-                1 << 20,
-                Some(Duration::from_secs(10)),
-            )
-            .await
-        });
+        let getter = tokio::spawn(async move { which(&s2, get(c, Duration::from_secs(10))).await });
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(
             !getter.is_finished(),
             "held while the cluster is incomplete"
         );
-        s.join(JoinTarget::Current(Some(c)), rec(1), 1)
-            .await
-            .unwrap();
-        let sel = getter.await.unwrap().unwrap();
-        assert_eq!(sel.which, Which(0b11));
+        s.join(join(c, 1)).await.unwrap();
+        assert_eq!(getter.await.unwrap(), Which(0b11));
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[tokio::test]
     async fn held_get_gives_up_at_the_bound() {
         let s = svc();
-        let c = s.create(b"c".to_vec(), 3, 0, 1).await.unwrap().id;
-        s.join(JoinTarget::Current(Some(c)), rec(0), 1)
-            .await
-            .unwrap();
-        let sel = s
-            .get(
-                Some(c.as_bytes()),
-                Which::ALL,
-                1 << 20,
-                Some(Duration::from_millis(50)),
-            )
-            .await
-            .unwrap();
-        assert_eq!(sel.which, Which(1));
+        let c = s.create(create("c", 3)).await.unwrap().id;
+        s.join(join(c, 0)).await.unwrap();
+        assert_eq!(which(&s, get(c, Duration::from_millis(50))).await, Which(1));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_ephemeral_registry_applies_inline_with_the_same_rules() {
-        let s = RegistryService::start(Store::none(), NodeId::from_bytes(&[0xee; 20]).unwrap())
-            .unwrap();
-        let c = s.create(b"c".to_vec(), 2, 0, 1).await.unwrap().id;
+        let s = RegistryService::ephemeral(NodeId::from_bytes(&[0xee; 20]).unwrap());
+        let c = s.create(create("c", 2)).await.unwrap().id;
         let mut tasks = Vec::new();
         for i in 0..5 {
             let s = s.clone();
-            tasks.push(tokio::spawn(async move {
-                s.join(JoinTarget::Id(c.as_bytes().to_vec()), rec(i), 1)
-                    .await
-            }));
+            tasks.push(tokio::spawn(async move { s.join(join(c, i)).await }));
         }
         let ok = futures_count(tasks).await;
         assert_eq!(ok, 2, "two slots, five racers");
-        let sel = s
-            .get(Some(c.as_bytes()), Which::ALL, 1 << 20, None)
-            .await
-            .unwrap();
-        assert_eq!(sel.which, Which(0b11));
+        assert_eq!(which(&s, get(c, Duration::ZERO)).await, Which(0b11));
         s.close();
-        assert_eq!(
-            s.create(b"d".to_vec(), 3, 0, 1).await,
-            Err(ServiceError::Closed)
-        );
+        assert!(matches!(
+            s.create(create("d", 3)).await,
+            Err(BackendError::Closed)
+        ));
     }
 
     async fn futures_count(
-        tasks: Vec<tokio::task::JoinHandle<Result<(ClusterFacts, usize), ServiceError>>>,
+        tasks: Vec<tokio::task::JoinHandle<Result<Joined, BackendError>>>,
     ) -> usize {
         let mut n = 0;
         for t in tasks {
@@ -437,10 +442,55 @@ mod tests {
     #[tokio::test]
     async fn closed_service_refuses_requests() {
         let s = svc();
-        s.close();
+        s.shutdown().await;
+        assert!(matches!(
+            s.create(create("c", 3)).await,
+            Err(BackendError::Closed)
+        ));
+    }
+
+    /// A store whose appends fail: requests are refused as storage
+    /// failures (with the cause kept) and nothing becomes visible.
+    struct BrokenStore;
+
+    impl Store for BrokenStore {
+        fn load(&mut self) -> Result<Vec<super::super::rules::Change>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn append(&mut self, _: &[super::super::rules::Change]) -> Result<(), StoreError> {
+            Err(StoreError::new(
+                "broken.db",
+                "commit",
+                std::io::Error::other("disk on fire"),
+            ))
+        }
+        fn waits_for_device(&self) -> bool {
+            true
+        }
+        fn location(&self) -> &str {
+            "broken.db"
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_append_refuses_the_request_and_applies_nothing() {
+        let s = RegistryService::start(Box::new(BrokenStore), NodeId::random()).unwrap();
+        let e = s.create(create("c", 3)).await.unwrap_err();
         assert_eq!(
-            s.create(b"c".to_vec(), 3, 0, 1).await,
-            Err(ServiceError::Closed)
+            e.to_string(),
+            "registry storage failure; request not applied"
+        );
+        let cause = std::error::Error::source(&e).expect("the store error is the source");
+        assert_eq!(cause.to_string(), "registry database broken.db: commit");
+        assert_eq!(
+            std::error::Error::source(cause).map(|c| c.to_string()),
+            Some("disk on fire".to_string())
+        );
+        assert_eq!(s.with_registry(|r| r.clusters().count()), 0);
+        assert_eq!(
+            s.with_registry(|r| r.find(&ClusterTarget::Name(b"c"[..].into()))),
+            Err(RuleError::NoSuchName),
+            "rolled back, not left pending"
         );
     }
 }

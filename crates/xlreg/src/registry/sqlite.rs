@@ -341,7 +341,12 @@ pub fn db_path(data_dir: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::{Registry, RegistryService};
     use crate::wire::Which;
+
+    fn load(st: &mut SqliteStore, own: NodeId) -> Registry {
+        Registry::restore(own, st.load().unwrap()).unwrap()
+    }
 
     fn rec(id: u8) -> MemberRecord {
         MemberRecord {
@@ -358,18 +363,18 @@ mod tests {
         let path = db_path(dir.path());
         let c;
         {
-            let mut st = Store::open(&path).unwrap();
-            let mut reg = st.load(own).unwrap();
+            let mut st = SqliteStore::open(&path).unwrap();
+            let mut reg = load(&mut st, own);
             reg.register(Some(NodeId::from_bytes(&[1; 20]).unwrap()), [7; 32])
                 .unwrap();
             c = reg.create(b"alpha", 3, 9, 2).unwrap().id;
             reg.join(&c, rec(1), 2).unwrap();
             reg.join(&c, rec(2), 2).unwrap();
-            st.apply(reg.pending()).unwrap();
+            st.append(reg.pending()).unwrap();
             reg.commit();
         }
-        let st = Store::open(&path).unwrap();
-        let reg = st.load(own).unwrap();
+        let mut st = SqliteStore::open(&path).unwrap();
+        let reg = load(&mut st, own);
         let cl = reg.cluster(&c).unwrap();
         assert_eq!((cl.max_size, cl.attrs, cl.ep_count, cl.len()), (3, 9, 2, 2));
         assert_eq!(cl.members()[1], rec(2));
@@ -377,30 +382,31 @@ mod tests {
             reg.id_owner(&NodeId::from_bytes(&[1; 20]).unwrap()),
             Some(IdOwner::Member([7; 32]))
         );
-        assert_eq!(
-            reg.select(Some(c.as_bytes()), Which::ALL, 1 << 20)
-                .unwrap()
-                .which,
-            Which(3)
-        );
+        let all = crate::registry::GetCluster {
+            cluster: crate::registry::ClusterTarget::Id(c),
+            which: Which::ALL,
+            budget: 1 << 20,
+            hold: std::time::Duration::ZERO,
+        };
+        assert_eq!(reg.members(&all).unwrap().selection.which, Which(3));
         assert_eq!(st.counts().unwrap(), (1, 2, 2));
     }
 
     #[test]
     fn a_slot_cannot_be_stored_twice() {
-        let mut st = Store::in_memory().unwrap();
+        let mut st = SqliteStore::in_memory().unwrap();
         let own = NodeId::from_bytes(&[0xee; 20]).unwrap();
-        let mut reg = st.load(own).unwrap();
+        let mut reg = load(&mut st, own);
         let c = reg.create(b"alpha", 3, 0, 1).unwrap().id;
         reg.join(&c, rec(1), 1).unwrap();
-        st.apply(reg.pending()).unwrap();
+        st.append(reg.pending()).unwrap();
         reg.commit();
         let dup = Change::NewMember {
             cluster: c,
             index: 0,
             record: rec(2),
         };
-        assert!(st.apply(&[dup]).is_err());
+        assert!(st.append(&[dup]).is_err());
     }
 
     #[test]
@@ -408,11 +414,54 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = db_path(dir.path());
         std::fs::write(&path, vec![0x5a; 8192]).unwrap();
-        let e = Store::open(&path).unwrap_err().to_string();
+        let e = SqliteStore::open(&path).unwrap_err().to_string();
         assert!(e.contains("registry.db"), "{e}");
         assert!(
             std::fs::read(&path).unwrap().iter().all(|&b| b == 0x5a),
             "file untouched"
         );
+    }
+
+    #[test]
+    fn rows_the_rules_refuse_are_refused_on_load_with_the_path_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(dir.path());
+        let own = NodeId::from_bytes(&[0xee; 20]).unwrap();
+        let cid = NodeId::from_bytes(&[0xc1; 20]).unwrap();
+        drop(SqliteStore::open(&path).unwrap());
+        // Well-formed rows, but 1024 endpoints per member where the rules
+        // allow 16 (the old loader accepted them).
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "INSERT INTO ids(id, kind, sig_sha256) VALUES(?1, 1, NULL)",
+            [cid.as_bytes()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO clusters(id, name, attrs, max_size, ep_count) VALUES(?1, X'63', 0, 4, 1024)",
+            [cid.as_bytes()],
+        )
+        .unwrap();
+        drop(conn);
+        let st = SqliteStore::open(&path).unwrap();
+        let e = RegistryService::start(Box::new(st), own).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("registry database {}: inconsistent data", path.display())
+        );
+        let cause = std::error::Error::source(&e).unwrap().to_string();
+        assert!(cause.contains(&cid.to_string()), "{cause}");
+        assert!(cause.contains("endpoint count 1024"), "{cause}");
+        assert!(matches!(e.cause, StoreCause::Restore(_)));
+    }
+
+    #[test]
+    fn a_failed_open_keeps_the_sqlite_error_as_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(dir.path());
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let e = SqliteStore::open(&path).unwrap_err();
+        assert!(matches!(e.cause, StoreCause::Sqlite(_)), "{e:?}");
+        assert!(std::error::Error::source(&e).is_some());
     }
 }

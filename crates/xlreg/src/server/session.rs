@@ -8,7 +8,7 @@
 //! is allowed in which state); every cell where the Go server crashes
 //! (§8.4) gets an Error and a close here.
 //!
-//! Each state carries its own data ([`Phase`]): the registered member
+//! Each state carries its own data (a private `Phase` enum): the registered member
 //! exists only in the states after MemberOK, the created cluster only
 //! after CreateReply, so no state can lack what it needs.
 
@@ -264,16 +264,13 @@ impl ServerSession {
                     ep_count: msg.end_point_count.unwrap_or(0),
                 }),
             ),
-            (
-                Phase::ClientDetailsRcvd { member } | Phase::CreateRequestRcvd { member, .. },
-                Tag::Join,
-            ) => {
-                let created = match &self.phase {
-                    Phase::CreateRequestRcvd { created, .. } => Some(*created),
-                    _ => None,
-                };
+            (Phase::ClientDetailsRcvd { member }, Tag::Join) => {
                 let member = member.clone();
-                self.join(msg, member, created)
+                self.join(msg, member, None)
+            }
+            (Phase::CreateRequestRcvd { member, created }, Tag::Join) => {
+                let (member, created) = (member.clone(), *created);
+                self.join(msg, member, Some(created))
             }
             (Phase::JoinRcvd, Tag::GetCluster) => self.get(msg),
             (
@@ -468,8 +465,133 @@ mod tests {
                 legacy_reply_limit: 16384,
                 registry_token: Token::default(),
                 version: crate::wire::GO_SERVER_VERSION,
+                hold: Duration::from_millis(500),
+                idle_timeout: Duration::from_secs(60),
             }),
         )
+    }
+
+    fn member_msg() -> XlRegMsg {
+        let key = crate::wire::PrivateKey::generate(1024).unwrap();
+        let token = crate::wire::signed_token(
+            "m",
+            3,
+            None,
+            &key.public(),
+            &key,
+            &["127.0.0.1:1".to_string()],
+        )
+        .unwrap();
+        XlRegMsg::member(token)
+    }
+
+    fn facts(id: NodeId) -> crate::registry::ClusterFacts {
+        crate::registry::ClusterFacts {
+            id,
+            max_size: 3,
+            attrs: 0,
+            ep_count: 1,
+        }
+    }
+
+    /// A session past MemberOK, and the ID it registered.
+    fn registered() -> (ServerSession, NodeId) {
+        let mut s = session();
+        let Effect::Call(Request::Register(r)) = s.on_message(member_msg()) else {
+            panic!("Member did not ask to register")
+        };
+        assert_eq!(r.id, None, "the token asked for a fresh ID");
+        let id = NodeId::random();
+        let Effect::Reply { body, close: false } = s.on_answer(Ok(Answer::Registered(id))) else {
+            panic!("no MemberOK")
+        };
+        assert_eq!(
+            XlRegMsg::from_bytes(&body).unwrap().tag(),
+            Some(Tag::MemberOk)
+        );
+        (s, id)
+    }
+
+    #[test]
+    fn create_then_join_without_a_target_joins_the_created_cluster() {
+        let (mut s, me) = registered();
+        assert_eq!(s.state(), State::ClientDetailsRcvd);
+        assert_eq!(s.member_id(), Some(me));
+        let Effect::Call(Request::Create(c)) = s.on_message(XlRegMsg::create("c", 3, 0, 1)) else {
+            panic!("Create did not ask the registry")
+        };
+        assert_eq!((&c.name[..], c.max_size, c.ep_count), (&b"c"[..], 3, 1));
+        let cid = NodeId::random();
+        s.on_answer(Ok(Answer::Created(facts(cid))));
+        assert_eq!(s.state(), State::CreateRequestRcvd);
+        let join = XlRegMsg {
+            op: Some(Tag::Join as i32),
+            ..Default::default()
+        };
+        let Effect::Call(Request::Join(j)) = s.on_message(join) else {
+            panic!("Join did not ask the registry")
+        };
+        assert_eq!(j.cluster, crate::registry::ClusterTarget::Id(cid));
+        assert_eq!(j.record.id, me);
+        assert_eq!(j.endpoints, 1);
+        s.on_answer(Ok(Answer::Joined(crate::registry::Joined {
+            cluster: facts(cid),
+            index: 0,
+        })));
+        assert_eq!((s.state(), s.joined()), (State::JoinRcvd, Some(cid)));
+        let Effect::Call(Request::GetCluster(g)) =
+            s.on_message(XlRegMsg::get_cluster(&cid, Which::ALL))
+        else {
+            panic!("GetCluster did not ask the registry")
+        };
+        assert_eq!(g.hold, Duration::from_millis(500), "the configured hold");
+        assert_eq!(g.cluster, crate::registry::ClusterTarget::Id(cid));
+    }
+
+    #[test]
+    fn targets_that_cannot_exist_are_refused_without_asking_the_registry() {
+        let (mut s, _) = registered();
+        let join = XlRegMsg {
+            op: Some(Tag::Join as i32),
+            ..Default::default()
+        };
+        assert!(is_error(
+            &s.on_message(join),
+            &crate::registry::RuleError::MissingCluster.to_string()
+        ));
+        let (mut s, _) = registered();
+        let mut join = XlRegMsg::join_by_name("x");
+        join.cluster_id = Some(vec![1; 5]);
+        assert!(is_error(
+            &s.on_message(join),
+            &crate::registry::RuleError::NoSuchId.to_string()
+        ));
+    }
+
+    #[test]
+    fn a_refusal_from_the_registry_closes_with_its_text() {
+        let mut s = session();
+        s.on_message(member_msg());
+        let e = s.on_answer(Err(crate::registry::RuleError::IdTaken.into()));
+        assert!(is_error(&e, "ID already registered to another key"));
+        assert_eq!(s.state(), State::Closed);
+    }
+
+    #[test]
+    fn an_answer_without_a_request_is_an_error_not_a_crash() {
+        let mut s = session();
+        let e = s.on_answer(Ok(Answer::Registered(NodeId::random())));
+        assert!(is_error(&e, texts::NO_REQUEST));
+    }
+
+    #[test]
+    fn the_session_says_how_long_to_wait_for_the_next_request() {
+        let mut s = session();
+        assert_eq!(s.read_timeout(), Duration::from_secs(60));
+        assert!(!s.said_bye());
+        s.on_message(XlRegMsg::bye());
+        assert_eq!(s.read_timeout(), LINGER_AFTER_BYE);
+        assert!(s.said_bye());
     }
 
     fn op(v: i32) -> XlRegMsg {

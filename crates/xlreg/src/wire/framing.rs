@@ -15,7 +15,7 @@
 
 use super::hello::GO_SERVER_VERSION;
 use super::msg::{Tag, XlRegMsg};
-use super::session::{plausible_sealed_len, SessionKey};
+use super::seal::{plausible_sealed_len, SessionKey};
 use super::types::DecimalVersion;
 use super::WireError;
 

@@ -9,7 +9,7 @@ pub mod crypto;
 pub mod framing;
 pub mod hello;
 pub mod msg;
-pub mod session;
+pub mod seal;
 pub mod token;
 pub mod types;
 
@@ -17,7 +17,7 @@ pub use crypto::{PrivateKey, PublicKey};
 pub use framing::{Framing, Reassembler, EXT_VERSION};
 pub use hello::{Hello, HelloReply, GO_SERVER_VERSION};
 pub use msg::{Tag, Token, XlRegMsg};
-pub use session::SessionKey;
+pub use seal::SessionKey;
 pub use token::{digest_input, signed_token, verify_token, VerifiedToken};
 pub use types::{check_endpoint, DecimalVersion, NodeId, Which};
 

@@ -1,4 +1,4 @@
-//! Session messages (spec §6): `IV(16) ‖ AES-256-CBC(key2, IV, PKCS7(body))`
+//! Sealing session messages (spec §6): `IV(16) ‖ AES-256-CBC(key2, IV, PKCS7(body))`
 //! with a fresh IV per message and no chaining across messages.
 
 use super::crypto::{aes_cbc_open, aes_cbc_seal, random_array, BLOCK};
