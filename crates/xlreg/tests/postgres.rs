@@ -254,8 +254,8 @@ async fn a_database_of_another_registry_identity_is_refused_and_migration_is_ide
     let other = NodeId::from_bytes(&[0x11; 20]).unwrap();
     let e = PostgresBackend::connect(db.url(), other, &PoolOptions::default())
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    let e = format!("{e}: {}", e.cause);
     assert!(e.contains("belongs to another registry"), "{e}");
     assert!(e.contains(&own_id().to_string()), "{e}");
 }
@@ -275,10 +275,135 @@ async fn a_wrong_password_fails_with_the_url_redacted() {
     // .ci/postgres.sh makes TCP logins check passwords (scram-sha-256).
     let e = PostgresBackend::connect(&url, own_id(), &PoolOptions::default())
         .await
-        .expect_err("a wrong password must be refused")
-        .to_string();
+        .expect_err("a wrong password must be refused");
+    let e = format!("{e}: {}", e.cause);
     assert!(!e.contains("Sekr1tMarker"), "{e}");
     assert!(e.contains(":***@"), "{e}");
     assert!(e.contains("cannot connect"), "{e}");
     assert!(!format!("{url}").contains("Sekr1tMarker"));
+}
+
+// ---- Real servers and clients on loopback ------------------------------
+
+use xlreg::client::{boot, create_cluster, BootOptions, ClientOptions, ClusterRef, NodeIdentity};
+use xlreg::server::ServerConfig;
+use xlreg::testing::keys::{generate_keys, KeyGen};
+use xlreg::testing::postgres::PgGroup;
+
+/// `n` member identities sharing a few keys (the registry keys IDs by sig
+/// key and ID; distinct IDs need not have distinct keys).
+fn members(n: usize, tag: &str) -> Vec<NodeIdentity> {
+    let keys = generate_keys(4, 1024, KeyGen::Fast, 2, &|| {}).unwrap();
+    (0..n)
+        .map(|i| {
+            NodeIdentity::from_keys(
+                &format!("{tag}{i}"),
+                NodeId::random(),
+                keys[i % 2].clone(),
+                keys[2 + i % 2].clone(),
+                vec![format!("127.0.0.1:{}", 20000 + i)],
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+async fn group(db: &TestDb, n: usize) -> PgGroup {
+    PgGroup::start(db.url(), n, ServerConfig::ephemeral(), PoolOptions::default())
+        .await
+        .unwrap()
+}
+
+async fn boot_through_alternating_servers(servers: usize) {
+    let Some(db) = TestDb::create(&format!("boot_alternating_{servers}")).await else {
+        return;
+    };
+    let g = group(&db, servers).await;
+    let info = create_cluster(&g.regcred, "ci-farm", 64, 1, &ClientOptions::default())
+        .await
+        .unwrap();
+    let nodes = members(74, "m");
+    let opts = BootOptions {
+        wait: Some(Duration::from_secs(60)),
+        ..Default::default()
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, node) in nodes.into_iter().enumerate() {
+        let (rc, opts) = (g.regcred_from(i % servers), opts.clone());
+        tasks.spawn(async move {
+            let r = boot(&rc, &ClusterRef::Id(info.id), &node, &opts).await;
+            (rc.endpoints[0].clone(), r)
+        });
+    }
+    let (mut views, mut refused) = (Vec::new(), 0);
+    let mut through = std::collections::BTreeMap::<String, usize>::new();
+    while let Some(r) = tasks.join_next().await {
+        let (first, r) = r.unwrap();
+        match r {
+            Ok(v) => {
+                *through.entry(first).or_default() += 1;
+                views.push(v);
+            }
+            Err(e) if e.server_text() == Some("cluster is full") => refused += 1,
+            Err(e) => panic!("unexpected boot failure: {e}"),
+        }
+    }
+    assert_eq!(views.len(), 64, "exactly 64 members");
+    assert_eq!(refused, 10, "10 joins told `cluster is full`");
+    assert_eq!(through.len(), servers, "members booted through every server: {through:?}");
+    xlreg::testing::check_views(&views, 64).expect("identical, complete views");
+    g.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_members_booting_through_alternating_servers_fill_64_slots_and_10_are_refused(
+) {
+    boot_through_alternating_servers(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_servers_members_booting_through_alternating_servers_fill_64_slots_and_10_are_refused(
+) {
+    boot_through_alternating_servers(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_fails_over_to_the_next_listed_server_when_the_first_is_down() {
+    let Some(db) = TestDb::create("client_failover").await else {
+        return;
+    };
+    let mut g = group(&db, 2).await;
+    let info = create_cluster(&g.regcred, "fo", 2, 1, &ClientOptions::default())
+        .await
+        .unwrap();
+    // Stop the first listed server: its port now refuses connections.
+    let first = g.servers.remove(0);
+    first.shutdown().await;
+    let nodes = members(2, "fo");
+    let started = std::time::Instant::now();
+    let opts = BootOptions::default();
+    let c = ClusterRef::Id(info.id);
+    let (a, b) = tokio::join!(
+        boot(&g.regcred, &c, &nodes[0], &opts),
+        boot(&g.regcred, &c, &nodes[1], &opts)
+    );
+    let views = [
+        a.expect("boots through the second server"),
+        b.expect("boots through the second server"),
+    ];
+    xlreg::testing::check_views(&views, 2).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    // Pinned to the dead server with --address: no failover.
+    let pinned = BootOptions {
+        client: ClientOptions {
+            address: Some(g.regcred.endpoints[0].clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let e = boot(&g.regcred, &ClusterRef::Id(info.id), &nodes[0], &pinned)
+        .await
+        .unwrap_err();
+    assert!(e.is_transport(), "{e}");
+    g.shutdown().await;
 }
