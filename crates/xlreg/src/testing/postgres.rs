@@ -55,28 +55,38 @@ impl TestDb {
     /// Panics when the server cannot be reached (a test failure).
     pub async fn create(test: &str) -> Option<TestDb> {
         let raw = server_url(test)?;
-        let admin = DbUrl::parse(&raw).unwrap_or_else(|e| panic!("{URL_VAR}: {e}"));
+        Some(
+            Self::create_on(&raw, "t")
+                .await
+                .unwrap_or_else(|e| panic!("{test}: {e}")),
+        )
+    }
+
+    /// Create a fresh database `xlreg_PREFIX_…` on the server of `raw` (a
+    /// URL whose user may create databases); dropped with the value.
+    pub async fn create_on(raw: &str, prefix: &str) -> Result<TestDb, String> {
+        let admin = DbUrl::parse(raw).map_err(|e| e.to_string())?;
         let name = format!(
-            "xlreg_t_{}_{}_{}",
+            "xlreg_{prefix}_{}_{}_{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed),
-            hex::encode(&rand_bytes())
+            hex::encode(rand_bytes())
         );
         let (client, conn) = admin
             .config()
             .connect(NoTls)
             .await
-            .unwrap_or_else(|e| panic!("{test}: cannot connect to {admin}: {e}"));
+            .map_err(|e| format!("cannot connect to {admin}: {e}"))?;
         let task = tokio::spawn(conn);
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
-            .unwrap_or_else(|e| panic!("{test}: CREATE DATABASE {name} on {admin}: {e}"));
+            .map_err(|e| format!("CREATE DATABASE {name} on {admin}: {e}"))?;
         drop(client);
         let _ = task.await;
         let url = admin.with_dbname(&name);
-        let raw = with_dbname_raw(&raw, &name);
-        Some(TestDb {
+        let raw = with_dbname_raw(raw, &name);
+        Ok(TestDb {
             admin,
             url,
             raw,

@@ -74,6 +74,10 @@ impl Watchers {
             .subscribe()
     }
 
+    fn generation(&self, cluster: &NodeId) -> Option<u64> {
+        self.lock().get(cluster).map(|tx| *tx.borrow())
+    }
+
     fn wake(&self, ev: &Event) {
         let map = self.lock();
         match ev {
@@ -137,6 +141,13 @@ impl Listener {
     /// any server of the group), and after the LISTEN connection was lost.
     pub fn subscribe(&self, cluster: &NodeId) -> watch::Receiver<u64> {
         self.watchers.subscribe(cluster)
+    }
+
+    /// How many times `cluster`'s watchers were woken so far, if it has
+    /// any: a read started after seeing generation `g` includes every join
+    /// whose notification counted in `g`.
+    pub fn generation(&self, cluster: &NodeId) -> Option<u64> {
+        self.watchers.generation(cluster)
     }
 
     /// Is the LISTEN connection up right now?

@@ -21,6 +21,7 @@ pub mod listen;
 pub mod schema;
 pub mod url;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -63,10 +64,19 @@ impl Default for PoolOptions {
 /// serialization failure, deadlock) or its connection.
 const ATTEMPTS: usize = 6;
 
+/// One read of a cluster shared by the held requests woken by the same
+/// notification (keyed by [`Listener::generation`]).
+type SharedRead = Arc<tokio::sync::OnceCell<Arc<Registry>>>;
+
+/// Most clusters with a shared read kept; past it the map is cleared.
+const SHARED_READS_MAX: usize = 4096;
+
 /// The registry backed by one PostgreSQL database.
 pub struct PostgresBackend {
     pool: Pool,
     listener: Listener,
+    /// Held GetClusters woken together read their cluster once.
+    shared_reads: std::sync::Mutex<std::collections::HashMap<NodeId, (u64, SharedRead)>>,
     own_id: NodeId,
     url: DbUrl,
     closed: std::sync::atomic::AtomicBool,
@@ -163,6 +173,11 @@ fn restore(reg: &mut Registry, ch: Change) -> Result<(), Failure> {
 const CLUSTER_COLUMNS: &str = "c.id, c.name, c.attrs, c.max_size, c.ep_count,
      m.idx, m.member_id, m.name, m.token
      FROM xlreg_clusters c LEFT JOIN xlreg_members m ON m.cluster_id = c.id";
+
+const INSERT_MEMBER: &str = "INSERT INTO xlreg_members(cluster_id, idx, member_id, name, token)
+     VALUES ($1, $2, $3, $4, $5)";
+const UPDATE_MEMBER: &str =
+    "UPDATE xlreg_members SET token = $3 WHERE cluster_id = $1 AND idx = $2";
 
 /// Load the rows of one cluster (see [`CLUSTER_COLUMNS`]) into `reg`
 /// through the rules' checks; nothing when there were no rows.
@@ -282,6 +297,7 @@ impl PostgresBackend {
         Ok(PostgresBackend {
             pool,
             listener,
+            shared_reads: Default::default(),
             own_id,
             url,
             closed: std::sync::atomic::AtomicBool::new(false),
@@ -403,47 +419,111 @@ impl PostgresBackend {
 
     /// Join: the cluster row is locked, so joins of one cluster through
     /// any number of servers are decided one at a time.
+    ///
+    /// The row lock is held from the locking statement to the commit, so
+    /// the transaction is pipelined to keep that short: BEGIN, the lock
+    /// and the member read go in one round trip, the write and COMMIT in
+    /// another.
     async fn join_once(&self, req: &Join) -> Attempt<Joined> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        // Lock the cluster row, then read its members in a second
-        // statement: under READ COMMITTED a statement sees what committed
-        // before it started, so the member read (sent in the same round
-        // trip, run once the lock is granted) sees every earlier join. A
-        // join inside the locking statement would see rows from before the
-        // wait.
+        let client = self.client().await?;
+        let r = self.join_on(&client, req).await;
+        if r.is_err() {
+            // Leave no transaction open on a connection going back to the
+            // pool (a broken one is dropped by the pool's check).
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        r
+    }
+
+    async fn join_on(&self, client: &deadpool_postgres::Object, req: &Join) -> Attempt<Joined> {
+        // Under READ COMMITTED a statement sees what committed before it
+        // started, so the member read (run once the lock is granted) sees
+        // every earlier join; a join inside the locking statement would
+        // see the rows from before the wait.
         let (col, key) = target_key(&req.cluster);
-        let lock = tx
+        let lock = client
             .prepare_cached(&format!(
                 "SELECT 1 FROM xlreg_clusters WHERE {col} = $1 FOR UPDATE"
             ))
             .await?;
-        let read = tx
+        let read = client
             .prepare_cached(&format!(
                 "SELECT {CLUSTER_COLUMNS} WHERE c.{col} = $1 ORDER BY m.idx"
             ))
             .await?;
+        let insert = client.prepare_cached(INSERT_MEMBER).await?;
+        let update = client.prepare_cached(UPDATE_MEMBER).await?;
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];
-        let (_, rows) = tokio::try_join!(tx.query(&lock, &params), tx.query(&read, &params))?;
+        let (_, _, rows) = tokio::try_join!(
+            client.batch_execute("BEGIN"),
+            client.query(&lock, &params),
+            client.query(&read, &params)
+        )?;
         let mut reg = Registry::new(self.own_id);
         load_cluster_rows(&mut reg, &rows)?;
         let joined = match reg.decide(Request::Join(req.clone())) {
             Ok(Answer::Joined(j)) => j,
             Ok(_) => unreachable!("{MISMATCH}"),
-            Err(rule) => return Ok(Err(rule)),
+            Err(rule) => {
+                client.batch_execute("ROLLBACK").await?;
+                return Ok(Err(rule));
+            }
         };
-        if !reg.pending().is_empty() {
-            // The trigger NOTIFYs the other servers at commit.
-            write_changes(&tx, reg.pending()).await?;
-            tx.commit().await?;
+        match reg.pending() {
+            // A re-join with the same token: nothing to write.
+            [] => client.batch_execute("ROLLBACK").await?,
+            [Change::NewMember {
+                cluster,
+                index,
+                record,
+            }] => {
+                // The trigger NOTIFYs the other servers at commit.
+                let (c, i, m, n, t) = (
+                    cluster.as_bytes(),
+                    *index as i32,
+                    record.id.as_bytes(),
+                    &record.name[..],
+                    &record.token[..],
+                );
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+                    [&c, &i, &m, &n, &t];
+                let (_, ()) = tokio::try_join!(
+                    client.execute(&insert, &params),
+                    client.batch_execute("COMMIT")
+                )?;
+            }
+            [Change::ReplaceMember {
+                cluster,
+                index,
+                record,
+            }] => {
+                let (c, i, t) = (cluster.as_bytes(), *index as i32, &record.token[..]);
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&c, &i, &t];
+                let (n, ()) = tokio::try_join!(
+                    client.execute(&update, &params),
+                    client.batch_execute("COMMIT")
+                )?;
+                if n != 1 {
+                    return Err(Failure::Corrupt(format!(
+                        "re-join of slot {index} of cluster {cluster} updated {n} rows"
+                    )));
+                }
+            }
+            other => {
+                return Err(Failure::Corrupt(format!(
+                    "a join decided {} changes",
+                    other.len()
+                )))
+            }
         }
         Ok(Ok(joined))
     }
 
-    /// GetCluster now: one statement, so one consistent snapshot.
-    async fn get_once(&self, req: &GetCluster) -> Attempt<Members> {
+    /// Read one cluster (one statement: one consistent snapshot) into a
+    /// [`Registry`] holding just it.
+    async fn read_cluster(&self, target: &ClusterTarget) -> Result<Registry, Failure> {
         let client = self.client().await?;
-        let (col, key) = target_key(&req.cluster);
+        let (col, key) = target_key(target);
         let st = client
             .prepare_cached(&format!(
                 "SELECT {CLUSTER_COLUMNS} WHERE c.{col} = $1 ORDER BY m.idx"
@@ -452,7 +532,37 @@ impl PostgresBackend {
         let rows = client.query(&st, &[&key]).await?;
         let mut reg = Registry::new(self.own_id);
         load_cluster_rows(&mut reg, &rows)?;
-        Ok(reg.members(req))
+        Ok(reg)
+    }
+
+    /// GetCluster now. A held request (`hold` > 0) of a watched cluster
+    /// shares its read with the others woken by the same notification:
+    /// when the last of 64 members joins, the 63 waiting on this server
+    /// cost one query, not 63. It is never older than the notifications
+    /// its caller was woken by; an unheld request always reads afresh.
+    async fn get_once(&self, req: &GetCluster) -> Attempt<Members> {
+        if let (false, ClusterTarget::Id(id)) = (req.hold.is_zero(), &req.cluster) {
+            if let Some(gen) = self.listener.generation(id) {
+                let cell = {
+                    let mut map = self.shared_reads.lock().unwrap_or_else(|p| p.into_inner());
+                    if map.len() >= SHARED_READS_MAX {
+                        map.clear();
+                    }
+                    let e = map.entry(*id).or_insert_with(|| (gen, Default::default()));
+                    if e.0 != gen {
+                        *e = (gen, Default::default());
+                    }
+                    e.1.clone()
+                };
+                let reg = cell
+                    .get_or_try_init(|| async {
+                        self.read_cluster(&req.cluster).await.map(Arc::new)
+                    })
+                    .await?;
+                return Ok(reg.members(req));
+            }
+        }
+        Ok(self.read_cluster(&req.cluster).await?.members(req))
     }
 
     /// Everything in the database as a [`Registry`] (listings, copies,
@@ -601,12 +711,7 @@ async fn write_changes(tx: &deadpool_postgres::Transaction<'_>, changes: &[Chang
                 index,
                 record,
             } => {
-                let st = tx
-                    .prepare_cached(
-                        "INSERT INTO xlreg_members(cluster_id, idx, member_id, name, token)
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .await?;
+                let st = tx.prepare_cached(INSERT_MEMBER).await?;
                 tx.execute(
                     &st,
                     &[
@@ -624,11 +729,7 @@ async fn write_changes(tx: &deadpool_postgres::Transaction<'_>, changes: &[Chang
                 index,
                 record,
             } => {
-                let st = tx
-                    .prepare_cached(
-                        "UPDATE xlreg_members SET token = $3 WHERE cluster_id = $1 AND idx = $2",
-                    )
-                    .await?;
+                let st = tx.prepare_cached(UPDATE_MEMBER).await?;
                 let n = tx
                     .execute(
                         &st,
