@@ -118,15 +118,17 @@ pub async fn copy_registry(src: &Registry, dst: &PostgresBackend) -> Result<Copy
         }
     }
     let write = async {
-        let mut client = dst.client().await?;
-        let tx = client.transaction().await?;
-        super::write_changes(&tx, &changes).await?;
-        tx.commit().await?;
-        Ok::<_, Failure>(())
+        let client = dst.client().await?;
+        client.batch_execute("BEGIN").await?;
+        let r = super::commit_changes(&client, &changes).await;
+        if r.is_err() {
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        r
     };
     write
         .await
-        .map_err(|f| CopyError::Store(format!("copy not applied: {}", f.text())))?;
+        .map_err(|f: Failure| CopyError::Store(format!("copy not applied: {}", f.text())))?;
     let (member_ids, clusters, members) = dst.counts().await?;
     let got = CopyCounts {
         member_ids,

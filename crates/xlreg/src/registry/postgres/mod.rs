@@ -351,48 +351,85 @@ impl PostgresBackend {
         }
     }
 
-    /// Member registration, decided in one transaction on the ID's row.
-    async fn register_once(&self, req: &Register) -> Attempt<NodeId> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let mut reg = Registry::new(self.own_id);
-        if let Some(id) = req.id {
-            let st = tx
-                .prepare_cached("SELECT kind, sig_sha256 FROM xlreg_ids WHERE id = $1")
-                .await?;
-            if let Some(row) = tx.query_opt(&st, &[&id.as_bytes()]).await? {
-                match owner_of(row.get(0), row.get(1))? {
-                    // The registry's own ID is already known to `reg`.
-                    IdOwner::Registry => {}
-                    owner => restore(&mut reg, Change::NewId { id, owner })?,
-                }
-            }
+    /// Run `body` inside BEGIN … COMMIT/ROLLBACK on one pooled connection;
+    /// on any failure the transaction is rolled back before the connection
+    /// goes back to the pool (a broken one is dropped by the pool's check).
+    async fn in_transaction<'c, T, Fut>(
+        &self,
+        client: &'c deadpool_postgres::Object,
+        body: impl FnOnce(&'c deadpool_postgres::Object) -> Fut,
+    ) -> Attempt<T>
+    where
+        Fut: std::future::Future<Output = Attempt<T>>,
+    {
+        let r = body(client).await;
+        if r.is_err() {
+            let _ = client.batch_execute("ROLLBACK").await;
         }
-        let id = match reg.decide(Request::Register(req.clone())) {
-            Ok(Answer::Registered(id)) => id,
-            Ok(_) => unreachable!("{MISMATCH}"),
-            Err(rule) => return Ok(Err(rule)),
-        };
-        write_changes(&tx, reg.pending()).await?;
-        tx.commit().await?;
-        Ok(Ok(id))
+        r
+    }
+
+    /// Member registration, decided in one transaction on the ID's row:
+    /// BEGIN and the read in one round trip, the write and COMMIT in
+    /// another.
+    async fn register_once(&self, req: &Register) -> Attempt<NodeId> {
+        let client = self.client().await?;
+        self.in_transaction(&client, |client| async move {
+            let mut reg = Registry::new(self.own_id);
+            if let Some(id) = req.id {
+                let st = client
+                    .prepare_cached("SELECT kind, sig_sha256 FROM xlreg_ids WHERE id = $1")
+                    .await?;
+                let key = id.as_bytes();
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];
+                let (_, row) = tokio::try_join!(
+                    client.batch_execute("BEGIN"),
+                    client.query_opt(&st, &params)
+                )?;
+                if let Some(row) = row {
+                    match owner_of(row.get(0), row.get(1))? {
+                        // The registry's own ID is already known to `reg`.
+                        IdOwner::Registry => {}
+                        owner => restore(&mut reg, Change::NewId { id, owner })?,
+                    }
+                }
+            } else {
+                client.batch_execute("BEGIN").await?;
+            }
+            let id = match reg.decide(Request::Register(req.clone())) {
+                Ok(Answer::Registered(id)) => id,
+                Ok(_) => unreachable!("{MISMATCH}"),
+                Err(rule) => {
+                    client.batch_execute("ROLLBACK").await?;
+                    return Ok(Err(rule));
+                }
+            };
+            commit_changes(client, reg.pending()).await?;
+            Ok(Ok(id))
+        })
+        .await
     }
 
     /// Create, idempotent by name: two servers creating one name at once
     /// both insert, one gets a unique violation, retries, and finds the
     /// other's cluster.
     async fn create_once(&self, req: &Create) -> Attempt<ClusterFacts> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let mut reg = Registry::new(self.own_id);
-        if !req.name.is_empty() {
+        let client = self.client().await?;
+        self.in_transaction(&client, |client| async move {
+            let mut reg = Registry::new(self.own_id);
             // Only the cluster row matters to Create; members are not read.
-            let st2 = tx
+            let st = client
                 .prepare_cached(
                     "SELECT id, name, attrs, max_size, ep_count FROM xlreg_clusters WHERE name = $1",
                 )
                 .await?;
-            if let Some(r) = tx.query_opt(&st2, &[&req.name]).await? {
+            let name = &req.name[..];
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&name];
+            let (_, row) = tokio::try_join!(
+                client.batch_execute("BEGIN"),
+                client.query_opt(&st, &params)
+            )?;
+            if let Some(r) = row {
                 restore(
                     &mut reg,
                     Change::NewCluster {
@@ -404,17 +441,18 @@ impl PostgresBackend {
                     },
                 )?;
             }
-        }
-        let facts = match reg.decide(Request::Create(req.clone())) {
-            Ok(Answer::Created(c)) => c,
-            Ok(_) => unreachable!("{MISMATCH}"),
-            Err(rule) => return Ok(Err(rule)),
-        };
-        if !reg.pending().is_empty() {
-            write_changes(&tx, reg.pending()).await?;
-            tx.commit().await?;
-        }
-        Ok(Ok(facts))
+            let facts = match reg.decide(Request::Create(req.clone())) {
+                Ok(Answer::Created(c)) => c,
+                Ok(_) => unreachable!("{MISMATCH}"),
+                Err(rule) => {
+                    client.batch_execute("ROLLBACK").await?;
+                    return Ok(Err(rule));
+                }
+            };
+            commit_changes(client, reg.pending()).await?;
+            Ok(Ok(facts))
+        })
+        .await
     }
 
     /// Join: the cluster row is locked, so joins of one cluster through
@@ -426,97 +464,43 @@ impl PostgresBackend {
     /// another.
     async fn join_once(&self, req: &Join) -> Attempt<Joined> {
         let client = self.client().await?;
-        let r = self.join_on(&client, req).await;
-        if r.is_err() {
-            // Leave no transaction open on a connection going back to the
-            // pool (a broken one is dropped by the pool's check).
-            let _ = client.batch_execute("ROLLBACK").await;
-        }
-        r
-    }
-
-    async fn join_on(&self, client: &deadpool_postgres::Object, req: &Join) -> Attempt<Joined> {
-        // Under READ COMMITTED a statement sees what committed before it
-        // started, so the member read (run once the lock is granted) sees
-        // every earlier join; a join inside the locking statement would
-        // see the rows from before the wait.
-        let (col, key) = target_key(&req.cluster);
-        let lock = client
-            .prepare_cached(&format!(
-                "SELECT 1 FROM xlreg_clusters WHERE {col} = $1 FOR UPDATE"
-            ))
-            .await?;
-        let read = client
-            .prepare_cached(&format!(
-                "SELECT {CLUSTER_COLUMNS} WHERE c.{col} = $1 ORDER BY m.idx"
-            ))
-            .await?;
-        let insert = client.prepare_cached(INSERT_MEMBER).await?;
-        let update = client.prepare_cached(UPDATE_MEMBER).await?;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];
-        let (_, _, rows) = tokio::try_join!(
-            client.batch_execute("BEGIN"),
-            client.query(&lock, &params),
-            client.query(&read, &params)
-        )?;
-        let mut reg = Registry::new(self.own_id);
-        load_cluster_rows(&mut reg, &rows)?;
-        let joined = match reg.decide(Request::Join(req.clone())) {
-            Ok(Answer::Joined(j)) => j,
-            Ok(_) => unreachable!("{MISMATCH}"),
-            Err(rule) => {
-                client.batch_execute("ROLLBACK").await?;
-                return Ok(Err(rule));
-            }
-        };
-        match reg.pending() {
-            // A re-join with the same token: nothing to write.
-            [] => client.batch_execute("ROLLBACK").await?,
-            [Change::NewMember {
-                cluster,
-                index,
-                record,
-            }] => {
-                // The trigger NOTIFYs the other servers at commit.
-                let (c, i, m, n, t) = (
-                    cluster.as_bytes(),
-                    *index as i32,
-                    record.id.as_bytes(),
-                    &record.name[..],
-                    &record.token[..],
-                );
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-                    [&c, &i, &m, &n, &t];
-                let (_, ()) = tokio::try_join!(
-                    client.execute(&insert, &params),
-                    client.batch_execute("COMMIT")
-                )?;
-            }
-            [Change::ReplaceMember {
-                cluster,
-                index,
-                record,
-            }] => {
-                let (c, i, t) = (cluster.as_bytes(), *index as i32, &record.token[..]);
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&c, &i, &t];
-                let (n, ()) = tokio::try_join!(
-                    client.execute(&update, &params),
-                    client.batch_execute("COMMIT")
-                )?;
-                if n != 1 {
-                    return Err(Failure::Corrupt(format!(
-                        "re-join of slot {index} of cluster {cluster} updated {n} rows"
-                    )));
+        self.in_transaction(&client, |client| async move {
+            // Under READ COMMITTED a statement sees what committed before
+            // it started, so the member read (run once the lock is granted)
+            // sees every earlier join; a join inside the locking statement
+            // would see the rows from before the wait.
+            let (col, key) = target_key(&req.cluster);
+            let lock = client
+                .prepare_cached(&format!(
+                    "SELECT 1 FROM xlreg_clusters WHERE {col} = $1 FOR UPDATE"
+                ))
+                .await?;
+            let read = client
+                .prepare_cached(&format!(
+                    "SELECT {CLUSTER_COLUMNS} WHERE c.{col} = $1 ORDER BY m.idx"
+                ))
+                .await?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];
+            let (_, _, rows) = tokio::try_join!(
+                client.batch_execute("BEGIN"),
+                client.query(&lock, &params),
+                client.query(&read, &params)
+            )?;
+            let mut reg = Registry::new(self.own_id);
+            load_cluster_rows(&mut reg, &rows)?;
+            let joined = match reg.decide(Request::Join(req.clone())) {
+                Ok(Answer::Joined(j)) => j,
+                Ok(_) => unreachable!("{MISMATCH}"),
+                Err(rule) => {
+                    client.batch_execute("ROLLBACK").await?;
+                    return Ok(Err(rule));
                 }
-            }
-            other => {
-                return Err(Failure::Corrupt(format!(
-                    "a join decided {} changes",
-                    other.len()
-                )))
-            }
-        }
-        Ok(Ok(joined))
+            };
+            // The trigger NOTIFYs the other servers at commit.
+            commit_changes(client, reg.pending()).await?;
+            Ok(Ok(joined))
+        })
+        .await
     }
 
     /// Read one cluster (one statement: one consistent snapshot) into a
@@ -666,83 +650,94 @@ impl Backend for PostgresBackend {
     }
 }
 
-/// Write the changes one request decided, inside its transaction.
-async fn write_changes(tx: &deadpool_postgres::Transaction<'_>, changes: &[Change]) -> Result<(), Failure> {
-    for ch in changes {
-        match ch {
-            Change::NewId { id, owner } => {
-                let (kind, sig): (i16, Option<&[u8]>) = match owner {
-                    IdOwner::Registry => (0, None),
-                    IdOwner::Cluster => (1, None),
-                    IdOwner::Member(h) => (2, Some(h)),
-                };
-                let st = tx
-                    .prepare_cached("INSERT INTO xlreg_ids(id, kind, sig_sha256) VALUES ($1, $2, $3)")
-                    .await?;
-                tx.execute(&st, &[&id.as_bytes(), &kind, &sig]).await?;
-            }
-            Change::NewCluster {
-                id,
-                name,
-                attrs,
-                max_size,
-                ep_count,
-            } => {
-                let st = tx
-                    .prepare_cached(
-                        "INSERT INTO xlreg_clusters(id, name, attrs, max_size, ep_count)
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .await?;
-                tx.execute(
-                    &st,
-                    &[
-                        &id.as_bytes(),
-                        &&name[..],
-                        &(*attrs as i64),
-                        &(*max_size as i32),
-                        &(*ep_count as i32),
-                    ],
-                )
-                .await?;
-            }
-            Change::NewMember {
-                cluster,
-                index,
-                record,
-            } => {
-                let st = tx.prepare_cached(INSERT_MEMBER).await?;
-                tx.execute(
-                    &st,
-                    &[
-                        &cluster.as_bytes(),
-                        &(*index as i32),
-                        &record.id.as_bytes(),
-                        &&record.name[..],
-                        &&record.token[..],
-                    ],
-                )
-                .await?;
-            }
-            Change::ReplaceMember {
-                cluster,
-                index,
-                record,
-            } => {
-                let st = tx.prepare_cached(UPDATE_MEMBER).await?;
-                let n = tx
-                    .execute(
-                        &st,
-                        &[&cluster.as_bytes(), &(*index as i32), &&record.token[..]],
-                    )
-                    .await?;
-                if n != 1 {
-                    return Err(Failure::Corrupt(format!(
-                        "re-join of slot {index} of cluster {cluster} updated {n} rows"
-                    )));
-                }
-            }
+/// One write of a [`Change`]: its statement and parameters.
+fn change_sql(ch: &Change) -> (&'static str, Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>>) {
+    match ch {
+        Change::NewId { id, owner } => {
+            let (kind, sig): (i16, Option<Vec<u8>>) = match owner {
+                IdOwner::Registry => (0, None),
+                IdOwner::Cluster => (1, None),
+                IdOwner::Member(h) => (2, Some(h.to_vec())),
+            };
+            (
+                "INSERT INTO xlreg_ids(id, kind, sig_sha256) VALUES ($1, $2, $3)",
+                vec![Box::new(id.as_bytes().to_vec()), Box::new(kind), Box::new(sig)],
+            )
         }
+        Change::NewCluster {
+            id,
+            name,
+            attrs,
+            max_size,
+            ep_count,
+        } => (
+            "INSERT INTO xlreg_clusters(id, name, attrs, max_size, ep_count)
+             VALUES ($1, $2, $3, $4, $5)",
+            vec![
+                Box::new(id.as_bytes().to_vec()),
+                Box::new(name.to_vec()),
+                Box::new(*attrs as i64),
+                Box::new(*max_size as i32),
+                Box::new(*ep_count as i32),
+            ],
+        ),
+        Change::NewMember {
+            cluster,
+            index,
+            record,
+        } => (
+            INSERT_MEMBER,
+            vec![
+                Box::new(cluster.as_bytes().to_vec()),
+                Box::new(*index as i32),
+                Box::new(record.id.as_bytes().to_vec()),
+                Box::new(record.name.to_vec()),
+                Box::new(record.token.to_vec()),
+            ],
+        ),
+        Change::ReplaceMember {
+            cluster,
+            index,
+            record,
+        } => (
+            UPDATE_MEMBER,
+            vec![
+                Box::new(cluster.as_bytes().to_vec()),
+                Box::new(*index as i32),
+                Box::new(record.token.to_vec()),
+            ],
+        ),
+    }
+}
+
+/// Write `changes` and COMMIT the open transaction, pipelined in one
+/// round trip (ROLLBACK when there is nothing to write). A statement that
+/// fails makes the COMMIT a rollback; its error is returned.
+async fn commit_changes(client: &deadpool_postgres::Object, changes: &[Change]) -> Result<(), Failure> {
+    if changes.is_empty() {
+        client.batch_execute("ROLLBACK").await?;
+        return Ok(());
+    }
+    let mut stmts = Vec::with_capacity(changes.len());
+    let mut values = Vec::with_capacity(changes.len());
+    for ch in changes {
+        let (sql, v) = change_sql(ch);
+        stmts.push(client.prepare_cached(sql).await?);
+        values.push(v);
+    }
+    let refs: Vec<Vec<&(dyn tokio_postgres::types::ToSql + Sync)>> = values
+        .iter()
+        .map(|v| v.iter().map(|b| &**b as &(dyn tokio_postgres::types::ToSql + Sync)).collect())
+        .collect();
+    let writes = futures_util::future::try_join_all(
+        stmts.iter().zip(&refs).map(|(st, p)| client.execute(st, p)),
+    );
+    let (counts, ()) = tokio::try_join!(writes, client.batch_execute("COMMIT"))?;
+    if let Some(i) = counts.iter().position(|n| *n != 1) {
+        return Err(Failure::Corrupt(format!(
+            "writing {:?} changed {} rows",
+            changes[i], counts[i]
+        )));
     }
     Ok(())
 }
