@@ -118,7 +118,7 @@ pub async fn copy_registry(src: &Registry, dst: &PostgresBackend) -> Result<Copy
         }
     }
     let write = async {
-        let client = dst.client().await?;
+        let client = dst.inner.client().await?;
         client.batch_execute("BEGIN").await?;
         let r = super::commit_changes(&client, &changes).await;
         if r.is_err() {

@@ -71,9 +71,28 @@ type SharedRead = Arc<tokio::sync::OnceCell<Arc<Registry>>>;
 /// Most clusters with a shared read kept; past it the map is cleared.
 const SHARED_READS_MAX: usize = 4096;
 
-/// The registry backed by one PostgreSQL database.
+/// The registry backed by one PostgreSQL database. Cheap to share: the
+/// state lives behind an `Arc`.
 pub struct PostgresBackend {
+    inner: Arc<Inner>,
+}
+
+/// Most joins of one cluster decided in one transaction.
+const MAX_JOIN_BATCH: usize = 256;
+
+type JoinReply = tokio::sync::oneshot::Sender<Result<Joined, BackendError>>;
+
+/// Joins of one cluster waiting for the transaction in progress.
+#[derive(Default)]
+struct JoinQueue {
+    waiting: Vec<(Join, JoinReply)>,
+}
+
+struct Inner {
     pool: Pool,
+    /// Joins waiting per cluster; a cluster with an entry has a task
+    /// draining it ([`Inner::drain_joins`]).
+    join_queues: std::sync::Mutex<std::collections::HashMap<ClusterTarget, JoinQueue>>,
     listener: Listener,
     /// Held GetClusters woken together read their cluster once.
     shared_reads: std::sync::Mutex<std::collections::HashMap<NodeId, (u64, SharedRead)>>,
@@ -84,7 +103,7 @@ pub struct PostgresBackend {
 
 impl std::fmt::Debug for PostgresBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PostgresBackend({})", self.url)
+        write!(f, "PostgresBackend({})", self.inner.url)
     }
 }
 
@@ -227,7 +246,7 @@ fn target_key(t: &ClusterTarget) -> (&'static str, &[u8]) {
 // The rules answer each request with its own variant (`Registry::decide`).
 const MISMATCH: &str = "Registry::decide answers each request with its variant";
 
-impl PostgresBackend {
+impl Inner {
     /// Connect, create or migrate the schema, claim the database for the
     /// registry identity `own_id` (a database keeps one identity: every
     /// server of a group shares it), and start listening.
@@ -235,7 +254,7 @@ impl PostgresBackend {
         url: &DbUrl,
         own_id: NodeId,
         opts: &PoolOptions,
-    ) -> Result<PostgresBackend, StoreError> {
+    ) -> Result<Inner, StoreError> {
         let mut config = url.config().clone();
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(opts.connect_timeout);
@@ -294,24 +313,15 @@ impl PostgresBackend {
             .await
             .map_err(|e| start_err(&url, "cannot LISTEN", e))?;
         tracing::info!(db = %url.short(), schema = version, "registry store: PostgreSQL");
-        Ok(PostgresBackend {
+        Ok(Inner {
             pool,
+            join_queues: Default::default(),
             listener,
             shared_reads: Default::default(),
             own_id,
             url,
             closed: std::sync::atomic::AtomicBool::new(false),
         })
-    }
-
-    /// The database, password redacted.
-    pub fn url(&self) -> &DbUrl {
-        &self.url
-    }
-
-    /// Is the LISTEN connection up (held requests hear other servers)?
-    pub fn is_listening(&self) -> bool {
-        self.listener.is_listening()
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, Failure> {
@@ -462,14 +472,73 @@ impl PostgresBackend {
     /// the transaction is pipelined to keep that short: BEGIN, the lock
     /// and the member read go in one round trip, the write and COMMIT in
     /// another.
-    async fn join_once(&self, req: &Join) -> Attempt<Joined> {
+    /// Queue `req` behind the joins of its cluster; the first one in
+    /// starts a task that decides them in batches ([`Inner::drain_joins`]).
+    async fn join(self: &Arc<Self>, req: Join) -> Result<Joined, BackendError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let key = req.cluster.clone();
+        let start = {
+            let mut m = self.join_queues.lock().unwrap_or_else(|p| p.into_inner());
+            let fresh = !m.contains_key(&key);
+            m.entry(key.clone()).or_default().waiting.push((req, tx));
+            fresh
+        };
+        if start {
+            // A task of its own: a client that hangs up mid-request must
+            // not cancel the others' joins.
+            tokio::spawn(self.clone().drain_joins(key));
+        }
+        rx.await.unwrap_or(Err(BackendError::Closed))
+    }
+
+    /// Decide the queued joins of one cluster, a batch per transaction,
+    /// until none are left: like the single-process service's group
+    /// commit, joins that arrive while one transaction commits share the
+    /// next one (one row lock and one WAL flush for many members).
+    async fn drain_joins(self: Arc<Self>, key: ClusterTarget) {
+        loop {
+            let batch: Vec<(Join, JoinReply)> = {
+                let mut m = self.join_queues.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(q) = m.get_mut(&key) else { return };
+                if q.waiting.is_empty() {
+                    m.remove(&key);
+                    return;
+                }
+                let n = q.waiting.len().min(MAX_JOIN_BATCH);
+                q.waiting.drain(..n).collect()
+            };
+            let reqs: Vec<&Join> = batch.iter().map(|(r, _)| r).collect();
+            let r = self.retrying("join", || self.join_batch_once(&reqs)).await;
+            match r {
+                Ok(results) => {
+                    for ((_, tx), r) in batch.into_iter().zip(results) {
+                        let _ = tx.send(r.map_err(BackendError::Rule));
+                    }
+                }
+                Err(e) => {
+                    for (_, tx) in batch {
+                        let _ = tx.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One transaction deciding `reqs` (all naming one cluster) in order:
+    /// the cluster row is locked, so joins through any number of servers
+    /// are decided one batch at a time. Pipelined: BEGIN, the lock and the
+    /// member read in one round trip, the writes and COMMIT in another.
+    async fn join_batch_once(
+        &self,
+        reqs: &[&Join],
+    ) -> Attempt<Vec<Result<Joined, super::RuleError>>> {
         let client = self.client().await?;
         self.in_transaction(&client, |client| async move {
             // Under READ COMMITTED a statement sees what committed before
             // it started, so the member read (run once the lock is granted)
             // sees every earlier join; a join inside the locking statement
             // would see the rows from before the wait.
-            let (col, key) = target_key(&req.cluster);
+            let (col, key) = target_key(&reqs[0].cluster);
             let lock = client
                 .prepare_cached(&format!(
                     "SELECT 1 FROM xlreg_clusters WHERE {col} = $1 FOR UPDATE"
@@ -488,17 +557,17 @@ impl PostgresBackend {
             )?;
             let mut reg = Registry::new(self.own_id);
             load_cluster_rows(&mut reg, &rows)?;
-            let joined = match reg.decide(Request::Join(req.clone())) {
-                Ok(Answer::Joined(j)) => j,
-                Ok(_) => unreachable!("{MISMATCH}"),
-                Err(rule) => {
-                    client.batch_execute("ROLLBACK").await?;
-                    return Ok(Err(rule));
-                }
-            };
+            let results = reqs
+                .iter()
+                .map(|req| match reg.decide(Request::Join((*req).clone())) {
+                    Ok(Answer::Joined(j)) => Ok(j),
+                    Ok(_) => unreachable!("{MISMATCH}"),
+                    Err(rule) => Err(rule),
+                })
+                .collect();
             // The trigger NOTIFYs the other servers at commit.
             commit_changes(client, reg.pending()).await?;
-            Ok(Ok(joined))
+            Ok(Ok(results))
         })
         .await
     }
@@ -549,9 +618,7 @@ impl PostgresBackend {
         Ok(self.read_cluster(&req.cluster).await?.members(req))
     }
 
-    /// Everything in the database as a [`Registry`] (listings, copies,
-    /// checks), read in one REPEATABLE READ snapshot.
-    pub async fn snapshot(&self) -> Result<Registry, BackendError> {
+    async fn snapshot(&self) -> Result<Registry, BackendError> {
         self.retrying("snapshot", || async {
             let mut client = self.client().await?;
             let tx = client
@@ -591,8 +658,7 @@ impl PostgresBackend {
         .await
     }
 
-    /// Row counts: (member-owned IDs, clusters, members).
-    pub async fn counts(&self) -> Result<(u64, u64, u64), BackendError> {
+    async fn counts(&self) -> Result<(u64, u64, u64), BackendError> {
         self.retrying("counts", || async {
             let client = self.client().await?;
             let r = client
@@ -613,40 +679,80 @@ impl PostgresBackend {
     }
 }
 
+impl PostgresBackend {
+    /// Connect, create or migrate the schema, claim the database for the
+    /// registry identity `own_id` (a database keeps one identity: every
+    /// server of a group shares it), and start listening.
+    pub async fn connect(
+        url: &DbUrl,
+        own_id: NodeId,
+        opts: &PoolOptions,
+    ) -> Result<PostgresBackend, StoreError> {
+        Ok(PostgresBackend {
+            inner: Arc::new(Inner::connect(url, own_id, opts).await?),
+        })
+    }
+
+    /// The database, password redacted.
+    pub fn url(&self) -> &DbUrl {
+        &self.inner.url
+    }
+
+    /// Is the LISTEN connection up (held requests hear other servers)?
+    pub fn is_listening(&self) -> bool {
+        self.inner.listener.is_listening()
+    }
+
+    /// Everything in the database as a [`Registry`] (listings, copies,
+    /// checks), read in one REPEATABLE READ snapshot.
+    pub async fn snapshot(&self) -> Result<Registry, BackendError> {
+        self.inner.snapshot().await
+    }
+
+    /// Row counts: (member-owned IDs, clusters, members).
+    pub async fn counts(&self) -> Result<(u64, u64, u64), BackendError> {
+        self.inner.counts().await
+    }
+}
+
 impl Backend for PostgresBackend {
     fn register(&self, req: Register) -> BoxFuture<'_, Result<NodeId, BackendError>> {
-        Box::pin(async move { self.retrying("register", || self.register_once(&req)).await })
+        let i = &self.inner;
+        Box::pin(async move { i.retrying("register", || i.register_once(&req)).await })
     }
 
     fn create(&self, req: Create) -> BoxFuture<'_, Result<ClusterFacts, BackendError>> {
-        Box::pin(async move { self.retrying("create", || self.create_once(&req)).await })
+        let i = &self.inner;
+        Box::pin(async move { i.retrying("create", || i.create_once(&req)).await })
     }
 
     fn join(&self, req: Join) -> BoxFuture<'_, Result<Joined, BackendError>> {
-        Box::pin(async move { self.retrying("join", || self.join_once(&req)).await })
+        Box::pin(self.inner.join(req))
     }
 
     fn get_cluster<'a>(
         &'a self,
         req: &'a GetCluster,
     ) -> BoxFuture<'a, Result<Members, BackendError>> {
-        Box::pin(async move { self.retrying("get cluster", || self.get_once(req)).await })
+        let i = &self.inner;
+        Box::pin(async move { i.retrying("get cluster", || i.get_once(req)).await })
     }
 
     fn subscribe(&self, cluster: &NodeId) -> watch::Receiver<u64> {
-        self.listener.subscribe(cluster)
+        self.inner.listener.subscribe(cluster)
     }
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            self.closed
+            self.inner
+                .closed
                 .store(true, std::sync::atomic::Ordering::Release);
-            self.pool.close();
+            self.inner.pool.close();
         })
     }
 
     fn location(&self) -> String {
-        self.url.to_string()
+        self.inner.url.to_string()
     }
 }
 
