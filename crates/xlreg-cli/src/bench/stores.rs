@@ -31,7 +31,7 @@ use xlreg::wire::{NodeId, Tag, Which, XlRegMsg};
 /// Wall-time budget of one formation row.
 const ROW_BUDGET: Duration = Duration::from_secs(8);
 /// Clusters of 64 made before each throughput row (its session cap).
-const THROUGHPUT_CLUSTERS: usize = 48;
+const THROUGHPUT_CLUSTERS: usize = 128;
 
 /// Where the registry lives in one configuration.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]

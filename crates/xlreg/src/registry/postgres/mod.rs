@@ -379,99 +379,69 @@ impl Inner {
         r
     }
 
-    /// Member registration, decided in one transaction on the ID's row:
-    /// BEGIN and the read in one round trip, the write and COMMIT in
-    /// another.
+    /// Member registration. ID rows are only ever inserted, never changed,
+    /// so the rule decides on a plain read of the ID's row; a fresh claim
+    /// is one INSERT, and a racing claim of the same ID through another
+    /// server loses on the primary key and is decided again on the
+    /// winner's row. A known ID costs one statement and no commit.
     async fn register_once(&self, req: &Register) -> Attempt<NodeId> {
         let client = self.client().await?;
-        self.in_transaction(&client, |client| async move {
-            let mut reg = Registry::new(self.own_id);
-            if let Some(id) = req.id {
-                let st = client
-                    .prepare_cached("SELECT kind, sig_sha256 FROM xlreg_ids WHERE id = $1")
-                    .await?;
-                let key = id.as_bytes();
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];
-                let (_, row) = tokio::try_join!(
-                    client.batch_execute("BEGIN"),
-                    client.query_opt(&st, &params)
-                )?;
-                if let Some(row) = row {
-                    match owner_of(row.get(0), row.get(1))? {
-                        // The registry's own ID is already known to `reg`.
-                        IdOwner::Registry => {}
-                        owner => restore(&mut reg, Change::NewId { id, owner })?,
-                    }
+        let mut reg = Registry::new(self.own_id);
+        if let Some(id) = req.id {
+            let st = client
+                .prepare_cached("SELECT kind, sig_sha256 FROM xlreg_ids WHERE id = $1")
+                .await?;
+            if let Some(row) = client.query_opt(&st, &[&id.as_bytes()]).await? {
+                match owner_of(row.get(0), row.get(1))? {
+                    // The registry's own ID is already known to `reg`.
+                    IdOwner::Registry => {}
+                    owner => restore(&mut reg, Change::NewId { id, owner })?,
                 }
-            } else {
-                client.batch_execute("BEGIN").await?;
             }
-            let id = match reg.decide(Request::Register(req.clone())) {
-                Ok(Answer::Registered(id)) => id,
-                Ok(_) => unreachable!("{MISMATCH}"),
-                Err(rule) => {
-                    client.batch_execute("ROLLBACK").await?;
-                    return Ok(Err(rule));
-                }
-            };
-            commit_changes(client, reg.pending()).await?;
-            Ok(Ok(id))
-        })
-        .await
+        }
+        let id = match reg.decide(Request::Register(req.clone())) {
+            Ok(Answer::Registered(id)) => id,
+            Ok(_) => unreachable!("{MISMATCH}"),
+            Err(rule) => return Ok(Err(rule)),
+        };
+        write_autocommit(&client, reg.pending()).await?;
+        Ok(Ok(id))
     }
 
-    /// Create, idempotent by name: two servers creating one name at once
-    /// both insert, one gets a unique violation, retries, and finds the
-    /// other's cluster.
+    /// Create, idempotent by name. Cluster rows never change, so an
+    /// existing name is answered from a plain read; a new cluster is
+    /// written in one transaction, and two servers creating one name at
+    /// once both insert, one loses on the unique name, retries, and finds
+    /// the other's cluster.
     async fn create_once(&self, req: &Create) -> Attempt<ClusterFacts> {
         let client = self.client().await?;
-        self.in_transaction(&client, |client| async move {
-            let mut reg = Registry::new(self.own_id);
-            // Only the cluster row matters to Create; members are not read.
-            let st = client
-                .prepare_cached(
-                    "SELECT id, name, attrs, max_size, ep_count FROM xlreg_clusters WHERE name = $1",
-                )
-                .await?;
-            let name = &req.name[..];
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&name];
-            let (_, row) = tokio::try_join!(
-                client.batch_execute("BEGIN"),
-                client.query_opt(&st, &params)
+        let mut reg = Registry::new(self.own_id);
+        let st = client
+            .prepare_cached(
+                "SELECT id, name, attrs, max_size, ep_count FROM xlreg_clusters WHERE name = $1",
+            )
+            .await?;
+        if let Some(r) = client.query_opt(&st, &[&&req.name[..]]).await? {
+            restore(
+                &mut reg,
+                Change::NewCluster {
+                    id: node_id(r.get::<_, &[u8]>(0), "cluster ID")?,
+                    name: r.get::<_, &[u8]>(1).into(),
+                    attrs: r.get::<_, i64>(2) as u64,
+                    max_size: r.get::<_, i32>(3) as u32,
+                    ep_count: r.get::<_, i32>(4) as u32,
+                },
             )?;
-            if let Some(r) = row {
-                restore(
-                    &mut reg,
-                    Change::NewCluster {
-                        id: node_id(r.get::<_, &[u8]>(0), "cluster ID")?,
-                        name: r.get::<_, &[u8]>(1).into(),
-                        attrs: r.get::<_, i64>(2) as u64,
-                        max_size: r.get::<_, i32>(3) as u32,
-                        ep_count: r.get::<_, i32>(4) as u32,
-                    },
-                )?;
-            }
-            let facts = match reg.decide(Request::Create(req.clone())) {
-                Ok(Answer::Created(c)) => c,
-                Ok(_) => unreachable!("{MISMATCH}"),
-                Err(rule) => {
-                    client.batch_execute("ROLLBACK").await?;
-                    return Ok(Err(rule));
-                }
-            };
-            commit_changes(client, reg.pending()).await?;
-            Ok(Ok(facts))
-        })
-        .await
+        }
+        let facts = match reg.decide(Request::Create(req.clone())) {
+            Ok(Answer::Created(c)) => c,
+            Ok(_) => unreachable!("{MISMATCH}"),
+            Err(rule) => return Ok(Err(rule)),
+        };
+        write_autocommit(&client, reg.pending()).await?;
+        Ok(Ok(facts))
     }
 
-    /// Join: the cluster row is locked, so joins of one cluster through
-    /// any number of servers are decided one at a time.
-    ///
-    /// The row lock is held from the locking statement to the commit, so
-    /// the transaction is pipelined to keep that short: BEGIN, the lock
-    /// and the member read go in one round trip, the write and COMMIT in
-    /// another.
     /// Queue `req` behind the joins of its cluster; the first one in
     /// starts a task that decides them in batches ([`Inner::drain_joins`]).
     async fn join(self: &Arc<Self>, req: Join) -> Result<Joined, BackendError> {
@@ -813,6 +783,35 @@ fn change_sql(ch: &Change) -> (&'static str, Vec<Box<dyn tokio_postgres::types::
                 Box::new(record.token.to_vec()),
             ],
         ),
+    }
+}
+
+/// Write `changes` atomically, durable on return: one statement commits
+/// by itself; several go in one pipelined BEGIN … COMMIT.
+async fn write_autocommit(
+    client: &deadpool_postgres::Object,
+    changes: &[Change],
+) -> Result<(), Failure> {
+    match changes {
+        [] => Ok(()),
+        [one] => {
+            let (sql, v) = change_sql(one);
+            let st = client.prepare_cached(sql).await?;
+            let p: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = v
+                .iter()
+                .map(|b| &**b as &(dyn tokio_postgres::types::ToSql + Sync))
+                .collect();
+            client.execute(&st, &p).await?;
+            Ok(())
+        }
+        several => {
+            client.batch_execute("BEGIN").await?;
+            let r = commit_changes(client, several).await;
+            if r.is_err() {
+                let _ = client.batch_execute("ROLLBACK").await;
+            }
+            r
+        }
     }
 }
 
