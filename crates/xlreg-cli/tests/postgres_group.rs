@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use xlreg::client::{boot, create_cluster, BootOptions, ClientOptions, ClusterRef, NodeIdentity};
-use xlreg::registry::postgres::{PoolOptions, PostgresBackend};
 use xlreg::regcred::RegCred;
+use xlreg::registry::postgres::{PoolOptions, PostgresBackend};
 use xlreg::server::{Server, ServerConfig, ServerIdentity};
 use xlreg::testing::keys::{generate_keys, KeyGen};
 use xlreg::testing::postgres::TestDb;
@@ -43,7 +43,10 @@ fn serve(dir: &Path, store: &str, listen: &str, advertise: &[String]) -> Proc {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
-    assert!(line.starts_with("listening on "), "unexpected first line {line:?}");
+    assert!(
+        line.starts_with("listening on "),
+        "unexpected first line {line:?}"
+    );
     std::thread::spawn(move || for _ in out.lines() {});
     Proc(child)
 }
@@ -92,8 +95,8 @@ fn nodes(n: usize) -> Vec<NodeIdentity> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kill_9_of_one_server_every_boot_completes_through_the_other_and_each_join_is_stored_once(
-) {
+async fn kill_9_of_one_server_every_boot_completes_through_the_other_and_each_join_is_stored_once()
+{
     let Some(db) = TestDb::create("kill9_group").await else {
         return;
     };
@@ -114,7 +117,11 @@ async fn kill_9_of_one_server_every_boot_completes_through_the_other_and_each_jo
     let mut sa = Some(serve(&a, db.raw_url(), &eps[0], &eps));
     let _sb = serve(&b, db.raw_url(), &eps[1], &eps);
     let rc = RegCred::load(a.join("regCred.dat")).unwrap();
-    assert_eq!(rc, RegCred::load(b.join("regCred.dat")).unwrap(), "one regCred.dat");
+    assert_eq!(
+        rc,
+        RegCred::load(b.join("regCred.dat")).unwrap(),
+        "one regCred.dat"
+    );
     assert_eq!(rc.endpoints, eps);
 
     let size = 32;
@@ -141,7 +148,10 @@ async fn kill_9_of_one_server_every_boot_completes_through_the_other_and_each_jo
     drop(sa.take()); // SIGKILL server a mid-run
     let mut views = Vec::new();
     while let Some(r) = tasks.join_next().await {
-        views.push(r.unwrap().expect("every boot completes through the other server"));
+        views.push(
+            r.unwrap()
+                .expect("every boot completes through the other server"),
+        );
     }
     xlreg::testing::check_views(&views, size as usize).unwrap();
 

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use xlreg::registry::postgres::{PoolOptions, PostgresBackend};
 use xlreg::registry::{
-    get_cluster_held, Backend, BackendError, ClusterTarget, Create, GetCluster, Join,
-    MemberRecord, Register, RuleError,
+    get_cluster_held, Backend, BackendError, ClusterTarget, Create, GetCluster, Join, MemberRecord,
+    Register, RuleError,
 };
 use xlreg::testing::postgres::TestDb;
 use xlreg::wire::{NodeId, Which};
@@ -169,12 +169,22 @@ async fn one_id_registered_with_two_keys_through_two_servers_has_one_owner() {
         };
         let (x, y) = tokio::join!(b[0].register(reg(1)), b[1].register(reg(2)));
         let won = [x.is_ok(), y.is_ok()];
-        assert_eq!(won.iter().filter(|w| **w).count(), 1, "round {round}: {x:?} {y:?}");
+        assert_eq!(
+            won.iter().filter(|w| **w).count(),
+            1,
+            "round {round}: {x:?} {y:?}"
+        );
         let loser = if x.is_ok() { y } else { x };
-        assert!(is(&loser.unwrap_err(), &BackendError::Rule(RuleError::IdTaken)));
+        assert!(is(
+            &loser.unwrap_err(),
+            &BackendError::Rule(RuleError::IdTaken)
+        ));
         let owner_key = if won[0] { 1 } else { 2 };
         assert_eq!(
-            b[1 - won[0] as usize].register(reg(owner_key)).await.unwrap(),
+            b[1 - won[0] as usize]
+                .register(reg(owner_key))
+                .await
+                .unwrap(),
             id,
             "the owner may register again on either server"
         );
@@ -214,7 +224,10 @@ async fn a_member_held_on_server_a_is_answered_within_100ms_of_the_last_join_on_
     let (m, answered) = held.await.unwrap();
     assert_eq!(m.unwrap().selection.which, Which(0b111));
     let lag = answered.saturating_duration_since(joined);
-    assert!(lag < Duration::from_millis(100), "answered {lag:?} after the join");
+    assert!(
+        lag < Duration::from_millis(100),
+        "answered {lag:?} after the join"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,7 +280,10 @@ async fn a_wrong_password_fails_with_the_url_redacted() {
     };
     let raw = db.raw_url().to_string();
     // Replace the password (or add one) with a marker we can look for.
-    let bad = match raw.split_once("://").and_then(|(s, r)| r.split_once('@').map(|(u, h)| (s, u, h))) {
+    let bad = match raw
+        .split_once("://")
+        .and_then(|(s, r)| r.split_once('@').map(|(u, h)| (s, u, h)))
+    {
         Some((s, u, h)) => format!("{s}://{}:Sekr1tMarker@{h}", u.split(':').next().unwrap()),
         None => panic!("test URL must be postgres://user@host/db"),
     };
@@ -309,9 +325,14 @@ fn members(n: usize, tag: &str) -> Vec<NodeIdentity> {
 }
 
 async fn group(db: &TestDb, n: usize) -> PgGroup {
-    PgGroup::start(db.url(), n, ServerConfig::ephemeral(), PoolOptions::default())
-        .await
-        .unwrap()
+    PgGroup::start(
+        db.url(),
+        n,
+        ServerConfig::ephemeral(),
+        PoolOptions::default(),
+    )
+    .await
+    .unwrap()
 }
 
 async fn boot_through_alternating_servers(servers: usize) {
@@ -350,14 +371,18 @@ async fn boot_through_alternating_servers(servers: usize) {
     }
     assert_eq!(views.len(), 64, "exactly 64 members");
     assert_eq!(refused, 10, "10 joins told `cluster is full`");
-    assert_eq!(through.len(), servers, "members booted through every server: {through:?}");
+    assert_eq!(
+        through.len(),
+        servers,
+        "members booted through every server: {through:?}"
+    );
     xlreg::testing::check_views(&views, 64).expect("identical, complete views");
     g.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_servers_members_booting_through_alternating_servers_fill_64_slots_and_10_are_refused(
-) {
+async fn two_servers_members_booting_through_alternating_servers_fill_64_slots_and_10_are_refused()
+{
     boot_through_alternating_servers(2).await;
 }
 
@@ -392,7 +417,11 @@ async fn a_client_fails_over_to_the_next_listed_server_when_the_first_is_down() 
         b.expect("boots through the second server"),
     ];
     xlreg::testing::check_views(&views, 2).unwrap();
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     // Pinned to the dead server with --address: no failover.
     let pinned = BootOptions {
         client: ClientOptions {

@@ -77,9 +77,14 @@ async fn servers_recover_from_a_postgres_restart_without_restarting() {
     if !can_restart() {
         return;
     }
-    let g = PgGroup::start(db.url(), 2, ServerConfig::ephemeral(), PoolOptions::default())
-        .await
-        .unwrap();
+    let g = PgGroup::start(
+        db.url(),
+        2,
+        ServerConfig::ephemeral(),
+        PoolOptions::default(),
+    )
+    .await
+    .unwrap();
     let own = g.regcred.id;
     let raw: Vec<PostgresBackend> = vec![
         PostgresBackend::connect(db.url(), own, &PoolOptions::default())
@@ -117,7 +122,10 @@ async fn servers_recover_from_a_postgres_restart_without_restarting() {
     };
     let snap = raw[0].snapshot().await.unwrap();
     let names: Vec<&[u8]> = snap.clusters().map(|c| &*c.name).collect();
-    assert!(!names.contains(&&b"during"[..]), "nothing applied during the outage");
+    assert!(
+        !names.contains(&&b"during"[..]),
+        "nothing applied during the outage"
+    );
     assert_eq!(names.len(), 2, "{names:?}");
     let (a, b) = (node("a", &keys, 1), node("b", &keys, 2));
     let opts = BootOptions::default();
@@ -168,6 +176,9 @@ async fn servers_recover_from_a_postgres_restart_without_restarting() {
     );
     assert!(held.0.complete);
     let lag = held.1.saturating_duration_since(joined);
-    assert!(lag < Duration::from_millis(100), "answered {lag:?} after the join");
+    assert!(
+        lag < Duration::from_millis(100),
+        "answered {lag:?} after the join"
+    );
     g.shutdown().await;
 }

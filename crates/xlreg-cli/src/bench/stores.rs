@@ -175,7 +175,12 @@ pub async fn formation(
         )
     })
     .await??;
-    let admin = member_identity("admin", ks[2 * max].clone(), ks[2 * max + 1].clone(), vec![])?;
+    let admin = member_identity(
+        "admin",
+        ks[2 * max].clone(),
+        ks[2 * max + 1].clone(),
+        vec![],
+    )?;
     let mut rows: Vec<FormationRow> = Vec::new();
     for b in BACKENDS {
         let r = Running::start(b, url).await?;
@@ -314,7 +319,12 @@ async fn session(
     let mut c = Connection::open(rc, opts).await?;
     call(&mut c, member, Tag::MemberOk).await?;
     call(&mut c, &XlRegMsg::join_by_id(cluster), Tag::JoinReply).await?;
-    call(&mut c, &XlRegMsg::get_cluster(cluster, Which(1)), Tag::ClusterMembers).await?;
+    call(
+        &mut c,
+        &XlRegMsg::get_cluster(cluster, Which(1)),
+        Tag::ClusterMembers,
+    )
+    .await?;
     call(&mut c, &XlRegMsg::bye(), Tag::Ack).await?;
     c.close().await;
     Ok(())
@@ -359,14 +369,12 @@ pub async fn throughput(
                 Arc::new(AtomicUsize::new(0)),
             );
             let stop = Arc::new(AtomicBool::new(false));
-            let (pg0, me0) = (
-                postgres_cpu(),
-                super::memory::cpu_time(std::process::id())?,
-            );
+            let (pg0, me0) = (postgres_cpu(), super::memory::cpu_time(std::process::id())?);
             let t0 = Instant::now();
             let mut tasks = tokio::task::JoinSet::new();
             for _ in 0..clients {
-                let (rcs, members, clusters) = (r.regcreds.clone(), members.clone(), clusters.clone());
+                let (rcs, members, clusters) =
+                    (r.regcreds.clone(), members.clone(), clusters.clone());
                 let (next, done, errors, stop) =
                     (next.clone(), done.clone(), errors.clone(), stop.clone());
                 tasks.spawn(async move {
@@ -447,7 +455,14 @@ pub fn throughput_table(r: &ThroughputReport) -> String {
     );
     s.push_str(&format!(
         "{:<12}  {:>7}  {:>8}  {:>6}  {:>10}  {:>9}  {:>14}  {:>14}\n",
-        "STORE", "CLIENTS", "SESSIONS", "ERRORS", "SESSIONS/s", "VS SQLITE", "XLREG µs/ses", "POSTGRES µs/ses"
+        "STORE",
+        "CLIENTS",
+        "SESSIONS",
+        "ERRORS",
+        "SESSIONS/s",
+        "VS SQLITE",
+        "XLREG µs/ses",
+        "POSTGRES µs/ses"
     ));
     for row in &r.rows {
         s.push_str(&format!(

@@ -56,7 +56,12 @@ pub struct FormationArgs {
     /// Compare stores instead: SQLite, then PostgreSQL with one and two
     /// servers, on scratch databases made on this server (its user must
     /// be allowed to CREATE DATABASE). Uses the first of --key-bits.
-    #[arg(long, value_name = "postgres://…", env = "XLREG_BENCH_STORE", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "postgres://…",
+        env = "XLREG_BENCH_STORE",
+        hide_env_values = true
+    )]
     pub store: Option<String>,
 }
 
@@ -79,7 +84,12 @@ pub struct ThroughputArgs {
     pub json: bool,
     /// Compare stores instead: SQLite, then PostgreSQL with one and two
     /// servers (scratch databases on this server; GetCluster of member 0).
-    #[arg(long, value_name = "postgres://…", env = "XLREG_BENCH_STORE", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "postgres://…",
+        env = "XLREG_BENCH_STORE",
+        hide_env_values = true
+    )]
     pub store: Option<String>,
 }
 
@@ -160,11 +170,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 ))
                 .into());
             }
-            eprintln!("comparing stores: throughput ({} s per level)...", a.seconds);
+            eprintln!(
+                "comparing stores: throughput ({} s per level)...",
+                a.seconds
+            );
             let levels: Vec<usize> = a.clients.iter().map(|&c| c as usize).collect();
-            let r = crate::cli::runtime()?.block_on(bench::stores::throughput(
-                url, &levels, a.seconds,
-            ))?;
+            let r = crate::cli::runtime()?
+                .block_on(bench::stores::throughput(url, &levels, a.seconds))?;
             emit(a.json, &r, bench::stores::throughput_table)
         }
         BenchCommand::Formation(a) => {

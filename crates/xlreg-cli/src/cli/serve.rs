@@ -127,8 +127,9 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
                     ..Default::default()
                 };
                 Server::start_with_backend(cfg, |own_id| async move {
-                    let b = xlreg::registry::postgres::PostgresBackend::connect(&url, own_id, &opts)
-                        .await?;
+                    let b =
+                        xlreg::registry::postgres::PostgresBackend::connect(&url, own_id, &opts)
+                            .await?;
                     Ok(std::sync::Arc::new(b) as std::sync::Arc<dyn xlreg::registry::Backend>)
                 })
                 .await?

@@ -153,20 +153,6 @@ impl Drop for TestDb {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn with_dbname_raw_replaces_only_the_database() {
-        assert_eq!(
-            with_dbname_raw("postgres://u:p@h:1/a?sslmode=disable", "b"),
-            "postgres://u:p@h:1/b?sslmode=disable"
-        );
-        assert_eq!(with_dbname_raw("postgres://u:p@h:1", "b"), "postgres://u:p@h:1/b");
-    }
-}
-
 /// Several servers of one group: one identity, one database, each on its
 /// own loopback port, for tests and `xlreg bench`.
 pub struct PgGroup {
@@ -212,10 +198,7 @@ impl PgGroup {
             servers.push(server);
         }
         let mut regcred = servers[0].regcred().clone();
-        regcred.endpoints = servers
-            .iter()
-            .map(|s| s.local_addr().to_string())
-            .collect();
+        regcred.endpoints = servers.iter().map(|s| s.local_addr().to_string()).collect();
         Ok(PgGroup { servers, regcred })
     }
 
@@ -233,5 +216,22 @@ impl PgGroup {
         for s in self.servers {
             s.shutdown().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_dbname_raw_replaces_only_the_database() {
+        assert_eq!(
+            with_dbname_raw("postgres://u:p@h:1/a?sslmode=disable", "b"),
+            "postgres://u:p@h:1/b?sslmode=disable"
+        );
+        assert_eq!(
+            with_dbname_raw("postgres://u:p@h:1", "b"),
+            "postgres://u:p@h:1/b"
+        );
     }
 }

@@ -4,8 +4,8 @@
 //! yet (copying twice would merge two histories).
 
 use super::{Failure, PostgresBackend};
-use crate::registry::rules::{Change, IdOwner, Registry};
 use crate::registry::backend::BackendError;
+use crate::registry::rules::{Change, IdOwner, Registry};
 
 /// What was copied.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

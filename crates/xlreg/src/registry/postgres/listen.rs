@@ -239,7 +239,10 @@ mod tests {
             NodeId::from_bytes(&[2; 20]).unwrap(),
         );
         let (ra, rb) = (w.subscribe(&a), w.subscribe(&b));
-        w.wake(&Event::Joined { cluster: a, count: 1 });
+        w.wake(&Event::Joined {
+            cluster: a,
+            count: 1,
+        });
         assert!(ra.has_changed().unwrap());
         assert!(!rb.has_changed().unwrap());
         w.wake(&Event::Resync);

@@ -610,7 +610,10 @@ impl Inner {
                 restore(&mut reg, Change::NewId { id, owner })?;
             }
             let rows = tx
-                .query(&format!("SELECT {CLUSTER_COLUMNS} ORDER BY c.id, m.idx"), &[])
+                .query(
+                    &format!("SELECT {CLUSTER_COLUMNS} ORDER BY c.id, m.idx"),
+                    &[],
+                )
                 .await?;
             let mut start = 0;
             while start < rows.len() {
@@ -727,7 +730,12 @@ impl Backend for PostgresBackend {
 }
 
 /// One write of a [`Change`]: its statement and parameters.
-fn change_sql(ch: &Change) -> (&'static str, Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>>) {
+fn change_sql(
+    ch: &Change,
+) -> (
+    &'static str,
+    Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>>,
+) {
     match ch {
         Change::NewId { id, owner } => {
             let (kind, sig): (i16, Option<Vec<u8>>) = match owner {
@@ -737,7 +745,11 @@ fn change_sql(ch: &Change) -> (&'static str, Vec<Box<dyn tokio_postgres::types::
             };
             (
                 "INSERT INTO xlreg_ids(id, kind, sig_sha256) VALUES ($1, $2, $3)",
-                vec![Box::new(id.as_bytes().to_vec()), Box::new(kind), Box::new(sig)],
+                vec![
+                    Box::new(id.as_bytes().to_vec()),
+                    Box::new(kind),
+                    Box::new(sig),
+                ],
             )
         }
         Change::NewCluster {
@@ -818,7 +830,10 @@ async fn write_autocommit(
 /// Write `changes` and COMMIT the open transaction, pipelined in one
 /// round trip (ROLLBACK when there is nothing to write). A statement that
 /// fails makes the COMMIT a rollback; its error is returned.
-async fn commit_changes(client: &deadpool_postgres::Object, changes: &[Change]) -> Result<(), Failure> {
+async fn commit_changes(
+    client: &deadpool_postgres::Object,
+    changes: &[Change],
+) -> Result<(), Failure> {
     if changes.is_empty() {
         client.batch_execute("ROLLBACK").await?;
         return Ok(());
@@ -832,7 +847,11 @@ async fn commit_changes(client: &deadpool_postgres::Object, changes: &[Change]) 
     }
     let refs: Vec<Vec<&(dyn tokio_postgres::types::ToSql + Sync)>> = values
         .iter()
-        .map(|v| v.iter().map(|b| &**b as &(dyn tokio_postgres::types::ToSql + Sync)).collect())
+        .map(|v| {
+            v.iter()
+                .map(|b| &**b as &(dyn tokio_postgres::types::ToSql + Sync))
+                .collect()
+        })
         .collect();
     let writes = futures_util::future::try_join_all(
         stmts.iter().zip(&refs).map(|(st, p)| client.execute(st, p)),

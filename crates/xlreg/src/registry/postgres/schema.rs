@@ -92,10 +92,7 @@ fn db(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> SchemaEr
 
 /// Apply every migration the database lacks; returns the version it is at.
 pub async fn migrate(client: &mut Client) -> Result<i32, SchemaError> {
-    let tx = client
-        .transaction()
-        .await
-        .map_err(db("begin migration"))?;
+    let tx = client.transaction().await.map_err(db("begin migration"))?;
     // "already exists, skipping" notices are noise in the server log.
     tx.batch_execute("SET LOCAL client_min_messages = warning")
         .await

@@ -178,7 +178,10 @@ mod tests {
     fn with_dbname_keeps_the_password_out_of_the_shown_form() {
         let u = DbUrl::parse("postgres://u:pw@127.0.0.1:5/a?sslmode=disable").unwrap();
         let b = u.with_dbname("b");
-        assert_eq!(b.to_string(), "postgres://u:***@127.0.0.1:5/b?sslmode=disable");
+        assert_eq!(
+            b.to_string(),
+            "postgres://u:***@127.0.0.1:5/b?sslmode=disable"
+        );
         assert_eq!(b.config().get_dbname(), Some("b"));
         assert_eq!(b.short(), "127.0.0.1:5/b");
         assert_eq!(format!("{b:?}"), b.to_string());
