@@ -436,3 +436,80 @@ async fn a_client_fails_over_to_the_next_listed_server_when_the_first_is_down() 
     assert!(e.is_transport(), "{e}");
     g.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_listen_connection_is_restored_and_held_requests_re_check() {
+    let Some(db) = TestDb::create("listen_lost").await else {
+        return;
+    };
+    let own = NodeId::from_bytes(&[0xee; 20]).unwrap();
+    let a = PostgresBackend::connect(db.url(), own, &PoolOptions::default())
+        .await
+        .unwrap();
+    let b = PostgresBackend::connect(db.url(), own, &PoolOptions::default())
+        .await
+        .unwrap();
+    let c = a
+        .create(Create {
+            name: b"lost".to_vec(),
+            max_size: 2,
+            attrs: 0,
+            ep_count: 1,
+        })
+        .await
+        .unwrap()
+        .id;
+    let join = |i| Join {
+        cluster: ClusterTarget::Id(c),
+        record: rec(i),
+        endpoints: 1,
+    };
+    a.join(join(1)).await.unwrap();
+    let req = GetCluster {
+        cluster: ClusterTarget::Id(c),
+        which: Which::ALL,
+        budget: 1 << 20,
+        hold: Duration::from_secs(20),
+    };
+    let started = Instant::now();
+    let (held, ()) = tokio::join!(get_cluster_held(&a, &req), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Cut every LISTEN connection of this database (a's and b's), then
+        // join through b at once: a may not be listening when it commits.
+        let (client, conn) = db
+            .url()
+            .config()
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let n = client
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = $1 AND application_name = $2",
+                &[&db.name(), &xlreg::registry::postgres::listen::APPLICATION_NAME],
+            )
+            .await
+            .unwrap()
+            .len();
+        assert_eq!(n, 2, "one LISTEN connection per backend");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while a.is_listening() {
+            assert!(Instant::now() < deadline, "the cut was not noticed");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        b.join(join(2)).await.unwrap();
+    });
+    let held = held.unwrap();
+    assert!(held.complete, "the held request saw the join");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}: re-checked on re-subscribe, not at the 20 s bound",
+        started.elapsed()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(a.is_listening() && b.is_listening()) {
+        assert!(Instant::now() < deadline, "LISTEN not restored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -108,6 +108,9 @@ impl Drop for Listener {
     }
 }
 
+/// `application_name` of the LISTEN connection (`pg_stat_activity`).
+pub const APPLICATION_NAME: &str = "xlreg-listen";
+
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
@@ -165,8 +168,11 @@ async fn run(
     mut first: Option<First>,
 ) {
     let mut backoff = BACKOFF_MIN;
+    let mut config = url.config().clone();
+    // Named, so an operator (or a test) can tell it from the pool's.
+    config.application_name(APPLICATION_NAME);
     loop {
-        match url.config().connect(NoTls).await {
+        match config.connect(NoTls).await {
             Ok((client, mut conn)) => {
                 let events2 = events.clone();
                 // The connection must be polled for LISTEN to complete and
