@@ -69,7 +69,7 @@ const ATTEMPTS: usize = 6;
 type SharedRead = Arc<tokio::sync::OnceCell<Arc<Registry>>>;
 
 /// Most clusters with a shared read kept; past it the map is cleared.
-const SHARED_READS_MAX: usize = 4096;
+const SHARED_READS_MAX: usize = 256;
 
 /// The registry backed by one PostgreSQL database. Cheap to share: the
 /// state lives behind an `Arc`.
@@ -197,6 +197,13 @@ const INSERT_MEMBER: &str = "INSERT INTO xlreg_members(cluster_id, idx, member_i
      VALUES ($1, $2, $3, $4, $5)";
 const UPDATE_MEMBER: &str =
     "UPDATE xlreg_members SET token = $3 WHERE cluster_id = $1 AND idx = $2";
+
+/// [`CLUSTER_COLUMNS`] without the tokens, which a Join does not decide
+/// on: it reads slots, IDs and names. (A re-join is then always written,
+/// as if its token had changed.)
+const JOIN_COLUMNS: &str = "c.id, c.name, c.attrs, c.max_size, c.ep_count,
+     m.idx, m.member_id, m.name, ''::bytea
+     FROM xlreg_clusters c LEFT JOIN xlreg_members m ON m.cluster_id = c.id";
 
 /// Load the rows of one cluster (see [`CLUSTER_COLUMNS`]) into `reg`
 /// through the rules' checks; nothing when there were no rows.
@@ -516,7 +523,7 @@ impl Inner {
                 .await?;
             let read = client
                 .prepare_cached(&format!(
-                    "SELECT {CLUSTER_COLUMNS} WHERE c.{col} = $1 ORDER BY m.idx"
+                    "SELECT {JOIN_COLUMNS} WHERE c.{col} = $1 ORDER BY m.idx"
                 ))
                 .await?;
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];
