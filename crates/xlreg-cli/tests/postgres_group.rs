@@ -10,7 +10,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use xlreg::client::{boot, create_cluster, BootOptions, ClientOptions, ClusterRef, NodeIdentity};
+use xlreg::client::{
+    boot, create_cluster, BootOptions, ClientOptions, ClusterRef, ClusterSpec, NodeIdentity,
+};
 use xlreg::regcred::RegCred;
 use xlreg::registry::postgres::{PoolOptions, PostgresBackend};
 use xlreg::server::{Server, ServerConfig, ServerIdentity};
@@ -125,9 +127,13 @@ async fn kill_9_of_one_server_every_boot_completes_through_the_other_and_each_jo
     assert_eq!(rc.endpoints, eps);
 
     let size = 32;
-    let info = create_cluster(&rc, "kill9", size, 1, &ClientOptions::default())
-        .await
-        .unwrap();
+    let info = create_cluster(
+        &rc,
+        &ClusterSpec::new("kill9", size),
+        &ClientOptions::default(),
+    )
+    .await
+    .unwrap();
     let members = nodes(size as usize);
     let opts = BootOptions {
         wait: Some(Duration::from_secs(60)),
@@ -183,9 +189,13 @@ async fn store_copy_moves_a_sqlite_registry_into_postgres_with_the_same_members_
     let mut names = Vec::new();
     for (k, size) in [(0usize, 3u32), (3, 2)] {
         let name = format!("copy-{k}");
-        let info = create_cluster(&rc, &name, size, 1, &ClientOptions::default())
-            .await
-            .unwrap();
+        let info = create_cluster(
+            &rc,
+            &ClusterSpec::new(&name, size),
+            &ClientOptions::default(),
+        )
+        .await
+        .unwrap();
         let mut set = tokio::task::JoinSet::new();
         for n in &nodes[k..k + size as usize] {
             let (rc, n) = (rc.clone(), n.clone());

@@ -55,7 +55,7 @@ fn run() -> Result<(), String> {
         .transpose()?
         .unwrap_or(30.0);
 
-    let rc = RegCred::load(&regcred).map_err(|e| e.to_string())?;
+    let rc = RegCred::load(&regcred).map_err(|e| xlreg::ErrorChain(&e).to_string())?;
     let opts = NodeOptions {
         endpoints: Some(endpoints),
         ..NodeOptions::default()
@@ -64,13 +64,14 @@ fn run() -> Result<(), String> {
         Some(dir) => NodeIdentity::load_or_create(dir, &opts).map(|(n, _)| n),
         None => NodeIdentity::generate(&opts),
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| xlreg::ErrorChain(&e).to_string())?;
 
     let boot = BootOptions {
         wait: (wait > 0.0).then(|| Duration::from_secs_f64(wait)),
         ..BootOptions::default()
     };
-    let view = blocking::boot(&rc, &cluster, &node, &boot).map_err(|e| e.to_string())?;
+    let view = blocking::boot(&rc, &cluster, &node, &boot)
+        .map_err(|e| xlreg::ErrorChain(&e).to_string())?;
 
     println!(
         "I am {} (#{} of {}, ID {}) in cluster {}",

@@ -25,7 +25,7 @@ async fn main() -> ExitCode {
     match run(once).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("up_member: {e}");
+            eprintln!("up_member: {}", xlreg::ErrorChain(&*e));
             ExitCode::FAILURE
         }
     }

@@ -25,10 +25,11 @@ use crate::goconfig::GoRegistryConfig;
 use crate::regcred::RegCred;
 use crate::registry::rules::{MAX_CLUSTER_SIZE, MAX_ENDPOINT_COUNT, MIN_CLUSTER_SIZE};
 use crate::registry::{
-    perform, Answer, Backend, BackendError, BoxFuture, Change, ClusterFacts, ClusterTarget, Create,
-    GetCluster, IdOwner, Join, Joined, Members, Register, Registry, RegistryService, Request,
-    Store, StoreCause, StoreError,
+    Backend, BackendError, BoxFuture, Change, ClusterFacts, ClusterTarget, Create, GetCluster,
+    IdOwner, Join, Joined, Members, Register, Registry, RegistryService, Store, StoreCause,
+    StoreError,
 };
+use crate::server::dispatch::{respond, Reply};
 use crate::server::session::{texts, Effect, ServerSession, SessionConfig, State};
 use crate::wire::crypto::aes_cbc_seal;
 use crate::wire::framing::LEGACY_MAX_MESSAGE;
@@ -829,6 +830,15 @@ struct FaultyBackend {
     closed: AtomicBool,
     /// The store's switch, set for the duration of one write.
     store_fails: Arc<AtomicBool>,
+    /// What the last request asked and got, for the checks.
+    seen: std::sync::Mutex<Seen>,
+}
+
+/// The registry calls one request made, with their results.
+#[derive(Debug, Default)]
+struct Seen {
+    register: Option<(Register, Result<NodeId, BackendError>)>,
+    get: Option<(GetCluster, Result<Members, BackendError>)>,
 }
 
 impl FaultyBackend {
@@ -843,7 +853,12 @@ impl FaultyBackend {
             fail_store: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             store_fails,
+            seen: Default::default(),
         }
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Run one write with the faults armed for it (and only for it).
@@ -864,7 +879,11 @@ impl FaultyBackend {
 
 impl Backend for FaultyBackend {
     fn register(&self, req: Register) -> BoxFuture<'_, Result<NodeId, BackendError>> {
-        Box::pin(self.write(self.svc.register(req)))
+        Box::pin(async move {
+            let r = self.write(self.svc.register(req.clone())).await;
+            self.seen().register = Some((req, r.clone()));
+            r
+        })
     }
 
     fn create(&self, req: Create) -> BoxFuture<'_, Result<ClusterFacts, BackendError>> {
@@ -879,7 +898,11 @@ impl Backend for FaultyBackend {
         &'a self,
         req: &'a GetCluster,
     ) -> BoxFuture<'a, Result<Members, BackendError>> {
-        self.svc.get_cluster(req)
+        Box::pin(async move {
+            let r = self.svc.get_cluster(req).await;
+            self.seen().get = Some((req.clone(), r.clone()));
+            r
+        })
     }
 
     fn subscribe(&self, cluster: &NodeId) -> tokio::sync::watch::Receiver<u64> {
@@ -933,9 +956,10 @@ struct World<'t> {
 
 /// Server state machine, several sessions sharing one in-memory registry.
 /// Requests go through the server's own dispatch path
-/// ([`crate::registry::perform`] on a [`RegistryService`]), run to the end
-/// at once: decide, append, then commit — or roll back when a store
-/// failure is injected. Input format: see [`Cmd`].
+/// ([`crate::server::dispatch::respond`], the function the connection loop
+/// calls) on a [`RegistryService`], run to the end at once: decide,
+/// append, then commit — or roll back when a store failure is injected.
+/// Input format: see [`Cmd`].
 pub fn server_session(data: &[u8]) {
     drive(data, None);
 }
@@ -1161,45 +1185,33 @@ impl World<'_> {
         let op = msg.op;
         let requested_id = msg.cluster_id.clone();
         let requested_name = msg.cluster_name.clone();
-        let mut effect = sess.s.on_message(msg);
+        // The server's own dispatch path (server/dispatch.rs), run to the
+        // end at once; the backend records what was asked, for the checks.
+        let Reply { body, close } = at_once(respond(&mut sess.s, &self.backend, msg, None));
+        let seen = std::mem::take(&mut *self.backend.seen());
         let mut done = Done::default();
-        // The connection's loop (server/connection.rs), with checks.
-        let (body, close) = loop {
-            effect = match effect {
-                Effect::Reply { body, close } => break (body, close),
-                Effect::Call(req) => {
-                    self.check_request(&sess, &req, &requested_id, &requested_name, &mut done);
-                    let asked_id = match &req {
-                        Request::Register(r) => r.id,
-                        _ => None,
-                    };
-                    let answer = at_once(perform(&self.backend, req));
-                    match &answer {
-                        Ok(Answer::Registered(got)) => {
-                            if let Some(want) = asked_id {
-                                assert_eq!(*got, want, "registry assigned another ID");
-                            }
-                        }
-                        Ok(Answer::Members(m)) => {
-                            let echoed = m.cluster_id.as_bytes().to_vec();
-                            // By ID: that ID; by name (extension): the
-                            // named cluster.
-                            match (&requested_id, &requested_name) {
-                                (Some(_), _) => assert_eq!(Some(&echoed), requested_id.as_ref()),
-                                (None, Some(n)) if !n.is_empty() => assert_eq!(
-                                    Some(m.cluster_id),
-                                    self.reg(|r| r.find(&ClusterTarget::Name(n[..].into())).ok())
-                                ),
-                                _ => panic!("GetCluster answered without a ClusterID or name"),
-                            }
-                            done.echoed = Some(echoed);
-                        }
-                        _ => {}
-                    }
-                    sess.s.on_answer(answer)
+        if let Some((req, r)) = seen.register {
+            done.registered = Some(req.sig_hash);
+            if let (Ok(got), Some(want)) = (&r, req.id) {
+                assert_eq!(*got, want, "registry assigned another ID");
+            }
+        }
+        if let Some((g, r)) = seen.get {
+            self.check_get(&sess, &g, &requested_id, &requested_name, &mut done);
+            if let Ok(m) = r {
+                let echoed = m.cluster_id.as_bytes().to_vec();
+                // By ID: that ID; by name (extension): the named cluster.
+                match (&requested_id, &requested_name) {
+                    (Some(_), _) => assert_eq!(Some(&echoed), requested_id.as_ref()),
+                    (None, Some(n)) if !n.is_empty() => assert_eq!(
+                        Some(m.cluster_id),
+                        self.reg(|r| r.find(&ClusterTarget::Name(n[..].into())).ok())
+                    ),
+                    _ => panic!("GetCluster answered without a ClusterID or name"),
                 }
-            };
-        };
+                done.echoed = Some(echoed);
+            }
+        }
         if let Some(t) = self.trace.as_mut() {
             let r = XlRegMsg::from_bytes(&body).unwrap_or_default();
             let what = match r.tag() {
@@ -1219,36 +1231,30 @@ impl World<'_> {
         }
     }
 
-    /// What a session asks the registry is what the client sent.
-    fn check_request(
+    /// The GetCluster a session asks the registry is what the client sent.
+    fn check_get(
         &self,
         sess: &Sess,
-        req: &Request,
+        g: &GetCluster,
         requested_id: &Option<Vec<u8>>,
         requested_name: &Option<Vec<u8>>,
         done: &mut Done,
     ) {
-        match req {
-            Request::Register(r) => done.registered = Some(r.sig_hash),
-            Request::GetCluster(g) => {
-                if sess.framing == Framing::LengthPrefixed {
-                    assert_eq!(g.budget, usize::MAX);
-                }
-                match (&g.cluster, requested_id) {
-                    (ClusterTarget::Id(id), Some(raw)) => {
-                        assert_eq!(id.as_bytes(), &raw[..], "GetCluster asks for what was sent")
-                    }
-                    (ClusterTarget::Name(n), None) => assert_eq!(
-                        Some(&n[..]),
-                        requested_name.as_deref(),
-                        "GetCluster asks for what was sent"
-                    ),
-                    (t, _) => panic!("GetCluster of {t:?} for ClusterID {requested_id:?}"),
-                }
-                done.budget = Some(g.budget);
-            }
-            Request::Create(_) | Request::Join(_) => {}
+        if sess.framing == Framing::LengthPrefixed {
+            assert_eq!(g.budget, usize::MAX);
         }
+        match (&g.cluster, requested_id) {
+            (ClusterTarget::Id(id), Some(raw)) => {
+                assert_eq!(id.as_bytes(), &raw[..], "GetCluster asks for what was sent")
+            }
+            (ClusterTarget::Name(n), None) => assert_eq!(
+                Some(&n[..]),
+                requested_name.as_deref(),
+                "GetCluster asks for what was sent"
+            ),
+            (t, _) => panic!("GetCluster of {t:?} for ClusterID {requested_id:?}"),
+        }
+        done.budget = Some(g.budget);
     }
 
     fn check_reply(

@@ -1,5 +1,7 @@
-//! The Go server's `reg.config` (spec §13.3): the registry node's identity
-//! with both private keys.
+//! The Go server's `reg.config` (spec §13.3: an LF-ended `regNode { node
+//! { name, nodeID, commsPubKey, sigPubKey, overlays, endPoints } ckPriv
+//! skPriv }` block with PEM keys embedded unindented): the registry node's
+//! identity with both private keys.
 //!
 //! Reading it lets an xlreg server take over the identity of an existing Go
 //! registry (same ID, same comms key), so that every regCred.dat already
@@ -45,7 +47,7 @@ pub struct GoConfigError {
 #[derive(Debug, thiserror::Error)]
 pub enum GoConfigFileError {
     /// The file could not be read.
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -53,12 +55,13 @@ pub enum GoConfigFileError {
         source: std::io::Error,
     },
     /// The contents are malformed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Parse {
         /// The file.
         path: PathBuf,
-        /// Line and reason.
-        source: GoConfigError,
+        /// Line and reason (part of the message: it is where the file is
+        /// wrong, not a cause).
+        error: GoConfigError,
     },
 }
 
@@ -79,9 +82,9 @@ impl GoRegistryConfig {
             source,
         })?;
         let text = String::from_utf8_lossy(&bytes);
-        Self::parse(&text).map_err(|source| GoConfigFileError::Parse {
+        Self::parse(&text).map_err(|error| GoConfigFileError::Parse {
             path: path.to_path_buf(),
-            source,
+            error,
         })
     }
 

@@ -19,6 +19,8 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+mod error_chain;
+mod fsutil;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -31,3 +33,5 @@ pub mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod wire;
+
+pub use error_chain::ErrorChain;

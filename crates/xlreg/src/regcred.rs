@@ -8,11 +8,12 @@
 //! instead of a crash, a blank line before the EndPoints `}` is fine, and
 //! the final `}` must be present. Every error names the 1-based line.
 //!
-//! The writer is byte-exact with the Go server's (§12.1), so files written
-//! here are indistinguishable from the original's.
+//! The writer is byte-exact with the Go server's (§12.1: CR LF line ends,
+//! 4-space indentation, each `ssh-rsa` key line followed by an empty
+//! line, 9 spaces before `TcpEndPoint:`), so files written here are
+//! indistinguishable from the original's.
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::wire::{check_endpoint, DecimalVersion, NodeId, PublicKey};
@@ -50,7 +51,7 @@ pub struct RegCredError {
 #[derive(Debug, thiserror::Error)]
 pub enum RegCredFileError {
     /// The file could not be read or written.
-    #[error("{}: cannot {op}: {source}", path.display())]
+    #[error("{}: cannot {op}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -60,12 +61,13 @@ pub enum RegCredFileError {
         source: std::io::Error,
     },
     /// The file was read but its contents are malformed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Parse {
         /// The file.
         path: PathBuf,
-        /// Line and reason.
-        source: RegCredError,
+        /// Line and reason (part of the message: it is where the file is
+        /// wrong, not a cause).
+        error: RegCredError,
     },
 }
 
@@ -258,9 +260,9 @@ impl RegCred {
             op: "read",
             source,
         })?;
-        let parse_err = |source| RegCredFileError::Parse {
+        let parse_err = |error| RegCredFileError::Parse {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let text = std::str::from_utf8(&bytes).map_err(|e| {
             let line = bytes[..e.valid_up_to()]
@@ -277,7 +279,8 @@ impl RegCred {
     }
 
     /// Write the file in the Go format, atomically: a temporary file in the
-    /// same directory, mode 0644, synced, then renamed over `path`.
+    /// same directory, mode 0644, synced, renamed over `path`, and the
+    /// directory synced.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), RegCredFileError> {
         let path = path.as_ref();
         let io = |op: &'static str| {
@@ -287,27 +290,8 @@ impl RegCred {
                 source,
             }
         };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".regCred.")
-            .tempfile_in(dir)
-            .map_err(io("create a temporary file for"))?;
-        tmp.write_all(self.to_go_format().as_bytes())
-            .map_err(io("write"))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            tmp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(0o644))
-                .map_err(io("set permissions of"))?;
-        }
-        tmp.as_file().sync_all().map_err(io("sync"))?;
-        tmp.persist(path)
-            .map_err(|e| io("rename into place")(e.error))?;
-        Ok(())
+        crate::fsutil::write_atomic(path, self.to_go_format().as_bytes(), 0o644)
+            .map_err(io("write"))
     }
 
     /// Where a client connects: the first endpoint, `host:port`.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use xlreg::client::boot::{boot, create_cluster_as};
-use xlreg::client::{BootOptions, ClientOptions, ClusterRef};
+use xlreg::client::{BootOptions, ClientOptions, ClusterRef, ClusterSpec};
 use xlreg::registry::{
     Backend, BackendError, BoxFuture, Change, ClusterFacts, ClusterTarget, Create, GetCluster,
     IdOwner, Join, Joined, Members, Register, Registry, RuleError, StoreError,
@@ -174,12 +174,22 @@ async fn a_backend_written_outside_the_crate_serves_a_cluster_through_the_unchan
         .unwrap()
     };
     let admin = node("admin");
-    let info = create_cluster_as(&rc, &admin, "rows", 3, 1, &ClientOptions::default())
-        .await
-        .unwrap();
-    let again = create_cluster_as(&rc, &admin, "rows", 5, 1, &ClientOptions::default())
-        .await
-        .unwrap();
+    let info = create_cluster_as(
+        &rc,
+        &admin,
+        &ClusterSpec::new("rows", 3).endpoints(1),
+        &ClientOptions::default(),
+    )
+    .await
+    .unwrap();
+    let again = create_cluster_as(
+        &rc,
+        &admin,
+        &ClusterSpec::new("rows", 5).endpoints(1),
+        &ClientOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(again.id, info.id, "Create is idempotent by name here too");
     // Three members boot concurrently; the first two wait in held
     // GetClusters woken through `subscribe`.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use xlreg::client::node::{NodeIdentity, NodeOptions};
 use xlreg::client::{
-    self, BootOptions, ClientError, ClientOptions, ClusterRef, ClusterView, Session,
+    self, BootOptions, ClientError, ClientOptions, ClusterRef, ClusterSpec, ClusterView, Session,
 };
 use xlreg::regcred::RegCred;
 use xlreg::server::{Server, ServerConfig};
@@ -47,9 +47,7 @@ async fn create(rc: &RegCred, name: &str, size: u32) -> NodeId {
     let info = client::boot::create_cluster_as(
         rc,
         &admin().await,
-        name,
-        size,
-        2,
+        &ClusterSpec::new(name, size).endpoints(2),
         &ClientOptions::default(),
     )
     .await
@@ -180,7 +178,7 @@ async fn cluster_of_64_boots_concurrently_and_a_65th_join_is_refused() {
     .await
     .expect_err("65th join must fail");
     match &e {
-        ClientError::Server { request, text } => {
+        ClientError::Server { request, text, .. } => {
             assert_eq!(*request, "Join");
             assert_eq!(text, "cluster is full");
         }
@@ -375,8 +373,13 @@ async fn error_reply_surfaces_as_typed_error_carrying_the_server_text() {
     .await
     .expect_err("unknown cluster");
     assert!(
-        matches!(&e, ClientError::Server { request: "Join", text } if text == "cannot find cluster with this ID"),
+        matches!(&e, ClientError::Server { request: "Join", text, .. } if text == "cannot find cluster with this ID"),
         "{e:?}"
+    );
+    // The Go text stays as it is on the wire; the client adds what it asked for.
+    assert_eq!(
+        e.to_string(),
+        format!("registry refused Join of cluster {unknown}: cannot find cluster with this ID")
     );
     let e = client::boot(
         &rc,
@@ -387,6 +390,7 @@ async fn error_reply_surfaces_as_typed_error_carrying_the_server_text() {
     .await
     .expect_err("unknown name");
     assert_eq!(e.server_text(), Some("cannot find cluster with this name"));
+    assert!(e.to_string().contains("of cluster \"nope\""), "{e}");
     server.shutdown().await;
 }
 
@@ -443,6 +447,14 @@ async fn incomplete_cluster_fails_at_the_deadline_saying_how_many_arrived() {
         "{e:?}"
     );
     assert!(e.to_string().contains("1 of 3"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("cluster {cluster} incomplete after "))
+            && e.to_string().contains(
+                " s: 1 of 3 members, slots 1, 2 still empty; members must boot concurrently"
+            ),
+        "{e}"
+    );
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
 
     // With no wait, the same member gets what is there right after joining.

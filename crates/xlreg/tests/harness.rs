@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use xlreg::client::boot::{boot, create_cluster_as};
-use xlreg::client::{BootOptions, ClientOptions, ClusterRef};
+use xlreg::client::{BootOptions, ClientOptions, ClusterRef, ClusterSpec};
 use xlreg::server::ServerConfig;
 use xlreg::testing::{
     keys, member_identity, LaunchOptions, LocalCluster, LocalRegistry, Observer, Progress,
@@ -29,8 +29,8 @@ async fn a_test_cluster_in_one_call() {
         assert_eq!(v.self_member().unwrap().id, m.identity.id);
         assert_eq!(v.endpoint_count, 2);
         // Endpoints are real listening sockets, handed to the test.
-        assert_eq!(m.listeners.len(), 2);
-        for (l, e) in m.listeners.iter().zip(&m.identity.endpoints) {
+        assert_eq!(m.listeners().count(), 2);
+        for (l, e) in m.listeners().zip(&m.identity.endpoints) {
             assert_eq!(l.local_addr().unwrap().to_string(), *e);
             std::net::TcpStream::connect(e).unwrap();
         }
@@ -92,7 +92,9 @@ async fn a_launch_against_an_existing_registry_and_a_taken_name() {
     // The same name again: the registry returns the existing cluster,
     // whose member names are taken.
     let e = LocalCluster::launch_with(opts).await.unwrap_err();
-    assert!(e.to_string().contains("already in use"), "{e}");
+    // The registry's refusal is the cause (`source()`) of the launch error.
+    let e = xlreg::ErrorChain(&e).to_string();
+    assert!(e.contains("already in use"), "{e}");
     let e = LocalCluster::launch_with(LaunchOptions {
         size: 3,
         name: Some("shared".into()),
@@ -130,9 +132,14 @@ async fn the_held_get_cluster_returns_the_moment_the_last_member_joins() {
         .unwrap()
     };
     let admin = node("admin");
-    let info = create_cluster_as(&rc, &admin, "held", 3, 1, &ClientOptions::default())
-        .await
-        .unwrap();
+    let info = create_cluster_as(
+        &rc,
+        &admin,
+        &ClusterSpec::new("held", 3),
+        &ClientOptions::default(),
+    )
+    .await
+    .unwrap();
     let opts = BootOptions::default();
     let early: Vec<_> = (0..2)
         .map(|i| {
@@ -174,4 +181,91 @@ async fn the_held_get_cluster_returns_the_moment_the_last_member_joins() {
         );
     }
     reg.stop().await;
+}
+
+/// anyhow's `{:#}` prints each link of a chain once: the launch says what
+/// it was doing, the client error where it connected, and only the OS
+/// error says "refused".
+#[tokio::test]
+async fn an_os_error_appears_once_in_a_formatted_launch_error_chain() {
+    let registry = LocalRegistry::start().await.unwrap();
+    let rc = registry.regcred().clone();
+    registry.stop().await;
+    let e = LocalCluster::launch_with(LaunchOptions {
+        size: 2,
+        regcred: Some(rc.clone()),
+        ..LaunchOptions::default()
+    })
+    .await
+    .expect_err("nothing listens there any more");
+    let chain = format!("{:#}", anyhow::Error::new(e));
+    assert_eq!(chain.matches("os error").count(), 1, "{chain}");
+    assert_eq!(chain.matches("refused").count(), 1, "{chain}");
+    assert!(chain.starts_with("creating cluster"), "{chain}");
+    assert!(chain.contains(&rc.endpoints[0]), "{chain}");
+    assert_eq!(
+        chain.matches(&rc.endpoints[0]).count(),
+        1,
+        "the address is named once: {chain}"
+    );
+    // The same line without anyhow.
+    let e2 = xlreg::regcred::RegCred::load("/nonexistent/regCred.dat").unwrap_err();
+    let line = xlreg::ErrorChain(&e2).to_string();
+    assert_eq!(line.matches("os error 2").count(), 1, "{line}");
+    assert_eq!(format!("{:#}", anyhow::Error::new(e2)), line);
+}
+
+/// The serve_peers example as a test: each member serves on a tokio
+/// listener taken from the harness, and every member reaches every peer
+/// at the endpoint its view lists.
+#[tokio::test]
+async fn members_serve_on_taken_tokio_listeners_and_reach_each_other() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut cluster = LocalCluster::launch(3).await.unwrap();
+    for m in &mut cluster.members {
+        let l = m.take_listener(1).unwrap();
+        assert_eq!(l.local_addr().unwrap().to_string(), m.endpoints()[1]);
+        assert_eq!(m.listeners().count(), 1, "one left after taking one");
+        let again = m.take_listener(1).unwrap_err();
+        assert!(again.to_string().contains("no listener 1"), "{again}");
+        assert!(m.take_std_listener(7).is_none());
+        let name = m.identity.name.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let _ = s.write_all(name.as_bytes()).await;
+            }
+        });
+    }
+    let mut calls = 0;
+    for m in &cluster.members {
+        for peer in m.view.members.iter().filter(|p| p.id != m.identity.id) {
+            let mut s = tokio::net::TcpStream::connect(&peer.endpoints[1])
+                .await
+                .unwrap();
+            let mut answer = String::new();
+            s.read_to_string(&mut answer).await.unwrap();
+            assert_eq!(answer, peer.name);
+            calls += 1;
+        }
+    }
+    assert_eq!(calls, 6);
+    // A std listener taken outside tokio is non-blocking, ready for an
+    // event loop: accept with nothing pending returns WouldBlock at once.
+    let l = cluster.members[0].take_std_listener(0).unwrap();
+    assert_eq!(
+        l.accept().unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock
+    );
+    cluster.shutdown().await;
+}
+
+#[test]
+fn take_listener_outside_a_runtime_is_an_error_not_a_panic() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut cluster = rt.block_on(LocalCluster::launch(2)).unwrap();
+    let e = cluster.members[0].take_listener(0).unwrap_err();
+    assert!(e.to_string().contains("outside a tokio runtime"), "{e}");
+    // Nothing was taken by the failed call.
+    assert_eq!(cluster.members[0].listeners().count(), 2);
+    rt.block_on(cluster.shutdown());
 }

@@ -301,7 +301,9 @@ async fn a_wrong_password_fails_with_the_url_redacted() {
 
 // ---- Real servers and clients on loopback ------------------------------
 
-use xlreg::client::{boot, create_cluster, BootOptions, ClientOptions, ClusterRef, NodeIdentity};
+use xlreg::client::{
+    boot, create_cluster, BootOptions, ClientOptions, ClusterRef, ClusterSpec, NodeIdentity,
+};
 use xlreg::server::ServerConfig;
 use xlreg::testing::keys::{generate_keys, KeyGen};
 use xlreg::testing::postgres::PgGroup;
@@ -340,9 +342,13 @@ async fn boot_through_alternating_servers(servers: usize) {
         return;
     };
     let g = group(&db, servers).await;
-    let info = create_cluster(&g.regcred, "ci-farm", 64, 1, &ClientOptions::default())
-        .await
-        .unwrap();
+    let info = create_cluster(
+        &g.regcred,
+        &ClusterSpec::new("ci-farm", 64),
+        &ClientOptions::default(),
+    )
+    .await
+    .unwrap();
     let nodes = members(74, "m");
     let opts = BootOptions {
         wait: Some(Duration::from_secs(60)),
@@ -398,9 +404,13 @@ async fn a_client_fails_over_to_the_next_listed_server_when_the_first_is_down() 
         return;
     };
     let mut g = group(&db, 2).await;
-    let info = create_cluster(&g.regcred, "fo", 2, 1, &ClientOptions::default())
-        .await
-        .unwrap();
+    let info = create_cluster(
+        &g.regcred,
+        &ClusterSpec::new("fo", 2),
+        &ClientOptions::default(),
+    )
+    .await
+    .unwrap();
     // Stop the first listed server: its port now refuses connections.
     let first = g.servers.remove(0);
     first.shutdown().await;
@@ -487,7 +497,10 @@ async fn a_lost_listen_connection_is_restored_and_held_requests_re_check() {
             .query(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                  WHERE datname = $1 AND application_name = $2",
-                &[&db.name(), &xlreg::registry::postgres::listen::APPLICATION_NAME],
+                &[
+                    &db.name(),
+                    &xlreg::registry::postgres::listen::APPLICATION_NAME,
+                ],
             )
             .await
             .unwrap()

@@ -12,7 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use xlreg::client::{
-    boot, create_cluster, BootOptions, ClientOptions, ClusterRef, NodeIdentity, STORAGE_FAILURE,
+    boot, create_cluster, BootOptions, ClientOptions, ClusterRef, ClusterSpec, NodeIdentity,
+    STORAGE_FAILURE,
 };
 use xlreg::registry::postgres::{PoolOptions, PostgresBackend};
 use xlreg::registry::{
@@ -96,13 +97,13 @@ async fn servers_recover_from_a_postgres_restart_without_restarting() {
     ];
     let keys = generate_keys(2, 1024, KeyGen::Fast, 2, &|| {}).unwrap();
     let client = ClientOptions::default();
-    create_cluster(&g.regcred, "before", 2, 1, &client)
+    create_cluster(&g.regcred, &ClusterSpec::new("before", 2), &client)
         .await
         .unwrap();
 
     // Down: a request gets the storage-failure Error, nothing is applied.
     pg_ctl("stop");
-    let e = create_cluster(&g.regcred, "during", 2, 1, &client)
+    let e = create_cluster(&g.regcred, &ClusterSpec::new("during", 2), &client)
         .await
         .unwrap_err();
     assert_eq!(e.server_text(), Some(STORAGE_FAILURE), "{e}");
@@ -111,7 +112,7 @@ async fn servers_recover_from_a_postgres_restart_without_restarting() {
     // Up again: the same servers serve (the pools reconnect).
     let deadline = Instant::now() + Duration::from_secs(20);
     let info = loop {
-        match create_cluster(&g.regcred, "after", 2, 1, &client).await {
+        match create_cluster(&g.regcred, &ClusterSpec::new("after", 2), &client).await {
             Ok(i) => break i,
             Err(e) if Instant::now() < deadline => {
                 eprintln!("not yet: {e}");

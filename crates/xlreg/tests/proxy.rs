@@ -132,9 +132,14 @@ async fn boot_three_through(mode: Mode, legacy: bool) {
         ..Default::default()
     };
     let admin = node("admin", raw::keys(7), 1);
-    let info = client::boot::create_cluster_as(&rc, &admin, "through-proxy", 3, 1, &client)
-        .await
-        .unwrap();
+    let info = client::boot::create_cluster_as(
+        &rc,
+        &admin,
+        &client::ClusterSpec::new("through-proxy", 3),
+        &client,
+    )
+    .await
+    .unwrap();
     let opts = BootOptions {
         client,
         ..Default::default()
@@ -195,9 +200,14 @@ async fn a_64_member_view_with_2048_bit_keys_arrives_through_both_proxies() {
     .unwrap();
     let admin = node("admin", raw::keys(7), 1);
     let direct = ClientOptions::default();
-    let info = client::boot::create_cluster_as(&rc, &admin, "big", 64, 2, &direct)
-        .await
-        .unwrap();
+    let info = client::boot::create_cluster_as(
+        &rc,
+        &admin,
+        &client::ClusterSpec::new("big", 64).endpoints(2),
+        &direct,
+    )
+    .await
+    .unwrap();
     // Fill the cluster directly (fast), then read it through the proxies.
     let opts = BootOptions {
         wait: None,

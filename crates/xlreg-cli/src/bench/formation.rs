@@ -83,8 +83,13 @@ pub async fn run(sizes: &[u32], key_bits: &[u32], runs: usize) -> anyhow::Result
             // One warm-up run, not counted.
             for run in 0..=runs {
                 let name = testing::unique_name("bench");
-                let info =
-                    testing::create(&rc, &admin, &name, size, 1, &ClientOptions::default()).await?;
+                let info = testing::create(
+                    &rc,
+                    &admin,
+                    &xlreg::client::ClusterSpec::new(name.clone(), size),
+                    &ClientOptions::default(),
+                )
+                .await?;
                 let nodes = (0..size as usize)
                     .map(|i| {
                         member_identity(

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::throughput::{call, presigned};
-use xlreg::client::{BootOptions, ClientError, ClientOptions, Connection};
+use xlreg::client::{BootOptions, ClientError, ClientOptions, ClusterSpec, Connection};
 use xlreg::regcred::RegCred;
 use xlreg::registry::postgres::PoolOptions;
 use xlreg::server::{Server, ServerConfig};
@@ -192,9 +192,7 @@ pub async fn formation(
                 let info = testing::create(
                     &r.regcreds[0],
                     &admin,
-                    &name,
-                    size,
-                    1,
+                    &ClusterSpec::new(&name, size),
                     &ClientOptions::default(),
                 )
                 .await?;
@@ -357,9 +355,14 @@ pub async fn throughput(
                 let name = testing::unique_name("tp");
                 let rc = &r.regcreds[0];
                 clusters.push(
-                    testing::create(rc, &admin, &name, PER as u32, 1, &ClientOptions::default())
-                        .await?
-                        .id,
+                    testing::create(
+                        rc,
+                        &admin,
+                        &ClusterSpec::new(&name, PER as u32),
+                        &ClientOptions::default(),
+                    )
+                    .await?
+                    .id,
                 );
             }
             let clusters = Arc::new(clusters);

@@ -80,7 +80,9 @@ pub fn run(args: CredArgs) -> anyhow::Result<()> {
 /// Load a regCred file; any failure to read or parse it is bad input
 /// (exit code 2), reported with the file name and line.
 pub fn load_cred(file: &std::path::Path) -> anyhow::Result<RegCred> {
-    RegCred::load(file).map_err(|e: RegCredFileError| anyhow::Error::new(BadInput(e.to_string())))
+    RegCred::load(file).map_err(|e: RegCredFileError| {
+        anyhow::Error::new(BadInput(xlreg::ErrorChain(&e).to_string()))
+    })
 }
 
 fn show(file: &std::path::Path, json: bool) -> anyhow::Result<()> {

@@ -263,9 +263,7 @@ pub fn run_create(a: CreateArgs) -> anyhow::Result<()> {
     let info = runtime()?
         .block_on(boot::create_cluster(
             &rc,
-            &a.name,
-            a.size,
-            a.endpoints,
+            &xlreg::client::ClusterSpec::new(a.name.clone(), a.size).endpoints(a.endpoints),
             &opts,
         ))
         .map_err(|e| client_err(e, &format!("creating cluster {:?}", a.name)))?;

@@ -210,7 +210,7 @@ async fn in_process(
     if a.keep {
         let mut greeters = tokio::task::JoinSet::new();
         for m in &cluster.members {
-            for l in &m.listeners {
+            for l in m.listeners() {
                 let l = l.try_clone().context("duplicating a listening socket")?;
                 let line = format!(
                     "xlreg up: member {} (slot {}) of cluster {} {}\n",
@@ -314,7 +314,13 @@ async fn with_command(
         aux_key(),
         vec![],
     )?;
-    let info = testing::create(&regcred, &admin, &name, a.size, a.endpoints, &client).await?;
+    let info = testing::create(
+        &regcred,
+        &admin,
+        &xlreg::client::ClusterSpec::new(name.clone(), a.size).endpoints(a.endpoints),
+        &client,
+    )
+    .await?;
     Observer::emit(
         &ui.observer(),
         Progress::Created {
@@ -385,7 +391,7 @@ async fn with_command(
                     } else {
                         ""
                     };
-                    bail!("waiting for {n} members to join cluster {name:?}: {e}{hint}");
+                    bail!("waiting for {n} members to join cluster {name:?}: {}{hint}", xlreg::ErrorChain(&e));
                 }
             },
             Some((i, st)) = kids.exits.recv() => {

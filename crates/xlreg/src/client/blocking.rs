@@ -11,8 +11,8 @@ use std::future::Future;
 
 use super::boot::{self, BootOptions};
 use super::connection::ClientOptions;
-use super::node::NodeIdentity;
-use super::session::{ClusterInfo, ClusterRef};
+use super::node::{NodeIdentity, NodeOptions};
+use super::session::{ClusterInfo, ClusterRef, ClusterSpec};
 use super::view::{ClusterView, MemberList};
 use super::ClientError;
 use crate::regcred::RegCred;
@@ -36,18 +36,10 @@ fn run<T>(f: impl Future<Output = Result<T, ClientError>>) -> Result<T, ClientEr
 /// Blocking [`boot::create_cluster`].
 pub fn create_cluster(
     regcred: &RegCred,
-    name: &str,
-    max_size: u32,
-    endpoint_count: u32,
+    spec: &ClusterSpec,
     opts: &ClientOptions,
 ) -> Result<ClusterInfo, ClientError> {
-    run(boot::create_cluster(
-        regcred,
-        name,
-        max_size,
-        endpoint_count,
-        opts,
-    ))
+    run(boot::create_cluster(regcred, spec, opts))
 }
 
 /// Blocking [`boot::register`].
@@ -67,6 +59,21 @@ pub fn boot(
     opts: &BootOptions,
 ) -> Result<ClusterView, ClientError> {
     run(boot::boot(regcred, cluster, node, opts))
+}
+
+/// Blocking [`boot::read_cluster`].
+pub fn read_cluster(
+    regcred: &RegCred,
+    cluster: &ClusterRef,
+    reader: &NodeIdentity,
+    opts: &ClientOptions,
+) -> Result<MemberList, ClientError> {
+    run(boot::read_cluster(regcred, cluster, reader, opts))
+}
+
+/// Blocking [`boot::ephemeral_identity`]: a fresh in-memory identity.
+pub fn ephemeral_identity(opts: NodeOptions) -> Result<NodeIdentity, ClientError> {
+    NodeIdentity::generate(&opts)
 }
 
 /// Blocking [`boot::read_members`].

@@ -3,7 +3,8 @@
 //! Why: what a member wants is "tell me my whole cluster", not a protocol
 //! conversation. [`boot`] does register → join → gather → bye and returns a
 //! complete [`ClusterView`] or an error saying how many of how many members
-//! arrived — never a silently partial table as the Go client does (§16.18).
+//! arrived — never a silently partial table as the Go client does (§16.18:
+//! it reports success with empty slots after 32 polls 50 ms apart).
 //!
 //! Gathering asks for exactly the indexes still missing below the cluster's
 //! size. An xlreg registry holds a GetCluster reply until all of them are
@@ -20,7 +21,7 @@ use tokio::time::Instant;
 
 use super::connection::{deadline_after, ClientOptions};
 use super::node::{attrs, NodeIdentity, NodeOptions};
-use super::session::{ClusterInfo, ClusterRef, Session};
+use super::session::{ClusterInfo, ClusterRef, ClusterSpec, Session};
 use super::view::{ClusterView, MemberInfo, MemberList};
 use super::ClientError;
 use crate::regcred::RegCred;
@@ -69,12 +70,11 @@ async fn generate_blocking(opts: NodeOptions) -> Result<NodeIdentity, ClientErro
 /// Create a cluster as an administrator with a fresh ephemeral identity
 /// (name `admin`, 2048-bit keys, attrs ADMIN|SOLO|EPHEMERAL like the Go
 /// admin client). If the name exists, the registry returns the existing
-/// cluster (with its own size and endpoint count).
+/// cluster (with its own size and endpoint count): compare the returned
+/// [`ClusterInfo`] with `spec` when that matters.
 pub async fn create_cluster(
     regcred: &RegCred,
-    name: &str,
-    max_size: u32,
-    endpoint_count: u32,
+    spec: &ClusterSpec,
     opts: &ClientOptions,
 ) -> Result<ClusterInfo, ClientError> {
     let admin = generate_blocking(NodeOptions {
@@ -82,16 +82,14 @@ pub async fn create_cluster(
         ..NodeOptions::default()
     })
     .await?;
-    create_cluster_as(regcred, &admin, name, max_size, endpoint_count, opts).await
+    create_cluster_as(regcred, &admin, spec, opts).await
 }
 
 /// [`create_cluster`] with a given administrator identity.
 pub async fn create_cluster_as(
     regcred: &RegCred,
     admin: &NodeIdentity,
-    name: &str,
-    max_size: u32,
-    endpoint_count: u32,
+    spec: &ClusterSpec,
     opts: &ClientOptions,
 ) -> Result<ClusterInfo, ClientError> {
     let tries = if opts.address.is_some() {
@@ -106,7 +104,7 @@ pub async fn create_cluster_as(
         let r = async {
             s.register(admin, attrs::ADMIN | attrs::SOLO | attrs::EPHEMERAL)
                 .await?;
-            s.create(name, max_size, endpoint_count).await
+            s.create(spec).await
         }
         .await;
         match r {
@@ -210,7 +208,11 @@ async fn boot_session(
         Ok(view) => {
             if let Err(e) = s.bye().await {
                 // The member has its view; a failed goodbye changes nothing.
-                tracing::warn!("after booting into cluster {}: {e}", view.cluster_id);
+                tracing::warn!(
+                    "after booting into cluster {}: {}",
+                    view.cluster_id,
+                    crate::ErrorChain(&e)
+                );
             }
             Ok(view)
         }
@@ -238,7 +240,7 @@ async fn boot_in(
             node.endpoints.len()
         );
     }
-    let have = gather(s, &info, node.id, opts).await?;
+    let have = gather(s, cluster, &info, node.id, opts).await?;
     let self_index = have
         .values()
         .find(|m| m.id == node.id)
@@ -278,6 +280,7 @@ fn bits(have: &BTreeMap<usize, MemberInfo>) -> Which {
 /// no wait, until a round brings nothing more).
 async fn gather(
     s: &mut Session,
+    cluster: &ClusterRef,
     info: &ClusterInfo,
     self_id: NodeId,
     opts: &BootOptions,
@@ -321,9 +324,13 @@ async fn gather(
                 let now = Instant::now();
                 if now >= d {
                     return Err(ClientError::IncompleteCluster {
-                        cluster: info.id.to_hex(),
+                        cluster: match cluster {
+                            ClusterRef::Name(n) => format!("{n:?}"),
+                            ClusterRef::Id(_) => info.id.to_hex(),
+                        },
                         have: have.len(),
                         want: info.max_size as usize,
+                        missing: want.minus(bits(&have)).iter().collect(),
                         waited: start.elapsed(),
                     });
                 }

@@ -464,7 +464,11 @@ mod tests {
         let mut s = Session::connect(&rc, &quick()).await.unwrap();
         let e = s.register(&node(), 0).await.unwrap_err();
         match &e {
-            ClientError::Server { request, text } => {
+            ClientError::Server {
+                request,
+                cluster: None,
+                text,
+            } => {
                 assert_eq!(*request, "Member");
                 assert_eq!(text, "crypto/rsa: verification error");
             }
@@ -472,7 +476,10 @@ mod tests {
         }
         assert_eq!(e.server_text(), Some("crypto/rsa: verification error"));
         // The session is dead: no further request goes out.
-        let e2 = s.create("c", 2, 1).await.unwrap_err();
+        let e2 = s
+            .create(&crate::client::ClusterSpec::new("c", 2))
+            .await
+            .unwrap_err();
         assert!(matches!(e2, ClientError::Usage(_)), "{e2:?}");
         s.bye().await.unwrap();
     }

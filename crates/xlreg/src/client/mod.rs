@@ -10,14 +10,16 @@
 //!   `get_members`, `bye`). Every reply's op is checked, an Error reply
 //!   becomes [`ClientError::Server`] carrying the registry's text, and the
 //!   session refuses to send what the Go server's state machine would
-//!   reject or crash on (spec §8.3–8.4).
+//!   reject or crash on (spec §8.3–8.4: one Member first, at most one
+//!   Create and one Join, GetCluster only after a Join, nothing after Bye).
 //! * [`node`]: a member's identity (name, ID, two RSA key pairs,
 //!   endpoints), generated once and kept in a directory so that a restarted
 //!   member keeps its ID and keys.
-//! * [`boot`](mod@boot): the one-call flows: [`create_cluster`] for an admin,
-//!   [`boot()`](boot::boot) for a member (register, join, gather every
-//!   member with backoff and a deadline, bye) and [`read_members`] to look
-//!   at a cluster without joining it.
+//! * [`boot`](mod@boot): the one-call flows: [`create_cluster`] (from a
+//!   [`ClusterSpec`]) for an admin, [`boot()`](boot::boot) for a member
+//!   (register, join, gather every member with backoff and a deadline,
+//!   bye) and [`read_cluster`] / [`read_members`] to look at a cluster
+//!   without joining it.
 //! * [`view`]: [`ClusterView`], what a booted member knows, and its JSON.
 //! * [`blocking`]: the same flows for scripts without an async runtime.
 //!
@@ -38,18 +40,24 @@ use std::time::Duration;
 
 use crate::wire::{Tag, WireError};
 
-pub use boot::{boot, create_cluster, read_members, BootOptions};
+pub use boot::{
+    boot, create_cluster, create_cluster_as, ephemeral_identity, read_cluster, read_members,
+    register, BootOptions,
+};
 pub use connection::{ClientOptions, Connection};
 pub use node::{attrs, NodeIdentity, NodeOptions};
-pub use session::{ClusterInfo, ClusterRef, MembersReply, Session};
+pub use session::{ClusterInfo, ClusterRef, ClusterSpec, MembersReply, Session};
 pub use view::{ClusterView, MemberInfo, MemberList};
 
 /// Everything that can go wrong on the client side. Messages name what was
 /// being done and with which address, file or cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// A socket operation failed.
-    #[error("{what} {addr}: {source}")]
+    /// A socket operation failed. The OS error is the [`source`]
+    /// (`std::error::Error::source`), not part of this message.
+    ///
+    /// [`source`]: std::error::Error::source
+    #[error("{what} {addr}")]
     Io {
         /// What was being done (`connecting to`, `sending Join to`, …).
         what: String,
@@ -78,10 +86,15 @@ pub enum ClientError {
         addr: String,
     },
     /// The registry answered with an Error message (the session is over).
-    #[error("registry refused {request}: {text}")]
+    #[error("registry refused {request}{}: {text}", .cluster.as_ref().map(|c| format!(" of cluster {c}")).unwrap_or_default())]
     Server {
         /// The request that was refused (`Join`, `GetCluster`, …).
         request: &'static str,
+        /// The cluster the request named, as the caller gave it (name in
+        /// quotes, or ID in hex), for Join and GetCluster; the registry's
+        /// own text (e.g. Go's `cannot find cluster with this ID`) does not
+        /// say which.
+        cluster: Option<String>,
         /// The registry's error text, verbatim.
         text: String,
     },
@@ -98,15 +111,26 @@ pub enum ClientError {
     /// A reply with the right op but unusable contents.
     #[error("bad reply from the registry: {0}")]
     BadReply(String),
-    /// The cluster did not fill up before the deadline.
-    #[error("cluster {cluster} incomplete: {have} of {want} members after {waited:?}")]
+    /// The cluster did not fill up before the deadline. The message names
+    /// the cluster, the empty slots, the time waited (rounded to 0.1 s) and
+    /// the usual cause: members booted one after another instead of
+    /// concurrently.
+    #[error(
+        "cluster {cluster} incomplete after {:.1} s: {have} of {want} members, {} still empty; \
+         members must boot concurrently (each boot waits up to its `wait` for the whole \
+         cluster, so booting them one after another stalls on the first)",
+        .waited.as_secs_f64(),
+        slot_list(.missing)
+    )]
     IncompleteCluster {
-        /// Cluster ID (hex) or name.
+        /// The cluster: its name in quotes when known, else its ID (hex).
         cluster: String,
         /// Members gathered.
         have: usize,
         /// The cluster's maximum size.
         want: usize,
+        /// The slots (join indexes) still empty, ascending.
+        missing: Vec<usize>,
         /// How long we waited.
         waited: Duration,
     },
@@ -154,6 +178,26 @@ impl ClientError {
 /// The ErrDesc of a registry whose storage failed (nothing was applied).
 pub const STORAGE_FAILURE: &str = "registry storage failure; request not applied";
 
+/// `slot 3` or `slots 0, 2, 5-63`: indexes with runs shortened.
+fn slot_list(slots: &[usize]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < slots.len() {
+        let mut j = i;
+        while j + 1 < slots.len() && slots[j + 1] == slots[j] + 1 {
+            j += 1;
+        }
+        parts.push(match j - i {
+            0 => slots[i].to_string(),
+            1 => format!("{}, {}", slots[i], slots[j]),
+            _ => format!("{}-{}", slots[i], slots[j]),
+        });
+        i = j + 1;
+    }
+    let noun = if slots.len() == 1 { "slot" } else { "slots" };
+    format!("{noun} {}", parts.join(", "))
+}
+
 /// Short name of an op for messages: the tag name, or the number.
 pub(crate) fn op_name(op: Option<i32>) -> String {
     match op {
@@ -162,5 +206,33 @@ pub(crate) fn op_name(op: Option<i32>) -> String {
             Ok(t) => format!("{t:?}"),
             Err(_) => format!("op {v}"),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incomplete_cluster_names_cluster_missing_slots_rounded_time_and_cause() {
+        let e = ClientError::IncompleteCluster {
+            cluster: "\"svc\"".into(),
+            have: 2,
+            want: 6,
+            missing: vec![1, 3, 4, 5],
+            waited: Duration::from_micros(2_004_786),
+        };
+        let s = e.to_string();
+        assert!(
+            s.starts_with("cluster \"svc\" incomplete after 2.0 s: 2 of 6 members, slots 1, 3-5 still empty; members must boot concurrently"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn slot_lists_shorten_runs() {
+        assert_eq!(slot_list(&[7]), "slot 7");
+        assert_eq!(slot_list(&[0, 1]), "slots 0, 1");
+        assert_eq!(slot_list(&[0, 2, 3, 4, 9]), "slots 0, 2-4, 9");
     }
 }

@@ -14,10 +14,9 @@
 //!
 //! The fingerprints in node.json are checked on load, so a key file swapped
 //! or replaced by mistake is an error rather than a silently new identity.
-//! Files are written to a temporary name and renamed, so a crash never
-//! leaves a half-written identity.
+//! Files are written to a temporary name, fsynced and renamed, then the
+//! directory is fsynced, so a crash never leaves a half-written identity.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -331,36 +330,13 @@ fn hostname() -> String {
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), ClientError> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(dir)
+    crate::fsutil::create_private_dir(dir)
         .map_err(|e| ident(format!("creating {}: {e}", dir.display())))
 }
 
 fn write_private(path: &Path, data: &[u8]) -> Result<(), ClientError> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let err = |e: std::io::Error| ident(format!("writing {}: {e}", path.display()));
-    {
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            o.mode(0o600);
-        }
-        let mut f = o.open(&tmp).map_err(err)?;
-        f.write_all(data).map_err(err)?;
-        f.sync_all().map_err(err)?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        err(e)
-    })
+    crate::fsutil::write_atomic(path, data, 0o600)
+        .map_err(|e| ident(format!("writing {}: {e}", path.display())))
 }
 
 fn warn_if_readable_by_others(path: &Path) {

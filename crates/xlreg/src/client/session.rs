@@ -1,11 +1,13 @@
 //! A registry session as typed, lockstep calls.
 //!
 //! Why this layer exists: the Go clients never check the op of a reply and
-//! turn an Error into zero-valued fields (spec §14, §16.17). Here every call
+//! turn an Error into zero-valued fields (spec §14, §16.17), so an admin
+//! can report a random "cluster ID" after a refused Create. Here every call
 //! sends exactly one request, reads exactly one reply, and checks it: the
 //! expected op, or an Error turned into [`ClientError::Server`] with the
 //! registry's text. The session also keeps the client side of the server's
-//! state machine (spec §8.3), so that a misuse becomes a local
+//! state machine (spec §8.3: Member first, then Create and Join at most
+//! once each, GetCluster only after a Join), so that a misuse becomes a local
 //! [`ClientError::Usage`] instead of an Error from — or a crash of — a Go
 //! registry. After any failure the session is dead; only dropping it (or
 //! [`Session::bye`], which then just closes) remains.
@@ -36,6 +38,65 @@ impl ClusterRef {
             ClusterRef::Id(id) => Some(*id),
             ClusterRef::Name(_) => None,
         }
+    }
+}
+
+/// A cluster to create: its name, its size and the endpoints each member
+/// brings, all named so that the two numbers cannot be swapped.
+///
+/// ```
+/// use xlreg::client::ClusterSpec;
+/// let spec = ClusterSpec::new("svc", 3).endpoints(2);
+/// assert_eq!((spec.name.as_str(), spec.size, spec.endpoints), ("svc", 3, 2));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterSpec {
+    /// Cluster name, unique in the registry (1..=255 bytes).
+    pub name: String,
+    /// Members (the cluster's maximum size); registries accept 2..=64.
+    pub size: u32,
+    /// Endpoints each member registers (EndPointCount), 1..=16.
+    /// Default 1.
+    pub endpoints: u32,
+}
+
+impl ClusterSpec {
+    /// A cluster `name` of `size` members with 1 endpoint each.
+    pub fn new(name: impl Into<String>, size: u32) -> Self {
+        ClusterSpec {
+            name: name.into(),
+            size,
+            endpoints: 1,
+        }
+    }
+
+    /// Set the endpoints per member.
+    pub fn endpoints(mut self, endpoints: u32) -> Self {
+        self.endpoints = endpoints;
+        self
+    }
+
+    /// Refuse what a registry would clamp or reject: a size outside
+    /// 2..=64, endpoints outside 1..=16, an empty name or one over 256
+    /// bytes. The error names the field and the allowed range.
+    pub fn check(&self) -> Result<(), ClientError> {
+        let bad = |m: String| Err(ClientError::Usage(format!("cluster {:?}: {m}", self.name)));
+        if self.name.is_empty() || self.name.len() > 256 {
+            return bad(format!(
+                "the name must be 1..=256 bytes, not {}",
+                self.name.len()
+            ));
+        }
+        if !(2..=64).contains(&self.size) {
+            return bad(format!("size {} is not in 2..=64", self.size));
+        }
+        if !(1..=16).contains(&self.endpoints) {
+            return bad(format!(
+                "{} endpoints per member is not in 1..=16",
+                self.endpoints
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -183,6 +244,7 @@ impl Session {
             Some(t) if t == expected => Ok(reply),
             Some(Tag::Error) => Err(ClientError::Server {
                 request,
+                cluster: None,
                 text: reply.err_text(),
             }),
             _ => Err(ClientError::UnexpectedReply {
@@ -227,16 +289,14 @@ impl Session {
 
     /// Create a cluster (or look up an existing one of that name: registries
     /// answer with the existing cluster, ignoring the requested size).
-    pub async fn create(
-        &mut self,
-        name: &str,
-        max_size: u32,
-        endpoint_count: u32,
-    ) -> Result<ClusterInfo, ClientError> {
+    /// The spec is checked first ([`ClusterSpec::check`]); nothing is sent
+    /// for a bad one.
+    pub async fn create(&mut self, spec: &ClusterSpec) -> Result<ClusterInfo, ClientError> {
+        spec.check()?;
         self.require("Create", &[State::Registered])?;
         let reply = self
             .call(
-                XlRegMsg::create(name, max_size, 0, endpoint_count),
+                XlRegMsg::create(&spec.name, spec.size, 0, spec.endpoints),
                 "Create",
                 Tag::CreateReply,
             )
@@ -253,7 +313,10 @@ impl Session {
             ClusterRef::Id(id) => XlRegMsg::join_by_id(id),
             ClusterRef::Name(n) => XlRegMsg::join_by_name(n),
         };
-        let reply = self.call(msg, "Join", Tag::JoinReply).await?;
+        let reply = self
+            .call(msg, "Join", Tag::JoinReply)
+            .await
+            .map_err(|e| naming(e, cluster))?;
         let info = self.cluster_info(&reply, "JoinReply")?;
         if let ClusterRef::Id(want) = cluster {
             if info.id != *want {
@@ -294,7 +357,8 @@ impl Session {
                 "GetCluster",
                 Tag::ClusterMembers,
             )
-            .await?;
+            .await
+            .map_err(|e| naming(e, &ClusterRef::Id(*cluster_id)))?;
         let r = parse_members(&reply, cluster_id);
         if r.is_err() {
             self.state = State::Failed;
@@ -319,7 +383,10 @@ impl Session {
             cluster_id: None,
             ..msg
         };
-        let reply = self.call(msg, "GetCluster", Tag::ClusterMembers).await?;
+        let reply = self
+            .call(msg, "GetCluster", Tag::ClusterMembers)
+            .await
+            .map_err(|e| naming(e, &ClusterRef::Name(name.to_string())))?;
         let r = reply
             .cluster_id
             .as_deref()
@@ -350,6 +417,22 @@ impl Session {
 }
 
 /// Validate the cluster fields of a CreateReply/JoinReply.
+/// A registry refusal of a request about `cluster` names that cluster.
+fn naming(e: ClientError, cluster: &ClusterRef) -> ClientError {
+    match e {
+        ClientError::Server {
+            request,
+            cluster: None,
+            text,
+        } => ClientError::Server {
+            request,
+            cluster: Some(cluster.to_string()),
+            text,
+        },
+        e => e,
+    }
+}
+
 pub(crate) fn parse_cluster_info(reply: &XlRegMsg, what: &str) -> Result<ClusterInfo, ClientError> {
     let bad = |why: String| ClientError::BadReply(format!("{what}: {why}"));
     let id = reply
@@ -406,6 +489,48 @@ mod tests {
 
     fn cid() -> NodeId {
         NodeId::from_bytes(&[9; 20]).unwrap()
+    }
+
+    #[test]
+    fn cluster_spec_check_names_the_field_and_range() {
+        assert!(ClusterSpec::new("svc", 3).endpoints(2).check().is_ok());
+        let cases = [
+            (ClusterSpec::new("svc", 1), "size 1 is not in 2..=64"),
+            (ClusterSpec::new("svc", 65), "size 65 is not in 2..=64"),
+            (
+                ClusterSpec::new("svc", 3).endpoints(0),
+                "0 endpoints per member",
+            ),
+            (
+                ClusterSpec::new("svc", 3).endpoints(17),
+                "17 endpoints per member",
+            ),
+            (
+                ClusterSpec::new("", 3),
+                "the name must be 1..=256 bytes, not 0",
+            ),
+            (ClusterSpec::new("x".repeat(257), 3), "not 257"),
+        ];
+        for (spec, want) in cases {
+            let e = spec.check().unwrap_err();
+            assert!(matches!(e, ClientError::Usage(_)), "{e:?}");
+            assert!(e.to_string().contains(want), "{e}");
+        }
+    }
+
+    /// The client's limits are the registry's.
+    #[cfg(feature = "server")]
+    #[test]
+    fn cluster_spec_limits_match_the_registry_rules() {
+        use crate::registry::rules::*;
+        let ok = |n: &str, s, e| ClusterSpec::new(n, s).endpoints(e).check().is_ok();
+        let long = "x".repeat(MAX_CLUSTER_NAME);
+        assert!(ok(&long, MIN_CLUSTER_SIZE, 1));
+        assert!(ok("c", MAX_CLUSTER_SIZE, MAX_ENDPOINT_COUNT));
+        assert!(!ok(&format!("{long}x"), 2, 1));
+        assert!(!ok("c", MIN_CLUSTER_SIZE - 1, 1));
+        assert!(!ok("c", MAX_CLUSTER_SIZE + 1, 1));
+        assert!(!ok("c", 2, MAX_ENDPOINT_COUNT + 1));
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The registry's rules, as plain functions over in-memory state: who may
 //! register which ID, how clusters are created and joined, and which tokens
 //! a GetCluster returns — the semantics of spec §9 (one section per
-//! request) with the fixes of spec §16 (the Go server's bugs), e.g. a
-//! Create of an existing name returns that cluster instead of failing
-//! (§16.11), a member whose ID equals its cluster's no longer blocks the
-//! cluster (§16.10), and "check, then insert" is never split by another
-//! request (§16.25, data races).
+//! request) with the fixes of spec §16 (the Go server's bugs): a Join
+//! beyond the cluster's size is refused (`cluster is full`), the duplicate
+//! check uses the member's own ID, so a member whose ID equals its
+//! cluster's no longer blocks the cluster (§16.10), EndPointCount must be
+//! 1..=16, a Create of an existing name returns that cluster unchanged
+//! (§16.11), and "check, then insert" is never split by another request
+//! (§16.25, data races).
 //!
 //! No I/O here. [`Registry`] decides ([`Registry::decide`]) and records a
 //! [`Change`]; the store persists the changes of a batch in one

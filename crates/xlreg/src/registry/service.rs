@@ -3,14 +3,14 @@
 //!
 //! Why a single writer: rules such as "a slot is used once" and "a name
 //! exists once" are then decided in one order with no races (spec §16.25:
-//! the Go server decides them under no lock), and the writer can
+//! the Go server checks, then inserts, without a lock), and the writer can
 //! group-commit: it drains every request that queued while the previous
 //! transaction was being fsynced and commits them together. A reply is
 //! sent only after its change is durable; readers never see uncommitted
 //! members. With a store that does not wait for a device
-//! ([`MemoryStore`], ephemeral registries) requests
-//! are decided and committed inline under the lock instead: there is
-//! nothing to wait for, so no thread hop.
+//! ([`MemoryStore`], ephemeral registries) requests are decided and
+//! committed inline under the lock instead: there is nothing to wait for,
+//! so no thread hop.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -21,17 +21,104 @@ use tokio::sync::{oneshot, watch};
 
 use super::backend::{Backend, BackendError, BoxFuture};
 use super::memory::MemoryStore;
-use super::request::{Answer, Create, GetCluster, Join, Joined, Members, Register, Request};
-use super::rules::{ClusterFacts, Registry};
+use super::request::{Create, GetCluster, Join, Joined, Members, Register};
+use super::rules::{ClusterFacts, Registry, RuleError};
 use super::store::{Store, StoreError};
 use crate::wire::NodeId;
 
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 1024;
 
-struct Job {
-    req: Request,
-    reply: oneshot::Sender<Result<Answer, BackendError>>,
+type Reply<T> = oneshot::Sender<Result<T, BackendError>>;
+
+/// A write request, decided by its own rule function.
+trait Write: Sized {
+    /// What a successful write answers.
+    type Out;
+    /// Decide with the rules (records the changes as pending).
+    fn decide(self, reg: &mut Registry) -> Result<Self::Out, RuleError>;
+    /// A job for the writer thread, with its typed reply channel.
+    fn job(self, reply: Reply<Self::Out>) -> Job;
+}
+
+impl Write for Register {
+    type Out = NodeId;
+    fn decide(self, reg: &mut Registry) -> Result<NodeId, RuleError> {
+        reg.register(self.id, self.sig_hash)
+    }
+    fn job(self, reply: Reply<NodeId>) -> Job {
+        Job::Register(self, reply)
+    }
+}
+
+impl Write for Create {
+    type Out = ClusterFacts;
+    fn decide(self, reg: &mut Registry) -> Result<ClusterFacts, RuleError> {
+        reg.create(&self.name, self.max_size, self.attrs, self.ep_count)
+    }
+    fn job(self, reply: Reply<ClusterFacts>) -> Job {
+        Job::Create(self, reply)
+    }
+}
+
+impl Write for Join {
+    type Out = Joined;
+    fn decide(self, reg: &mut Registry) -> Result<Joined, RuleError> {
+        let id = reg.find(&self.cluster)?;
+        let (cluster, index) = reg.join(&id, self.record, self.endpoints)?;
+        Ok(Joined { cluster, index })
+    }
+    fn job(self, reply: Reply<Joined>) -> Job {
+        Job::Join(self, reply)
+    }
+}
+
+/// A write queued for the writer thread.
+enum Job {
+    Register(Register, Reply<NodeId>),
+    Create(Create, Reply<ClusterFacts>),
+    Join(Join, Reply<Joined>),
+}
+
+/// A write decided, waiting for its batch to be stored.
+enum Decided {
+    Register(Result<NodeId, RuleError>, Reply<NodeId>),
+    Create(Result<ClusterFacts, RuleError>, Reply<ClusterFacts>),
+    Join(Result<Joined, RuleError>, Reply<Joined>),
+}
+
+impl Job {
+    fn decide(self, reg: &mut Registry) -> Decided {
+        match self {
+            Job::Register(w, reply) => Decided::Register(w.decide(reg), reply),
+            Job::Create(w, reply) => Decided::Create(w.decide(reg), reply),
+            Job::Join(w, reply) => Decided::Join(w.decide(reg), reply),
+        }
+    }
+}
+
+/// The answer to a write decided as `decided` in a batch stored as
+/// `stored`: a rule refusal stands; an accepted write fails with its batch.
+fn outcome<T>(
+    decided: Result<T, RuleError>,
+    stored: &Result<(), Arc<StoreError>>,
+) -> Result<T, BackendError> {
+    match (decided, stored) {
+        (Err(rule), _) => Err(BackendError::Rule(rule)),
+        (Ok(v), Ok(())) => Ok(v),
+        (Ok(_), Err(e)) => Err(BackendError::Storage(e.clone())),
+    }
+}
+
+impl Decided {
+    fn send(self, stored: &Result<(), Arc<StoreError>>) {
+        // A requester that went away does not need its answer.
+        let _ = match self {
+            Decided::Register(r, reply) => reply.send(outcome(r, stored)).is_ok(),
+            Decided::Create(r, reply) => reply.send(outcome(r, stored)).is_ok(),
+            Decided::Join(r, reply) => reply.send(outcome(r, stored)).is_ok(),
+        };
+    }
 }
 
 /// How writes reach the store.
@@ -118,32 +205,31 @@ impl RegistryService {
         &self.location
     }
 
-    /// Decide `req` and return its answer once the change is durable.
-    pub async fn submit(&self, req: Request) -> Result<Answer, BackendError> {
+    /// Decide a write and return its answer once the change is durable.
+    async fn write<W: Write>(&self, w: W) -> Result<W::Out, BackendError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(BackendError::Closed);
         }
         match &self.writes {
             Writes::Inline(store) => {
                 let mut reg = lock(&self.state);
-                let answer = reg.decide(req);
+                let decided = w.decide(&mut reg);
                 if !reg.pending().is_empty() {
                     if let Err(e) = lock(store).append(reg.pending()) {
                         reg.rollback();
-                        return Err(e.into());
+                        return outcome(decided, &Err(Arc::new(e)));
                     }
                     reg.commit();
                     self.changed.send_modify(|v| *v += 1);
                 }
-                answer.map_err(BackendError::Rule)
+                decided.map_err(BackendError::Rule)
             }
             Writes::Writer { jobs, .. } => {
                 let (reply, rx) = oneshot::channel();
                 {
                     let guard = lock(jobs);
                     let tx = guard.as_ref().ok_or(BackendError::Closed)?;
-                    tx.send(Job { req, reply })
-                        .map_err(|_| BackendError::Closed)?;
+                    tx.send(w.job(reply)).map_err(|_| BackendError::Closed)?;
                 }
                 rx.await.map_err(|_| BackendError::Closed)?
             }
@@ -182,35 +268,17 @@ impl Drop for RegistryService {
     }
 }
 
-// The rules answer each request with its own variant (`Registry::decide`).
-const MISMATCH: &str = "Registry::decide answers each request with its variant";
-
 impl Backend for RegistryService {
     fn register(&self, req: Register) -> BoxFuture<'_, Result<NodeId, BackendError>> {
-        Box::pin(async move {
-            match self.submit(Request::Register(req)).await? {
-                Answer::Registered(id) => Ok(id),
-                _ => unreachable!("{MISMATCH}"),
-            }
-        })
+        Box::pin(self.write(req))
     }
 
     fn create(&self, req: Create) -> BoxFuture<'_, Result<ClusterFacts, BackendError>> {
-        Box::pin(async move {
-            match self.submit(Request::Create(req)).await? {
-                Answer::Created(c) => Ok(c),
-                _ => unreachable!("{MISMATCH}"),
-            }
-        })
+        Box::pin(self.write(req))
     }
 
     fn join(&self, req: Join) -> BoxFuture<'_, Result<Joined, BackendError>> {
-        Box::pin(async move {
-            match self.submit(Request::Join(req)).await? {
-                Answer::Joined(j) => Ok(j),
-                _ => unreachable!("{MISMATCH}"),
-            }
-        })
+        Box::pin(self.write(req))
     }
 
     fn get_cluster<'a>(
@@ -248,7 +316,6 @@ fn writer_loop(
     rx: mpsc::Receiver<Job>,
     changed: Arc<watch::Sender<u64>>,
 ) {
-    let mut replies = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -257,16 +324,10 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let (results, changes) = {
+        let (decided, changes) = {
             let mut reg = lock(&state);
-            let results: Vec<_> = jobs
-                .into_iter()
-                .map(|j| {
-                    replies.push(j.reply);
-                    reg.decide(j.req)
-                })
-                .collect();
-            (results, reg.pending().to_vec())
+            let decided: Vec<Decided> = jobs.into_iter().map(|j| j.decide(&mut reg)).collect();
+            (decided, reg.pending().to_vec())
         };
         let stored = if changes.is_empty() {
             Ok(())
@@ -280,7 +341,7 @@ fn writer_loop(
                     reg.commit();
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, cause = %e.cause, requests = results.len(), "store commit failed; batch rolled back");
+                    tracing::error!(error = %e, cause = %e.cause, requests = decided.len(), "store commit failed; batch rolled back");
                     reg.rollback();
                 }
             }
@@ -288,13 +349,8 @@ fn writer_loop(
         if !changes.is_empty() && stored.is_ok() {
             changed.send_modify(|v| *v += 1);
         }
-        for (reply, res) in replies.drain(..).zip(results) {
-            let out = match (&stored, res) {
-                (_, Err(rule)) => Err(BackendError::Rule(rule)),
-                (Ok(()), Ok(a)) => Ok(a),
-                (Err(e), Ok(_)) => Err(BackendError::Storage(e.clone())),
-            };
-            let _ = reply.send(out);
+        for d in decided {
+            d.send(&stored);
         }
     }
 }
@@ -305,8 +361,8 @@ mod tests {
 
     use super::*;
     use crate::registry::backend::perform;
-    use crate::registry::request::ClusterTarget;
-    use crate::registry::rules::{MemberRecord, RuleError};
+    use crate::registry::request::{Answer, ClusterTarget, Request};
+    use crate::registry::rules::MemberRecord;
     use crate::registry::SqliteStore;
     use crate::wire::Which;
 

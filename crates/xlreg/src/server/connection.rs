@@ -2,8 +2,9 @@
 //!
 //! It reads the Hello (exactly one RSA block), answers the HelloReply, then
 //! loops: reassemble one request from however many reads it takes, let the
-//! state machine decide, have the backend perform the request it emits
-//! (if any), and write the reply with one `write_all`. It never looks
+//! state machine decide and the backend perform the request it emits
+//! ([`super::dispatch::respond`]), and write the reply with one
+//! `write_all`. It never looks
 //! inside a request; the session says how long to wait for the next one.
 //! Every wait has a timeout; nothing here trusts the peer.
 
@@ -16,9 +17,9 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
-use super::session::{Effect, ServerSession};
+use super::dispatch::{respond, Reply};
+use super::session::ServerSession;
 use super::Shared;
-use crate::registry::{perform, Answer, Backend, BackendError, Request};
 use crate::wire::{Framing, Hello, HelloReply, Reassembler, SessionKey, XlRegMsg};
 
 /// The largest request a client may send (requests are small; the biggest,
@@ -122,16 +123,8 @@ async fn run(
             Read::End(o) => return o,
         };
         debug!(op = ?msg.op, state = ?session.state(), "request");
-        let mut effect = session.on_message(*msg);
-        let (body, close) = loop {
-            effect = match effect {
-                Effect::Reply { body, close } => break (body, close),
-                Effect::Call(req) => {
-                    let answer = perform_or_cut_short(&*shared.backend, req, shutdown).await;
-                    session.on_answer(answer)
-                }
-            };
-        };
+        let Reply { body, close } =
+            respond(session, &*shared.backend, *msg, Some(&*shutdown)).await;
         let frame = framing.encode_body(&key, &body);
         if write(stream, &frame, cfg.message_timeout).await.is_err() {
             return SessionEnd::PeerClosed;
@@ -145,22 +138,6 @@ async fn run(
         if *shutdown.borrow() {
             return SessionEnd::Shutdown;
         }
-    }
-}
-
-/// [`perform`] the request; when shutdown is requested while it is held,
-/// answer at once with what there is.
-async fn perform_or_cut_short(
-    backend: &dyn Backend,
-    req: Request,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<Answer, BackendError> {
-    match req.unheld() {
-        None => perform(backend, req).await,
-        Some(now) => tokio::select! {
-            r = perform(backend, req) => r,
-            _ = shutdown_requested(shutdown) => perform(backend, now).await,
-        },
     }
 }
 

@@ -11,13 +11,12 @@
 //! | `regCred.dat` | credentials for clients, Go format, mode 0644 |
 //! | `lock` | held (flock) while a server runs |
 //!
-//! Files are written to a temporary name and renamed, so a crash never
-//! leaves half a key behind; an existing identity is never overwritten.
+//! Files are written to a temporary name, fsynced and renamed, and the
+//! directory fsynced, so a crash never leaves half a key behind; an existing identity is never overwritten.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 use crate::goconfig::GoRegistryConfig;
 use crate::regcred::RegCred;
@@ -192,9 +191,8 @@ impl ServerIdentity {
 /// Create `dir` (mode 0700) if needed and check it is a writable directory.
 pub fn prepare_data_dir(dir: &Path) -> Result<(), IdentityError> {
     if !dir.exists() {
-        fs::create_dir_all(dir)
+        crate::fsutil::create_private_dir(dir)
             .map_err(|e| ierr(dir, format!("cannot create data directory: {e}")))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| ierr(dir, e))?;
     }
     if !dir.is_dir() {
         return Err(ierr(dir, "not a directory"));
@@ -202,25 +200,11 @@ pub fn prepare_data_dir(dir: &Path) -> Result<(), IdentityError> {
     Ok(())
 }
 
-/// Write `data` to `path` via a temporary file, fsync and rename.
+/// Write `data` to `path` atomically (see `crate::fsutil::write_atomic`:
+/// temporary file, fsync, rename, fsync of the directory).
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), IdentityError> {
-    let tmp: PathBuf = path.with_extension(format!("tmp{}", std::process::id()));
-    let res = (|| -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    res.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        ierr(path, format!("cannot write: {e}"))
-    })
+    crate::fsutil::write_atomic(path, data, mode)
+        .map_err(|e| ierr(path, format!("cannot write: {e}")))
 }
 
 /// An exclusive lock on a data directory, held while the server runs.
@@ -256,6 +240,7 @@ impl DirLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn identity_is_created_once_then_reused_with_private_modes() {

@@ -1,7 +1,9 @@
 //! `xlreg serve`: a registry that Go clients can use unchanged, that never
 //! crashes on bad input and never forgets a cluster.
 //!
-//! Layout: [`session`] is the sans-IO state machine of spec §8.3,
+//! Layout: [`session`] is the sans-IO state machine of spec §8.3 (one
+//! Member first; then at most one Create and one Join; GetCluster only
+//! after a Join; Bye at any time; anything else is refused with an Error),
 //! [`connection`] the per-connection I/O, [`identity`] the registry's keys
 //! and files, and this module the accept loop with a connection limit and
 //! graceful shutdown (stop accepting, let sessions finish their request,
@@ -11,6 +13,7 @@
 //! backend is given to [`Server::start_with_backend`].
 
 pub mod connection;
+pub mod dispatch;
 pub mod identity;
 pub mod session;
 
@@ -183,8 +186,13 @@ fn resolve_identity(
 ) -> Result<(ServerIdentity, Option<identity::DirLock>), ServerError> {
     let adopted = match &cfg.adopt {
         Some(p) => {
-            let go = GoRegistryConfig::load(p)
-                .map_err(|e| ServerError::Adopt(format!("cannot adopt {}: {e}", p.display())))?;
+            let go = GoRegistryConfig::load(p).map_err(|e| {
+                ServerError::Adopt(format!(
+                    "cannot adopt {}: {}",
+                    p.display(),
+                    crate::ErrorChain(&e)
+                ))
+            })?;
             Some(ServerIdentity::from_go(&go))
         }
         None => None,
@@ -309,9 +317,9 @@ impl Server {
             .clone()
             .or_else(|| cfg.data_dir.as_ref().map(|d| d.join("regCred.dat")));
         if let Some(p) = &regcred_path {
-            regcred
-                .save(p)
-                .map_err(|e| ServerError::RegCred(format!("cannot write regCred: {e}")))?;
+            regcred.save(p).map_err(|e| {
+                ServerError::RegCred(format!("cannot write regCred: {}", crate::ErrorChain(&e)))
+            })?;
         }
         let session_cfg = Arc::new(SessionConfig {
             allow_anonymous_reads: cfg.allow_anonymous_reads,

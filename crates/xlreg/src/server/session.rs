@@ -4,13 +4,15 @@
 //! [`Effect`]: a reply to send, or a registry [`Request`] to perform; the
 //! registry's [`Answer`] goes back in through [`ServerSession::on_answer`],
 //! which always returns the reply. The table in
-//! [`ServerSession::on_message`] is the table of spec §8.3 (which request
-//! is allowed in which state); every cell where the Go server crashes
-//! (§8.4) gets an Error and a close here.
+//! [`ServerSession::on_message`] is the table of spec §8.3 (Member once,
+//! first; Create and Join at most once each; GetCluster only after a Join;
+//! otherwise `invalid msg type for current state`); every cell where the
+//! Go server crashes (§8.4: a message after Bye, an unknown op, a Join
+//! naming an unknown cluster) gets an Error and a close here.
 //!
-//! Each state carries its own data (a private `Phase` enum): the registered member
-//! exists only in the states after MemberOK, the created cluster only
-//! after CreateReply, so no state can lack what it needs.
+//! Each state carries its own data (a private `Phase` enum): the
+//! registered member exists only in the states after MemberOK, the created
+//! cluster only after CreateReply, so no state can lack what it needs.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -17,7 +17,6 @@
 //!   runs skip generation entirely.
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -133,15 +132,16 @@ pub fn run_parallel<T: Send, E: Send>(
 #[derive(Debug, thiserror::Error)]
 pub enum KeyPoolError {
     /// A file or directory problem.
-    #[error("key pool {path}: {err}")]
+    #[error("key pool {path}")]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// The OS error.
+        #[source]
         err: std::io::Error,
     },
     /// Key generation failed.
-    #[error("key pool: {0}")]
+    #[error("key pool")]
     Key(#[from] WireError),
     /// Two pool files hold the same key.
     #[error("key pool: {a} and {b} hold the same key; delete one of them")]
@@ -259,33 +259,12 @@ impl KeyPool {
             path: path.to_path_buf(),
             err,
         };
-        let tmp = path.with_file_name(format!(
-            ".tmp-{}-{}",
-            std::process::id(),
-            hex::encode(crate::wire::crypto::random_array::<6>())
-        ));
-        {
-            let mut o = std::fs::OpenOptions::new();
-            o.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                o.mode(0o600);
-            }
-            let mut f = o.open(&tmp).map_err(io)?;
-            f.write_all(k.to_pem_pkcs1().as_bytes()).map_err(io)?;
-        }
+        let pem = k.to_pem_pkcs1();
         let linked = if path.exists() {
             // A corrupt file being replaced.
-            std::fs::rename(&tmp, path).map(|_| true)
+            crate::fsutil::write_atomic(path, pem.as_bytes(), 0o600).map(|_| true)
         } else {
-            let r = std::fs::hard_link(&tmp, path);
-            let _ = std::fs::remove_file(&tmp);
-            match r {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-                Err(e) => Err(e),
-            }
+            crate::fsutil::write_atomic_new(path, pem.as_bytes(), 0o600)
         };
         if !linked.map_err(io)? {
             // Another run added this file meanwhile: use its key.
@@ -297,14 +276,7 @@ impl KeyPool {
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), KeyPoolError> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(dir).map_err(|err| KeyPoolError::Io {
+    crate::fsutil::create_private_dir(dir).map_err(|err| KeyPoolError::Io {
         path: dir.to_path_buf(),
         err,
     })

@@ -7,7 +7,9 @@
 //! * [`LocalCluster::launch`]: a registry, a uniquely named cluster of `n`
 //!   members, each member booted through the client library
 //!   ([`crate::client::boot()`]) with two fresh RSA keys and real listening
-//!   loopback endpoints; returns every member's [`ClusterView`].
+//!   loopback endpoints; returns every member's [`ClusterView`]. Serve on
+//!   a member's endpoint with [`LocalMember::take_listener`] (a
+//!   `tokio::net::TcpListener`).
 //! * [`keys`]: parallel key generation (a fast generator for test keys)
 //!   and an on-disk [`KeyPool`].
 //! * [`UpEnv`]: what `xlreg up -- CMD` tells each program it launches, and
@@ -32,7 +34,7 @@
 //!         assert!(m.view.is_complete());
 //!         assert_eq!(m.view.members.len(), 3);
 //!         // The listening sockets behind the member's endpoints are yours.
-//!         assert_eq!(m.listeners.len(), m.identity.endpoints.len());
+//!         assert_eq!(m.listeners().count(), m.endpoints().len());
 //!     }
 //!     // Another client of the same registry:
 //!     let regcred = cluster.regcred().clone();
@@ -57,8 +59,8 @@ use tokio::time::Instant;
 use crate::client::boot::{boot, create_cluster_as};
 use crate::client::node::{attrs, NodeIdentity};
 use crate::client::{
-    BootOptions, ClientError, ClientOptions, ClusterInfo, ClusterRef, ClusterView, MemberInfo,
-    Session,
+    BootOptions, ClientError, ClientOptions, ClusterInfo, ClusterRef, ClusterSpec, ClusterView,
+    MemberInfo, Session,
 };
 use crate::regcred::RegCred;
 use crate::server::{Server, ServerConfig, ServerError, ServerIdentity};
@@ -207,28 +209,54 @@ impl std::fmt::Debug for Observer {
     }
 }
 
-/// How [`LocalCluster::launch_with`] builds the cluster.
+/// How [`LocalCluster::launch_with`] builds the cluster. Start from
+/// `LaunchOptions::default()` and change the fields you care about.
+///
+/// Defaults are chosen for tests, where speed matters more than key
+/// strength: **1024-bit** member keys ([`DEFAULT_TEST_KEY_BITS`]) from the
+/// fast generator, whereas `xlreg up` defaults to **2048-bit** keys (what
+/// Go clients use; `xlreg up --key-bits 1024` matches this default).
+///
+/// | field | default |
+/// |---|---|
+/// | `size` | 3 |
+/// | `endpoints` | 2 ([`DEFAULT_ENDPOINTS`]) |
+/// | `key_bits` | 1024 ([`DEFAULT_TEST_KEY_BITS`]) |
+/// | `key_gen` | [`KeyGen::Fast`] |
+/// | `key_pool` | none: every key is generated |
+/// | `threads` | all cores |
+/// | `name` | `test-<8 random hex digits>` |
+/// | `regcred` | none: an embedded in-memory registry is started |
+/// | `boot` | [`BootOptions::default()`]: 30 s wait, 10 s connect and 15 s I/O timeouts |
+/// | `observer` | none |
 #[derive(Clone, Debug)]
 pub struct LaunchOptions {
-    /// Members, 2..=64.
+    /// Members, 2..=64. Default 3.
     pub size: u32,
     /// Endpoints per member (the cluster's EndPointCount), 1..=16.
+    /// Default 2: by convention \[0\] member-to-member, \[1\]
+    /// client-to-member.
     pub endpoints: u32,
-    /// RSA key size of the members' keys.
+    /// RSA key size of the members' keys, 1024 or 2048. Default 1024
+    /// (`xlreg up`: 2048).
     pub key_bits: u32,
-    /// Key generator.
+    /// Key generator. Default [`KeyGen::Fast`].
     pub key_gen: KeyGen,
     /// Take member keys from this pool (see [`KeyPool`] for the policy).
+    /// Default none.
     pub key_pool: Option<PathBuf>,
-    /// Threads for key work; default all cores.
+    /// Threads for key work. Default all cores.
     pub threads: usize,
-    /// Cluster name; default `test-<8 random hex digits>`.
+    /// Cluster name. Default `test-<8 random hex digits>`.
     pub name: Option<String>,
-    /// Use this registry instead of starting one.
+    /// Use this registry instead of starting one. Default none: an
+    /// embedded in-memory registry on a free loopback port.
     pub regcred: Option<RegCred>,
-    /// How members boot (their wait, timeouts).
+    /// How members boot (their wait, timeouts). Default
+    /// [`BootOptions::default()`].
     pub boot: BootOptions,
     /// Progress events; with an observer, a reader also watches the joins.
+    /// Default none.
     pub observer: Option<Observer>,
 }
 
@@ -256,13 +284,13 @@ pub enum LaunchError {
     #[error("{0}")]
     Usage(String),
     /// The embedded registry did not start.
-    #[error("starting the registry: {0}")]
+    #[error("starting the registry")]
     Registry(#[from] ServerError),
     /// Keys could not be loaded or generated.
     #[error(transparent)]
     Keys(#[from] KeyPoolError),
-    /// A client flow failed.
-    #[error("{what}: {err}")]
+    /// A client flow failed; the [`ClientError`] is the `source()`.
+    #[error("{what}")]
     Client {
         /// What was being done.
         what: String,
@@ -310,21 +338,72 @@ impl Timings {
 }
 
 /// One booted member of a [`LocalCluster`].
+///
+/// Each of its endpoints is a socket already listening on 127.0.0.1, bound
+/// before the member joined (so peers that learn the endpoint can connect
+/// at once). Serve on one with [`LocalMember::take_listener`] (a
+/// [`tokio::net::TcpListener`]) or [`LocalMember::take_std_listener`]; the
+/// sockets not taken close with the member.
 #[derive(Debug)]
 pub struct LocalMember {
     /// Its identity (name, ID, private keys, endpoints).
     pub identity: NodeIdentity,
-    /// Listening sockets bound to its endpoints, in order. Take them to
-    /// serve on the member's advertised addresses.
-    pub listeners: Vec<std::net::TcpListener>,
     /// What it learned when it booted.
     pub view: ClusterView,
+    /// Non-blocking listening sockets, in endpoint order; `None` once taken.
+    listeners: Vec<Option<std::net::TcpListener>>,
 }
 
 impl LocalMember {
     /// Its slot in the cluster (join order).
     pub fn index(&self) -> usize {
         self.view.self_index
+    }
+
+    /// Its endpoints (`host:port`), in order: what the other members see.
+    pub fn endpoints(&self) -> &[String] {
+        &self.identity.endpoints
+    }
+
+    /// The listening sockets not taken yet, in endpoint order (to read an
+    /// address or `try_clone` one). They are in non-blocking mode.
+    pub fn listeners(&self) -> impl Iterator<Item = &std::net::TcpListener> {
+        self.listeners.iter().flatten()
+    }
+
+    /// Take the socket listening on endpoint `i` as a
+    /// [`tokio::net::TcpListener`], ready to `accept().await`. Call it from
+    /// inside a tokio runtime; outside one, or for an endpoint that does
+    /// not exist or was already taken, it is an error naming the endpoint.
+    pub fn take_listener(&mut self, i: usize) -> std::io::Result<tokio::net::TcpListener> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(std::io::Error::other(format!(
+                "take_listener({i}) of member {} called outside a tokio runtime; \
+                 use take_std_listener there",
+                self.identity.name
+            )));
+        }
+        let l = self.take_std_listener(i).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "member {} has no listener {i} to take (endpoints: {}; each can be \
+                     taken once)",
+                    self.identity.name,
+                    self.identity.endpoints.len()
+                ),
+            )
+        })?;
+        tokio::net::TcpListener::from_std(l)
+    }
+
+    /// Take the socket listening on endpoint `i` as a
+    /// [`std::net::TcpListener`] in **non-blocking** mode (what
+    /// `tokio::net::TcpListener::from_std` and other event loops need; call
+    /// `set_nonblocking(false)` to accept on a plain thread). `None` if
+    /// there is no endpoint `i` or it was taken already.
+    pub fn take_std_listener(&mut self, i: usize) -> Option<std::net::TcpListener> {
+        self.listeners.get_mut(i).and_then(Option::take)
     }
 }
 
@@ -429,15 +508,8 @@ impl LocalCluster {
             .map_err(client_err("making member identities"))?;
 
         let t1 = Instant::now();
-        let info = create(
-            &regcred,
-            &admin,
-            &name,
-            opts.size,
-            opts.endpoints,
-            &opts.boot.client,
-        )
-        .await?;
+        let spec = ClusterSpec::new(name.clone(), opts.size).endpoints(opts.endpoints);
+        let info = create(&regcred, &admin, &spec, &opts.boot.client).await?;
         Observer::emit(
             &opts.observer,
             Progress::Created {
@@ -464,7 +536,7 @@ impl LocalCluster {
                 })
                 .await;
                 if let Err(e) = r {
-                    tracing::debug!("watching the joins: {e}");
+                    tracing::debug!("watching the joins: {}", crate::ErrorChain(&e));
                 }
             })
         });
@@ -487,8 +559,8 @@ impl LocalCluster {
             .zip(views)
             .map(|((identity, listeners), view)| LocalMember {
                 identity,
-                listeners,
                 view,
+                listeners: listeners.into_iter().map(Some).collect(),
             })
             .collect();
         Ok(LocalCluster {
@@ -659,11 +731,13 @@ pub fn member_identity(
     NodeIdentity::from_keys(name, NodeId::random(), comms_key, sig_key, endpoints)
 }
 
-/// `count` listening sockets on 127.0.0.1, free ports.
+/// `count` listening sockets on 127.0.0.1, free ports, in non-blocking
+/// mode (so that `tokio::net::TcpListener::from_std` accepts them).
 pub fn bind_endpoints(count: usize) -> Result<Vec<std::net::TcpListener>, LaunchError> {
     (0..count)
         .map(|_| {
             std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
                 .map_err(|e| LaunchError::Io(format!("cannot listen on 127.0.0.1: {e}")))
         })
         .collect()
@@ -703,15 +777,14 @@ pub fn free_ports(count: usize) -> Result<Vec<u16>, LaunchError> {
 pub async fn create(
     regcred: &RegCred,
     admin: &NodeIdentity,
-    name: &str,
-    size: u32,
-    endpoints: u32,
+    spec: &ClusterSpec,
     client: &ClientOptions,
 ) -> Result<ClusterInfo, LaunchError> {
-    let info = create_cluster_as(regcred, admin, name, size, endpoints, client)
+    let name = &spec.name;
+    let info = create_cluster_as(regcred, admin, spec, client)
         .await
         .map_err(client_err(format!("creating cluster {name:?}")))?;
-    if info.max_size != size || info.endpoint_count != endpoints {
+    if info.max_size != spec.size || info.endpoint_count != spec.endpoints {
         return Err(LaunchError::Usage(format!(
             "cluster {name:?} already exists with {} members of {} endpoint(s); \
              choose another name",
@@ -826,6 +899,7 @@ pub async fn watch_joins(
                     cluster: cluster.to_hex(),
                     have: have.len(),
                     want: size,
+                    missing: (have.len()..size).collect(),
                     waited: start.elapsed(),
                 });
             }

@@ -128,7 +128,8 @@ impl UpEnv {
 
     /// The registry credentials.
     pub fn load_regcred(&self) -> Result<RegCred, ClientError> {
-        RegCred::load(&self.regcred).map_err(|e| ClientError::RegCred(e.to_string()))
+        RegCred::load(&self.regcred)
+            .map_err(|e| ClientError::RegCred(crate::ErrorChain(&e).to_string()))
     }
 
     /// Join the cluster and wait for every member: the member's identity,

@@ -1,4 +1,9 @@
-//! Cryptographic primitives of the protocol (spec §3, §11.6), on OpenSSL.
+//! Cryptographic primitives of the protocol (spec §3, §11.6), on OpenSSL:
+//! RSA-OAEP with SHA-1 and an empty label for the Hello, AES-256-CBC with a
+//! fresh IV per message and PKCS#7 padding for everything after it,
+//! RSASSA-PKCS1-v1_5 with SHA-1 for member tokens; RSA public keys travel
+//! as DER SubjectPublicKeyInfo and appear in regCred.dat as `ssh-rsa`
+//! lines.
 //!
 //! Why OpenSSL: its RSA private-key operations are blinded and constant-time
 //! (no open timing advisory, unlike some pure-Rust RSA versions), and its key

@@ -1,5 +1,7 @@
-//! The handshake (spec §4–5): the client's RSA-encrypted Hello carrying
-//! key1, and the server's 64-byte HelloReply carrying the session key key2.
+//! The handshake (spec §4–5): the client's Hello — 44 bytes (key1, salt,
+//! version) RSA-OAEP-SHA-1-encrypted to the registry's comms key — and the
+//! server's 64-byte HelloReply — IV and AES-256-CBC under key1 of 44 bytes
+//! carrying the session key key2, a salt and the server's version.
 //!
 //! The version fields are how this crate negotiates its extensions without
 //! disturbing Go peers: a Go client sends version 0 and a Go server always

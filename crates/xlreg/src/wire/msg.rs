@@ -1,5 +1,6 @@
-//! The protobuf schema of spec §7, written as prost structs by hand (no
-//! protoc at build time).
+//! The protobuf schema of spec §7 (one `XLRegMsg` with an `Op` tag and
+//! optional fields per operation, and a nested `Token` per member),
+//! written as prost structs by hand (no protoc at build time).
 //!
 //! Every field is proto2 `optional` so that present-but-zero fields are
 //! emitted like the Go server does (§7.4) and absent vs. empty stays

@@ -1,5 +1,7 @@
-//! Small value types of the protocol (spec §11): node IDs, the decimal
-//! version, the `Which` bitmap and endpoint strings.
+//! Small value types of the protocol (spec §11): node IDs (20 or 32 raw
+//! bytes), the decimal version (`a.b.c.d` packed into a little-endian
+//! u32), the `Which` bitmap (bit i selects member index i) and endpoint
+//! strings (`host:port`).
 //!
 //! They are plain values with strict constructors, so that every later layer
 //! can rely on an ID being 20 or 32 bytes and a version string being valid.
