@@ -269,3 +269,58 @@ async fn store_copy_moves_a_sqlite_registry_into_postgres_with_the_same_members_
     let ident = ServerIdentity::load(&dir).unwrap();
     assert_eq!(ident.id, rc.id);
 }
+
+#[test]
+fn a_bad_store_url_is_refused_with_exit_2_and_no_password_shown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    for (url, want) in [
+        ("mysql://u:Sekr1t@h/db", "expected postgres://"),
+        ("postgres://u:Sekr1t@h:notaport/db", "bad PostgreSQL URL"),
+        ("postgres://u:Sekr1t@h:5432", "no database name"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_xlreg"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", dir])
+            .env("XLREG_STORE", url)
+            .env("XLREG_LOG", "warn")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{url}: {err}");
+        assert!(err.contains(want), "{url}: {err}");
+        assert!(err.contains("--store"), "names the flag: {err}");
+        assert!(!err.contains("Sekr1t"), "password shown: {err}");
+    }
+}
+
+#[test]
+fn serve_with_an_unreachable_database_fails_naming_the_redacted_url() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let port = xlreg::testing::free_ports(1).unwrap()[0];
+    let out = Command::new(env!("CARGO_BIN_EXE_xlreg"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--key-bits",
+            "1024",
+            "--data-dir",
+        ])
+        .arg(tmp.path())
+        .env(
+            "XLREG_STORE",
+            format!("postgres://u:Sekr1t@127.0.0.1:{port}/db"),
+        )
+        .env("XLREG_LOG", "warn")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("postgres://u:***@127.0.0.1:{port}/db")),
+        "{err}"
+    );
+    assert!(err.contains("cannot connect"), "{err}");
+    assert!(!err.contains("Sekr1t"), "{err}");
+}

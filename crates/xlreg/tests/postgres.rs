@@ -526,3 +526,34 @@ async fn a_lost_listen_connection_is_restored_and_held_requests_re_check() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_database_migrated_by_a_newer_xlreg_is_refused_with_both_versions() {
+    let Some(db) = TestDb::create("schema_too_new").await else {
+        return;
+    };
+    drop(backends(&db, 1).await);
+    let (client, conn) = db
+        .url()
+        .config()
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute("INSERT INTO xlreg_schema_migrations(version) VALUES (99)")
+        .await
+        .unwrap();
+    let e = PostgresBackend::connect(db.url(), own_id(), &PoolOptions::default())
+        .await
+        .unwrap_err();
+    let text = format!("{e}: {}", e.cause);
+    assert!(text.contains("version 99 is newer"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "({})",
+            xlreg::registry::postgres::schema::MIGRATIONS.len()
+        )),
+        "{text}"
+    );
+}
