@@ -92,35 +92,15 @@ pub async fn create_cluster_as(
     spec: &ClusterSpec,
     opts: &ClientOptions,
 ) -> Result<ClusterInfo, ClientError> {
-    let tries = if opts.address.is_some() {
-        1
-    } else {
-        regcred.endpoints.len().max(1)
-    };
-    let mut rc = regcred.clone();
-    for attempt in 1.. {
-        let mut s = Session::connect(&rc, opts).await?;
-        let addr = s.addr().to_string();
-        let r = async {
-            s.register(admin, attrs::ADMIN | attrs::SOLO | attrs::EPHEMERAL)
-                .await?;
-            s.create(spec).await
-        }
-        .await;
-        match r {
-            // Create is idempotent by name: safe to run again elsewhere.
-            Err(e) if attempt < tries && e.is_failover() => {
-                tracing::warn!("create through {addr} failed ({e}); retrying on the next server");
-                rc.endpoints = next_first(&rc.endpoints, Some(&addr));
-            }
-            Err(e) => return Err(e),
-            Ok(info) => {
-                s.bye().await?;
-                return Ok(info);
-            }
-        }
-    }
-    unreachable!("the last attempt returns")
+    // Create is idempotent by name: safe to run again elsewhere.
+    failing_over(regcred, opts, "create", |mut s| async move {
+        s.register(admin, attrs::ADMIN | attrs::SOLO | attrs::EPHEMERAL)
+            .await?;
+        let info = s.create(spec).await?;
+        s.bye().await?;
+        Ok(info)
+    })
+    .await
 }
 
 /// Register a node without joining anything (the Go "solo" flow): Member,
@@ -130,10 +110,54 @@ pub async fn register(
     node: &NodeIdentity,
     opts: &ClientOptions,
 ) -> Result<NodeId, ClientError> {
-    let mut s = Session::connect(regcred, opts).await?;
-    let id = s.register(node, attrs::SOLO).await?;
-    s.bye().await?;
-    Ok(id)
+    // The same key may register its ID again.
+    failing_over(regcred, opts, "register", |mut s| async move {
+        let id = s.register(node, attrs::SOLO).await?;
+        s.bye().await?;
+        Ok(id)
+    })
+    .await
+}
+
+/// Run a whole session `flow` on the first server that takes the
+/// connection ([`Session::connect`] tries a regCred's endpoints in order);
+/// if the session then breaks (or the server's database is down), run it
+/// again from the start on the next server, once per listed server. Only
+/// for flows that are safe to repeat: every registry request is
+/// idempotent for the same identity (re-register, create by name, re-join
+/// keeps the slot). `opts.address` pins one server: no second attempt.
+async fn failing_over<T, F, Fut>(
+    regcred: &RegCred,
+    opts: &ClientOptions,
+    what: &str,
+    mut flow: F,
+) -> Result<T, ClientError>
+where
+    F: FnMut(Session) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+    let tries = if opts.address.is_some() {
+        1
+    } else {
+        regcred.endpoints.len().max(1)
+    };
+    let mut rc = regcred.clone();
+    for attempt in 1.. {
+        // Connecting already tries every server in turn.
+        let s = Session::connect(&rc, opts).await?;
+        let addr = s.addr().to_string();
+        match flow(s).await {
+            Err(e) if attempt < tries && e.is_failover() => {
+                tracing::warn!(
+                    "{what} through {addr} failed ({}); retrying on the next server",
+                    crate::ErrorChain(&e)
+                );
+                rc.endpoints = next_first(&rc.endpoints, Some(&addr));
+            }
+            r => return r,
+        }
+    }
+    unreachable!("the last attempt returns")
 }
 
 /// Boot a member: register, join `cluster`, gather every member, bye.
@@ -152,24 +176,10 @@ pub async fn boot(
     node: &NodeIdentity,
     opts: &BootOptions,
 ) -> Result<ClusterView, ClientError> {
-    let tries = if opts.client.address.is_some() {
-        1
-    } else {
-        regcred.endpoints.len().max(1)
-    };
-    let mut rc = regcred.clone();
-    for attempt in 1.. {
-        let (r, addr) = boot_once(&rc, cluster, node, opts).await;
-        match (r, addr) {
-            // Connecting already tried every server in turn.
-            (Err(e), Some(addr)) if attempt < tries && e.is_failover() => {
-                tracing::warn!("boot through {addr} failed ({e}); retrying on the next server");
-                rc.endpoints = next_first(&rc.endpoints, Some(&addr));
-            }
-            (r, _) => return r,
-        }
-    }
-    unreachable!("the last attempt returns")
+    failing_over(regcred, &opts.client, "boot", |s| {
+        boot_session(s, cluster, node, opts)
+    })
+    .await
 }
 
 /// `endpoints` rotated so the one after `failed` comes first (after the
@@ -181,20 +191,6 @@ fn next_first(endpoints: &[String], failed: Option<&str>) -> Vec<String> {
     let mut out = endpoints.to_vec();
     out.rotate_left((at + 1) % endpoints.len().max(1));
     out
-}
-
-async fn boot_once(
-    regcred: &RegCred,
-    cluster: &ClusterRef,
-    node: &NodeIdentity,
-    opts: &BootOptions,
-) -> (Result<ClusterView, ClientError>, Option<String>) {
-    let s = match Session::connect(regcred, &opts.client).await {
-        Ok(s) => s,
-        Err(e) => return (Err(e), None),
-    };
-    let addr = Some(s.addr().to_string());
-    (boot_session(s, cluster, node, opts).await, addr)
 }
 
 async fn boot_session(
@@ -371,7 +367,15 @@ pub async fn read_cluster(
     reader: &NodeIdentity,
     opts: &ClientOptions,
 ) -> Result<MemberList, ClientError> {
-    let mut s = Session::connect(regcred, opts).await?;
+    // Read-only: safe to run again on another server.
+    failing_over(regcred, opts, "read", |s| read_session(s, cluster, reader)).await
+}
+
+async fn read_session(
+    mut s: Session,
+    cluster: &ClusterRef,
+    reader: &NodeIdentity,
+) -> Result<MemberList, ClientError> {
     let r = async {
         s.register(reader, attrs::SOLO | attrs::EPHEMERAL).await?;
         let mut have: BTreeMap<usize, MemberInfo> = BTreeMap::new();
