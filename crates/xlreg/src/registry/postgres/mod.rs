@@ -267,6 +267,13 @@ impl Inner {
             config.connect_timeout(opts.connect_timeout);
         }
         config.application_name("xlreg");
+        // A reply follows a commit that is on disk, whatever the server's
+        // default: nothing acknowledged may be lost to a database crash.
+        let options = match config.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} -c synchronous_commit=on"),
+            _ => "-c synchronous_commit=on".to_string(),
+        };
+        config.options(&options);
         let url = DbUrl::from_parts(config.clone(), url.to_string());
         let (mut client, conn) = config
             .connect(NoTls)
