@@ -10,6 +10,8 @@
 //!   its cluster.
 //! * [`registry`] and [`server`] (feature `server`): the registry's rules,
 //!   its store and the tokio server.
+//! * [`peer`] (feature `peer`): mutually authenticated TLS 1.3 between
+//!   members, pinned to the keys they registered.
 //! * [`testing`] (feature `testing`): in-process registries and clusters for
 //!   tests and `xlreg up`.
 //!
@@ -25,6 +27,8 @@ mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod goconfig;
+#[cfg(feature = "peer")]
+pub mod peer;
 pub mod regcred;
 #[cfg(feature = "server")]
 pub mod registry;

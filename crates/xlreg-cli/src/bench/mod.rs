@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 pub mod crypto;
 pub mod formation;
 pub mod memory;
+pub mod peer;
 pub mod stores;
 pub mod throughput;
 pub mod up;

@@ -33,6 +33,30 @@ pub enum BenchCommand {
     /// Registry memory: peak RSS of a `serve` process holding 10 000
     /// clusters of 8 members, against the raw bytes of their tokens.
     Memory(MemoryArgs),
+    /// Secure peer channel (`xlreg::peer`): handshake time and the
+    /// throughput of one channel beside raw TCP, in the same run.
+    Peer(PeerBenchArgs),
+}
+
+/// Arguments of `xlreg bench peer`.
+#[derive(Args, Debug)]
+pub struct PeerBenchArgs {
+    /// Member key sizes.
+    #[arg(long, value_delimiter = ',', default_value = "2048",
+          value_parser = clap::value_parser!(u32).range(1024..=4096))]
+    pub key_bits: Vec<u32>,
+    /// Handshakes to time per key size (the row also stops after 5 s).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub handshakes: u64,
+    /// MiB per transfer.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub megabytes: u64,
+    /// Transfers per kind (channel, raw TCP); the median is printed.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub rounds: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `xlreg bench formation`.
@@ -225,6 +249,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             let r = crate::cli::runtime()?
                 .block_on(bench::memory::run(a.clusters as usize, a.members as usize))?;
             emit(a.json, &r, bench::memory::table)
+        }
+        BenchCommand::Peer(a) => {
+            eprintln!("measuring the secure peer channel (bounded: 5 s of handshakes, 30 s per transfer)...");
+            let r = crate::cli::runtime()?.block_on(bench::peer::run(
+                &a.key_bits,
+                a.handshakes as usize,
+                a.megabytes as usize,
+                a.rounds as usize,
+            ))?;
+            emit(a.json, &r, bench::peer::table)
         }
     }
 }

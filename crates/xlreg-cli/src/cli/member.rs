@@ -47,7 +47,7 @@ pub struct ConnArgs {
 }
 
 impl ConnArgs {
-    fn load(&self) -> anyhow::Result<(RegCred, ClientOptions)> {
+    pub(crate) fn load(&self) -> anyhow::Result<(RegCred, ClientOptions)> {
         let rc = load_cred(&self.regcred)?;
         if !(self.timeout.is_finite() && self.timeout > 0.0 && self.timeout <= 86_400.0) {
             return Err(BadInput(format!(
@@ -99,7 +99,7 @@ pub struct NodeArgs {
 
 impl NodeArgs {
     /// Load or create the identity. Any problem is bad input.
-    fn identity(&self) -> anyhow::Result<NodeIdentity> {
+    pub(crate) fn identity(&self) -> anyhow::Result<NodeIdentity> {
         let opts = NodeOptions {
             name: self.name.clone(),
             endpoints: (!self.endpoints.is_empty()).then(|| self.endpoints.clone()),
@@ -158,7 +158,7 @@ pub struct ClusterArgs {
 }
 
 impl ClusterArgs {
-    fn cluster_ref(&self) -> anyhow::Result<ClusterRef> {
+    pub(crate) fn cluster_ref(&self) -> anyhow::Result<ClusterRef> {
         match (&self.cluster, &self.cluster_id) {
             (_, Some(hex)) => Ok(ClusterRef::Id(parse_id(hex)?)),
             (Some(name), None) if !name.is_empty() => Ok(ClusterRef::Name(name.clone())),
@@ -203,7 +203,7 @@ pub struct MembersArgs {
 }
 
 /// Exit code 2 for problems with what the user gave, 1 for the rest.
-fn client_err(e: ClientError, doing: &str) -> anyhow::Error {
+pub(crate) fn client_err(e: ClientError, doing: &str) -> anyhow::Error {
     match e {
         ClientError::Identity(_) | ClientError::RegCred(_) | ClientError::Usage(_) => {
             BadInput(format!("{doing}: {e}")).into()

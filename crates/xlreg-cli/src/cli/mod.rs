@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 pub mod bench;
 pub mod cred;
 pub mod member;
+pub mod peer;
 pub mod store;
 pub mod up;
 
@@ -50,6 +51,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Registry storage tools (copy a SQLite registry into PostgreSQL).
     Store(store::StoreArgs),
+    /// Talk to other members over mutually authenticated TLS 1.3, pinned
+    /// to the keys they registered (`peer ring` under `xlreg up -- CMD`).
+    Peer(peer::PeerArgs),
 }
 
 /// Bad user input (a file, a flag, an argument): exit code 2.
@@ -115,5 +119,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(a) => up::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Store(a) => store::run(a),
+        Command::Peer(a) => peer::run(a),
     }
 }

@@ -791,6 +791,10 @@ impl Children {
                 }
             }
         }
+        // The programs are gone: let their last lines reach stderr (the
+        // forwarders end at EOF), unless something else holds the pipes.
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
     }

@@ -161,6 +161,12 @@ impl PrivateKey {
         pem_wrap("", &der)
     }
 
+    /// The OpenSSL key itself, for building TLS contexts and certificates
+    /// from it (`xlreg::peer`) without a round trip through PEM.
+    pub fn openssl_pkey(&self) -> &PKey<Private> {
+        &self.pkey
+    }
+
     /// The public half.
     pub fn public(&self) -> PublicKey {
         let rsa = self.pkey.rsa().expect("RSA key");
