@@ -21,12 +21,12 @@ xlreg_pg_fail() {
 
 xlreg_pg_start() {
     local bin port dir url
-    bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+    bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
     if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
         echo "installing: postgresql"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql \
             || { xlreg_pg_fail "cannot install the postgresql package"; return 1; }
-        bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+        bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
     fi
     [ -x "$bin/initdb" ] || { xlreg_pg_fail "no initdb under /usr/lib/postgresql/*/bin"; return 1; }
     id postgres >/dev/null 2>&1 || { xlreg_pg_fail "no 'postgres' user (the package creates it)"; return 1; }
