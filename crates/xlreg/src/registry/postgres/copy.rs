@@ -120,7 +120,7 @@ pub async fn copy_registry(src: &Registry, dst: &PostgresBackend) -> Result<Copy
     let write = async {
         let client = dst.inner.client().await?;
         client.batch_execute("BEGIN").await?;
-        let r = super::commit_changes(&client, &changes).await;
+        let r = super::write::commit_changes(&client, &changes).await;
         if r.is_err() {
             let _ = client.batch_execute("ROLLBACK").await;
         }

@@ -3,14 +3,18 @@
 //!
 //! Why this shape: the single-process service decides every rule in
 //! memory, which is only safe while one process owns the data. Here each
-//! request is ONE PostgreSQL transaction: it locks what it needs (the
-//! cluster row, `SELECT … FOR UPDATE`), loads those rows into a small
-//! [`Registry`], lets the same rule functions decide ([`super::rules`]),
-//! writes the resulting [`Change`]s and commits; only then is the reply
-//! sent. Constraints and a trigger in the schema ([`schema`]) back the
-//! rules up, and races between servers that the locks cannot cover (two
-//! inserts of one new ID or name) end in a unique violation that is
-//! retried, so the second racer sees the first one's row.
+//! request is decided in ONE PostgreSQL transaction: it locks what it
+//! needs (the cluster row, `SELECT … FOR UPDATE`), loads those rows into a
+//! small [`Registry`] (`rows`), lets the same rule functions decide
+//! ([`super::rules`]), writes the resulting [`Change`]s (`write`) and
+//! commits; only then is the reply sent. Joins of one cluster that arrive
+//! together on one server share a transaction (group commit). ID and
+//! cluster rows never change once written, so Register and Create decide
+//! on a plain read and write with one statement. Constraints and a trigger
+//! in the schema ([`schema`]) back the rules up, and races between servers
+//! that the locks cannot cover (two inserts of one new ID or name) end in
+//! a unique violation that is retried, so the second racer sees the first
+//! one's row.
 //!
 //! Held GetCluster requests wait on LISTEN/NOTIFY ([`listen`]): a member
 //! held on server A learns of the last join through server B the moment
@@ -18,8 +22,10 @@
 
 pub mod copy;
 pub mod listen;
+mod rows;
 pub mod schema;
 pub mod url;
+mod write;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,17 +33,21 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::watch;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::NoTls;
 
 use super::backend::{Backend, BackendError, BoxFuture};
 use super::request::{
     Answer, ClusterTarget, Create, GetCluster, Join, Joined, Members, Register, Request,
 };
-use super::rules::{Change, ClusterFacts, IdOwner, MemberRecord, Registry};
+use super::rules::{Change, ClusterFacts, IdOwner, Registry};
 use super::store::{StoreCause, StoreError};
 use crate::wire::NodeId;
 use listen::Listener;
+use rows::{
+    load_cluster_rows, node_id, owner_of, restore, target_key, CLUSTER_COLUMNS, JOIN_COLUMNS,
+};
 pub use url::DbUrl;
+use write::{commit_changes, write_autocommit};
 
 /// How the pool talks to the database.
 #[derive(Clone, Debug)]
@@ -167,87 +177,6 @@ fn start_err(
     e: impl std::error::Error + Send + Sync + 'static,
 ) -> StoreError {
     StoreError::new(url.to_string(), action, StoreCause::Other(Box::new(e)))
-}
-
-fn owner_of(kind: i16, sig: Option<Vec<u8>>) -> Result<IdOwner, Failure> {
-    match (kind, sig) {
-        (0, None) => Ok(IdOwner::Registry),
-        (1, None) => Ok(IdOwner::Cluster),
-        (2, Some(h)) if h.len() == 32 => Ok(IdOwner::Member(h.try_into().expect("32 bytes"))),
-        (k, _) => Err(Failure::Corrupt(format!("ID row of kind {k} is invalid"))),
-    }
-}
-
-fn node_id(raw: &[u8], what: &str) -> Result<NodeId, Failure> {
-    NodeId::from_bytes(raw).map_err(|_| Failure::Corrupt(format!("{what} of {} bytes", raw.len())))
-}
-
-fn restore(reg: &mut Registry, ch: Change) -> Result<(), Failure> {
-    reg.restore_change(ch)
-        .map_err(|e| Failure::Corrupt(format!("stored data refused: {e}")))
-}
-
-/// Columns: c.id, c.name, c.attrs, c.max_size, c.ep_count, m.idx,
-/// m.member_id, m.name, m.token (member columns NULL for an empty cluster).
-const CLUSTER_COLUMNS: &str = "c.id, c.name, c.attrs, c.max_size, c.ep_count,
-     m.idx, m.member_id, m.name, m.token
-     FROM xlreg_clusters c LEFT JOIN xlreg_members m ON m.cluster_id = c.id";
-
-const INSERT_MEMBER: &str = "INSERT INTO xlreg_members(cluster_id, idx, member_id, name, token)
-     VALUES ($1, $2, $3, $4, $5)";
-const UPDATE_MEMBER: &str =
-    "UPDATE xlreg_members SET token = $3 WHERE cluster_id = $1 AND idx = $2";
-
-/// [`CLUSTER_COLUMNS`] without the tokens, which a Join does not decide
-/// on: it reads slots, IDs and names. (A re-join is then always written,
-/// as if its token had changed.)
-const JOIN_COLUMNS: &str = "c.id, c.name, c.attrs, c.max_size, c.ep_count,
-     m.idx, m.member_id, m.name, ''::bytea
-     FROM xlreg_clusters c LEFT JOIN xlreg_members m ON m.cluster_id = c.id";
-
-/// Load the rows of one cluster (see [`CLUSTER_COLUMNS`]) into `reg`
-/// through the rules' checks; nothing when there were no rows.
-fn load_cluster_rows(reg: &mut Registry, rows: &[Row]) -> Result<(), Failure> {
-    let Some(first) = rows.first() else {
-        return Ok(());
-    };
-    let id = node_id(first.get::<_, &[u8]>(0), "cluster ID")?;
-    restore(
-        reg,
-        Change::NewCluster {
-            id,
-            name: first.get::<_, &[u8]>(1).into(),
-            attrs: first.get::<_, i64>(2) as u64,
-            max_size: first.get::<_, i32>(3) as u32,
-            ep_count: first.get::<_, i32>(4) as u32,
-        },
-    )?;
-    for r in rows {
-        let Some(idx) = r.get::<_, Option<i32>>(5) else {
-            continue;
-        };
-        restore(
-            reg,
-            Change::NewMember {
-                cluster: id,
-                index: idx as usize,
-                record: MemberRecord {
-                    id: node_id(r.get::<_, &[u8]>(6), "member ID")?,
-                    name: r.get::<_, &[u8]>(7).into(),
-                    token: r.get::<_, &[u8]>(8).into(),
-                },
-            },
-        )?;
-    }
-    Ok(())
-}
-
-/// The column and value a cluster target is found by.
-fn target_key(t: &ClusterTarget) -> (&'static str, &[u8]) {
-    match t {
-        ClusterTarget::Id(id) => ("id", id.as_bytes()),
-        ClusterTarget::Name(n) => ("name", n),
-    }
 }
 
 // The rules answer each request with its own variant (`Registry::decide`).
@@ -741,141 +670,4 @@ impl Backend for PostgresBackend {
     fn location(&self) -> String {
         self.inner.url.to_string()
     }
-}
-
-/// One write of a [`Change`]: its statement and parameters.
-fn change_sql(
-    ch: &Change,
-) -> (
-    &'static str,
-    Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>>,
-) {
-    match ch {
-        Change::NewId { id, owner } => {
-            let (kind, sig): (i16, Option<Vec<u8>>) = match owner {
-                IdOwner::Registry => (0, None),
-                IdOwner::Cluster => (1, None),
-                IdOwner::Member(h) => (2, Some(h.to_vec())),
-            };
-            (
-                "INSERT INTO xlreg_ids(id, kind, sig_sha256) VALUES ($1, $2, $3)",
-                vec![
-                    Box::new(id.as_bytes().to_vec()),
-                    Box::new(kind),
-                    Box::new(sig),
-                ],
-            )
-        }
-        Change::NewCluster {
-            id,
-            name,
-            attrs,
-            max_size,
-            ep_count,
-        } => (
-            "INSERT INTO xlreg_clusters(id, name, attrs, max_size, ep_count)
-             VALUES ($1, $2, $3, $4, $5)",
-            vec![
-                Box::new(id.as_bytes().to_vec()),
-                Box::new(name.to_vec()),
-                Box::new(*attrs as i64),
-                Box::new(*max_size as i32),
-                Box::new(*ep_count as i32),
-            ],
-        ),
-        Change::NewMember {
-            cluster,
-            index,
-            record,
-        } => (
-            INSERT_MEMBER,
-            vec![
-                Box::new(cluster.as_bytes().to_vec()),
-                Box::new(*index as i32),
-                Box::new(record.id.as_bytes().to_vec()),
-                Box::new(record.name.to_vec()),
-                Box::new(record.token.to_vec()),
-            ],
-        ),
-        Change::ReplaceMember {
-            cluster,
-            index,
-            record,
-        } => (
-            UPDATE_MEMBER,
-            vec![
-                Box::new(cluster.as_bytes().to_vec()),
-                Box::new(*index as i32),
-                Box::new(record.token.to_vec()),
-            ],
-        ),
-    }
-}
-
-/// Write `changes` atomically, durable on return: one statement commits
-/// by itself; several go in one pipelined BEGIN … COMMIT.
-async fn write_autocommit(
-    client: &deadpool_postgres::Object,
-    changes: &[Change],
-) -> Result<(), Failure> {
-    match changes {
-        [] => Ok(()),
-        [one] => {
-            let (sql, v) = change_sql(one);
-            let st = client.prepare_cached(sql).await?;
-            let p: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = v
-                .iter()
-                .map(|b| &**b as &(dyn tokio_postgres::types::ToSql + Sync))
-                .collect();
-            client.execute(&st, &p).await?;
-            Ok(())
-        }
-        several => {
-            client.batch_execute("BEGIN").await?;
-            let r = commit_changes(client, several).await;
-            if r.is_err() {
-                let _ = client.batch_execute("ROLLBACK").await;
-            }
-            r
-        }
-    }
-}
-
-/// Write `changes` and COMMIT the open transaction, pipelined in one
-/// round trip (ROLLBACK when there is nothing to write). A statement that
-/// fails makes the COMMIT a rollback; its error is returned.
-async fn commit_changes(
-    client: &deadpool_postgres::Object,
-    changes: &[Change],
-) -> Result<(), Failure> {
-    if changes.is_empty() {
-        client.batch_execute("ROLLBACK").await?;
-        return Ok(());
-    }
-    let mut stmts = Vec::with_capacity(changes.len());
-    let mut values = Vec::with_capacity(changes.len());
-    for ch in changes {
-        let (sql, v) = change_sql(ch);
-        stmts.push(client.prepare_cached(sql).await?);
-        values.push(v);
-    }
-    let refs: Vec<Vec<&(dyn tokio_postgres::types::ToSql + Sync)>> = values
-        .iter()
-        .map(|v| {
-            v.iter()
-                .map(|b| &**b as &(dyn tokio_postgres::types::ToSql + Sync))
-                .collect()
-        })
-        .collect();
-    let writes = futures_util::future::try_join_all(
-        stmts.iter().zip(&refs).map(|(st, p)| client.execute(st, p)),
-    );
-    let (counts, ()) = tokio::try_join!(writes, client.batch_execute("COMMIT"))?;
-    if let Some(i) = counts.iter().position(|n| *n != 1) {
-        return Err(Failure::Corrupt(format!(
-            "writing {:?} changed {} rows",
-            changes[i], counts[i]
-        )));
-    }
-    Ok(())
 }
