@@ -3,10 +3,19 @@
 
 use xlreg::server::{Server, ServerConfig};
 
+/// A data home for the whole test binary, so `create` never writes its
+/// admin identity under the real user's home.
+fn data_home() -> &'static std::path::Path {
+    static D: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    D.get_or_init(|| tempfile::tempdir().expect("tmp")).path()
+}
+
 async fn xlreg(args: &[&str]) -> (i32, String, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_xlreg"))
         .args(args)
         .env_remove("XLREG_REGCRED")
+        .env_remove("XLREG_NODE_DIR")
+        .env("XDG_DATA_HOME", data_home())
         .env("XLREG_LOG", "warn")
         .output()
         .await
@@ -221,5 +230,113 @@ async fn cli_errors_go_to_stderr_with_nonzero_exit_codes() {
     assert!(out.is_empty());
     assert!(err.contains("cannot find cluster with this ID"), "{err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_keeps_one_private_admin_identity_and_says_where() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rcpath = tmp.path().join("regCred.dat");
+    let server = Server::start(ServerConfig {
+        regcred_path: Some(rcpath.clone()),
+        ..ServerConfig::ephemeral()
+    })
+    .await
+    .expect("server");
+    let rcp = rcpath.to_str().expect("utf8");
+    let admin = tmp.path().join("admin");
+    let admin_s = admin.to_str().expect("utf8");
+    let create = |name: &'static str| async move {
+        xlreg(&[
+            "create",
+            "--regcred",
+            rcp,
+            name,
+            "--node-dir",
+            admin_s,
+            "--json",
+        ])
+        .await
+    };
+    let (code, out, err) = create("a1").await;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("created the admin identity"), "{err}");
+    assert_eq!(json(&out)["admin_node_dir"], admin_s);
+    let node = std::fs::read_to_string(admin.join("node.json")).expect("node.json");
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&admin), 0o700);
+    for f in std::fs::read_dir(&admin).expect("dir") {
+        let p = f.expect("entry").path();
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+    }
+    // The second create reuses it: nothing generated, the same files.
+    let (code, _, err) = create("a2").await;
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("created the admin identity"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(admin.join("node.json")).expect("node.json"),
+        node
+    );
+    // Without --node-dir the XDG data directory is used, and printed.
+    let (code, out, err) = xlreg(&["create", "--regcred", rcp, "a3"]).await;
+    assert_eq!(code, 0, "{err}");
+    let xdg = data_home().join("xlreg/admin");
+    assert!(
+        out.contains(&format!("admin_node_dir  {}", xdg.display())),
+        "{out}"
+    );
+    assert!(xdg.join("node.json").exists());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_wait_0_is_answered_at_once_not_held_for_missing_members() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let rcpath = tmp.path().join("regCred.dat");
+    // A registry that would hold a GetCluster for 20 s.
+    let server = Server::start(ServerConfig {
+        regcred_path: Some(rcpath.clone()),
+        hold: std::time::Duration::from_secs(20),
+        ..ServerConfig::ephemeral()
+    })
+    .await
+    .expect("server");
+    let rcp = rcpath.to_str().expect("utf8");
+    let (code, out, err) =
+        xlreg(&["create", "--regcred", rcp, "w0", "--size", "3", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    let cid = json(&out)["cluster_id"].as_str().expect("id").to_string();
+    let t = std::time::Instant::now();
+    let (code, out, err) = xlreg(&[
+        "join",
+        "--regcred",
+        rcp,
+        "--cluster-id",
+        &cid,
+        "--name",
+        "only",
+        "--endpoint",
+        "127.0.0.1:5009",
+        "--key-bits",
+        "1024",
+        "--wait",
+        "0",
+        "--json",
+    ])
+    .await;
+    let took = t.elapsed();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["members"].as_array().map(Vec::len), Some(1));
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "join --wait 0 took {took:?}: the registry held its GetCluster"
+    );
+    // `members` reads what exists without being held either.
+    let t = std::time::Instant::now();
+    let (code, _, err) = xlreg(&["members", "--regcred", rcp, "--cluster-id", &cid]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
     server.shutdown().await;
 }

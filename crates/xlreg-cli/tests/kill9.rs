@@ -1,8 +1,10 @@
 //! `kill -9` under load: several clients stream creates and joins into a
 //! real `xlreg serve` process, which is killed with SIGKILL at a random
-//! moment, restarted on the same data dir, and checked: every join that was
-//! acknowledged is present exactly once, no slot is used twice, and the
-//! store passes SQLite's integrity check. Repeated a few rounds.
+//! moment, restarted on the same data dir, and checked: every acknowledged
+//! create keeps its cluster ID, every acknowledged join is present exactly
+//! once, no slot is used twice, and the store passes SQLite's integrity
+//! check. Repeated a few rounds. Also: the running server's own database
+//! connection reports WAL and `synchronous=FULL`.
 
 #[path = "../../xlreg/tests/raw/mod.rs"]
 mod raw;
@@ -190,12 +192,27 @@ async fn acknowledged_joins_survive_sigkill_exactly_once() {
         !a.joins.is_empty(),
         "the load produced no acknowledged join"
     );
+    assert!(
+        !a.clusters.is_empty(),
+        "the load produced no acknowledged create"
+    );
+    let mut reader = Raw::go(&rc).await;
+    reader.member(token("reader", 3, None, &[])).await;
+    // Every acknowledged create exists under its ID (read before anything
+    // could re-create it), and creating it again by name gives that ID.
+    for (name, id) in &a.clusters {
+        let r = reader.call(&XlRegMsg::get_cluster(id, Which(0))).await;
+        assert_eq!(
+            r.op,
+            Some(10),
+            "acknowledged cluster {name} lost: {}",
+            r.err_text()
+        );
+    }
     for (name, id) in &a.clusters {
         let got = try_create(&rc, name).await.expect("create after restart");
         assert_eq!(&got, id, "cluster {name} has a new ID after restart");
     }
-    let mut reader = Raw::go(&rc).await;
-    reader.member(token("reader", 3, None, &[])).await;
     for (c, members) in &a.joins {
         let r = reader.call(&XlRegMsg::get_cluster(c, Which::ALL)).await;
         assert_eq!(r.op, Some(10), "{}", r.err_text());
@@ -228,4 +245,43 @@ async fn acknowledged_joins_survive_sigkill_exactly_once() {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(check, "ok");
+}
+
+#[test]
+fn the_running_server_commits_with_wal_and_synchronous_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xlreg"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--key-bits", "1024"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("XLREG_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start xlreg serve");
+    let err = BufReader::new(child.stderr.take().unwrap());
+    // The server reads the settings back from the connection its commits
+    // use and logs them; wait (bounded) for that line.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in err.lines().map_while(Result::ok) {
+            if l.contains("registry database opened") {
+                let _ = tx.send(l);
+            }
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(30));
+    let db = dir.path().join("registry.db");
+    // From a second connection: the journal mode is a property of the file.
+    let outside: String = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let line = line.expect("no 'registry database opened' log line");
+    assert!(line.contains("journal_mode=wal"), "{line}");
+    assert!(line.contains("synchronous=2"), "{line}");
+    assert_eq!(outside, "wal");
 }

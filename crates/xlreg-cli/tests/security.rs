@@ -173,3 +173,85 @@ fn private_keys_are_0600_and_never_logged() {
         log.len()
     );
 }
+
+/// `xlreg serve` on `dir` with `args`, stopped after its first stdout line
+/// (or run to its end when it fails); returns exit code (None while it
+/// ran) and stderr.
+fn serve_briefly(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xlreg"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .env("XLREG_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let code = if first.starts_with("listening on ") {
+        child.kill().unwrap();
+        None
+    } else {
+        child.wait().unwrap().code()
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let _ = child.wait();
+    (code, err)
+}
+
+#[test]
+fn loose_key_file_modes_warn_and_strict_perms_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("data");
+    // A first run creates the identity with private modes: no warning.
+    let (code, err) = serve_briefly(&d, &["--key-bits", "1024"]);
+    assert_eq!(code, None, "{err}");
+    assert!(!err.contains("accessible by group/others"), "{err}");
+    let key = d.join("comms_key.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, err) = serve_briefly(&d, &[]);
+    assert_eq!(code, None, "still serves: {err}");
+    assert!(
+        err.contains("comms_key.pem") && err.contains("accessible by group/others"),
+        "{err}"
+    );
+    let (code, err) = serve_briefly(&d, &["--strict-perms"]);
+    assert_ne!(code, None, "--strict-perms must refuse to start");
+    assert!(
+        err.contains("comms_key.pem") && err.contains("--strict-perms"),
+        "{err}"
+    );
+}
+
+#[test]
+fn weak_registry_keys_are_warned_about_and_key_bounds_are_in_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = serve_briefly(&dir.path().join("d"), &["--key-bits", "1024"]);
+    assert_eq!(code, None, "{err}");
+    assert!(err.contains("--key-bits 1024 is weak"), "{err}");
+    let help = Command::new(env!("CARGO_BIN_EXE_xlreg"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--max-key-bits"), "{help}");
+    assert!(help.contains("2^31-1"), "{help}");
+    assert!(help.contains("--strict-perms"), "{help}");
+    for bad in ["512", "20000"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_xlreg"))
+            .args(["serve", "--max-key-bits", bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--max-key-bits {bad}");
+    }
+}

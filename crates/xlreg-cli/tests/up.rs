@@ -60,8 +60,10 @@ fn json(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)))
 }
 
-/// A complete, consistent cluster of `n` in `up --json` output.
-fn check_cluster(j: &serde_json::Value, n: usize, endpoints: usize) {
+/// A complete, consistent cluster of `n` in `up --json` output. With
+/// `named_by_slot` (in-process members, which join in order) member `mNN`
+/// holds slot NN.
+fn check_cluster(j: &serde_json::Value, n: usize, endpoints: usize, named_by_slot: bool) {
     let members = j["members"].as_array().unwrap();
     assert_eq!(members.len(), n);
     assert_eq!(j["max_size"], n);
@@ -72,6 +74,9 @@ fn check_cluster(j: &serde_json::Value, n: usize, endpoints: usize) {
     let mut ports = std::collections::HashSet::new();
     for (i, m) in members.iter().enumerate() {
         assert_eq!(m["index"], i);
+        if named_by_slot {
+            assert_eq!(m["name"], format!("m{i:02}"), "slot {i}");
+        }
         assert!(ids.insert(m["id"].as_str().unwrap().to_string()));
         assert!(keys.insert(m["comms_key_sha256"].as_str().unwrap().to_string()));
         assert!(keys.insert(m["sig_key_sha256"].as_str().unwrap().to_string()));
@@ -83,10 +88,13 @@ fn check_cluster(j: &serde_json::Value, n: usize, endpoints: usize) {
             assert!(ports.insert(e.to_string()), "endpoint {e} twice");
         }
     }
-    for k in ["keygen_s", "formation_s", "total_s"] {
-        assert!(j["timings"][k].as_f64().unwrap() >= 0.0, "{k}");
-    }
+    // Every phase did real work (keys: at least reading them), so each
+    // took some time, and no run here is allowed two minutes.
     let t = &j["timings"];
+    for k in ["keygen_s", "formation_s", "total_s"] {
+        let v = t[k].as_f64().unwrap();
+        assert!(v > 0.0 && v < 120.0, "{k} = {v}");
+    }
     assert!(
         t["total_s"].as_f64().unwrap()
             >= t["keygen_s"].as_f64().unwrap() + t["formation_s"].as_f64().unwrap()
@@ -100,7 +108,7 @@ fn up_three_in_process_members_and_clean_up() {
         Duration::from_secs(60),
     );
     let j = json(&out);
-    check_cluster(&j, 3, 2);
+    check_cluster(&j, 3, 2, true);
     // Embedded registry: its regCred was in a temporary directory, gone now.
     let rc = PathBuf::from(j["regcred"].as_str().unwrap());
     assert!(rc.ends_with("regCred.dat"));
@@ -124,7 +132,7 @@ fn up_sixty_four_in_process_members() {
         ],
         Duration::from_secs(120),
     );
-    check_cluster(&json(&out), 64, 1);
+    check_cluster(&json(&out), 64, 1, true);
 }
 
 #[test]
@@ -156,6 +164,14 @@ fn up_prints_a_table_and_a_warm_key_pool_makes_no_keys() {
         assert!(text.contains(want), "{want:?} missing in:\n{text}");
     }
     assert_eq!(text.lines().filter(|l| l.contains("127.0.0.1:")).count(), 3);
+    // The table's rows: slot 0 is m00, slot 1 is m01.
+    for i in 0..2 {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{i}  m{i:02} "))),
+            "row {i} in:\n{text}"
+        );
+    }
     assert!(pool.path().join("rsa1024/key-00003.pem").exists());
     let again = run(&args, Duration::from_secs(60));
     let text = String::from_utf8_lossy(&again.stdout);
@@ -249,7 +265,7 @@ fn up_runs_the_example_per_member_and_stops_them_on_ctrl_c() {
         }
     };
     let j: serde_json::Value = serde_json::from_str(&doc).unwrap();
-    check_cluster(&j, 3, 2);
+    check_cluster(&j, 3, 2, false);
     // Members listen on their endpoints.
     for m in j["members"].as_array().unwrap() {
         let e = m["endpoints"][0].as_str().unwrap();
@@ -293,7 +309,7 @@ fn up_ends_when_every_launched_member_has_exited() {
         .spawn()
         .unwrap();
     let out = wait_bounded(child, Duration::from_secs(60));
-    check_cluster(&json(&out), 3, 2);
+    check_cluster(&json(&out), 3, 2, false);
 }
 
 #[test]
@@ -323,7 +339,7 @@ fn up_runs_xlreg_join_as_the_member_program() {
         .unwrap();
     let out = wait_bounded(child, Duration::from_secs(60));
     let j = json(&out);
-    check_cluster(&j, 4, 1);
+    check_cluster(&j, 4, 1, false);
     // `xlreg join` used the identity up prepared: same IDs.
     let err = String::from_utf8_lossy(&out.stderr);
     for m in j["members"].as_array().unwrap() {
@@ -390,7 +406,7 @@ fn up_keep_serves_member_endpoints_until_ctrl_c() {
         panic!("no cluster printed");
     };
     let j: serde_json::Value = serde_json::from_str(&doc).unwrap();
-    check_cluster(&j, 2, 2);
+    check_cluster(&j, 2, 2, true);
     for m in j["members"].as_array().unwrap() {
         for e in m["endpoints"].as_array().unwrap() {
             let mut s = std::net::TcpStream::connect(e.as_str().unwrap()).unwrap();

@@ -783,6 +783,7 @@ fn session_config(anon: bool, limit: usize) -> SessionConfig {
         version: GO_SERVER_VERSION,
         hold: std::time::Duration::ZERO,
         idle_timeout: std::time::Duration::from_secs(60),
+        key_limits: Default::default(),
     }
 }
 

@@ -324,6 +324,12 @@ mod tests {
             Some(dir)
         } else {
             use std::io::Write;
+            if std::env::var("XLREG_REQUIRE_VECTORS").as_deref() == Ok("1") {
+                panic!(
+                    "reference vectors not found at {}, and XLREG_REQUIRE_VECTORS=1 requires them",
+                    dir.display()
+                );
+            }
             let _ = writeln!(
                 std::io::stderr(),
                 "SKIPPED: reference vectors not found at {}; set XLREG_VECTORS",

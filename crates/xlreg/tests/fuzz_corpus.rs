@@ -50,10 +50,13 @@ fn every_target_has_a_seed_corpus_and_it_passes() {
             "no seed corpus for target {target} in {}",
             corpus.display()
         );
+        let mut replayed = 0;
         for f in &fs {
             replay(f, target);
+            replayed += 1;
         }
-        total += fs.len();
+        assert!(replayed >= 1, "no corpus file replayed for {target}");
+        total += replayed;
     }
     // Every corpus folder belongs to a target.
     let names: BTreeSet<String> = TARGETS.iter().map(|(n, _)| n.to_string()).collect();
@@ -62,6 +65,41 @@ fn every_target_has_a_seed_corpus_and_it_passes() {
         assert!(names.contains(&n), "corpus folder {n} has no target");
     }
     eprintln!("replayed {total} corpus files");
+}
+
+#[test]
+fn committed_corpus_is_exactly_what_the_generator_writes() {
+    // Every generated seed is committed byte for byte, and every committed
+    // file is a generated seed: a format change that forgot to rewrite the
+    // corpus (`write_seed_corpus`) fails here.
+    let corpus = fuzz_dir().join("corpus");
+    let mut want: BTreeSet<(String, String)> = BTreeSet::new();
+    for (target, name, data) in seed_corpus() {
+        let p = corpus.join(target).join(&name);
+        let got = fs::read(&p).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run the ignored test write_seed_corpus)",
+                p.display()
+            )
+        });
+        assert!(
+            got == data,
+            "{} differs from the generator's seed",
+            p.display()
+        );
+        want.insert((target.to_string(), name));
+    }
+    for (target, _) in TARGETS {
+        for f in files(&corpus, target) {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                want.contains(&(target.to_string(), name)),
+                "{} is not a generated seed (stale corpus file?)",
+                f.display()
+            );
+        }
+    }
+    assert!(!want.is_empty());
 }
 
 #[test]
@@ -117,6 +155,12 @@ fn reference_vectors_pass_the_parsers() {
         }
     }
     eprintln!("replayed {seen} reference files");
+    if std::env::var("XLREG_REQUIRE_VECTORS").as_deref() == Ok("1") {
+        assert!(
+            seen > 0,
+            "XLREG_REQUIRE_VECTORS=1 but no reference regCred/reg.config file was found"
+        );
+    }
 }
 
 #[test]
@@ -195,6 +239,7 @@ fn legacy_reply_budget_keeps_every_limit() {
                 version: GO_SERVER_VERSION,
                 hold: std::time::Duration::ZERO,
                 idle_timeout: std::time::Duration::from_secs(60),
+                key_limits: Default::default(),
             };
             let mut s = ServerSession::new(Framing::Legacy, Arc::new(cfg));
             let m = XlRegMsg::member(xlreg::fuzzing::test_token(0));

@@ -23,6 +23,7 @@ fn create(name: &[u8], max_size: u32) -> Create {
         max_size,
         attrs: 0,
         ep_count: 1,
+        ttl_ms: None,
     }
 }
 
@@ -465,6 +466,7 @@ async fn a_lost_listen_connection_is_restored_and_held_requests_re_check() {
             max_size: 2,
             attrs: 0,
             ep_count: 1,
+            ttl_ms: None,
         })
         .await
         .unwrap()
@@ -556,4 +558,52 @@ async fn a_database_migrated_by_a_newer_xlreg_is_refused_with_both_versions() {
         )),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_database_at_schema_version_1_is_migrated_in_place_and_keeps_its_rows() {
+    let Some(db) = TestDb::create("migrate_v1").await else {
+        return;
+    };
+    let (client, conn) = db
+        .url()
+        .config()
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // A database as the first release left it: migration 1 and one cluster.
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE xlreg_schema_migrations(version integer PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now());
+             {}
+             INSERT INTO xlreg_schema_migrations(version) VALUES (1);
+             INSERT INTO xlreg_ids(id, kind) VALUES ('\\x{own}', 0), ('\\x{c}', 1);
+             INSERT INTO xlreg_clusters(id, name, attrs, max_size, ep_count)
+                 VALUES ('\\x{c}', 'old', 0, 2, 1);",
+            xlreg::registry::postgres::schema::MIGRATIONS[0],
+            own = own_id().to_hex(),
+            c = "11".repeat(20),
+        ))
+        .await
+        .unwrap();
+    let b = backends(&db, 1).await;
+    let v: i32 = client
+        .query_one("SELECT max(version) FROM xlreg_schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        v as usize,
+        xlreg::registry::postgres::schema::MIGRATIONS.len()
+    );
+    let old = b[0].create(create(b"old", 8)).await.unwrap();
+    assert_eq!(
+        old.id.to_hex(),
+        "11".repeat(20),
+        "the existing cluster is kept"
+    );
+    assert_eq!(old.max_size, 2);
+    b[0].join(join_named(b"old", rec(1))).await.unwrap();
 }

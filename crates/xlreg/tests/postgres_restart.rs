@@ -148,6 +148,7 @@ async fn servers_recover_from_a_postgres_restart_without_restarting() {
             max_size: 2,
             attrs: 0,
             ep_count: 1,
+            ttl_ms: None,
         })
         .await
         .unwrap()

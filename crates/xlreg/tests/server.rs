@@ -661,6 +661,50 @@ async fn held_get_cluster_answers_partially_at_the_bound() {
 }
 
 #[tokio::test]
+async fn hold_ms_zero_is_answered_at_once_in_xlreg_sessions_only() {
+    let srv = server_with(|c| c.hold = Duration::from_secs(3)).await;
+    let rc = srv.regcred().clone();
+    let c = create(&rc, "nohold", 3).await;
+    let at_once = XlRegMsg {
+        hold_ms: Some(0),
+        ..XlRegMsg::get_cluster(&c, Which::ALL)
+    };
+    // An xlreg client (length-prefixed framing) asks not to be held.
+    let mut s = Raw::connect(&rc, EXT_VERSION).await;
+    s.member(token("ext", 1, Some(&NodeId::random()), &["127.0.0.1:1"]))
+        .await;
+    s.call(&XlRegMsg::join_by_id(&c)).await;
+    let t = std::time::Instant::now();
+    let r = s.call(&at_once).await;
+    assert_eq!(r.which, Some(1));
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "held {:?} although the client asked for no hold",
+        t.elapsed()
+    );
+    // In a Go session the field is ignored: the request is held to the
+    // server's bound like any Go GetCluster.
+    let srv = server_with(|c| c.hold = Duration::from_millis(400)).await;
+    let rc = srv.regcred().clone();
+    let c = create(&rc, "nohold-go", 3).await;
+    let mut s = registered(&rc, "go").await;
+    s.call(&XlRegMsg::join_by_id(&c)).await;
+    let t = std::time::Instant::now();
+    let r = s
+        .call(&XlRegMsg {
+            hold_ms: Some(0),
+            ..XlRegMsg::get_cluster(&c, Which::ALL)
+        })
+        .await;
+    assert_eq!(r.which, Some(1));
+    assert!(
+        t.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn idle_and_silent_connections_are_reclaimed() {
     let srv = server_with(|c| {
         c.handshake_timeout = Duration::from_millis(300);

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::{measure_bounded, Stats};
 use xlreg::wire::crypto::random_bytes;
-use xlreg::wire::{PrivateKey, SessionKey, WireError};
+use xlreg::wire::{PrivateKey, PublicKey, SessionKey, WireError};
 
 /// Wall-time budget of one row; a row stops early when it is used up.
 pub const ROW_BUDGET: Duration = Duration::from_secs(3);
@@ -20,6 +20,9 @@ pub const ROW_BUDGET: Duration = Duration::from_secs(3);
 pub const KEYGEN_1024_MAX: usize = 20;
 /// Cap for RSA-2048 key generation.
 pub const KEYGEN_2048_MAX: usize = 10;
+
+/// The row of three-prime test-key generation (`xlreg up`'s default).
+pub const THREE_PRIME_KEYGEN: &str = "RSA-2048 key pair generation, three primes";
 
 /// One line of the result table.
 #[derive(Clone, Debug, Serialize)]
@@ -74,6 +77,12 @@ pub fn run(iterations: Option<usize>) -> Result<Vec<Row>, WireError> {
         }
     });
     rows.push(Row::new("RSA-2048 key pair generation", s));
+    let s = measure_bounded(n(KEYGEN_2048_MAX).min(KEYGEN_2048_MAX), ROW_BUDGET, || {
+        if let Err(e) = PrivateKey::generate_test_key(2048) {
+            failed = Some(e);
+        }
+    });
+    rows.push(Row::new(THREE_PRIME_KEYGEN, s));
     if let Some(e) = failed {
         return Err(e);
     }
@@ -99,6 +108,20 @@ pub fn run(iterations: Option<usize>) -> Result<Vec<Row>, WireError> {
         let _ = std::hint::black_box(public.verify_sha1(&msg, std::hint::black_box(&sig)));
     });
     rows.push(Row::new("RSA-2048 verify SHA-1", s));
+    let spki = public.to_spki_der();
+    let s = measure_bounded(n(3000), ROW_BUDGET, || {
+        if let Ok(k) = PublicKey::from_spki_der(std::hint::black_box(&spki)) {
+            let _ = std::hint::black_box(k.verify_sha1(&msg, std::hint::black_box(&sig)));
+        }
+    });
+    rows.push(Row::new(
+        "SPKI decode + verify SHA-1, fresh key (per Member)",
+        s,
+    ));
+    let s = measure_bounded(n(3000), ROW_BUDGET, || {
+        let _ = std::hint::black_box(PublicKey::from_spki_der(std::hint::black_box(&spki)));
+    });
+    rows.push(Row::new("SPKI DER decode (RSA-2048 public key)", s));
 
     let mut k = [0u8; 32];
     random_bytes(&mut k);
@@ -130,6 +153,15 @@ pub fn table(rows: &[Row]) -> String {
             r.name, r.iterations, r.ops_per_sec, r.us_per_op, r.median_us
         ));
     }
+    let us = |name: &str| rows.iter().find(|r| r.name == name).map(|r| r.us_per_op);
+    if let (Some(two), Some(three)) = (us("RSA-2048 key pair generation"), us(THREE_PRIME_KEYGEN)) {
+        if three > 0.0 {
+            s.push_str(&format!(
+                "\nthree-prime RSA-2048 keys generate {:.1}x faster than two-prime (this run)\n",
+                two / three
+            ));
+        }
+    }
     s
 }
 
@@ -140,12 +172,13 @@ mod tests {
     #[test]
     fn small_run_produces_every_row() {
         let rows = run(Some(2)).unwrap();
-        assert_eq!(rows.len(), 7);
+        assert_eq!(rows.len(), 10);
         assert!(rows
             .iter()
             .all(|r| r.iterations == 2 && r.ops_per_sec > 0.0));
         let t = table(&rows);
-        assert_eq!(t.lines().count(), 8);
+        assert_eq!(t.lines().count(), 13, "{t}");
+        assert!(t.contains("faster than two-prime"), "{t}");
         assert!(t.contains("RSA-2048 OAEP decrypt"));
         assert!(super::super::rsa2048_decrypt_rate() > 0.0);
     }

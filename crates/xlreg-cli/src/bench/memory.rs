@@ -2,7 +2,7 @@
 //! against the raw bytes of the member tokens it stores.
 //!
 //! A separate `xlreg serve` process (persistent data dir in a temporary
-//! directory, 1024-bit registry key, hold off) is filled over loopback by
+//! directory, default logging and hold, 1024-bit registry key) is filled over loopback by
 //! 32 concurrent clients: per cluster, one session registers, creates the
 //! cluster and joins it, and one session per further member registers and
 //! joins. Member tokens carry 2048-bit keys (what Go clients use) and one
@@ -10,8 +10,6 @@
 //! resident set (`VmHWM` in /proc/PID/status) is compared with the sum of
 //! the encoded tokens it stores (each as ClusterMembers sends it).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,10 +18,17 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 
 use super::rsa2048_decrypt_rate;
-use super::throughput::{call, presigned};
+use super::serve_proc::{call, presigned, rss, spawn_serve, Serve};
 use xlreg::client::{ClientError, ClientOptions, Connection};
 use xlreg::regcred::RegCred;
 use xlreg::wire::{NodeId, Tag, XlRegMsg};
+
+/// The server measured: persistent and default logging, but a 1024-bit
+/// registry key (memory does not depend on it; filling is 4x faster).
+const MEMORY_SERVE: Serve = Serve {
+    key_bits: 1024,
+    ..Serve::DEFAULT
+};
 
 /// Concurrent clients filling the registry.
 const CLIENTS: usize = 32;
@@ -63,109 +68,6 @@ pub struct Report {
     pub fill_seconds: f64,
     /// Sessions per second while filling.
     pub fill_sessions_per_s: f64,
-}
-
-/// `VmHWM` and `VmRSS` of `pid`, bytes.
-fn rss(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    let field = |name: &str| -> u64 {
-        s.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|kb| kb.parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
-    };
-    Ok((field("VmHWM:"), field("VmRSS:")))
-}
-
-/// An `xlreg serve` child process, stopped (SIGTERM, then reaped) on drop.
-pub(crate) struct ServerProc {
-    pub(crate) child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        // SAFETY: plain syscall on our own unreaped child.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl ServerProc {
-    /// User + system CPU time the server has used so far.
-    pub(crate) fn cpu_time(&self) -> anyhow::Result<Duration> {
-        cpu_time(self.child.id())
-    }
-}
-
-/// User + system CPU time of process `pid` (from /proc/PID/stat).
-pub(crate) fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // Fields after the ")" that closes the command name, from field 3
-    // (state); utime and stime are fields 14 and 15.
-    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    // SAFETY: sysconf has no preconditions.
-    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0); // 14, 15
-    Ok(Duration::from_secs_f64(ticks as f64 / tick))
-}
-
-/// Start `xlreg serve` (this executable) on a free loopback port, GetCluster
-/// hold off, with a fresh `key_bits` identity: persistent in a temporary
-/// data dir, or `--ephemeral`. Returns once it listens.
-pub(crate) fn spawn_serve(key_bits: u32, ephemeral: bool) -> anyhow::Result<(ServerProc, RegCred)> {
-    let exe = std::env::current_exe().context("cannot find the xlreg executable")?;
-    let dir = tempfile::Builder::new().prefix("xlreg-bench-").tempdir()?;
-    let data = dir.path().join("data");
-    let mut c = Command::new(&exe);
-    c.args([
-        "--log",
-        "warn",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--hold-ms",
-        "0",
-    ])
-    .args(["--max-connections", "1024", "--key-bits"])
-    .arg(key_bits.to_string())
-    .arg("--data-dir")
-    .arg(&data)
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit());
-    if ephemeral {
-        c.arg("--ephemeral");
-    }
-    let mut child = c
-        .spawn()
-        .with_context(|| format!("starting {} serve", exe.display()))?;
-    let out = child.stdout.take().expect("piped");
-    let proc = ServerProc { child, _dir: dir };
-    let mut lines = BufReader::new(out).lines();
-    let mut listening = false;
-    for l in lines.by_ref() {
-        if l?.starts_with("listening on ") {
-            listening = true;
-            break;
-        }
-    }
-    if !listening {
-        bail!("xlreg serve did not print `listening on ADDR`");
-    }
-    // Keep reading stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    let rc = RegCred::load(data.join("regCred.dat"))?;
-    Ok((proc, rc))
 }
 
 async fn fill_cluster(
@@ -221,7 +123,7 @@ pub async fn run(clusters: usize, per_cluster: usize) -> anyhow::Result<Report> 
         t.id = Some(NodeId::random().as_bytes().to_vec());
         prost::Message::encoded_len(&t)
     };
-    let (server, rc) = tokio::task::spawn_blocking(|| spawn_serve(1024, false)).await??;
+    let (server, rc) = tokio::task::spawn_blocking(|| spawn_serve(MEMORY_SERVE)).await??;
     let pid = server.child.id();
     let (_, baseline) = rss(pid)?;
     let members = Arc::new(members);

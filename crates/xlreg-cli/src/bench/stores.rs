@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::throughput::{call, presigned};
+use super::serve_proc::{call, cpu_time, presigned};
 use xlreg::client::{BootOptions, ClientError, ClientOptions, ClusterSpec, Connection};
 use xlreg::regcred::RegCred;
 use xlreg::registry::postgres::PoolOptions;
@@ -115,7 +115,7 @@ fn postgres_cpu() -> Duration {
         };
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         if comm.trim() == "postgres" {
-            total += super::memory::cpu_time(pid).unwrap_or_default();
+            total += cpu_time(pid).unwrap_or_default();
         }
     }
     total
@@ -372,7 +372,7 @@ pub async fn throughput(
                 Arc::new(AtomicUsize::new(0)),
             );
             let stop = Arc::new(AtomicBool::new(false));
-            let (pg0, me0) = (postgres_cpu(), super::memory::cpu_time(std::process::id())?);
+            let (pg0, me0) = (postgres_cpu(), cpu_time(std::process::id())?);
             let t0 = Instant::now();
             let mut tasks = tokio::task::JoinSet::new();
             for _ in 0..clients {
@@ -412,7 +412,7 @@ pub async fn throughput(
             while tasks.join_next().await.is_some() {}
             let secs = t0.elapsed().as_secs_f64();
             let pg = postgres_cpu().saturating_sub(pg0).as_secs_f64();
-            let me = super::memory::cpu_time(std::process::id())?
+            let me = cpu_time(std::process::id())?
                 .saturating_sub(me0)
                 .as_secs_f64();
             let sessions = done.load(Ordering::Relaxed);

@@ -36,6 +36,30 @@ pub enum BenchCommand {
     /// Secure peer channel (`xlreg::peer`): handshake time and the
     /// throughput of one channel beside raw TCP, in the same run.
     Peer(PeerBenchArgs),
+    /// The member commands as a user runs them: `xlreg create` (first and
+    /// again) and `xlreg join --wait 0` against a default `xlreg serve`.
+    Cli(CliArgs),
+    /// Every registry benchmark above (not `peer`) with the settings the
+    /// README and docs/ quote,
+    /// one after the other (a few minutes); `--markdown` prints the tables
+    /// the docs show, each under the command that reproduces it alone.
+    All(AllArgs),
+}
+
+/// Arguments of `xlreg bench cli`.
+#[derive(Args, Debug)]
+pub struct CliArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `xlreg bench all`.
+#[derive(Args, Debug)]
+pub struct AllArgs {
+    /// Print Markdown: a heading per benchmark, its table in a code block.
+    #[arg(long)]
+    pub markdown: bool,
 }
 
 /// Arguments of `xlreg bench peer`.
@@ -241,6 +265,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             let r = bench::up::run(a.size, &a.key_bits, a.runs as usize)?;
             emit(a.json, &r, bench::up::table)
         }
+        BenchCommand::All(a) => all(a),
+        BenchCommand::Cli(a) => {
+            eprintln!("measuring xlreg create and join --wait 0...");
+            let r = bench::cli_calls::run()?;
+            emit(a.json, &r, bench::cli_calls::table)
+        }
         BenchCommand::Memory(a) => {
             eprintln!(
                 "filling a registry with {} clusters of {} members (bounded: 600 s)...",
@@ -289,5 +319,50 @@ fn crypto(a: CryptoArgs) -> anyhow::Result<()> {
     } else {
         print!("{}", bench::crypto::table(&rows));
     }
+    Ok(())
+}
+
+/// The settings `bench all` uses, as the command lines that reproduce each
+/// table alone (the docs quote these).
+pub const ALL_COMMANDS: [&str; 6] = [
+    "xlreg bench crypto",
+    "xlreg bench formation --runs 3",
+    "xlreg bench throughput --seconds 2 --clients 1,8,64",
+    "xlreg bench up --runs 1 --key-bits 2048",
+    "xlreg bench memory --clusters 1000",
+    "xlreg bench cli",
+];
+
+fn all(a: AllArgs) -> anyhow::Result<()> {
+    let rt = crate::cli::runtime()?;
+    let section = |cmd: &str, table: String| {
+        if a.markdown {
+            println!("### `{cmd}`\n\n```text\n{}```\n", table);
+        } else {
+            println!("== {cmd}\n{table}");
+        }
+    };
+    eprintln!("bench all: crypto...");
+    section(
+        ALL_COMMANDS[0],
+        bench::crypto::table(&bench::crypto::run(None)?),
+    );
+    eprintln!("bench all: formation...");
+    let r = rt.block_on(bench::formation::run(&[8, 64], &[1024, 2048], 3))?;
+    section(ALL_COMMANDS[1], bench::formation::table(&r));
+    eprintln!("bench all: throughput...");
+    let r = rt.block_on(bench::throughput::run(&[1, 8, 64], 2.0, true))?;
+    section(ALL_COMMANDS[2], bench::throughput::table(&r));
+    eprintln!("bench all: up...");
+    let r = bench::up::run(64, &[2048], 1)?;
+    section(ALL_COMMANDS[3], bench::up::table(&r));
+    eprintln!("bench all: memory...");
+    let r = rt.block_on(bench::memory::run(1000, 8))?;
+    section(ALL_COMMANDS[4], bench::memory::table(&r));
+    eprintln!("bench all: cli...");
+    section(
+        ALL_COMMANDS[5],
+        bench::cli_calls::table(&bench::cli_calls::run()?),
+    );
     Ok(())
 }

@@ -141,6 +141,77 @@ pub struct CreateArgs {
     /// Endpoints each member is expected to advertise, 1..=16.
     #[arg(long = "endpoints", value_name = "K", default_value_t = 1)]
     endpoints: u32,
+    /// Lifetime after the last Join or GetCluster (90s, 30m, 2h, 7d or
+    /// never = the registry's default); an xlreg registry then removes the
+    /// cluster. A Go registry cannot carry it (a warning says so).
+    #[arg(long, value_name = "TTL", default_value = "never", value_parser = crate::cli::parse_ttl)]
+    ttl: crate::cli::Ttl,
+    /// Directory of the administrator identity that creates clusters
+    /// (generated once, mode 0700/0600, reused by every later `create`).
+    /// Default: $XDG_DATA_HOME/xlreg/admin, else ~/.local/share/xlreg/admin.
+    #[arg(long, value_name = "DIR")]
+    node_dir: Option<PathBuf>,
+}
+
+/// Where `xlreg create` keeps its administrator identity by default: the
+/// XDG data directory (`$XDG_DATA_HOME`, if absolute, else
+/// `$HOME/.local/share`), subdirectory `xlreg/admin`.
+pub fn default_admin_dir() -> Option<PathBuf> {
+    let data = match std::env::var_os("XDG_DATA_HOME").map(PathBuf::from) {
+        Some(p) if p.is_absolute() => p,
+        _ => {
+            let home = PathBuf::from(std::env::var_os("HOME")?);
+            if !home.is_absolute() {
+                return None;
+            }
+            home.join(".local/share")
+        }
+    };
+    Some(data.join("xlreg").join("admin"))
+}
+
+/// Load the administrator identity in `dir`, generating it on first use.
+/// An exclusive lock on `dir/lock` keeps two first `create`s from writing
+/// two half identities.
+fn admin_identity(dir: &std::path::Path) -> anyhow::Result<(NodeIdentity, bool)> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let bad = |what: String| -> anyhow::Error { BadInput(what).into() };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| bad(format!("admin identity directory {}: {e}", dir.display())))?;
+    let lock_path = dir.join("lock");
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(|e| bad(format!("{}: {e}", lock_path.display())))?;
+    // SAFETY: flock on a descriptor we own; released when `lock` drops.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(bad(format!("{}: {e}", lock_path.display())));
+    }
+    let opts = NodeOptions {
+        name: None,
+        endpoints: None,
+        key_bits: DEFAULT_KEY_BITS,
+    };
+    let opts = if dir.join("node.json").exists() {
+        opts
+    } else {
+        NodeOptions {
+            name: Some("admin".into()),
+            ..opts
+        }
+    };
+    let r = NodeIdentity::load_or_create(dir, &opts)
+        .map_err(|e| bad(format!("admin identity: {e}")))?;
+    drop(lock);
+    Ok(r)
 }
 
 /// Which cluster, by name or by ID.
@@ -260,13 +331,32 @@ pub fn run_create(a: CreateArgs) -> anyhow::Result<()> {
         return Err(BadInput("the cluster name must not be empty".into()).into());
     }
     let (rc, opts) = a.conn.load()?;
-    let info = runtime()?
-        .block_on(boot::create_cluster(
-            &rc,
-            &xlreg::client::ClusterSpec::new(a.name.clone(), a.size).endpoints(a.endpoints),
-            &opts,
-        ))
-        .map_err(|e| client_err(e, &format!("creating cluster {:?}", a.name)))?;
+    let admin_dir = a.node_dir.clone().or_else(default_admin_dir);
+    let spec = xlreg::client::ClusterSpec::new(a.name.clone(), a.size)
+        .endpoints(a.endpoints)
+        .ttl(a.ttl.0);
+    let rt = runtime()?;
+    let info = match &admin_dir {
+        Some(dir) => {
+            let (admin, created) = admin_identity(dir)?;
+            if created {
+                eprintln!(
+                    "created the admin identity {} in {} (kept for later `create`s)",
+                    admin.id,
+                    dir.display()
+                );
+            }
+            rt.block_on(boot::create_cluster_as(&rc, &admin, &spec, &opts))
+        }
+        None => {
+            eprintln!(
+                "note: no HOME or XDG_DATA_HOME: using a fresh admin identity \
+                 (give --node-dir to keep one)"
+            );
+            rt.block_on(boot::create_cluster(&rc, &spec, &opts))
+        }
+    }
+    .map_err(|e| client_err(e, &format!("creating cluster {:?}", a.name)))?;
     if info.max_size != a.size || info.endpoint_count != a.endpoints {
         eprintln!(
             "note: cluster {:?} already existed with size {} and {} endpoint(s); \
@@ -281,18 +371,23 @@ pub fn run_create(a: CreateArgs) -> anyhow::Result<()> {
             name: &'a str,
             max_size: u32,
             endpoint_count: u32,
+            admin_node_dir: Option<String>,
         }
         print_json(&Out {
             cluster_id: info.id.to_hex(),
             name: &a.name,
             max_size: info.max_size,
             endpoint_count: info.endpoint_count,
+            admin_node_dir: admin_dir.map(|d| d.display().to_string()),
         })
     } else {
         println!("cluster_id      {}", info.id);
         println!("name            {}", a.name);
         println!("max_size        {}", info.max_size);
         println!("endpoint_count  {}", info.endpoint_count);
+        if let Some(d) = &admin_dir {
+            println!("admin_node_dir  {}", d.display());
+        }
         Ok(())
     }
 }

@@ -86,6 +86,10 @@ pub async fn create_cluster(
 }
 
 /// [`create_cluster`] with a given administrator identity.
+///
+/// A [`ClusterSpec::ttl`] needs an xlreg registry: a Go registry (or
+/// legacy framing) cannot carry it, so there the cluster is created
+/// without one and a warning is logged.
 pub async fn create_cluster_as(
     regcred: &RegCred,
     admin: &NodeIdentity,
@@ -96,7 +100,18 @@ pub async fn create_cluster_as(
     failing_over(regcred, opts, "create", |mut s| async move {
         s.register(admin, attrs::ADMIN | attrs::SOLO | attrs::EPHEMERAL)
             .await?;
-        let info = s.create(spec).await?;
+        let info = if spec.ttl.is_some() && s.framing() != Framing::LengthPrefixed {
+            tracing::warn!(
+                cluster = spec.name,
+                "this registry cannot carry a cluster TTL (a Go registry, or legacy framing); \
+                 the cluster will not expire"
+            );
+            let mut plain = spec.clone();
+            plain.ttl = None;
+            s.create(&plain).await?
+        } else {
+            s.create(spec).await?
+        };
         s.bye().await?;
         Ok(info)
     })
@@ -177,7 +192,7 @@ pub async fn boot(
     opts: &BootOptions,
 ) -> Result<ClusterView, ClientError> {
     failing_over(regcred, &opts.client, "boot", |s| {
-        boot_session(s, cluster, node, opts)
+        boot_then_bye(s, cluster, node, opts)
     })
     .await
 }
@@ -193,7 +208,7 @@ fn next_first(endpoints: &[String], failed: Option<&str>) -> Vec<String> {
     out
 }
 
-async fn boot_session(
+async fn boot_then_bye(
     mut s: Session,
     cluster: &ClusterRef,
     node: &NodeIdentity,
@@ -219,14 +234,88 @@ async fn boot_session(
     }
 }
 
+/// A place in a join queue shared by members that boot together: they
+/// connect and register in parallel (the RSA work), but member `index`
+/// sends its Join only after members `0..index` got their JoinReply. A new
+/// cluster's slots go in join order, so member `index` gets slot `index`.
+#[derive(Clone, Debug)]
+pub struct JoinTurn {
+    index: usize,
+    joined: std::sync::Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+impl JoinTurn {
+    /// Turns `0..n` of one new queue.
+    pub fn queue(n: usize) -> Vec<JoinTurn> {
+        let joined = std::sync::Arc::new(tokio::sync::watch::Sender::new(0));
+        (0..n)
+            .map(|index| JoinTurn {
+                index,
+                joined: joined.clone(),
+            })
+            .collect()
+    }
+
+    async fn wait(&self) {
+        let mut rx = self.joined.subscribe();
+        // The sender lives in `self`, so the channel never closes here.
+        let _ = rx.wait_for(|&n| n >= self.index).await;
+    }
+
+    fn done(&self) {
+        self.joined.send_modify(|n| *n = (*n).max(self.index + 1));
+    }
+}
+
+/// [`boot`] that joins in its [`JoinTurn`].
+pub async fn boot_in_turn(
+    regcred: &RegCred,
+    cluster: &ClusterRef,
+    node: &NodeIdentity,
+    opts: &BootOptions,
+    turn: JoinTurn,
+) -> Result<ClusterView, ClientError> {
+    // Run again on the next server like [`boot`]: the turn is already
+    // taken then, so waiting for it again returns at once.
+    failing_over(regcred, &opts.client, "boot", |mut s| {
+        let turn = turn.clone();
+        async move {
+            let r = boot_session(&mut s, cluster, node, opts, Some(turn)).await;
+            let _ = s.bye().await;
+            r
+        }
+    })
+    .await
+}
+
 async fn boot_in(
     s: &mut Session,
     cluster: &ClusterRef,
     node: &NodeIdentity,
     opts: &BootOptions,
 ) -> Result<ClusterView, ClientError> {
+    boot_session(s, cluster, node, opts, None).await
+}
+
+async fn boot_session(
+    s: &mut Session,
+    cluster: &ClusterRef,
+    node: &NodeIdentity,
+    opts: &BootOptions,
+    turn: Option<JoinTurn>,
+) -> Result<ClusterView, ClientError> {
     s.register(node, opts.attrs).await?;
-    let info = s.join(cluster).await?;
+    // No wait: the caller wants what exists now, not what joins in the
+    // next second.
+    s.answer_at_once(opts.wait.is_none());
+    if let Some(t) = &turn {
+        t.wait().await;
+    }
+    let info = s.join(cluster).await;
+    if let Some(t) = &turn {
+        t.done();
+    }
+    let info = info?;
     if node.endpoints.len() < info.endpoint_count as usize {
         tracing::warn!(
             "cluster {} expects {} endpoints per member; {} registers {}",
@@ -378,6 +467,8 @@ async fn read_session(
 ) -> Result<MemberList, ClientError> {
     let r = async {
         s.register(reader, attrs::SOLO | attrs::EPHEMERAL).await?;
+        // A read lists who is there; it never waits for more.
+        s.answer_at_once(true);
         let mut have: BTreeMap<usize, MemberInfo> = BTreeMap::new();
         let mut id = cluster.id();
         loop {

@@ -200,6 +200,32 @@ pub fn prepare_data_dir(dir: &Path) -> Result<(), IdentityError> {
     Ok(())
 }
 
+/// Check that the data directory and the private key files in it are not
+/// accessible by group or others. A loose mode is a warning (logged, and
+/// returned so callers can print it), or an error when `strict`.
+pub fn check_private_modes(dir: &Path, strict: bool) -> Result<Vec<String>, IdentityError> {
+    let mut loose = Vec::new();
+    for (p, what) in [
+        (dir.to_path_buf(), "data directory"),
+        (dir.join("comms_key.pem"), "private key file"),
+        (dir.join("sig_key.pem"), "private key file"),
+    ] {
+        let Ok(m) = fs::metadata(&p) else { continue };
+        let mode = std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777;
+        if mode & 0o077 == 0 {
+            continue;
+        }
+        let fix = if m.is_dir() { "chmod 700" } else { "chmod 600" };
+        let msg = format!("{what} is accessible by group/others (mode {mode:o}); {fix} it");
+        if strict {
+            return Err(ierr(&p, format!("{msg} (refused: --strict-perms)")));
+        }
+        tracing::warn!("{}: {msg}", p.display());
+        loose.push(format!("{}: {msg}", p.display()));
+    }
+    Ok(loose)
+}
+
 /// Write `data` to `path` atomically (see `crate::fsutil::write_atomic`:
 /// temporary file, fsync, rename, fsync of the directory).
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), IdentityError> {
@@ -287,6 +313,25 @@ mod tests {
             .to_string();
         assert!(e.contains("comms_key.pem"), "{e}");
         assert_eq!(fs::read(d.path().join("comms_key.pem")).unwrap(), before);
+    }
+
+    #[test]
+    fn loose_modes_on_keys_or_dir_warn_or_refuse_when_strict() {
+        let d = tempfile::tempdir().unwrap();
+        fs::set_permissions(d.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        ServerIdentity::load_or_create(d.path(), 1024).unwrap();
+        assert!(check_private_modes(d.path(), true).unwrap().is_empty());
+        let key = d.path().join("sig_key.pem");
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).unwrap();
+        let warned = check_private_modes(d.path(), false).unwrap();
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(warned[0].contains("sig_key.pem"), "{warned:?}");
+        let e = check_private_modes(d.path(), true).unwrap_err().to_string();
+        assert!(e.contains("sig_key.pem") && e.contains("640"), "{e}");
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let e = check_private_modes(d.path(), true).unwrap_err().to_string();
+        assert!(e.contains("data directory") && e.contains("755"), "{e}");
     }
 
     #[test]

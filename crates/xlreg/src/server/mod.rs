@@ -13,8 +13,10 @@
 //! backend is given to [`Server::start_with_backend`].
 
 pub mod connection;
+mod counted;
 pub mod dispatch;
 pub mod identity;
+pub mod limits;
 pub mod session;
 
 use std::net::SocketAddr;
@@ -60,8 +62,14 @@ pub struct ServerConfig {
     pub name: String,
     /// Key size for a newly created identity.
     pub key_bits: u32,
+    /// Largest RSA modulus, in bits, accepted in a member's token
+    /// (`MIN_MODULUS_BITS..=ABSOLUTE_MAX_MODULUS_BITS`; default 4096).
+    pub max_key_bits: u32,
     /// Take over the identity of a Go server from its `reg.config`.
     pub adopt: Option<PathBuf>,
+    /// Refuse to start when the data directory or a private key file is
+    /// accessible by group/others (otherwise: a warning).
+    pub strict_perms: bool,
     /// Use this identity instead of loading or generating one.
     pub identity: Option<ServerIdentity>,
     /// Most concurrent connections; more wait in the listen backlog.
@@ -81,6 +89,18 @@ pub struct ServerConfig {
     /// Largest ClusterMembers reply to a legacy (Go) client, bytes on the
     /// wire; Go clients read at most 16384.
     pub legacy_reply_limit: usize,
+    /// Lifetime of a cluster whose creator set none, counted from its last
+    /// Join or GetCluster (`None`: never expires).
+    pub cluster_ttl: Option<Duration>,
+    /// Lifetime of a cluster created with the Ephemeral attribute bit and
+    /// no TTL of its own (`None`: as `cluster_ttl`).
+    pub ephemeral_ttl: Option<Duration>,
+    /// Most clusters (`None`: no limit).
+    pub max_clusters: Option<usize>,
+    /// Most Member requests per source address per hour (`None`: no limit).
+    pub max_registrations_per_hour: Option<u32>,
+    /// How often expired clusters are removed from the store.
+    pub sweep_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -93,7 +113,9 @@ impl Default for ServerConfig {
             regcred_path: None,
             name: "xlReg".into(),
             key_bits: 2048,
+            max_key_bits: crate::wire::crypto::DEFAULT_MAX_MODULUS_BITS,
             adopt: None,
+            strict_perms: false,
             identity: None,
             max_connections: 1024,
             handshake_timeout: Duration::from_secs(10),
@@ -102,6 +124,11 @@ impl Default for ServerConfig {
             hold: Duration::from_secs(1),
             allow_anonymous_reads: true,
             legacy_reply_limit: crate::wire::framing::LEGACY_MAX_MESSAGE,
+            cluster_ttl: None,
+            ephemeral_ttl: None,
+            max_clusters: None,
+            max_registrations_per_hour: None,
+            sweep_interval: Duration::from_secs(1),
         }
     }
 }
@@ -118,12 +145,12 @@ impl ServerConfig {
         }
     }
 
-    /// A persistent registry in `dir` on a free loopback port.
+    /// A persistent registry in `dir` on a free loopback port, with the
+    /// identity `xlreg serve` would create (2048-bit keys).
     pub fn persistent(dir: impl Into<PathBuf>) -> Self {
         ServerConfig {
             listen: "127.0.0.1:0".parse().expect("valid"),
             data_dir: Some(dir.into()),
-            key_bits: 1024,
             ..Default::default()
         }
     }
@@ -152,6 +179,9 @@ pub enum ServerError {
     /// regCred.dat could not be written.
     #[error("{0}")]
     RegCred(String),
+    /// A setting outside its range.
+    #[error("bad server setting: {0}")]
+    Config(String),
 }
 
 /// State shared by every connection.
@@ -160,6 +190,8 @@ pub(crate) struct Shared {
     pub(crate) identity: ServerIdentity,
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) session_cfg: Arc<SessionConfig>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    pub(crate) limiter: Option<limits::RegistrationLimiter>,
 }
 
 /// A running registry server. Dropping it requests shutdown; call
@@ -170,6 +202,7 @@ pub struct Server {
     regcred_path: Option<PathBuf>,
     backend: Arc<dyn Backend>,
     registry: Option<Arc<RegistryService>>,
+    metrics: Arc<crate::metrics::Metrics>,
     shutdown: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
     active: Arc<AtomicUsize>,
@@ -222,6 +255,7 @@ fn resolve_identity(
                     id
                 }
             };
+            identity::check_private_modes(dir, cfg.strict_perms)?;
             Ok((id, Some(lock)))
         }
     }
@@ -289,11 +323,23 @@ impl Server {
             Output = Result<(Arc<dyn Backend>, Option<Arc<RegistryService>>), StoreError>,
         >,
     {
+        let key_limits = crate::wire::KeyLimits::with_max_bits(cfg.max_key_bits)
+            .map_err(|e| ServerError::Config(format!("max_key_bits: {e}")))?;
         let cfg2 = cfg.clone();
         let (identity, lock) = tokio::task::spawn_blocking(move || resolve_identity(&cfg2))
             .await
             .expect("identity task")?;
         let (backend, registry) = backend(identity.id).await?;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        if let Some(r) = &registry {
+            let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
+            r.set_policy(crate::registry::Policy {
+                cluster_ttl_ms: cfg.cluster_ttl.map(ms),
+                ephemeral_ttl_ms: cfg.ephemeral_ttl.map(ms),
+                max_clusters: cfg.max_clusters,
+            });
+            r.observe_commits(metrics.store_commit_duration.clone());
+        }
         let listener = TcpListener::bind(cfg.listen)
             .await
             .map_err(|err| ServerError::Listen {
@@ -328,14 +374,27 @@ impl Server {
             version: crate::wire::GO_SERVER_VERSION,
             hold: cfg.hold,
             idle_timeout: cfg.idle_timeout,
+            key_limits,
         });
+        let limiter = cfg
+            .max_registrations_per_hour
+            .map(limits::RegistrationLimiter::new);
+        let sweep_every = cfg.sweep_interval.max(Duration::from_millis(10));
         let shared = Arc::new(Shared {
             cfg,
             identity,
             backend: backend.clone(),
             session_cfg,
+            metrics: metrics.clone(),
+            limiter,
         });
         let (shutdown, rx) = watch::channel(false);
+        tokio::spawn(sweep_loop(
+            backend.clone(),
+            metrics.clone(),
+            sweep_every,
+            rx.clone(),
+        ));
         let active = Arc::new(AtomicUsize::new(0));
         let task = tokio::spawn(accept_loop(listener, shared, rx, lock, active.clone()));
         info!(%addr, regcred = ?regcred_path, "xlreg registry listening");
@@ -345,6 +404,7 @@ impl Server {
             regcred_path,
             backend,
             registry,
+            metrics,
             shutdown,
             task: Some(task),
             active,
@@ -376,6 +436,11 @@ impl Server {
         &self.backend
     }
 
+    /// This server's metrics (what `/metrics` serves).
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
     /// The in-process registry service, for inspection in tests and tools
     /// (`None` when the server was started with another backend).
     pub fn registry(&self) -> Option<&Arc<RegistryService>> {
@@ -395,6 +460,43 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
+    }
+}
+
+/// Remove expired clusters in the background, a bounded batch at a time
+/// (each its own transaction), and store clusters' last activity so
+/// expiry survives a restart.
+async fn sweep_loop(
+    backend: Arc<dyn Backend>,
+    metrics: Arc<crate::metrics::Metrics>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use crate::registry::{BackendError, SWEEP_BATCH};
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = connection::shutdown_requested(&mut shutdown) => return,
+        }
+        // A backlog drains batch by batch while full batches come back.
+        loop {
+            match backend.expire(SWEEP_BATCH).await {
+                Ok(n) => {
+                    if n > 0 {
+                        metrics.expired_clusters.inc_by(n as u64);
+                        info!(expired = n, "expired clusters removed");
+                    }
+                    if n < SWEEP_BATCH {
+                        break;
+                    }
+                }
+                Err(BackendError::Closed) => return,
+                Err(e) => {
+                    warn!(error = %e, "expiry sweep failed; will retry");
+                    break;
+                }
+            }
+        }
     }
 }
 

@@ -17,11 +17,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::registry::request::{Create, GetCluster, Join, Register};
+use crate::registry::request::{Create, Delete, GetCluster, Join, Register};
 use crate::registry::rules::{get_target, join_target};
 use crate::registry::{Answer, BackendError, MemberRecord, Request};
 use crate::wire::msg::Token;
-use crate::wire::{verify_token, DecimalVersion, Framing, NodeId, Tag, Which, WireError, XlRegMsg};
+use crate::wire::{
+    verify_token_limited, DecimalVersion, Framing, KeyLimits, NodeId, Tag, Which, WireError,
+    XlRegMsg,
+};
 
 /// Protocol states (spec §8.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +60,9 @@ pub mod texts {
     pub const NO_REQUEST: &str = "internal error: registry answer without a request";
 }
 
+/// Longest cluster TTL a client may ask for (10 years), seconds.
+pub const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
+
 /// Limits on what one member token may hold.
 pub const MAX_TOKEN_BYTES: usize = 8192;
 
@@ -81,6 +87,8 @@ pub struct SessionConfig {
     pub hold: Duration,
     /// How long the client may stay silent between requests.
     pub idle_timeout: Duration,
+    /// Which member keys are worth a signature check.
+    pub key_limits: KeyLimits,
 }
 
 /// What the I/O layer must do next.
@@ -129,6 +137,7 @@ enum Asked {
     Create,
     Join,
     GetCluster,
+    Delete,
 }
 
 /// One session's protocol state.
@@ -167,7 +176,8 @@ fn request_tag(msg: &XlRegMsg) -> Result<Tag, &'static str> {
             | Tag::Create
             | Tag::Join
             | Tag::GetCluster
-            | Tag::Bye),
+            | Tag::Bye
+            | Tag::DeleteCluster),
         ) => Ok(t),
         Some(
             Tag::RegCredReply
@@ -254,12 +264,38 @@ impl ServerSession {
             // after the reply.
             return self.fail(texts::BAD_STATE);
         }
+        if tag == Tag::DeleteCluster && self.framing != Framing::LengthPrefixed {
+            // The extension exists only between xlreg peers; to a Go-framed
+            // session op 14 is no op at all, as before.
+            return self.fail(texts::BAD_TAG);
+        }
         let anon = self.cfg.allow_anonymous_reads;
         match (&self.phase, tag) {
+            (
+                Phase::ClientDetailsRcvd { member } | Phase::CreateRequestRcvd { member, .. },
+                Tag::DeleteCluster,
+            ) => {
+                let by = member.record.id;
+                match join_target(msg.cluster_id.as_deref(), msg.cluster_name.as_deref(), None) {
+                    Ok(cluster) => {
+                        self.call(Asked::Delete, Request::Delete(Delete { cluster, by }))
+                    }
+                    Err(e) => self.fail(&e.to_string()),
+                }
+            }
             (Phase::HelloRcvd, Tag::Member) => self.member(msg),
             (Phase::ClientDetailsRcvd { .. }, Tag::Create) => self.call(
                 Asked::Create,
                 Request::Create(Create {
+                    // The TTL extension is honoured only on sessions that
+                    // negotiated xlreg framing: a Go peer never sends it.
+                    ttl_ms: match self.framing {
+                        Framing::LengthPrefixed => msg
+                            .cluster_ttl
+                            .filter(|&s| s > 0)
+                            .map(|s| s.min(MAX_TTL_SECS) * 1000),
+                        Framing::Legacy => None,
+                    },
                     name: msg.cluster_name.unwrap_or_default(),
                     max_size: msg.cluster_max_size.unwrap_or(0),
                     attrs: msg.cluster_attrs.unwrap_or(0),
@@ -313,19 +349,21 @@ impl ServerSession {
         if empty(&t.comms_key) || empty(&t.sig_key) {
             return self.fail(texts::EMPTY_KEY);
         }
-        let v = match verify_token(&t) {
+        // Bound what a member can make the registry store and serve; these
+        // cost a length check, so they come before any RSA arithmetic (the
+        // key shapes are checked next, before the signature).
+        if t.name.as_ref().map_or(0, Vec::len) > 256
+            || t.my_ends.len() > 16
+            || t.my_ends.iter().any(|e| e.len() > 256)
+            || prost::Message::encoded_len(&t) > MAX_TOKEN_BYTES
+        {
+            return self.fail("member token too large");
+        }
+        let v = match verify_token_limited(&t, &self.cfg.key_limits) {
             Ok(v) => v,
             Err(WireError::BadKey(why)) => return self.fail(&format!("x509: {why}")),
             Err(e) => return self.fail(&e.to_string()),
         };
-        // Bound what a member can make the registry store and serve.
-        if v.token.name.as_ref().map_or(0, Vec::len) > 256
-            || v.token.my_ends.len() > 16
-            || v.token.my_ends.iter().any(|e| e.len() > 256)
-            || prost::Message::encoded_len(&v.token) > MAX_TOKEN_BYTES
-        {
-            return self.fail("member token too large");
-        }
         let sig_hash = openssl::sha::sha256(t.sig_key.as_deref().unwrap_or_default());
         let attrs = t.attrs.unwrap_or(0);
         self.call(
@@ -381,10 +419,22 @@ impl ServerSession {
                     cluster,
                     which: Which(msg.which.unwrap_or(0)),
                     budget,
-                    hold: self.cfg.hold,
+                    hold: self.hold(&msg),
                 }),
             ),
             Err(e) => self.fail(&e.to_string()),
+        }
+    }
+
+    /// How long a GetCluster may be held: the registry's bound, or less
+    /// when an xlreg client (length-prefixed session) asked for less with
+    /// the `hold_ms` extension; Go sessions never get the extension.
+    fn hold(&self, msg: &XlRegMsg) -> Duration {
+        match (self.framing, msg.hold_ms) {
+            (Framing::LengthPrefixed, Some(ms)) => {
+                self.cfg.hold.min(Duration::from_millis(ms.into()))
+            }
+            _ => self.cfg.hold,
         }
     }
 
@@ -423,6 +473,7 @@ impl ServerSession {
                 self.phase = Phase::ClientDetailsRcvd { member };
                 reply(XlRegMsg::member_ok(&id, attrs))
             }
+            (Asked::Delete, Answer::Deleted(_)) => reply(XlRegMsg::ack()),
             (Asked::Create, Answer::Created(c)) => {
                 match std::mem::replace(&mut self.phase, Phase::Closed) {
                     Phase::ClientDetailsRcvd { member } => {
@@ -469,6 +520,7 @@ mod tests {
                 version: crate::wire::GO_SERVER_VERSION,
                 hold: Duration::from_millis(500),
                 idle_timeout: Duration::from_secs(60),
+                key_limits: KeyLimits::default(),
             }),
         )
     }
@@ -512,6 +564,40 @@ mod tests {
             Some(Tag::MemberOk)
         );
         (s, id)
+    }
+
+    #[test]
+    fn delete_and_ttl_exist_only_on_xlreg_framed_sessions() {
+        // Go framing: op 14 is no op, and a TTL field is ignored.
+        let (mut s, _) = registered();
+        let mut create = XlRegMsg::create("c", 3, 0, 1);
+        create.cluster_ttl = Some(60);
+        let Effect::Call(Request::Create(c)) = s.on_message(create.clone()) else {
+            panic!("Create did not ask the registry")
+        };
+        assert_eq!(c.ttl_ms, None, "a Go-framed session never sets a TTL");
+        let (mut s, _) = registered();
+        let del = XlRegMsg::delete_cluster(None, "c");
+        assert!(is_error(&s.on_message(del.clone()), texts::BAD_TAG));
+
+        // xlreg framing: both reach the registry, the delete as this member.
+        let (mut s, me) = registered();
+        s.framing = Framing::LengthPrefixed;
+        let Effect::Call(Request::Create(c)) = s.on_message(create) else {
+            panic!("Create did not ask the registry")
+        };
+        assert_eq!(c.ttl_ms, Some(60_000));
+        s.on_answer(Ok(Answer::Created(facts(NodeId::random()))));
+        let Effect::Call(Request::Delete(d)) = s.on_message(del) else {
+            panic!("DeleteCluster did not ask the registry")
+        };
+        assert_eq!(d.by, me);
+        let Effect::Reply { body, close: false } =
+            s.on_answer(Ok(Answer::Deleted(NodeId::random())))
+        else {
+            panic!("no Ack")
+        };
+        assert_eq!(XlRegMsg::from_bytes(&body).unwrap().tag(), Some(Tag::Ack));
     }
 
     #[test]

@@ -151,6 +151,18 @@ pub enum KeyPoolError {
         /// The other.
         b: PathBuf,
     },
+    /// A pool directory others could write to: whoever can add files
+    /// there can plant keys whose private halves they know.
+    #[error(
+        "key pool {path}: writable by group or others (mode {mode:o}) or owned by \
+         another user; `chmod 700` it or choose another directory"
+    )]
+    Unsafe {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
 }
 
 /// What [`KeyPool::take`] delivered.
@@ -186,6 +198,7 @@ impl KeyPool {
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, KeyPoolError> {
         let dir = dir.into();
         create_private_dir(&dir)?;
+        refuse_shared_dir(&dir)?;
         Ok(KeyPool { dir })
     }
 
@@ -213,6 +226,7 @@ impl KeyPool {
     ) -> Result<PoolKeys, KeyPoolError> {
         let sub = self.dir.join(format!("rsa{bits}"));
         create_private_dir(&sub)?;
+        refuse_shared_dir(&sub)?;
         let reused = AtomicUsize::new(0);
         let keys = run_parallel(count, threads, on_key, |i| {
             let path = self.file(bits, i);
@@ -282,6 +296,28 @@ fn create_private_dir(dir: &Path) -> Result<(), KeyPoolError> {
     })
 }
 
+/// Refuse a directory that another user owns or that group/others may
+/// write to (sticky or not: a pre-seeded key is a known key).
+fn refuse_shared_dir(dir: &Path) -> Result<(), KeyPoolError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(dir).map_err(|err| KeyPoolError::Io {
+            path: dir.to_path_buf(),
+            err,
+        })?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if m.mode() & 0o022 != 0 || m.uid() != me {
+            return Err(KeyPoolError::Unsafe {
+                path: dir.to_path_buf(),
+                mode: m.mode() & 0o7777,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Are these keys pairwise distinct (by public-key fingerprint)?
 pub fn all_distinct<'a>(keys: impl IntoIterator<Item = &'a PrivateKey>) -> bool {
     let mut seen = HashSet::new();
@@ -346,5 +382,28 @@ mod tests {
         std::fs::copy(pool.file(1024, 0), pool.file(1024, 1)).unwrap();
         let e = pool.take(2, 1024, KeyGen::Fast, 1, &|| {}).unwrap_err();
         assert!(matches!(e, KeyPoolError::Duplicate { .. }), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_pool_dir_writable_by_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("pool");
+        KeyPool::open(&dir).unwrap();
+        for mode in [0o777, 0o1777, 0o720, 0o702] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = KeyPool::open(&dir).unwrap_err();
+            assert!(matches!(e, KeyPoolError::Unsafe { .. }), "{mode:o}: {e}");
+            assert!(e.to_string().contains("writable by group or others"), "{e}");
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let pool = KeyPool::open(&dir).unwrap();
+        // A shared subdirectory for one key size is refused too.
+        let sub = dir.join("rsa1024");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = pool.take(1, 1024, KeyGen::Fast, 1, &|| {}).unwrap_err();
+        assert!(matches!(e, KeyPoolError::Unsafe { .. }), "{e}");
     }
 }

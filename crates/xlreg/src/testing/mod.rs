@@ -56,7 +56,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::client::boot::{boot, create_cluster_as};
+use crate::client::boot::{boot_in_turn, create_cluster_as, JoinTurn};
 use crate::client::node::{attrs, NodeIdentity};
 use crate::client::{
     BootOptions, ClientError, ClientOptions, ClusterInfo, ClusterRef, ClusterSpec, ClusterView,
@@ -258,6 +258,9 @@ pub struct LaunchOptions {
     /// Progress events; with an observer, a reader also watches the joins.
     /// Default none.
     pub observer: Option<Observer>,
+    /// Cluster lifetime after its last Join or GetCluster (an xlreg
+    /// registry removes it then; `None`: the registry's default).
+    pub ttl: Option<Duration>,
 }
 
 impl Default for LaunchOptions {
@@ -273,6 +276,7 @@ impl Default for LaunchOptions {
             regcred: None,
             boot: BootOptions::default(),
             observer: None,
+            ttl: None,
         }
     }
 }
@@ -508,7 +512,9 @@ impl LocalCluster {
             .map_err(client_err("making member identities"))?;
 
         let t1 = Instant::now();
-        let spec = ClusterSpec::new(name.clone(), opts.size).endpoints(opts.endpoints);
+        let spec = ClusterSpec::new(name.clone(), opts.size)
+            .endpoints(opts.endpoints)
+            .ttl(opts.ttl);
         let info = create(&regcred, &admin, &spec, &opts.boot.client).await?;
         Observer::emit(
             &opts.observer,
@@ -794,7 +800,8 @@ pub async fn create(
     Ok(info)
 }
 
-/// Boot every node into `cluster` concurrently; views in `nodes` order.
+/// Boot every node into `cluster` concurrently, joining in `nodes` order
+/// (into a new cluster, node i gets slot i); views in `nodes` order.
 pub async fn boot_all(
     regcred: &RegCred,
     cluster: NodeId,
@@ -803,7 +810,10 @@ pub async fn boot_all(
     observer: &Option<Observer>,
 ) -> Result<Vec<ClusterView>, LaunchError> {
     let mut set = tokio::task::JoinSet::new();
-    for (i, node) in nodes.iter().enumerate() {
+    // Register in parallel, join in order: member i (named `m<i>`) gets
+    // slot i of the new cluster.
+    let turns = JoinTurn::queue(nodes.len());
+    for ((i, node), turn) in nodes.iter().enumerate().zip(turns) {
         let (rc, node, opts, obs) = (
             regcred.clone(),
             node.clone(),
@@ -811,7 +821,7 @@ pub async fn boot_all(
             observer.clone(),
         );
         set.spawn(async move {
-            let r = boot(&rc, &ClusterRef::Id(cluster), &node, &opts).await;
+            let r = boot_in_turn(&rc, &ClusterRef::Id(cluster), &node, &opts, turn).await;
             if r.is_ok() {
                 Observer::emit(
                     &obs,

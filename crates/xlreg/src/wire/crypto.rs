@@ -14,7 +14,7 @@ use openssl::bn::BigNum;
 use openssl::hash::{hash, MessageDigest};
 use openssl::pkey::{Id, PKey, Private, Public};
 use openssl::rsa::{Padding, Rsa};
-use openssl::sign::{Signer, Verifier};
+use openssl::sign::Signer;
 use openssl::symm::{Cipher, Crypter, Mode};
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -25,6 +25,99 @@ use super::WireError;
 /// The `rsaEncryption` algorithm OID (1.2.840.113549.1.1.1).
 const RSA_ENCRYPTION: spki::ObjectIdentifier =
     spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+
+/// Smallest RSA modulus accepted anywhere, in bits.
+pub const MIN_MODULUS_BITS: u32 = 1024;
+/// Default largest RSA modulus accepted from a peer or a file, in bits
+/// (`xlreg serve --max-key-bits` raises it for the registry).
+pub const DEFAULT_MAX_MODULUS_BITS: u32 = 4096;
+/// The ceiling of any configurable modulus bound, in bits.
+pub const ABSOLUTE_MAX_MODULUS_BITS: u32 = 16384;
+/// Largest RSA public exponent accepted (the Go library's own limit,
+/// 2³¹−1): the cost of a signature check grows with the exponent's length.
+pub const MAX_PUBLIC_EXPONENT: u64 = (1 << 31) - 1;
+
+/// Which RSA public keys are worth any arithmetic.
+///
+/// Checked on the encoded numbers before OpenSSL sees them, so a hostile
+/// key (a 16 384-bit modulus, an exponent as long as the modulus) costs a
+/// byte count, not a ten-millisecond signature check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyLimits {
+    /// Largest modulus, in bits (at least [`MIN_MODULUS_BITS`]).
+    pub max_modulus_bits: u32,
+}
+
+impl Default for KeyLimits {
+    fn default() -> Self {
+        KeyLimits {
+            max_modulus_bits: DEFAULT_MAX_MODULUS_BITS,
+        }
+    }
+}
+
+impl KeyLimits {
+    /// Limits with the given largest modulus; refuses a bound outside
+    /// `MIN_MODULUS_BITS..=ABSOLUTE_MAX_MODULUS_BITS`.
+    pub fn with_max_bits(max_modulus_bits: u32) -> Result<Self, WireError> {
+        if !(MIN_MODULUS_BITS..=ABSOLUTE_MAX_MODULUS_BITS).contains(&max_modulus_bits) {
+            return Err(WireError::BadKey(format!(
+                "largest key size {max_modulus_bits} bits is outside \
+                 {MIN_MODULUS_BITS}..={ABSOLUTE_MAX_MODULUS_BITS}"
+            )));
+        }
+        Ok(KeyLimits { max_modulus_bits })
+    }
+
+    /// Check a key given as big-endian unsigned modulus and exponent bytes
+    /// (leading zeros allowed): modulus `MIN_MODULUS_BITS..=max`, exponent
+    /// odd, at least 3 and at most [`MAX_PUBLIC_EXPONENT`]. The error text
+    /// names the limit that was broken.
+    pub fn check(&self, modulus: &[u8], exponent: &[u8]) -> Result<(), WireError> {
+        let n_bits = be_bits(modulus);
+        if n_bits < MIN_MODULUS_BITS as usize {
+            return Err(WireError::BadKey(format!(
+                "RSA modulus of {n_bits} bits is below the minimum of {MIN_MODULUS_BITS} bits"
+            )));
+        }
+        if n_bits > self.max_modulus_bits as usize {
+            return Err(WireError::BadKey(format!(
+                "RSA modulus of {n_bits} bits is above the limit of {} bits",
+                self.max_modulus_bits
+            )));
+        }
+        let e_bits = be_bits(exponent);
+        let too_large = || {
+            WireError::BadKey(format!(
+                "RSA public exponent is larger than the limit of 2^31-1 ({MAX_PUBLIC_EXPONENT})"
+            ))
+        };
+        if e_bits > 31 {
+            return Err(too_large());
+        }
+        let e = exponent
+            .iter()
+            .fold(0u64, |acc, &b| acc << 8 | u64::from(b));
+        if e > MAX_PUBLIC_EXPONENT {
+            return Err(too_large());
+        }
+        if e < 3 || e % 2 == 0 {
+            return Err(WireError::BadKey(format!(
+                "RSA public exponent {e} must be odd and at least 3"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Significant bits of a big-endian unsigned number.
+fn be_bits(n: &[u8]) -> usize {
+    let n = &n[n.iter().take_while(|&&b| b == 0).count()..];
+    match n.first() {
+        None => 0,
+        Some(&b) => n.len() * 8 - b.leading_zeros() as usize,
+    }
+}
 
 /// AES block size; also the IV length.
 pub const BLOCK: usize = 16;
@@ -63,9 +156,10 @@ impl std::fmt::Debug for PrivateKey {
 impl PrivateKey {
     /// Generate a new key pair with e = 65537.
     pub fn generate(bits: u32) -> Result<Self, WireError> {
-        if !(1024..=16384).contains(&bits) {
+        if !(MIN_MODULUS_BITS..=ABSOLUTE_MAX_MODULUS_BITS).contains(&bits) {
             return Err(WireError::BadKey(format!(
-                "refusing to generate an RSA key of {bits} bits (1024..=16384)"
+                "refusing to generate an RSA key of {bits} bits \
+                 ({MIN_MODULUS_BITS}..={ABSOLUTE_MAX_MODULUS_BITS})"
             )));
         }
         let rsa = Rsa::generate(bits).map_err(ossl("RSA key generation"))?;
@@ -82,7 +176,7 @@ impl PrivateKey {
         if bits < 2048 {
             return Self::generate(bits);
         }
-        if bits > 16384 {
+        if bits > ABSOLUTE_MAX_MODULUS_BITS {
             return Self::generate(bits);
         }
         extern "C" {
@@ -108,12 +202,12 @@ impl PrivateKey {
     }
 
     fn from_rsa(rsa: Rsa<Private>) -> Result<Self, WireError> {
-        if rsa.size() < 86 {
-            return Err(WireError::BadKey(format!(
-                "RSA key of {} bits is too small for OAEP-SHA1 with a 44-byte Hello",
-                rsa.size() * 8
-            )));
+        // A local key file may be as large as a key this library would
+        // generate; the exponent rules are the same as for peers' keys.
+        KeyLimits {
+            max_modulus_bits: ABSOLUTE_MAX_MODULUS_BITS,
         }
+        .check(&rsa.n().to_vec(), &rsa.e().to_vec())?;
         Ok(PrivateKey {
             pkey: PKey::from_rsa(rsa).map_err(ossl("wrapping RSA key"))?,
         })
@@ -251,7 +345,8 @@ impl PublicKey {
         }
     }
 
-    fn from_components(n: &[u8], e: &[u8]) -> Result<Self, WireError> {
+    fn from_components(n: &[u8], e: &[u8], limits: &KeyLimits) -> Result<Self, WireError> {
+        limits.check(n, e)?;
         let n = BigNum::from_slice(n).map_err(ossl("bignum"))?;
         let e = BigNum::from_slice(e).map_err(ossl("bignum"))?;
         let rsa = Rsa::from_public_components(n, e).map_err(ossl("RSA public key"))?;
@@ -260,14 +355,21 @@ impl PublicKey {
         ))
     }
 
-    /// Parse a DER SubjectPublicKeyInfo holding an RSA key. The DER must be
-    /// strict (canonical lengths and integers, no trailing bytes); other
-    /// algorithms (e.g. EC) are [`WireError::NotRsaKey`].
+    /// Parse a DER SubjectPublicKeyInfo holding an RSA key within the
+    /// default [`KeyLimits`]. The DER must be strict (canonical lengths and
+    /// integers, no trailing bytes); other algorithms (e.g. EC) are
+    /// [`WireError::NotRsaKey`].
     ///
     /// Decoded with the `spki`/`pkcs1` DER crates rather than OpenSSL 3's
     /// generic decoder, which costs ~0.2 ms per key — more than the RSA
     /// decryption of a whole Hello.
     pub fn from_spki_der(der: &[u8]) -> Result<Self, WireError> {
+        Self::from_spki_der_limited(der, &KeyLimits::default())
+    }
+
+    /// [`PublicKey::from_spki_der`] with explicit limits; the key's shape
+    /// is checked before any RSA arithmetic.
+    pub fn from_spki_der_limited(der: &[u8], limits: &KeyLimits) -> Result<Self, WireError> {
         use spki::der::Decode;
         if der.is_empty() {
             return Err(WireError::BadKey("public key is absent or empty".into()));
@@ -286,15 +388,13 @@ impl PublicKey {
             .as_bytes()
             .ok_or_else(|| bad("key bit string has unused bits".into()))?;
         let rsa = pkcs1::RsaPublicKey::from_der(bits).map_err(|e| bad(format!("RSA key: {e}")))?;
-        let k = Self::from_components(rsa.modulus.as_bytes(), rsa.public_exponent.as_bytes())?;
+        let k = Self::from_components(
+            rsa.modulus.as_bytes(),
+            rsa.public_exponent.as_bytes(),
+            limits,
+        )?;
         if *k.der != *der {
             return Err(bad("non-canonical encoding".into()));
-        }
-        if k.size() < 86 {
-            return Err(WireError::BadKey(format!(
-                "RSA key of {} bits is too small",
-                k.bits()
-            )));
         }
         Ok(k)
     }
@@ -309,7 +409,8 @@ impl PublicKey {
         &self.der
     }
 
-    /// Parse a PEM `PUBLIC KEY` (SPKI) or `RSA PUBLIC KEY` (PKCS#1).
+    /// Parse a PEM `PUBLIC KEY` (SPKI) or `RSA PUBLIC KEY` (PKCS#1) within
+    /// the default [`KeyLimits`].
     pub fn from_pem(pem: &[u8]) -> Result<Self, WireError> {
         let rsa = if String::from_utf8_lossy(pem).contains("BEGIN RSA PUBLIC KEY") {
             Rsa::public_key_from_pem_pkcs1(pem)
@@ -317,6 +418,7 @@ impl PublicKey {
             Rsa::public_key_from_pem(pem)
         }
         .map_err(|e| WireError::BadKey(format!("not a PEM RSA public key: {e}")))?;
+        KeyLimits::default().check(&rsa.n().to_vec(), &rsa.e().to_vec())?;
         Ok(Self::from_pkey(
             PKey::from_rsa(rsa).map_err(ossl("wrap public"))?,
         ))
@@ -360,7 +462,7 @@ impl PublicKey {
         Self::from_ssh_blob(&blob)
     }
 
-    /// Parse the RFC 4253 blob.
+    /// Parse the RFC 4253 blob (within the default [`KeyLimits`]).
     pub fn from_ssh_blob(blob: &[u8]) -> Result<Self, WireError> {
         let bad = |why: &str| WireError::BadKey(format!("ssh-rsa key: {why}"));
         let mut rest = blob;
@@ -376,18 +478,8 @@ impl PublicKey {
         if e.first().is_some_and(|b| b & 0x80 != 0) || n.first().is_some_and(|b| b & 0x80 != 0) {
             return Err(bad("negative number"));
         }
-        let e = BigNum::from_slice(e).map_err(ossl("bignum"))?;
-        let n = BigNum::from_slice(n).map_err(ossl("bignum"))?;
-        if e.num_bits() > 24 || e.num_bits() < 2 || !e.is_bit_set(0) {
-            return Err(bad("exponent must be odd, at least 3 and at most 24 bits"));
-        }
-        if n.num_bits() < 688 {
-            return Err(bad("modulus too small"));
-        }
-        let rsa = Rsa::from_public_components(n, e).map_err(ossl("RSA public key"))?;
-        Ok(Self::from_pkey(
-            PKey::from_rsa(rsa).map_err(ossl("wrap public"))?,
-        ))
+        Self::from_components(n, e, &KeyLimits::default())
+            .map_err(|e| bad(&e.to_string().replace("bad key: ", "")))
     }
 
     /// Modulus size in bits.
@@ -435,15 +527,84 @@ impl PublicKey {
         Ok(out)
     }
 
-    /// Verify an RSASSA-PKCS1-v1_5 SHA-1 signature over `msg`.
+    /// Verify an RSASSA-PKCS1-v1_5 SHA-1 signature over `msg` (RFC 8017
+    /// §8.2.2): the signature is exactly as long as the modulus, and the
+    /// recovered block is `00 01 FF… 00 ‖ DigestInfo(SHA-1) ‖ SHA-1(msg)`,
+    /// compared whole, as the Go library does.
+    ///
+    /// Done with the key's own RSA public operation and one comparison
+    /// rather than OpenSSL 3's EVP verifier, which for every new key (one
+    /// per Member) exports it to a provider and looks the algorithms up by
+    /// name — more than the arithmetic itself.
     pub fn verify_sha1(&self, msg: &[u8], sig: &[u8]) -> Result<(), WireError> {
-        let mut v = Verifier::new(MessageDigest::sha1(), &self.pkey).map_err(ossl("verifier"))?;
-        v.update(msg).map_err(ossl("verifier"))?;
-        match v.verify(sig) {
-            Ok(true) => Ok(()),
-            _ => Err(WireError::BadSignature),
+        /// DER DigestInfo prefix for SHA-1 (RFC 8017 §9.2, note 1).
+        const SHA1_DIGEST_INFO: [u8; 15] = [
+            0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
+            0x14,
+        ];
+        if sig.len() != self.size() {
+            return Err(WireError::BadSignature);
+        }
+        let rsa = self.pkey.rsa().map_err(ossl("RSA key"))?;
+        let mut block = vec![0u8; self.size()];
+        // PKCS1 padding: OpenSSL checks 00 01, at least eight FF, 00.
+        let n = rsa
+            .public_decrypt(sig, &mut block, Padding::PKCS1)
+            .map_err(|_| WireError::BadSignature)?;
+        let digest = sha1(msg);
+        let t = &block[..n];
+        if t.len() == SHA1_DIGEST_INFO.len() + digest.len()
+            && t[..SHA1_DIGEST_INFO.len()] == SHA1_DIGEST_INFO
+            && t[SHA1_DIGEST_INFO.len()..] == digest
+        {
+            Ok(())
+        } else {
+            Err(WireError::BadSignature)
         }
     }
+}
+
+/// DER SubjectPublicKeyInfo of an `rsaEncryption` key with the given
+/// big-endian modulus and exponent, encoded without any check: for tests
+/// that send keys no honest member would.
+#[cfg(any(test, feature = "test-vectors"))]
+pub fn spki_der_from_parts(modulus: &[u8], exponent: &[u8]) -> Vec<u8> {
+    fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let n = body.len();
+        if n < 0x80 {
+            out.push(n as u8);
+        } else {
+            let len = n.to_be_bytes();
+            let skip = len.iter().take_while(|&&b| b == 0).count();
+            out.push(0x80 | (len.len() - skip) as u8);
+            out.extend_from_slice(&len[skip..]);
+        }
+        out.extend_from_slice(body);
+        out
+    }
+    fn uint(n: &[u8]) -> Vec<u8> {
+        let n = &n[n.iter().take_while(|&&b| b == 0).count()..];
+        let mut body = Vec::with_capacity(n.len() + 1);
+        if n.first().is_none_or(|b| b & 0x80 != 0) {
+            body.push(0);
+        }
+        body.extend_from_slice(n);
+        tlv(0x02, &body)
+    }
+    let rsa = tlv(0x30, &[uint(modulus), uint(exponent)].concat());
+    let alg = tlv(
+        0x30,
+        &[
+            &[
+                0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+            ][..],
+            &[0x05, 0x00],
+        ]
+        .concat(),
+    );
+    let bits = tlv(0x03, &[&[0u8][..], &rsa].concat());
+    tlv(0x30, &[alg, bits].concat())
 }
 
 /// EME-OAEP encoding (RFC 8017 §7.1.1) with SHA-1 and an empty label.
@@ -715,6 +876,87 @@ mod tests {
         assert!(PublicKey::from_ssh_blob(&blob).is_err());
     }
 
+    /// An odd modulus of exactly `bits` bits (not a product of primes:
+    /// the shape check must refuse it before any arithmetic).
+    fn modulus(bits: usize) -> Vec<u8> {
+        let mut n = vec![0xffu8; bits.div_ceil(8)];
+        if bits % 8 != 0 {
+            n[0] = (1u8 << (bits % 8)) - 1;
+        }
+        n
+    }
+
+    #[test]
+    fn spki_builder_matches_openssl_for_a_real_key() {
+        let p = key().public();
+        let rsa = p.pkey.rsa().unwrap();
+        assert_eq!(
+            spki_der_from_parts(&rsa.n().to_vec(), &rsa.e().to_vec()),
+            p.to_spki_der()
+        );
+    }
+
+    #[test]
+    fn each_kind_of_oversized_or_odd_key_is_refused_naming_the_limit() {
+        let e = [1u8, 0, 1];
+        let cases: Vec<(Vec<u8>, Vec<u8>, &str)> = vec![
+            (modulus(1023), e.to_vec(), "below the minimum of 1024 bits"),
+            (modulus(512), e.to_vec(), "below the minimum of 1024 bits"),
+            (modulus(4097), e.to_vec(), "above the limit of 4096 bits"),
+            (modulus(16384), e.to_vec(), "above the limit of 4096 bits"),
+            (modulus(2048), vec![0x80, 0, 0, 1], "2^31-1"),
+            (modulus(2048), modulus(2040), "2^31-1"),
+            (modulus(2048), vec![1, 0, 0], "must be odd"),
+            (modulus(2048), vec![1], "must be odd and at least 3"),
+        ];
+        for (n, e, want) in cases {
+            let der = spki_der_from_parts(&n, &e);
+            let err = PublicKey::from_spki_der(&der).unwrap_err().to_string();
+            assert!(
+                err.contains(want),
+                "n {} bits, e {e:02x?}: {err}",
+                n.len() * 8
+            );
+        }
+        // The largest exponent allowed passes the shape check (and then
+        // reaches OpenSSL, which may accept the made-up modulus).
+        let limits = KeyLimits::default();
+        limits
+            .check(&modulus(2048), &[0x7f, 0xff, 0xff, 0xff])
+            .unwrap();
+        limits.check(&modulus(4096), &[3]).unwrap();
+        limits.check(&modulus(1024), &[0, 0, 1, 0, 1]).unwrap();
+    }
+
+    #[test]
+    fn the_modulus_bound_is_configurable_within_its_own_range() {
+        let n = modulus(6000);
+        let e = [1u8, 0, 1];
+        assert!(KeyLimits::default().check(&n, &e).is_err());
+        KeyLimits::with_max_bits(8192)
+            .unwrap()
+            .check(&n, &e)
+            .unwrap();
+        assert!(KeyLimits::with_max_bits(1023).is_err());
+        assert!(KeyLimits::with_max_bits(16385).is_err());
+    }
+
+    #[test]
+    fn ssh_and_pem_public_keys_obey_the_same_bounds() {
+        let mut blob = Vec::new();
+        put_ssh_string(&mut blob, b"ssh-rsa");
+        put_ssh_mpint(&mut blob, &[1, 0, 1]);
+        put_ssh_mpint(&mut blob, &modulus(4104));
+        let err = PublicKey::from_ssh_blob(&blob).unwrap_err().to_string();
+        assert!(err.contains("above the limit of 4096 bits"), "{err}");
+        let pem = pem_wrap(
+            "PUBLIC KEY",
+            &spki_der_from_parts(&modulus(8192), &[1, 0, 1]),
+        );
+        let err = PublicKey::from_pem(pem.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("above the limit of 4096 bits"), "{err}");
+    }
+
     #[test]
     fn non_rsa_spki_is_an_error_not_a_panic() {
         let ec = openssl::ec::EcKey::generate(
@@ -744,6 +986,36 @@ mod tests {
         let mut bad = ct.clone();
         bad[5] ^= 1;
         assert!(k.oaep_decrypt(&bad).is_err());
+    }
+
+    #[test]
+    fn verify_agrees_with_openssls_evp_verifier() {
+        use openssl::sign::Verifier;
+        let k = key();
+        let p = k.public();
+        let evp = |msg: &[u8], sig: &[u8]| {
+            let mut v = Verifier::new(MessageDigest::sha1(), &p.pkey).unwrap();
+            v.update(msg).unwrap();
+            v.verify(sig).unwrap_or(false)
+        };
+        let sig = k.sign_sha1(b"token").unwrap();
+        let mut cases = vec![(b"token".to_vec(), sig.clone(), true)];
+        cases.push((b"tokeN".to_vec(), sig.clone(), false));
+        for i in [0, 1, 64, sig.len() - 1] {
+            let mut bad = sig.clone();
+            bad[i] ^= 0x01;
+            cases.push((b"token".to_vec(), bad, false));
+        }
+        cases.push((b"token".to_vec(), sig[1..].to_vec(), false));
+        cases.push((b"token".to_vec(), vec![0; sig.len()], false));
+        // A SHA-256 signature of the same message is not a SHA-1 one.
+        let mut s256 = Signer::new(MessageDigest::sha256(), &k.pkey).unwrap();
+        s256.update(b"token").unwrap();
+        cases.push((b"token".to_vec(), s256.sign_to_vec().unwrap(), false));
+        for (msg, sig, want) in cases {
+            assert_eq!(evp(&msg, &sig), want);
+            assert_eq!(p.verify_sha1(&msg, &sig).is_ok(), want, "{msg:?}");
+        }
     }
 
     #[test]

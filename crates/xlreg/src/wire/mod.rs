@@ -13,12 +13,12 @@ pub mod seal;
 pub mod token;
 pub mod types;
 
-pub use crypto::{PrivateKey, PublicKey};
+pub use crypto::{KeyLimits, PrivateKey, PublicKey};
 pub use framing::{Framing, Reassembler, EXT_VERSION};
 pub use hello::{Hello, HelloReply, GO_SERVER_VERSION};
 pub use msg::{Tag, Token, XlRegMsg};
 pub use seal::SessionKey;
-pub use token::{digest_input, signed_token, verify_token, VerifiedToken};
+pub use token::{digest_input, signed_token, verify_token, verify_token_limited, VerifiedToken};
 pub use types::{check_endpoint, DecimalVersion, NodeId, Which};
 
 /// Everything that can be wrong with bytes on the wire or key material.

@@ -5,7 +5,7 @@
 //! separators and without the ID. Verification works on the exact bytes
 //! received, so a token is never re-encoded before it is checked.
 
-use super::crypto::{PrivateKey, PublicKey};
+use super::crypto::{KeyLimits, PrivateKey, PublicKey};
 use super::msg::Token;
 use super::types::NodeId;
 use super::WireError;
@@ -66,10 +66,19 @@ pub struct VerifiedToken {
 
 /// Check a Member token in the Go server's order: parse both keys, verify
 /// the signature, then check the ID length. Error texts match the Go server
-/// where it has one (spec §10.1).
+/// where it has one (spec §10.1). Keys must be within the default
+/// [`KeyLimits`].
 pub fn verify_token(t: &Token) -> Result<VerifiedToken, WireError> {
-    let comms_key = PublicKey::from_spki_der(t.comms_key.as_deref().unwrap_or_default())?;
-    let sig_key = PublicKey::from_spki_der(t.sig_key.as_deref().unwrap_or_default())?;
+    verify_token_limited(t, &KeyLimits::default())
+}
+
+/// [`verify_token`] with explicit key limits: both keys' shapes are
+/// checked before the signature costs any RSA arithmetic.
+pub fn verify_token_limited(t: &Token, limits: &KeyLimits) -> Result<VerifiedToken, WireError> {
+    let comms_key =
+        PublicKey::from_spki_der_limited(t.comms_key.as_deref().unwrap_or_default(), limits)?;
+    let sig_key =
+        PublicKey::from_spki_der_limited(t.sig_key.as_deref().unwrap_or_default(), limits)?;
     let sig = t.dig_sig.as_deref().unwrap_or_default();
     sig_key.verify_sha1(&digest_input(t), sig)?;
     let id = match &t.id {

@@ -108,6 +108,9 @@ pub async fn copy_registry(src: &Registry, dst: &PostgresBackend) -> Result<Copy
             attrs: c.attrs,
             max_size: c.max_size,
             ep_count: c.ep_count,
+            ttl_ms: c.ttl_ms,
+            created_ms: c.created_ms,
+            last_active_ms: c.last_active_ms,
         });
         for (index, m) in c.members().iter().enumerate() {
             changes.push(Change::NewMember {

@@ -361,7 +361,8 @@ impl Inner {
         let mut reg = Registry::new(self.own_id);
         let st = client
             .prepare_cached(
-                "SELECT id, name, attrs, max_size, ep_count FROM xlreg_clusters WHERE name = $1",
+                "SELECT id, name, attrs, max_size, ep_count, ttl_ms, created_ms, last_active_ms
+                 FROM xlreg_clusters WHERE name = $1",
             )
             .await?;
         if let Some(r) = client.query_opt(&st, &[&&req.name[..]]).await? {
@@ -373,6 +374,9 @@ impl Inner {
                     attrs: r.get::<_, i64>(2) as u64,
                     max_size: r.get::<_, i32>(3) as u32,
                     ep_count: r.get::<_, i32>(4) as u32,
+                    ttl_ms: r.get::<_, Option<i64>>(5).map(|v| v as u64),
+                    created_ms: r.get::<_, i64>(6) as u64,
+                    last_active_ms: r.get::<_, i64>(7) as u64,
                 },
             )?;
         }
@@ -669,5 +673,16 @@ impl Backend for PostgresBackend {
 
     fn location(&self) -> String {
         self.inner.url.to_string()
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), BackendError>> {
+        let i = &self.inner;
+        Box::pin(async move {
+            i.retrying("ping", || async {
+                i.client().await?.batch_execute("SELECT 1").await?;
+                Ok(Ok(()))
+            })
+            .await
+        })
     }
 }

@@ -31,14 +31,14 @@ pub(super) fn restore(reg: &mut Registry, ch: Change) -> Result<(), Failure> {
 /// Columns: c.id, c.name, c.attrs, c.max_size, c.ep_count, m.idx,
 /// m.member_id, m.name, m.token (member columns NULL for an empty cluster).
 pub(super) const CLUSTER_COLUMNS: &str = "c.id, c.name, c.attrs, c.max_size, c.ep_count,
-     m.idx, m.member_id, m.name, m.token
+     m.idx, m.member_id, m.name, m.token, c.ttl_ms, c.created_ms, c.last_active_ms
      FROM xlreg_clusters c LEFT JOIN xlreg_members m ON m.cluster_id = c.id";
 
 /// [`CLUSTER_COLUMNS`] without the tokens, which a Join does not decide
 /// on: it reads slots, IDs and names. (A re-join is then always written,
 /// as if its token had changed.)
 pub(super) const JOIN_COLUMNS: &str = "c.id, c.name, c.attrs, c.max_size, c.ep_count,
-     m.idx, m.member_id, m.name, ''::bytea
+     m.idx, m.member_id, m.name, ''::bytea, c.ttl_ms, c.created_ms, c.last_active_ms
      FROM xlreg_clusters c LEFT JOIN xlreg_members m ON m.cluster_id = c.id";
 
 /// Load the rows of one cluster (see [`CLUSTER_COLUMNS`]) into `reg`
@@ -56,6 +56,9 @@ pub(super) fn load_cluster_rows(reg: &mut Registry, rows: &[Row]) -> Result<(), 
             attrs: first.get::<_, i64>(2) as u64,
             max_size: first.get::<_, i32>(3) as u32,
             ep_count: first.get::<_, i32>(4) as u32,
+            ttl_ms: first.get::<_, Option<i64>>(9).map(|v| v as u64),
+            created_ms: first.get::<_, i64>(10) as u64,
+            last_active_ms: first.get::<_, i64>(11) as u64,
         },
     )?;
     for r in rows {

@@ -62,6 +62,11 @@ pub const MIGRATIONS: &[&str] = &[
      END $$;
      CREATE TRIGGER xlreg_member_notify AFTER INSERT ON xlreg_members
          FOR EACH ROW EXECUTE FUNCTION xlreg_member_notify();",
+    // 2: cluster TTLs (creation time, last activity, requested TTL).
+    "ALTER TABLE xlreg_clusters
+         ADD COLUMN ttl_ms bigint CHECK (ttl_ms > 0),
+         ADD COLUMN created_ms bigint NOT NULL DEFAULT 0,
+         ADD COLUMN last_active_ms bigint NOT NULL DEFAULT 0;",
 ];
 
 /// Why the schema could not be brought up to date.

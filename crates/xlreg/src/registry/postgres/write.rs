@@ -40,16 +40,35 @@ pub(super) fn change_sql(
             attrs,
             max_size,
             ep_count,
+            ttl_ms,
+            created_ms,
+            last_active_ms,
         } => (
-            "INSERT INTO xlreg_clusters(id, name, attrs, max_size, ep_count)
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO xlreg_clusters(id, name, attrs, max_size, ep_count,
+                                        ttl_ms, created_ms, last_active_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             vec![
                 Box::new(id.as_bytes().to_vec()),
                 Box::new(name.to_vec()),
                 Box::new(*attrs as i64),
                 Box::new(*max_size as i32),
                 Box::new(*ep_count as i32),
+                Box::new(ttl_ms.map(|v| v as i64)),
+                Box::new(*created_ms as i64),
+                Box::new(*last_active_ms as i64),
             ],
+        ),
+        // Its members go with it (one statement: one row count, the
+        // cluster's); its ID stays owned by a cluster.
+        Change::DeleteCluster { id } => (
+            "WITH gone AS (DELETE FROM xlreg_members WHERE cluster_id = $1)
+             DELETE FROM xlreg_clusters WHERE id = $1",
+            vec![Box::new(id.as_bytes().to_vec())],
+        ),
+        Change::Touch { id, at_ms } => (
+            "UPDATE xlreg_clusters SET last_active_ms = GREATEST(last_active_ms, $2)
+             WHERE id = $1",
+            vec![Box::new(id.as_bytes().to_vec()), Box::new(*at_ms as i64)],
         ),
         Change::NewMember {
             cluster,

@@ -1,0 +1,101 @@
+//! The flags of `xlreg up` and what they turn into.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use xlreg::client::BootOptions;
+use xlreg::testing::{self, KeyGen};
+
+/// Arguments of `xlreg up`.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Without -- CMD, the members run in this process; up prints the cluster and
+exits (or with --keep serves until Ctrl-C). With -- CMD ARGS..., up starts
+one copy of CMD per member, each with its identity prepared in a node
+directory and these variables set:
+
+  XLREG_REGCRED         the registry's regCred.dat
+  XLREG_CLUSTER_NAME    XLREG_CLUSTER_ID (40 hex)    XLREG_CLUSTER_SIZE
+  XLREG_MEMBER_NAME     XLREG_MEMBER_INDEX (0..N, launch order)
+  XLREG_ENDPOINTS       free 127.0.0.1 ports to listen on, comma-separated
+  XLREG_NODE_DIR        the member's identity (node.json, two keys)
+
+A Rust program joins with xlreg::testing::UpEnv::from_env()?.boot(..); any
+program can run `xlreg join --node-dir \"$XLREG_NODE_DIR\" --cluster-id
+\"$XLREG_CLUSTER_ID\"`. up waits until all have joined, prints the cluster,
+and stays until Ctrl-C or until every copy has exited; then it sends each
+copy's process group SIGTERM (SIGKILL 5 s later). Their output appears on
+stderr prefixed with the member name.")]
+pub struct UpArgs {
+    /// Number of members, 2..=64.
+    #[arg(long, short = 'n', value_name = "N")]
+    pub size: u32,
+    /// Endpoints per member (the cluster's EndPointCount), 1..=16: real
+    /// free ports on 127.0.0.1.
+    #[arg(long, value_name = "K", default_value_t = testing::DEFAULT_ENDPOINTS)]
+    pub endpoints: u32,
+    /// RSA key size of the members' keys.
+    #[arg(long, value_name = "BITS", default_value_t = 2048,
+          value_parser = parse_key_bits)]
+    pub key_bits: u32,
+    /// Use the registry of this regCred.dat (an xlreg or a Go one) instead
+    /// of starting one in this process.
+    #[arg(long, value_name = "FILE")]
+    pub regcred: Option<PathBuf>,
+    /// Cluster name (default `up-<8 random hex digits>`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Print the cluster view as JSON, with "timings" and "regcred" added.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep the members and the registry running until Ctrl-C (in-process
+    /// members; with `-- CMD` up always stays).
+    #[arg(long)]
+    pub keep: bool,
+    /// Take member keys from this directory of pre-generated test keys,
+    /// adding any missing: repeated runs skip key generation. Keys are
+    /// distinct within a cluster but reused by every run.
+    #[arg(long, value_name = "DIR", env = "XLREG_KEY_POOL")]
+    pub key_pool: Option<PathBuf>,
+    /// Generate ordinary two-prime keys (about 3x slower for 2048 bits)
+    /// instead of OpenSSL three-prime test keys.
+    #[arg(long)]
+    pub strict_keygen: bool,
+    /// Cluster lifetime after its last Join or GetCluster (90s, 30m, 2h,
+    /// 7d or never). Default: never with the embedded registry; 1h with
+    /// --regcred (a shared registry), where up also deletes the cluster
+    /// when it stops (unless --keep), so test clusters do not pile up.
+    #[arg(long, value_name = "TTL", value_parser = crate::cli::parse_ttl)]
+    pub ttl: Option<crate::cli::Ttl>,
+    /// Seconds to wait for all members to join.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub wait: f64,
+    /// Launch this program once per member instead of in-process members
+    /// (after `--`, with its arguments).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+pub(super) fn parse_key_bits(s: &str) -> Result<u32, String> {
+    match s {
+        "1024" => Ok(1024),
+        "2048" => Ok(2048),
+        _ => Err("1024 or 2048".into()),
+    }
+}
+
+pub(super) fn key_gen(a: &UpArgs) -> KeyGen {
+    if a.strict_keygen {
+        KeyGen::OpenSsl
+    } else {
+        KeyGen::Fast
+    }
+}
+
+pub(super) fn boot_options(a: &UpArgs) -> BootOptions {
+    BootOptions {
+        wait: Some(Duration::from_secs_f64(a.wait)),
+        ..BootOptions::default()
+    }
+}

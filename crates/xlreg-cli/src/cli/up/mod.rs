@@ -1,0 +1,75 @@
+//! `xlreg up`: a new, uniquely named test cluster in seconds.
+//!
+//! Without `-- CMD` the members live in this process ([`LocalCluster`]):
+//! keys are made on every core (or read from `--key-pool`) together with
+//! the embedded registry's own, the registry starts on a free loopback port
+//! (unless `--regcred` names another registry), the members boot through
+//! the client library,
+//! and the table (or `--json`) is printed. Then `up` exits, or with
+//! `--keep` keeps the members' endpoints open (each answers a connection
+//! with one line naming the member) until Ctrl-C.
+//!
+//! With `-- CMD ARGS...` it launches one copy of the program per member
+//! instead, each with the [`UpEnv`] variables and a prepared node
+//! directory, watches the registry until all have joined, prints the
+//! table, and stays until Ctrl-C or until every copy has exited. Copies run
+//! in their own process groups; on exit `up` sends each group SIGTERM, then
+//! SIGKILL after [`children::GRACE`]. Their output goes to stderr, each line prefixed
+//! with the member name.
+
+//!
+//! Files: [`args`] (flags and their checks), [`in_process`] and
+//! [`with_command`] (the two launch flows), [`report`] (the table and the
+//! JSON), [`ui`] (progress bars), [`children`] (launched programs: output,
+//! exits, signals).
+
+mod args;
+mod children;
+mod in_process;
+mod report;
+mod shared;
+mod ui;
+mod with_command;
+
+use anyhow::{bail, Context};
+
+use crate::cli::cred::load_cred;
+use crate::cli::serve::Signals;
+use crate::cli::{runtime, BadInput};
+pub use args::UpArgs;
+use ui::Ui;
+use xlreg::testing;
+
+/// Run `xlreg up`.
+pub fn run(a: UpArgs) -> anyhow::Result<()> {
+    testing::check_shape(a.size, a.endpoints).map_err(|e| BadInput(e.to_string()))?;
+    if !(a.wait.is_finite() && a.wait > 0.0 && a.wait <= 86_400.0) {
+        bail!(BadInput(format!("--wait {} must be in (0, 86400]", a.wait)));
+    }
+    if let Some(n) = &a.name {
+        if n.is_empty() || n.len() > 256 || n.chars().any(char::is_control) {
+            bail!(BadInput(format!(
+                "--name {n:?}: 1 to 256 bytes, no control characters"
+            )));
+        }
+    }
+    let external = match &a.regcred {
+        Some(p) => {
+            let rc = load_cred(p)?;
+            let abs = std::path::absolute(p)
+                .with_context(|| format!("cannot resolve {}", p.display()))?;
+            Some((rc, abs))
+        }
+        None => None,
+    };
+    let ui = Ui::new(!a.json && std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    runtime()?.block_on(async move {
+        // Handlers first, so that Ctrl-C at any point stops up cleanly.
+        let signal = Signals::install()?.wait();
+        if a.command.is_empty() {
+            in_process::run(a, external, ui, signal).await
+        } else {
+            with_command::run(a, external, ui, signal).await
+        }
+    })
+}

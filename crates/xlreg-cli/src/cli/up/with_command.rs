@@ -1,0 +1,296 @@
+//! `xlreg up -- CMD`: one copy of a program per member, each with its
+//! identity prepared; up watches the registry until all have joined.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::time::Instant;
+use xlreg::client::{ClientError, ClientOptions, ClusterView, MemberInfo};
+use xlreg::regcred::RegCred;
+use xlreg::server::{ServerConfig, ServerIdentity};
+use xlreg::testing::{
+    self, member_identity, member_name, KeySource, LocalRegistry, Observer, Progress, Timings,
+    UpEnv,
+};
+use xlreg::wire::NodeId;
+
+use super::args::{key_gen, UpArgs};
+use super::children::Children;
+use super::report::{registry_line, Report};
+use super::ui::Ui;
+
+/// Run `xlreg up -- CMD`: keys, registry, cluster, member directories,
+/// programs; then wait for the joins, print, and stay.
+pub(super) async fn run(
+    a: UpArgs,
+    external: Option<(RegCred, PathBuf)>,
+    ui: Ui,
+    signal: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    tokio::pin!(signal);
+    let t0 = Instant::now();
+    let n = a.size as usize;
+    let work = tempfile::Builder::new()
+        .prefix("xlreg-up-")
+        .tempdir()
+        .context("cannot create a working directory")?;
+    let threads = testing::keys::default_threads();
+    let src = KeySource {
+        bits: a.key_bits,
+        gen: key_gen(&a),
+        pool: a.key_pool.clone(),
+        threads,
+    };
+    // admin 2, reader 2, and the embedded registry 2.
+    let aux = 4 + if external.is_none() { 2 } else { 0 };
+    let obs = ui.observer();
+    let keys = tokio::task::spawn_blocking(move || src.acquire(2 * n, aux, &obs));
+    let mut keys = tokio::select! {
+        k = keys => k.context("key generation task")??,
+        _ = &mut signal => {
+            ui.clear();
+            bail!("interrupted while making keys");
+        }
+    };
+    let keygen = t0.elapsed();
+    let mut aux_key = || keys.aux.pop().expect("aux key");
+    let (registry, regcred, regcred_path) = match external {
+        Some((rc, p)) => (None, rc, p),
+        None => {
+            let identity = ServerIdentity {
+                id: NodeId::random(),
+                comms: aux_key(),
+                sig: aux_key(),
+            };
+            let r = start_registry(identity, work.path().join("regCred.dat")).await?;
+            let (rc, p) = (r.regcred().clone(), r.regcred_path().to_path_buf());
+            (Some(r), rc, p)
+        }
+    };
+    let t1 = Instant::now();
+    let client = ClientOptions::default();
+    let name = a.name.clone().unwrap_or_else(|| testing::unique_name("up"));
+    let admin = member_identity("admin", aux_key(), aux_key(), vec![])?;
+    let reader = member_identity(
+        &testing::unique_name("up-reader"),
+        aux_key(),
+        aux_key(),
+        vec![],
+    )?;
+    let info = testing::create(
+        &regcred,
+        &admin,
+        &xlreg::client::ClusterSpec::new(name.clone(), a.size)
+            .endpoints(a.endpoints)
+            .ttl(super::shared::cluster_ttl(&a)),
+        &client,
+    )
+    .await?;
+    Observer::emit(
+        &ui.observer(),
+        Progress::Created {
+            id: info.id,
+            size: n,
+        },
+    );
+    let cluster = ClusterPlace {
+        regcred_path: regcred_path.clone(),
+        name: name.clone(),
+        id: info.id,
+        size: a.size,
+        endpoints: a.endpoints,
+    };
+    let envs = prepare_members(&cluster, keys.member, &work.path().join("nodes"), threads).await?;
+
+    // Watch the registry while the programs join.
+    let deadline = Instant::now() + Duration::from_secs_f64(a.wait);
+    let (rc2, obs) = (regcred.clone(), ui.observer());
+    let watcher = tokio::spawn(async move {
+        testing::watch_joins(&rc2, &info.id, n, &reader, &client, deadline, |m| {
+            Observer::emit(
+                &obs,
+                Progress::Joined {
+                    index: m.index,
+                    name: m.name.clone(),
+                },
+            )
+        })
+        .await
+    });
+    let mut kids = Children::spawn(&a.command, &envs, &ui)?;
+    let members = match wait_for_joins(watcher, &mut kids, &mut signal).await {
+        Ok(m) => m,
+        Err(e) => {
+            ui.clear();
+            kids.stop().await;
+            bail!("{e} (cluster {name:?})");
+        }
+    };
+    ui.clear();
+    Report {
+        view: ClusterView {
+            cluster_id: info.id,
+            cluster_name: Some(name.clone()),
+            max_size: info.max_size,
+            endpoint_count: info.endpoint_count,
+            attrs: info.attrs,
+            self_index: 0,
+            members,
+        },
+        timings: Timings {
+            keygen,
+            formation: t1.elapsed(),
+            total: t0.elapsed(),
+        },
+        key_bits: a.key_bits,
+        keys_reused: keys.reused,
+        keys_generated: keys.generated,
+        registry: registry_line(&regcred, registry.is_some()),
+        regcred_path: Some(regcred_path),
+    }
+    .print(a.json);
+    stay_while_running(&mut kids, &mut signal, n).await;
+    kids.stop().await;
+    if registry.is_none() && !a.keep {
+        // As member 0, whose identity the program loaded from its dir.
+        match xlreg::client::node::NodeIdentity::load(&envs[0].node_dir) {
+            Ok(first) => {
+                super::shared::delete_from_shared(&regcred, &first, cluster.id, &name).await
+            }
+            Err(e) => {
+                eprintln!("xlreg up: warning: cluster {name} left on the shared registry ({e})")
+            }
+        }
+    }
+    if let Some(r) = registry {
+        r.stop().await;
+    }
+    let failed = kids.failures();
+    if !failed.is_empty() {
+        bail!("{}", failed.join("; "));
+    }
+    Ok(())
+}
+
+/// The embedded registry, in memory, writing its regCred to `regcred`.
+async fn start_registry(
+    identity: ServerIdentity,
+    regcred: PathBuf,
+) -> anyhow::Result<LocalRegistry> {
+    let cfg = ServerConfig {
+        identity: Some(identity),
+        regcred_path: Some(regcred),
+        ..ServerConfig::ephemeral()
+    };
+    Ok(LocalRegistry::start_with(cfg).await?)
+}
+
+/// Where the members go.
+struct ClusterPlace {
+    regcred_path: PathBuf,
+    name: String,
+    id: NodeId,
+    size: u32,
+    endpoints: u32,
+}
+
+/// Member identities with endpoints on free ports, saved in node
+/// directories under `nodes`; returns each member's environment.
+async fn prepare_members(
+    c: &ClusterPlace,
+    keys: Vec<xlreg::wire::PrivateKey>,
+    nodes_dir: &std::path::Path,
+    threads: usize,
+) -> anyhow::Result<Vec<UpEnv>> {
+    let n = c.size as usize;
+    let mut member_keys = keys.into_iter();
+    let mut envs = Vec::with_capacity(n);
+    let mut nodes = Vec::with_capacity(n);
+    // All ports at once: bound together, so no two are the same.
+    let ports = testing::free_ports(n * c.endpoints as usize)?;
+    for (i, ports) in ports.chunks(c.endpoints as usize).enumerate() {
+        let endpoints: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let mname = member_name(i);
+        nodes.push(member_identity(
+            &mname,
+            member_keys.next().expect("key"),
+            member_keys.next().expect("key"),
+            endpoints.clone(),
+        )?);
+        envs.push(UpEnv {
+            regcred: c.regcred_path.clone(),
+            cluster_name: c.name.clone(),
+            cluster_id: c.id,
+            cluster_size: c.size,
+            member_name: mname.clone(),
+            member_index: i,
+            endpoints,
+            node_dir: nodes_dir.join(&mname),
+        });
+    }
+    let dirs: Vec<PathBuf> = envs.iter().map(|e| e.node_dir.clone()).collect();
+    tokio::task::spawn_blocking(move || {
+        testing::keys::run_parallel(n, threads, &|| {}, |i| nodes[i].clone().save(&dirs[i]))
+    })
+    .await
+    .context("saving node identities")??;
+    Ok(envs)
+}
+
+/// Until every member joined: the members, or why not (a program failed,
+/// the wait ran out, Ctrl-C).
+async fn wait_for_joins(
+    mut watcher: tokio::task::JoinHandle<Result<Vec<MemberInfo>, ClientError>>,
+    kids: &mut Children,
+    signal: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> anyhow::Result<Vec<MemberInfo>> {
+    loop {
+        tokio::select! {
+            r = &mut watcher => return match r.context("watching the joins")? {
+                Ok(m) => Ok(m),
+                Err(e) => {
+                    let hint = if e.server_text().is_some_and(|t| t.contains("invalid msg type")) {
+                        " (up -- CMD watches the joins by reading the cluster without \
+                         joining it, which a Go registry does not allow)"
+                    } else {
+                        ""
+                    };
+                    bail!("waiting for the members to join: {}{hint}", xlreg::ErrorChain(&e))
+                }
+            },
+            Some((i, st)) = kids.exits.recv() => {
+                if let Some(why) = kids.record(i, st) {
+                    bail!("{why} before the cluster was complete");
+                }
+            }
+            _ = signal.as_mut() => bail!("interrupted before the cluster was complete"),
+        }
+    }
+}
+
+/// After the report: stay until every program exited or Ctrl-C.
+async fn stay_while_running(
+    kids: &mut Children,
+    signal: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    n: usize,
+) {
+    if kids.running() == 0 {
+        return;
+    }
+    eprintln!(
+        "{} of {n} members running; Ctrl-C stops them",
+        kids.running()
+    );
+    loop {
+        tokio::select! {
+            Some((i, st)) = kids.exits.recv() => {
+                kids.record(i, st);
+                if kids.running() == 0 {
+                    return;
+                }
+            }
+            _ = signal.as_mut() => return,
+        }
+    }
+}
