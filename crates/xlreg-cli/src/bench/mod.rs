@@ -16,6 +16,7 @@ pub mod formation;
 pub mod memory;
 pub mod peer;
 pub mod serve_proc;
+pub mod stores;
 pub mod throughput;
 pub mod up;
 

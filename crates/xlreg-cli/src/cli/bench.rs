@@ -101,6 +101,16 @@ pub struct FormationArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Compare stores instead: SQLite, then PostgreSQL with one and two
+    /// servers, on scratch databases made on this server (its user must
+    /// be allowed to CREATE DATABASE). Uses the first of --key-bits.
+    #[arg(
+        long,
+        value_name = "postgres://…",
+        env = "XLREG_BENCH_STORE",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
 }
 
 /// Arguments of `xlreg bench throughput`.
@@ -120,6 +130,15 @@ pub struct ThroughputArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Compare stores instead: SQLite, then PostgreSQL with one and two
+    /// servers (scratch databases on this server; GetCluster of member 0).
+    #[arg(
+        long,
+        value_name = "postgres://…",
+        env = "XLREG_BENCH_STORE",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
 }
 
 /// Arguments of `xlreg bench up`.
@@ -176,6 +195,38 @@ struct CryptoReport<'a> {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
         BenchCommand::Crypto(a) => crypto(a),
+        BenchCommand::Formation(a) if a.store.is_some() => {
+            let url = a.store.as_deref().unwrap_or_default();
+            crate::cli::store::parse_store_url(url)?;
+            eprintln!("comparing stores: cluster formation (bounded: 8 s per row)...");
+            let bits = a.key_bits.first().copied().unwrap_or(1024);
+            let r = crate::cli::runtime()?.block_on(bench::stores::formation(
+                url,
+                &a.sizes,
+                bits,
+                a.runs as usize,
+            ))?;
+            emit(a.json, &r, bench::stores::formation_table)
+        }
+        BenchCommand::Throughput(a) if a.store.is_some() => {
+            let url = a.store.as_deref().unwrap_or_default();
+            crate::cli::store::parse_store_url(url)?;
+            if !(a.seconds.is_finite() && a.seconds > 0.0 && a.seconds <= 20.0) {
+                return Err(crate::cli::BadInput(format!(
+                    "--seconds {} must be in (0, 20] with --store",
+                    a.seconds
+                ))
+                .into());
+            }
+            eprintln!(
+                "comparing stores: throughput ({} s per level)...",
+                a.seconds
+            );
+            let levels: Vec<usize> = a.clients.iter().map(|&c| c as usize).collect();
+            let r = crate::cli::runtime()?
+                .block_on(bench::stores::throughput(url, &levels, a.seconds))?;
+            emit(a.json, &r, bench::stores::throughput_table)
+        }
         BenchCommand::Formation(a) => {
             eprintln!("measuring cluster formation (bounded: 10 s per row)...");
             let runs = a.runs as usize;

@@ -11,6 +11,7 @@ pub mod bench;
 pub mod cred;
 pub mod member;
 pub mod peer;
+pub mod store;
 pub mod up;
 
 /// xlReg cluster registry: run a registry, register members, create and join
@@ -47,6 +48,8 @@ enum Command {
     Up(up::UpArgs),
     /// Measure this machine (crypto costs, ...).
     Bench(bench::BenchArgs),
+    /// Registry storage tools (copy a SQLite registry into PostgreSQL).
+    Store(store::StoreArgs),
     /// Operate a registry through its HTTP side door (`serve --http`):
     /// list, show, delete clusters, stats.
     Admin(admin::AdminArgs),
@@ -162,6 +165,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Members(a) => member::run_members(a),
         Command::Up(a) => up::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Store(a) => store::run(a),
         Command::Admin(a) => admin::run(a),
         Command::Peer(a) => peer::run(a),
     }

@@ -18,9 +18,26 @@ pub struct ServeArgs {
     #[arg(long, default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// Address written into regCred.dat for clients (default: the listen
-    /// address; 127.0.0.1 when listening on 0.0.0.0).
+    /// address; 127.0.0.1 when listening on 0.0.0.0). Repeat it to list
+    /// every server of a group sharing one `--store` database, in the same
+    /// order on each server: xlreg clients try them in order and fail over
+    /// (Go clients use the first).
     #[arg(long, value_name = "HOST:PORT")]
-    pub advertise: Option<String>,
+    pub advertise: Vec<String>,
+    /// Keep the registry in this PostgreSQL database instead of SQLite in
+    /// DATA_DIR, so several servers (each with a copy of one identity)
+    /// serve it together: `postgres://USER:PASSWORD@HOST:PORT/DB`. The
+    /// password is never printed.
+    #[arg(long, value_name = "URL", env = "XLREG_STORE", hide_env_values = true)]
+    pub store: Option<String>,
+    /// Most PostgreSQL connections this server opens (with `--store`).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub store_connections: u32,
+    /// Create the identity in DATA_DIR (if missing), print its ID and exit:
+    /// the first step of a group of servers (copy DATA_DIR's identity files
+    /// to every server).
+    #[arg(long)]
+    pub init_only: bool,
     /// Data directory: identity, keys, database, regCred.dat.
     #[arg(long, default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
@@ -93,7 +110,7 @@ pub struct ServeArgs {
 
 /// Run the server until a signal arrives.
 pub fn run(a: ServeArgs) -> anyhow::Result<()> {
-    if let Some(adv) = &a.advertise {
+    for adv in &a.advertise {
         xlreg::wire::check_endpoint(adv).map_err(|e| BadInput(format!("--advertise: {e}")))?;
     }
     if a.key_bits < 2048 {
@@ -102,9 +119,23 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
             a.key_bits
         );
     }
+    if a.init_only {
+        return init_only(&a);
+    }
+    let store = match a.store.as_deref() {
+        None | Some("") => None,
+        Some(raw) => {
+            if a.ephemeral {
+                return Err(BadInput("--store and --ephemeral exclude each other".into()).into());
+            }
+            Some(crate::cli::store::parse_store_url(raw)?)
+        }
+    };
+    let mut advertise = a.advertise.into_iter();
     let mut cfg = ServerConfig {
         listen: a.listen,
-        advertise: a.advertise,
+        advertise: advertise.next(),
+        advertise_more: advertise.collect(),
         data_dir: Some(a.data_dir.clone()),
         regcred_path: a.regcred.clone(),
         name: a.name,
@@ -148,7 +179,22 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         // Handlers first: a signal that arrives right after start-up must
         // still shut down cleanly.
         let signals = Signals::install()?;
-        let server = Server::start(cfg).await?;
+        let server = match store {
+            None => Server::start(cfg).await?,
+            Some(url) => {
+                let opts = xlreg::registry::postgres::PoolOptions {
+                    max_connections: a.store_connections as usize,
+                    ..Default::default()
+                };
+                Server::start_with_backend(cfg, |own_id| async move {
+                    let b =
+                        xlreg::registry::postgres::PostgresBackend::connect(&url, own_id, &opts)
+                            .await?;
+                    Ok(std::sync::Arc::new(b) as std::sync::Arc<dyn xlreg::registry::Backend>)
+                })
+                .await?
+            }
+        };
         // Announce where we are; a closed stdout must not stop the server.
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on {}", server.local_addr());
@@ -179,6 +225,22 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         server.shutdown().await;
         Ok(())
     })
+}
+
+/// `--init-only`: make (or load) the identity in DATA_DIR and say so.
+fn init_only(a: &ServeArgs) -> anyhow::Result<()> {
+    if a.ephemeral {
+        return Err(BadInput("--init-only needs a data dir, not --ephemeral".into()).into());
+    }
+    xlreg::server::identity::prepare_data_dir(&a.data_dir)?;
+    let (id, created) = xlreg::server::ServerIdentity::load_or_create(&a.data_dir, a.key_bits)?;
+    println!(
+        "{} registry identity {} in {}",
+        if created { "created" } else { "kept the" },
+        id.id,
+        a.data_dir.display()
+    );
+    Ok(())
 }
 
 /// SIGINT and SIGTERM handlers, installed up front.

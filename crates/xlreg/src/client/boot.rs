@@ -96,23 +96,26 @@ pub async fn create_cluster_as(
     spec: &ClusterSpec,
     opts: &ClientOptions,
 ) -> Result<ClusterInfo, ClientError> {
-    let mut s = Session::connect(regcred, opts).await?;
-    s.register(admin, attrs::ADMIN | attrs::SOLO | attrs::EPHEMERAL)
-        .await?;
-    let info = if spec.ttl.is_some() && s.framing() != Framing::LengthPrefixed {
-        tracing::warn!(
-            cluster = spec.name,
-            "this registry cannot carry a cluster TTL (a Go registry, or legacy framing); \
-             the cluster will not expire"
-        );
-        let mut plain = spec.clone();
-        plain.ttl = None;
-        s.create(&plain).await?
-    } else {
-        s.create(spec).await?
-    };
-    s.bye().await?;
-    Ok(info)
+    // Create is idempotent by name: safe to run again elsewhere.
+    failing_over(regcred, opts, "create", |mut s| async move {
+        s.register(admin, attrs::ADMIN | attrs::SOLO | attrs::EPHEMERAL)
+            .await?;
+        let info = if spec.ttl.is_some() && s.framing() != Framing::LengthPrefixed {
+            tracing::warn!(
+                cluster = spec.name,
+                "this registry cannot carry a cluster TTL (a Go registry, or legacy framing); \
+                 the cluster will not expire"
+            );
+            let mut plain = spec.clone();
+            plain.ttl = None;
+            s.create(&plain).await?
+        } else {
+            s.create(spec).await?
+        };
+        s.bye().await?;
+        Ok(info)
+    })
+    .await
 }
 
 /// Register a node without joining anything (the Go "solo" flow): Member,
@@ -122,10 +125,54 @@ pub async fn register(
     node: &NodeIdentity,
     opts: &ClientOptions,
 ) -> Result<NodeId, ClientError> {
-    let mut s = Session::connect(regcred, opts).await?;
-    let id = s.register(node, attrs::SOLO).await?;
-    s.bye().await?;
-    Ok(id)
+    // The same key may register its ID again.
+    failing_over(regcred, opts, "register", |mut s| async move {
+        let id = s.register(node, attrs::SOLO).await?;
+        s.bye().await?;
+        Ok(id)
+    })
+    .await
+}
+
+/// Run a whole session `flow` on the first server that takes the
+/// connection ([`Session::connect`] tries a regCred's endpoints in order);
+/// if the session then breaks (or the server's database is down), run it
+/// again from the start on the next server, once per listed server. Only
+/// for flows that are safe to repeat: every registry request is
+/// idempotent for the same identity (re-register, create by name, re-join
+/// keeps the slot). `opts.address` pins one server: no second attempt.
+async fn failing_over<T, F, Fut>(
+    regcred: &RegCred,
+    opts: &ClientOptions,
+    what: &str,
+    mut flow: F,
+) -> Result<T, ClientError>
+where
+    F: FnMut(Session) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+    let tries = if opts.address.is_some() {
+        1
+    } else {
+        regcred.endpoints.len().max(1)
+    };
+    let mut rc = regcred.clone();
+    for attempt in 1.. {
+        // Connecting already tries every server in turn.
+        let s = Session::connect(&rc, opts).await?;
+        let addr = s.addr().to_string();
+        match flow(s).await {
+            Err(e) if attempt < tries && e.is_failover() => {
+                tracing::warn!(
+                    "{what} through {addr} failed ({}); retrying on the next server",
+                    crate::ErrorChain(&e)
+                );
+                rc.endpoints = next_first(&rc.endpoints, Some(&addr));
+            }
+            r => return r,
+        }
+    }
+    unreachable!("the last attempt returns")
 }
 
 /// Boot a member: register, join `cluster`, gather every member, bye.
@@ -133,13 +180,40 @@ pub async fn register(
 /// With `opts.wait = Some(d)` the result is complete (all `max_size`
 /// members) or the error is [`ClientError::IncompleteCluster`]; with
 /// `None` it holds the members known right after the join.
+///
+/// With a regCred listing several servers of a group, a session that
+/// breaks mid-way (or meets a server whose database is down) is run again
+/// from the start on the next server: every step is idempotent (the same
+/// key re-registers its ID, a member re-joining keeps its slot).
 pub async fn boot(
     regcred: &RegCred,
     cluster: &ClusterRef,
     node: &NodeIdentity,
     opts: &BootOptions,
 ) -> Result<ClusterView, ClientError> {
-    let mut s = Session::connect(regcred, &opts.client).await?;
+    failing_over(regcred, &opts.client, "boot", |s| {
+        boot_then_bye(s, cluster, node, opts)
+    })
+    .await
+}
+
+/// `endpoints` rotated so the one after `failed` comes first (after the
+/// first one when `failed` is not among them).
+fn next_first(endpoints: &[String], failed: Option<&str>) -> Vec<String> {
+    let at = failed
+        .and_then(|f| endpoints.iter().position(|e| e == f))
+        .unwrap_or(0);
+    let mut out = endpoints.to_vec();
+    out.rotate_left((at + 1) % endpoints.len().max(1));
+    out
+}
+
+async fn boot_then_bye(
+    mut s: Session,
+    cluster: &ClusterRef,
+    node: &NodeIdentity,
+    opts: &BootOptions,
+) -> Result<ClusterView, ClientError> {
     let r = boot_in(&mut s, cluster, node, opts).await;
     match r {
         Ok(view) => {
@@ -201,10 +275,17 @@ pub async fn boot_in_turn(
     opts: &BootOptions,
     turn: JoinTurn,
 ) -> Result<ClusterView, ClientError> {
-    let mut s = Session::connect(regcred, &opts.client).await?;
-    let r = boot_session(&mut s, cluster, node, opts, Some(turn)).await;
-    let _ = s.bye().await;
-    r
+    // Run again on the next server like [`boot`]: the turn is already
+    // taken then, so waiting for it again returns at once.
+    failing_over(regcred, &opts.client, "boot", |mut s| {
+        let turn = turn.clone();
+        async move {
+            let r = boot_session(&mut s, cluster, node, opts, Some(turn)).await;
+            let _ = s.bye().await;
+            r
+        }
+    })
+    .await
 }
 
 async fn boot_in(
@@ -375,7 +456,15 @@ pub async fn read_cluster(
     reader: &NodeIdentity,
     opts: &ClientOptions,
 ) -> Result<MemberList, ClientError> {
-    let mut s = Session::connect(regcred, opts).await?;
+    // Read-only: safe to run again on another server.
+    failing_over(regcred, opts, "read", |s| read_session(s, cluster, reader)).await
+}
+
+async fn read_session(
+    mut s: Session,
+    cluster: &ClusterRef,
+    reader: &NodeIdentity,
+) -> Result<MemberList, ClientError> {
     let r = async {
         s.register(reader, attrs::SOLO | attrs::EPHEMERAL).await?;
         // A read lists who is there; it never waits for more.
@@ -423,6 +512,15 @@ pub async fn ephemeral_identity(opts: NodeOptions) -> Result<NodeIdentity, Clien
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_first_starts_after_the_failed_server() {
+        let e: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(next_first(&e, Some("a")), ["b", "c", "a"]);
+        assert_eq!(next_first(&e, Some("c")), ["a", "b", "c"]);
+        assert_eq!(next_first(&e, Some("zz")), ["b", "c", "a"]);
+        assert_eq!(next_first(&e[..1], Some("a")), ["a"]);
+    }
     use crate::client::fake::{self, Cluster};
     use std::sync::{Arc, Mutex};
 

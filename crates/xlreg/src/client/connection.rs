@@ -14,7 +14,11 @@
 //!   (an xlreg server does, a Go server answers 1.9.24) messages are
 //!   length-prefixed and may exceed 16 KiB. [`ClientOptions::legacy_framing`]
 //!   proposes version 0 instead, exactly like a Go client;
-//! * every connect, read and write has a timeout (the Go peers have none).
+//! * every connect, read and write has a timeout (the Go peers have none);
+//! * a regCred listing several endpoints (a group of servers on one
+//!   database) is tried in order: a server that refuses, does not answer
+//!   within [`FAILOVER_CONNECT_TIMEOUT`] or breaks the handshake is skipped
+//!   for the next one ([`ClientOptions::address`] pins one server).
 
 use std::time::Duration;
 
@@ -28,6 +32,11 @@ use crate::wire::hello::HELLO_REPLY_LEN;
 use crate::wire::{
     DecimalVersion, Framing, Hello, HelloReply, Reassembler, SessionKey, XlRegMsg, EXT_VERSION,
 };
+
+/// Connect limit for each endpoint but the last when a regCred lists
+/// several servers: a dead one costs at most this long before the next is
+/// tried (the last gets the full [`ClientOptions::connect_timeout`]).
+pub const FAILOVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Connection settings shared by every client flow.
 #[derive(Clone, Debug)]
@@ -68,15 +77,22 @@ impl ClientOptions {
 
     /// Where to connect: the override, else the regcred's first endpoint.
     pub fn target(&self, regcred: &RegCred) -> Result<String, ClientError> {
+        self.targets(regcred).map(|mut t| t.swap_remove(0))
+    }
+
+    /// Every address to try, in order: the override alone, else each of
+    /// the regcred's endpoints (never empty on `Ok`).
+    pub fn targets(&self, regcred: &RegCred) -> Result<Vec<String>, ClientError> {
         if let Some(a) = &self.address {
-            return Ok(a.clone());
+            return Ok(vec![a.clone()]);
         }
-        regcred.endpoints.first().cloned().ok_or_else(|| {
-            ClientError::RegCred(format!(
+        if regcred.endpoints.is_empty() {
+            return Err(ClientError::RegCred(format!(
                 "registry {:?} ({}) lists no endpoint to connect to",
                 regcred.name, regcred.id
-            ))
-        })
+            )));
+        }
+        Ok(regcred.endpoints.clone())
     }
 }
 
@@ -111,13 +127,39 @@ impl Connection {
     /// Connect to the registry of `regcred` and run the handshake: send the
     /// Hello encrypted with the registry's comms key, read the 64-byte
     /// HelloReply, negotiate the framing.
+    ///
+    /// With several endpoints, each is tried in order until one completes
+    /// the handshake (see the module docs); the error is the last one's.
     pub async fn open(regcred: &RegCred, opts: &ClientOptions) -> Result<Self, ClientError> {
-        let addr = opts.target(regcred)?;
-        let stream = tokio::time::timeout(opts.connect_timeout, TcpStream::connect(&addr))
+        let targets = opts.targets(regcred)?;
+        let last = targets.len() - 1;
+        for (i, addr) in targets.into_iter().enumerate() {
+            let limit = if i < last {
+                opts.connect_timeout.min(FAILOVER_CONNECT_TIMEOUT)
+            } else {
+                opts.connect_timeout
+            };
+            match Self::open_one(regcred, addr.clone(), limit, opts).await {
+                Err(e) if i < last && e.is_transport() => {
+                    tracing::warn!("registry {addr} unavailable ({e}); trying the next server");
+                }
+                r => return r,
+            }
+        }
+        unreachable!("the last target returns")
+    }
+
+    async fn open_one(
+        regcred: &RegCred,
+        addr: String,
+        connect_timeout: Duration,
+        opts: &ClientOptions,
+    ) -> Result<Self, ClientError> {
+        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(&addr))
             .await
             .map_err(|_| ClientError::Timeout {
                 what: format!("connecting to {addr}"),
-                after: opts.connect_timeout,
+                after: connect_timeout,
             })?
             .map_err(|e| ClientError::Io {
                 what: "connecting to".into(),

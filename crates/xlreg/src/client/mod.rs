@@ -157,7 +157,26 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// Did the connection to the registry fail (refused, reset, closed,
+    /// timed out) rather than the registry refusing the request? Such a
+    /// request may be tried on another server of the group.
+    pub fn is_transport(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Io { .. } | ClientError::Timeout { .. } | ClientError::Closed { .. }
+        )
+    }
+
+    /// Worth trying on the next server of a group: a transport failure,
+    /// or a server whose database is unreachable (nothing was applied).
+    pub fn is_failover(&self) -> bool {
+        self.is_transport() || self.server_text() == Some(STORAGE_FAILURE)
+    }
 }
+
+/// The ErrDesc of a registry whose storage failed (nothing was applied).
+pub const STORAGE_FAILURE: &str = "registry storage failure; request not applied";
 
 /// `slot 3` or `slots 0, 2, 5-63`: indexes with runs shortened.
 fn slot_list(slots: &[usize]) -> String {

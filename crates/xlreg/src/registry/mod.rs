@@ -55,6 +55,8 @@
 
 pub mod backend;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod request;
 pub mod rules;
 pub mod service;

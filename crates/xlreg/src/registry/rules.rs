@@ -992,6 +992,11 @@ impl Registry {
         self.removed.clear();
     }
 
+    /// Every known ID and its owner, the registry's own included (copies).
+    pub fn ids(&self) -> impl Iterator<Item = (&NodeId, &IdOwner)> {
+        self.ids.iter()
+    }
+
     /// Every committed live cluster (for listings and tests).
     pub fn clusters(&self) -> impl Iterator<Item = &Cluster> {
         self.clusters

@@ -49,6 +49,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// `host:port` written into regCred.dat (default: the bound address).
     pub advertise: Option<String>,
+    /// Further `host:port`s written into regCred.dat after `advertise`:
+    /// the other servers of a group sharing one database, so xlreg
+    /// clients can fail over (Go clients use the first line only).
+    pub advertise_more: Vec<String>,
     /// Data directory; `None` keeps everything in memory (ephemeral).
     pub data_dir: Option<PathBuf>,
     /// Where to write regCred.dat; default `DATA_DIR/regCred.dat`
@@ -104,6 +108,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: DEFAULT_LISTEN.parse().expect("valid default"),
             advertise: None,
+            advertise_more: Vec::new(),
             data_dir: Some(PathBuf::from(DEFAULT_DATA_DIR)),
             regcred_path: None,
             name: "xlReg".into(),
@@ -346,7 +351,13 @@ impl Server {
             err,
         })?;
         let endpoint = advertised(&cfg, addr);
-        let regcred = identity.regcred(&cfg.name, &endpoint);
+        let mut regcred = identity.regcred(&cfg.name, &endpoint);
+        regcred.endpoints.extend(
+            cfg.advertise_more
+                .iter()
+                .filter(|e| **e != endpoint)
+                .cloned(),
+        );
         let regcred_path = cfg
             .regcred_path
             .clone()

@@ -45,6 +45,8 @@
 //! ```
 
 pub mod keys;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod up_env;
 
 use std::net::SocketAddr;

@@ -1,0 +1,272 @@
+//! LISTEN/NOTIFY: how a GetCluster held on one server learns that the
+//! last member joined through another, without polling the table.
+//!
+//! One dedicated connection per server LISTENs on [`CHANNEL`]; every
+//! notification (cluster ID and its member count after the commit) wakes
+//! the watchers of that cluster ([`Listener::subscribe`]). When the
+//! connection drops, the task reconnects with backoff, LISTENs again and
+//! wakes every watcher ([`Event::Resync`]) so each held request re-reads
+//! its cluster: nothing committed while it was not listening is missed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::watch;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use super::schema::CHANNEL;
+use super::url::DbUrl;
+use crate::wire::NodeId;
+
+/// What the LISTEN connection hears.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A join committed: the cluster now has `count` members.
+    Joined {
+        /// The cluster.
+        cluster: NodeId,
+        /// Members after the commit.
+        count: usize,
+    },
+    /// Notifications may have been missed: re-read.
+    Resync,
+}
+
+/// The payload sent with NOTIFY for a cluster that has `count` members.
+pub fn payload(cluster: &NodeId, count: usize) -> String {
+    format!("{}:{count}", cluster.to_hex())
+}
+
+/// Parse a [`payload`]; `None` for anything else.
+pub fn parse_payload(p: &str) -> Option<Event> {
+    let (id, count) = p.split_once(':')?;
+    let id = hex::decode(id).ok()?;
+    Some(Event::Joined {
+        cluster: NodeId::from_bytes(&id).ok()?,
+        count: count.parse().ok()?,
+    })
+}
+
+/// One wake-up counter per watched cluster.
+#[derive(Default)]
+struct Watchers {
+    by_cluster: Mutex<HashMap<NodeId, watch::Sender<u64>>>,
+}
+
+/// Above this many entries, [`Watchers::subscribe`] drops the unwatched.
+const PRUNE_AT: usize = 1024;
+
+impl Watchers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, watch::Sender<u64>>> {
+        self.by_cluster.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn subscribe(&self, cluster: &NodeId) -> watch::Receiver<u64> {
+        let mut map = self.lock();
+        if map.len() >= PRUNE_AT {
+            map.retain(|_, tx| tx.receiver_count() > 0);
+        }
+        map.entry(*cluster)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    fn generation(&self, cluster: &NodeId) -> Option<u64> {
+        self.lock().get(cluster).map(|tx| *tx.borrow())
+    }
+
+    fn wake(&self, ev: &Event) {
+        let map = self.lock();
+        match ev {
+            Event::Joined { cluster, .. } => {
+                if let Some(tx) = map.get(cluster) {
+                    tx.send_modify(|v| *v += 1);
+                }
+            }
+            Event::Resync => {
+                for tx in map.values() {
+                    tx.send_modify(|v| *v += 1);
+                }
+            }
+        }
+    }
+}
+
+/// The listening task's handle: dropping it stops the task.
+pub struct Listener {
+    watchers: Arc<Watchers>,
+    listening: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// `application_name` of the LISTEN connection (`pg_stat_activity`).
+pub const APPLICATION_NAME: &str = "xlreg-listen";
+
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+impl Listener {
+    /// Start listening; returns once the first LISTEN is in place (or
+    /// failed: the task keeps retrying in the background).
+    pub async fn start(url: DbUrl) -> Result<Listener, tokio_postgres::Error> {
+        let watchers = Arc::new(Watchers::default());
+        let listening = Arc::new(AtomicBool::new(false));
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(run(
+            url,
+            watchers.clone(),
+            listening.clone(),
+            Some(first_tx),
+        ));
+        match first_rx.await {
+            Ok(Err(e)) => {
+                task.abort();
+                Err(e)
+            }
+            _ => Ok(Listener {
+                watchers,
+                listening,
+                task,
+            }),
+        }
+    }
+
+    /// A receiver that changes whenever a join to `cluster` commits (on
+    /// any server of the group), and after the LISTEN connection was lost.
+    pub fn subscribe(&self, cluster: &NodeId) -> watch::Receiver<u64> {
+        self.watchers.subscribe(cluster)
+    }
+
+    /// How many times `cluster`'s watchers were woken so far, if it has
+    /// any: a read started after seeing generation `g` includes every join
+    /// whose notification counted in `g`.
+    pub fn generation(&self, cluster: &NodeId) -> Option<u64> {
+        self.watchers.generation(cluster)
+    }
+
+    /// Is the LISTEN connection up right now?
+    pub fn is_listening(&self) -> bool {
+        self.listening.load(Ordering::Relaxed)
+    }
+}
+
+type First = tokio::sync::oneshot::Sender<Result<(), tokio_postgres::Error>>;
+
+async fn run(
+    url: DbUrl,
+    events: Arc<Watchers>,
+    listening: Arc<AtomicBool>,
+    mut first: Option<First>,
+) {
+    let mut backoff = BACKOFF_MIN;
+    let mut config = url.config().clone();
+    // Named, so an operator (or a test) can tell it from the pool's.
+    config.application_name(APPLICATION_NAME);
+    loop {
+        match config.connect(NoTls).await {
+            Ok((client, mut conn)) => {
+                let events2 = events.clone();
+                // The connection must be polled for LISTEN to complete and
+                // for notifications to arrive.
+                let pump = tokio::spawn(async move {
+                    let mut stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+                    while let Some(msg) = stream.next().await {
+                        match msg {
+                            Ok(AsyncMessage::Notification(n)) => {
+                                if let Some(ev) = parse_payload(n.payload()) {
+                                    events2.wake(&ev);
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "LISTEN connection lost");
+                                return;
+                            }
+                        }
+                    }
+                });
+                match client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
+                    Ok(()) => {
+                        listening.store(true, Ordering::Relaxed);
+                        backoff = BACKOFF_MIN;
+                        if let Some(f) = first.take() {
+                            let _ = f.send(Ok(()));
+                        } else {
+                            tracing::info!(db = %url.short(), "LISTEN connection restored");
+                        }
+                        // Anything committed while we were not listening.
+                        events.wake(&Event::Resync);
+                        let _ = pump.await;
+                        listening.store(false, Ordering::Relaxed);
+                        events.wake(&Event::Resync);
+                    }
+                    Err(e) => {
+                        pump.abort();
+                        if let Some(f) = first.take() {
+                            let _ = f.send(Err(e));
+                            return;
+                        }
+                        tracing::warn!(error = %e, "LISTEN failed");
+                    }
+                }
+                drop(client);
+            }
+            Err(e) => {
+                if let Some(f) = first.take() {
+                    let _ = f.send(Err(e));
+                    return;
+                }
+                tracing::debug!(error = %e, db = %url.short(), "LISTEN reconnect failed");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_join_wakes_only_its_cluster_and_resync_wakes_all() {
+        let w = Watchers::default();
+        let (a, b) = (
+            NodeId::from_bytes(&[1; 20]).unwrap(),
+            NodeId::from_bytes(&[2; 20]).unwrap(),
+        );
+        let (ra, rb) = (w.subscribe(&a), w.subscribe(&b));
+        w.wake(&Event::Joined {
+            cluster: a,
+            count: 1,
+        });
+        assert!(ra.has_changed().unwrap());
+        assert!(!rb.has_changed().unwrap());
+        w.wake(&Event::Resync);
+        assert!(rb.has_changed().unwrap());
+    }
+
+    #[test]
+    fn payload_round_trips_and_junk_is_ignored() {
+        let id = NodeId::from_bytes(&[7; 20]).unwrap();
+        assert_eq!(
+            parse_payload(&payload(&id, 12)),
+            Some(Event::Joined {
+                cluster: id,
+                count: 12
+            })
+        );
+        assert_eq!(parse_payload("zz:1"), None);
+        assert_eq!(parse_payload("0707:x"), None);
+        assert_eq!(parse_payload("nothing"), None);
+    }
+}

@@ -1,0 +1,688 @@
+//! The registry on PostgreSQL: several `xlreg serve` processes, one
+//! identity, one database, any of them able to serve any client.
+//!
+//! Why this shape: the single-process service decides every rule in
+//! memory, which is only safe while one process owns the data. Here each
+//! request is decided in ONE PostgreSQL transaction: it locks what it
+//! needs (the cluster row, `SELECT … FOR UPDATE`), loads those rows into a
+//! small [`Registry`] (`rows`), lets the same rule functions decide
+//! ([`super::rules`]), writes the resulting [`Change`]s (`write`) and
+//! commits; only then is the reply sent. Joins of one cluster that arrive
+//! together on one server share a transaction (group commit). ID and
+//! cluster rows never change once written, so Register and Create decide
+//! on a plain read and write with one statement. Constraints and a trigger
+//! in the schema ([`schema`]) back the rules up, and races between servers
+//! that the locks cannot cover (two inserts of one new ID or name) end in
+//! a unique violation that is retried, so the second racer sees the first
+//! one's row.
+//!
+//! Held GetCluster requests wait on LISTEN/NOTIFY ([`listen`]): a member
+//! held on server A learns of the last join through server B the moment
+//! B commits.
+
+pub mod copy;
+pub mod listen;
+mod rows;
+pub mod schema;
+pub mod url;
+mod write;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio::sync::watch;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::NoTls;
+
+use super::backend::{Backend, BackendError, BoxFuture};
+use super::request::{
+    Answer, ClusterTarget, Create, GetCluster, Join, Joined, Members, Register, Request,
+};
+use super::rules::{Change, ClusterFacts, IdOwner, Registry};
+use super::store::{StoreCause, StoreError};
+use crate::wire::NodeId;
+use listen::Listener;
+use rows::{
+    load_cluster_rows, node_id, owner_of, restore, target_key, CLUSTER_COLUMNS, JOIN_COLUMNS,
+};
+pub use url::DbUrl;
+use write::{commit_changes, write_autocommit};
+
+/// How the pool talks to the database.
+#[derive(Clone, Debug)]
+pub struct PoolOptions {
+    /// Most connections this server opens (besides the LISTEN one).
+    pub max_connections: usize,
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Time a request waits for a free connection before failing.
+    pub wait_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(3),
+            wait_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Attempts for a transaction that lost a race (unique violation,
+/// serialization failure, deadlock) or its connection.
+const ATTEMPTS: usize = 6;
+
+/// One read of a cluster shared by the held requests woken by the same
+/// notification (keyed by [`Listener::generation`]).
+type SharedRead = Arc<tokio::sync::OnceCell<Arc<Registry>>>;
+
+/// Most clusters with a shared read kept; past it the map is cleared.
+const SHARED_READS_MAX: usize = 256;
+
+/// The registry backed by one PostgreSQL database. Cheap to share: the
+/// state lives behind an `Arc`.
+pub struct PostgresBackend {
+    inner: Arc<Inner>,
+}
+
+/// Most joins of one cluster decided in one transaction.
+const MAX_JOIN_BATCH: usize = 256;
+
+type JoinReply = tokio::sync::oneshot::Sender<Result<Joined, BackendError>>;
+
+/// Joins of one cluster waiting for the transaction in progress.
+#[derive(Default)]
+struct JoinQueue {
+    waiting: Vec<(Join, JoinReply)>,
+}
+
+struct Inner {
+    pool: Pool,
+    /// Joins waiting per cluster; a cluster with an entry has a task
+    /// draining it ([`Inner::drain_joins`]).
+    join_queues: std::sync::Mutex<std::collections::HashMap<ClusterTarget, JoinQueue>>,
+    listener: Listener,
+    /// Held GetClusters woken together read their cluster once.
+    shared_reads: std::sync::Mutex<std::collections::HashMap<NodeId, (u64, SharedRead)>>,
+    own_id: NodeId,
+    url: DbUrl,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for PostgresBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PostgresBackend({})", self.inner.url)
+    }
+}
+
+/// Why one attempt failed.
+#[derive(Debug)]
+enum Failure {
+    /// No connection could be had.
+    Pool(String),
+    /// The database refused or lost the statement.
+    Db(tokio_postgres::Error),
+    /// The stored rows break an invariant.
+    Corrupt(String),
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Failure::Db(e)
+    }
+}
+
+impl Failure {
+    fn retryable(&self) -> bool {
+        match self {
+            Failure::Db(e) => {
+                e.is_closed()
+                    || matches!(
+                        e.code(),
+                        Some(c) if *c == SqlState::UNIQUE_VIOLATION
+                            || *c == SqlState::T_R_SERIALIZATION_FAILURE
+                            || *c == SqlState::T_R_DEADLOCK_DETECTED
+                    )
+            }
+            Failure::Pool(_) | Failure::Corrupt(_) => false,
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Failure::Pool(m) | Failure::Corrupt(m) => m.clone(),
+            Failure::Db(e) => match e.as_db_error() {
+                Some(d) => format!("{}: {}", d.code().code(), d.message()),
+                None => e.to_string(),
+            },
+        }
+    }
+
+    fn into_store_error(self, url: &DbUrl, action: &str) -> StoreError {
+        let cause = match self {
+            Failure::Db(e) => StoreCause::Other(Box::new(e)),
+            Failure::Pool(m) | Failure::Corrupt(m) => StoreCause::Malformed(m),
+        };
+        StoreError::new(url.to_string(), action, cause)
+    }
+}
+
+type Attempt<T> = Result<Result<T, super::RuleError>, Failure>;
+
+fn start_err(
+    url: &DbUrl,
+    action: &str,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> StoreError {
+    StoreError::new(url.to_string(), action, StoreCause::Other(Box::new(e)))
+}
+
+// The rules answer each request with its own variant (`Registry::decide`).
+const MISMATCH: &str = "Registry::decide answers each request with its variant";
+
+impl Inner {
+    /// Connect, create or migrate the schema, claim the database for the
+    /// registry identity `own_id` (a database keeps one identity: every
+    /// server of a group shares it), and start listening.
+    pub async fn connect(
+        url: &DbUrl,
+        own_id: NodeId,
+        opts: &PoolOptions,
+    ) -> Result<Inner, StoreError> {
+        let mut config = url.config().clone();
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(opts.connect_timeout);
+        }
+        config.application_name("xlreg");
+        // A reply follows a commit that is on disk, whatever the server's
+        // default: nothing acknowledged may be lost to a database crash.
+        let options = match config.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} -c synchronous_commit=on"),
+            _ => "-c synchronous_commit=on".to_string(),
+        };
+        config.options(&options);
+        let url = DbUrl::from_parts(config.clone(), url.to_string());
+        let (mut client, conn) = config
+            .connect(NoTls)
+            .await
+            .map_err(|e| start_err(&url, "cannot connect", e))?;
+        let conn_task = tokio::spawn(conn);
+        let version = schema::migrate(&mut client)
+            .await
+            .map_err(|e| start_err(&url, "cannot prepare the schema", e))?;
+        client
+            .execute(
+                "INSERT INTO xlreg_ids(id, kind) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+                &[&own_id.as_bytes()],
+            )
+            .await
+            .map_err(|e| start_err(&url, "cannot record the registry ID", e))?;
+        let owner: Vec<u8> = client
+            .query_one("SELECT id FROM xlreg_ids WHERE kind = 0", &[])
+            .await
+            .map_err(|e| start_err(&url, "cannot read the registry ID", e))?
+            .get(0);
+        if owner != own_id.as_bytes() {
+            return Err(StoreError::new(
+                url.to_string(),
+                "belongs to another registry",
+                StoreCause::Malformed(format!(
+                    "its registry ID is {}, this server's is {own_id}; every server of a group \
+                     must share one identity (copy the data dir's identity, or --adopt)",
+                    hex::encode(&owner)
+                )),
+            ));
+        }
+        drop(client);
+        conn_task.abort();
+        let mgr = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(opts.max_connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(opts.wait_timeout))
+            .create_timeout(Some(opts.connect_timeout))
+            .recycle_timeout(Some(opts.connect_timeout))
+            .build()
+            .map_err(|e| start_err(&url, "cannot build the connection pool", e))?;
+        let listener = Listener::start(url.clone())
+            .await
+            .map_err(|e| start_err(&url, "cannot LISTEN", e))?;
+        tracing::info!(db = %url.short(), schema = version, "registry store: PostgreSQL");
+        Ok(Inner {
+            pool,
+            join_queues: Default::default(),
+            listener,
+            shared_reads: Default::default(),
+            own_id,
+            url,
+            closed: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, Failure> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| Failure::Pool(format!("no database connection: {e}")))
+    }
+
+    /// Run `attempt` until it succeeds, fails for good, or runs out of
+    /// retries; a reply is only produced after a commit.
+    async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, BackendError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Attempt<T>>,
+    {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(BackendError::Closed);
+        }
+        let mut n = 0;
+        loop {
+            match attempt().await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(rule)) => return Err(BackendError::Rule(rule)),
+                Err(f) if f.retryable() && n + 1 < ATTEMPTS => {
+                    tracing::debug!(op = what, error = %f.text(), attempt = n, "retrying transaction");
+                    if n > 0 {
+                        tokio::time::sleep(Duration::from_millis(5 << n)).await;
+                    }
+                    n += 1;
+                }
+                Err(f) => {
+                    tracing::error!(op = what, db = %self.url.short(), error = %f.text(), "storage failure; request not applied");
+                    return Err(f.into_store_error(&self.url, what).into());
+                }
+            }
+        }
+    }
+
+    /// Run `body` inside BEGIN … COMMIT/ROLLBACK on one pooled connection;
+    /// on any failure the transaction is rolled back before the connection
+    /// goes back to the pool (a broken one is dropped by the pool's check).
+    async fn in_transaction<'c, T, Fut>(
+        &self,
+        client: &'c deadpool_postgres::Object,
+        body: impl FnOnce(&'c deadpool_postgres::Object) -> Fut,
+    ) -> Attempt<T>
+    where
+        Fut: std::future::Future<Output = Attempt<T>>,
+    {
+        let r = body(client).await;
+        if r.is_err() {
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        r
+    }
+
+    /// Member registration. ID rows are only ever inserted, never changed,
+    /// so the rule decides on a plain read of the ID's row; a fresh claim
+    /// is one INSERT, and a racing claim of the same ID through another
+    /// server loses on the primary key and is decided again on the
+    /// winner's row. A known ID costs one statement and no commit.
+    async fn register_once(&self, req: &Register) -> Attempt<NodeId> {
+        let client = self.client().await?;
+        let mut reg = Registry::new(self.own_id);
+        if let Some(id) = req.id {
+            let st = client
+                .prepare_cached("SELECT kind, sig_sha256 FROM xlreg_ids WHERE id = $1")
+                .await?;
+            if let Some(row) = client.query_opt(&st, &[&id.as_bytes()]).await? {
+                match owner_of(row.get(0), row.get(1))? {
+                    // The registry's own ID is already known to `reg`.
+                    IdOwner::Registry => {}
+                    owner => restore(&mut reg, Change::NewId { id, owner })?,
+                }
+            }
+        }
+        let id = match reg.decide(Request::Register(req.clone())) {
+            Ok(Answer::Registered(id)) => id,
+            Ok(_) => unreachable!("{MISMATCH}"),
+            Err(rule) => return Ok(Err(rule)),
+        };
+        write_autocommit(&client, reg.pending()).await?;
+        Ok(Ok(id))
+    }
+
+    /// Create, idempotent by name. Cluster rows never change, so an
+    /// existing name is answered from a plain read; a new cluster is
+    /// written in one transaction, and two servers creating one name at
+    /// once both insert, one loses on the unique name, retries, and finds
+    /// the other's cluster.
+    async fn create_once(&self, req: &Create) -> Attempt<ClusterFacts> {
+        let client = self.client().await?;
+        let mut reg = Registry::new(self.own_id);
+        let st = client
+            .prepare_cached(
+                "SELECT id, name, attrs, max_size, ep_count, ttl_ms, created_ms, last_active_ms
+                 FROM xlreg_clusters WHERE name = $1",
+            )
+            .await?;
+        if let Some(r) = client.query_opt(&st, &[&&req.name[..]]).await? {
+            restore(
+                &mut reg,
+                Change::NewCluster {
+                    id: node_id(r.get::<_, &[u8]>(0), "cluster ID")?,
+                    name: r.get::<_, &[u8]>(1).into(),
+                    attrs: r.get::<_, i64>(2) as u64,
+                    max_size: r.get::<_, i32>(3) as u32,
+                    ep_count: r.get::<_, i32>(4) as u32,
+                    ttl_ms: r.get::<_, Option<i64>>(5).map(|v| v as u64),
+                    created_ms: r.get::<_, i64>(6) as u64,
+                    last_active_ms: r.get::<_, i64>(7) as u64,
+                },
+            )?;
+        }
+        let facts = match reg.decide(Request::Create(req.clone())) {
+            Ok(Answer::Created(c)) => c,
+            Ok(_) => unreachable!("{MISMATCH}"),
+            Err(rule) => return Ok(Err(rule)),
+        };
+        write_autocommit(&client, reg.pending()).await?;
+        Ok(Ok(facts))
+    }
+
+    /// Queue `req` behind the joins of its cluster; the first one in
+    /// starts a task that decides them in batches ([`Inner::drain_joins`]).
+    async fn join(self: &Arc<Self>, req: Join) -> Result<Joined, BackendError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let key = req.cluster.clone();
+        let start = {
+            let mut m = self.join_queues.lock().unwrap_or_else(|p| p.into_inner());
+            let fresh = !m.contains_key(&key);
+            m.entry(key.clone()).or_default().waiting.push((req, tx));
+            fresh
+        };
+        if start {
+            // A task of its own: a client that hangs up mid-request must
+            // not cancel the others' joins.
+            tokio::spawn(self.clone().drain_joins(key));
+        }
+        rx.await.unwrap_or(Err(BackendError::Closed))
+    }
+
+    /// Decide the queued joins of one cluster, a batch per transaction,
+    /// until none are left: like the single-process service's group
+    /// commit, joins that arrive while one transaction commits share the
+    /// next one (one row lock and one WAL flush for many members).
+    async fn drain_joins(self: Arc<Self>, key: ClusterTarget) {
+        loop {
+            let batch: Vec<(Join, JoinReply)> = {
+                let mut m = self.join_queues.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(q) = m.get_mut(&key) else { return };
+                if q.waiting.is_empty() {
+                    m.remove(&key);
+                    return;
+                }
+                let n = q.waiting.len().min(MAX_JOIN_BATCH);
+                q.waiting.drain(..n).collect()
+            };
+            let reqs: Vec<&Join> = batch.iter().map(|(r, _)| r).collect();
+            let r = self.retrying("join", || self.join_batch_once(&reqs)).await;
+            match r {
+                Ok(results) => {
+                    for ((_, tx), r) in batch.into_iter().zip(results) {
+                        let _ = tx.send(r.map_err(BackendError::Rule));
+                    }
+                }
+                Err(e) => {
+                    for (_, tx) in batch {
+                        let _ = tx.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One transaction deciding `reqs` (all naming one cluster) in order:
+    /// the cluster row is locked, so joins through any number of servers
+    /// are decided one batch at a time. Pipelined: BEGIN, the lock and the
+    /// member read in one round trip, the writes and COMMIT in another.
+    async fn join_batch_once(
+        &self,
+        reqs: &[&Join],
+    ) -> Attempt<Vec<Result<Joined, super::RuleError>>> {
+        let client = self.client().await?;
+        self.in_transaction(&client, |client| async move {
+            // Under READ COMMITTED a statement sees what committed before
+            // it started, so the member read (run once the lock is granted)
+            // sees every earlier join; a join inside the locking statement
+            // would see the rows from before the wait.
+            let (col, key) = target_key(&reqs[0].cluster);
+            let lock = client
+                .prepare_cached(&format!(
+                    "SELECT 1 FROM xlreg_clusters WHERE {col} = $1 FOR UPDATE"
+                ))
+                .await?;
+            let read = client
+                .prepare_cached(&format!(
+                    "SELECT {JOIN_COLUMNS} WHERE c.{col} = $1 ORDER BY m.idx"
+                ))
+                .await?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];
+            let (_, _, rows) = tokio::try_join!(
+                client.batch_execute("BEGIN"),
+                client.query(&lock, &params),
+                client.query(&read, &params)
+            )?;
+            let mut reg = Registry::new(self.own_id);
+            load_cluster_rows(&mut reg, &rows)?;
+            let results = reqs
+                .iter()
+                .map(|req| match reg.decide(Request::Join((*req).clone())) {
+                    Ok(Answer::Joined(j)) => Ok(j),
+                    Ok(_) => unreachable!("{MISMATCH}"),
+                    Err(rule) => Err(rule),
+                })
+                .collect();
+            // The trigger NOTIFYs the other servers at commit.
+            commit_changes(client, reg.pending()).await?;
+            Ok(Ok(results))
+        })
+        .await
+    }
+
+    /// Read one cluster (one statement: one consistent snapshot) into a
+    /// [`Registry`] holding just it.
+    async fn read_cluster(&self, target: &ClusterTarget) -> Result<Registry, Failure> {
+        let client = self.client().await?;
+        let (col, key) = target_key(target);
+        let st = client
+            .prepare_cached(&format!(
+                "SELECT {CLUSTER_COLUMNS} WHERE c.{col} = $1 ORDER BY m.idx"
+            ))
+            .await?;
+        let rows = client.query(&st, &[&key]).await?;
+        let mut reg = Registry::new(self.own_id);
+        load_cluster_rows(&mut reg, &rows)?;
+        Ok(reg)
+    }
+
+    /// GetCluster now. A held request (`hold` > 0) of a watched cluster
+    /// shares its read with the others woken by the same notification:
+    /// when the last of 64 members joins, the 63 waiting on this server
+    /// cost one query, not 63. It is never older than the notifications
+    /// its caller was woken by; an unheld request always reads afresh.
+    async fn get_once(&self, req: &GetCluster) -> Attempt<Members> {
+        if let (false, ClusterTarget::Id(id)) = (req.hold.is_zero(), &req.cluster) {
+            if let Some(gen) = self.listener.generation(id) {
+                let cell = {
+                    let mut map = self.shared_reads.lock().unwrap_or_else(|p| p.into_inner());
+                    if map.len() >= SHARED_READS_MAX {
+                        map.clear();
+                    }
+                    let e = map.entry(*id).or_insert_with(|| (gen, Default::default()));
+                    if e.0 != gen {
+                        *e = (gen, Default::default());
+                    }
+                    e.1.clone()
+                };
+                let reg = cell
+                    .get_or_try_init(|| async {
+                        self.read_cluster(&req.cluster).await.map(Arc::new)
+                    })
+                    .await?;
+                return Ok(reg.members(req));
+            }
+        }
+        Ok(self.read_cluster(&req.cluster).await?.members(req))
+    }
+
+    async fn snapshot(&self) -> Result<Registry, BackendError> {
+        self.retrying("snapshot", || async {
+            let mut client = self.client().await?;
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await?;
+            let mut reg = Registry::new(self.own_id);
+            for r in tx
+                .query(
+                    "SELECT id, kind, sig_sha256 FROM xlreg_ids WHERE kind = 2",
+                    &[],
+                )
+                .await?
+            {
+                let id = node_id(r.get::<_, &[u8]>(0), "ID")?;
+                let owner = owner_of(r.get(1), r.get(2))?;
+                restore(&mut reg, Change::NewId { id, owner })?;
+            }
+            let rows = tx
+                .query(
+                    &format!("SELECT {CLUSTER_COLUMNS} ORDER BY c.id, m.idx"),
+                    &[],
+                )
+                .await?;
+            let mut start = 0;
+            while start < rows.len() {
+                let id: &[u8] = rows[start].get(0);
+                let end = rows[start..]
+                    .iter()
+                    .position(|r| r.get::<_, &[u8]>(0) != id)
+                    .map_or(rows.len(), |i| start + i);
+                load_cluster_rows(&mut reg, &rows[start..end])?;
+                start = end;
+            }
+            tx.commit().await?;
+            Ok(Ok(reg))
+        })
+        .await
+    }
+
+    async fn counts(&self) -> Result<(u64, u64, u64), BackendError> {
+        self.retrying("counts", || async {
+            let client = self.client().await?;
+            let r = client
+                .query_one(
+                    "SELECT (SELECT count(*) FROM xlreg_ids WHERE kind = 2),
+                            (SELECT count(*) FROM xlreg_clusters),
+                            (SELECT count(*) FROM xlreg_members)",
+                    &[],
+                )
+                .await?;
+            Ok(Ok((
+                r.get::<_, i64>(0) as u64,
+                r.get::<_, i64>(1) as u64,
+                r.get::<_, i64>(2) as u64,
+            )))
+        })
+        .await
+    }
+}
+
+impl PostgresBackend {
+    /// Connect, create or migrate the schema, claim the database for the
+    /// registry identity `own_id` (a database keeps one identity: every
+    /// server of a group shares it), and start listening.
+    pub async fn connect(
+        url: &DbUrl,
+        own_id: NodeId,
+        opts: &PoolOptions,
+    ) -> Result<PostgresBackend, StoreError> {
+        Ok(PostgresBackend {
+            inner: Arc::new(Inner::connect(url, own_id, opts).await?),
+        })
+    }
+
+    /// The database, password redacted.
+    pub fn url(&self) -> &DbUrl {
+        &self.inner.url
+    }
+
+    /// Is the LISTEN connection up (held requests hear other servers)?
+    pub fn is_listening(&self) -> bool {
+        self.inner.listener.is_listening()
+    }
+
+    /// Everything in the database as a [`Registry`] (listings, copies,
+    /// checks), read in one REPEATABLE READ snapshot.
+    pub async fn snapshot(&self) -> Result<Registry, BackendError> {
+        self.inner.snapshot().await
+    }
+
+    /// Row counts: (member-owned IDs, clusters, members).
+    pub async fn counts(&self) -> Result<(u64, u64, u64), BackendError> {
+        self.inner.counts().await
+    }
+}
+
+impl Backend for PostgresBackend {
+    fn register(&self, req: Register) -> BoxFuture<'_, Result<NodeId, BackendError>> {
+        let i = &self.inner;
+        Box::pin(async move { i.retrying("register", || i.register_once(&req)).await })
+    }
+
+    fn create(&self, req: Create) -> BoxFuture<'_, Result<ClusterFacts, BackendError>> {
+        let i = &self.inner;
+        Box::pin(async move { i.retrying("create", || i.create_once(&req)).await })
+    }
+
+    fn join(&self, req: Join) -> BoxFuture<'_, Result<Joined, BackendError>> {
+        Box::pin(self.inner.join(req))
+    }
+
+    fn get_cluster<'a>(
+        &'a self,
+        req: &'a GetCluster,
+    ) -> BoxFuture<'a, Result<Members, BackendError>> {
+        let i = &self.inner;
+        Box::pin(async move { i.retrying("get cluster", || i.get_once(req)).await })
+    }
+
+    fn subscribe(&self, cluster: &NodeId) -> watch::Receiver<u64> {
+        self.inner.listener.subscribe(cluster)
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.inner
+                .closed
+                .store(true, std::sync::atomic::Ordering::Release);
+            self.inner.pool.close();
+        })
+    }
+
+    fn location(&self) -> String {
+        self.inner.url.to_string()
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), BackendError>> {
+        let i = &self.inner;
+        Box::pin(async move {
+            i.retrying("ping", || async {
+                i.client().await?.batch_execute("SELECT 1").await?;
+                Ok(Ok(()))
+            })
+            .await
+        })
+    }
+}
