@@ -27,6 +27,10 @@ mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod goconfig;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "server")]
+pub mod metrics;
 #[cfg(feature = "peer")]
 pub mod peer;
 pub mod regcred;

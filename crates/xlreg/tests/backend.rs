@@ -43,7 +43,10 @@ fn cluster_rows(rows: &[Change], target: &ClusterTarget) -> Vec<Change> {
     let Some(id) = id else { return Vec::new() };
     rows.iter()
         .filter(|c| match c {
-            Change::NewId { id: i, .. } | Change::NewCluster { id: i, .. } => *i == id,
+            Change::NewId { id: i, .. }
+            | Change::NewCluster { id: i, .. }
+            | Change::DeleteCluster { id: i }
+            | Change::Touch { id: i, .. } => *i == id,
             Change::NewMember { cluster, .. } | Change::ReplaceMember { cluster, .. } => {
                 *cluster == id
             }

@@ -141,6 +141,11 @@ pub struct CreateArgs {
     /// Endpoints each member is expected to advertise, 1..=16.
     #[arg(long = "endpoints", value_name = "K", default_value_t = 1)]
     endpoints: u32,
+    /// Lifetime after the last Join or GetCluster (90s, 30m, 2h, 7d or
+    /// never = the registry's default); an xlreg registry then removes the
+    /// cluster. A Go registry cannot carry it (a warning says so).
+    #[arg(long, value_name = "TTL", default_value = "never", value_parser = crate::cli::parse_ttl)]
+    ttl: crate::cli::Ttl,
     /// Directory of the administrator identity that creates clusters
     /// (generated once, mode 0700/0600, reused by every later `create`).
     /// Default: $XDG_DATA_HOME/xlreg/admin, else ~/.local/share/xlreg/admin.
@@ -327,7 +332,9 @@ pub fn run_create(a: CreateArgs) -> anyhow::Result<()> {
     }
     let (rc, opts) = a.conn.load()?;
     let admin_dir = a.node_dir.clone().or_else(default_admin_dir);
-    let spec = xlreg::client::ClusterSpec::new(a.name.clone(), a.size).endpoints(a.endpoints);
+    let spec = xlreg::client::ClusterSpec::new(a.name.clone(), a.size)
+        .endpoints(a.endpoints)
+        .ttl(a.ttl.0);
     let rt = runtime()?;
     let info = match &admin_dir {
         Some(dir) => {

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod admin;
 pub mod bench;
 pub mod cred;
 pub mod member;
@@ -48,6 +49,9 @@ enum Command {
     Up(up::UpArgs),
     /// Measure this machine (crypto costs, ...).
     Bench(bench::BenchArgs),
+    /// Operate a registry through its HTTP side door (`serve --http`):
+    /// list, show, delete clusters, stats.
+    Admin(admin::AdminArgs),
     /// Talk to other members over mutually authenticated TLS 1.3, pinned
     /// to the keys they registered (`peer ring` under `xlreg up -- CMD`).
     Peer(peer::PeerArgs),
@@ -98,6 +102,37 @@ fn init_logging(filter: &str) {
         .try_init();
 }
 
+/// A cluster lifetime flag: a duration, or `never` (`None`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ttl(pub Option<std::time::Duration>);
+
+/// Parse a duration such as `90s`, `30m`, `2h`, `7d` (a bare number is
+/// seconds), or `never`.
+pub fn parse_ttl(s: &str) -> Result<Ttl, String> {
+    let s = s.trim();
+    if s == "never" {
+        return Ok(Ttl(None));
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as 90s, 30m, 2h, 7d or never"))?;
+    let secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use s, m, h or d)")),
+    };
+    if n == 0 {
+        return Err(format!("{s:?}: a TTL must be positive (or never)"));
+    }
+    n.checked_mul(secs)
+        .filter(|&t| t <= 10 * 365 * 86_400)
+        .map(|t| Ttl(Some(std::time::Duration::from_secs(t))))
+        .ok_or_else(|| format!("{s:?}: longer than 10 years"))
+}
+
 /// A multi-threaded tokio runtime for the async commands.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
@@ -115,6 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Members(a) => member::run_members(a),
         Command::Up(a) => up::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Admin(a) => admin::run(a),
         Command::Peer(a) => peer::run(a),
     }
 }

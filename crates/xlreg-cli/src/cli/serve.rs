@@ -64,6 +64,31 @@ pub struct ServeArgs {
     /// Refuse GetCluster from sessions that did not join a cluster.
     #[arg(long)]
     pub members_only: bool,
+    /// Serve /metrics, /healthz, /readyz, the status page and the admin
+    /// API on this address (off by default). Read-only pages are open on a
+    /// loopback address and need the admin token otherwise.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+    /// Admin token file (default: DATA_DIR/admin.token, generated with
+    /// mode 0600 on first use).
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Lifetime of clusters whose creator set none, counted from their
+    /// last Join or GetCluster: 90s, 30m, 2h, 7d or never.
+    #[arg(long, default_value = "never", value_parser = crate::cli::parse_ttl, value_name = "TTL")]
+    pub cluster_ttl: crate::cli::Ttl,
+    /// Lifetime of clusters created with the Ephemeral attribute bit
+    /// (and no TTL of their own).
+    #[arg(long, default_value = "1h", value_parser = crate::cli::parse_ttl, value_name = "TTL")]
+    pub ephemeral_ttl: crate::cli::Ttl,
+    /// Most clusters the registry holds; a Create beyond it gets an Error
+    /// naming this limit.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_clusters: u64,
+    /// Most Member registrations per source address per hour (a token
+    /// bucket: bursts up to this many, then this many an hour).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_registrations_per_hour: u32,
 }
 
 /// Run the server until a signal arrives.
@@ -91,7 +116,24 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         hold: Duration::from_millis(a.hold_ms),
         idle_timeout: Duration::from_secs(a.idle_timeout.max(1)),
         allow_anonymous_reads: !a.members_only,
+        cluster_ttl: a.cluster_ttl.0,
+        ephemeral_ttl: a.ephemeral_ttl.0,
+        max_clusters: Some(a.max_clusters as usize),
+        max_registrations_per_hour: Some(a.max_registrations_per_hour),
         ..Default::default()
+    };
+    // The admin token lives beside regCred.dat (even for --ephemeral).
+    let token = match (&a.http, &a.admin_token_file) {
+        (None, _) => None,
+        (Some(_), Some(f)) => Some(
+            xlreg::http::AdminToken::from_file(f)
+                .map_err(|e| BadInput(format!("--admin-token-file: {e}")))?,
+        ),
+        (Some(_), None) => {
+            std::fs::create_dir_all(&a.data_dir)
+                .with_context(|| format!("cannot create {}", a.data_dir.display()))?;
+            Some(xlreg::http::AdminToken::load_or_create(&a.data_dir)?)
+        }
     };
     if a.ephemeral {
         cfg.data_dir = None;
@@ -113,10 +155,27 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         if let Some(p) = server.regcred_path() {
             let _ = writeln!(out, "regCred: {}", p.display());
         }
+        let http = match (a.http, token) {
+            (Some(listen), Some(token)) => {
+                let path = token.path().display().to_string();
+                let h = xlreg::http::HttpServer::start(
+                    xlreg::http::HttpConfig { listen, token },
+                    &server,
+                )
+                .await?;
+                let _ = writeln!(out, "http on http://{}", h.local_addr());
+                let _ = writeln!(out, "admin token: {path}");
+                Some(h)
+            }
+            _ => None,
+        };
         let _ = out.flush();
         drop(out);
         signals.wait().await;
         tracing::info!("signal received; shutting down");
+        if let Some(h) = http {
+            h.shutdown().await;
+        }
         server.shutdown().await;
         Ok(())
     })

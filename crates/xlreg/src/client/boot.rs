@@ -86,6 +86,10 @@ pub async fn create_cluster(
 }
 
 /// [`create_cluster`] with a given administrator identity.
+///
+/// A [`ClusterSpec::ttl`] needs an xlreg registry: a Go registry (or
+/// legacy framing) cannot carry it, so there the cluster is created
+/// without one and a warning is logged.
 pub async fn create_cluster_as(
     regcred: &RegCred,
     admin: &NodeIdentity,
@@ -95,7 +99,18 @@ pub async fn create_cluster_as(
     let mut s = Session::connect(regcred, opts).await?;
     s.register(admin, attrs::ADMIN | attrs::SOLO | attrs::EPHEMERAL)
         .await?;
-    let info = s.create(spec).await?;
+    let info = if spec.ttl.is_some() && s.framing() != Framing::LengthPrefixed {
+        tracing::warn!(
+            cluster = spec.name,
+            "this registry cannot carry a cluster TTL (a Go registry, or legacy framing); \
+             the cluster will not expire"
+        );
+        let mut plain = spec.clone();
+        plain.ttl = None;
+        s.create(&plain).await?
+    } else {
+        s.create(spec).await?
+    };
     s.bye().await?;
     Ok(info)
 }

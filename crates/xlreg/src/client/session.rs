@@ -58,6 +58,10 @@ pub struct ClusterSpec {
     /// Endpoints each member registers (EndPointCount), 1..=16.
     /// Default 1.
     pub endpoints: u32,
+    /// Lifetime after the last Join or GetCluster: an xlreg registry
+    /// removes the cluster then (a negotiated extension; see
+    /// [`Session::create`]). Default `None`: the registry's default.
+    pub ttl: Option<std::time::Duration>,
 }
 
 impl ClusterSpec {
@@ -67,7 +71,14 @@ impl ClusterSpec {
             name: name.into(),
             size,
             endpoints: 1,
+            ttl: None,
         }
+    }
+
+    /// Set the lifetime (`None`: the registry's default).
+    pub fn ttl(mut self, ttl: Option<std::time::Duration>) -> Self {
+        self.ttl = ttl;
+        self
     }
 
     /// Set the endpoints per member.
@@ -304,17 +315,25 @@ impl Session {
     /// Create a cluster (or look up an existing one of that name: registries
     /// answer with the existing cluster, ignoring the requested size).
     /// The spec is checked first ([`ClusterSpec::check`]); nothing is sent
-    /// for a bad one.
+    /// for a bad one. A [`ClusterSpec::ttl`] is carried only to an xlreg
+    /// registry on a session that negotiated the xlreg framing (Go peers
+    /// never see it); asking a Go registry for one is a
+    /// [`ClientError::Usage`] error, and nothing is sent.
     pub async fn create(&mut self, spec: &ClusterSpec) -> Result<ClusterInfo, ClientError> {
         spec.check()?;
         self.require("Create", &[State::Registered])?;
-        let reply = self
-            .call(
-                XlRegMsg::create(&spec.name, spec.size, 0, spec.endpoints),
-                "Create",
-                Tag::CreateReply,
-            )
-            .await?;
+        let mut msg = XlRegMsg::create(&spec.name, spec.size, 0, spec.endpoints);
+        if let Some(ttl) = spec.ttl {
+            if self.framing() != crate::wire::Framing::LengthPrefixed {
+                return Err(ClientError::Usage(
+                    "a cluster TTL needs an xlreg registry and the xlreg framing \
+                     (this registry is a Go one, or legacy framing was asked for)"
+                        .into(),
+                ));
+            }
+            msg.cluster_ttl = Some(ttl.as_secs().max(1));
+        }
+        let reply = self.call(msg, "Create", Tag::CreateReply).await?;
         let info = self.cluster_info(&reply, "CreateReply")?;
         self.state = State::Created;
         Ok(info)
@@ -418,6 +437,29 @@ impl Session {
             self.state = State::Failed;
         }
         r
+    }
+
+    /// Delete `cluster` (an xlreg extension, negotiated like the framing:
+    /// a Go registry cannot, and is never asked). The registry allows it
+    /// to a member of the cluster, so register as one first. Allowed right
+    /// after Member or Create.
+    pub async fn delete_cluster(&mut self, cluster: &ClusterRef) -> Result<(), ClientError> {
+        self.require("DeleteCluster", &[State::Registered, State::Created])?;
+        if self.framing() != crate::wire::Framing::LengthPrefixed {
+            return Err(ClientError::Usage(
+                "deleting a cluster needs an xlreg registry and the xlreg framing \
+                 (this registry is a Go one, or legacy framing was asked for)"
+                    .into(),
+            ));
+        }
+        let msg = match cluster {
+            ClusterRef::Id(id) => XlRegMsg::delete_cluster(Some(id), ""),
+            ClusterRef::Name(n) => XlRegMsg::delete_cluster(None, n),
+        };
+        self.call(msg, "DeleteCluster", Tag::Ack)
+            .await
+            .map_err(|e| naming(e, cluster))?;
+        Ok(())
     }
 
     /// End the session: Bye, wait for Ack, close. After a failure this only

@@ -29,7 +29,9 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::request::{Answer, Create, GetCluster, Join, Joined, Members, Register, Request};
+use super::request::{
+    Answer, Create, Delete, GetCluster, Join, Joined, Members, Register, Request,
+};
 use super::rules::{ClusterFacts, RuleError};
 use super::store::StoreError;
 use crate::wire::NodeId;
@@ -94,6 +96,40 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Where the state lives (a path, `<ephemeral>`, a URL without
     /// secrets), for logs.
     fn location(&self) -> String;
+
+    /// Delete the live cluster called `name` (an operator's request): it
+    /// is gone for every request, its slots freed, its name free for a new
+    /// cluster. `Ok` only once that is durable. Default: unsupported.
+    fn delete_cluster(&self, name: Vec<u8>) -> BoxFuture<'_, Result<NodeId, BackendError>> {
+        let _ = name;
+        Box::pin(std::future::ready(Err(BackendError::Rule(
+            RuleError::Unsupported("delete clusters"),
+        ))))
+    }
+
+    /// Delete a cluster at the request of one of its members (the wire
+    /// extension); like [`Backend::delete_cluster`] otherwise. Default:
+    /// unsupported.
+    fn delete(&self, req: Delete) -> BoxFuture<'_, Result<NodeId, BackendError>> {
+        let _ = req;
+        Box::pin(std::future::ready(Err(BackendError::Rule(
+            RuleError::Unsupported("delete clusters"),
+        ))))
+    }
+
+    /// Remove at most `limit` clusters whose TTL ran out (expired clusters
+    /// are already invisible to every request; this frees their storage)
+    /// and store clusters' last activity so expiry survives a restart.
+    /// Returns how many expired. Default: nothing to do.
+    fn expire(&self, limit: usize) -> BoxFuture<'_, Result<usize, BackendError>> {
+        let _ = limit;
+        Box::pin(std::future::ready(Ok(0)))
+    }
+
+    /// Is the storage usable right now (`/readyz`)? Default: yes.
+    fn ping(&self) -> BoxFuture<'_, Result<(), BackendError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// Perform one request on `backend`: the one dispatch path shared by the
@@ -105,6 +141,7 @@ pub async fn perform(backend: &dyn Backend, req: Request) -> Result<Answer, Back
         Request::Create(c) => backend.create(c).await.map(Answer::Created),
         Request::Join(j) => backend.join(j).await.map(Answer::Joined),
         Request::GetCluster(g) => get_cluster_held(backend, &g).await.map(Answer::Members),
+        Request::Delete(d) => backend.delete(d).await.map(Answer::Deleted),
     }
 }
 

@@ -64,12 +64,24 @@ pub mod store;
 pub use backend::{get_cluster_held, perform, Backend, BackendError, BoxFuture};
 pub use memory::MemoryStore;
 pub use request::{
-    Answer, ClusterTarget, Create, GetCluster, Join, Joined, Members, Register, Request,
+    Answer, ClusterTarget, Create, Delete, GetCluster, Join, Joined, Members, Register, Request,
 };
 pub use rules::{
-    get_target, join_target, Change, Cluster, ClusterFacts, IdOwner, MemberRecord, Registry,
-    RestoreError, RuleError, Selection,
+    get_target, join_target, Change, Cluster, ClusterFacts, IdOwner, MemberRecord, Policy,
+    Registry, RestoreError, RuleError, Selection,
 };
 pub use service::RegistryService;
 pub use sqlite::SqliteStore;
 pub use store::{Store, StoreCause, StoreError};
+
+/// Most expired clusters removed (and activity times stored) per sweep:
+/// the background work per transaction is bounded.
+pub const SWEEP_BATCH: usize = 256;
+
+/// The registry's clock: milliseconds since the Unix epoch.
+pub fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -46,6 +46,9 @@ pub struct Create {
     pub attrs: u64,
     /// Endpoints each member must have.
     pub ep_count: u32,
+    /// Lifetime after the last Join or GetCluster, ms (the negotiated TTL
+    /// extension; `None`: the registry's default).
+    pub ttl_ms: Option<u64>,
 }
 
 /// Joining a cluster (spec §9.3).
@@ -73,6 +76,16 @@ pub struct GetCluster {
     pub hold: Duration,
 }
 
+/// Deleting a cluster over the wire (an xlreg extension): allowed to a
+/// member of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delete {
+    /// The cluster to delete.
+    pub cluster: ClusterTarget,
+    /// The member asking (registered in this session).
+    pub by: NodeId,
+}
+
 /// One registry request, as the session emits it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
@@ -84,6 +97,8 @@ pub enum Request {
     Join(Join),
     /// See [`GetCluster`].
     GetCluster(GetCluster),
+    /// See [`Delete`].
+    Delete(Delete),
 }
 
 impl Request {
@@ -135,4 +150,6 @@ pub enum Answer {
     Joined(Joined),
     /// To [`Request::GetCluster`].
     Members(Members),
+    /// To [`Request::Delete`]: the cluster deleted.
+    Deleted(NodeId),
 }

@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 
-use super::request::{Answer, ClusterTarget, GetCluster, Joined, Members, Request};
+use super::request::{Answer, ClusterTarget, Delete, GetCluster, Joined, Members, Request};
 use crate::wire::msg::token_field_len;
 use crate::wire::{NodeId, Which};
 
@@ -95,7 +95,37 @@ pub enum RuleError {
     /// GetCluster of an unknown cluster.
     #[error("doGetMsg: can't find cluster with ID {0}")]
     GetUnknown(String),
+    /// Create when the registry holds its maximum number of clusters.
+    #[error("registry limit reached: at most {0} clusters (max-clusters)")]
+    TooManyClusters(usize),
+    /// Member from an address that registered too many IDs recently.
+    #[error("registry limit reached: at most {0} registrations per source address per hour (max-registrations-per-hour)")]
+    TooManyRegistrations(u32),
+    /// Delete (admin) of a name no live cluster has.
+    #[error("cannot find cluster {0}")]
+    NoSuchCluster(String),
+    /// Delete (wire) by a member not in the cluster.
+    #[error("only a member of the cluster may delete it")]
+    NotAMember,
+    /// An operation this backend does not implement.
+    #[error("this registry backend cannot {0}")]
+    Unsupported(&'static str),
 }
+
+/// When clusters expire and how many may exist: the operator's settings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// TTL in ms for clusters whose creator set none (`None`: never expire).
+    pub cluster_ttl_ms: Option<u64>,
+    /// TTL in ms for clusters created with the Ephemeral attribute bit and
+    /// no TTL of their own (`None`: use `cluster_ttl_ms`).
+    pub ephemeral_ttl_ms: Option<u64>,
+    /// Most live clusters (`None`: no limit).
+    pub max_clusters: Option<usize>,
+}
+
+/// The Ephemeral cluster attribute bit (spec §11.4).
+pub const ATTR_EPHEMERAL: u64 = 1;
 
 /// Stored data the rules refuse on load ([`Registry::restore`]): the text
 /// names the record and what is wrong with it.
@@ -145,6 +175,14 @@ pub struct Cluster {
     visible: usize,
     /// Is the cluster itself committed?
     committed: bool,
+    /// TTL the creator asked for (ms), if any.
+    pub ttl_ms: Option<u64>,
+    /// When it was created (Unix ms; 0 when unknown).
+    pub created_ms: u64,
+    /// Last Create, Join or GetCluster that touched it (Unix ms).
+    pub last_active_ms: u64,
+    /// `last_active_ms` as last written to the store.
+    persisted_active_ms: u64,
 }
 
 impl Cluster {
@@ -208,6 +246,25 @@ pub enum Change {
         max_size: u32,
         /// Endpoint count.
         ep_count: u32,
+        /// TTL the creator asked for (ms).
+        ttl_ms: Option<u64>,
+        /// Creation time (Unix ms).
+        created_ms: u64,
+        /// Last activity (Unix ms; equals `created_ms` when written, moved
+        /// on by [`Change::Touch`]; 0 = unknown, counts as load time).
+        last_active_ms: u64,
+    },
+    /// A cluster removed (deleted or expired), with its members.
+    DeleteCluster {
+        /// Cluster ID.
+        id: NodeId,
+    },
+    /// A cluster's last activity moved on.
+    Touch {
+        /// Cluster ID.
+        id: NodeId,
+        /// Unix ms.
+        at_ms: u64,
     },
     /// A member appended at `index`.
     NewMember {
@@ -247,6 +304,11 @@ pub struct Registry {
     ids: HashMap<NodeId, IdOwner>,
     /// Uncommitted changes in order, for commit/rollback.
     pending: Vec<Change>,
+    /// Clusters removed by pending changes, for rollback.
+    removed: Vec<Cluster>,
+    /// The clock (Unix ms) the backend set before the current request.
+    now_ms: u64,
+    policy: Policy,
 }
 
 /// The target of a GetCluster from its raw fields, with the Go server's
@@ -314,7 +376,7 @@ impl Registry {
         match req {
             Request::Register(r) => self.register(r.id, r.sig_hash).map(Answer::Registered),
             Request::Create(c) => self
-                .create(&c.name, c.max_size, c.attrs, c.ep_count)
+                .create_with_ttl(&c.name, c.max_size, c.attrs, c.ep_count, c.ttl_ms)
                 .map(Answer::Created),
             Request::Join(j) => {
                 let id = self.find(&j.cluster)?;
@@ -322,6 +384,7 @@ impl Registry {
                 Ok(Answer::Joined(Joined { cluster, index }))
             }
             Request::GetCluster(g) => self.members(&g).map(Answer::Members),
+            Request::Delete(d) => self.delete_as_member(&d).map(Answer::Deleted),
         }
     }
 
@@ -329,12 +392,13 @@ impl Registry {
     /// Go server's texts.
     pub fn find(&self, target: &ClusterTarget) -> Result<NodeId, RuleError> {
         match target {
-            ClusterTarget::Id(id) => self
-                .clusters
-                .contains_key(id)
-                .then_some(*id)
-                .ok_or(RuleError::NoSuchId),
-            ClusterTarget::Name(n) => self.by_name.get(n).copied().ok_or(RuleError::NoSuchName),
+            ClusterTarget::Id(id) => self.live(id).map(|c| c.id).ok_or(RuleError::NoSuchId),
+            ClusterTarget::Name(n) => self
+                .by_name
+                .get(n)
+                .copied()
+                .filter(|id| self.live(id).is_some())
+                .ok_or(RuleError::NoSuchName),
         }
     }
 
@@ -343,14 +407,13 @@ impl Registry {
     pub fn members(&self, req: &GetCluster) -> Result<Members, RuleError> {
         let c = match &req.cluster {
             ClusterTarget::Id(id) => self
-                .clusters
-                .get(id)
+                .live(id)
                 .filter(|c| c.committed)
                 .ok_or_else(|| RuleError::GetUnknown(hex::encode(id.as_bytes())))?,
             ClusterTarget::Name(n) => self
                 .by_name
                 .get(n)
-                .and_then(|id| self.clusters.get(id))
+                .and_then(|id| self.live(id))
                 .filter(|c| c.committed)
                 .ok_or(RuleError::NoSuchName)?,
         };
@@ -397,6 +460,9 @@ impl Registry {
                 attrs,
                 max_size,
                 ep_count,
+                ttl_ms,
+                created_ms,
+                last_active_ms,
             } => {
                 if name.is_empty() || name.len() > MAX_CLUSTER_NAME {
                     return bad(format!("cluster {id} has a name of {} bytes", name.len()));
@@ -429,8 +495,27 @@ impl Registry {
                         members: Vec::new(),
                         visible: 0,
                         committed: true,
+                        ttl_ms,
+                        created_ms,
+                        last_active_ms,
+                        persisted_active_ms: last_active_ms,
                     },
                 );
+                Ok(())
+            }
+            Change::DeleteCluster { id } => {
+                if self.clusters.remove(&id).is_none() {
+                    return bad(format!("deletion of unknown cluster {id}"));
+                }
+                self.by_name.retain(|_, v| *v != id);
+                self.ids.remove(&id);
+                Ok(())
+            }
+            Change::Touch { id, at_ms } => {
+                if let Some(c) = self.clusters.get_mut(&id) {
+                    c.last_active_ms = c.last_active_ms.max(at_ms);
+                    c.persisted_active_ms = c.last_active_ms;
+                }
                 Ok(())
             }
             Change::NewMember {
@@ -491,14 +576,155 @@ impl Registry {
         r
     }
 
-    /// Look up a cluster (committed or not).
-    pub fn cluster(&self, id: &NodeId) -> Option<&Cluster> {
-        self.clusters.get(id)
+    /// After a restore: set the clock, and count clusters whose last
+    /// activity is unknown (stored before TTLs existed) as active now.
+    pub fn start_clock(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+        for c in self.clusters.values_mut() {
+            if c.last_active_ms == 0 {
+                c.last_active_ms = now_ms;
+            }
+        }
     }
 
-    /// Number of committed clusters.
+    /// Set the clock for the requests that follow (Unix ms).
+    pub fn set_now(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+    }
+
+    /// Set TTLs and limits.
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
+    /// The TTLs and limits in force.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// The TTL that applies to `c` (ms), if it expires at all: its own,
+    /// else the Ephemeral default for clusters with that bit, else the
+    /// registry default.
+    pub fn ttl_of(&self, c: &Cluster) -> Option<u64> {
+        c.ttl_ms.or_else(|| {
+            if c.attrs & ATTR_EPHEMERAL != 0 {
+                self.policy.ephemeral_ttl_ms.or(self.policy.cluster_ttl_ms)
+            } else {
+                self.policy.cluster_ttl_ms
+            }
+        })
+    }
+
+    /// When `c` expires (Unix ms) unless touched again, if ever.
+    pub fn expires_at(&self, c: &Cluster) -> Option<u64> {
+        self.ttl_of(c).map(|t| c.last_active_ms.saturating_add(t))
+    }
+
+    fn expired(&self, c: &Cluster) -> bool {
+        self.expires_at(c).is_some_and(|at| at <= self.now_ms)
+    }
+
+    fn live(&self, id: &NodeId) -> Option<&Cluster> {
+        self.clusters.get(id).filter(|c| !self.expired(c))
+    }
+
+    /// Look up a live cluster (committed or not).
+    pub fn cluster(&self, id: &NodeId) -> Option<&Cluster> {
+        self.live(id)
+    }
+
+    /// Number of committed live clusters.
     pub fn cluster_count(&self) -> usize {
-        self.clusters.values().filter(|c| c.committed).count()
+        self.clusters().count()
+    }
+
+    /// A committed live cluster by name.
+    pub fn cluster_by_name(&self, name: &[u8]) -> Option<&Cluster> {
+        self.by_name
+            .get(name)
+            .and_then(|id| self.live(id))
+            .filter(|c| c.committed)
+    }
+
+    /// Restart `id`'s TTL clock at the current time (in memory; the store
+    /// learns it from [`Registry::persist_activity`]).
+    pub fn touch(&mut self, id: &NodeId) {
+        let now = self.now_ms;
+        if let Some(c) = self.clusters.get_mut(id) {
+            c.last_active_ms = c.last_active_ms.max(now);
+        }
+    }
+
+    fn remove(&mut self, id: &NodeId) {
+        if let Some(c) = self.clusters.remove(id) {
+            if self.by_name.get(&c.name) == Some(id) {
+                self.by_name.remove(&c.name);
+            }
+            self.ids.remove(id);
+            self.pending.push(Change::DeleteCluster { id: *id });
+            self.removed.push(c);
+        }
+    }
+
+    /// Delete the live committed cluster called `name` (an operator's
+    /// request): its members' slots go with it, and the name can be
+    /// created again (with a new ID).
+    pub fn delete_by_name(&mut self, name: &[u8]) -> Result<NodeId, RuleError> {
+        let id = self
+            .cluster_by_name(name)
+            .map(|c| c.id)
+            .ok_or_else(|| RuleError::NoSuchCluster(String::from_utf8_lossy(name).into()))?;
+        self.remove(&id);
+        Ok(id)
+    }
+
+    /// Delete a live cluster at the request of one of its committed
+    /// members (the wire extension).
+    pub fn delete_as_member(&mut self, d: &Delete) -> Result<NodeId, RuleError> {
+        let id = self.find(&d.cluster)?;
+        let c = &self.clusters[&id];
+        if !c.committed || !c.members().iter().any(|m| m.id == d.by) {
+            return Err(RuleError::NotAMember);
+        }
+        self.remove(&id);
+        Ok(id)
+    }
+
+    /// Remove at most `limit` expired clusters (their rows go in this
+    /// batch); returns how many.
+    pub fn expire(&mut self, limit: usize) -> usize {
+        let ids: Vec<NodeId> = self
+            .clusters
+            .values()
+            .filter(|c| self.expired(c))
+            .map(|c| c.id)
+            .take(limit)
+            .collect();
+        for id in &ids {
+            self.remove(id);
+        }
+        ids.len()
+    }
+
+    /// Queue a [`Change::Touch`] for at most `limit` clusters whose
+    /// activity moved on since it was last stored, so expiry survives a
+    /// restart.
+    pub fn persist_activity(&mut self, limit: usize) -> usize {
+        let mut n = 0;
+        for c in self.clusters.values_mut() {
+            if n == limit {
+                break;
+            }
+            if c.committed && c.last_active_ms > c.persisted_active_ms {
+                c.persisted_active_ms = c.last_active_ms;
+                self.pending.push(Change::Touch {
+                    id: c.id,
+                    at_ms: c.last_active_ms,
+                });
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Owner of an ID, if known.
@@ -558,14 +784,39 @@ impl Registry {
         attrs: u64,
         ep_count: u32,
     ) -> Result<ClusterFacts, RuleError> {
+        self.create_with_ttl(name, max_size, attrs, ep_count, None)
+    }
+
+    /// [`Registry::create`] with the creator's TTL (ms). An existing live
+    /// cluster of that name is returned (and its clock restarted); an
+    /// expired one is removed first, so the name gets a new cluster.
+    pub fn create_with_ttl(
+        &mut self,
+        name: &[u8],
+        max_size: u32,
+        attrs: u64,
+        ep_count: u32,
+        ttl_ms: Option<u64>,
+    ) -> Result<ClusterFacts, RuleError> {
         if name.is_empty() {
             return Err(RuleError::EmptyName);
         }
         if name.len() > MAX_CLUSTER_NAME {
             return Err(RuleError::NameTooLong);
         }
-        if let Some(id) = self.by_name.get(name) {
-            return Ok(self.info(&self.clusters[id]));
+        if let Some(id) = self.by_name.get(name).copied() {
+            if self.live(&id).is_some() {
+                self.touch(&id);
+                return Ok(self.info(&self.clusters[&id]));
+            }
+            self.remove(&id);
+        }
+        if let Some(max) = self.policy.max_clusters {
+            // O(1): clusters expired but not yet swept (at most one sweep
+            // interval) still count.
+            if self.clusters.len() >= max {
+                return Err(RuleError::TooManyClusters(max));
+            }
         }
         if ep_count == 0 {
             return Err(RuleError::NoEndpointCount);
@@ -583,6 +834,10 @@ impl Registry {
             members: Vec::new(),
             visible: 0,
             committed: false,
+            ttl_ms,
+            created_ms: self.now_ms,
+            last_active_ms: self.now_ms,
+            persisted_active_ms: self.now_ms,
         };
         let info = self.info(&c);
         self.pending.push(Change::NewId {
@@ -595,6 +850,9 @@ impl Registry {
             attrs: c.attrs,
             max_size: c.max_size,
             ep_count,
+            ttl_ms,
+            created_ms: self.now_ms,
+            last_active_ms: self.now_ms,
         });
         self.ids.insert(id, IdOwner::Cluster);
         self.by_name.insert(c.name.clone(), id);
@@ -620,6 +878,10 @@ impl Registry {
         record: MemberRecord,
         endpoints: usize,
     ) -> Result<(ClusterFacts, usize), RuleError> {
+        if self.live(cluster).is_none() {
+            return Err(RuleError::NoSuchId);
+        }
+        self.touch(cluster);
         let c = self.clusters.get_mut(cluster).ok_or(RuleError::NoSuchId)?;
         let info = ClusterFacts {
             id: c.id,
@@ -667,6 +929,7 @@ impl Registry {
 
     /// Make every pending change visible (after the store committed them).
     pub fn commit(&mut self) -> Vec<Change> {
+        self.removed.clear();
         let changes = std::mem::take(&mut self.pending);
         for ch in &changes {
             match ch {
@@ -693,7 +956,7 @@ impl Registry {
                         *m = record.clone();
                     }
                 }
-                Change::NewId { .. } => {}
+                Change::NewId { .. } | Change::DeleteCluster { .. } | Change::Touch { .. } => {}
             }
         }
         changes
@@ -715,14 +978,25 @@ impl Registry {
                         c.members.truncate(index);
                     }
                 }
-                Change::ReplaceMember { .. } => {}
+                Change::DeleteCluster { id } => {
+                    if let Some(pos) = self.removed.iter().position(|c| c.id == id) {
+                        let c = self.removed.swap_remove(pos);
+                        self.ids.insert(id, IdOwner::Cluster);
+                        self.by_name.insert(c.name.clone(), id);
+                        self.clusters.insert(id, c);
+                    }
+                }
+                Change::ReplaceMember { .. } | Change::Touch { .. } => {}
             }
         }
+        self.removed.clear();
     }
 
-    /// Every committed cluster (for listings and tests).
+    /// Every committed live cluster (for listings and tests).
     pub fn clusters(&self) -> impl Iterator<Item = &Cluster> {
-        self.clusters.values().filter(|c| c.committed)
+        self.clusters
+            .values()
+            .filter(|c| c.committed && !self.expired(c))
     }
 }
 
@@ -740,6 +1014,110 @@ mod tests {
 
     fn reg() -> Registry {
         Registry::new(NodeId::from_bytes(&[0xee; 20]).unwrap())
+    }
+
+    fn target(id: NodeId) -> GetCluster {
+        GetCluster {
+            cluster: ClusterTarget::Id(id),
+            which: Which::ALL,
+            budget: 1 << 20,
+            hold: std::time::Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn an_expired_cluster_is_gone_for_every_op_and_its_name_is_reusable() {
+        let mut r = reg();
+        r.set_now(1_000);
+        let c = r.create_with_ttl(b"c", 2, 0, 1, Some(500)).unwrap().id;
+        r.join(&c, rec(1, "a"), 1).unwrap();
+        r.commit();
+        r.set_now(1_400);
+        r.touch(&c);
+        r.set_now(1_899);
+        assert!(
+            r.members(&target(c)).is_ok(),
+            "touched at 1400: alive until 1900"
+        );
+        r.set_now(1_900);
+        assert_eq!(r.find(&ClusterTarget::Id(c)), Err(RuleError::NoSuchId));
+        assert_eq!(
+            r.find(&ClusterTarget::Name(b"c"[..].into())),
+            Err(RuleError::NoSuchName)
+        );
+        assert!(matches!(
+            r.members(&target(c)),
+            Err(RuleError::GetUnknown(_))
+        ));
+        assert_eq!(r.join(&c, rec(2, "b"), 1), Err(RuleError::NoSuchId));
+        assert_eq!(r.cluster_count(), 0);
+        let again = r.create(b"c", 3, 0, 1).unwrap();
+        assert_ne!(again.id, c, "a new cluster, with a new ID");
+        assert!(r.pending().contains(&Change::DeleteCluster { id: c }));
+    }
+
+    #[test]
+    fn policy_ttls_apply_by_the_ephemeral_bit_and_expire_is_bounded() {
+        let mut r = reg();
+        r.set_policy(Policy {
+            cluster_ttl_ms: None,
+            ephemeral_ttl_ms: Some(100),
+            max_clusters: None,
+        });
+        r.set_now(10);
+        for i in 0..5u8 {
+            r.create(&[b'e', i], 2, ATTR_EPHEMERAL, 1).unwrap();
+        }
+        let kept = r.create(b"plain", 2, 0, 1).unwrap().id;
+        r.commit();
+        r.set_now(110);
+        assert_eq!(r.expire(3), 3, "at most the limit per batch");
+        assert_eq!(r.expire(10), 2);
+        assert_eq!(r.expire(10), 0);
+        assert!(r.cluster(&kept).is_some(), "no TTL without the bit");
+        assert_eq!(r.ttl_of(r.cluster(&kept).unwrap()), None);
+    }
+
+    #[test]
+    fn a_rolled_back_delete_restores_the_cluster() {
+        let mut r = reg();
+        let c = r.create(b"c", 2, 0, 1).unwrap().id;
+        r.join(&c, rec(1, "a"), 1).unwrap();
+        r.commit();
+        assert_eq!(r.delete_by_name(b"c"), Ok(c));
+        assert_eq!(
+            r.delete_by_name(b"c"),
+            Err(RuleError::NoSuchCluster("c".into()))
+        );
+        r.rollback();
+        assert_eq!(r.cluster(&c).map(|c| c.len()), Some(1));
+        assert_eq!(r.find(&ClusterTarget::Name(b"c"[..].into())), Ok(c));
+    }
+
+    #[test]
+    fn max_clusters_refuses_new_names_but_returns_existing_ones() {
+        let mut r = reg();
+        r.set_policy(Policy {
+            max_clusters: Some(1),
+            ..Policy::default()
+        });
+        let a = r.create(b"a", 2, 0, 1).unwrap();
+        assert_eq!(r.create(b"b", 2, 0, 1), Err(RuleError::TooManyClusters(1)));
+        assert_eq!(r.create(b"a", 2, 0, 1), Ok(a));
+    }
+
+    #[test]
+    fn touches_are_stored_once_per_move() {
+        let mut r = reg();
+        r.set_now(5);
+        let c = r.create(b"c", 2, 0, 1).unwrap().id;
+        r.commit();
+        assert_eq!(r.persist_activity(10), 0);
+        r.set_now(9);
+        r.touch(&c);
+        assert_eq!(r.persist_activity(10), 1);
+        assert_eq!(r.commit(), vec![Change::Touch { id: c, at_ms: 9 }]);
+        assert_eq!(r.persist_activity(10), 0);
     }
 
     /// GetCluster by raw ClusterID, as a session sends it.
@@ -905,7 +1283,10 @@ mod tests {
         let log = whole.commit();
         // Only the rows of cluster `c`, as a database would lock and read.
         let rows = log.iter().filter(|ch| match ch {
-            Change::NewId { id, .. } | Change::NewCluster { id, .. } => *id == c,
+            Change::NewId { id, .. }
+            | Change::NewCluster { id, .. }
+            | Change::DeleteCluster { id }
+            | Change::Touch { id, .. } => *id == c,
             Change::NewMember { cluster, .. } | Change::ReplaceMember { cluster, .. } => {
                 *cluster == c
             }
@@ -951,6 +1332,9 @@ mod tests {
             attrs: 0,
             max_size,
             ep_count,
+            ttl_ms: None,
+            created_ms: 0,
+            last_active_ms: 0,
         };
         let member = |index, i: u8, name: &str| Change::NewMember {
             cluster: cid,

@@ -21,8 +21,8 @@ use tokio::sync::{oneshot, watch};
 
 use super::backend::{Backend, BackendError, BoxFuture};
 use super::memory::MemoryStore;
-use super::request::{Create, GetCluster, Join, Joined, Members, Register};
-use super::rules::{ClusterFacts, Registry, RuleError};
+use super::request::{Create, Delete, GetCluster, Join, Joined, Members, Register};
+use super::rules::{ClusterFacts, Policy, Registry, RuleError};
 use super::store::{Store, StoreError};
 use crate::wire::NodeId;
 
@@ -39,6 +39,8 @@ trait Write: Sized {
     fn decide(self, reg: &mut Registry) -> Result<Self::Out, RuleError>;
     /// A job for the writer thread, with its typed reply channel.
     fn job(self, reply: Reply<Self::Out>) -> Job;
+    /// Does this write ask the store whether it answers (`/readyz`)?
+    const PING: bool = false;
 }
 
 impl Write for Register {
@@ -54,7 +56,13 @@ impl Write for Register {
 impl Write for Create {
     type Out = ClusterFacts;
     fn decide(self, reg: &mut Registry) -> Result<ClusterFacts, RuleError> {
-        reg.create(&self.name, self.max_size, self.attrs, self.ep_count)
+        reg.create_with_ttl(
+            &self.name,
+            self.max_size,
+            self.attrs,
+            self.ep_count,
+            self.ttl_ms,
+        )
     }
     fn job(self, reply: Reply<ClusterFacts>) -> Job {
         Job::Create(self, reply)
@@ -73,11 +81,68 @@ impl Write for Join {
     }
 }
 
+impl Write for Delete {
+    type Out = NodeId;
+    fn decide(self, reg: &mut Registry) -> Result<NodeId, RuleError> {
+        reg.delete_as_member(&self)
+    }
+    fn job(self, reply: Reply<NodeId>) -> Job {
+        Job::Delete(self, reply)
+    }
+}
+
+/// An operator's delete, by name (admin API).
+struct DeleteByName(Vec<u8>);
+
+impl Write for DeleteByName {
+    type Out = NodeId;
+    fn decide(self, reg: &mut Registry) -> Result<NodeId, RuleError> {
+        reg.delete_by_name(&self.0)
+    }
+    fn job(self, reply: Reply<NodeId>) -> Job {
+        Job::DeleteByName(self, reply)
+    }
+}
+
+/// The sweeper: remove at most this many expired clusters, and store as
+/// many clusters' last activity.
+struct Expire(usize);
+
+impl Write for Expire {
+    type Out = usize;
+    fn decide(self, reg: &mut Registry) -> Result<usize, RuleError> {
+        let n = reg.expire(self.0);
+        reg.persist_activity(self.0);
+        Ok(n)
+    }
+    fn job(self, reply: Reply<usize>) -> Job {
+        Job::Expire(self, reply)
+    }
+}
+
+/// Readiness: through the writer, to the store.
+struct Ping;
+
+impl Write for Ping {
+    type Out = ();
+    fn decide(self, _: &mut Registry) -> Result<(), RuleError> {
+        Ok(())
+    }
+    fn job(self, reply: Reply<()>) -> Job {
+        Job::Ping(reply)
+    }
+    const PING: bool = true;
+}
+
 /// A write queued for the writer thread.
 enum Job {
     Register(Register, Reply<NodeId>),
     Create(Create, Reply<ClusterFacts>),
     Join(Join, Reply<Joined>),
+    Delete(Delete, Reply<NodeId>),
+    DeleteByName(DeleteByName, Reply<NodeId>),
+    Expire(Expire, Reply<usize>),
+    Ping(Reply<()>),
 }
 
 /// A write decided, waiting for its batch to be stored.
@@ -85,6 +150,9 @@ enum Decided {
     Register(Result<NodeId, RuleError>, Reply<NodeId>),
     Create(Result<ClusterFacts, RuleError>, Reply<ClusterFacts>),
     Join(Result<Joined, RuleError>, Reply<Joined>),
+    Deleted(Result<NodeId, RuleError>, Reply<NodeId>),
+    Expired(Result<usize, RuleError>, Reply<usize>),
+    Ping(Reply<()>),
 }
 
 impl Job {
@@ -93,6 +161,10 @@ impl Job {
             Job::Register(w, reply) => Decided::Register(w.decide(reg), reply),
             Job::Create(w, reply) => Decided::Create(w.decide(reg), reply),
             Job::Join(w, reply) => Decided::Join(w.decide(reg), reply),
+            Job::Delete(w, reply) => Decided::Deleted(w.decide(reg), reply),
+            Job::DeleteByName(w, reply) => Decided::Deleted(w.decide(reg), reply),
+            Job::Expire(w, reply) => Decided::Expired(w.decide(reg), reply),
+            Job::Ping(reply) => Decided::Ping(reply),
         }
     }
 }
@@ -117,6 +189,9 @@ impl Decided {
             Decided::Register(r, reply) => reply.send(outcome(r, stored)).is_ok(),
             Decided::Create(r, reply) => reply.send(outcome(r, stored)).is_ok(),
             Decided::Join(r, reply) => reply.send(outcome(r, stored)).is_ok(),
+            Decided::Deleted(r, reply) => reply.send(outcome(r, stored)).is_ok(),
+            Decided::Expired(r, reply) => reply.send(outcome(r, stored)).is_ok(),
+            Decided::Ping(reply) => reply.send(outcome(Ok(()), stored)).is_ok(),
         };
     }
 }
@@ -142,7 +217,12 @@ pub struct RegistryService {
     closed: AtomicBool,
     changed: Arc<watch::Sender<u64>>,
     location: String,
+    commit_seconds: CommitObserver,
 }
+
+/// Where the writer records each commit's duration, once the server set
+/// it ([`RegistryService::observe_commits`]).
+type CommitObserver = Arc<std::sync::OnceLock<prometheus_client::metrics::histogram::Histogram>>;
 
 impl std::fmt::Debug for RegistryService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -162,18 +242,21 @@ impl RegistryService {
     pub fn start(mut store: Box<dyn Store>, own_id: NodeId) -> Result<Arc<Self>, StoreError> {
         let location = store.location().to_string();
         let changes = store.load()?;
-        let registry = Registry::restore(own_id, changes)
+        let mut registry = Registry::restore(own_id, changes)
             .map_err(|e| StoreError::new(location.clone(), "inconsistent data", e))?;
+        registry.start_clock(super::unix_now_ms());
+        let commit_seconds = CommitObserver::default();
         let state = Arc::new(Mutex::new(registry));
         let changed = Arc::new(watch::channel(0u64).0);
         let writes = if store.waits_for_device() {
             let (tx, rx) = mpsc::channel::<Job>();
             let (state, changed) = (state.clone(), changed.clone());
             let (stopped_tx, stopped) = watch::channel(false);
+            let observe = commit_seconds.clone();
             let thread = std::thread::Builder::new()
                 .name("xlreg-store".into())
                 .spawn(move || {
-                    writer_loop(store, state, rx, changed);
+                    writer_loop(store, state, rx, changed, observe);
                     let _ = stopped_tx.send(true);
                 })
                 .map_err(|e| StoreError::new(location.clone(), "cannot start the writer", e))?;
@@ -191,7 +274,19 @@ impl RegistryService {
             closed: AtomicBool::new(false),
             changed,
             location,
+            commit_seconds,
         }))
+    }
+
+    /// Set TTLs and limits (before serving).
+    pub fn set_policy(&self, policy: Policy) {
+        lock(&self.state).set_policy(policy);
+    }
+
+    /// Record every store commit's duration in `h` (the server's
+    /// `xlreg_store_commit_duration_seconds`). First call wins.
+    pub fn observe_commits(&self, h: prometheus_client::metrics::histogram::Histogram) {
+        let _ = self.commit_seconds.set(h);
     }
 
     /// An ephemeral registry owned by `own_id`: kept in memory only.
@@ -213,7 +308,13 @@ impl RegistryService {
         match &self.writes {
             Writes::Inline(store) => {
                 let mut reg = lock(&self.state);
+                reg.set_now(super::unix_now_ms());
                 let decided = w.decide(&mut reg);
+                if W::PING {
+                    if let Err(e) = lock(store).ping() {
+                        return Err(e.into());
+                    }
+                }
                 if !reg.pending().is_empty() {
                     if let Err(e) = lock(store).append(reg.pending()) {
                         reg.rollback();
@@ -236,9 +337,12 @@ impl RegistryService {
         }
     }
 
-    /// Run `f` on the committed registry (listings, tests, stats).
+    /// Run `f` on the committed registry (listings, tests, stats), with
+    /// the clock set to now so expired clusters are not listed.
     pub fn with_registry<R>(&self, f: impl FnOnce(&Registry) -> R) -> R {
-        f(&lock(&self.state))
+        let mut reg = lock(&self.state);
+        reg.set_now(super::unix_now_ms());
+        f(&reg)
     }
 
     /// Stop accepting requests, let the writer finish what is queued, and
@@ -285,8 +389,33 @@ impl Backend for RegistryService {
         &'a self,
         req: &'a GetCluster,
     ) -> BoxFuture<'a, Result<Members, BackendError>> {
-        let r = lock(&self.state).members(req).map_err(BackendError::Rule);
+        let r = {
+            let mut reg = lock(&self.state);
+            reg.set_now(super::unix_now_ms());
+            let r = reg.members(req);
+            if let Ok(m) = &r {
+                // A read restarts the TTL clock (stored by the sweeper).
+                reg.touch(&m.cluster_id);
+            }
+            r.map_err(BackendError::Rule)
+        };
         Box::pin(std::future::ready(r))
+    }
+
+    fn delete(&self, req: Delete) -> BoxFuture<'_, Result<NodeId, BackendError>> {
+        Box::pin(self.write(req))
+    }
+
+    fn delete_cluster(&self, name: Vec<u8>) -> BoxFuture<'_, Result<NodeId, BackendError>> {
+        Box::pin(self.write(DeleteByName(name)))
+    }
+
+    fn expire(&self, limit: usize) -> BoxFuture<'_, Result<usize, BackendError>> {
+        Box::pin(self.write(Expire(limit)))
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), BackendError>> {
+        Box::pin(self.write(Ping))
     }
 
     fn subscribe(&self, _cluster: &NodeId) -> watch::Receiver<u64> {
@@ -315,6 +444,7 @@ fn writer_loop(
     state: Arc<Mutex<Registry>>,
     rx: mpsc::Receiver<Job>,
     changed: Arc<watch::Sender<u64>>,
+    commit_seconds: CommitObserver,
 ) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
@@ -326,13 +456,24 @@ fn writer_loop(
         }
         let (decided, changes) = {
             let mut reg = lock(&state);
+            reg.set_now(super::unix_now_ms());
             let decided: Vec<Decided> = jobs.into_iter().map(|j| j.decide(&mut reg)).collect();
             (decided, reg.pending().to_vec())
         };
+        let started = std::time::Instant::now();
         let stored = if changes.is_empty() {
-            Ok(())
+            // A readiness ping goes to the storage itself.
+            if decided.iter().any(|d| matches!(d, Decided::Ping(_))) {
+                store.ping().map_err(Arc::new)
+            } else {
+                Ok(())
+            }
         } else {
-            store.append(&changes).map_err(Arc::new)
+            let r = store.append(&changes).map_err(Arc::new);
+            if let Some(h) = commit_seconds.get() {
+                h.observe(started.elapsed().as_secs_f64());
+            }
+            r
         };
         {
             let mut reg = lock(&state);
@@ -390,6 +531,7 @@ mod tests {
             max_size,
             attrs: 0,
             ep_count: 1,
+            ttl_ms: None,
         }
     }
 

@@ -18,7 +18,7 @@ use super::rules::{Change, IdOwner, MemberRecord};
 use super::store::{Store, StoreCause, StoreError};
 use crate::wire::NodeId;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// The SQLite database of one registry.
 pub struct SqliteStore {
@@ -91,7 +91,10 @@ impl SqliteStore {
                      name BLOB NOT NULL UNIQUE,
                      attrs INTEGER NOT NULL,
                      max_size INTEGER NOT NULL,
-                     ep_count INTEGER NOT NULL) WITHOUT ROWID;
+                     ep_count INTEGER NOT NULL,
+                     ttl_ms INTEGER,
+                     created_ms INTEGER NOT NULL DEFAULT 0,
+                     last_active_ms INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
                  CREATE TABLE IF NOT EXISTS members(
                      cluster_id BLOB NOT NULL REFERENCES clusters(id),
                      idx INTEGER NOT NULL,
@@ -123,6 +126,20 @@ impl SqliteStore {
                     .map_err(|e| s.err("cannot write schema version", e))?;
             }
             Some(SCHEMA_VERSION) => {}
+            // Version 1 had no TTLs: add the columns (NULL TTL = the
+            // server's default; activity 0 = "now" at load).
+            Some(1) => {
+                s.conn
+                    .execute_batch(
+                        "BEGIN;
+                         ALTER TABLE clusters ADD COLUMN ttl_ms INTEGER;
+                         ALTER TABLE clusters ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;
+                         ALTER TABLE clusters ADD COLUMN last_active_ms INTEGER NOT NULL DEFAULT 0;
+                         UPDATE meta SET value = 2 WHERE key = 'schema_version';
+                         COMMIT;",
+                    )
+                    .map_err(|e| s.err("cannot upgrade schema 1 to 2", e))?;
+            }
             Some(other) => {
                 return Err(s.err(
                     "unsupported schema",
@@ -219,7 +236,7 @@ impl Store for SqliteStore {
 
         let mut q = self
             .conn
-            .prepare("SELECT id, name, attrs, max_size, ep_count FROM clusters")
+            .prepare("SELECT id, name, attrs, max_size, ep_count, ttl_ms, created_ms, last_active_ms FROM clusters")
             .map_err(|e| self.err("read clusters", e))?;
         let clusters = q
             .query_map([], |r| {
@@ -229,6 +246,9 @@ impl Store for SqliteStore {
                     r.get::<_, i64>(2)?,
                     r.get::<_, i64>(3)?,
                     r.get::<_, i64>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, i64>(7)?,
                 ))
             })
             .map_err(|e| self.err("read clusters", e))?
@@ -241,7 +261,7 @@ impl Store for SqliteStore {
                 "SELECT idx, member_id, name, token FROM members WHERE cluster_id = ?1 ORDER BY idx",
             )
             .map_err(|e| self.err("read members", e))?;
-        for (id, name, attrs, max_size, ep_count) in clusters {
+        for (id, name, attrs, max_size, ep_count, ttl_ms, created_ms, last_active_ms) in clusters {
             let cid = self.id_of(id.clone(), "cluster ID")?;
             let (Ok(max_size), Ok(ep_count)) = (u32::try_from(max_size), u32::try_from(ep_count))
             else {
@@ -255,6 +275,9 @@ impl Store for SqliteStore {
                 attrs: attrs as u64,
                 max_size,
                 ep_count,
+                ttl_ms: ttl_ms.map(|t| t.max(0) as u64),
+                created_ms: created_ms.max(0) as u64,
+                last_active_ms: last_active_ms.max(0) as u64,
             });
             let rows = mq
                 .query_map([&id], |r| {
@@ -310,12 +333,34 @@ impl Store for SqliteStore {
                     attrs,
                     max_size,
                     ep_count,
+                    ttl_ms,
+                    created_ms,
+                    last_active_ms,
                 } => {
                     tx.execute(
-                        "INSERT INTO clusters(id, name, attrs, max_size, ep_count) VALUES(?1, ?2, ?3, ?4, ?5)",
-                        params![id.as_bytes(), &name[..], *attrs as i64, max_size, ep_count],
+                        "INSERT INTO clusters(id, name, attrs, max_size, ep_count, ttl_ms, created_ms, last_active_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        params![id.as_bytes(), &name[..], *attrs as i64, max_size, ep_count, ttl_ms.map(|t| t.min(i64::MAX as u64) as i64), *created_ms as i64, *last_active_ms as i64],
                     )
                     .map_err(|x| e("insert cluster", x))?;
+                }
+                Change::DeleteCluster { id } => {
+                    // A cluster has at most 64 members: bounded work.
+                    tx.execute("DELETE FROM members WHERE cluster_id = ?1", [id.as_bytes()])
+                        .map_err(|x| e("delete members", x))?;
+                    tx.execute("DELETE FROM clusters WHERE id = ?1", [id.as_bytes()])
+                        .map_err(|x| e("delete cluster", x))?;
+                    tx.execute(
+                        "DELETE FROM ids WHERE id = ?1 AND kind = 1",
+                        [id.as_bytes()],
+                    )
+                    .map_err(|x| e("delete cluster id", x))?;
+                }
+                Change::Touch { id, at_ms } => {
+                    tx.execute(
+                        "UPDATE clusters SET last_active_ms = MAX(last_active_ms, ?2) WHERE id = ?1",
+                        params![id.as_bytes(), *at_ms as i64],
+                    )
+                    .map_err(|x| e("touch cluster", x))?;
                 }
                 Change::NewMember {
                     cluster,
@@ -354,6 +399,13 @@ impl Store for SqliteStore {
 
     fn waits_for_device(&self) -> bool {
         true
+    }
+
+    fn ping(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM meta", [], |r| r.get::<_, i64>(0))
+            .map(|_| ())
+            .map_err(|e| self.err("ping", e))
     }
 
     fn location(&self) -> &str {

@@ -33,6 +33,11 @@ pub trait Store: Send + 'static {
     /// appends inline, under its lock, with no thread hop.
     fn waits_for_device(&self) -> bool;
 
+    /// Is the storage answering? (`/readyz`; default: yes.)
+    fn ping(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Where the data lives (a path, `:memory:`, `<ephemeral>`), for
     /// messages.
     fn location(&self) -> &str;

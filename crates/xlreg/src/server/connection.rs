@@ -17,9 +17,11 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
+use super::counted::Counted;
 use super::dispatch::{respond, Reply};
 use super::session::ServerSession;
 use super::Shared;
+use crate::metrics::Metrics;
 use crate::wire::{Framing, Hello, HelloReply, Reassembler, SessionKey, XlRegMsg};
 
 /// The largest request a client may send (requests are small; the biggest,
@@ -57,7 +59,11 @@ pub(crate) async fn serve(
 ) {
     let started = Instant::now();
     let mut session = None;
-    let outcome = run(&mut stream, &shared, &mut shutdown, &mut session).await;
+    let metrics = shared.metrics.clone();
+    metrics.connections.inc();
+    let outcome = run(&mut stream, peer, &shared, &mut shutdown, &mut session).await;
+    metrics.connections.dec();
+    count_end(&metrics, &outcome, session.is_some());
     let _ = stream.shutdown().await;
     let (member, cluster) = session
         .as_ref()
@@ -69,8 +75,48 @@ pub(crate) async fn serve(
     info!(%peer, ?outcome, member, cluster, ms, "session ended");
 }
 
+/// Sessions by how they ended, Error replies by text, failed handshakes
+/// by reason.
+fn count_end(m: &Metrics, end: &SessionEnd, handshake_done: bool) {
+    let label = match end {
+        SessionEnd::Bye => "bye",
+        SessionEnd::Refused(_) => "refused",
+        SessionEnd::PeerClosed => "peer_closed",
+        SessionEnd::Timeout(_) => "timeout",
+        SessionEnd::BadInput(_) => "bad_input",
+        SessionEnd::Shutdown => "shutdown",
+    };
+    m.session_ended(label);
+    if let SessionEnd::Refused(text) = end {
+        m.error_reply(text);
+    }
+    if !handshake_done {
+        match end {
+            SessionEnd::Timeout(_) => m.handshake_failed("timeout"),
+            SessionEnd::BadInput(_) => m.handshake_failed("bad_hello"),
+            SessionEnd::PeerClosed => m.handshake_failed("peer_closed"),
+            _ => {}
+        }
+    }
+}
+
+/// The protocol name of a request's op, for the latency histogram.
+fn op_name(msg: &XlRegMsg) -> &'static str {
+    use crate::wire::Tag;
+    match msg.tag() {
+        Some(Tag::RegCredRequest) => "RegCred",
+        Some(Tag::Member) => "Member",
+        Some(Tag::Create) => "Create",
+        Some(Tag::Join) => "Join",
+        Some(Tag::GetCluster) => "GetCluster",
+        Some(Tag::Bye) => "Bye",
+        _ => "other",
+    }
+}
+
 async fn run(
     stream: &mut TcpStream,
+    peer: SocketAddr,
     shared: &Shared,
     shutdown: &mut watch::Receiver<bool>,
     slot: &mut Option<ServerSession>,
@@ -123,8 +169,25 @@ async fn run(
             Read::End(o) => return o,
         };
         debug!(op = ?msg.op, state = ?session.state(), "request");
-        let Reply { body, close } =
-            respond(session, &*shared.backend, *msg, Some(&*shutdown)).await;
+        let request_started = Instant::now();
+        let op = op_name(&msg);
+        let counted = Counted {
+            inner: &*shared.backend,
+            metrics: &shared.metrics,
+            limiter: shared.limiter.as_ref(),
+            peer: peer.ip(),
+        };
+        // A GetCluster with a hold may wait for members: count it while
+        // it is in flight.
+        let held = op == "GetCluster" && !cfg.hold.is_zero();
+        if held {
+            shared.metrics.held_getclusters.inc();
+        }
+        let Reply { body, close } = respond(session, &counted, *msg, Some(&*shutdown)).await;
+        if held {
+            shared.metrics.held_getclusters.dec();
+        }
+        shared.metrics.request_done(op, request_started.elapsed());
         let frame = framing.encode_body(&key, &body);
         if write(stream, &frame, cfg.message_timeout).await.is_err() {
             return SessionEnd::PeerClosed;

@@ -13,8 +13,10 @@
 //! backend is given to [`Server::start_with_backend`].
 
 pub mod connection;
+mod counted;
 pub mod dispatch;
 pub mod identity;
+pub mod limits;
 pub mod session;
 
 use std::net::SocketAddr;
@@ -83,6 +85,18 @@ pub struct ServerConfig {
     /// Largest ClusterMembers reply to a legacy (Go) client, bytes on the
     /// wire; Go clients read at most 16384.
     pub legacy_reply_limit: usize,
+    /// Lifetime of a cluster whose creator set none, counted from its last
+    /// Join or GetCluster (`None`: never expires).
+    pub cluster_ttl: Option<Duration>,
+    /// Lifetime of a cluster created with the Ephemeral attribute bit and
+    /// no TTL of its own (`None`: as `cluster_ttl`).
+    pub ephemeral_ttl: Option<Duration>,
+    /// Most clusters (`None`: no limit).
+    pub max_clusters: Option<usize>,
+    /// Most Member requests per source address per hour (`None`: no limit).
+    pub max_registrations_per_hour: Option<u32>,
+    /// How often expired clusters are removed from the store.
+    pub sweep_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -105,6 +119,11 @@ impl Default for ServerConfig {
             hold: Duration::from_secs(1),
             allow_anonymous_reads: true,
             legacy_reply_limit: crate::wire::framing::LEGACY_MAX_MESSAGE,
+            cluster_ttl: None,
+            ephemeral_ttl: None,
+            max_clusters: None,
+            max_registrations_per_hour: None,
+            sweep_interval: Duration::from_secs(1),
         }
     }
 }
@@ -166,6 +185,8 @@ pub(crate) struct Shared {
     pub(crate) identity: ServerIdentity,
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) session_cfg: Arc<SessionConfig>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    pub(crate) limiter: Option<limits::RegistrationLimiter>,
 }
 
 /// A running registry server. Dropping it requests shutdown; call
@@ -176,6 +197,7 @@ pub struct Server {
     regcred_path: Option<PathBuf>,
     backend: Arc<dyn Backend>,
     registry: Option<Arc<RegistryService>>,
+    metrics: Arc<crate::metrics::Metrics>,
     shutdown: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
     active: Arc<AtomicUsize>,
@@ -303,6 +325,16 @@ impl Server {
             .await
             .expect("identity task")?;
         let (backend, registry) = backend(identity.id).await?;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        if let Some(r) = &registry {
+            let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
+            r.set_policy(crate::registry::Policy {
+                cluster_ttl_ms: cfg.cluster_ttl.map(ms),
+                ephemeral_ttl_ms: cfg.ephemeral_ttl.map(ms),
+                max_clusters: cfg.max_clusters,
+            });
+            r.observe_commits(metrics.store_commit_duration.clone());
+        }
         let listener = TcpListener::bind(cfg.listen)
             .await
             .map_err(|err| ServerError::Listen {
@@ -333,13 +365,25 @@ impl Server {
             idle_timeout: cfg.idle_timeout,
             key_limits,
         });
+        let limiter = cfg
+            .max_registrations_per_hour
+            .map(limits::RegistrationLimiter::new);
+        let sweep_every = cfg.sweep_interval.max(Duration::from_millis(10));
         let shared = Arc::new(Shared {
             cfg,
             identity,
             backend: backend.clone(),
             session_cfg,
+            metrics: metrics.clone(),
+            limiter,
         });
         let (shutdown, rx) = watch::channel(false);
+        tokio::spawn(sweep_loop(
+            backend.clone(),
+            metrics.clone(),
+            sweep_every,
+            rx.clone(),
+        ));
         let active = Arc::new(AtomicUsize::new(0));
         let task = tokio::spawn(accept_loop(listener, shared, rx, lock, active.clone()));
         info!(%addr, regcred = ?regcred_path, "xlreg registry listening");
@@ -349,6 +393,7 @@ impl Server {
             regcred_path,
             backend,
             registry,
+            metrics,
             shutdown,
             task: Some(task),
             active,
@@ -380,6 +425,11 @@ impl Server {
         &self.backend
     }
 
+    /// This server's metrics (what `/metrics` serves).
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
     /// The in-process registry service, for inspection in tests and tools
     /// (`None` when the server was started with another backend).
     pub fn registry(&self) -> Option<&Arc<RegistryService>> {
@@ -399,6 +449,43 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
+    }
+}
+
+/// Remove expired clusters in the background, a bounded batch at a time
+/// (each its own transaction), and store clusters' last activity so
+/// expiry survives a restart.
+async fn sweep_loop(
+    backend: Arc<dyn Backend>,
+    metrics: Arc<crate::metrics::Metrics>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use crate::registry::{BackendError, SWEEP_BATCH};
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = connection::shutdown_requested(&mut shutdown) => return,
+        }
+        // A backlog drains batch by batch while full batches come back.
+        loop {
+            match backend.expire(SWEEP_BATCH).await {
+                Ok(n) => {
+                    if n > 0 {
+                        metrics.expired_clusters.inc_by(n as u64);
+                        info!(expired = n, "expired clusters removed");
+                    }
+                    if n < SWEEP_BATCH {
+                        break;
+                    }
+                }
+                Err(BackendError::Closed) => return,
+                Err(e) => {
+                    warn!(error = %e, "expiry sweep failed; will retry");
+                    break;
+                }
+            }
+        }
     }
 }
 

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::registry::request::{Create, GetCluster, Join, Register};
+use crate::registry::request::{Create, Delete, GetCluster, Join, Register};
 use crate::registry::rules::{get_target, join_target};
 use crate::registry::{Answer, BackendError, MemberRecord, Request};
 use crate::wire::msg::Token;
@@ -59,6 +59,9 @@ pub mod texts {
     /// never a client's).
     pub const NO_REQUEST: &str = "internal error: registry answer without a request";
 }
+
+/// Longest cluster TTL a client may ask for (10 years), seconds.
+pub const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
 
 /// Limits on what one member token may hold.
 pub const MAX_TOKEN_BYTES: usize = 8192;
@@ -134,6 +137,7 @@ enum Asked {
     Create,
     Join,
     GetCluster,
+    Delete,
 }
 
 /// One session's protocol state.
@@ -172,7 +176,8 @@ fn request_tag(msg: &XlRegMsg) -> Result<Tag, &'static str> {
             | Tag::Create
             | Tag::Join
             | Tag::GetCluster
-            | Tag::Bye),
+            | Tag::Bye
+            | Tag::DeleteCluster),
         ) => Ok(t),
         Some(
             Tag::RegCredReply
@@ -259,12 +264,38 @@ impl ServerSession {
             // after the reply.
             return self.fail(texts::BAD_STATE);
         }
+        if tag == Tag::DeleteCluster && self.framing != Framing::LengthPrefixed {
+            // The extension exists only between xlreg peers; to a Go-framed
+            // session op 14 is no op at all, as before.
+            return self.fail(texts::BAD_TAG);
+        }
         let anon = self.cfg.allow_anonymous_reads;
         match (&self.phase, tag) {
+            (
+                Phase::ClientDetailsRcvd { member } | Phase::CreateRequestRcvd { member, .. },
+                Tag::DeleteCluster,
+            ) => {
+                let by = member.record.id;
+                match join_target(msg.cluster_id.as_deref(), msg.cluster_name.as_deref(), None) {
+                    Ok(cluster) => {
+                        self.call(Asked::Delete, Request::Delete(Delete { cluster, by }))
+                    }
+                    Err(e) => self.fail(&e.to_string()),
+                }
+            }
             (Phase::HelloRcvd, Tag::Member) => self.member(msg),
             (Phase::ClientDetailsRcvd { .. }, Tag::Create) => self.call(
                 Asked::Create,
                 Request::Create(Create {
+                    // The TTL extension is honoured only on sessions that
+                    // negotiated xlreg framing: a Go peer never sends it.
+                    ttl_ms: match self.framing {
+                        Framing::LengthPrefixed => msg
+                            .cluster_ttl
+                            .filter(|&s| s > 0)
+                            .map(|s| s.min(MAX_TTL_SECS) * 1000),
+                        Framing::Legacy => None,
+                    },
                     name: msg.cluster_name.unwrap_or_default(),
                     max_size: msg.cluster_max_size.unwrap_or(0),
                     attrs: msg.cluster_attrs.unwrap_or(0),
@@ -442,6 +473,7 @@ impl ServerSession {
                 self.phase = Phase::ClientDetailsRcvd { member };
                 reply(XlRegMsg::member_ok(&id, attrs))
             }
+            (Asked::Delete, Answer::Deleted(_)) => reply(XlRegMsg::ack()),
             (Asked::Create, Answer::Created(c)) => {
                 match std::mem::replace(&mut self.phase, Phase::Closed) {
                     Phase::ClientDetailsRcvd { member } => {
@@ -532,6 +564,40 @@ mod tests {
             Some(Tag::MemberOk)
         );
         (s, id)
+    }
+
+    #[test]
+    fn delete_and_ttl_exist_only_on_xlreg_framed_sessions() {
+        // Go framing: op 14 is no op, and a TTL field is ignored.
+        let (mut s, _) = registered();
+        let mut create = XlRegMsg::create("c", 3, 0, 1);
+        create.cluster_ttl = Some(60);
+        let Effect::Call(Request::Create(c)) = s.on_message(create.clone()) else {
+            panic!("Create did not ask the registry")
+        };
+        assert_eq!(c.ttl_ms, None, "a Go-framed session never sets a TTL");
+        let (mut s, _) = registered();
+        let del = XlRegMsg::delete_cluster(None, "c");
+        assert!(is_error(&s.on_message(del.clone()), texts::BAD_TAG));
+
+        // xlreg framing: both reach the registry, the delete as this member.
+        let (mut s, me) = registered();
+        s.framing = Framing::LengthPrefixed;
+        let Effect::Call(Request::Create(c)) = s.on_message(create) else {
+            panic!("Create did not ask the registry")
+        };
+        assert_eq!(c.ttl_ms, Some(60_000));
+        s.on_answer(Ok(Answer::Created(facts(NodeId::random()))));
+        let Effect::Call(Request::Delete(d)) = s.on_message(del) else {
+            panic!("DeleteCluster did not ask the registry")
+        };
+        assert_eq!(d.by, me);
+        let Effect::Reply { body, close: false } =
+            s.on_answer(Ok(Answer::Deleted(NodeId::random())))
+        else {
+            panic!("no Ack")
+        };
+        assert_eq!(XlRegMsg::from_bytes(&body).unwrap().tag(), Some(Tag::Ack));
     }
 
     #[test]

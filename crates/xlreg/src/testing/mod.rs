@@ -256,6 +256,9 @@ pub struct LaunchOptions {
     /// Progress events; with an observer, a reader also watches the joins.
     /// Default none.
     pub observer: Option<Observer>,
+    /// Cluster lifetime after its last Join or GetCluster (an xlreg
+    /// registry removes it then; `None`: the registry's default).
+    pub ttl: Option<Duration>,
 }
 
 impl Default for LaunchOptions {
@@ -271,6 +274,7 @@ impl Default for LaunchOptions {
             regcred: None,
             boot: BootOptions::default(),
             observer: None,
+            ttl: None,
         }
     }
 }
@@ -506,7 +510,9 @@ impl LocalCluster {
             .map_err(client_err("making member identities"))?;
 
         let t1 = Instant::now();
-        let spec = ClusterSpec::new(name.clone(), opts.size).endpoints(opts.endpoints);
+        let spec = ClusterSpec::new(name.clone(), opts.size)
+            .endpoints(opts.endpoints)
+            .ttl(opts.ttl);
         let info = create(&regcred, &admin, &spec, &opts.boot.client).await?;
         Observer::emit(
             &opts.observer,

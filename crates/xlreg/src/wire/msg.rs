@@ -43,6 +43,11 @@ pub enum Tag {
     Ack = 12,
     /// Failure; the server closes afterwards.
     Error = 13,
+    /// xlreg extension, only on sessions that negotiated version ≥ 2.0
+    /// (a Go peer never sends or receives it): delete the cluster named by
+    /// ClusterID or ClusterName; allowed to a member of that cluster.
+    /// Answered with Ack.
+    DeleteCluster = 14,
 }
 
 /// `XLRegMsg.Token`: one member's public description (spec §7.3).
@@ -136,6 +141,12 @@ pub struct XlRegMsg {
     /// Error text.
     #[prost(bytes = "vec", optional, tag = "23")]
     pub err_desc: Option<Vec<u8>>,
+    /// xlreg extension, only on sessions that negotiated version ≥ 2.0
+    /// (never to or from a Go peer): Create's requested cluster lifetime
+    /// in seconds since the last Join or GetCluster; 0 or absent means the
+    /// server's default.
+    #[prost(uint64, optional, tag = "40")]
+    pub cluster_ttl: Option<u64>,
 }
 
 impl XlRegMsg {
@@ -211,6 +222,20 @@ impl XlRegMsg {
         XlRegMsg {
             cluster_name: Some(name.as_bytes().to_vec()),
             ..Self::with_op(Tag::Join)
+        }
+    }
+    /// DeleteCluster (op 14, an xlreg extension) of the cluster with this
+    /// ID (`Some`) or name.
+    pub fn delete_cluster(id: Option<&NodeId>, name: &str) -> Self {
+        match id {
+            Some(id) => XlRegMsg {
+                cluster_id: Some(id.as_bytes().to_vec()),
+                ..Self::with_op(Tag::DeleteCluster)
+            },
+            None => XlRegMsg {
+                cluster_name: Some(name.as_bytes().to_vec()),
+                ..Self::with_op(Tag::DeleteCluster)
+            },
         }
     }
     /// JoinReply (op 8).

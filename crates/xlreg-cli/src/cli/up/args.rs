@@ -62,6 +62,12 @@ pub struct UpArgs {
     /// instead of OpenSSL three-prime test keys.
     #[arg(long)]
     pub strict_keygen: bool,
+    /// Cluster lifetime after its last Join or GetCluster (90s, 30m, 2h,
+    /// 7d or never). Default: never with the embedded registry; 1h with
+    /// --regcred (a shared registry), where up also deletes the cluster
+    /// when it stops (unless --keep), so test clusters do not pile up.
+    #[arg(long, value_name = "TTL", value_parser = crate::cli::parse_ttl)]
+    pub ttl: Option<crate::cli::Ttl>,
     /// Seconds to wait for all members to join.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     pub wait: f64,

@@ -28,6 +28,7 @@ pub(super) async fn run(
         regcred: external.as_ref().map(|(rc, _)| rc.clone()),
         boot: boot_options(&a),
         observer: ui.observer(),
+        ttl: super::shared::cluster_ttl(&a),
         ..LaunchOptions::default()
     };
     tokio::pin!(signal);
@@ -76,6 +77,10 @@ pub(super) async fn run(
         );
         signal.await;
         greeters.shutdown().await;
+    }
+    if let (Some((rc, _)), false) = (&external, a.keep) {
+        let first = &cluster.members[0].identity;
+        super::shared::delete_from_shared(rc, first, cluster.id(), &cluster.name).await;
     }
     cluster.shutdown().await;
     Ok(())

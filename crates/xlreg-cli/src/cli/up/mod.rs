@@ -27,6 +27,7 @@ mod args;
 mod children;
 mod in_process;
 mod report;
+mod shared;
 mod ui;
 mod with_command;
 

@@ -81,7 +81,9 @@ pub(super) async fn run(
     let info = testing::create(
         &regcred,
         &admin,
-        &xlreg::client::ClusterSpec::new(name.clone(), a.size).endpoints(a.endpoints),
+        &xlreg::client::ClusterSpec::new(name.clone(), a.size)
+            .endpoints(a.endpoints)
+            .ttl(super::shared::cluster_ttl(&a)),
         &client,
     )
     .await?;
@@ -150,6 +152,17 @@ pub(super) async fn run(
     .print(a.json);
     stay_while_running(&mut kids, &mut signal, n).await;
     kids.stop().await;
+    if registry.is_none() && !a.keep {
+        // As member 0, whose identity the program loaded from its dir.
+        match xlreg::client::node::NodeIdentity::load(&envs[0].node_dir) {
+            Ok(first) => {
+                super::shared::delete_from_shared(&regcred, &first, cluster.id, &name).await
+            }
+            Err(e) => {
+                eprintln!("xlreg up: warning: cluster {name} left on the shared registry ({e})")
+            }
+        }
+    }
     if let Some(r) = registry {
         r.stop().await;
     }

@@ -1,0 +1,214 @@
+//! `xlreg admin clusters | cluster NAME | delete NAME | stats`: the admin
+//! JSON API of a registry's HTTP side door (`xlreg serve --http`) from a
+//! shell. The token comes from `--token-file`, else `DATA_DIR/admin.token`
+//! when it exists (a registry on this machine); reads work without one on
+//! a loopback side door.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context};
+use clap::{Args, Subcommand};
+
+use crate::cli::BadInput;
+use xlreg::http::token::{AdminToken, TOKEN_FILE};
+use xlreg::http::view::{ClusterDetail, ClusterSummary, Stats};
+use xlreg::server::DEFAULT_DATA_DIR;
+
+/// Talk to a registry's admin API.
+#[derive(Args, Debug)]
+pub struct AdminArgs {
+    /// The side door's base URL, e.g. http://127.0.0.1:8080. Also read
+    /// from XLREG_HTTP.
+    #[arg(long, env = "XLREG_HTTP", value_name = "URL")]
+    pub http: String,
+    /// File holding the admin token (default: DATA_DIR/admin.token if it
+    /// exists).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The registry's data directory, where `xlreg serve` wrote admin.token.
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Print the JSON the API returned instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub what: AdminCommand,
+}
+
+/// Admin operations.
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// List clusters.
+    Clusters,
+    /// Show one cluster and its members.
+    Cluster {
+        /// Cluster name.
+        name: String,
+    },
+    /// Delete a cluster (needs the token); durable when this returns.
+    Delete {
+        /// Cluster name.
+        name: String,
+    },
+    /// Server statistics.
+    Stats,
+}
+
+fn token(a: &AdminArgs) -> anyhow::Result<Option<AdminToken>> {
+    if let Some(p) = &a.token_file {
+        return Ok(Some(
+            AdminToken::from_file(p).map_err(|e| BadInput(format!("--token-file: {e}")))?,
+        ));
+    }
+    let p = a.data_dir.join(TOKEN_FILE);
+    if p.exists() {
+        return Ok(Some(
+            AdminToken::from_file(&p).map_err(|e| BadInput(e.to_string()))?,
+        ));
+    }
+    Ok(None)
+}
+
+/// Percent-encode a cluster name for a URL path segment.
+fn segment(name: &str) -> String {
+    let mut out = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn call(
+    a: &AdminArgs,
+    method: &str,
+    path: &str,
+    tok: &Option<AdminToken>,
+) -> anyhow::Result<serde_json::Value> {
+    let base = a.http.trim_end_matches('/');
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        return Err(BadInput(format!(
+            "--http {base}: must start with http:// or https://"
+        ))
+        .into());
+    }
+    let url = format!("{base}{path}");
+    let mut req = ureq::request(method, &url).timeout(std::time::Duration::from_secs(15));
+    if let Some(t) = tok {
+        req = req.set("Authorization", &format!("Bearer {}", t.secret()));
+    }
+    match req.call() {
+        Ok(r) => r
+            .into_json()
+            .with_context(|| format!("{method} {url}: reply is not JSON")),
+        Err(ureq::Error::Status(code, r)) => {
+            let msg = r
+                .into_json::<serde_json::Value>()
+                .ok()
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
+                .unwrap_or_default();
+            let hint = if code == 401 && tok.is_none() {
+                " (no token: pass --token-file or --data-dir)"
+            } else {
+                ""
+            };
+            Err(anyhow!("{method} {url}: HTTP {code}: {msg}{hint}"))
+        }
+        Err(e) => Err(anyhow!("{method} {url}: {e}")),
+    }
+}
+
+fn when(ms: Option<u64>) -> String {
+    match ms {
+        None | Some(0) => "-".into(),
+        Some(ms) => xlreg::http::page::relative(ms, xlreg::registry::unix_now_ms()),
+    }
+}
+
+fn print_summaries(list: &[ClusterSummary]) {
+    println!(
+        "{:<24} {:<40} {:>7} {:>12} {:>14}",
+        "NAME", "ID", "MEMBERS", "ACTIVE", "EXPIRES"
+    );
+    for c in list {
+        println!(
+            "{:<24} {:<40} {:>7} {:>12} {:>14}",
+            c.name,
+            c.id,
+            format!("{}/{}", c.members, c.size),
+            when(Some(c.last_active_ms)),
+            c.expires_ms.map_or("never".into(), |e| when(Some(e)))
+        );
+    }
+}
+
+/// Run an admin command.
+pub fn run(a: AdminArgs) -> anyhow::Result<()> {
+    let tok = token(&a)?;
+    let out = match &a.what {
+        AdminCommand::Clusters => call(&a, "GET", "/api/clusters", &tok)?,
+        AdminCommand::Cluster { name } => {
+            call(&a, "GET", &format!("/api/clusters/{}", segment(name)), &tok)?
+        }
+        AdminCommand::Delete { name } => {
+            if tok.is_none() {
+                return Err(BadInput(format!(
+                    "delete needs the admin token: no --token-file and no {}",
+                    a.data_dir.join(TOKEN_FILE).display()
+                ))
+                .into());
+            }
+            call(
+                &a,
+                "DELETE",
+                &format!("/api/clusters/{}", segment(name)),
+                &tok,
+            )?
+        }
+        AdminCommand::Stats => call(&a, "GET", "/api/stats", &tok)?,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    match &a.what {
+        AdminCommand::Clusters => {
+            let list: Vec<ClusterSummary> = serde_json::from_value(out)?;
+            print_summaries(&list);
+        }
+        AdminCommand::Cluster { .. } => {
+            let d: ClusterDetail = serde_json::from_value(out)?;
+            print_summaries(std::slice::from_ref(&d.summary));
+            println!();
+            println!("{:>3} {:<16} {:<40} ENDPOINTS", "#", "NAME", "ID");
+            for m in &d.member_list {
+                println!(
+                    "{:>3} {:<16} {:<40} {}",
+                    m.index,
+                    m.name,
+                    m.id,
+                    m.endpoints.join(" ")
+                );
+            }
+        }
+        AdminCommand::Delete { name } => {
+            println!(
+                "deleted {name} ({})",
+                out.get("id").and_then(|v| v.as_str()).unwrap_or("?")
+            );
+        }
+        AdminCommand::Stats => {
+            let s: Stats = serde_json::from_value(out)?;
+            println!("clusters          {}", s.clusters);
+            println!("members           {}", s.members);
+            println!("connections       {}", s.connections);
+            println!("registrations     {}", s.registrations);
+            println!("expired clusters  {}", s.expired_clusters);
+            println!("deleted clusters  {}", s.deleted_clusters);
+        }
+    }
+    Ok(())
+}

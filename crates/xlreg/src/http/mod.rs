@@ -1,0 +1,425 @@
+//! The operator's HTTP side door (`xlreg serve --http ADDR`, off by
+//! default): Prometheus `/metrics`, `/healthz`, `/readyz`, a live status
+//! page at `/`, regCred.dat download and a JSON admin API.
+//!
+//! Why a separate listener: the registry port speaks the xlReg protocol
+//! only (Go peers connect there); operators' tools speak HTTP. The HTTP
+//! side reads the registry through [`crate::registry::RegistryService`] —
+//! the same committed state sessions see — and deletes through it, so a
+//! delete is durable before it is acknowledged.
+//!
+//! Access: mutating calls always need the admin bearer token
+//! ([`token::AdminToken`]). Read-only pages are open when the HTTP
+//! listener is bound to a loopback address, and need the token otherwise.
+//! `/healthz` and `/readyz` are always open (they reveal nothing).
+
+pub mod page;
+pub mod token;
+pub mod view;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Form, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+
+use crate::metrics::Metrics;
+use crate::regcred::RegCred;
+use crate::registry::{Backend, BackendError, RegistryService, RuleError};
+use crate::server::Server;
+pub use token::AdminToken;
+use view::Stats;
+
+/// What the side door needs to start.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The admin bearer token.
+    pub token: AdminToken,
+}
+
+/// Cannot start the HTTP listener.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen for HTTP on {addr}: {err}")]
+pub struct HttpError {
+    /// The address.
+    pub addr: SocketAddr,
+    /// The OS error.
+    pub err: std::io::Error,
+}
+
+struct Ops {
+    backend: Arc<dyn Backend>,
+    /// For listings: the in-process registry (`None` with another backend,
+    /// whose clusters the page then cannot list).
+    registry: Option<Arc<RegistryService>>,
+    metrics: Arc<Metrics>,
+    regcred: RegCred,
+    regcred_text: String,
+    listen: String,
+    token: AdminToken,
+    open_reads: bool,
+}
+
+type St = State<Arc<Ops>>;
+
+/// The running side door; dropping it stops it.
+pub struct HttpServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for HttpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HttpServer({})", self.addr)
+    }
+}
+
+impl HttpServer {
+    /// Bind `cfg.listen` and serve `server`'s registry.
+    pub async fn start(cfg: HttpConfig, server: &Server) -> Result<HttpServer, HttpError> {
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|err| HttpError {
+                addr: cfg.listen,
+                err,
+            })?;
+        let addr = listener.local_addr().map_err(|err| HttpError {
+            addr: cfg.listen,
+            err,
+        })?;
+        let ops = Arc::new(Ops {
+            backend: server.backend().clone(),
+            registry: server.registry().cloned(),
+            metrics: server.metrics().clone(),
+            regcred: server.regcred().clone(),
+            regcred_text: server.regcred().to_go_format(),
+            listen: server.local_addr().to_string(),
+            token: cfg.token,
+            open_reads: addr.ip().is_loopback(),
+        });
+        let app = router(ops);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let r = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "HTTP side door stopped");
+            }
+        });
+        tracing::info!(%addr, "HTTP side door listening");
+        Ok(HttpServer {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stop serving and wait for open requests to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+fn router(ops: Arc<Ops>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/fragment/clusters", get(fragment))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/regCred.dat", get(regcred))
+        .route("/api/clusters", get(api_list))
+        .route("/api/clusters/{name}", get(api_show).delete(api_delete))
+        .route("/api/stats", get(api_stats))
+        .route("/admin/delete", post(form_delete))
+        .with_state(ops)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+fn json_error(status: StatusCode, msg: impl Into<String>) -> Response {
+    let mut r = (status, Json(serde_json::json!({ "error": msg.into() }))).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"xlreg\""),
+        );
+    }
+    r
+}
+
+/// A refused admin or read call.
+#[derive(Debug, Clone, Copy)]
+enum Denied {
+    NoToken,
+    WrongToken,
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        let msg = match self {
+            Denied::NoToken => "admin token required (Authorization: Bearer TOKEN)",
+            Denied::WrongToken => "admin token refused",
+        };
+        json_error(StatusCode::UNAUTHORIZED, msg)
+    }
+}
+
+impl Ops {
+    /// Why an admin call is refused, if it is.
+    fn check_admin(&self, headers: &HeaderMap) -> Result<(), Denied> {
+        match bearer(headers) {
+            None => Err(Denied::NoToken),
+            Some(t) if self.token.matches(t) => Ok(()),
+            Some(_) => Err(Denied::WrongToken),
+        }
+    }
+
+    /// Read-only pages: open on loopback, token otherwise.
+    fn check_read(&self, headers: &HeaderMap) -> Result<(), Denied> {
+        if self.open_reads {
+            Ok(())
+        } else {
+            self.check_admin(headers)
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        let m = &self.metrics;
+        let (clusters, members) = self.registry.as_ref().map_or((0, 0), |reg| {
+            reg.with_registry(|r| {
+                let mut n = 0;
+                let mut members = 0;
+                for c in r.clusters() {
+                    n += 1;
+                    members += c.len();
+                }
+                (n, members)
+            })
+        });
+        m.clusters.set(clusters as i64);
+        m.members.set(members as i64);
+        Stats {
+            clusters,
+            members,
+            connections: m.connections.get(),
+            expired_clusters: m.expired_clusters.get(),
+            deleted_clusters: m.deleted_clusters.get(),
+            registrations: m.registrations.get(),
+        }
+    }
+
+    fn clusters(&self) -> Vec<view::ClusterDetail> {
+        self.registry
+            .as_ref()
+            .map(|r| r.with_registry(view::all))
+            .unwrap_or_default()
+    }
+
+    /// What the page shows: the most recently active clusters.
+    fn page_clusters(&self) -> Vec<view::ClusterDetail> {
+        self.registry
+            .as_ref()
+            .map(|r| r.with_registry(view::recent).0)
+            .unwrap_or_default()
+    }
+
+    async fn delete(&self, name: &str) -> Result<String, (StatusCode, String)> {
+        match self.backend.delete_cluster(name.as_bytes().to_vec()).await {
+            Ok(id) => {
+                self.metrics.deleted_clusters.inc();
+                tracing::info!(cluster = name, id = %id, "cluster deleted by operator");
+                Ok(id.to_hex())
+            }
+            Err(BackendError::Rule(e @ RuleError::NoSuchCluster(_))) => {
+                Err((StatusCode::NOT_FOUND, e.to_string()))
+            }
+            Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+        }
+    }
+}
+
+async fn index(State(ops): St, headers: HeaderMap) -> Response {
+    if let Err(d) = ops.check_read(&headers) {
+        return d.into_response();
+    }
+    let stats = ops.stats();
+    let clusters = ops.page_clusters();
+    Html(page::status_page(
+        &ops.regcred,
+        &ops.listen,
+        &stats,
+        &clusters,
+        crate::registry::unix_now_ms(),
+    ))
+    .into_response()
+}
+
+async fn fragment(State(ops): St, headers: HeaderMap) -> Response {
+    if let Err(d) = ops.check_read(&headers) {
+        return d.into_response();
+    }
+    let stats = ops.stats();
+    Html(page::live_part(
+        &stats,
+        &ops.page_clusters(),
+        crate::registry::unix_now_ms(),
+    ))
+    .into_response()
+}
+
+async fn readyz(State(ops): St) -> Response {
+    match ops.backend.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),
+    }
+}
+
+async fn metrics(State(ops): St, headers: HeaderMap) -> Response {
+    if let Err(d) = ops.check_read(&headers) {
+        return d.into_response();
+    }
+    ops.stats();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        ops.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn regcred(State(ops): St, headers: HeaderMap) -> Response {
+    if let Err(d) = ops.check_read(&headers) {
+        return d.into_response();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"regCred.dat\"",
+            ),
+        ],
+        ops.regcred_text.clone(),
+    )
+        .into_response()
+}
+
+async fn api_list(State(ops): St, headers: HeaderMap) -> Response {
+    if let Err(d) = ops.check_read(&headers) {
+        return d.into_response();
+    }
+    let list: Vec<_> = ops.clusters().into_iter().map(|c| c.summary).collect();
+    Json(list).into_response()
+}
+
+async fn api_show(State(ops): St, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    if let Err(d) = ops.check_read(&headers) {
+        return d.into_response();
+    }
+    let found = ops.registry.as_ref().and_then(|reg| {
+        reg.with_registry(|r| {
+            r.cluster_by_name(name.as_bytes())
+                .map(|c| view::detail(r, c))
+        })
+    });
+    match found {
+        Some(d) => Json(d).into_response(),
+        None => json_error(
+            StatusCode::NOT_FOUND,
+            RuleError::NoSuchCluster(name).to_string(),
+        ),
+    }
+}
+
+async fn api_delete(State(ops): St, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    if let Err(d) = ops.check_admin(&headers) {
+        return d.into_response();
+    }
+    match ops.delete(&name).await {
+        Ok(id) => Json(serde_json::json!({ "deleted": name, "id": id })).into_response(),
+        Err((status, msg)) => json_error(status, msg),
+    }
+}
+
+async fn api_stats(State(ops): St, headers: HeaderMap) -> Response {
+    if let Err(d) = ops.check_read(&headers) {
+        return d.into_response();
+    }
+    Json(ops.stats()).into_response()
+}
+
+/// The status page's Delete form.
+#[derive(serde::Deserialize)]
+struct DeleteForm {
+    name: String,
+    #[serde(default)]
+    token: String,
+}
+
+async fn form_delete(State(ops): St, Form(f): Form<DeleteForm>) -> Response {
+    let back = "<p><a href=\"/\">back to the status page</a></p>";
+    if f.token.is_empty() || !ops.token.matches(&f.token) {
+        let why = if f.token.is_empty() {
+            "admin token required"
+        } else {
+            "admin token refused"
+        };
+        return (
+            StatusCode::UNAUTHORIZED,
+            Html(format!(
+                "<!DOCTYPE html><title>refused</title><h1 id=\"refused\">{why}</h1><p>Cluster <q>{}</q> was not deleted.</p>{back}",
+                page::esc(&f.name)
+            )),
+        )
+            .into_response();
+    }
+    match ops.delete(&f.name).await {
+        Ok(_) => Redirect::to("/").into_response(),
+        Err((status, msg)) => (
+            status,
+            Html(format!(
+                "<!DOCTYPE html><title>error</title><h1 id=\"refused\">{}</h1>{back}",
+                page::esc(&msg)
+            )),
+        )
+            .into_response(),
+    }
+}
