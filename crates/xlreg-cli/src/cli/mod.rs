@@ -4,8 +4,6 @@
 
 pub mod serve;
 
-use std::process::ExitCode;
-
 use clap::{Parser, Subcommand};
 
 pub mod admin;
@@ -62,9 +60,23 @@ enum Command {
 #[error("{0}")]
 pub struct BadInput(pub String);
 
-/// Parse the command line, run, and map errors to an exit code.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// Parse the command line (the first argument is the program name), run,
+/// and map errors to an exit code. The binary and embedders such as the
+/// Python package's `xlreg` command call this. It never exits the
+/// process: bad arguments print clap's message and return 2 (0 for
+/// `--help` and `--version`).
+pub fn main_with<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
     // `up` and `bench` embed a registry whose per-session info lines
     // would bury the table (and cost time): unless a level was chosen,
     // they log warnings only.
@@ -73,13 +85,13 @@ pub fn main() -> ExitCode {
         && std::env::var_os("XLREG_LOG").is_none();
     init_logging(if quiet { "warn" } else { &cli.log });
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("xlreg: error: {}", one_line(&e));
             if e.downcast_ref::<BadInput>().is_some() {
-                ExitCode::from(2)
+                2
             } else {
-                ExitCode::from(1)
+                1
             }
         }
     }

@@ -1,0 +1,8 @@
+//! The `xlreg` command as a library, so that the command can be embedded:
+//! the binary (`src/main.rs`) and the Python package's `xlreg` console
+//! script both call [`main_with`] and run the very same CLI.
+
+mod bench;
+mod cli;
+
+pub use cli::main_with;

@@ -1,0 +1,67 @@
+//! Python bindings of xlreg: the extension module `xlreg._xlreg`, which the
+//! pure-Python package `xlreg` (python/xlreg/) re-exports with docs and
+//! types. Built by maturin from python/pyproject.toml.
+//!
+//! Why a crate of its own: the library stays free of Python; this crate
+//! only converts arguments, runs the library's futures on one background
+//! tokio runtime ([`runtime`]) and turns errors into the Python exception
+//! classes of `xlreg._errors` ([`errors`]).
+
+mod cli;
+mod errors;
+mod flows;
+mod node;
+mod regcred;
+mod runtime;
+mod session;
+mod testing;
+mod up_env;
+mod view;
+
+use pyo3::prelude::*;
+
+/// Test hook: panic in Rust, `where` = `call` (in the calling thread),
+/// `blocking` (in a task a blocking call waits for) or `async` (in a task
+/// an awaitable wraps). Proves a panic becomes `xlreg.InternalError`
+/// instead of aborting the interpreter.
+#[pyfunction]
+fn _panic_for_tests<'py>(py: Python<'py>, r#where: &str) -> PyResult<Bound<'py, PyAny>> {
+    let boom = |w: &str| -> Result<(), errors::Failure> { panic!("test panic ({w})") };
+    match r#where {
+        "call" => errors::guard(|| boom("call")).map(|()| py.None().into_bound(py)),
+        "blocking" => runtime::block_on(py, async move { boom("blocking") })
+            .map(|()| py.None().into_bound(py)),
+        "async" => runtime::awaitable(py, async move { boom("async") }),
+        other => Err(errors::usage(format!(
+            "where={other:?}: expected \"call\", \"blocking\" or \"async\""
+        ))),
+    }
+}
+
+/// The extension module.
+#[pymodule]
+fn _xlreg(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<regcred::PyRegCred>()?;
+    m.add_class::<node::PyNode>()?;
+    m.add_class::<view::PyMember>()?;
+    m.add_class::<view::PyClusterView>()?;
+    m.add_class::<view::PyClusterInfo>()?;
+    m.add_class::<view::PyMemberList>()?;
+    m.add_class::<session::PySession>()?;
+    m.add_class::<testing::PyLocalRegistry>()?;
+    m.add_class::<testing::PyLocalCluster>()?;
+    m.add_class::<testing::PyLocalMember>()?;
+    m.add_class::<up_env::PyUpEnv>()?;
+    m.add_function(wrap_pyfunction!(flows::create_cluster, m)?)?;
+    m.add_function(wrap_pyfunction!(flows::create_cluster_async, m)?)?;
+    m.add_function(wrap_pyfunction!(flows::register, m)?)?;
+    m.add_function(wrap_pyfunction!(flows::register_async, m)?)?;
+    m.add_function(wrap_pyfunction!(flows::boot, m)?)?;
+    m.add_function(wrap_pyfunction!(flows::boot_async, m)?)?;
+    m.add_function(wrap_pyfunction!(flows::read_members, m)?)?;
+    m.add_function(wrap_pyfunction!(flows::read_members_async, m)?)?;
+    m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

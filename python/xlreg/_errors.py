@@ -1,0 +1,158 @@
+"""The exceptions xlreg raises.
+
+Every failure is an :class:`XlRegError`. Network failures are also
+:class:`OSError` (with ``errno`` when the OS gave one), and a timeout is also
+a :class:`TimeoutError`, so ``except OSError`` and ``except TimeoutError``
+work as for any socket code. A bad argument is a :class:`UsageError`, which
+is also a :class:`ValueError`.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+from typing import Any, Dict, Optional, Type
+
+__all__ = [
+    "XlRegError",
+    "RegCredError",
+    "RegistryError",
+    "IncompleteClusterError",
+    "NetworkError",
+    "RegistryTimeoutError",
+    "RegistryUnreachableError",
+    "ConnectionClosedError",
+    "ProtocolError",
+    "NodeError",
+    "UsageError",
+    "InternalError",
+]
+
+
+class XlRegError(Exception):
+    """Base class of every xlreg error. ``str(e)`` says what failed and where."""
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        for k, v in fields.items():
+            setattr(self, k, v)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class RegCredError(XlRegError):
+    """A regCred.dat file or text that cannot be read or parsed.
+
+    ``path`` is the file (None for text), ``line`` the 1-based line that is
+    wrong (None when the file could not be read at all).
+    """
+
+    path: Optional[str] = None
+    line: Optional[int] = None
+
+
+class RegistryError(XlRegError):
+    """The registry refused a request with an Error message.
+
+    ``server_text`` is the registry's text verbatim; ``request`` the refused
+    request (``Join``, ``GetCluster``, ...).
+    """
+
+    server_text: str = ""
+    request: str = ""
+
+
+class IncompleteClusterError(XlRegError):
+    """The cluster did not fill up before the deadline.
+
+    ``arrived`` members of ``expected`` had joined cluster ``cluster`` after
+    ``waited`` seconds.
+    """
+
+    cluster: str = ""
+    arrived: int = 0
+    expected: int = 0
+    waited: float = 0.0
+
+
+class NetworkError(XlRegError, OSError):
+    """The registry could not be reached or the connection failed.
+
+    Also an :class:`OSError`: ``errno`` is set when the OS reported one
+    (e.g. ``errno.ECONNREFUSED`` when nothing listens). ``address`` is the
+    registry address.
+    """
+
+    address: Optional[str] = None
+
+    def __init__(self, message: str, errno: Optional[int] = None, **fields: Any) -> None:
+        OSError.__init__(self, errno, message)
+        self.message = message
+        for k, v in fields.items():
+            setattr(self, k, v)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class RegistryTimeoutError(NetworkError, TimeoutError):
+    """Nothing happened within the timeout (connecting, or a reply).
+
+    Also a :class:`TimeoutError`; ``after`` is the timeout in seconds when
+    known.
+    """
+
+    after: Optional[float] = None
+
+
+class RegistryUnreachableError(NetworkError, ConnectionRefusedError):
+    """Nothing listens at the registry's address (connection refused).
+
+    Also a :class:`ConnectionRefusedError`; ``errno`` is ``ECONNREFUSED``.
+    """
+
+
+class ConnectionClosedError(NetworkError, ConnectionError):
+    """The registry closed the connection instead of answering (a Go
+    registry does this when the regCred does not match it)."""
+
+
+class ProtocolError(XlRegError):
+    """The registry sent something that is not valid xlReg protocol."""
+
+
+class NodeError(XlRegError):
+    """A node identity could not be created, loaded or saved (the message
+    names the file)."""
+
+
+class UsageError(XlRegError, ValueError):
+    """A bad argument, or a step the protocol does not allow here."""
+
+
+class InternalError(XlRegError):
+    """A bug in xlreg (a Rust panic, caught before it could crash Python)."""
+
+
+_KINDS: Dict[str, Type[XlRegError]] = {
+    "base": XlRegError,
+    "regcred": RegCredError,
+    "registry": RegistryError,
+    "incomplete": IncompleteClusterError,
+    "network": NetworkError,
+    "timeout": RegistryTimeoutError,
+    "closed": ConnectionClosedError,
+    "protocol": ProtocolError,
+    "node": NodeError,
+    "usage": UsageError,
+    "internal": InternalError,
+}
+
+
+def _from_rust(kind: str, message: str, fields: Dict[str, Any]) -> XlRegError:
+    """Build the exception for a Rust failure (called by the extension)."""
+    cls: Type[XlRegError] = _KINDS.get(kind, XlRegError)
+    if cls is NetworkError and fields.get("errno") == _errno.ECONNREFUSED:
+        cls = RegistryUnreachableError
+    return cls(message, **fields)

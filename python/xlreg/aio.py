@@ -1,0 +1,77 @@
+"""The one-call flows for asyncio.
+
+The Rust futures run on xlreg's background runtime; awaiting them never
+blocks the event loop, so many members can boot concurrently from one
+loop::
+
+    views = await asyncio.gather(*(xlreg.aio.boot(rc, n, cluster="c")
+                                   for n in nodes))
+
+Cancelling the awaiting task cancels the Rust future. Arguments and results
+are those of the blocking functions in :mod:`xlreg`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Union
+
+from . import _xlreg
+from ._xlreg import ClusterInfo, ClusterView, MemberList, Node, RegCred
+
+__all__ = ["boot", "create_cluster", "read_members", "register"]
+
+RegCredLike = Union[RegCred, str, "os.PathLike[str]"]
+
+
+async def create_cluster(
+    regcred: RegCredLike,
+    name: str,
+    size: int,
+    endpoints: int = 1,
+    *,
+    timeout: Optional[float] = None,
+) -> ClusterInfo:
+    """Create cluster ``name`` for ``size`` members (see :func:`xlreg.create_cluster`)."""
+    return await _xlreg.create_cluster_async(regcred, name, size, endpoints, timeout=timeout)
+
+
+async def register(regcred: RegCredLike, node: Node, *, timeout: Optional[float] = None) -> str:
+    """Register ``node`` without joining; returns its node ID (see :func:`xlreg.register`)."""
+    return await _xlreg.register_async(regcred, node, timeout=timeout)
+
+
+async def boot(
+    regcred: RegCredLike,
+    node: Node,
+    cluster: Optional[str] = None,
+    *,
+    cluster_id: Optional[str] = None,
+    wait: Optional[float] = 30.0,
+    attrs: int = 0,
+    timeout: Optional[float] = None,
+) -> ClusterView:
+    """Register, join and wait for every member (see :func:`xlreg.boot`)."""
+    return await _xlreg.boot_async(
+        regcred,
+        node,
+        cluster,
+        cluster_id=cluster_id,
+        wait=wait,
+        attrs=attrs,
+        timeout=timeout,
+    )
+
+
+async def read_members(
+    regcred: RegCredLike,
+    cluster: Optional[str] = None,
+    *,
+    cluster_id: Optional[str] = None,
+    reader: Optional[Node] = None,
+    timeout: Optional[float] = None,
+) -> MemberList:
+    """Read a cluster's members without joining it (see :func:`xlreg.read_members`)."""
+    return await _xlreg.read_members_async(
+        regcred, cluster, cluster_id=cluster_id, reader=reader, timeout=timeout
+    )
