@@ -13,7 +13,7 @@
 //! series; the rest count under `other`. A client cannot grow the scrape.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -63,6 +63,29 @@ pub struct LimitLabel {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// The ops the server times (`request_done`); each gets a handle resolved
+/// on first use, so a request costs no label allocation or map lookup.
+const OPS: [&str; 7] = [
+    "RegCred",
+    "Member",
+    "Create",
+    "Join",
+    "GetCluster",
+    "Bye",
+    "other",
+];
+
+/// The session outcomes the server counts (`session_ended`), resolved
+/// like [`OPS`].
+const OUTCOMES: [&str; 6] = [
+    "bye",
+    "refused",
+    "peer_closed",
+    "timeout",
+    "bad_input",
+    "shutdown",
+];
+
 fn latency_histogram() -> Histogram {
     // 50 µs .. ~13 s.
     Histogram::new(exponential_buckets(0.000_05, 4.0, 10))
@@ -102,6 +125,10 @@ pub struct Metrics {
     /// Requests refused by a limit, by limit.
     pub limit_refusals: Family<LimitLabel, Counter>,
     known_texts: Mutex<HashSet<String>>,
+    /// `request_duration`'s series for each of [`OPS`], once used.
+    op_handles: [OnceLock<Histogram>; OPS.len()],
+    /// `sessions`' series for each of [`OUTCOMES`], once used.
+    outcome_handles: [OnceLock<Counter>; OUTCOMES.len()],
 }
 
 impl std::fmt::Debug for Metrics {
@@ -137,6 +164,8 @@ impl Metrics {
             deleted_clusters: Counter::default(),
             limit_refusals: Family::default(),
             known_texts: Mutex::new(HashSet::new()),
+            op_handles: Default::default(),
+            outcome_handles: Default::default(),
         };
         let r = &mut m.registry;
         r.register("sessions", "Sessions ended, by outcome", m.sessions.clone());
@@ -201,6 +230,17 @@ impl Metrics {
 
     /// Count one session's end.
     pub fn session_ended(&self, outcome: &str) {
+        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
+            let c = self.outcome_handles[i].get_or_init(|| {
+                self.sessions
+                    .get_or_create(&OutcomeLabel {
+                        outcome: outcome.into(),
+                    })
+                    .clone()
+            });
+            c.inc();
+            return;
+        }
         self.sessions
             .get_or_create(&OutcomeLabel {
                 outcome: outcome.into(),
@@ -235,6 +275,15 @@ impl Metrics {
 
     /// Record one request's handling time.
     pub fn request_done(&self, op: &str, took: Duration) {
+        if let Some(i) = OPS.iter().position(|o| *o == op) {
+            let h = self.op_handles[i].get_or_init(|| {
+                self.request_duration
+                    .get_or_create(&OpLabel { op: op.into() })
+                    .clone()
+            });
+            h.observe(took.as_secs_f64());
+            return;
+        }
         self.request_duration
             .get_or_create(&OpLabel { op: op.into() })
             .observe(took.as_secs_f64());
@@ -335,5 +384,26 @@ mod tests {
         assert!(text.contains("xlreg_request_duration_seconds_count{op=\"Join\"} 1"));
         assert!(text.contains("# TYPE xlreg_store_commit_duration_seconds histogram"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn cached_handles_count_into_the_scraped_series_and_unused_ones_stay_absent() {
+        let m = Metrics::new();
+        for _ in 0..3 {
+            m.session_ended("bye");
+            m.request_done("Member", Duration::from_micros(80));
+        }
+        m.session_ended("not-a-known-outcome");
+        m.request_done("not-an-op", Duration::from_micros(80));
+        let text = m.encode();
+        assert!(
+            text.contains("xlreg_sessions_total{outcome=\"bye\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("xlreg_request_duration_seconds_count{op=\"Member\"} 3"));
+        assert!(text.contains("xlreg_sessions_total{outcome=\"not-a-known-outcome\"} 1"));
+        assert!(text.contains("xlreg_request_duration_seconds_count{op=\"not-an-op\"} 1"));
+        assert!(!text.contains("op=\"Join\""), "{text}");
+        assert!(!text.contains("outcome=\"refused\""), "{text}");
     }
 }

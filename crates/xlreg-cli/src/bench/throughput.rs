@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
+use super::floor::Floor;
 use super::rsa2048_decrypt_rate;
 use super::serve_proc::{call, cpu_time, presigned, spawn_serve, PreSigned, Serve};
 use xlreg::client::{ClientError, ClientOptions, Connection};
@@ -37,6 +38,9 @@ use xlreg::wire::{NodeId, Tag, Which, XlRegMsg};
 
 /// Members per cluster (the protocol's maximum).
 const PER_CLUSTER: usize = 64;
+
+/// The target: server CPU per session, in RSA-2048 decryptions.
+pub const TARGET: f64 = 1.25;
 
 /// The server configurations measured, headline first.
 pub const SERVERS: [Serve; 2] = [
@@ -91,6 +95,9 @@ pub struct Report {
     pub get: &'static str,
     /// Results.
     pub rows: Vec<Row>,
+    /// What a session cannot cost less than, measured in the same run
+    /// (at the highest client level).
+    pub floor: Floor,
 }
 
 async fn session(
@@ -166,6 +173,7 @@ pub async fn run(levels: &[usize], seconds: f64, all: bool) -> anyhow::Result<Re
     let bound = rate * cores as f64;
     let mut members = presigned(PER_CLUSTER + 1, 2048).await?;
     let admin = members.pop().expect("admin").member;
+    let floor_member = members[0].member.clone();
     let members = Arc::new(members);
     let which = if all { Which::ALL } else { Which(1) };
     let mut rows = Vec::new();
@@ -217,6 +225,10 @@ pub async fn run(levels: &[usize], seconds: f64, all: bool) -> anyhow::Result<Re
         }
         drop(server);
     }
+    // On average a session finds half its cluster present.
+    let tokens = if all { PER_CLUSTER / 2 } else { 1 };
+    let top = levels.iter().copied().max().unwrap_or(1);
+    let floor = super::floor::measure(rate, &floor_member, tokens, top, seconds).await?;
     Ok(Report {
         benchmark: "throughput",
         rsa2048_decrypt_per_s: rate,
@@ -224,6 +236,7 @@ pub async fn run(levels: &[usize], seconds: f64, all: bool) -> anyhow::Result<Re
         bound_sessions_per_s: bound,
         get: if all { "all" } else { "one" },
         rows,
+        floor,
     })
 }
 
@@ -337,5 +350,22 @@ pub fn table(r: &Report) -> String {
             row.server_cpu_in_rsa_decrypts
         ));
     }
+    // The headline: the default server at its highest client level.
+    let headline = r
+        .rows
+        .iter()
+        .filter(|x| x.server == SERVERS[0].label())
+        .max_by_key(|x| x.clients)
+        .map(|x| {
+            (
+                format!("{}, {} clients", x.server, x.clients),
+                x.server_cpu_in_rsa_decrypts,
+            )
+        });
+    s.push_str(&super::floor::lines(
+        &r.floor,
+        headline.as_ref().map(|(l, v)| (l.as_str(), *v)),
+        TARGET,
+    ));
     s
 }

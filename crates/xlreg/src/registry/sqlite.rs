@@ -313,6 +313,14 @@ impl Store for SqliteStore {
         let path = self.path.as_str();
         let e = |what: &str, err: rusqlite::Error| StoreError::new(path, what, err);
         let tx = self.conn.transaction().map_err(|x| e("begin", x))?;
+        // Statements are parsed once per connection, not once per change.
+        fn exec(
+            tx: &rusqlite::Transaction<'_>,
+            sql: &str,
+            params: impl rusqlite::Params,
+        ) -> rusqlite::Result<usize> {
+            tx.prepare_cached(sql)?.execute(params)
+        }
         for ch in changes {
             match ch {
                 Change::NewId { id, owner } => {
@@ -321,7 +329,8 @@ impl Store for SqliteStore {
                         IdOwner::Cluster => (1, None),
                         IdOwner::Member(h) => (2, Some(h)),
                     };
-                    tx.execute(
+                    exec(
+                        &tx,
                         "INSERT INTO ids(id, kind, sig_sha256) VALUES(?1, ?2, ?3)",
                         params![id.as_bytes(), kind, sig],
                     )
@@ -337,7 +346,7 @@ impl Store for SqliteStore {
                     created_ms,
                     last_active_ms,
                 } => {
-                    tx.execute(
+                    exec(&tx,
                         "INSERT INTO clusters(id, name, attrs, max_size, ep_count, ttl_ms, created_ms, last_active_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                         params![id.as_bytes(), &name[..], *attrs as i64, max_size, ep_count, ttl_ms.map(|t| t.min(i64::MAX as u64) as i64), *created_ms as i64, *last_active_ms as i64],
                     )
@@ -345,18 +354,23 @@ impl Store for SqliteStore {
                 }
                 Change::DeleteCluster { id } => {
                     // A cluster has at most 64 members: bounded work.
-                    tx.execute("DELETE FROM members WHERE cluster_id = ?1", [id.as_bytes()])
-                        .map_err(|x| e("delete members", x))?;
-                    tx.execute("DELETE FROM clusters WHERE id = ?1", [id.as_bytes()])
+                    exec(
+                        &tx,
+                        "DELETE FROM members WHERE cluster_id = ?1",
+                        [id.as_bytes()],
+                    )
+                    .map_err(|x| e("delete members", x))?;
+                    exec(&tx, "DELETE FROM clusters WHERE id = ?1", [id.as_bytes()])
                         .map_err(|x| e("delete cluster", x))?;
-                    tx.execute(
+                    exec(
+                        &tx,
                         "DELETE FROM ids WHERE id = ?1 AND kind = 1",
                         [id.as_bytes()],
                     )
                     .map_err(|x| e("delete cluster id", x))?;
                 }
                 Change::Touch { id, at_ms } => {
-                    tx.execute(
+                    exec(&tx,
                         "UPDATE clusters SET last_active_ms = MAX(last_active_ms, ?2) WHERE id = ?1",
                         params![id.as_bytes(), *at_ms as i64],
                     )
@@ -367,7 +381,7 @@ impl Store for SqliteStore {
                     index,
                     record,
                 } => {
-                    tx.execute(
+                    exec(&tx,
                         "INSERT INTO members(cluster_id, idx, member_id, name, token) VALUES(?1, ?2, ?3, ?4, ?5)",
                         params![cluster.as_bytes(), *index as i64, record.id.as_bytes(), &record.name[..], &record.token[..]],
                     )
@@ -378,8 +392,8 @@ impl Store for SqliteStore {
                     index,
                     record,
                 } => {
-                    let n = tx
-                        .execute(
+                    let n = exec(
+                        &tx,
                             "UPDATE members SET token = ?3 WHERE cluster_id = ?1 AND idx = ?2 AND member_id = ?4",
                             params![cluster.as_bytes(), *index as i64, &record.token[..], record.id.as_bytes()],
                         )

@@ -660,11 +660,49 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 /// AES-256-CBC encrypt `plaintext` after strict PKCS#7 padding to 16.
 pub fn aes_cbc_seal(key: &[u8; 32], iv: &[u8; 16], plaintext: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(plaintext.len() + BLOCK);
+    aes_cbc_seal_into(key, iv, plaintext, &mut out);
+    out
+}
+
+/// [`aes_cbc_seal`], appending the ciphertext to `out`: the whole blocks
+/// are encrypted where they lie and only the last, padded block is
+/// copied, so sealing a large reply copies nothing.
+pub fn aes_cbc_seal_into(key: &[u8; 32], iv: &[u8; 16], plaintext: &[u8], out: &mut Vec<u8>) {
+    let full = plaintext.len() / BLOCK * BLOCK;
     let n = BLOCK - plaintext.len() % BLOCK;
-    let mut padded = Vec::with_capacity(plaintext.len() + n);
-    padded.extend_from_slice(plaintext);
-    padded.resize(plaintext.len() + n, n as u8);
-    aes_cbc_raw(Mode::Encrypt, key, iv, &padded).expect("AES-CBC encrypt of aligned data")
+    let mut last = [n as u8; BLOCK];
+    last[..plaintext.len() - full].copy_from_slice(&plaintext[full..]);
+    let done = aes_cipher().and_then(|cipher| {
+        use openssl::cipher_ctx::CipherCtx;
+        let mut ctx = CipherCtx::new().ok()?;
+        ctx.encrypt_init(Some(cipher), Some(key), Some(iv)).ok()?;
+        ctx.set_padding(false);
+        let start = out.len();
+        let ok = ctx.cipher_update_vec(&plaintext[..full], out).is_ok()
+            && ctx.cipher_update_vec(&last, out).is_ok()
+            && ctx.cipher_final_vec(out).is_ok();
+        if !ok {
+            out.truncate(start);
+        }
+        ok.then_some(())
+    });
+    if done.is_none() {
+        let mut padded = Vec::with_capacity(full + BLOCK);
+        padded.extend_from_slice(&plaintext[..full]);
+        padded.extend_from_slice(&last);
+        out.extend(
+            aes_cbc_raw(Mode::Encrypt, key, iv, &padded).expect("AES-CBC encrypt of aligned data"),
+        );
+    }
+}
+
+/// AES-256-CBC fetched from OpenSSL's provider once per process (`None`
+/// if the fetch failed).
+fn aes_cipher() -> Option<&'static openssl::cipher::Cipher> {
+    static AES: std::sync::OnceLock<Option<openssl::cipher::Cipher>> = std::sync::OnceLock::new();
+    AES.get_or_init(|| openssl::cipher::Cipher::fetch(None, "AES-256-CBC", None).ok())
+        .as_ref()
 }
 
 /// AES-256-CBC decrypt and strictly remove PKCS#7 padding (pad value 1..=16,
@@ -694,14 +732,11 @@ pub fn aes_cbc_raw(
     iv: &[u8; 16],
     data: &[u8],
 ) -> Result<Vec<u8>, WireError> {
-    use openssl::cipher::Cipher as FetchedCipher;
     use openssl::cipher_ctx::CipherCtx;
-    static AES: std::sync::OnceLock<Option<FetchedCipher>> = std::sync::OnceLock::new();
     if data.len() % BLOCK != 0 {
         return Err(WireError::BadCiphertextLength(data.len()));
     }
-    let Some(cipher) = AES.get_or_init(|| FetchedCipher::fetch(None, "AES-256-CBC", None).ok())
-    else {
+    let Some(cipher) = aes_cipher() else {
         return aes_cbc_symm(mode, key, iv, data);
     };
     let mut ctx = CipherCtx::new().map_err(ossl("AES"))?;
@@ -812,6 +847,23 @@ pub(crate) fn test_public_keys() -> &'static (PublicKey, PublicKey) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn sealing_in_place_gives_the_bytes_of_padding_then_encrypting() {
+        let (key, iv) = ([3u8; 32], [4u8; 16]);
+        for len in (0..=48).chain([1000, 20_000, 20_001]) {
+            let pt: Vec<u8> = (0..len).map(|i| (i * 7 + 1) as u8).collect();
+            let n = BLOCK - len % BLOCK;
+            let mut padded = pt.clone();
+            padded.resize(len + n, n as u8);
+            let want = aes_cbc_raw(Mode::Encrypt, &key, &iv, &padded).unwrap();
+            let mut out = vec![0xee; 5];
+            aes_cbc_seal_into(&key, &iv, &pt, &mut out);
+            assert_eq!(&out[..5], &[0xee; 5], "len {len}: prefix kept");
+            assert_eq!(&out[5..], &want[..], "len {len}");
+            assert_eq!(aes_cbc_open(&key, &iv, &out[5..]).unwrap(), pt);
+        }
+    }
 
     fn key() -> &'static PrivateKey {
         &test_keys().0

@@ -71,13 +71,16 @@ impl Framing {
 
     /// Seal and frame an already-encoded protobuf body.
     pub fn encode_body(self, key: &SessionKey, body: &[u8]) -> Vec<u8> {
-        let sealed = key.seal_body(body);
         match self {
-            Framing::Legacy => sealed,
+            Framing::Legacy => key.seal_body(body),
             Framing::LengthPrefixed => {
-                let mut out = Vec::with_capacity(sealed.len() + 4);
-                out.extend_from_slice(&(sealed.len() as u32).to_be_bytes());
-                out.extend(sealed);
+                // Prefix, IV and ciphertext written in place: no copy of
+                // the sealed body.
+                let len = crate::wire::seal::sealed_len(body.len());
+                let mut out = Vec::with_capacity(len + 4);
+                out.extend_from_slice(&(len as u32).to_be_bytes());
+                key.seal_body_into(body, &mut out);
+                debug_assert_eq!(out.len(), len + 4);
                 out
             }
         }

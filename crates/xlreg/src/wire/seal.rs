@@ -1,7 +1,7 @@
 //! Sealing session messages (spec §6): `IV(16) ‖ AES-256-CBC(key2, IV, PKCS7(body))`
 //! with a fresh IV per message and no chaining across messages.
 
-use super::crypto::{aes_cbc_open, aes_cbc_seal, random_array, BLOCK};
+use super::crypto::{aes_cbc_open, aes_cbc_seal_into, random_array, BLOCK};
 use super::msg::XlRegMsg;
 use super::WireError;
 
@@ -44,9 +44,20 @@ impl SessionKey {
 
     fn seal_body_iv(&self, iv: &[u8; 16], body: &[u8]) -> Vec<u8> {
         let mut wire = Vec::with_capacity(sealed_len(body.len()));
-        wire.extend_from_slice(iv);
-        wire.extend(aes_cbc_seal(&self.0, iv, body));
+        self.seal_body_iv_into(iv, body, &mut wire);
         wire
+    }
+
+    /// Seal raw protobuf bytes with a fresh random IV, appending IV and
+    /// ciphertext to `out` (after a length prefix, say) without a copy.
+    pub fn seal_body_into(&self, body: &[u8], out: &mut Vec<u8>) {
+        self.seal_body_iv_into(&random_array(), body, out)
+    }
+
+    fn seal_body_iv_into(&self, iv: &[u8; 16], body: &[u8], out: &mut Vec<u8>) {
+        out.reserve(sealed_len(body.len()));
+        out.extend_from_slice(iv);
+        aes_cbc_seal_into(&self.0, iv, body, out);
     }
 
     /// Open a sealed message to its protobuf bytes. Lengths that cannot be a
