@@ -324,3 +324,34 @@ fn serve_with_an_unreachable_database_fails_naming_the_redacted_url() {
     assert!(err.contains("cannot connect"), "{err}");
     assert!(!err.contains("Sekr1t"), "{err}");
 }
+
+#[test]
+fn serve_on_postgres_refuses_cluster_ttl_and_ephemeral_ttl_naming_the_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A port nothing listens on: the refusal must come before any connect.
+    let port = xlreg::testing::free_ports(1).unwrap()[0];
+    let url = format!("postgres://u:Sekr1t@127.0.0.1:{port}/db");
+    for flags in [
+        &["--cluster-ttl", "30m"][..],
+        &["--ephemeral-ttl", "1h"][..],
+        &["--cluster-ttl", "90s", "--ephemeral-ttl", "never"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_xlreg"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(tmp.path())
+            .args(["--store", &url])
+            .args(flags)
+            .env("XLREG_LOG", "warn")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+        assert!(err.contains("--cluster-ttl"), "{flags:?}: {err}");
+        assert!(
+            err.contains("not supported with --store"),
+            "{flags:?}: {err}"
+        );
+        assert!(!err.contains("cannot connect"), "{flags:?}: {err}");
+        assert!(!err.contains("Sekr1t"), "{flags:?}: {err}");
+    }
+}

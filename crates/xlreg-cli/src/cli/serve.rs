@@ -95,9 +95,9 @@ pub struct ServeArgs {
     #[arg(long, default_value = "never", value_parser = crate::cli::parse_ttl, value_name = "TTL")]
     pub cluster_ttl: crate::cli::Ttl,
     /// Lifetime of clusters created with the Ephemeral attribute bit
-    /// (and no TTL of their own).
-    #[arg(long, default_value = "1h", value_parser = crate::cli::parse_ttl, value_name = "TTL")]
-    pub ephemeral_ttl: crate::cli::Ttl,
+    /// (and no TTL of their own). Default: 1h.
+    #[arg(long, value_parser = crate::cli::parse_ttl, value_name = "TTL")]
+    pub ephemeral_ttl: Option<crate::cli::Ttl>,
     /// Most clusters the registry holds; a Create beyond it gets an Error
     /// naming this limit.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -128,6 +128,16 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
             if a.ephemeral {
                 return Err(BadInput("--store and --ephemeral exclude each other".into()).into());
             }
+            // Expiry is not implemented on PostgreSQL yet: refuse the
+            // flags rather than accept a lifetime that never runs out.
+            if a.cluster_ttl.0.is_some() || a.ephemeral_ttl.is_some() {
+                return Err(BadInput(
+                    "--cluster-ttl and --ephemeral-ttl are not supported with --store \
+                     (PostgreSQL): clusters there never expire"
+                        .into(),
+                )
+                .into());
+            }
             Some(crate::cli::store::parse_store_url(raw)?)
         }
     };
@@ -148,7 +158,9 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         idle_timeout: Duration::from_secs(a.idle_timeout.max(1)),
         allow_anonymous_reads: !a.members_only,
         cluster_ttl: a.cluster_ttl.0,
-        ephemeral_ttl: a.ephemeral_ttl.0,
+        ephemeral_ttl: a
+            .ephemeral_ttl
+            .map_or(Some(Duration::from_secs(3600)), |t| t.0),
         max_clusters: Some(a.max_clusters as usize),
         max_registrations_per_hour: Some(a.max_registrations_per_hour),
         ..Default::default()
