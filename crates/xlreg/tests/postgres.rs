@@ -231,6 +231,54 @@ async fn a_member_held_on_server_a_is_answered_within_100ms_of_the_last_join_on_
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delete_through_one_server_wakes_a_get_held_on_the_other_and_frees_the_name() {
+    let Some(db) = TestDb::create("delete_across_servers").await else {
+        return;
+    };
+    let b = backends(&db, 2).await;
+    let c = b[0].create(create(b"doomed", 3)).await.unwrap().id;
+    b[0].join(join(c, rec(0))).await.unwrap();
+    let a = b[0].clone();
+    let held = tokio::spawn(async move {
+        let m = get_cluster_held(&*a, &get(c, Duration::from_secs(10))).await;
+        (m, Instant::now())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held.is_finished(), "held while members are missing");
+    assert_eq!(b[1].delete_cluster(b"doomed".to_vec()).await.unwrap(), c);
+    let deleted = Instant::now();
+    let (m, answered) = held.await.unwrap();
+    let err = m.expect_err("a held GetCluster of a deleted cluster gets an error");
+    assert!(err.to_string().contains("find cluster"), "{err}");
+    let lag = answered.saturating_duration_since(deleted);
+    assert!(
+        lag < Duration::from_secs(1),
+        "woken {lag:?} after the delete"
+    );
+    // Gone for every op on both servers.
+    for s in &b {
+        let e = s.get_cluster(&get(c, Duration::ZERO)).await.unwrap_err();
+        assert!(e.to_string().contains("find cluster"), "{e}");
+        let e = s.join(join(c, rec(1))).await.unwrap_err();
+        assert!(e.to_string().contains("find cluster"), "{e}");
+    }
+    let e = b[0].delete_cluster(b"doomed".to_vec()).await.unwrap_err();
+    assert!(e.to_string().contains("find cluster"), "{e}");
+    // The name is free: a new cluster with a new ID.
+    let again = b[0].create(create(b"doomed", 2)).await.unwrap().id;
+    assert_ne!(again, c);
+    assert_eq!(
+        b[1].join(join_named(b"doomed", rec(5)))
+            .await
+            .unwrap()
+            .index,
+        0
+    );
+    let (_, clusters, members) = b[1].counts().await.unwrap();
+    assert_eq!((clusters, members), (1, 1), "the deleted rows are gone");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejoin_through_the_other_server_keeps_the_slot_and_replaces_the_token() {
     let Some(db) = TestDb::create("rejoin_keeps_slot").await else {

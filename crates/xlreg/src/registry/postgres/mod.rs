@@ -37,7 +37,7 @@ use tokio_postgres::NoTls;
 
 use super::backend::{Backend, BackendError, BoxFuture};
 use super::request::{
-    Answer, ClusterTarget, Create, GetCluster, Join, Joined, Members, Register, Request,
+    Answer, ClusterTarget, Create, Delete, GetCluster, Join, Joined, Members, Register, Request,
 };
 use super::rules::{Change, ClusterFacts, IdOwner, Registry};
 use super::store::{StoreCause, StoreError};
@@ -489,6 +489,64 @@ impl Inner {
         .await
     }
 
+    /// Delete one cluster: by an operator (`by` is `None`) or by one of
+    /// its members. Like a join batch, the cluster row is locked first, so
+    /// a delete and the joins of any server are decided one after the
+    /// other; the rules decide on the locked rows. A NOTIFY in the same
+    /// transaction wakes the GetClusters held on every server at commit:
+    /// they read again and get `cannot find cluster`.
+    async fn delete_once(&self, target: &ClusterTarget, by: Option<NodeId>) -> Attempt<NodeId> {
+        let client = self.client().await?;
+        self.in_transaction(&client, |client| async move {
+            let (col, key) = target_key(target);
+            let lock = client
+                .prepare_cached(&format!(
+                    "SELECT 1 FROM xlreg_clusters WHERE {col} = $1 FOR UPDATE"
+                ))
+                .await?;
+            let read = client
+                .prepare_cached(&format!(
+                    "SELECT {JOIN_COLUMNS} WHERE c.{col} = $1 ORDER BY m.idx"
+                ))
+                .await?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];
+            let (_, _, rows) = tokio::try_join!(
+                client.batch_execute("BEGIN"),
+                client.query(&lock, &params),
+                client.query(&read, &params)
+            )?;
+            let mut reg = Registry::new(self.own_id);
+            load_cluster_rows(&mut reg, &rows)?;
+            let decided = match (by, target) {
+                (Some(by), _) => reg.delete_as_member(&Delete {
+                    cluster: target.clone(),
+                    by,
+                }),
+                (None, ClusterTarget::Name(name)) => reg.delete_by_name(name),
+                (None, ClusterTarget::Id(id)) => reg.delete_by_name(
+                    &rows
+                        .first()
+                        .map(|r| r.get::<_, &[u8]>(1).to_vec())
+                        .unwrap_or_else(|| id.to_hex().into_bytes()),
+                ),
+            };
+            let id = match decided {
+                Ok(id) => id,
+                Err(rule) => {
+                    client.batch_execute("ROLLBACK").await?;
+                    return Ok(Err(rule));
+                }
+            };
+            let notify = client.prepare_cached("SELECT pg_notify($1, $2)").await?;
+            client
+                .query(&notify, &[&schema::CHANNEL, &listen::payload(&id, 0)])
+                .await?;
+            commit_changes(client, reg.pending()).await?;
+            Ok(Ok(id))
+        })
+        .await
+    }
+
     /// Read one cluster (one statement: one consistent snapshot) into a
     /// [`Registry`] holding just it.
     async fn read_cluster(&self, target: &ClusterTarget) -> Result<Registry, Failure> {
@@ -673,6 +731,28 @@ impl Backend for PostgresBackend {
 
     fn location(&self) -> String {
         self.inner.url.to_string()
+    }
+
+    fn delete_cluster(&self, name: Vec<u8>) -> BoxFuture<'_, Result<NodeId, BackendError>> {
+        let i = &self.inner;
+        Box::pin(async move {
+            if name.is_empty() {
+                return Err(BackendError::Rule(super::RuleError::NoSuchCluster(
+                    String::new(),
+                )));
+            }
+            let target = ClusterTarget::Name(name.into_boxed_slice());
+            i.retrying("delete cluster", || i.delete_once(&target, None))
+                .await
+        })
+    }
+
+    fn delete(&self, req: Delete) -> BoxFuture<'_, Result<NodeId, BackendError>> {
+        let i = &self.inner;
+        Box::pin(async move {
+            i.retrying("delete", || i.delete_once(&req.cluster, Some(req.by)))
+                .await
+        })
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), BackendError>> {
