@@ -655,3 +655,81 @@ async fn a_database_at_schema_version_1_is_migrated_in_place_and_keeps_its_rows(
     assert_eq!(old.max_size, 2);
     b[0].join(join_named(b"old", rec(1))).await.unwrap();
 }
+
+/// One HTTP call (blocking client on the blocking pool): status and body.
+async fn http_call(method: &str, url: String, bearer: Option<&str>) -> (u16, String) {
+    let (method, bearer) = (method.to_string(), bearer.map(String::from));
+    tokio::task::spawn_blocking(move || {
+        let mut req = ureq::request(&method, &url);
+        if let Some(b) = bearer {
+            req = req.set("Authorization", &format!("Bearer {b}"));
+        }
+        match req.call() {
+            Ok(r) => (r.status(), r.into_string().unwrap()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+            Err(e) => panic!("{method} {url}: {e}"),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_admin_api_of_a_postgres_server_lists_and_deletes_a_cluster_made_through_another() {
+    use xlreg::http::{AdminToken, HttpConfig, HttpServer};
+    let Some(db) = TestDb::create("admin_api_list").await else {
+        return;
+    };
+    let g = group(&db, 2).await;
+    let info = create_cluster(
+        &g.regcred_from(0),
+        &ClusterSpec::new("listed-on-pg", 5),
+        &ClientOptions::default(),
+    )
+    .await
+    .unwrap();
+    let secret = "test-token-0123456789abcdef";
+    let token = AdminToken::from_secret(secret, std::path::Path::new("<test>")).unwrap();
+    let h = HttpServer::start(
+        HttpConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            token,
+        },
+        &g.servers[1],
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", h.local_addr());
+    let (code, body) = http_call("GET", format!("{base}/api/clusters"), None).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("listed-on-pg"), "{body}");
+    assert!(body.contains(&info.id.to_hex()), "{body}");
+    let (code, body) = http_call("GET", format!("{base}/api/clusters/listed-on-pg"), None).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = http_call("GET", format!("{base}/api/stats"), None).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"clusters\":1"), "{body}");
+    let (code, body) = http_call("GET", format!("{base}/"), None).await;
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("listed-on-pg"),
+        "status page lists it: {body}"
+    );
+    let (code, _) = http_call("DELETE", format!("{base}/api/clusters/listed-on-pg"), None).await;
+    assert_eq!(code, 401, "delete without the token");
+    let (code, body) = http_call(
+        "DELETE",
+        format!("{base}/api/clusters/listed-on-pg"),
+        Some(secret),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = http_call("GET", format!("{base}/api/clusters"), None).await;
+    assert_eq!(code, 200);
+    assert!(!body.contains("listed-on-pg"), "{body}");
+    let (code, body) = http_call("GET", format!("{base}/api/stats"), None).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"clusters\":0"), "{body}");
+    h.shutdown().await;
+    g.shutdown().await;
+}

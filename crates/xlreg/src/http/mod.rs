@@ -219,10 +219,26 @@ impl Ops {
         }
     }
 
-    fn stats(&self) -> Stats {
+    /// Run `f` on the registry: the in-process one under its lock, or a
+    /// snapshot from a backend that lives elsewhere (PostgreSQL). `None`
+    /// when there is nothing to read (the failure is logged).
+    async fn read<T>(&self, f: impl FnOnce(&crate::registry::Registry) -> T) -> Option<T> {
+        if let Some(reg) = &self.registry {
+            return Some(reg.with_registry(f));
+        }
+        match self.backend.listing().await {
+            Ok(reg) => reg.map(|r| f(&r)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the registry for the status page");
+                None
+            }
+        }
+    }
+
+    async fn stats(&self) -> Stats {
         let m = &self.metrics;
-        let (clusters, members) = self.registry.as_ref().map_or((0, 0), |reg| {
-            reg.with_registry(|r| {
+        let (clusters, members) = self
+            .read(|r| {
                 let mut n = 0;
                 let mut members = 0;
                 for c in r.clusters() {
@@ -231,7 +247,8 @@ impl Ops {
                 }
                 (n, members)
             })
-        });
+            .await
+            .unwrap_or((0, 0));
         m.clusters.set(clusters as i64);
         m.members.set(members as i64);
         Stats {
@@ -244,19 +261,13 @@ impl Ops {
         }
     }
 
-    fn clusters(&self) -> Vec<view::ClusterDetail> {
-        self.registry
-            .as_ref()
-            .map(|r| r.with_registry(view::all))
-            .unwrap_or_default()
+    async fn clusters(&self) -> Vec<view::ClusterDetail> {
+        self.read(view::all).await.unwrap_or_default()
     }
 
     /// What the page shows: the most recently active clusters.
-    fn page_clusters(&self) -> Vec<view::ClusterDetail> {
-        self.registry
-            .as_ref()
-            .map(|r| r.with_registry(view::recent).0)
-            .unwrap_or_default()
+    async fn page_clusters(&self) -> Vec<view::ClusterDetail> {
+        self.read(|r| view::recent(r).0).await.unwrap_or_default()
     }
 
     async fn delete(&self, name: &str) -> Result<String, (StatusCode, String)> {
@@ -278,8 +289,8 @@ async fn index(State(ops): St, headers: HeaderMap) -> Response {
     if let Err(d) = ops.check_read(&headers) {
         return d.into_response();
     }
-    let stats = ops.stats();
-    let clusters = ops.page_clusters();
+    let stats = ops.stats().await;
+    let clusters = ops.page_clusters().await;
     Html(page::status_page(
         &ops.regcred,
         &ops.listen,
@@ -294,10 +305,10 @@ async fn fragment(State(ops): St, headers: HeaderMap) -> Response {
     if let Err(d) = ops.check_read(&headers) {
         return d.into_response();
     }
-    let stats = ops.stats();
+    let stats = ops.stats().await;
     Html(page::live_part(
         &stats,
-        &ops.page_clusters(),
+        &ops.page_clusters().await,
         crate::registry::unix_now_ms(),
     ))
     .into_response()
@@ -314,7 +325,7 @@ async fn metrics(State(ops): St, headers: HeaderMap) -> Response {
     if let Err(d) = ops.check_read(&headers) {
         return d.into_response();
     }
-    ops.stats();
+    ops.stats().await;
     (
         [(
             header::CONTENT_TYPE,
@@ -346,7 +357,12 @@ async fn api_list(State(ops): St, headers: HeaderMap) -> Response {
     if let Err(d) = ops.check_read(&headers) {
         return d.into_response();
     }
-    let list: Vec<_> = ops.clusters().into_iter().map(|c| c.summary).collect();
+    let list: Vec<_> = ops
+        .clusters()
+        .await
+        .into_iter()
+        .map(|c| c.summary)
+        .collect();
     Json(list).into_response()
 }
 
@@ -354,12 +370,13 @@ async fn api_show(State(ops): St, headers: HeaderMap, Path(name): Path<String>) 
     if let Err(d) = ops.check_read(&headers) {
         return d.into_response();
     }
-    let found = ops.registry.as_ref().and_then(|reg| {
-        reg.with_registry(|r| {
+    let found = ops
+        .read(|r| {
             r.cluster_by_name(name.as_bytes())
                 .map(|c| view::detail(r, c))
         })
-    });
+        .await
+        .flatten();
     match found {
         Some(d) => Json(d).into_response(),
         None => json_error(
@@ -383,7 +400,7 @@ async fn api_stats(State(ops): St, headers: HeaderMap) -> Response {
     if let Err(d) = ops.check_read(&headers) {
         return d.into_response();
     }
-    Json(ops.stats()).into_response()
+    Json(ops.stats().await).into_response()
 }
 
 /// The status page's Delete form.

@@ -32,7 +32,7 @@ use tokio::sync::watch;
 use super::request::{
     Answer, Create, Delete, GetCluster, Join, Joined, Members, Register, Request,
 };
-use super::rules::{ClusterFacts, RuleError};
+use super::rules::{ClusterFacts, Registry, RuleError};
 use super::store::StoreError;
 use crate::wire::NodeId;
 
@@ -124,6 +124,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn expire(&self, limit: usize) -> BoxFuture<'_, Result<usize, BackendError>> {
         let _ = limit;
         Box::pin(std::future::ready(Ok(0)))
+    }
+
+    /// The whole registry, read in one consistent snapshot, for the
+    /// status page and the admin API of a backend whose state is not in
+    /// this process (the in-process service is read under its lock
+    /// instead). Default: `None` (nothing to list).
+    fn listing(&self) -> BoxFuture<'_, Result<Option<Registry>, BackendError>> {
+        Box::pin(std::future::ready(Ok(None)))
     }
 
     /// Is the storage usable right now (`/readyz`)? Default: yes.

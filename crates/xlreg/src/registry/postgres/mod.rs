@@ -755,6 +755,10 @@ impl Backend for PostgresBackend {
         })
     }
 
+    fn listing(&self) -> BoxFuture<'_, Result<Option<Registry>, BackendError>> {
+        Box::pin(async move { self.inner.snapshot().await.map(Some) })
+    }
+
     fn ping(&self) -> BoxFuture<'_, Result<(), BackendError>> {
         let i = &self.inner;
         Box::pin(async move {
