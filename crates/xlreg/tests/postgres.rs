@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use xlreg::registry::postgres::{PoolOptions, PostgresBackend};
 use xlreg::registry::{
-    get_cluster_held, Backend, BackendError, ClusterTarget, Create, GetCluster, Join, MemberRecord,
-    Register, RuleError,
+    get_cluster_held, Backend, BackendError, ClusterTarget, Create, Delete, GetCluster, Join,
+    MemberRecord, Register, RuleError,
 };
 use xlreg::testing::postgres::TestDb;
 use xlreg::wire::{NodeId, Which};
@@ -277,6 +277,16 @@ async fn a_delete_through_one_server_wakes_a_get_held_on_the_other_and_frees_the
     );
     let (_, clusters, members) = b[1].counts().await.unwrap();
     assert_eq!((clusters, members), (1, 1), "the deleted rows are gone");
+    // The wire Delete: refused to a non-member, done for a member.
+    let by = |r: MemberRecord| Delete {
+        cluster: ClusterTarget::Name(b"doomed".as_slice().into()),
+        by: r.id,
+    };
+    let e = b[0].delete(by(rec(6))).await.unwrap_err();
+    assert!(e.to_string().contains("only a member"), "{e}");
+    assert_eq!(b[0].delete(by(rec(5))).await.unwrap(), again);
+    let e = b[1].join(join(again, rec(6))).await.unwrap_err();
+    assert!(e.to_string().contains("find cluster"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
