@@ -1304,6 +1304,12 @@ impl World<'_> {
                 before == JoinRcvd
                     || (sess.anon && matches!(before, ClientDetailsRcvd | CreateRequestRcvd))
             }
+            // DeleteCluster, an xlreg extension: only between xlreg peers,
+            // by a registered member that has not joined yet.
+            Some(14) => {
+                sess.framing == Framing::LengthPrefixed
+                    && matches!(before, ClientDetailsRcvd | CreateRequestRcvd)
+            }
             _ => false,
         };
         if close {
@@ -1313,6 +1319,13 @@ impl World<'_> {
                 Some(2 | 4 | 6 | 8 | 10 | 12) => assert_eq!(text, texts::REPLY_OP),
                 Some(1 | 3 | 5 | 7 | 9 | 11) if !allowed => assert_eq!(text, texts::BAD_STATE),
                 Some(1 | 3 | 5 | 7 | 9 | 11) => {}
+                // To a Go-framed session op 14 is no op at all.
+                Some(14) if sess.framing != Framing::LengthPrefixed => {
+                    assert_eq!(text, texts::BAD_TAG)
+                }
+                Some(14) if !allowed => assert_eq!(text, texts::BAD_STATE),
+                // A refusal by the registry (no such cluster, not a member).
+                Some(14) => {}
                 _ => assert_eq!(text, texts::BAD_TAG),
             }
             return;
@@ -1408,6 +1421,10 @@ impl World<'_> {
             Some(11) => {
                 assert_eq!(body, XlRegMsg::ack().to_bytes());
                 assert_eq!(after, ByeRcvd);
+            }
+            Some(14) => {
+                assert_eq!(r.tag(), Some(Tag::Ack));
+                assert_eq!(after, before, "a delete leaves the session where it was");
             }
             _ => unreachable!("allowed covers only request ops"),
         }
