@@ -163,13 +163,11 @@ impl PyNode {
     /// `{"comms_key_sha256": ..., "sig_key_sha256": ...}` of the public keys.
     #[getter]
     fn fingerprints<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        d.set_item(
-            "comms_key_sha256",
-            self.inner.comms_key.public().fingerprint(),
-        )?;
-        d.set_item("sig_key_sha256", self.inner.sig_key.public().fingerprint())?;
-        Ok(d)
+        crate::view::fingerprints(
+            py,
+            &self.inner.comms_key.public(),
+            &self.inner.sig_key.public(),
+        )
     }
 
     /// The directory it is kept in (None for a generated, unsaved one).

@@ -124,10 +124,7 @@ impl PyRegCred {
     /// key's SPKI DER, hex (as `xlreg cred show` prints).
     #[getter]
     fn fingerprints<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        d.set_item("comms_key_sha256", self.inner.comms_key.fingerprint())?;
-        d.set_item("sig_key_sha256", self.inner.sig_key.fingerprint())?;
-        Ok(d)
+        crate::view::fingerprints(py, &self.inner.comms_key, &self.inner.sig_key)
     }
 
     /// The file this was loaded from, if any.

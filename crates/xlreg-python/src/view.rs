@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use xlreg::client::{ClusterInfo, ClusterView, MemberInfo, MemberList};
+use xlreg::wire::PublicKey;
 
 /// One member of a cluster: index, name, node ID, endpoints and public
 /// keys (SPKI PEM, ready for `cryptography`'s `load_pem_public_key`).
@@ -65,10 +66,7 @@ impl PyMember {
     /// `{"comms_key_sha256": ..., "sig_key_sha256": ...}`.
     #[getter]
     fn fingerprints<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        d.set_item("comms_key_sha256", self.inner.comms_key.fingerprint())?;
-        d.set_item("sig_key_sha256", self.inner.sig_key.fingerprint())?;
-        Ok(d)
+        fingerprints(py, &self.inner.comms_key, &self.inner.sig_key)
     }
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
         other
@@ -87,6 +85,19 @@ impl PyMember {
 }
 
 /// An optional string as Python shows it: `None` or a quoted string.
+/// `{"comms_key_sha256": ..., "sig_key_sha256": ...}`: SHA-256 of each
+/// key's SPKI DER, hex — the same dict for members and registries.
+pub(crate) fn fingerprints<'py>(
+    py: Python<'py>,
+    comms: &PublicKey,
+    sig: &PublicKey,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("comms_key_sha256", comms.fingerprint())?;
+    d.set_item("sig_key_sha256", sig.fingerprint())?;
+    Ok(d)
+}
+
 pub(crate) fn opt_repr(o: &Option<String>) -> String {
     match o {
         Some(s) => format!("{s:?}"),
