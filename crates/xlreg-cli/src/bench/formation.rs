@@ -72,22 +72,8 @@ pub async fn run(sizes: &[u32], key_bits: &[u32], runs: usize) -> anyhow::Result
     let max = sizes.iter().copied().max().unwrap_or(2) as usize;
     let mut rows = Vec::new();
     for &bits in key_bits {
-        let threads = keys::default_threads();
-        let ks = tokio::task::spawn_blocking(move || {
-            keys::generate_sized(
-                &[vec![bits; 2 * max], vec![1024; 2]].concat(),
-                keys::KeyGen::Fast,
-                threads,
-                &|| {},
-            )
-        })
-        .await??;
-        let admin = member_identity(
-            "admin",
-            ks[2 * max].clone(),
-            ks[2 * max + 1].clone(),
-            vec![],
-        )?;
+        let premade = Premade::generate(max, bits).await?;
+        let admin = &premade.admin;
         for &size in sizes {
             let mut times = Vec::new();
             let row_start = Instant::now();
@@ -96,21 +82,14 @@ pub async fn run(sizes: &[u32], key_bits: &[u32], runs: usize) -> anyhow::Result
                 let name = testing::unique_name("bench");
                 let info = testing::create(
                     &rc,
-                    &admin,
+                    admin,
                     &xlreg::client::ClusterSpec::new(name.clone(), size),
                     &ClientOptions::default(),
                 )
                 .await?;
                 let nodes = (0..size as usize)
-                    .map(|i| {
-                        member_identity(
-                            &testing::member_name(i),
-                            ks[2 * i].clone(),
-                            ks[2 * i + 1].clone(),
-                            vec![format!("127.0.0.1:{}", 20000 + i)],
-                        )
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .map(|i| premade.member(i))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
                 let t = Instant::now();
                 let views =
                     testing::boot_all(&rc, info.id, &nodes, &BootOptions::default(), &None).await?;
@@ -165,4 +144,45 @@ pub fn table(r: &Report) -> String {
         ));
     }
     s
+}
+
+/// Keys made before anything is timed: a comms and a sig key for each of up
+/// to `max` members, and an admin identity (1024-bit) that creates clusters.
+pub(crate) struct Premade {
+    keys: Vec<xlreg::wire::PrivateKey>,
+    /// The identity that creates the clusters.
+    pub admin: xlreg::client::NodeIdentity,
+}
+
+impl Premade {
+    /// Generate `2 * max` member keys of `bits` bits, and the admin's.
+    pub async fn generate(max: usize, bits: u32) -> anyhow::Result<Self> {
+        let threads = keys::default_threads();
+        let keys = tokio::task::spawn_blocking(move || {
+            keys::generate_sized(
+                &[vec![bits; 2 * max], vec![1024; 2]].concat(),
+                keys::KeyGen::Fast,
+                threads,
+                &|| {},
+            )
+        })
+        .await??;
+        let admin = member_identity(
+            "admin",
+            keys[2 * max].clone(),
+            keys[2 * max + 1].clone(),
+            vec![],
+        )?;
+        Ok(Premade { keys, admin })
+    }
+
+    /// Member `i` (name `mNN`, one endpoint on 127.0.0.1:20000+i).
+    pub fn member(&self, i: usize) -> anyhow::Result<xlreg::client::NodeIdentity> {
+        Ok(member_identity(
+            &testing::member_name(i),
+            self.keys[2 * i].clone(),
+            self.keys[2 * i + 1].clone(),
+            vec![format!("127.0.0.1:{}", 20000 + i)],
+        )?)
+    }
 }

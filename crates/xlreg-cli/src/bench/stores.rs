@@ -165,22 +165,8 @@ pub async fn formation(
     runs: usize,
 ) -> anyhow::Result<FormationReport> {
     let max = sizes.iter().copied().max().unwrap_or(2) as usize;
-    let threads = keys::default_threads();
-    let ks = tokio::task::spawn_blocking(move || {
-        keys::generate_sized(
-            &[vec![bits; 2 * max], vec![1024; 2]].concat(),
-            keys::KeyGen::Fast,
-            threads,
-            &|| {},
-        )
-    })
-    .await??;
-    let admin = member_identity(
-        "admin",
-        ks[2 * max].clone(),
-        ks[2 * max + 1].clone(),
-        vec![],
-    )?;
+    let premade = super::formation::Premade::generate(max, bits).await?;
+    let admin = &premade.admin;
     let mut rows: Vec<FormationRow> = Vec::new();
     for b in BACKENDS {
         let r = Running::start(b, url).await?;
@@ -191,7 +177,7 @@ pub async fn formation(
                 let name = testing::unique_name("bench");
                 let info = testing::create(
                     &r.regcreds[0],
-                    &admin,
+                    admin,
                     &ClusterSpec::new(&name, size),
                     &ClientOptions::default(),
                 )
@@ -199,12 +185,7 @@ pub async fn formation(
                 let mut set = tokio::task::JoinSet::new();
                 let t = Instant::now();
                 for i in 0..size as usize {
-                    let node = member_identity(
-                        &testing::member_name(i),
-                        ks[2 * i].clone(),
-                        ks[2 * i + 1].clone(),
-                        vec![format!("127.0.0.1:{}", 20000 + i)],
-                    )?;
+                    let node = premade.member(i)?;
                     let rc = r.regcreds[i % r.regcreds.len()].clone();
                     set.spawn(async move {
                         xlreg::client::boot(
