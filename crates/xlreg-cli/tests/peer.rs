@@ -2,8 +2,11 @@
 //! `xlreg up -- xlreg peer ring`, one-off `send`/`listen`, and bad input.
 //! Every run is bounded in time; members use 1024-bit keys.
 
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod support;
+use support::wait_bounded;
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 const XLREG: &str = env!("CARGO_BIN_EXE_xlreg");
 
@@ -18,25 +21,6 @@ fn xlreg() -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c
-}
-
-/// Wait for `child` at most `limit`, killing it (and failing) after that.
-fn wait_bounded(mut child: Child, limit: Duration) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "still running after {limit:?}; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn up(size: &str, cmd: &[&str]) -> Output {

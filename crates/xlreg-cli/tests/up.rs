@@ -3,11 +3,14 @@
 //! (`examples/up_member.rs`), with `xlreg join`, and with a failing
 //! program. Every run is bounded in time; members use 1024-bit keys.
 
+mod support;
+use support::wait_bounded;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const XLREG: &str = env!("CARGO_BIN_EXE_xlreg");
 
@@ -18,25 +21,6 @@ fn xlreg() -> Command {
         .env_remove("XLREG_REGCRED")
         .stdin(Stdio::null());
     c
-}
-
-/// Wait for `child` at most `limit`, killing it (and failing) after that.
-fn wait_bounded(mut child: Child, limit: Duration) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "still running after {limit:?}; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn run(args: &[&str], limit: Duration) -> Output {
