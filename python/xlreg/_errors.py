@@ -25,6 +25,8 @@ __all__ = [
     "NodeError",
     "UsageError",
     "InternalError",
+    "PeerRefusedError",
+    "PeerTimeoutError",
 ]
 
 
@@ -77,11 +79,12 @@ class IncompleteClusterError(XlRegError):
 
 
 class NetworkError(XlRegError, OSError):
-    """The registry could not be reached or the connection failed.
+    """The registry (or a peer, on the channel of :mod:`xlreg.peer`) could
+    not be reached or the connection failed.
 
     Also an :class:`OSError`: ``errno`` is set when the OS reported one
     (e.g. ``errno.ECONNREFUSED`` when nothing listens). ``address`` is the
-    registry address.
+    registry's (or the peer's) address.
     """
 
     address: Optional[str] = None
@@ -118,6 +121,38 @@ class ConnectionClosedError(NetworkError, ConnectionError):
     registry does this when the regCred does not match it)."""
 
 
+class PeerRefusedError(XlRegError, ConnectionError):
+    """A peer channel handshake was refused (:mod:`xlreg.peer`).
+
+    Also a :class:`ConnectionError`. ``reason`` says why, in the words
+    both sides use (``it presented no certificate ...``, ``its certificate
+    key ... is not the registered sig key of member 1 ...``, ``it is bound
+    to cluster ..., this is cluster ...``, ``it does not speak TLS``);
+    ``refused_by`` is ``"us"`` when this side refused the other one and
+    ``"peer"`` when the other side refused us; ``address`` names the peer.
+    """
+
+    reason: str = ""
+    refused_by: str = ""
+    address: Optional[str] = None
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        ConnectionError.__init__(self, message)
+        self.message = message
+        for k, v in fields.items():
+            setattr(self, k, v)
+
+
+class PeerTimeoutError(NetworkError, TimeoutError):
+    """A peer channel operation did not finish in time (connecting and the
+    handshake, or ``Listener.accept(timeout=...)``).
+
+    ``after`` is the timeout in seconds, ``address`` the peer or listener.
+    """
+
+    after: Optional[float] = None
+
+
 class ProtocolError(XlRegError):
     """The registry sent something that is not valid xlReg protocol."""
 
@@ -147,12 +182,15 @@ _KINDS: Dict[str, Type[XlRegError]] = {
     "node": NodeError,
     "usage": UsageError,
     "internal": InternalError,
+    "peer_refused": PeerRefusedError,
+    "peer_timeout": PeerTimeoutError,
+    "peer_network": NetworkError,
 }
 
 
 def _from_rust(kind: str, message: str, fields: Dict[str, Any]) -> XlRegError:
     """Build the exception for a Rust failure (called by the extension)."""
     cls: Type[XlRegError] = _KINDS.get(kind, XlRegError)
-    if cls is NetworkError and fields.get("errno") == _errno.ECONNREFUSED:
+    if kind == "network" and fields.get("errno") == _errno.ECONNREFUSED:
         cls = RegistryUnreachableError
     return cls(message, **fields)

@@ -3,12 +3,13 @@
 import os
 import socket
 from pathlib import Path
-from typing import Any, Awaitable, Dict, List, Optional, Union
+from typing import Any, Awaitable, Dict, List, Optional, Tuple, Union, final
 
 __version__: str
 
 _Path = Union[str, "os.PathLike[str]"]
 _RegCredLike = Union["RegCred", str, "os.PathLike[str]"]
+_Buffer = Union[bytes, bytearray, memoryview]
 
 class RegCred:
     """Registry credentials (a regCred.dat file)."""
@@ -310,5 +311,70 @@ def read_members_async(
     reader: Optional[Node] = None,
     timeout: Optional[float] = None,
 ) -> Awaitable[MemberList]: ...
+@final
+class Connection:
+    """An authenticated peer channel (see :mod:`xlreg.peer`); a context manager."""
+
+    @property
+    def peer(self) -> Optional[Member]:
+        """The member proven on the other end; None for an anonymous client."""
+    @property
+    def peer_address(self) -> Tuple[str, int]:
+        """The peer's ``(host, port)``."""
+    @property
+    def handshake_time(self) -> float:
+        """Seconds from TCP connect (or accept) to the authenticated channel."""
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+    def sendall(self, data: _Buffer) -> None:
+        """Send all of ``data``."""
+    def recv(self, n: int) -> bytes:
+        """Up to ``n`` bytes (waits for at least one); ``b""`` at the end."""
+    def shutdown(self) -> None:
+        """End our direction (TLS close_notify); we can still receive."""
+    def close(self) -> None:
+        """Close (a recv/sendall in progress elsewhere fails). Idempotent."""
+    def _recv_async(self, n: int) -> Awaitable[bytes]: ...
+    def _sendall_async(self, data: _Buffer) -> Awaitable[None]: ...
+    def _shutdown_async(self) -> Awaitable[None]: ...
+    def _close_async(self) -> Awaitable[None]: ...
+    def __enter__(self) -> Connection: ...
+    def __exit__(self, *args: object) -> None: ...
+
+@final
+class Listener:
+    """A peer listener on a member endpoint (see :mod:`xlreg.peer`); a context manager."""
+
+    def accept(self, timeout: Optional[float] = None) -> Connection:
+        """The next authenticated peer (``PeerTimeoutError`` after ``timeout`` s;
+        a refused dialer raises ``PeerRefusedError``, the listener stays usable)."""
+    def _accept_async(self, timeout: Optional[float] = None) -> Awaitable[Connection]: ...
+    @property
+    def address(self) -> Tuple[str, int]:
+        """The ``(host, port)`` listened on."""
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+    def close(self) -> None:
+        """Stop listening. Idempotent."""
+    def __enter__(self) -> Listener: ...
+    def __exit__(self, *args: object) -> None: ...
+
+def _peer_listen(
+    view: ClusterView, node: Node, fd: Optional[int] = None, allow_anonymous: bool = False
+) -> Listener: ...
+def _peer_connect(
+    view: ClusterView, node: Node, index: int, timeout: float = 10.0, *, endpoint: int = 0
+) -> Connection: ...
+def _peer_connect_async(
+    view: ClusterView, node: Node, index: int, timeout: float = 10.0, *, endpoint: int = 0
+) -> Awaitable[Connection]: ...
+def _peer_connect_anonymous(
+    members: MemberList, index: int, timeout: float = 10.0, *, endpoint: int = 0
+) -> Connection: ...
+def _peer_connect_anonymous_async(
+    members: MemberList, index: int, timeout: float = 10.0, *, endpoint: int = 0
+) -> Awaitable[Connection]: ...
 def cli_main(argv: List[str]) -> int: ...
 def _panic_for_tests(where: str) -> Any: ...

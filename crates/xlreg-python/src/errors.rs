@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use xlreg::client::ClientError;
+use xlreg::peer::PeerError;
 use xlreg::regcred::{RegCredError, RegCredFileError};
 use xlreg::server::ServerError;
 use xlreg::testing::LaunchError;
@@ -30,6 +31,8 @@ pub enum Failure {
     Server(ServerError),
     /// A local cluster could not be launched.
     Launch(LaunchError),
+    /// The peer channel failed (a refusal, a timeout, a socket error).
+    Peer(PeerError),
     /// The caller passed something unusable (a `ValueError` too).
     Usage(String),
     /// A bug: a Rust panic, caught before it reached the interpreter.
@@ -168,9 +171,59 @@ fn client_spec(e: &ClientError, context: Option<&str>) -> Spec {
     }
 }
 
+fn io_errno(e: &std::io::Error) -> Field {
+    e.raw_os_error()
+        .map_or(Field::None, |n| Field::Int(n.into()))
+}
+
+/// A peer channel failure: a refusal (either side), a timeout, a socket
+/// error, a usage error, or another TLS failure.
+fn peer_spec(e: &PeerError) -> Spec {
+    let message = chain(e);
+    let refused = |reason: String, address: &str, by: &str| {
+        vec![
+            ("reason", str_field(reason)),
+            ("address", str_field(address)),
+            ("refused_by", str_field(by)),
+        ]
+    };
+    let (kind, fields) = match e {
+        PeerError::Refused { addr, why } => ("peer_refused", refused(why.to_string(), addr, "us")),
+        PeerError::RefusedByPeer { peer, why } => {
+            ("peer_refused", refused(why.clone(), peer, "peer"))
+        }
+        PeerError::NotTls { addr, .. } => (
+            "peer_refused",
+            refused("it does not speak TLS".into(), addr, "us"),
+        ),
+        PeerError::Timeout { addr, after, .. } => (
+            "peer_timeout",
+            vec![
+                ("address", str_field(addr.clone())),
+                ("after", Field::Float(after.as_secs_f64())),
+            ],
+        ),
+        PeerError::Io { addr, source, .. } => (
+            "peer_network",
+            vec![
+                ("address", str_field(addr.clone())),
+                ("errno", io_errno(source)),
+            ],
+        ),
+        PeerError::Usage(_) => ("usage", vec![]),
+        _ => ("base", vec![]),
+    };
+    Spec {
+        kind,
+        message,
+        fields,
+    }
+}
+
 impl Failure {
     fn spec(&self) -> Spec {
         match self {
+            Failure::Peer(e) => peer_spec(e),
             Failure::Client(e) => client_spec(e, None),
             Failure::RegCredFile(e) => {
                 let (path, line) = match e {

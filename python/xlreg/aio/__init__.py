@@ -8,7 +8,8 @@ loop::
                                    for n in nodes))
 
 Cancelling the awaiting task cancels the Rust future. Arguments and results
-are those of the blocking functions in :mod:`xlreg`.
+are those of the blocking functions in :mod:`xlreg`. :mod:`xlreg.aio.peer`
+is the members' encrypted channel as asyncio streams.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from __future__ import annotations
 import os
 from typing import Optional, Union
 
-from . import _xlreg
-from ._xlreg import ClusterInfo, ClusterView, MemberList, Node, RegCred
+from .. import _xlreg
+from .._xlreg import ClusterInfo, ClusterView, MemberList, Node, RegCred
 
-__all__ = ["boot", "create_cluster", "read_members", "register"]
+from . import peer
+
+__all__ = ["boot", "create_cluster", "peer", "read_members", "register"]
 
 RegCredLike = Union[RegCred, str, "os.PathLike[str]"]
 
