@@ -57,6 +57,8 @@ READ_CHUNK = 1 << 18
 #: Buffered outgoing bytes above which ``drain()`` waits.
 HIGH_WATER = 1 << 20
 LOW_WATER = 1 << 18
+#: The StreamReader limit (its buffer pauses reading at twice this).
+STREAM_LIMIT = 1 << 20
 
 ClientConnected = Callable[
     [asyncio.StreamReader, asyncio.StreamWriter], Union[None, Awaitable[None]]
@@ -219,7 +221,7 @@ class _PeerTransport(asyncio.Transport):
 
 def _streams(conn: Connection) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=2**16, loop=loop)
+    reader = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     transport = _PeerTransport(loop, conn, protocol)
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
