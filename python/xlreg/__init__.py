@@ -29,6 +29,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._errors import (
+    ClusterExistsError,
     ConnectionClosedError,
     IncompleteClusterError,
     InternalError,
@@ -78,6 +79,7 @@ def __dir__() -> "list[str]":
     return sorted(list(globals()) + list(_SUBMODULES))
 
 __all__ = [
+    "ClusterExistsError",
     "ClusterInfo",
     "ClusterView",
     "ConnectionClosedError",

@@ -24,6 +24,7 @@ __all__ = [
     "ProtocolError",
     "NodeError",
     "UsageError",
+    "ClusterExistsError",
     "InternalError",
     "PeerRefusedError",
     "PeerTimeoutError",
@@ -166,6 +167,19 @@ class UsageError(XlRegError, ValueError):
     """A bad argument, or a step the protocol does not allow here."""
 
 
+class ClusterExistsError(UsageError):
+    """:func:`xlreg.create_cluster` found the name taken by a cluster of
+    another size or endpoint count (pass ``exist_ok=True`` to use it).
+
+    ``name``, and the existing cluster's ``max_size`` and
+    ``endpoint_count``. Also a :class:`UsageError` / :class:`ValueError`.
+    """
+
+    name: str = ""
+    max_size: int = 0
+    endpoint_count: int = 0
+
+
 class InternalError(XlRegError):
     """A bug in xlreg (a Rust panic, caught before it could crash Python)."""
 
@@ -182,6 +196,7 @@ _KINDS: Dict[str, Type[XlRegError]] = {
     "node": NodeError,
     "usage": UsageError,
     "internal": InternalError,
+    "exists": ClusterExistsError,
     "peer_refused": PeerRefusedError,
     "peer_timeout": PeerTimeoutError,
     "peer_network": NetworkError,

@@ -11,6 +11,7 @@ _Path = Union[str, "os.PathLike[str]"]
 _RegCredLike = Union["RegCred", str, "os.PathLike[str]"]
 _Buffer = Union[bytes, bytearray, memoryview]
 
+@final
 class RegCred:
     """Registry credentials (a regCred.dat file)."""
 
@@ -39,6 +40,7 @@ class RegCred:
     @property
     def path(self) -> Optional[Path]: ...
 
+@final
 class Node:
     """A member's identity: name, node ID, RSA keys, endpoints."""
 
@@ -81,6 +83,7 @@ class Node:
     @property
     def created(self) -> bool: ...
 
+@final
 class Member:
     """One member of a cluster."""
 
@@ -105,6 +108,7 @@ class Member:
     @property
     def fingerprints(self) -> Dict[str, str]: ...
 
+@final
 class ClusterView:
     """Everything a booted member knows about its cluster."""
 
@@ -121,7 +125,7 @@ class ClusterView:
     @property
     def self_index(self) -> int: ...
     @property
-    def me(self) -> Optional[Member]: ...
+    def me(self) -> Member: ...
     @property
     def members(self) -> List[Member]: ...
     @property
@@ -132,6 +136,7 @@ class ClusterView:
     def to_json(self) -> str: ...
     def __len__(self) -> int: ...
 
+@final
 class ClusterInfo:
     """A cluster as described by a CreateReply or JoinReply."""
 
@@ -146,6 +151,7 @@ class ClusterInfo:
     @property
     def attrs(self) -> int: ...
 
+@final
 class MemberList:
     """A cluster's members, read without joining."""
 
@@ -156,6 +162,7 @@ class MemberList:
     def to_json(self) -> str: ...
     def __len__(self) -> int: ...
 
+@final
 class Session:
     """One registry session, one protocol step per call."""
 
@@ -170,8 +177,9 @@ class Session:
     def get_members(self, cluster_id: str, indexes: Optional[List[int]] = None) -> List[Member]: ...
     def bye(self) -> None: ...
     def __enter__(self) -> Session: ...
-    def __exit__(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> bool: ...
+    def __exit__(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> None: ...
 
+@final
 class UpEnv:
     """The environment `xlreg up -- CMD` gives each member program."""
 
@@ -197,6 +205,7 @@ class UpEnv:
     def node(self) -> Node: ...
     def boot(self, wait: Optional[float] = 30.0, *, timeout: Optional[float] = None) -> ClusterView: ...
 
+@final
 class LocalRegistry:
     """An in-process registry (context manager)."""
 
@@ -211,8 +220,9 @@ class LocalRegistry:
     def running(self) -> bool: ...
     def stop(self) -> None: ...
     def __enter__(self) -> LocalRegistry: ...
-    def __exit__(self, *args: Any) -> bool: ...
+    def __exit__(self, *args: Any) -> None: ...
 
+@final
 class LocalMember:
     """A booted member of a LocalCluster."""
 
@@ -226,6 +236,7 @@ class LocalMember:
     def endpoints(self) -> List[str]: ...
     def take_listeners(self) -> List[socket.socket]: ...
 
+@final
 class LocalCluster:
     """An in-process registry and a booted cluster (context manager)."""
 
@@ -265,13 +276,30 @@ class LocalCluster:
     def shutdown(self) -> None: ...
     def __len__(self) -> int: ...
     def __enter__(self) -> LocalCluster: ...
-    def __exit__(self, *args: Any) -> bool: ...
+    def __exit__(self, *args: Any) -> None: ...
 
 def create_cluster(
-    regcred: _RegCredLike, name: str, size: int, endpoints: int = 1, *, timeout: Optional[float] = None
-) -> ClusterInfo: ...
+    regcred: _RegCredLike,
+    name: str,
+    size: int,
+    endpoints: int = 1,
+    *,
+    admin: Optional[Node] = None,
+    exist_ok: bool = False,
+    timeout: Optional[float] = None,
+) -> ClusterInfo:
+    """Create cluster ``name`` as ``admin`` (default: one identity per process);
+    ``ClusterExistsError`` if the name has another shape, unless ``exist_ok``.
+    ``timeout``: seconds for connecting and each request (default 15)."""
 def create_cluster_async(
-    regcred: _RegCredLike, name: str, size: int, endpoints: int = 1, *, timeout: Optional[float] = None
+    regcred: _RegCredLike,
+    name: str,
+    size: int,
+    endpoints: int = 1,
+    *,
+    admin: Optional[Node] = None,
+    exist_ok: bool = False,
+    timeout: Optional[float] = None,
 ) -> Awaitable[ClusterInfo]: ...
 def register(regcred: _RegCredLike, node: Node, *, timeout: Optional[float] = None) -> str: ...
 def register_async(regcred: _RegCredLike, node: Node, *, timeout: Optional[float] = None) -> Awaitable[str]: ...

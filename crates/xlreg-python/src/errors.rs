@@ -33,6 +33,17 @@ pub enum Failure {
     Launch(LaunchError),
     /// The peer channel failed (a refusal, a timeout, a socket error).
     Peer(PeerError),
+    /// `create_cluster` found the name taken by a cluster of another shape.
+    Exists {
+        /// The whole message.
+        message: String,
+        /// The cluster name.
+        name: String,
+        /// The existing cluster's size.
+        max_size: u32,
+        /// Its endpoints per member.
+        endpoint_count: u32,
+    },
     /// The caller passed something unusable (a `ValueError` too).
     Usage(String),
     /// A bug: a Rust panic, caught before it reached the interpreter.
@@ -106,6 +117,27 @@ pub fn chain(e: &dyn std::error::Error) -> String {
     msg
 }
 
+/// The cluster as the caller named it: the library quotes a name
+/// (`"three"`) to tell it from an ID; Python wants the name itself.
+fn unquote(s: &str) -> String {
+    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
+        serde_json::from_str::<String>(s).unwrap_or_else(|_| s[1..s.len() - 1].to_string())
+    } else {
+        s.to_string()
+    }
+}
+
+/// The address a client timeout names: the text says `connecting to
+/// ADDR`, `sending X to ADDR` or `waiting for X from ADDR (...)`.
+fn timeout_address(what: &str) -> Option<String> {
+    let at = [" to ", " from "]
+        .iter()
+        .filter_map(|w| what.rfind(w).map(|i| i + w.len()))
+        .max()?;
+    let addr = what[at..].split_whitespace().next()?;
+    addr.contains(':').then(|| addr.to_string())
+}
+
 fn client_spec(e: &ClientError, context: Option<&str>) -> Spec {
     let message = match context {
         Some(c) => format!("{c}: {}", chain(e)),
@@ -127,9 +159,15 @@ fn client_spec(e: &ClientError, context: Option<&str>) -> Spec {
                 ],
             )
         }
-        ClientError::Timeout { after, .. } => (
+        ClientError::Timeout { after, what } => (
             "timeout",
-            vec![("after", Field::Float(after.as_secs_f64()))],
+            vec![
+                ("after", Field::Float(after.as_secs_f64())),
+                (
+                    "address",
+                    timeout_address(what).map_or(Field::None, str_field),
+                ),
+            ],
         ),
         ClientError::Closed { addr, .. } => ("closed", vec![("address", str_field(addr.clone()))]),
         ClientError::Server { request, text, .. } => (
@@ -148,7 +186,7 @@ fn client_spec(e: &ClientError, context: Option<&str>) -> Spec {
         } => (
             "incomplete",
             vec![
-                ("cluster", str_field(cluster.clone())),
+                ("cluster", str_field(unquote(cluster))),
                 ("arrived", Field::Int(*have as i64)),
                 ("expected", Field::Int(*want as i64)),
                 ("waited", Field::Float(waited.as_secs_f64())),
@@ -224,6 +262,20 @@ impl Failure {
     fn spec(&self) -> Spec {
         match self {
             Failure::Peer(e) => peer_spec(e),
+            Failure::Exists {
+                message,
+                name,
+                max_size,
+                endpoint_count,
+            } => Spec {
+                kind: "exists",
+                message: message.clone(),
+                fields: vec![
+                    ("name", str_field(name.clone())),
+                    ("max_size", Field::Int((*max_size).into())),
+                    ("endpoint_count", Field::Int((*endpoint_count).into())),
+                ],
+            },
             Failure::Client(e) => client_spec(e, None),
             Failure::RegCredFile(e) => {
                 let (path, line) = match e {
@@ -322,5 +374,33 @@ pub fn guard<T>(f: impl FnOnce() -> Result<T, Failure>) -> PyResult<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r.map_err(Failure::into_pyerr),
         Err(p) => Err(Failure::Panic(panic_message(p.as_ref())).into_pyerr()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_names_the_address_its_text_names() {
+        for (what, want) in [
+            ("connecting to 127.0.0.1:4000", Some("127.0.0.1:4000")),
+            ("waiting for the HelloReply from [::1]:9", Some("[::1]:9")),
+            (
+                "waiting for JoinReply from 10.0.0.1:55 (3 bytes received)",
+                Some("10.0.0.1:55"),
+            ),
+            ("sending Bye to host:1", Some("host:1")),
+            ("something else", None),
+        ] {
+            assert_eq!(timeout_address(what).as_deref(), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_quoted_cluster_name_loses_its_quotes_and_an_id_stays() {
+        assert_eq!(unquote("\"three\""), "three");
+        assert_eq!(unquote("\"a \\\"b\\\"\""), "a \"b\"");
+        assert_eq!(unquote("abcdef"), "abcdef");
     }
 }

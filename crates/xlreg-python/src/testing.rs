@@ -1,6 +1,7 @@
 //! `xlreg.testing`'s Rust half: the in-process registry and clusters of
 //! `xlreg::testing` on the shared background runtime, as context managers.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -21,6 +22,50 @@ use crate::view::{PyClusterInfo, PyClusterView};
 fn drop_in_runtime<T>(v: T) {
     let _g = runtime().enter();
     drop(v);
+}
+
+/// Key-pool slots in use by live clusters of this process, per pool
+/// directory: slot 0 is the pool directory itself, slot `k` its
+/// subdirectory `live-k`. A pool's keys are handed out in a fixed order,
+/// so two clusters alive at once on one directory would get the same
+/// keys, and "a member of another cluster is refused" could not be
+/// tested; each live cluster takes the lowest free slot instead.
+static LIVE_SLOTS: Mutex<BTreeMap<PathBuf, BTreeSet<usize>>> = Mutex::new(BTreeMap::new());
+
+/// A key-pool slot, given back when dropped (at shutdown, or when the
+/// launch failed).
+struct PoolSlot {
+    pool: PathBuf,
+    slot: usize,
+}
+
+impl PoolSlot {
+    fn take(pool: PathBuf) -> Self {
+        let mut live = LIVE_SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+        let used = live.entry(pool.clone()).or_default();
+        let slot = (0..).find(|k| !used.contains(k)).unwrap_or(0);
+        used.insert(slot);
+        PoolSlot { pool, slot }
+    }
+
+    fn dir(&self) -> PathBuf {
+        match self.slot {
+            0 => self.pool.clone(),
+            k => self.pool.join(format!("live-{k}")),
+        }
+    }
+}
+
+impl Drop for PoolSlot {
+    fn drop(&mut self) {
+        let mut live = LIVE_SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(used) = live.get_mut(&self.pool) {
+            used.remove(&self.slot);
+            if used.is_empty() {
+                live.remove(&self.pool);
+            }
+        }
+    }
 }
 
 /// A registry running in this process on a free 127.0.0.1 port, keeping
@@ -90,9 +135,8 @@ impl PyLocalRegistry {
     }
 
     #[pyo3(signature = (*_args))]
-    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        self.stop(py)?;
-        Ok(false)
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
+        self.stop(py)
     }
 
     fn __repr__(&self) -> String {
@@ -189,12 +233,15 @@ pub struct PyLocalCluster {
     address: String,
     timings: (f64, f64, f64),
     keys: (usize, usize),
+    slot: Mutex<Option<PoolSlot>>,
 }
 
 #[pymethods]
 impl PyLocalCluster {
     /// Launch: start a registry (or use `regcred`), make keys (`key_bits`,
-    /// taken from the key-pool directory `key_pool` when given), create a
+    /// taken from the key-pool directory `key_pool` when given; clusters
+    /// alive at once in this process never share keys: the second one
+    /// uses the pool's subdirectory `live-1`, and so on), create a
     /// cluster of `size` members with `endpoints` endpoints each, and boot
     /// every member, waiting up to `wait` seconds.
     #[new]
@@ -211,6 +258,8 @@ impl PyLocalCluster {
         wait: f64,
     ) -> PyResult<Self> {
         let rc = regcred.map(regcred_arg).transpose()?;
+        let slot = key_pool.map(PoolSlot::take);
+        let key_pool = slot.as_ref().map(PoolSlot::dir);
         let opts = guard(|| {
             check_shape(size, endpoints)?;
             node_options(None, None, key_bits)?;
@@ -278,6 +327,7 @@ impl PyLocalCluster {
             ),
             keys: (c.keys_reused, c.keys_generated),
             inner: Mutex::new(Some(c)),
+            slot: Mutex::new(slot),
         })
     }
 
@@ -343,9 +393,12 @@ impl PyLocalCluster {
     fn keys_generated(&self) -> usize {
         self.keys.1
     }
-    /// Close the members' sockets and stop the embedded registry.
-    /// Idempotent.
+    /// Close the members' sockets and stop the embedded registry (and give
+    /// its keys back to the key pool). Idempotent.
     fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
+        if let Ok(mut g) = self.slot.lock() {
+            g.take();
+        }
         let c = self.inner.lock().ok().and_then(|mut g| g.take());
         match c {
             None => Ok(()),
@@ -362,9 +415,8 @@ impl PyLocalCluster {
         slf
     }
     #[pyo3(signature = (*_args))]
-    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        self.shutdown(py)?;
-        Ok(false)
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
+        self.shutdown(py)
     }
     fn __repr__(&self) -> String {
         format!(

@@ -85,8 +85,12 @@ impl PyUpEnv {
     fn node(&self, py: Python<'_>) -> PyResult<PyNode> {
         py.detach(|| guard(|| Ok(PyNode::new(self.inner.identity()?, false))))
     }
-    /// Join the cluster and wait up to `wait` seconds for every member.
-    #[pyo3(signature = (wait=Some(30.0), *, timeout=None))]
+    /// Join the cluster and wait up to `wait` seconds for every member
+    /// (`timeout`: seconds for connecting and each request, default 15).
+    #[pyo3(
+        signature = (wait=Some(30.0), *, timeout=None),
+        text_signature = "($self, wait=30.0, *, timeout=None)"
+    )]
     fn boot(
         &self,
         py: Python<'_>,

@@ -567,7 +567,14 @@ async fn the_wait_deadline_is_honoured_even_when_the_registry_holds_longer() {
     .expect_err("one member of three cannot complete the cluster");
     let took = t0.elapsed();
     assert!(
-        matches!(e, ClientError::IncompleteCluster { have: 1, want: 3, .. }),
+        matches!(
+            e,
+            ClientError::IncompleteCluster {
+                have: 1,
+                want: 3,
+                ..
+            }
+        ),
         "{e}"
     );
     assert!(

@@ -33,10 +33,14 @@ async def create_cluster(
     size: int,
     endpoints: int = 1,
     *,
+    admin: Optional[Node] = None,
+    exist_ok: bool = False,
     timeout: Optional[float] = None,
 ) -> ClusterInfo:
     """Create cluster ``name`` for ``size`` members (see :func:`xlreg.create_cluster`)."""
-    return await _xlreg.create_cluster_async(regcred, name, size, endpoints, timeout=timeout)
+    return await _xlreg.create_cluster_async(
+        regcred, name, size, endpoints, admin=admin, exist_ok=exist_ok, timeout=timeout
+    )
 
 
 async def register(regcred: RegCredLike, node: Node, *, timeout: Optional[float] = None) -> str:

@@ -13,8 +13,8 @@
 //! [`Session::bye`], which then just closes) remains.
 
 use std::fmt;
-use std::time::Duration;
 use std::str::FromStr;
+use std::time::Duration;
 
 use super::connection::{ClientOptions, Connection};
 use super::node::NodeIdentity;
