@@ -6,6 +6,7 @@ and exist_ok; the fixtures' key pool never shared by live clusters."""
 from __future__ import annotations
 
 import inspect
+import os
 import socket
 import subprocess
 import sys
@@ -152,3 +153,19 @@ def test_two_live_clusters_of_one_test_never_share_keys(xlreg_cluster: Any) -> N
     b.shutdown()
     c: LocalCluster = xlreg_cluster(3)
     assert {m.node.sig_key_pem for m in c.members} == {m.node.sig_key_pem for m in b.members}
+
+
+def test_the_fixture_and_channel_tests_pass_under_xdist_with_two_workers(
+    repo: Path, xlreg_key_pool: Path
+) -> None:
+    # Two worker processes share one key pool directory; each process keeps
+    # its live clusters apart, and the pool's files survive concurrent use.
+    pytest.importorskip("xdist")
+    p = subprocess.run(
+        [sys.executable, "-m", "pytest", "-n", "2", "-q", "-p", "no:cacheprovider",
+         "python/tests/test_fixtures.py", "python/tests/test_peer.py"],
+        cwd=repo, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "XLREG_KEY_POOL": str(xlreg_key_pool)},
+    )
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    assert " passed" in p.stdout and "failed" not in p.stdout

@@ -204,12 +204,26 @@ class UpEnv:
     def regcred(self) -> RegCred: ...
     def node(self) -> Node: ...
     def boot(self, wait: Optional[float] = 30.0, *, timeout: Optional[float] = None) -> ClusterView: ...
+    def boot_async(
+        self, wait: Optional[float] = 30.0, *, timeout: Optional[float] = None
+    ) -> Awaitable[ClusterView]: ...
 
 @final
 class LocalRegistry:
     """An in-process registry (context manager)."""
 
-    def __init__(self) -> None: ...
+    def __init__(
+        self,
+        *,
+        data_dir: Optional[_Path] = None,
+        hold: Optional[float] = None,
+        cluster_ttl: Optional[float] = None,
+        ephemeral_ttl: Optional[float] = None,
+    ) -> None: ...
+    def restart(self) -> None:
+        """Stop and start again on the same address and ``data_dir``."""
+    @property
+    def data_dir(self) -> Optional[Path]: ...
     @property
     def regcred(self) -> RegCred: ...
     @property

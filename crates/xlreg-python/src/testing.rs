@@ -8,10 +8,13 @@ use std::sync::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use std::time::Duration;
+
+use xlreg::server::ServerConfig;
 use xlreg::testing::{LaunchError, LaunchOptions, LocalCluster, LocalRegistry};
 
 use crate::errors::{guard, Failure};
-use crate::flows::{boot_options, check_shape};
+use crate::flows::{boot_options, check_shape, seconds};
 use crate::node::{node_options, PyNode};
 use crate::regcred::{regcred_arg, PyRegCred};
 use crate::runtime::{block_on, runtime};
@@ -69,41 +72,114 @@ impl Drop for PoolSlot {
 }
 
 /// A registry running in this process on a free 127.0.0.1 port, keeping
-/// everything in memory, with its regCred.dat in a temporary directory.
-/// A context manager: leaving the block stops it.
+/// everything in memory (or, with `data_dir`, in SQLite there), with its
+/// regCred.dat in a temporary directory (or in `data_dir`). A context
+/// manager: leaving the block stops it.
 #[pyclass(module = "xlreg.testing", name = "LocalRegistry")]
 pub struct PyLocalRegistry {
     inner: Mutex<Option<LocalRegistry>>,
-    regcred: Py<PyRegCred>,
-    regcred_path: PathBuf,
+    cfg: ServerConfig,
+    regcred: Mutex<Py<PyRegCred>>,
+    regcred_path: Mutex<PathBuf>,
     address: String,
+}
+
+/// Optional seconds as a Duration, `None` staying `None`.
+fn opt_seconds(what: &str, s: Option<f64>) -> Result<Option<Duration>, Failure> {
+    s.map(|s| seconds(what, s)).transpose()
+}
+
+impl PyLocalRegistry {
+    fn started(&self, py: Python<'_>, r: LocalRegistry) -> PyResult<()> {
+        *self.regcred.lock().map_err(|_| poisoned())? =
+            Py::new(py, PyRegCred::new(r.regcred().clone(), None))?;
+        *self.regcred_path.lock().map_err(|_| poisoned())? = r.regcred_path().to_path_buf();
+        *self.inner.lock().map_err(|_| poisoned())? = Some(r);
+        Ok(())
+    }
+}
+
+fn poisoned() -> PyErr {
+    Failure::Panic("a LocalRegistry lock was poisoned".into()).into_pyerr()
 }
 
 #[pymethods]
 impl PyLocalRegistry {
-    /// Start the registry (1024-bit registry key, GetCluster replies held
-    /// up to 1 s until the cluster is complete).
+    /// Start the registry (1024-bit registry key). `data_dir`: keep the
+    /// identity and clusters there (SQLite), so `restart()` (or a later
+    /// registry on the same directory) finds them; default in memory.
+    /// `hold`: seconds a GetCluster may be held until the requested
+    /// members joined (default 1.0; 0 answers at once, like Go).
+    /// `cluster_ttl` / `ephemeral_ttl`: seconds a cluster lives after its
+    /// last Join or GetCluster (default: forever).
     #[new]
-    fn new(py: Python<'_>) -> PyResult<Self> {
-        let r = block_on(py, async { Ok(LocalRegistry::start().await?) })?;
+    #[pyo3(signature = (*, data_dir=None, hold=None, cluster_ttl=None, ephemeral_ttl=None))]
+    fn new(
+        py: Python<'_>,
+        data_dir: Option<PathBuf>,
+        hold: Option<f64>,
+        cluster_ttl: Option<f64>,
+        ephemeral_ttl: Option<f64>,
+    ) -> PyResult<Self> {
+        let mut cfg = ServerConfig::ephemeral();
+        guard(|| {
+            if let Some(d) = &data_dir {
+                cfg.regcred_path = Some(d.join("regCred.dat"));
+                cfg.data_dir = data_dir.clone();
+            }
+            if let Some(h) = opt_seconds("hold", hold)? {
+                cfg.hold = h;
+            }
+            cfg.cluster_ttl = opt_seconds("cluster_ttl", cluster_ttl)?;
+            cfg.ephemeral_ttl = opt_seconds("ephemeral_ttl", ephemeral_ttl)?;
+            Ok(())
+        })?;
+        let c = cfg.clone();
+        let r = block_on(py, async move { Ok(LocalRegistry::start_with(c).await?) })?;
+        // A restart listens on the same address, so the regCred stays valid.
+        cfg.listen = r.addr();
         Ok(PyLocalRegistry {
-            regcred: Py::new(py, PyRegCred::new(r.regcred().clone(), None))?,
-            regcred_path: r.regcred_path().to_path_buf(),
+            regcred: Mutex::new(Py::new(py, PyRegCred::new(r.regcred().clone(), None))?),
+            regcred_path: Mutex::new(r.regcred_path().to_path_buf()),
             address: r.addr().to_string(),
             inner: Mutex::new(Some(r)),
+            cfg,
         })
+    }
+
+    /// Stop the registry (if running) and start it again on the same
+    /// address and data directory: its clusters survive (a test of a
+    /// registry restart). Needs `data_dir` (an in-memory registry would
+    /// come back empty, with another identity).
+    fn restart(&self, py: Python<'_>) -> PyResult<()> {
+        if self.cfg.data_dir.is_none() {
+            return Err(crate::errors::usage(
+                "restart() needs a LocalRegistry(data_dir=...): an in-memory registry \
+                 would come back empty and with another identity",
+            ));
+        }
+        self.stop(py)?;
+        let c = self.cfg.clone();
+        let r = block_on(py, async move { Ok(LocalRegistry::start_with(c).await?) })?;
+        self.started(py, r)
+    }
+
+    /// The data directory (None: in memory).
+    #[getter]
+    fn data_dir(&self) -> Option<PathBuf> {
+        self.cfg.data_dir.clone()
     }
 
     /// The registry credentials.
     #[getter]
-    fn regcred(&self, py: Python<'_>) -> Py<PyRegCred> {
-        self.regcred.clone_ref(py)
+    fn regcred(&self, py: Python<'_>) -> PyResult<Py<PyRegCred>> {
+        Ok(self.regcred.lock().map_err(|_| poisoned())?.clone_ref(py))
     }
 
     /// Where its regCred.dat is (for programs and `xlreg` commands).
     #[getter]
-    fn regcred_path(&self) -> PathBuf {
-        self.regcred_path.clone()
+    fn regcred_path(&self) -> PyResult<PathBuf> {
+        Ok(self.regcred_path.lock().map_err(|_| poisoned())?.clone())
     }
 
     /// `127.0.0.1:port`.

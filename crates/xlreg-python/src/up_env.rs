@@ -104,6 +104,24 @@ impl PyUpEnv {
             Ok(PyClusterView { inner: view })
         })
     }
+    /// Awaitable `boot` (for asyncio; `xlreg.aio.boot_env` wraps it).
+    #[pyo3(
+        signature = (wait=Some(30.0), *, timeout=None),
+        text_signature = "($self, wait=30.0, *, timeout=None)"
+    )]
+    fn boot_async<'py>(
+        &self,
+        py: Python<'py>,
+        wait: Option<f64>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let opts = guard(|| boot_options(wait, 0, timeout))?;
+        let env = self.inner.clone();
+        crate::runtime::awaitable(py, async move {
+            let (_, view) = env.boot(&opts).await?;
+            Ok(PyClusterView { inner: view })
+        })
+    }
     fn __repr__(&self) -> String {
         format!(
             "UpEnv(cluster_name={:?}, member_name={:?}, endpoints={:?})",

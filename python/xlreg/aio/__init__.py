@@ -18,11 +18,11 @@ import os
 from typing import Optional, Union
 
 from .. import _xlreg
-from .._xlreg import ClusterInfo, ClusterView, MemberList, Node, RegCred
+from .._xlreg import ClusterInfo, ClusterView, MemberList, Node, RegCred, UpEnv
 
 from . import peer
 
-__all__ = ["boot", "create_cluster", "peer", "read_members", "register"]
+__all__ = ["boot", "boot_env", "create_cluster", "peer", "read_members", "register"]
 
 RegCredLike = Union[RegCred, str, "os.PathLike[str]"]
 
@@ -82,3 +82,11 @@ async def read_members(
     return await _xlreg.read_members_async(
         regcred, cluster, cluster_id=cluster_id, reader=reader, timeout=timeout
     )
+
+
+async def boot_env(
+    env: UpEnv, wait: Optional[float] = 30.0, *, timeout: Optional[float] = None
+) -> ClusterView:
+    """Boot as the member ``xlreg up`` describes in ``env``
+    (:meth:`xlreg.UpEnv.boot` for asyncio)."""
+    return await env.boot_async(wait, timeout=timeout)
