@@ -531,19 +531,17 @@ fn timeout_arg(timeout: f64) -> PyResult<Duration> {
     Ok(t)
 }
 
-fn connect_fut(
+async fn connect_fut(
     conn: PeerConnector,
     members: Vec<MemberInfo>,
     index: usize,
     endpoint: usize,
-) -> impl Future<Output = Result<PyConnection, Failure>> + Send + 'static {
-    async move {
-        let s = conn
-            .connect_endpoint(index, endpoint)
-            .await
-            .map_err(Failure::Peer)?;
-        Ok(PyConnection::new(s, &members))
-    }
+) -> Result<PyConnection, Failure> {
+    let s = conn
+        .connect_endpoint(index, endpoint)
+        .await
+        .map_err(Failure::Peer)?;
+    Ok(PyConnection::new(s, &members))
 }
 
 fn member_connector(
