@@ -5,7 +5,7 @@ session-scoped fixtures and the factory's type, and an asyncio boot of an
 
 from __future__ import annotations
 
-import subprocess
+import asyncio
 from pathlib import Path
 from typing import Dict, List
 
@@ -61,17 +61,30 @@ def test_module_fixtures_are_shared_by_the_tests_of_a_module_two(
     assert xlreg_registry_session.address != xlreg_registry_module.address
 
 
-def test_an_up_member_boots_from_asyncio(
-    repo: Path, xlreg_cmd: List[str], cli_env: dict
+def test_up_members_boot_from_asyncio(
+    xlreg_registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code = (
-        "import asyncio, xlreg\n"
-        "v = asyncio.run(xlreg.aio.boot_env(xlreg.UpEnv.from_env(), wait=30))\n"
-        "print('booted', v.self_index, len(v.members), flush=True)\n"
-    )
-    p = subprocess.run(
-        [*xlreg_cmd, "up", "--size", "2", "--key-bits", "1024", "--", "python", "-c", code],
-        cwd=repo, env=cli_env, capture_output=True, text=True, timeout=120,
-    )
-    assert p.returncode == 0, p.stderr
-    assert p.stderr.count("booted") + p.stdout.count("booted") == 2, p.stderr + p.stdout
+    # The environment `xlreg up` gives each member, for two members.
+    info = xlreg.create_cluster(xlreg_registry.regcred, "env", 2)
+    envs = []
+    for i in range(2):
+        for k, v in {
+            "XLREG_REGCRED": str(xlreg_registry.regcred_path),
+            "XLREG_CLUSTER_NAME": "env",
+            "XLREG_CLUSTER_ID": info.id,
+            "XLREG_CLUSTER_SIZE": "2",
+            "XLREG_MEMBER_NAME": f"m{i:02}",
+            "XLREG_MEMBER_INDEX": str(i),
+            "XLREG_ENDPOINTS": f"127.0.0.1:{7200 + i}",
+            "XLREG_NODE_DIR": str(tmp_path / f"m{i:02}"),
+        }.items():
+            monkeypatch.setenv(k, v)
+        envs.append(xlreg.UpEnv.from_env())
+
+    async def main() -> List[xlreg.ClusterView]:
+        return list(await asyncio.gather(*(xlreg.aio.boot_env(e, wait=30) for e in envs)))
+
+    views = asyncio.run(main())
+    assert [v.cluster_id for v in views] == [info.id, info.id]
+    assert sorted(v.me.name for v in views) == ["m00", "m01"]
+    assert all(len(v.members) == 2 for v in views)
