@@ -268,3 +268,78 @@ async fn endless_serialization_failures_end_in_a_storage_error_after_bounded_ret
         "{took:?} for {n} attempts"
     );
 }
+
+/// Everything NOTIFYed on the registry's channel from now on.
+async fn eavesdrop(db: &TestDb) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (client, mut conn) = db
+        .url()
+        .config()
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    // The connection must be polled for the LISTEN to complete.
+    let pump = tokio::spawn(async move {
+        while let Some(Ok(msg)) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = msg {
+                let _ = tx.send(n.payload().to_string());
+            }
+        }
+    });
+    client
+        .batch_execute(&format!(
+            "LISTEN {}",
+            xlreg::registry::postgres::schema::CHANNEL
+        ))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _keep = client;
+        let _ = pump.await;
+    });
+    rx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_notify_off_joins_and_deletes_announce_nothing_and_held_gets_still_complete() {
+    let Some(db) = TestDb::create("notify_off").await else {
+        return;
+    };
+    let raw = db.raw_url();
+    let sep = if raw.contains('?') { '&' } else { '?' };
+    let quiet = DbUrl::parse(&format!(
+        "{raw}{sep}xlreg_listen=off&xlreg_notify=off&xlreg_poll_ms={}",
+        POLL.as_millis()
+    ))
+    .unwrap();
+    let (a, b) = (connect(&quiet).await, connect(&quiet).await);
+    let mut heard = eavesdrop(&db).await;
+    let c = a.create(create(b"quiet", 2)).await.unwrap().id;
+    a.join(join(c, 0)).await.unwrap();
+    let a2 = a.clone();
+    let waiting =
+        tokio::spawn(
+            async move { get_cluster_held(&*a2, &held(c, Duration::from_secs(20))).await },
+        );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.join(join(c, 1)).await.unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("completed by polling, not at the 20 s hold")
+        .unwrap()
+        .unwrap();
+    assert!(m.complete);
+    b.delete_cluster(b"quiet".to_vec()).await.unwrap();
+    // The listener works: a server with NOTIFY on is heard.
+    let loud = connect(&DbUrl::parse(&format!("{raw}{sep}xlreg_notify=on")).unwrap()).await;
+    let c2 = loud.create(create(b"loud", 2)).await.unwrap().id;
+    loud.join(join(c2, 5)).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), heard.recv())
+        .await
+        .expect("the NOTIFY-on join is heard")
+        .unwrap();
+    assert!(
+        first.starts_with(&c2.to_hex()),
+        "nothing of the quiet cluster was announced before it: {first}"
+    );
+}

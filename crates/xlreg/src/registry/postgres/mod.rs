@@ -205,10 +205,14 @@ impl Inner {
         config.application_name("xlreg");
         // A reply follows a commit that is on disk, whatever the server's
         // default: nothing acknowledged may be lost to a database crash.
-        let options = match config.get_options() {
+        let mut options = match config.get_options() {
             Some(o) if !o.is_empty() => format!("{o} -c synchronous_commit=on"),
             _ => "-c synchronous_commit=on".to_string(),
         };
+        if !url.watch().notify {
+            // Read by the member trigger (schema migration 3).
+            options.push_str(" -c xlreg.notify=off");
+        }
         config.options(&options);
         let url = url.with_config(config.clone());
         let (mut client, conn) = config
@@ -542,10 +546,12 @@ impl Inner {
                     return Ok(Err(rule));
                 }
             };
-            let notify = client.prepare_cached("SELECT pg_notify($1, $2)").await?;
-            client
-                .query(&notify, &[&schema::CHANNEL, &listen::payload(&id, 0)])
-                .await?;
+            if self.url.watch().notify {
+                let notify = client.prepare_cached("SELECT pg_notify($1, $2)").await?;
+                client
+                    .query(&notify, &[&schema::CHANNEL, &listen::payload(&id, 0)])
+                    .await?;
+            }
             commit_changes(client, reg.pending()).await?;
             Ok(Ok(id))
         })

@@ -10,6 +10,9 @@
 //!   engines without LISTEN, or connection poolers in transaction mode).
 //! * `xlreg_poll_ms=N` — how often changes are polled for when not
 //!   listening, 10 to 60000 ms ([`DEFAULT_POLL`] by default).
+//! * `xlreg_notify=on|off` — `on` (default): committed joins and deletes
+//!   are announced with `pg_notify`; `off`: not (for engines where
+//!   `pg_notify` is an error; only when no server of the group listens).
 
 use std::time::Duration;
 
@@ -29,6 +32,8 @@ pub struct Watch {
     pub listen: bool,
     /// Interval of the polling that replaces it.
     pub poll: Duration,
+    /// Announce committed changes with `pg_notify`.
+    pub notify: bool,
 }
 
 impl Default for Watch {
@@ -36,6 +41,7 @@ impl Default for Watch {
         Watch {
             listen: true,
             poll: DEFAULT_POLL,
+            notify: true,
         }
     }
 }
@@ -173,13 +179,18 @@ impl DbUrl {
 fn take_watch(raw: &str) -> Result<(String, Watch), String> {
     let mut watch = Watch::default();
     let mut apply = |key: &str, value: &str| -> Result<bool, String> {
+        let on_off = |v: &str| match v {
+            "on" | "true" | "1" => Ok(true),
+            "off" | "false" | "0" => Ok(false),
+            v => Err(format!("{key}={v}: expected on or off")),
+        };
         match key {
             "xlreg_listen" => {
-                watch.listen = match value {
-                    "on" | "true" | "1" => true,
-                    "off" | "false" | "0" => false,
-                    v => return Err(format!("xlreg_listen={v}: expected on or off")),
-                };
+                watch.listen = on_off(value)?;
+                Ok(true)
+            }
+            "xlreg_notify" => {
+                watch.notify = on_off(value)?;
                 Ok(true)
             }
             "xlreg_poll_ms" => {
@@ -198,7 +209,7 @@ fn take_watch(raw: &str) -> Result<(String, Watch), String> {
                 Ok(true)
             }
             k if k.starts_with("xlreg_") => Err(format!(
-                "unknown parameter {k} (xlreg knows xlreg_listen and xlreg_poll_ms)"
+                "unknown parameter {k} (xlreg knows xlreg_listen, xlreg_poll_ms and xlreg_notify)"
             )),
             _ => Ok(false),
         }
@@ -353,7 +364,8 @@ mod tests {
             u.watch(),
             Watch {
                 listen: false,
-                poll: Duration::from_millis(20)
+                poll: Duration::from_millis(20),
+                notify: true,
             }
         );
         let b = u.with_dbname("b");
@@ -371,6 +383,7 @@ mod tests {
     fn bad_xlreg_parameters_are_refused_by_name() {
         for (raw, want) in [
             ("postgres://h/d?xlreg_listen=maybe", "xlreg_listen=maybe"),
+            ("postgres://h/d?xlreg_notify=no", "xlreg_notify=no"),
             ("postgres://h/d?xlreg_poll_ms=5", "xlreg_poll_ms=5"),
             ("postgres://h/d?xlreg_poll_ms=x", "xlreg_poll_ms=x"),
             (
