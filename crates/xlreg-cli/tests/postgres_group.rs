@@ -161,9 +161,10 @@ async fn kill_9_of_one_server_every_boot_completes_through_the_other_and_each_jo
     }
     xlreg::testing::check_views(&views, size as usize).unwrap();
 
-    let store = PostgresBackend::connect(db.url(), rc.id, &PoolOptions::default())
-        .await
-        .unwrap();
+    let store =
+        PostgresBackend::connect(db.url(), rc.id, &PoolOptions::default(), Default::default())
+            .await
+            .unwrap();
     let snap = store.snapshot().await.unwrap();
     let c = snap.cluster(&info.id).unwrap();
     let mut seen: HashMap<NodeId, usize> = HashMap::new();

@@ -385,6 +385,12 @@ impl Registry {
             }
             Request::GetCluster(g) => self.members(&g).map(Answer::Members),
             Request::Delete(d) => self.delete_as_member(&d).map(Answer::Deleted),
+            Request::DeleteByName(name) => self.delete_by_name(&name).map(Answer::Deleted),
+            Request::Expire(limit) => {
+                let n = self.expire(limit);
+                self.persist_activity(limit);
+                Ok(Answer::Expired(n))
+            }
         }
     }
 
@@ -995,6 +1001,31 @@ impl Registry {
     /// Every known ID and its owner, the registry's own included (copies).
     pub fn ids(&self) -> impl Iterator<Item = (&NodeId, &IdOwner)> {
         self.ids.iter()
+    }
+
+    /// A registry holding copies of the committed live clusters `ids` (in
+    /// their committed state), with this one's policy and clock: one page
+    /// of a listing. Unknown or expired IDs are left out.
+    pub fn subset<'a>(&self, ids: impl IntoIterator<Item = &'a NodeId>) -> Registry {
+        let mut r = Registry {
+            now_ms: self.now_ms,
+            policy: self.policy,
+            ..Registry::default()
+        };
+        for id in ids {
+            if let Some(c) = self
+                .clusters
+                .get(id)
+                .filter(|c| c.committed && !self.expired(c))
+            {
+                let mut c = c.clone();
+                c.members.truncate(c.visible);
+                r.by_name.insert(c.name.clone(), c.id);
+                r.ids.insert(c.id, IdOwner::Cluster);
+                r.clusters.insert(c.id, c);
+            }
+        }
+        r
     }
 
     /// Every committed live cluster (for listings and tests).
