@@ -13,8 +13,11 @@
 //! * [`config`]: [`StoreConfig`], which store keeps the registry, and
 //!   [`StoreConfig::open`], the one place a store is opened and given its
 //!   [`Policy`].
+//! * [`values`]: the value types (clusters, members, changes, refusals,
+//!   policy) the rules, requests and stores share.
 //! * [`rules`]: the rules as pure functions over an in-memory
-//!   [`Registry`], whole or partial.
+//!   [`Registry`], whole or partial; `restore` (private) loads stored
+//!   changes through the same checks ([`Registry::restore`]).
 //! * [`service`]: [`RegistryService`], the in-process backend: the whole
 //!   registry in memory, one writer, group commit, over a [`Store`].
 //! * [`store`]: the [`Store`] trait (load and append [`Change`]s) and
@@ -65,10 +68,12 @@ pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod request;
+mod restore;
 pub mod rules;
 pub mod service;
 pub mod sqlite;
 pub mod store;
+pub mod values;
 
 pub use backend::{get_cluster_held, perform_held, Backend, BackendError, BackendExt, BoxFuture};
 pub use config::StoreConfig;

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use super::rules::{ClusterFacts, MemberRecord, Selection};
+use super::values::{ClusterFacts, MemberRecord, Selection};
 use crate::wire::{NodeId, Which};
 
 /// Which cluster a Join or GetCluster names, after validation.

@@ -21,6 +21,7 @@
 //! B commits.
 
 pub mod copy;
+mod failure;
 pub mod listen;
 mod rows;
 pub mod schema;
@@ -32,7 +33,6 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::watch;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
 use super::backend::{Backend, BackendError, BoxFuture};
@@ -41,6 +41,7 @@ use super::request::{Answer, ClusterTarget, Create, GetCluster, Join, Members, R
 use super::rules::{Change, IdOwner, Policy, Registry};
 use super::store::{StoreCause, StoreError};
 use crate::wire::NodeId;
+use failure::Failure;
 use listen::Listener;
 use rows::{
     cluster_row, expiry_params, live, load_cluster_rows, load_grouped, node_id, owner_of, restore,
@@ -119,58 +120,6 @@ struct Inner {
 impl std::fmt::Debug for PostgresBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "PostgresBackend({})", self.inner.url)
-    }
-}
-
-/// Why one attempt failed.
-#[derive(Debug)]
-enum Failure {
-    /// No connection could be had.
-    Pool(String),
-    /// The database refused or lost the statement.
-    Db(tokio_postgres::Error),
-    /// The stored rows break an invariant.
-    Corrupt(String),
-}
-
-impl From<tokio_postgres::Error> for Failure {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Failure::Db(e)
-    }
-}
-
-impl Failure {
-    fn retryable(&self) -> bool {
-        match self {
-            Failure::Db(e) => {
-                e.is_closed()
-                    || matches!(
-                        e.code(),
-                        Some(c) if *c == SqlState::UNIQUE_VIOLATION
-                            || *c == SqlState::T_R_SERIALIZATION_FAILURE
-                            || *c == SqlState::T_R_DEADLOCK_DETECTED
-                    )
-            }
-            Failure::Pool(_) | Failure::Corrupt(_) => false,
-        }
-    }
-
-    fn text(&self) -> String {
-        match self {
-            Failure::Pool(m) | Failure::Corrupt(m) => m.clone(),
-            Failure::Db(e) => match e.as_db_error() {
-                Some(d) => format!("{}: {}", d.code().code(), d.message()),
-                None => e.to_string(),
-            },
-        }
-    }
-
-    fn into_store_error(self, url: &DbUrl, action: &str) -> StoreError {
-        let cause = match self {
-            Failure::Db(e) => StoreCause::Other(Box::new(e)),
-            Failure::Pool(m) | Failure::Corrupt(m) => StoreCause::Malformed(m),
-        };
-        StoreError::new(url.to_string(), action, cause)
     }
 }
 

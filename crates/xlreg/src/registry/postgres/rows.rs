@@ -5,7 +5,7 @@
 
 use tokio_postgres::Row;
 
-use super::Failure;
+use super::failure::Failure;
 use crate::registry::request::ClusterTarget;
 use crate::registry::rules::{Change, IdOwner, MemberRecord, Policy, Registry, ATTR_EPHEMERAL};
 use crate::wire::NodeId;

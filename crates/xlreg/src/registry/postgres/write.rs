@@ -2,7 +2,7 @@
 //! ([`Change`]s), pipelined with the COMMIT so a transaction costs one
 //! round trip for its writes.
 
-use super::Failure;
+use super::failure::Failure;
 use crate::registry::rules::{Change, IdOwner};
 
 pub(super) const INSERT_MEMBER: &str =
