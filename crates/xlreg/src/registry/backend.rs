@@ -49,7 +49,7 @@ pub enum BackendError {
     Rule(#[from] RuleError),
     /// The storage failed; nothing was applied. The client gets only this
     /// text; the cause (with its path or URL) is in the source chain.
-    #[error("registry storage failure; request not applied")]
+    #[error("{}", crate::wire::msg::STORAGE_FAILURE)]
     Storage(#[source] Arc<StoreError>),
     /// The backend is shutting down.
     #[error("registry is shutting down")]
