@@ -67,7 +67,17 @@ pub const MIGRATIONS: &[&str] = &[
          ADD COLUMN ttl_ms bigint CHECK (ttl_ms > 0),
          ADD COLUMN created_ms bigint NOT NULL DEFAULT 0,
          ADD COLUMN last_active_ms bigint NOT NULL DEFAULT 0;",
-    // 3: expiry on PostgreSQL. Clusters stored before activity was (0)
+    // 3: NOTIFY optional: a session started with `-c xlreg.notify=off`
+    // (`xlreg_notify=off` in the URL) does not announce joins, for engines
+    // where pg_notify is an error.
+    "CREATE OR REPLACE FUNCTION xlreg_member_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+     BEGIN
+         IF coalesce(current_setting('xlreg.notify', true), '') <> 'off' THEN
+             PERFORM pg_notify('xlreg_members', encode(NEW.cluster_id, 'hex') || ':' || (NEW.idx + 1));
+         END IF;
+         RETURN NULL;
+     END $$;",
+    // 4: expiry on PostgreSQL. Clusters stored before activity was (0)
     // count as active now, as the in-process store counts them at start;
     // listings of the most recently active and the sweep read by activity.
     "UPDATE xlreg_clusters
