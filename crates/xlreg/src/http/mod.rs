@@ -5,9 +5,9 @@
 //! Why a separate listener: the registry port speaks the xlReg protocol
 //! only (Go peers connect there); operators' tools speak HTTP. The HTTP
 //! side reads the registry through the server's
-//! [`Backend`](crate::registry::Backend) — the same committed state
+//! [`Backend`] — the same committed state
 //! sessions see, a bounded page at a time ([`Backend::listing`]) — and
-//! deletes through it ([`Request::DeleteByName`]), so a delete is durable
+//! deletes through it ([`Request::DeleteByName`](crate::registry::Request::DeleteByName)), so a delete is durable
 //! before it is acknowledged, on every store.
 //!
 //! Access: mutating calls always need the admin bearer token

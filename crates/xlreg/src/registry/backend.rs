@@ -11,7 +11,7 @@
 //! [`crate::registry`] for how the work is split with the rules):
 //!
 //! * [`Backend::perform`] performs one request atomically, deciding with
-//!   the rule functions of [`super::rules`] ([`Registry::decide`]) on a
+//!   the rule functions of [`super::rules`] ([`Registry::decide`](super::Registry::decide)) on a
 //!   consistent view of the rows involved;
 //! * an `Ok` is returned only after the change is durable;
 //! * refusals are [`BackendError::Rule`] carrying the exact text the client

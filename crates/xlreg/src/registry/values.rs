@@ -2,7 +2,7 @@
 //! a store persists, and the texts a refused request gets.
 //!
 //! Why a file of its own: requests ([`super::request`]), rules
-//! ([`super::rules`]), restore ([`super::restore`]) and every store use
+//! ([`super::rules`]), restore (`restore.rs`) and every store use
 //! these values; keeping them apart from the rules means none of those
 //! modules has to import another in a circle.
 
@@ -109,7 +109,7 @@ pub struct Policy {
 /// The Ephemeral cluster attribute bit (spec §11.4).
 pub const ATTR_EPHEMERAL: u64 = 1;
 
-/// Stored data the rules refuse on load ([`Registry::restore`]): the text
+/// Stored data the rules refuse on load ([`Registry::restore`](super::Registry::restore)): the text
 /// names the record and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
