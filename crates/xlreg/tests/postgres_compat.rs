@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use xlreg::registry::postgres::{DbUrl, PoolOptions, PostgresBackend};
 use xlreg::registry::{
-    get_cluster_held, Backend, BackendError, ClusterTarget, Create, GetCluster, Join, MemberRecord,
+    get_cluster_held, BackendError, BackendExt, ClusterTarget, Create, DeleteByName, GetCluster,
+    Join, MemberRecord,
 };
 use xlreg::testing::postgres::TestDb;
 use xlreg::wire::{NodeId, Which};
@@ -75,7 +76,7 @@ fn polling_url(db: &TestDb) -> DbUrl {
 
 async fn connect(url: &DbUrl) -> Arc<PostgresBackend> {
     Arc::new(
-        PostgresBackend::connect(url, own_id(), &PoolOptions::default())
+        PostgresBackend::connect(url, own_id(), &PoolOptions::default(), Default::default())
             .await
             .unwrap(),
     )
@@ -104,9 +105,9 @@ async fn with_listen_off_a_get_held_on_a_completes_by_polling_after_the_last_joi
         a.is_listening() && b.is_listening(),
         "polling connections up"
     );
-    let c = a.create(create(b"polled", 3)).await.unwrap().id;
+    let c = a.call(create(b"polled", 3)).await.unwrap().id;
     for i in 0..2 {
-        a.join(join(c, i)).await.unwrap();
+        a.call(join(c, i)).await.unwrap();
     }
     let a2 = a.clone();
     let waiting = tokio::spawn(async move {
@@ -133,7 +134,7 @@ async fn with_listen_off_a_get_held_on_a_completes_by_polling_after_the_last_joi
         let q: &str = r.get(0);
         assert!(!q.contains("LISTEN") && q.contains("xlreg_members"), "{q}");
     }
-    b.join(join(c, 2)).await.unwrap();
+    b.call(join(c, 2)).await.unwrap();
     let joined = Instant::now();
     let (m, answered) = waiting.await.unwrap();
     let m = m.unwrap();
@@ -153,8 +154,8 @@ async fn with_listen_off_a_delete_on_b_ends_a_get_held_on_a() {
     };
     let url = polling_url(&db);
     let (a, b) = (connect(&url).await, connect(&url).await);
-    let c = a.create(create(b"doomed", 3)).await.unwrap().id;
-    a.join(join(c, 0)).await.unwrap();
+    let c = a.call(create(b"doomed", 3)).await.unwrap().id;
+    a.call(join(c, 0)).await.unwrap();
     let a2 = a.clone();
     let started = Instant::now();
     let waiting =
@@ -162,7 +163,7 @@ async fn with_listen_off_a_delete_on_b_ends_a_get_held_on_a() {
             async move { get_cluster_held(&*a2, &held(c, Duration::from_secs(20))).await },
         );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    b.delete_cluster(b"doomed".to_vec()).await.unwrap();
+    b.call(DeleteByName(b"doomed".to_vec())).await.unwrap();
     let r = waiting.await.unwrap();
     assert!(
         matches!(&r, Err(BackendError::Rule(_))),
@@ -219,9 +220,9 @@ async fn retried_until_it_commits(code: &str) {
         return;
     };
     let a = connect(db.url()).await;
-    let c = a.create(create(b"contended", 4)).await.unwrap().id;
+    let c = a.call(create(b"contended", 4)).await.unwrap().id;
     let client = fail_member_inserts(&db, code, 3).await;
-    let joined = a.join(join(c, 0)).await;
+    let joined = a.call(join(c, 0)).await;
     assert!(joined.is_ok(), "acknowledged after 3 failures: {joined:?}");
     assert_eq!(
         attempts(&client).await,
@@ -247,10 +248,10 @@ async fn endless_serialization_failures_end_in_a_storage_error_after_bounded_ret
         return;
     };
     let a = connect(db.url()).await;
-    let c = a.create(create(b"hopeless", 4)).await.unwrap().id;
+    let c = a.call(create(b"hopeless", 4)).await.unwrap().id;
     let client = fail_member_inserts(&db, "40001", i64::MAX).await;
     let started = Instant::now();
-    let r = a.join(join(c, 0)).await;
+    let r = a.call(join(c, 0)).await;
     let took = started.elapsed();
     assert!(
         matches!(&r, Err(BackendError::Storage(_))),
@@ -314,26 +315,26 @@ async fn with_notify_off_joins_and_deletes_announce_nothing_and_held_gets_still_
     .unwrap();
     let (a, b) = (connect(&quiet).await, connect(&quiet).await);
     let mut heard = eavesdrop(&db).await;
-    let c = a.create(create(b"quiet", 2)).await.unwrap().id;
-    a.join(join(c, 0)).await.unwrap();
+    let c = a.call(create(b"quiet", 2)).await.unwrap().id;
+    a.call(join(c, 0)).await.unwrap();
     let a2 = a.clone();
     let waiting =
         tokio::spawn(
             async move { get_cluster_held(&*a2, &held(c, Duration::from_secs(20))).await },
         );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    b.join(join(c, 1)).await.unwrap();
+    b.call(join(c, 1)).await.unwrap();
     let m = tokio::time::timeout(Duration::from_secs(5), waiting)
         .await
         .expect("completed by polling, not at the 20 s hold")
         .unwrap()
         .unwrap();
     assert!(m.complete);
-    b.delete_cluster(b"quiet".to_vec()).await.unwrap();
+    b.call(DeleteByName(b"quiet".to_vec())).await.unwrap();
     // The listener works: a server with NOTIFY on is heard.
     let loud = connect(&DbUrl::parse(&format!("{raw}{sep}xlreg_notify=on")).unwrap()).await;
-    let c2 = loud.create(create(b"loud", 2)).await.unwrap().id;
-    loud.join(join(c2, 5)).await.unwrap();
+    let c2 = loud.call(create(b"loud", 2)).await.unwrap().id;
+    loud.call(join(c2, 5)).await.unwrap();
     let first = tokio::time::timeout(Duration::from_secs(5), heard.recv())
         .await
         .expect("the NOTIFY-on join is heard")

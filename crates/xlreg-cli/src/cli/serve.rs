@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::cli::BadInput;
+use xlreg::registry::StoreConfig;
 use xlreg::server::{Server, ServerConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 
 /// Run an xlReg registry.
@@ -128,17 +129,13 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
             if a.ephemeral {
                 return Err(BadInput("--store and --ephemeral exclude each other".into()).into());
             }
-            // Expiry is not implemented on PostgreSQL yet: refuse the
-            // flags rather than accept a lifetime that never runs out.
-            if a.cluster_ttl.0.is_some() || a.ephemeral_ttl.is_some() {
-                return Err(BadInput(
-                    "--cluster-ttl and --ephemeral-ttl are not supported with --store \
-                     (PostgreSQL): clusters there never expire"
-                        .into(),
-                )
-                .into());
-            }
-            Some(crate::cli::store::parse_store_url(raw)?)
+            Some(StoreConfig::Postgres {
+                url: Box::new(crate::cli::store::parse_store_url(raw)?),
+                pool: xlreg::registry::postgres::PoolOptions {
+                    max_connections: a.store_connections as usize,
+                    ..Default::default()
+                },
+            })
         }
     };
     let mut advertise = a.advertise.into_iter();
@@ -147,6 +144,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         advertise: advertise.next(),
         advertise_more: advertise.collect(),
         data_dir: Some(a.data_dir.clone()),
+        store,
         regcred_path: a.regcred.clone(),
         name: a.name,
         key_bits: a.key_bits,
@@ -191,22 +189,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         // Handlers first: a signal that arrives right after start-up must
         // still shut down cleanly.
         let signals = Signals::install()?;
-        let server = match store {
-            None => Server::start(cfg).await?,
-            Some(url) => {
-                let opts = xlreg::registry::postgres::PoolOptions {
-                    max_connections: a.store_connections as usize,
-                    ..Default::default()
-                };
-                Server::start_with_backend(cfg, |own_id| async move {
-                    let b =
-                        xlreg::registry::postgres::PostgresBackend::connect(&url, own_id, &opts)
-                            .await?;
-                    Ok(std::sync::Arc::new(b) as std::sync::Arc<dyn xlreg::registry::Backend>)
-                })
-                .await?
-            }
-        };
+        let server = Server::start(cfg).await?;
         // Announce where we are; a closed stdout must not stop the server.
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on {}", server.local_addr());

@@ -175,8 +175,7 @@ impl ClientError {
     }
 }
 
-/// The ErrDesc of a registry whose storage failed (nothing was applied).
-pub const STORAGE_FAILURE: &str = "registry storage failure; request not applied";
+pub use crate::wire::msg::STORAGE_FAILURE;
 
 /// `slot 3` or `slots 0, 2, 5-63`: indexes with runs shortened.
 fn slot_list(slots: &[usize]) -> String {

@@ -77,6 +77,13 @@ pub const MIGRATIONS: &[&str] = &[
          END IF;
          RETURN NULL;
      END $$;",
+    // 4: expiry on PostgreSQL. Clusters stored before activity was (0)
+    // count as active now, as the in-process store counts them at start;
+    // listings of the most recently active and the sweep read by activity.
+    "UPDATE xlreg_clusters
+         SET last_active_ms = (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+         WHERE last_active_ms = 0;
+     CREATE INDEX xlreg_clusters_last_active ON xlreg_clusters(last_active_ms);",
 ];
 
 /// Why the schema could not be brought up to date.
