@@ -176,7 +176,12 @@ async fn cycle(
     let slot = id.clone();
     session(rc, opts, win, sessions, |mut s| async move {
         call(&mut s, &fresh(&members[0]), Tag::MemberOk).await?;
-        let r = call(&mut s, &XlRegMsg::create(&name, size, 0, 1), Tag::CreateReply).await?;
+        let r = call(
+            &mut s,
+            &XlRegMsg::create(&name, size, 0, 1),
+            Tag::CreateReply,
+        )
+        .await?;
         let cid = NodeId::from_bytes(r.cluster_id.as_deref().unwrap_or_default())?;
         call(&mut s, &XlRegMsg::join_by_id(&cid), Tag::JoinReply).await?;
         *slot.lock().expect("id") = Some(cid);
@@ -256,9 +261,7 @@ async fn phase(
                     return Ok(());
                 }
                 let name = format!("soak-{c:08}");
-                if let Err(e) =
-                    cycle(&rc, &opts, &members, &reader, name, &win, &sessions).await
-                {
+                if let Err(e) = cycle(&rc, &opts, &members, &reader, name, &win, &sessions).await {
                     stop.store(true, Ordering::Relaxed);
                     return Err(e);
                 }

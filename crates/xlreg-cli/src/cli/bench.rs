@@ -315,10 +315,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 ))
                 .into());
             }
-            let ttl = SOAK_TTLS
-                .into_iter()
-                .find(|t| *t == a.ttl)
-                .unwrap_or("30s");
+            let ttl = SOAK_TTLS.into_iter().find(|t| *t == a.ttl).unwrap_or("30s");
             eprintln!(
                 "soak: {} min, {} clients, clusters of {} (bounded: {} clusters a phase)...",
                 a.minutes,
