@@ -17,6 +17,7 @@ pub mod formation;
 pub mod memory;
 pub mod peer;
 pub mod serve_proc;
+pub mod soak;
 pub mod stores;
 pub mod throughput;
 pub mod up;

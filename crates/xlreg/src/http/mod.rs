@@ -15,6 +15,7 @@
 //! listener is bound to a loopback address, and need the token otherwise.
 //! `/healthz` and `/readyz` are always open (they reveal nothing).
 
+pub mod listener;
 pub mod page;
 pub mod token;
 pub mod view;
@@ -36,6 +37,7 @@ use crate::registry::{
     MAX_LISTING_PAGE,
 };
 use crate::server::Server;
+pub use listener::{ConnCounts, HttpLimits};
 pub use token::AdminToken;
 use view::Stats;
 
@@ -73,8 +75,9 @@ type St = State<Arc<Ops>>;
 /// The running side door; dropping it stops it.
 pub struct HttpServer {
     addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    counts: Arc<ConnCounts>,
 }
 
 impl std::fmt::Debug for HttpServer {
@@ -84,8 +87,19 @@ impl std::fmt::Debug for HttpServer {
 }
 
 impl HttpServer {
-    /// Bind `cfg.listen` and serve `server`'s registry.
+    /// Bind `cfg.listen` and serve `server`'s registry under the default
+    /// [`HttpLimits`].
     pub async fn start(cfg: HttpConfig, server: &Server) -> Result<HttpServer, HttpError> {
+        Self::start_with_limits(cfg, HttpLimits::default(), server).await
+    }
+
+    /// Bind `cfg.listen` and serve `server`'s registry; no client gets
+    /// past `limits` (connections, timeouts, body size).
+    pub async fn start_with_limits(
+        cfg: HttpConfig,
+        limits: HttpLimits,
+        server: &Server,
+    ) -> Result<HttpServer, HttpError> {
         let listener = TcpListener::bind(cfg.listen)
             .await
             .map_err(|err| HttpError {
@@ -106,22 +120,25 @@ impl HttpServer {
             open_reads: addr.ip().is_loopback(),
         });
         let app = router(ops);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let r = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "HTTP side door stopped");
-            }
-        });
-        tracing::info!(%addr, "HTTP side door listening");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let counts = Arc::new(ConnCounts::default());
+        let task = tokio::spawn(listener::serve(
+            listener,
+            app,
+            limits,
+            counts.clone(),
+            stopped,
+        ));
+        tracing::info!(
+            %addr,
+            max_connections = limits.max_connections,
+            "HTTP side door listening"
+        );
         Ok(HttpServer {
             addr,
             stop: Some(stop),
             task: Some(task),
+            counts,
         })
     }
 
@@ -130,10 +147,16 @@ impl HttpServer {
         self.addr
     }
 
+    /// What happened to connections so far (accepted, evicted at the
+    /// cap, refused, closed idle).
+    pub fn conn_counts(&self) -> &ConnCounts {
+        &self.counts
+    }
+
     /// Stop serving and wait for open requests to finish.
     pub async fn shutdown(mut self) {
         if let Some(s) = self.stop.take() {
-            let _ = s.send(());
+            let _ = s.send(true);
         }
         if let Some(t) = self.task.take() {
             let _ = t.await;
@@ -144,7 +167,7 @@ impl HttpServer {
 impl Drop for HttpServer {
     fn drop(&mut self) {
         if let Some(s) = self.stop.take() {
-            let _ = s.send(());
+            let _ = s.send(true);
         }
     }
 }

@@ -129,7 +129,8 @@ async fn run(
     // this same work.
     let hello = match Hello::open(&shared.identity.comms, &hello) {
         Ok(h) => h,
-        Err(e) => return SessionEnd::BadInput(format!("hello: {e}")),
+        // WireError already names the Hello ("hello: ...").
+        Err(e) => return SessionEnd::BadInput(e.to_string()),
     };
     let (framing, version) = Framing::server_negotiate(hello.version);
     let reply = HelloReply::new(version);
