@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Everything it needs comes from the environment `up` sets (see
-//! `xlreg::testing::env`); the join itself is one call, [`UpEnv::boot`].
+//! `xlreg::client::up_env::env`); the join itself is one call, [`UpEnv::boot`].
 
 use std::process::ExitCode;
 
@@ -17,7 +17,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use xlreg::client::BootOptions;
-use xlreg::testing::UpEnv;
+use xlreg::client::UpEnv;
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -21,7 +21,7 @@ directory and these variables set:
   XLREG_ENDPOINTS       free 127.0.0.1 ports to listen on, comma-separated
   XLREG_NODE_DIR        the member's identity (node.json, two keys)
 
-A Rust program joins with xlreg::testing::UpEnv::from_env()?.boot(..); any
+A Rust program joins with xlreg::client::UpEnv::from_env()?.boot(..); any
 program can run `xlreg join --node-dir \"$XLREG_NODE_DIR\" --cluster-id
 \"$XLREG_CLUSTER_ID\"`. up waits until all have joined, prints the cluster,
 and stays until Ctrl-C or until every copy has exited; then it sends each
