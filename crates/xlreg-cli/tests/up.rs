@@ -45,8 +45,9 @@ fn json(out: &Output) -> serde_json::Value {
 }
 
 /// A complete, consistent cluster of `n` in `up --json` output. With
-/// `named_by_slot` (in-process members, which join in order) member `mNN`
-/// holds slot NN.
+/// `named_by_slot` (in-process members join in order; `up -- CMD` joins
+/// member i into slot i before starting the programs) member `mNN` holds
+/// slot NN.
 fn check_cluster(j: &serde_json::Value, n: usize, endpoints: usize, named_by_slot: bool) {
     let members = j["members"].as_array().unwrap();
     assert_eq!(members.len(), n);
@@ -249,7 +250,7 @@ fn up_runs_the_example_per_member_and_stops_them_on_ctrl_c() {
         }
     };
     let j: serde_json::Value = serde_json::from_str(&doc).unwrap();
-    check_cluster(&j, 3, 2, false);
+    check_cluster(&j, 3, 2, true);
     // Members listen on their endpoints.
     for m in j["members"].as_array().unwrap() {
         let e = m["endpoints"][0].as_str().unwrap();
@@ -293,7 +294,69 @@ fn up_ends_when_every_launched_member_has_exited() {
         .spawn()
         .unwrap();
     let out = wait_bounded(child, Duration::from_secs(60));
-    check_cluster(&json(&out), 3, 2, false);
+    check_cluster(&json(&out), 3, 2, true);
+}
+
+#[test]
+fn every_programs_member_index_is_its_slot() {
+    // Each program prints its name and XLREG_MEMBER_INDEX, then joins; the
+    // slot each name holds is in up's table.
+    let out = run(
+        &[
+            "up",
+            "--size",
+            "5",
+            "--key-bits",
+            "1024",
+            "--endpoints",
+            "1",
+            "--json",
+            "--",
+            "sh",
+            "-c",
+            "echo \"index $XLREG_MEMBER_NAME $XLREG_MEMBER_INDEX\"; exec \"$0\" join --log warn",
+            XLREG,
+        ],
+        Duration::from_secs(90),
+    );
+    let j = json(&out);
+    check_cluster(&j, 5, 1, true);
+    let err = String::from_utf8_lossy(&out.stderr);
+    for m in j["members"].as_array().unwrap() {
+        let (name, slot) = (m["name"].as_str().unwrap(), &m["index"]);
+        let line = format!("[{name}] index {name} {slot}");
+        assert!(err.contains(&line), "{line:?} missing in:\n{err}");
+    }
+}
+
+#[test]
+fn a_member_program_that_exits_cleanly_before_joining_is_reported_at_once() {
+    let t = std::time::Instant::now();
+    let out = run(
+        &[
+            "up",
+            "--size",
+            "3",
+            "--key-bits",
+            "1024",
+            "--wait",
+            "120",
+            "--",
+            "true",
+        ],
+        Duration::from_secs(100),
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("exited with exit status: 0 before joining"),
+        "{err}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "reported after {:?}, not at once (the wait was 120 s)",
+        t.elapsed()
+    );
 }
 
 #[test]
@@ -323,7 +386,7 @@ fn up_runs_xlreg_join_as_the_member_program() {
         .unwrap();
     let out = wait_bounded(child, Duration::from_secs(60));
     let j = json(&out);
-    check_cluster(&j, 4, 1, false);
+    check_cluster(&j, 4, 1, true);
     // `xlreg join` used the identity up prepared: same IDs.
     let err = String::from_utf8_lossy(&out.stderr);
     for m in j["members"].as_array().unwrap() {

@@ -29,8 +29,8 @@ pub mod env {
     pub const CLUSTER_SIZE: &str = "XLREG_CLUSTER_SIZE";
     /// This member's name (unique in the cluster).
     pub const MEMBER_NAME: &str = "XLREG_MEMBER_NAME";
-    /// This copy's number, 0..size. Its slot in the cluster is given by
-    /// the registry in join order and may differ.
+    /// This member's slot, 0..size (`up` joins every member in launch
+    /// order before starting the programs, so member `m03` is slot 3).
     pub const MEMBER_INDEX: &str = "XLREG_MEMBER_INDEX";
     /// This member's endpoints, `127.0.0.1:PORT` separated by commas: free
     /// ports for the program to listen on.
@@ -39,6 +39,12 @@ pub mod env {
     /// prepared by `up`.
     pub const NODE_DIR: &str = "XLREG_NODE_DIR";
 }
+
+/// Member attribute bit of the placeholder token `xlreg up` joins with to
+/// reserve member i's slot i before starting the programs; the program's
+/// own join replaces the token (and its slot stays). Never set it
+/// yourself.
+pub const UP_RESERVED: u64 = 1 << 40;
 
 /// What `xlreg up` told this program.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,7 +59,7 @@ pub struct UpEnv {
     pub cluster_size: u32,
     /// This member's name.
     pub member_name: String,
-    /// This copy's number (not necessarily its slot).
+    /// This member's slot in the cluster (and its launch number).
     pub member_index: usize,
     /// Endpoints to listen on.
     pub endpoints: Vec<String>,
@@ -134,14 +140,54 @@ impl UpEnv {
 
     /// Join the cluster and wait for every member: the member's identity,
     /// and its view (with the cluster name filled in).
+    ///
+    /// `up` holds every slot from the start ([`UP_RESERVED`]), so the
+    /// cluster is complete at once; this also waits (within `opts.wait`)
+    /// until every other program has joined too, so that a booted member
+    /// knows its peers are up.
     pub async fn boot(
         &self,
         opts: &BootOptions,
     ) -> Result<(NodeIdentity, ClusterView), ClientError> {
+        let start = std::time::Instant::now();
         let regcred = self.load_regcred()?;
         let node = self.identity()?;
         let mut view = boot(&regcred, &ClusterRef::Id(self.cluster_id), &node, opts).await?;
         view.cluster_name = Some(self.cluster_name.clone());
+        let reserved = |ms: &[crate::client::MemberInfo]| {
+            ms.iter()
+                .filter(|m| m.attrs & UP_RESERVED != 0)
+                .map(|m| m.index)
+                .collect::<Vec<_>>()
+        };
+        if let (Some(wait), false) = (opts.wait, reserved(&view.members).is_empty()) {
+            let reader = crate::client::ephemeral_identity(NodeOptions {
+                name: Some(format!("{}-reader", self.member_name)),
+                endpoints: None,
+                key_bits: 1024,
+            })
+            .await?;
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                let list =
+                    crate::client::read_members(&regcred, &self.cluster_id, &reader, &opts.client)
+                        .await?;
+                let missing = reserved(&list.members);
+                if missing.is_empty() && list.members.len() == view.members.len() {
+                    view.members = list.members;
+                    break;
+                }
+                if start.elapsed() >= wait {
+                    return Err(ClientError::IncompleteCluster {
+                        cluster: format!("{:?}", self.cluster_name),
+                        have: view.members.len() - missing.len(),
+                        want: view.members.len(),
+                        missing,
+                        waited: start.elapsed(),
+                    });
+                }
+            }
+        }
         Ok((node, view))
     }
 }

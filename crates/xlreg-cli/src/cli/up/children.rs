@@ -86,21 +86,22 @@ impl Children {
         self.signals.iter().filter(|p| p.is_some()).count()
     }
 
-    /// Note an exit; returns a description if it was a failure.
-    pub(super) fn record(&mut self, i: usize, st: std::io::Result<ExitStatus>) -> Option<String> {
+    /// Note an exit and report it at once on stderr (name and exit
+    /// status); returns its description. Only a failure makes `up` fail.
+    pub(super) fn record(&mut self, i: usize, st: std::io::Result<ExitStatus>) -> String {
         self.signals[i] = None;
-        let why = match st {
-            Ok(s) if s.success() => None,
-            Ok(s) => Some(format!("member {} exited with {s}", self.names[i])),
-            Err(e) => Some(format!(
-                "member {}: waiting for it failed: {e}",
-                self.names[i]
-            )),
+        let (why, failed) = match st {
+            Ok(s) => (
+                format!("member {} exited with {s}", self.names[i]),
+                !s.success(),
+            ),
+            Err(e) => (
+                format!("member {}: waiting for it failed: {e}", self.names[i]),
+                true,
+            ),
         };
-        if let Some(w) = &why {
-            eprintln!("xlreg up: {w}");
-        }
-        self.statuses[i] = Some(why.clone().unwrap_or_default());
+        eprintln!("xlreg up: {why}");
+        self.statuses[i] = Some(if failed { why.clone() } else { String::new() });
         why
     }
 
@@ -146,7 +147,7 @@ impl Children {
                                 self.statuses[i] = Some(String::new())
                             }
                             other => {
-                                self.record(i, other);
+                                let _ = self.record(i, other);
                             }
                         }
                     }

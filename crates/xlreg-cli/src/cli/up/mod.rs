@@ -11,7 +11,9 @@
 //!
 //! With `-- CMD ARGS...` it launches one copy of the program per member
 //! instead, each with the [`UpEnv`] variables and a prepared node
-//! directory, watches the registry until all have joined, prints the
+//! directory, member i already joined into slot i by `up` itself
+//! ([`slots`]: `XLREG_MEMBER_INDEX` is the slot), watches the registry
+//! until every program has joined, prints the
 //! table, and stays until Ctrl-C or until every copy has exited. Copies run
 //! in their own process groups; on exit `up` sends each group SIGTERM, then
 //! SIGKILL after [`children::GRACE`]. Their output goes to stderr, each line prefixed
@@ -28,6 +30,7 @@ mod children;
 mod in_process;
 mod report;
 mod shared;
+mod slots;
 mod ui;
 mod with_command;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use tokio::time::Instant;
-use xlreg::client::{ClientError, ClientOptions, ClusterView, MemberInfo};
+use xlreg::client::{ClientError, ClientOptions, ClusterView, MemberInfo, NodeIdentity};
 use xlreg::regcred::RegCred;
 use xlreg::server::{ServerConfig, ServerIdentity};
 use xlreg::testing::{
@@ -101,13 +101,25 @@ pub(super) async fn run(
         size: a.size,
         endpoints: a.endpoints,
     };
-    let envs = prepare_members(&cluster, keys.member, &work.path().join("nodes"), threads).await?;
+    let (envs, nodes) =
+        prepare_members(&cluster, keys.member, &work.path().join("nodes"), threads).await?;
+    // Member i takes slot i now, so XLREG_MEMBER_INDEX is its slot.
+    super::slots::reserve(&regcred, info.id, &nodes, &client)
+        .await
+        .with_context(|| format!("reserving the members' slots in cluster {name:?}"))?;
+    let names: Vec<String> = envs.iter().map(|e| e.member_name.clone()).collect();
 
     // Watch the registry while the programs join.
     let deadline = Instant::now() + Duration::from_secs_f64(a.wait);
     let (rc2, obs) = (regcred.clone(), ui.observer());
+    let check = JoinCheck {
+        regcred: regcred.clone(),
+        cluster: info.id,
+        reader: reader.clone(),
+        client: client.clone(),
+    };
     let watcher = tokio::spawn(async move {
-        testing::watch_joins(&rc2, &info.id, n, &reader, &client, deadline, |m| {
+        super::slots::watch(&rc2, info.id, &names, &reader, &client, deadline, |m| {
             Observer::emit(
                 &obs,
                 Progress::Joined {
@@ -119,7 +131,7 @@ pub(super) async fn run(
         .await
     });
     let mut kids = Children::spawn(&a.command, &envs, &ui)?;
-    let members = match wait_for_joins(watcher, &mut kids, &mut signal).await {
+    let members = match wait_for_joins(watcher, &mut kids, &check, &mut signal).await {
         Ok(m) => m,
         Err(e) => {
             ui.clear();
@@ -202,7 +214,7 @@ async fn prepare_members(
     keys: Vec<xlreg::wire::PrivateKey>,
     nodes_dir: &std::path::Path,
     threads: usize,
-) -> anyhow::Result<Vec<UpEnv>> {
+) -> anyhow::Result<(Vec<UpEnv>, Vec<NodeIdentity>)> {
     let n = c.size as usize;
     let mut member_keys = keys.into_iter();
     let mut envs = Vec::with_capacity(n);
@@ -230,19 +242,30 @@ async fn prepare_members(
         });
     }
     let dirs: Vec<PathBuf> = envs.iter().map(|e| e.node_dir.clone()).collect();
+    let saved = nodes.clone();
     tokio::task::spawn_blocking(move || {
-        testing::keys::run_parallel(n, threads, &|| {}, |i| nodes[i].clone().save(&dirs[i]))
+        testing::keys::run_parallel(n, threads, &|| {}, |i| saved[i].clone().save(&dirs[i]))
     })
     .await
     .context("saving node identities")??;
-    Ok(envs)
+    Ok((envs, nodes))
 }
 
-/// Until every member joined: the members, or why not (a program failed,
-/// the wait ran out, Ctrl-C).
+/// What [`wait_for_joins`] needs to ask whether a program that exited had
+/// joined.
+struct JoinCheck {
+    regcred: RegCred,
+    cluster: NodeId,
+    reader: NodeIdentity,
+    client: ClientOptions,
+}
+
+/// Until every member joined: the members, or why not (a program failed
+/// or exited without joining, the wait ran out, Ctrl-C).
 async fn wait_for_joins(
     mut watcher: tokio::task::JoinHandle<Result<Vec<MemberInfo>, ClientError>>,
     kids: &mut Children,
+    check: &JoinCheck,
     signal: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
 ) -> anyhow::Result<Vec<MemberInfo>> {
     loop {
@@ -260,8 +283,18 @@ async fn wait_for_joins(
                 }
             },
             Some((i, st)) = kids.exits.recv() => {
-                if let Some(why) = kids.record(i, st) {
+                // Reported at once: a failure, or a clean exit of a program
+                // that never joined (the others would wait for it in vain).
+                let clean = matches!(&st, Ok(s) if s.success());
+                let why = kids.record(i, st);
+                let c = check;
+                if !clean {
                     bail!("{why} before the cluster was complete");
+                }
+                match super::slots::has_joined(&c.regcred, c.cluster, i, &c.reader, &c.client).await {
+                    Ok(true) => {}
+                    Ok(false) => bail!("{why} before joining (the cluster cannot complete)"),
+                    Err(e) => bail!("{why}; asking whether it joined: {}", xlreg::ErrorChain(&e)),
                 }
             }
             _ = signal.as_mut() => bail!("interrupted before the cluster was complete"),
@@ -285,7 +318,7 @@ async fn stay_while_running(
     loop {
         tokio::select! {
             Some((i, st)) = kids.exits.recv() => {
-                kids.record(i, st);
+                let _ = kids.record(i, st);
                 if kids.running() == 0 {
                     return;
                 }
