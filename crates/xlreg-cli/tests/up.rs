@@ -487,3 +487,69 @@ fn up_keep_serves_member_endpoints_until_ctrl_c() {
     let e = j["members"][0]["endpoints"][0].as_str().unwrap();
     assert!(std::net::TcpStream::connect(e).is_err(), "endpoint closed");
 }
+
+#[test]
+fn with_listen_fds_a_member_that_binds_nothing_serves_on_the_inherited_sockets() {
+    // The example binds nothing when it inherits sockets (LISTEN_FDS): it
+    // serves on the ones up bound and passed as descriptors 3 and 4.
+    let mut child = xlreg()
+        .args([
+            "up",
+            "--size",
+            "3",
+            "--key-bits",
+            "1024",
+            "--listen-fds",
+            "--json",
+            "--",
+        ])
+        .arg(example())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut doc = String::new();
+        for l in BufReader::new(stdout).lines() {
+            let l = l.unwrap();
+            doc.push_str(&l);
+            doc.push('\n');
+            if l == "}" {
+                let _ = tx.send(doc.clone());
+            }
+        }
+    });
+    let Ok(doc) = rx.recv_timeout(Duration::from_secs(60)) else {
+        let _ = child.kill();
+        panic!("no cluster printed; stderr: {}", err.join().unwrap());
+    };
+    let j: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    check_cluster(&j, 3, 2, true);
+    for m in j["members"].as_array().unwrap() {
+        for e in m["endpoints"].as_array().unwrap() {
+            let e = e.as_str().unwrap();
+            // Held by the program: nobody else can bind it.
+            let taken = std::net::TcpListener::bind(e);
+            assert!(taken.is_err(), "{e} is free: the socket was not passed");
+            let mut s = std::net::TcpStream::connect(e).unwrap();
+            let mut line = String::new();
+            BufReader::new(&mut s).read_line(&mut line).unwrap();
+            assert!(line.starts_with(m["name"].as_str().unwrap()), "{e}: {line}");
+        }
+    }
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = wait_bounded(child, Duration::from_secs(20));
+    let err = err.join().unwrap();
+    assert!(out.status.success(), "{}: {err}", out.status);
+}

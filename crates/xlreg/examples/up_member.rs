@@ -37,13 +37,21 @@ async fn run(once: bool) -> Result<(), Box<dyn std::error::Error>> {
     let env = UpEnv::from_env()?;
     // Open the endpoints before joining, as Go members do, so that peers
     // that learn them can connect at once.
+    // Under `xlreg up --listen-fds` they are already bound and listening.
     let mut listeners = Vec::new();
-    for e in &env.endpoints {
-        listeners.push(
-            TcpListener::bind(e)
-                .await
-                .map_err(|err| format!("cannot listen on {e}: {err}"))?,
-        );
+    if let Some(passed) = UpEnv::take_listeners()? {
+        for l in passed {
+            l.set_nonblocking(true)?;
+            listeners.push(TcpListener::from_std(l)?);
+        }
+    } else {
+        for e in &env.endpoints {
+            listeners.push(
+                TcpListener::bind(e)
+                    .await
+                    .map_err(|err| format!("cannot listen on {e}: {err}"))?,
+            );
+        }
     }
     let (node, view) = env.boot(&BootOptions::default()).await?;
     let line = serde_json::json!({

@@ -71,6 +71,14 @@ pub struct UpArgs {
     /// Seconds to wait for all members to join.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     pub wait: f64,
+    /// With CMD: hand each program its endpoint sockets already bound and
+    /// listening, as descriptors 3, 4, … (systemd socket activation:
+    /// LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES), so that no other process
+    /// can take a port first. The program must use them
+    /// (UpEnv::take_listeners); binding its endpoint itself would fail with
+    /// "address in use".
+    #[arg(long)]
+    pub listen_fds: bool,
     /// Launch this program once per member instead of in-process members
     /// (after `--`, with its arguments).
     #[arg(last = true, value_name = "CMD")]

@@ -56,6 +56,11 @@ pub fn run(a: UpArgs) -> anyhow::Result<()> {
             )));
         }
     }
+    if a.listen_fds && a.command.is_empty() {
+        bail!(BadInput(
+            "--listen-fds hands sockets to the programs of `-- CMD`; there is none".into()
+        ));
+    }
     let external = match &a.regcred {
         Some(p) => {
             let rc = load_cred(p)?;

@@ -101,8 +101,14 @@ pub(super) async fn run(
         size: a.size,
         endpoints: a.endpoints,
     };
-    let (envs, nodes) =
-        prepare_members(&cluster, keys.member, &work.path().join("nodes"), threads).await?;
+    let (envs, nodes, sockets) = prepare_members(
+        &cluster,
+        keys.member,
+        &work.path().join("nodes"),
+        threads,
+        a.listen_fds,
+    )
+    .await?;
     // Member i takes slot i now, so XLREG_MEMBER_INDEX is its slot.
     super::slots::reserve(&regcred, info.id, &nodes, &client)
         .await
@@ -130,7 +136,10 @@ pub(super) async fn run(
         })
         .await
     });
-    let mut kids = Children::spawn(&a.command, &envs, &ui)?;
+    let mut kids = Children::spawn(&a.command, &envs, &sockets, &ui)?;
+    // The programs hold the sockets now: a program that dies closes its
+    // endpoints, as one that bound them itself would.
+    drop(sockets);
     let members = match wait_for_joins(watcher, &mut kids, &check, &mut signal).await {
         Ok(m) => m,
         Err(e) => {
@@ -208,20 +217,43 @@ struct ClusterPlace {
 }
 
 /// Member identities with endpoints on free ports, saved in node
-/// directories under `nodes`; returns each member's environment.
+/// directories under `nodes`; returns each member's environment, identity
+/// and (with `listen`) its endpoint sockets, bound and listening, for the
+/// program to inherit.
 async fn prepare_members(
     c: &ClusterPlace,
     keys: Vec<xlreg::wire::PrivateKey>,
     nodes_dir: &std::path::Path,
     threads: usize,
-) -> anyhow::Result<(Vec<UpEnv>, Vec<NodeIdentity>)> {
+    listen: bool,
+) -> anyhow::Result<(
+    Vec<UpEnv>,
+    Vec<NodeIdentity>,
+    Vec<Vec<std::net::TcpListener>>,
+)> {
     let n = c.size as usize;
+    let k = c.endpoints as usize;
     let mut member_keys = keys.into_iter();
     let mut envs = Vec::with_capacity(n);
     let mut nodes = Vec::with_capacity(n);
-    // All ports at once: bound together, so no two are the same.
-    let ports = testing::free_ports(n * c.endpoints as usize)?;
-    for (i, ports) in ports.chunks(c.endpoints as usize).enumerate() {
+    let mut sockets: Vec<Vec<std::net::TcpListener>> = (0..n).map(|_| Vec::new()).collect();
+    // All ports at once: bound together, so no two are the same. Without
+    // --listen-fds they are released for the programs to bind (a small
+    // race with other processes); with it the programs inherit them.
+    let ports = if listen {
+        let ls = testing::bind_endpoints(n * k)?;
+        let mut ports = Vec::with_capacity(ls.len());
+        for (j, l) in ls.into_iter().enumerate() {
+            // Blocking, as a socket-activated program expects.
+            l.set_nonblocking(false).context("listening socket")?;
+            ports.push(l.local_addr().context("listening socket")?.port());
+            sockets[j / k].push(l);
+        }
+        ports
+    } else {
+        testing::free_ports(n * k)?
+    };
+    for (i, ports) in ports.chunks(k).enumerate() {
         let endpoints: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let mname = member_name(i);
         nodes.push(member_identity(
@@ -248,7 +280,7 @@ async fn prepare_members(
     })
     .await
     .context("saving node identities")??;
-    Ok((envs, nodes))
+    Ok((envs, nodes, sockets))
 }
 
 /// What [`wait_for_joins`] needs to ask whether a program that exited had
