@@ -293,3 +293,36 @@ async fn members_see_proxy_ports_for_peers_only_with_faults_on() {
     }
     plain.shutdown().await;
 }
+
+/// The example of README's "Breaking a test cluster on purpose", as shown
+/// there (checked by `readme_shows_the_tested_faults_example`).
+#[rustfmt::skip]
+#[tokio::test]
+async fn survives_a_partition() -> Result<(), Box<dyn std::error::Error>> {
+    let cluster = LocalCluster::launch_with(LaunchOptions { faults: true, ..Default::default() }).await?;
+    let faults = cluster.faults().expect("launched with faults");
+    faults.partition(&[&[0], &[1, 2]])?;   // 0 reaches no one; 1 <-> 2 still talk
+    // ... check your system here ...
+    faults.heal();                          // also releases held bytes
+    faults.delay(0, 1, Duration::from_millis(200), Duration::from_millis(20))?;
+    faults.cut(1, 2, Direction::OneWay)?;   // bytes 1 -> 2 stop, 2 -> 1 flow
+    faults.drop(2, 0, 0.1)?;                // 10 % of chunks arrive one RTO late
+    println!("{:?}", faults.current());     // read back what is in force
+    faults.heal();
+    Ok(())
+}
+
+#[test]
+fn readme_shows_the_tested_faults_example() {
+    let me = include_str!("faults.rs");
+    let start = me
+        .find("#[tokio::test]\nasync fn survives_a_partition")
+        .unwrap();
+    let len = me[start..].find("\n}\n").unwrap() + 3;
+    let readme = include_str!("../../../README.md");
+    assert!(
+        readme.contains(&me[start..start + len]),
+        "README must show survives_a_partition verbatim:\n{}",
+        &me[start..start + len]
+    );
+}
