@@ -553,3 +553,54 @@ fn with_listen_fds_a_member_that_binds_nothing_serves_on_the_inherited_sockets()
     let err = err.join().unwrap();
     assert!(out.status.success(), "{}: {err}", out.status);
 }
+
+#[test]
+fn kill_9_of_up_leaves_no_member_process_also_with_listen_fds() {
+    // With --listen-fds each program starts through `sh -c 'exec ...'`;
+    // the parent-death signal set before that exec must still reach it.
+    let mut child = xlreg()
+        .args([
+            "up",
+            "--size",
+            "3",
+            "--key-bits",
+            "1024",
+            "--listen-fds",
+            "--",
+        ])
+        .arg(example())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let mut pids = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while pids.len() < 3 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(l) = rx.recv_timeout(left) else {
+            let _ = child.kill();
+            panic!("the members did not all report their PIDs");
+        };
+        if let Some((_, rest)) = l.split_once("] {") {
+            let v: serde_json::Value = serde_json::from_str(&format!("{{{rest}")).unwrap();
+            pids.push(v["pid"].as_i64().unwrap() as i32);
+        }
+    }
+    assert!(pids.iter().all(|&p| pid_alive(p)));
+    child.kill().unwrap(); // SIGKILL: up cannot clean up
+    child.wait().unwrap();
+    let gone = std::time::Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|&p| pid_alive(p)) && std::time::Instant::now() < gone {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for p in pids {
+        assert!(!pid_alive(p), "member process {p} outlived up");
+    }
+}
