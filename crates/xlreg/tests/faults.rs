@@ -326,3 +326,29 @@ fn readme_shows_the_tested_faults_example() {
         &me[start..start + len]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nemesis_alternates_the_faults_of_its_seed_with_heals_and_logs_them() {
+    use xlreg::testing::faults::nemesis::plan;
+    use xlreg::testing::faults::NemesisKind;
+    let c = launch(true).await;
+    let f = c.faults().unwrap().clone();
+    let every = Duration::from_millis(100);
+    let nem = f.nemesis(NemesisKind::PartitionHalves, every, 42);
+    tokio::time::sleep(every * 7 + every / 2).await;
+    nem.stop().await;
+    let log = f.log();
+    let applied: Vec<Fault> = log.iter().filter_map(|e| e.fault.clone()).collect();
+    assert!(applied.len() >= 2, "{log:?}");
+    assert_eq!(
+        applied,
+        plan(NemesisKind::PartitionHalves, 3, 42, applied.len())
+    );
+    // Fault, heal, fault, heal, ...; the stop heals last.
+    for (i, e) in log.iter().enumerate() {
+        assert_eq!(e.fault.is_some(), i % 2 == 0, "entry {i}: {log:?}");
+    }
+    assert!(log.last().unwrap().fault.is_none());
+    assert!(f.current().is_empty());
+    c.shutdown().await;
+}

@@ -19,6 +19,7 @@
 //! see different ports for the same peer. With faults off nothing is
 //! started and the views are the registry's.
 
+pub mod nemesis;
 mod proxy;
 pub mod rules;
 
@@ -26,6 +27,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+pub use nemesis::{Nemesis, NemesisKind};
 pub use rules::{Direction, Fault, FaultError, LinkRule, LOSS_RTO, LOSS_SYN_RTO};
 
 pub(crate) use proxy::FaultNet;
@@ -178,6 +180,12 @@ impl Faults {
             .unwrap_or_else(|p| p.into_inner())
             .log
             .clone()
+    }
+
+    /// Start a nemesis on this cluster: every `every`, the next fault of
+    /// [`nemesis::plan`] for `seed`, then a heal (see [`Nemesis`]).
+    pub fn nemesis(&self, kind: NemesisKind, every: Duration, seed: u64) -> Nemesis {
+        Nemesis::start(self, kind, every, seed)
     }
 
     /// The rule of the bytes from `from` to `to` now (`None` for an
