@@ -14,9 +14,9 @@
 //!
 //! What a member sees: in `members[i].view`, every *other* member's
 //! endpoints are `127.0.0.1:<proxy port>` and differ from what that member
-//! registered (its own entry, and [`LocalMember::endpoints`]
-//! (super::LocalMember::endpoints), are the registered ones). Two members
-//! see different ports for the same peer. With faults off nothing is
+//! registered (its own entry, and
+//! [`LocalMember::endpoints`](super::LocalMember::endpoints), are the
+//! registered ones). Two members see different ports for the same peer. With faults off nothing is
 //! started and the views are the registry's.
 
 pub mod nemesis;
