@@ -207,6 +207,8 @@ class UpEnv:
     def boot_async(
         self, wait: Optional[float] = 30.0, *, timeout: Optional[float] = None
     ) -> Awaitable[ClusterView]: ...
+    @staticmethod
+    def take_listeners() -> Optional[List[socket.socket]]: ...
 
 @final
 class LocalRegistry:

@@ -59,7 +59,7 @@ impl PyUpEnv {
     fn member_name(&self) -> String {
         self.inner.member_name.clone()
     }
-    /// This member's launch number (0-based; its slot may differ).
+    /// This member's slot (0-based; `up` joins member i into slot i).
     #[getter]
     fn member_index(&self) -> usize {
         self.inner.member_index
@@ -73,6 +73,27 @@ impl PyUpEnv {
     #[getter]
     fn node_dir(&self) -> PathBuf {
         self.inner.node_dir.clone()
+    }
+    /// The endpoint sockets `xlreg up --listen-fds` passed this process,
+    /// bound and listening (systemd socket activation), as
+    /// `socket.socket` objects in endpoint order; `None` when none were
+    /// passed (then bind `endpoints` yourself). The first call takes them.
+    #[staticmethod]
+    fn take_listeners(py: Python<'_>) -> PyResult<Option<Vec<Py<PyAny>>>> {
+        let Some(ls) =
+            guard(|| UpEnv::take_listeners().map_err(|e| Failure::Usage(e.to_string())))?
+        else {
+            return Ok(None);
+        };
+        let socket = py.import("socket")?.getattr("socket")?;
+        let mut out = Vec::with_capacity(ls.len());
+        for l in ls {
+            let fd = std::os::fd::IntoRawFd::into_raw_fd(l);
+            let kw = pyo3::types::PyDict::new(py);
+            kw.set_item("fileno", fd)?;
+            out.push(socket.call((), Some(&kw))?.unbind());
+        }
+        Ok(Some(out))
     }
     /// The registry credentials.
     fn regcred(&self) -> PyResult<PyRegCred> {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 pub mod cli_calls;
 pub mod crypto;
+pub mod faults;
 pub mod floor;
 pub mod formation;
 pub mod memory;

@@ -36,6 +36,10 @@ pub enum BenchCommand {
     /// Secure peer channel (`xlreg::peer`): handshake time and the
     /// throughput of one channel beside raw TCP, in the same run.
     Peer(PeerBenchArgs),
+    /// The fault proxy of test clusters (`LaunchOptions { faults: true }`,
+    /// `up --faults`): round trip and throughput through a healthy proxy
+    /// beside a direct connection, in the same run.
+    Faults(FaultsBenchArgs),
     /// The member commands as a user runs them: `xlreg create` (first and
     /// again) and `xlreg join --wait 0` against a default `xlreg serve`.
     Cli(CliArgs),
@@ -53,6 +57,23 @@ pub enum BenchCommand {
 /// Arguments of `xlreg bench cli`.
 #[derive(Args, Debug)]
 pub struct CliArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `xlreg bench faults`.
+#[derive(Args, Debug)]
+pub struct FaultsBenchArgs {
+    /// 1-byte round trips per path (each series also stops after 5 s).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(2..=1_000_000))]
+    pub round_trips: u64,
+    /// MiB per transfer.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub megabytes: u64,
+    /// Transfers per path; the median is printed.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub rounds: u64,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -330,6 +351,22 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 a.members as usize,
             ))?;
             emit(a.json, &r, bench::soak::table)
+        }
+        BenchCommand::Faults(a) => {
+            eprintln!(
+                "measuring the fault proxy (bounded: 5 s per latency series, 30 s per transfer)..."
+            );
+            let r = crate::cli::runtime()?.block_on(bench::faults::run(
+                a.round_trips as usize,
+                a.megabytes as usize,
+                a.rounds as usize,
+            ))?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                r.print();
+            }
+            Ok(())
         }
         BenchCommand::Peer(a) => {
             eprintln!("measuring the secure peer channel (bounded: 5 s of handshakes, 30 s per transfer)...");
