@@ -573,3 +573,116 @@ async fn a_tls_client_that_binds_no_cluster_is_refused_after_the_handshake() {
     assert!(closed);
     c.shutdown().await;
 }
+
+/// Texts in an error's chain (`{:#}`) that repeat: none may.
+fn assert_each_cause_once(e: &(dyn std::error::Error + 'static)) {
+    let mut texts = vec![e.to_string()];
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        assert!(
+            !texts.iter().any(|earlier| earlier.contains(&t)),
+            "{t:?} is printed twice by {}",
+            xlreg::ErrorChain(e)
+        );
+        texts.push(t);
+        cause = c.source();
+    }
+}
+
+/// A loopback address nobody listens on.
+async fn dead_address() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap().to_string();
+    drop(l);
+    a
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_until_the_timeout_and_the_error_says_how_long() {
+    let c = launch(2, 1).await;
+    let target = c.members[0].view.self_member().unwrap().clone();
+    let dead = dead_address().await;
+    let conn = connector(&c, 1).timeout(Duration::from_millis(400));
+    let t = std::time::Instant::now();
+    let e = conn
+        .connect_pinned(Pins::one_member(c.id(), &target), &dead)
+        .await
+        .unwrap_err();
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    let chain = xlreg::ErrorChain(&e).to_string();
+    eprintln!("{chain}");
+    assert!(chain.contains("refused on every attempt for 0."), "{chain}");
+    assert!(chain.contains("one every 50 ms"), "{chain}");
+    assert_eq!(chain.matches("onnection refused").count(), 1, "{chain}");
+    assert_each_cause_once(&e);
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_retries_a_refused_connection_fails_at_once() {
+    let c = launch(2, 1).await;
+    let target = c.members[0].view.self_member().unwrap().clone();
+    let dead = dead_address().await;
+    let conn = connector(&c, 1).retry_refused(false);
+    let t = std::time::Instant::now();
+    let e = conn
+        .connect_pinned(Pins::one_member(c.id(), &target), &dead)
+        .await
+        .unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    match &e {
+        PeerError::Io { source, .. } => {
+            assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused)
+        }
+        other => panic!("expected the OS refusal, got {other}"),
+    }
+    assert!(!e.to_string().contains("every attempt"), "{e}");
+    assert_each_cause_once(&e);
+    // The blocking dialer has the same option.
+    let conn2 = conn.clone();
+    let pins = Pins::one_member(c.id(), &target);
+    let e = tokio::task::spawn_blocking(move || conn2.connect_pinned_blocking(pins, &dead))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(e, PeerError::Io { .. }), "{e}");
+    assert_each_cause_once(&e);
+    c.shutdown().await;
+}
+
+#[test]
+fn from_std_outside_a_runtime_is_an_error_not_a_panic() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut c = rt.block_on(launch(2, 1));
+    let m = &mut c.members[0];
+    let l = m.take_std_listener(0).unwrap();
+    let e = PeerListener::from_std(l, &m.view, &m.identity).unwrap_err();
+    assert!(matches!(e, PeerError::Usage(_)), "{e}");
+    assert!(e.to_string().contains("outside a tokio runtime"), "{e}");
+    rt.block_on(c.shutdown());
+}
+
+#[tokio::test]
+async fn binding_a_harness_members_endpoint_hints_at_take_listener() {
+    let c = launch(2, 1).await;
+    let m = &c.members[0];
+    let e = PeerListener::bind(&m.view, &m.identity, 0)
+        .await
+        .unwrap_err();
+    match &e {
+        PeerError::Io { source, .. } => {
+            assert_eq!(source.kind(), std::io::ErrorKind::AddrInUse)
+        }
+        other => panic!("expected address in use, got {other}"),
+    }
+    let chain = xlreg::ErrorChain(&e).to_string();
+    assert!(chain.contains("take_listener"), "{chain}");
+    assert!(chain.contains("from_listener"), "{chain}");
+    assert_each_cause_once(&e);
+    c.shutdown().await;
+}

@@ -63,7 +63,7 @@ use crate::wire::NodeId;
 
 pub use blocking::{BlockingPeerListener, BlockingPeerStream};
 pub use cert::{LocalCert, CERT_VALIDITY};
-pub use connect::{connect, connect_anonymous, PeerConnector};
+pub use connect::{connect, connect_anonymous, PeerConnector, RETRY_PAUSE};
 pub use error::PeerError;
 pub use listener::{PeerAcceptor, PeerListener};
 pub use pin::{Pins, Refusal};
