@@ -151,7 +151,7 @@ async fn row(
                 Ok((_, s)) => {
                     tokio::spawn(sink(s));
                 }
-                Err(e) => tracing::warn!("bench peer: {e:#}"),
+                Err(e) => tracing::warn!("bench peer: {}", xlreg::ErrorChain(&e)),
             }
         }
     });
