@@ -12,9 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use xlreg::client::{NodeIdentity, NodeOptions};
 use xlreg::peer::listener::PeerAcceptor;
-use xlreg::peer::{
-    alpn_protocol, LocalCert, Peer, PeerConnector, PeerError, PeerListener, Pins, Refusal,
-};
+use xlreg::peer::{LocalCert, Peer, PeerConnector, PeerError, PeerListener, Pins, Refusal};
 use xlreg::testing::{LaunchOptions, LocalCluster};
 use xlreg::wire::{NodeId, PrivateKey};
 
@@ -207,7 +205,9 @@ async fn a_member_of_another_cluster_is_refused_on_both_sides() {
     assert_eq!(
         refusal(srv),
         Refusal::WrongCluster {
-            theirs: t.cluster_id.to_hex(),
+            // The binding is a keyed hash: the listener cannot tell (and an
+            // observer cannot see) which cluster the dialer meant.
+            theirs: xlreg::peer::pin::UNKNOWN_CLUSTER.into(),
             ours: ours.id().to_hex()
         }
     );
@@ -235,7 +235,7 @@ async fn a_registered_key_bound_to_another_cluster_id_is_refused_on_both_sides()
     assert_eq!(
         refusal(srv),
         Refusal::WrongCluster {
-            theirs: other.to_hex(),
+            theirs: xlreg::peer::pin::UNKNOWN_CLUSTER.into(),
             ours: c.id().to_hex()
         }
     );
@@ -433,10 +433,15 @@ async fn a_passive_observer_on_a_loopback_proxy_sees_no_plaintext() {
     let seen = seen.lock().unwrap().clone();
     // Both directions went through the observer...
     assert!(seen.len() > 2 * secret.len(), "{} bytes seen", seen.len());
-    // ...which saw the cluster binding (ALPN is sent in the clear)...
-    assert!(contains(&seen, &alpn_protocol(&c.id())));
-    // ...but neither the message nor who was talking: in TLS 1.3 the
-    // certificates (names, keys) are encrypted too.
+    // ...which saw the ALPN binding (sent in the clear)...
+    assert!(contains(&seen, xlreg::peer::ALPN_PREFIX.as_bytes()));
+    // ...but not the cluster ID it binds (raw, or in hex either case)...
+    let id = c.id();
+    assert!(!contains(&seen, id.as_bytes()));
+    assert!(!contains(&seen, id.to_hex().as_bytes()));
+    assert!(!contains(&seen, id.to_hex().to_uppercase().as_bytes()));
+    // ...nor the message nor who was talking: in TLS 1.3 the certificates
+    // (names, keys) are encrypted too.
     assert!(!contains(&seen, b"swordfish"));
     for m in &c.members {
         assert!(!contains(&seen, m.identity.name.as_bytes()));
@@ -684,5 +689,51 @@ async fn binding_a_harness_members_endpoint_hints_at_take_listener() {
     assert!(chain.contains("take_listener"), "{chain}");
     assert!(chain.contains("from_listener"), "{chain}");
     assert_each_cause_once(&e);
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refusal_after_the_client_finished_its_tls13_handshake_fails_its_first_read() {
+    // TLS 1.3: the client's handshake is complete once it has sent its
+    // certificate and Finished, before the server has checked that
+    // certificate. A client driving the pinned OpenSSL objects itself
+    // (as a binding may) with a key the registry does not list sees its
+    // handshake succeed; the refusal arrives as an alert, and its first
+    // read must fail with the reason, never return data or a clean end.
+    let mut c = launch(2, 1).await;
+    let l = listener(&mut c, 0, 0);
+    let addr = l.local_addr().unwrap();
+    let target = c.members[0].view.self_member().unwrap().clone();
+    let impostor = LocalCert::generate(&stranger(&c.members[1].identity.name)).unwrap();
+    let ctx = xlreg::peer::tls::client_context(Some(&impostor)).unwrap();
+    let pins = Arc::new(Pins::one_member(c.id(), &target));
+    let client = async move {
+        let (ssl, _) = xlreg::peer::tls::client_ssl(&ctx, pins).unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let mut s = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
+        std::pin::Pin::new(&mut s)
+            .connect()
+            .await
+            .expect("the client's side of the handshake completes before the server's check");
+        let mut b = [0u8; 1];
+        let r = s.read(&mut b).await;
+        let who = format!("member 0 at {addr}");
+        (
+            r.as_ref().map_err(|e| e.to_string()).copied(),
+            xlreg::peer::handshake::acceptance(r, b[0], &who),
+        )
+    };
+    let (srv, (read, verdict)) = tokio::join!(l.accept(), client);
+    assert!(matches!(refusal(srv), Refusal::KeyNotPinned { .. }));
+    assert!(read.is_err(), "the first read must fail, got {read:?}");
+    let e = refused_by_peer(verdict);
+    assert!(e.contains("did not accept our certificate"), "{e}");
+    // Through the library the same refusal ends `connect` itself.
+    let conn =
+        PeerConnector::with_cert(c.id(), &c.members[0].view.members, Some(impostor)).unwrap();
+    let (srv, cli) = tokio::join!(l.accept(), conn.connect(target.index));
+    assert!(matches!(refusal(srv), Refusal::KeyNotPinned { .. }));
+    let e = refused_by_peer(cli);
+    assert!(e.contains("did not accept our certificate"), "{e}");
     c.shutdown().await;
 }

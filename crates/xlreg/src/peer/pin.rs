@@ -11,7 +11,11 @@ use openssl::asn1::Asn1Time;
 use openssl::x509::{X509Ref, X509};
 
 use super::cert::CLOCK_SKEW;
-use super::{alpn_protocol, ALPN_PREFIX};
+use super::{alpn_binds, ALPN_PREFIX, ALPN_PREFIX_V1};
+
+/// What [`Refusal::WrongCluster`] says of a cluster known only by its keyed
+/// hash.
+pub const UNKNOWN_CLUSTER: &str = "another one (its keyed hash does not match ours)";
 use crate::client::MemberInfo;
 use crate::wire::crypto::sha256_hex;
 use crate::wire::NodeId;
@@ -54,8 +58,8 @@ pub enum Refusal {
     #[error("its certificate is unreadable: {0}")]
     Unreadable(String),
     /// The peer did not bind the connection to any cluster (no
-    /// `xlreg/1/…` ALPN protocol).
-    #[error("it did not bind the connection to a cluster (no ALPN {ALPN_PREFIX}<cluster-id>; offered {offered})")]
+    /// `xlreg/2/…` ALPN protocol).
+    #[error("it did not bind the connection to a cluster (no ALPN {ALPN_PREFIX}<nonce><keyed hash of the cluster ID>; offered {offered})")]
     NoClusterBinding {
         /// What it offered, printable.
         offered: String,
@@ -63,7 +67,9 @@ pub enum Refusal {
     /// The peer bound the connection to another cluster.
     #[error("it is bound to cluster {theirs}, this is cluster {ours}")]
     WrongCluster {
-        /// The cluster ID it named.
+        /// The cluster it named: [`UNKNOWN_CLUSTER`] (the binding is a keyed
+        /// hash, which does not say which cluster), or the ID an older
+        /// `xlreg/1/<id>` dialer named in clear.
         theirs: String,
         /// Ours.
         ours: String,
@@ -194,16 +200,25 @@ impl Pins {
     /// Check the ALPN protocols a dialer offered (a list of names): ours
     /// must be among them. Returns our protocol name, to select it.
     pub fn check_alpn_offer<'a>(&self, offered: &[&'a [u8]]) -> Result<&'a [u8], Refusal> {
-        let ours = alpn_protocol(&self.cluster_id);
-        if let Some(p) = offered.iter().find(|p| **p == ours.as_slice()) {
+        if let Some(p) = offered.iter().find(|p| alpn_binds(p, &self.cluster_id)) {
             return Ok(p);
         }
-        if let Some(p) = offered
+        if offered
             .iter()
-            .find(|p| p.starts_with(ALPN_PREFIX.as_bytes()))
+            .any(|p| p.starts_with(ALPN_PREFIX.as_bytes()))
         {
             return Err(Refusal::WrongCluster {
-                theirs: String::from_utf8_lossy(&p[ALPN_PREFIX.len()..]).into_owned(),
+                theirs: UNKNOWN_CLUSTER.into(),
+                ours: self.cluster_id.to_hex(),
+            });
+        }
+        let ours_v1 = format!("{ALPN_PREFIX_V1}{}", self.cluster_id.to_hex());
+        if let Some(p) = offered
+            .iter()
+            .find(|p| p.starts_with(ALPN_PREFIX_V1.as_bytes()) && **p != ours_v1.as_bytes())
+        {
+            return Err(Refusal::WrongCluster {
+                theirs: String::from_utf8_lossy(&p[ALPN_PREFIX_V1.len()..]).into_owned(),
                 ours: self.cluster_id.to_hex(),
             });
         }
@@ -343,6 +358,7 @@ mod tests {
 
     #[test]
     fn cluster_binding_must_name_our_cluster() {
+        use crate::peer::alpn_protocol;
         let pins = Pins::all_members(cid(1), &[]);
         let ours = alpn_protocol(&cid(1));
         let theirs = alpn_protocol(&cid(2));
@@ -353,10 +369,24 @@ mod tests {
         assert_eq!(
             pins.check_alpn_offer(&[&theirs]),
             Err(Refusal::WrongCluster {
+                theirs: UNKNOWN_CLUSTER.into(),
+                ours: cid(1).to_hex()
+            })
+        );
+        // The first version named the cluster in clear: another cluster is
+        // named back; ours is refused as no binding (it leaked the ID).
+        let v1 = |c: NodeId| format!("{ALPN_PREFIX_V1}{}", c.to_hex()).into_bytes();
+        assert_eq!(
+            pins.check_alpn_offer(&[&v1(cid(2))]),
+            Err(Refusal::WrongCluster {
                 theirs: cid(2).to_hex(),
                 ours: cid(1).to_hex()
             })
         );
+        assert!(matches!(
+            pins.check_alpn_offer(&[&v1(cid(1))]),
+            Err(Refusal::NoClusterBinding { .. })
+        ));
         let e = pins.check_alpn_offer(&[b"h2"]).unwrap_err();
         assert!(e.to_string().contains("\"h2\""), "{e}");
         assert!(pins.check_alpn_selected(None).is_err());
