@@ -737,3 +737,60 @@ async fn a_refusal_after_the_client_finished_its_tls13_handshake_fails_its_first
     assert!(e.contains("did not accept our certificate"), "{e}");
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_certificate_with_a_forged_key_binding_is_refused_on_both_sides() {
+    // Members present a certificate on a fast P-256 key that their
+    // registered sig key signed once. A dialer that copies member 1's
+    // genuine binding onto its own key must be refused.
+    let mut c = launch(2, 1).await;
+    let l = listener(&mut c, 0, 0);
+    let addr = l.local_addr().unwrap().to_string();
+    let target = c.members[0].view.self_member().unwrap().clone();
+    let genuine = connector(&c, 1).certificate().unwrap();
+    assert!(genuine.is_bound(), "members present bound certificates");
+    let binding = xlreg::peer::delegation::binding_extension(genuine.cert())
+        .unwrap()
+        .unwrap();
+    let now = SystemTime::now();
+    let thief =
+        LocalCert::bound_with(&stranger("thief").sig_key, "m01", now - HOUR, now + HOUR).unwrap();
+    let forged = LocalCert::with_key_binding(
+        thief.key().clone(),
+        &c.members[1].identity.name,
+        now - HOUR,
+        now + HOUR,
+        Some(&binding),
+    )
+    .unwrap();
+    let conn = PeerConnector::with_cert(c.id(), &c.members[1].view.members, Some(forged)).unwrap();
+    let (srv, cli) = tokio::join!(
+        l.accept(),
+        conn.connect_pinned(Pins::one_member(c.id(), &target), &addr)
+    );
+    let r = refusal(srv);
+    assert!(matches!(r, Refusal::BadKeyBinding { .. }), "{r:?}");
+    assert!(r.to_string().contains("does not verify"), "{r}");
+    let e = refused_by_peer(cli);
+    assert!(e.contains("did not accept our certificate"), "{e}");
+    // The genuine certificate still works, and so does the older form
+    // whose key is the registered sig key itself.
+    let direct = LocalCert::generate_with(
+        &c.members[1].identity.sig_key,
+        "m01",
+        now - HOUR,
+        now + HOUR,
+    )
+    .unwrap();
+    for cert in [genuine, direct] {
+        let conn =
+            PeerConnector::with_cert(c.id(), &c.members[1].view.members, Some(cert)).unwrap();
+        let (srv, cli) = tokio::join!(
+            l.accept(),
+            conn.connect_pinned(Pins::one_member(c.id(), &target), &addr)
+        );
+        assert_eq!(srv.unwrap().0.index(), Some(c.members[1].index()));
+        assert_eq!(cli.unwrap().peer().index(), Some(target.index));
+    }
+    c.shutdown().await;
+}

@@ -140,6 +140,11 @@ impl PeerConnector {
         self
     }
 
+    /// The certificate presented now (`None` for an anonymous dialer).
+    pub fn certificate(&self) -> Option<LocalCert> {
+        self.ctx.cert()
+    }
+
     /// The pins and address for member `peer_index`'s endpoint
     /// `endpoint_index`.
     pub(super) fn target(

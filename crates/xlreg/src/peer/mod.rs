@@ -55,6 +55,7 @@
 pub mod blocking;
 pub mod cert;
 pub mod connect;
+pub mod delegation;
 pub mod error;
 pub mod handshake;
 pub mod listener;

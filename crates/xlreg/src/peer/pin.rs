@@ -11,6 +11,7 @@ use openssl::asn1::Asn1Time;
 use openssl::x509::{X509Ref, X509};
 
 use super::cert::CLOCK_SKEW;
+use super::delegation::{binding_extension, parse_binding};
 use super::{alpn_binds, ALPN_PREFIX, ALPN_PREFIX_V1};
 
 /// What [`Refusal::WrongCluster`] says of a cluster known only by its keyed
@@ -50,6 +51,15 @@ pub enum Refusal {
     NotYetValid {
         /// The certificate's notBefore.
         not_before: String,
+    },
+    /// The certificate's key is not the sig key but carries a key binding
+    /// that does not hold (forged, for another key, unreadable).
+    #[error("its certificate key is not bound to the registered sig key of {expected}: {why}")]
+    BadKeyBinding {
+        /// What is wrong with the binding.
+        why: String,
+        /// Whom we expected.
+        expected: String,
     },
     /// The certificate is not signed by its own key.
     #[error("its certificate is not self-signed by its key")]
@@ -151,10 +161,10 @@ impl Pins {
         let spki = key
             .public_key_to_der()
             .map_err(|e| Refusal::Unreadable(format!("public key: {e}")))?;
-        let index = self.index_of(&spki).ok_or_else(|| Refusal::KeyNotPinned {
-            sha256: sha256_hex(&spki),
-            expected: self.expected.clone(),
-        })?;
+        let index = match self.index_of(&spki) {
+            Some(index) => index,
+            None => self.check_binding(cert, &spki, now)?,
+        };
         match cert.verify(&key) {
             Ok(true) => {}
             _ => return Err(Refusal::BadSelfSignature),
@@ -187,6 +197,54 @@ impl Pins {
             });
         }
         Ok(index)
+    }
+
+    /// A certificate whose key is not a pinned key itself: its key binding
+    /// must be signed by a pinned key, for this certificate key, and not
+    /// have ended. Returns the member index of the signer.
+    fn check_binding(
+        &self,
+        cert: &X509Ref,
+        spki: &[u8],
+        now: SystemTime,
+    ) -> Result<usize, Refusal> {
+        let bad = |why: String| Refusal::BadKeyBinding {
+            why,
+            expected: self.expected.clone(),
+        };
+        let der = match binding_extension(cert).map_err(bad)? {
+            Some(der) => der,
+            None => {
+                return Err(Refusal::KeyNotPinned {
+                    sha256: sha256_hex(spki),
+                    expected: self.expected.clone(),
+                })
+            }
+        };
+        let b = parse_binding(&der).map_err(bad)?;
+        let signer = self
+            .keys
+            .iter()
+            .find(|k| crate::wire::crypto::sha256_hex(&k.spki) == hex::encode(b.signer_sha256))
+            .ok_or_else(|| Refusal::KeyNotPinned {
+                sha256: hex::encode(b.signer_sha256),
+                expected: self.expected.clone(),
+            })?;
+        let signer_key = openssl::pkey::PKey::public_key_from_der(&signer.spki)
+            .map_err(|e| bad(format!("the registered key is unreadable: {e}")))?;
+        if !b.verify(&signer_key, spki) {
+            return Err(bad(format!(
+                "the binding's signature does not verify with the sig key of member {} ({}) for this certificate key",
+                signer.index, signer.name
+            )));
+        }
+        if b.ended(now) {
+            let end = Asn1Time::from_unix(b.not_after.min(i64::MAX as u64) as i64 as _)
+                .map(|t| t.to_string())
+                .unwrap_or_else(|_| b.not_after.to_string());
+            return Err(Refusal::Expired { not_after: end });
+        }
+        Ok(signer.index)
     }
 
     /// [`check_cert`](Self::check_cert) on a DER certificate (what
@@ -333,6 +391,80 @@ mod tests {
         let c = cert(&test_keys().0, now() - HOUR, now() + HOUR);
         assert!(matches!(
             pins.check_cert(c.cert(), now()),
+            Err(Refusal::KeyNotPinned { .. })
+        ));
+    }
+
+    #[test]
+    fn a_bound_certificate_is_accepted_for_its_signer_and_forgeries_are_refused() {
+        use crate::peer::delegation::sign_binding;
+        let (k0, k1) = (&test_keys().0, &test_keys().1);
+        let pins = Pins::all_members(cid(9), &[member(0, k0), member(3, k1)]);
+        let end = now() + HOUR;
+        let c = LocalCert::bound_with(k1, "m", now() - HOUR, end).unwrap();
+        assert_eq!(pins.check_cert(c.cert(), now()), Ok(3));
+        // Signed by a key that is not registered: refused with its fingerprint.
+        let other = PrivateKey::generate(1024).unwrap();
+        let c = LocalCert::bound_with(&other, "m", now() - HOUR, end).unwrap();
+        assert_eq!(
+            pins.check_cert(c.cert(), now()),
+            Err(Refusal::KeyNotPinned {
+                sha256: other.public().fingerprint(),
+                expected: format!("any member of cluster {}", cid(9)),
+            })
+        );
+        // A genuine binding copied onto another key: refused.
+        let genuine = LocalCert::bound_with(k1, "m", now() - HOUR, end).unwrap();
+        let der = crate::peer::delegation::binding_extension(genuine.cert())
+            .unwrap()
+            .unwrap();
+        let fresh = LocalCert::bound_with(k1, "m", now() - HOUR, end).unwrap();
+        let forged =
+            LocalCert::with_key_binding(fresh.key().clone(), "m", now() - HOUR, end, Some(&der))
+                .unwrap();
+        assert!(matches!(
+            pins.check_cert(forged.cert(), now()),
+            Err(Refusal::BadKeyBinding { .. })
+        ));
+        // Garbage in the extension: refused, not a panic.
+        let garbage = LocalCert::with_key_binding(
+            fresh.key().clone(),
+            "m",
+            now() - HOUR,
+            end,
+            Some(b"\x04\x01x"),
+        )
+        .unwrap();
+        assert!(matches!(
+            pins.check_cert(garbage.cert(), now()),
+            Err(Refusal::BadKeyBinding { .. })
+        ));
+        // A binding that ended, on a certificate still valid: refused as expired.
+        let spki = fresh.key().public_key_to_der().unwrap();
+        let short = sign_binding(k1.openssl_pkey(), &spki, now() - HOUR).unwrap();
+        let ended = LocalCert::with_key_binding(
+            fresh.key().clone(),
+            "m",
+            now() - 2 * HOUR,
+            end,
+            Some(&short),
+        )
+        .unwrap();
+        assert!(matches!(
+            pins.check_cert(ended.cert(), now()),
+            Err(Refusal::Expired { .. })
+        ));
+        // And the same key with its own, genuine binding is fine.
+        let ok = sign_binding(k1.openssl_pkey(), &spki, end).unwrap();
+        let ok =
+            LocalCert::with_key_binding(fresh.key().clone(), "m", now() - HOUR, end, Some(&ok))
+                .unwrap();
+        assert_eq!(pins.check_cert(ok.cert(), now()), Ok(3));
+        // No binding at all on a key that is not registered: as before.
+        let bare =
+            LocalCert::with_key_binding(fresh.key().clone(), "m", now() - HOUR, end, None).unwrap();
+        assert!(matches!(
+            pins.check_cert(bare.cert(), now()),
             Err(Refusal::KeyNotPinned { .. })
         ));
     }
