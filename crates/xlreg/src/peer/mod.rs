@@ -7,19 +7,24 @@
 //! built from standard parts only (OpenSSL's TLS 1.3, no home-made
 //! cryptography), with no CA and no certificate files:
 //!
-//! * Each process makes a **self-signed X.509 certificate in memory** from
-//!   the member's registered **sig key** ([`LocalCert`]): fresh random
-//!   serial, valid from 5 minutes ago for [`CERT_VALIDITY`], never written
-//!   to disk. The sig key is the one that *authenticates* a member — it
-//!   already signs the member's token — and in TLS 1.3 the certificate key
-//!   is only ever used to sign the handshake (CertificateVerify); the key
-//!   exchange is ephemeral (X25519/ECDHE), so the comms key, which the
-//!   protocol uses for encryption, would add nothing here.
-//! * Each side **pins** the other: the peer certificate's
-//!   SubjectPublicKeyInfo DER must equal, byte for byte, a sig key from the
+//! * Each process makes a **self-signed X.509 certificate in memory** on a
+//!   fresh ECDSA P-256 key ([`LocalCert`]): random serial, valid from 5
+//!   minutes ago for [`CERT_VALIDITY`], never written to disk. An extension
+//!   **binds that key to the member's registered sig key** ([`delegation`]):
+//!   the sig key signs it once per certificate, so a handshake costs no RSA
+//!   private-key operation. The sig key is the one that *authenticates* a
+//!   member — it already signs the member's token — and in TLS 1.3 the
+//!   certificate key is only ever used to sign the handshake
+//!   (CertificateVerify); the key exchange is ephemeral (X25519/ECDHE), so
+//!   the comms key, which the protocol uses for encryption, would add
+//!   nothing here.
+//! * Each side **pins** the other: the peer certificate's key binding must
+//!   be signed by a sig key from the
 //!   [`ClusterView`](crate::client::ClusterView) the registry returned
-//!   ([`Pins`]). Which key matched tells the listener which member
-//!   connected. A dialer pins exactly the member it meant to reach.
+//!   ([`Pins`]), for that certificate's key, and not have ended (or the
+//!   certificate's key must be such a sig key itself, the first version's
+//!   form). Which key signed tells the listener which member connected. A
+//!   dialer pins exactly the member it meant to reach.
 //! * The **cluster ID is bound into the handshake** by ALPN without being
 //!   named: the dialer offers only `xlreg/2/<nonce><tag>` ([`alpn_protocol`]),
 //!   a fresh random nonce and an HMAC-SHA-256 keyed with the cluster ID over
@@ -29,8 +34,10 @@
 //!   of the ClientHello learns neither the cluster ID nor which connections
 //!   belong to the same cluster. (The first version, `xlreg/1/<id-hex>`,
 //!   named the cluster in clear; it is refused.)
-//! * TLS 1.3 only, no session tickets (every connection is fully
-//!   authenticated).
+//! * TLS 1.3 only, no session tickets or resumption: every connection is
+//!   checked against the current view (a resumed session would skip the
+//!   certificate check), and with the P-256 certificate a full handshake
+//!   is cheap already.
 //! * After its handshake the listener sends one byte, [`ACCEPTED`], once it
 //!   has pinned the dialer; [`connect()`] returns only after reading it. In
 //!   TLS 1.3 a client finishes its handshake before the server has checked
@@ -45,7 +52,8 @@
 //! completes the handshake); traffic analysis (sizes, timing) is not
 //! hidden.
 //!
-//! Pieces: [`cert`] (the certificate), [`pin`] (the pinning rules, pure),
+//! Pieces: [`cert`] (the certificate), [`delegation`] (the key binding in
+//! it), [`pin`] (the pinning rules, pure),
 //! [`tls`] (the OpenSSL contexts, usable from bindings and blocking code),
 //! [`handshake`] (driving a handshake over tokio and naming failures),
 //! [`listener`] ([`PeerListener`]), [`connect`](mod@connect) ([`connect()`],
