@@ -12,9 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use xlreg::client::{NodeIdentity, NodeOptions};
 use xlreg::peer::listener::PeerAcceptor;
-use xlreg::peer::{
-    alpn_protocol, LocalCert, Peer, PeerConnector, PeerError, PeerListener, Pins, Refusal,
-};
+use xlreg::peer::{LocalCert, Peer, PeerConnector, PeerError, PeerListener, Pins, Refusal};
 use xlreg::testing::{LaunchOptions, LocalCluster};
 use xlreg::wire::{NodeId, PrivateKey};
 
@@ -207,7 +205,9 @@ async fn a_member_of_another_cluster_is_refused_on_both_sides() {
     assert_eq!(
         refusal(srv),
         Refusal::WrongCluster {
-            theirs: t.cluster_id.to_hex(),
+            // The binding is a keyed hash: the listener cannot tell (and an
+            // observer cannot see) which cluster the dialer meant.
+            theirs: xlreg::peer::pin::UNKNOWN_CLUSTER.into(),
             ours: ours.id().to_hex()
         }
     );
@@ -235,7 +235,7 @@ async fn a_registered_key_bound_to_another_cluster_id_is_refused_on_both_sides()
     assert_eq!(
         refusal(srv),
         Refusal::WrongCluster {
-            theirs: other.to_hex(),
+            theirs: xlreg::peer::pin::UNKNOWN_CLUSTER.into(),
             ours: c.id().to_hex()
         }
     );
@@ -433,10 +433,15 @@ async fn a_passive_observer_on_a_loopback_proxy_sees_no_plaintext() {
     let seen = seen.lock().unwrap().clone();
     // Both directions went through the observer...
     assert!(seen.len() > 2 * secret.len(), "{} bytes seen", seen.len());
-    // ...which saw the cluster binding (ALPN is sent in the clear)...
-    assert!(contains(&seen, &alpn_protocol(&c.id())));
-    // ...but neither the message nor who was talking: in TLS 1.3 the
-    // certificates (names, keys) are encrypted too.
+    // ...which saw the ALPN binding (sent in the clear)...
+    assert!(contains(&seen, xlreg::peer::ALPN_PREFIX.as_bytes()));
+    // ...but not the cluster ID it binds (raw, or in hex either case)...
+    let id = c.id();
+    assert!(!contains(&seen, id.as_bytes()));
+    assert!(!contains(&seen, id.to_hex().as_bytes()));
+    assert!(!contains(&seen, id.to_hex().to_uppercase().as_bytes()));
+    // ...nor the message nor who was talking: in TLS 1.3 the certificates
+    // (names, keys) are encrypted too.
     assert!(!contains(&seen, b"swordfish"));
     for m in &c.members {
         assert!(!contains(&seen, m.identity.name.as_bytes()));
@@ -571,5 +576,221 @@ async fn a_tls_client_that_binds_no_cluster_is_refused_after_the_handshake() {
     let (srv, closed) = tokio::join!(l.accept(), client);
     assert!(matches!(refusal(srv), Refusal::NoClusterBinding { .. }));
     assert!(closed);
+    c.shutdown().await;
+}
+
+/// Texts in an error's chain (`{:#}`) that repeat: none may.
+fn assert_each_cause_once(e: &(dyn std::error::Error + 'static)) {
+    let mut texts = vec![e.to_string()];
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        assert!(
+            !texts.iter().any(|earlier| earlier.contains(&t)),
+            "{t:?} is printed twice by {}",
+            xlreg::ErrorChain(e)
+        );
+        texts.push(t);
+        cause = c.source();
+    }
+}
+
+/// A loopback address nobody listens on.
+async fn dead_address() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap().to_string();
+    drop(l);
+    a
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_until_the_timeout_and_the_error_says_how_long() {
+    let c = launch(2, 1).await;
+    let target = c.members[0].view.self_member().unwrap().clone();
+    let dead = dead_address().await;
+    let conn = connector(&c, 1).timeout(Duration::from_millis(400));
+    let t = std::time::Instant::now();
+    let e = conn
+        .connect_pinned(Pins::one_member(c.id(), &target), &dead)
+        .await
+        .unwrap_err();
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    let chain = xlreg::ErrorChain(&e).to_string();
+    eprintln!("{chain}");
+    assert!(chain.contains("refused on every attempt for 0."), "{chain}");
+    assert!(chain.contains("one every 50 ms"), "{chain}");
+    assert_eq!(chain.matches("onnection refused").count(), 1, "{chain}");
+    assert_each_cause_once(&e);
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_retries_a_refused_connection_fails_at_once() {
+    let c = launch(2, 1).await;
+    let target = c.members[0].view.self_member().unwrap().clone();
+    let dead = dead_address().await;
+    let conn = connector(&c, 1).retry_refused(false);
+    let t = std::time::Instant::now();
+    let e = conn
+        .connect_pinned(Pins::one_member(c.id(), &target), &dead)
+        .await
+        .unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    match &e {
+        PeerError::Io { source, .. } => {
+            assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused)
+        }
+        other => panic!("expected the OS refusal, got {other}"),
+    }
+    assert!(!e.to_string().contains("every attempt"), "{e}");
+    assert_each_cause_once(&e);
+    // The blocking dialer has the same option.
+    let conn2 = conn.clone();
+    let pins = Pins::one_member(c.id(), &target);
+    let e = tokio::task::spawn_blocking(move || conn2.connect_pinned_blocking(pins, &dead))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(e, PeerError::Io { .. }), "{e}");
+    assert_each_cause_once(&e);
+    c.shutdown().await;
+}
+
+#[test]
+fn from_std_outside_a_runtime_is_an_error_not_a_panic() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut c = rt.block_on(launch(2, 1));
+    let m = &mut c.members[0];
+    let l = m.take_std_listener(0).unwrap();
+    let e = PeerListener::from_std(l, &m.view, &m.identity).unwrap_err();
+    assert!(matches!(e, PeerError::Usage(_)), "{e}");
+    assert!(e.to_string().contains("outside a tokio runtime"), "{e}");
+    rt.block_on(c.shutdown());
+}
+
+#[tokio::test]
+async fn binding_a_harness_members_endpoint_hints_at_take_listener() {
+    let c = launch(2, 1).await;
+    let m = &c.members[0];
+    let e = PeerListener::bind(&m.view, &m.identity, 0)
+        .await
+        .unwrap_err();
+    match &e {
+        PeerError::Io { source, .. } => {
+            assert_eq!(source.kind(), std::io::ErrorKind::AddrInUse)
+        }
+        other => panic!("expected address in use, got {other}"),
+    }
+    let chain = xlreg::ErrorChain(&e).to_string();
+    assert!(chain.contains("take_listener"), "{chain}");
+    assert!(chain.contains("from_listener"), "{chain}");
+    assert_each_cause_once(&e);
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refusal_after_the_client_finished_its_tls13_handshake_fails_its_first_read() {
+    // TLS 1.3: the client's handshake is complete once it has sent its
+    // certificate and Finished, before the server has checked that
+    // certificate. A client driving the pinned OpenSSL objects itself
+    // (as a binding may) with a key the registry does not list sees its
+    // handshake succeed; the refusal arrives as an alert, and its first
+    // read must fail with the reason, never return data or a clean end.
+    let mut c = launch(2, 1).await;
+    let l = listener(&mut c, 0, 0);
+    let addr = l.local_addr().unwrap();
+    let target = c.members[0].view.self_member().unwrap().clone();
+    let impostor = LocalCert::generate(&stranger(&c.members[1].identity.name)).unwrap();
+    let ctx = xlreg::peer::tls::client_context(Some(&impostor)).unwrap();
+    let pins = Arc::new(Pins::one_member(c.id(), &target));
+    let client = async move {
+        let (ssl, _) = xlreg::peer::tls::client_ssl(&ctx, pins).unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let mut s = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
+        std::pin::Pin::new(&mut s)
+            .connect()
+            .await
+            .expect("the client's side of the handshake completes before the server's check");
+        let mut b = [0u8; 1];
+        let r = s.read(&mut b).await;
+        let who = format!("member 0 at {addr}");
+        (
+            r.as_ref().map_err(|e| e.to_string()).copied(),
+            xlreg::peer::handshake::acceptance(r, b[0], &who),
+        )
+    };
+    let (srv, (read, verdict)) = tokio::join!(l.accept(), client);
+    assert!(matches!(refusal(srv), Refusal::KeyNotPinned { .. }));
+    assert!(read.is_err(), "the first read must fail, got {read:?}");
+    let e = refused_by_peer(verdict);
+    assert!(e.contains("did not accept our certificate"), "{e}");
+    // Through the library the same refusal ends `connect` itself.
+    let conn =
+        PeerConnector::with_cert(c.id(), &c.members[0].view.members, Some(impostor)).unwrap();
+    let (srv, cli) = tokio::join!(l.accept(), conn.connect(target.index));
+    assert!(matches!(refusal(srv), Refusal::KeyNotPinned { .. }));
+    let e = refused_by_peer(cli);
+    assert!(e.contains("did not accept our certificate"), "{e}");
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_certificate_with_a_forged_key_binding_is_refused_on_both_sides() {
+    // Members present a certificate on a fast P-256 key that their
+    // registered sig key signed once. A dialer that copies member 1's
+    // genuine binding onto its own key must be refused.
+    let mut c = launch(2, 1).await;
+    let l = listener(&mut c, 0, 0);
+    let addr = l.local_addr().unwrap().to_string();
+    let target = c.members[0].view.self_member().unwrap().clone();
+    let genuine = connector(&c, 1).certificate().unwrap();
+    assert!(genuine.is_bound(), "members present bound certificates");
+    let binding = xlreg::peer::delegation::binding_extension(genuine.cert())
+        .unwrap()
+        .unwrap();
+    let now = SystemTime::now();
+    let thief =
+        LocalCert::bound_with(&stranger("thief").sig_key, "m01", now - HOUR, now + HOUR).unwrap();
+    let forged = LocalCert::with_key_binding(
+        thief.key().clone(),
+        &c.members[1].identity.name,
+        now - HOUR,
+        now + HOUR,
+        Some(&binding),
+    )
+    .unwrap();
+    let conn = PeerConnector::with_cert(c.id(), &c.members[1].view.members, Some(forged)).unwrap();
+    let (srv, cli) = tokio::join!(
+        l.accept(),
+        conn.connect_pinned(Pins::one_member(c.id(), &target), &addr)
+    );
+    let r = refusal(srv);
+    assert!(matches!(r, Refusal::BadKeyBinding { .. }), "{r:?}");
+    assert!(r.to_string().contains("does not verify"), "{r}");
+    let e = refused_by_peer(cli);
+    assert!(e.contains("did not accept our certificate"), "{e}");
+    // The genuine certificate still works, and so does the older form
+    // whose key is the registered sig key itself.
+    let direct = LocalCert::generate_with(
+        &c.members[1].identity.sig_key,
+        "m01",
+        now - HOUR,
+        now + HOUR,
+    )
+    .unwrap();
+    for cert in [genuine, direct] {
+        let conn =
+            PeerConnector::with_cert(c.id(), &c.members[1].view.members, Some(cert)).unwrap();
+        let (srv, cli) = tokio::join!(
+            l.accept(),
+            conn.connect_pinned(Pins::one_member(c.id(), &target), &addr)
+        );
+        assert_eq!(srv.unwrap().0.index(), Some(c.members[1].index()));
+        assert_eq!(cli.unwrap().peer().index(), Some(target.index));
+    }
     c.shutdown().await;
 }

@@ -8,8 +8,12 @@
 //! Two members of an in-process cluster (keys of the requested size,
 //! made beforehand). Handshakes are sequential; each transfer sends
 //! `megabytes` MiB in 64 KiB writes, announced by an 8-byte length, and
-//! waits for the receiver's one-byte answer once all arrived. Every row
-//! is bounded in count and wall time.
+//! waits for the receiver's one-byte answer once all arrived. The
+//! request/response rows send 1 KiB and wait for its 1 KiB echo, one at a
+//! time, timing each round trip. Beside them: the in-process AES-GCM rate
+//! of this CPU (the ceiling of a channel, one core encrypting) and the cost
+//! of one RSA signature with the member key (what a full handshake pays on
+//! each side). Every row is bounded in count and wall time.
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +32,16 @@ pub const HANDSHAKE_BUDGET: Duration = Duration::from_secs(5);
 pub const TRANSFER_LIMIT: Duration = Duration::from_secs(30);
 /// Write size of a transfer.
 const CHUNK: usize = 64 * 1024;
+/// Message size of the request/response rows.
+const MESSAGE: usize = 1024;
+/// Round trips per kind in the request/response rows (and at most
+/// [`ROUND_TRIP_BUDGET`]).
+const ROUND_TRIPS: usize = 20_000;
+/// Wall-time budget of one request/response row.
+pub const ROUND_TRIP_BUDGET: Duration = Duration::from_secs(3);
+/// A connection's first byte says what the server end does.
+const MODE_TRANSFER: u8 = b'T';
+const MODE_ECHO: u8 = b'E';
 
 /// Results for one key size.
 #[derive(Clone, Debug, Serialize)]
@@ -56,6 +70,27 @@ pub struct Row {
     pub ratio: f64,
     /// TLS version and cipher of the channel.
     pub cipher: String,
+    /// Handshakes per second, one after the other (1 / mean wall time).
+    pub handshakes_per_s: f64,
+    /// CPU time of one handshake, both ends together (this process's CPU
+    /// time over the handshake loop / handshakes), ms. On a loaded machine
+    /// the wall time mostly measures waiting for a core; this does not.
+    pub handshake_cpu_ms: f64,
+    /// One RSA-PSS SHA-256 signature with the member's sig key, ms of CPU.
+    pub rsa_sign_ms: f64,
+    /// Whether the member certificate is the fast delegated one
+    /// (`xlreg::peer` signs with its sig key once per certificate).
+    pub cert_key: String,
+    /// 1 KiB request/response round trips per second over the channel.
+    pub rr_channel_per_s: f64,
+    /// The same over raw TCP.
+    pub rr_raw_per_s: f64,
+    /// channel / raw.
+    pub rr_ratio: f64,
+    /// Channel round trip, median and 99th percentile, µs.
+    pub rtt_channel_us: (f64, f64),
+    /// Raw TCP round trip, median and 99th percentile, µs.
+    pub rtt_raw_us: (f64, f64),
 }
 
 /// The whole benchmark.
@@ -65,6 +100,13 @@ pub struct Report {
     pub benchmark: &'static str,
     /// RSA-2048 private decryptions per second on one core, this run.
     pub rsa2048_decrypt_per_s: f64,
+    /// In-process AES-128-GCM encryption of 16 KiB records, MB/s of one
+    /// core's CPU time (the TLS record cipher's ceiling on this CPU).
+    pub aes128_gcm_mb_per_s: f64,
+    /// The same for AES-256-GCM.
+    pub aes256_gcm_mb_per_s: f64,
+    /// The same for ChaCha20-Poly1305.
+    pub chacha20_poly1305_mb_per_s: f64,
     /// Cores.
     pub cores: usize,
     /// One row per key size.
@@ -86,6 +128,144 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// Serve one connection: its first byte says transfer or echo.
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> std::io::Result<()> {
+    let mut mode = [0u8; 1];
+    s.read_exact(&mut mode).await?;
+    match mode[0] {
+        MODE_ECHO => echo(s).await,
+        _ => sink(s).await,
+    }
+}
+
+/// Echo [`MESSAGE`]-byte messages until the peer closes.
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> std::io::Result<()> {
+    let mut buf = [0u8; MESSAGE];
+    loop {
+        match s.read_exact(&mut buf).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        s.write_all(&buf).await?;
+        s.flush().await?;
+    }
+}
+
+/// Round trips of [`MESSAGE`] bytes, one at a time: (per second, each
+/// round trip).
+async fn request_response<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+) -> anyhow::Result<(f64, Vec<Duration>)> {
+    s.write_all(&[MODE_ECHO]).await?;
+    let msg = [0x42u8; MESSAGE];
+    let mut back = [0u8; MESSAGE];
+    let mut times = Vec::with_capacity(ROUND_TRIPS);
+    let t0 = Instant::now();
+    while times.len() < ROUND_TRIPS && t0.elapsed() < ROUND_TRIP_BUDGET {
+        let t = Instant::now();
+        s.write_all(&msg).await?;
+        s.flush().await?;
+        s.read_exact(&mut back).await?;
+        times.push(t.elapsed());
+    }
+    let _ = s.shutdown().await;
+    Ok((times.len() as f64 / t0.elapsed().as_secs_f64(), times))
+}
+
+/// Median and 99th percentile, µs.
+fn p50_p99_us(mut v: Vec<Duration>) -> (f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0);
+    }
+    v.sort_unstable();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let p99 = ((v.len() * 99).div_ceil(100)).clamp(1, v.len()) - 1;
+    (us(v[v.len() / 2]), us(v[p99]))
+}
+
+/// Encryption rate of an AEAD cipher on 16 KiB records, MB/s of this
+/// thread's CPU time (bounded: 0.3 s or 20 000 records).
+pub fn aead_rate(cipher: openssl::symm::Cipher) -> f64 {
+    let key = vec![7u8; cipher.key_len()];
+    let iv = [9u8; 12];
+    let record = vec![0x5au8; 16 * 1024];
+    let mut tag = [0u8; 16];
+    let cpu0 = super::thread_cpu_time();
+    let t0 = Instant::now();
+    let mut n = 0usize;
+    while n < 20_000 && t0.elapsed() < Duration::from_millis(300) {
+        if openssl::symm::encrypt_aead(cipher, &key, Some(&iv), &[0u8; 5], &record, &mut tag)
+            .is_err()
+        {
+            return 0.0;
+        }
+        n += 1;
+    }
+    let cpu = super::thread_cpu_time().saturating_sub(cpu0).as_secs_f64();
+    let secs = if cpu > 0.0 {
+        cpu
+    } else {
+        t0.elapsed().as_secs_f64()
+    };
+    (n * record.len()) as f64 / secs / 1e6
+}
+
+/// CPU ms of one RSA-PSS SHA-256 signature (what TLS 1.3's
+/// CertificateVerify costs with an RSA certificate key) with `key`.
+fn rsa_sign_ms(key: &openssl::pkey::PKey<openssl::pkey::Private>) -> f64 {
+    use openssl::sign::{RsaPssSaltlen, Signer};
+    let sign = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
+        let mut s = Signer::new(openssl::hash::MessageDigest::sha256(), key)?;
+        s.set_rsa_padding(openssl::rsa::Padding::PKCS1_PSS)?;
+        s.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
+        s.update(&[1u8; 130])?;
+        s.sign_to_vec()
+    };
+    if sign().is_err() {
+        return 0.0;
+    }
+    let cpu0 = super::thread_cpu_time();
+    let st = super::measure_bounded(200, Duration::from_millis(400), || {
+        let _ = std::hint::black_box(sign());
+    });
+    let cpu = super::thread_cpu_time().saturating_sub(cpu0).as_secs_f64();
+    if st.n == 0 {
+        return 0.0;
+    }
+    let secs = if cpu > 0.0 {
+        cpu
+    } else {
+        st.total.as_secs_f64()
+    };
+    secs * 1e3 / st.n as f64
+}
+
+/// CPU time of this process (all threads).
+fn process_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// "RSA 2048 bits", "EC 256 bits", …
+fn describe_key(k: &openssl::pkey::PKey<openssl::pkey::Private>) -> String {
+    use openssl::pkey::Id;
+    let kind = match k.id() {
+        Id::RSA => "RSA",
+        Id::EC => "ECDSA",
+        Id::ED25519 => "Ed25519",
+        _ => "other",
+    };
+    format!("{kind} {} bits", k.bits())
 }
 
 /// Receive one transfer: an 8-byte length, that many bytes, answer 1 byte.
@@ -110,6 +290,7 @@ async fn sink<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> std::io::Result<()
 async fn source<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, bytes: usize) -> anyhow::Result<f64> {
     let buf = vec![0x5au8; CHUNK];
     let t = Instant::now();
+    s.write_all(&[MODE_TRANSFER]).await?;
     s.write_all(&(bytes as u64).to_be_bytes()).await?;
     let mut left = bytes;
     while left > 0 {
@@ -149,9 +330,9 @@ async fn row(
         loop {
             match listener.accept().await {
                 Ok((_, s)) => {
-                    tokio::spawn(sink(s));
+                    tokio::spawn(serve(s));
                 }
-                Err(e) => tracing::warn!("bench peer: {e}"),
+                Err(e) => tracing::warn!("bench peer: {}", xlreg::ErrorChain(&e)),
             }
         }
     });
@@ -162,6 +343,7 @@ async fn row(
     // Handshakes, after one warm-up.
     drop(conn.connect(target).await?);
     let mut times = Vec::new();
+    let cpu0 = process_cpu_time();
     let t0 = Instant::now();
     while times.len() < handshakes && t0.elapsed() < HANDSHAKE_BUDGET {
         let t = Instant::now();
@@ -170,6 +352,18 @@ async fn row(
         drop(s);
     }
     let n = times.len();
+    let hs_cpu = process_cpu_time().saturating_sub(cpu0);
+    let handshake_cpu_ms = if n == 0 {
+        0.0
+    } else {
+        hs_cpu.as_secs_f64() * 1e3 / n as f64
+    };
+    let hs_total: Duration = times.iter().sum();
+    let handshakes_per_s = if hs_total.is_zero() {
+        0.0
+    } else {
+        n as f64 / hs_total.as_secs_f64()
+    };
     let (hs_med, hs_min, hs_max) = median_ms(times);
 
     // Raw TCP on the same loopback: connect time and a sink.
@@ -178,7 +372,7 @@ async fn row(
     let raw_server = tokio::spawn(async move {
         while let Ok((s, _)) = raw.accept().await {
             let _ = s.set_nodelay(true);
-            tokio::spawn(sink(s));
+            tokio::spawn(serve(s));
         }
     });
     let mut tcp_times = Vec::new();
@@ -213,6 +407,24 @@ async fn row(
                 .context("a raw TCP transfer took longer than 30 s")??,
         );
     }
+
+    // 1 KiB request/response, channel then raw TCP.
+    let s = conn.connect(target).await?;
+    let (rr_channel, rtt_channel) = tokio::time::timeout(TRANSFER_LIMIT, request_response(s))
+        .await
+        .context("the channel round trips took longer than 30 s")??;
+    let s = TcpStream::connect(raw_addr).await?;
+    s.set_nodelay(true)?;
+    let (rr_raw, rtt_raw) = tokio::time::timeout(TRANSFER_LIMIT, request_response(s))
+        .await
+        .context("the raw TCP round trips took longer than 30 s")??;
+
+    let sig = cluster.members[1].identity.sig_key.openssl_pkey().clone();
+    let rsa_sign = tokio::task::spawn_blocking(move || rsa_sign_ms(&sig)).await?;
+    let cert_key = conn
+        .certificate()
+        .map(|c| describe_key(c.key()))
+        .unwrap_or_else(|| "none".into());
     server.abort();
     raw_server.abort();
     cluster.shutdown().await;
@@ -230,6 +442,19 @@ async fn row(
         raw_tcp_mb_per_s: raw,
         ratio: if raw > 0.0 { channel / raw } else { 0.0 },
         cipher,
+        handshakes_per_s,
+        handshake_cpu_ms,
+        rsa_sign_ms: rsa_sign,
+        cert_key,
+        rr_channel_per_s: rr_channel,
+        rr_raw_per_s: rr_raw,
+        rr_ratio: if rr_raw > 0.0 {
+            rr_channel / rr_raw
+        } else {
+            0.0
+        },
+        rtt_channel_us: p50_p99_us(rtt_channel),
+        rtt_raw_us: p50_p99_us(rtt_raw),
     })
 }
 
@@ -243,6 +468,15 @@ pub async fn run(
     rounds: usize,
 ) -> anyhow::Result<Report> {
     let rate = tokio::task::spawn_blocking(rsa2048_decrypt_rate).await?;
+    use openssl::symm::Cipher;
+    let (aes128, aes256, chacha) = tokio::task::spawn_blocking(|| {
+        (
+            aead_rate(Cipher::aes_128_gcm()),
+            aead_rate(Cipher::aes_256_gcm()),
+            aead_rate(Cipher::chacha20_poly1305()),
+        )
+    })
+    .await?;
     let mut rows = Vec::new();
     for &k in key_bits {
         rows.push(row(k, handshakes, megabytes, rounds).await?);
@@ -250,6 +484,9 @@ pub async fn run(
     Ok(Report {
         benchmark: "peer",
         rsa2048_decrypt_per_s: rate,
+        aes128_gcm_mb_per_s: aes128,
+        aes256_gcm_mb_per_s: aes256,
+        chacha20_poly1305_mb_per_s: chacha,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         rows,
     })
@@ -259,10 +496,17 @@ pub async fn run(
 pub fn table(r: &Report) -> String {
     let mut s = super::rsa_reference_line(r.rsa2048_decrypt_per_s, r.cores);
     s.push_str(&format!(
-        "{:>8}  {:>10}  {:>12}  {:>10}  {:>13}  {:>13}  {:>13}  {:>6}\n",
+        "AEAD ceiling (in-process, 16 KiB records, MB/s per core): AES-128-GCM {:.0}, AES-256-GCM {:.0}, ChaCha20-Poly1305 {:.0}\n\n",
+        r.aes128_gcm_mb_per_s, r.aes256_gcm_mb_per_s, r.chacha20_poly1305_mb_per_s
+    ));
+    s.push_str(&format!(
+        "{:>8}  {:>10}  {:>12}  {:>12}  {:>10}  {:>11}  {:>10}  {:>13}  {:>13}  {:>13}  {:>6}\n",
         "KEY BITS",
         "HANDSHAKES",
         "HANDSHAKE ms",
+        "HANDSHAKES/s",
+        "HS CPU ms",
+        "RSA SIGN ms",
         "TCP CONN ms",
         "TRANSFER",
         "CHANNEL MB/s",
@@ -271,10 +515,13 @@ pub fn table(r: &Report) -> String {
     ));
     for row in &r.rows {
         s.push_str(&format!(
-            "{:>8}  {:>10}  {:>12.2}  {:>10.3}  {:>13}  {:>13.0}  {:>13.0}  {:>6.2}\n",
+            "{:>8}  {:>10}  {:>12.2}  {:>12.0}  {:>10.2}  {:>11.2}  {:>10.3}  {:>13}  {:>13.0}  {:>13.0}  {:>6.2}\n",
             row.key_bits,
             row.handshakes,
             row.handshake_median_ms,
+            row.handshakes_per_s,
+            row.handshake_cpu_ms,
+            row.rsa_sign_ms,
             row.tcp_connect_median_ms,
             format!("{} x {} MiB", row.rounds, row.megabytes),
             row.channel_mb_per_s,
@@ -282,9 +529,30 @@ pub fn table(r: &Report) -> String {
             row.ratio
         ));
     }
-    if let Some(c) = r.rows.first().map(|r| &r.cipher) {
+    s.push_str(&format!(
+        "\n{:>8}  {:>16}  {:>16}  {:>6}  {:>22}  {:>22}\n",
+        "KEY BITS",
+        "1 KiB RR/s CHAN",
+        "1 KiB RR/s RAW",
+        "RATIO",
+        "RTT CHAN p50/p99 us",
+        "RTT RAW p50/p99 us"
+    ));
+    for row in &r.rows {
         s.push_str(&format!(
-            "\nmedians; handshake = TCP connect + TLS handshake + pinning + acceptance byte; {c}\n"
+            "{:>8}  {:>16.0}  {:>16.0}  {:>6.2}  {:>22}  {:>22}\n",
+            row.key_bits,
+            row.rr_channel_per_s,
+            row.rr_raw_per_s,
+            row.rr_ratio,
+            format!("{:.0} / {:.0}", row.rtt_channel_us.0, row.rtt_channel_us.1),
+            format!("{:.0} / {:.0}", row.rtt_raw_us.0, row.rtt_raw_us.1),
+        ));
+    }
+    if let Some(row) = r.rows.first() {
+        s.push_str(&format!(
+            "\nmedians; handshake = TCP connect + TLS handshake + pinning + acceptance byte; HS CPU = CPU time of both ends per handshake; {}; certificate key: {}\n",
+            row.cipher, row.cert_key
         ));
     }
     s
@@ -303,10 +571,33 @@ mod tests {
         assert_eq!(median(vec![]), 0.0);
     }
 
+    #[test]
+    fn percentiles_pick_the_middle_and_the_99th() {
+        let v: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        assert_eq!(p50_p99_us(v), (51.0, 99.0));
+        assert_eq!(p50_p99_us(vec![]), (0.0, 0.0));
+        assert_eq!(p50_p99_us(vec![Duration::from_micros(7)]), (7.0, 7.0));
+    }
+
+    #[test]
+    fn the_aead_ceiling_is_measured() {
+        assert!(aead_rate(openssl::symm::Cipher::aes_128_gcm()) > 0.0);
+    }
+
+    #[tokio::test]
+    async fn round_trips_are_echoed_and_timed() {
+        let (a, b) = tokio::io::duplex(4096);
+        let server = tokio::spawn(serve(b));
+        let (rate, times) = request_response(a).await.unwrap();
+        assert!(rate > 0.0);
+        assert!(!times.is_empty());
+        server.await.unwrap().unwrap();
+    }
+
     #[tokio::test]
     async fn a_transfer_delivers_every_byte_and_is_answered() {
         let (a, b) = tokio::io::duplex(4096);
-        let sink = tokio::spawn(sink(b));
+        let sink = tokio::spawn(serve(b));
         let rate = source(a, 300_000).await.unwrap();
         assert!(rate > 0.0);
         sink.await.unwrap().unwrap();

@@ -252,7 +252,7 @@ async fn ring_inner(env: UpEnv, first: String, message: Option<String>) -> anyho
                     }
                     eprintln!("note: a message from {peer}, not from our predecessor");
                 }
-                Err(e) => eprintln!("refused a dialer: {e}"),
+                Err(e) => eprintln!("refused a dialer: {}", xlreg::ErrorChain(&e)),
             }
         }
     };

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use openssl::ssl::{HandshakeError, SslStream};
 
-use super::connect::RETRY_PAUSE;
+use super::connect::{connect_failed, RETRY_PAUSE};
 use super::handshake::{
     acceptance, established, failure, Side, NOT_TLS_ANSWER, TLS_HANDSHAKE_RECORD,
 };
@@ -166,12 +166,16 @@ impl PeerConnector {
             match TcpStream::connect_timeout(&sa, left) {
                 Ok(s) => break s,
                 Err(e)
-                    if e.kind() == std::io::ErrorKind::ConnectionRefused
+                    if self.retry_refused
+                        && e.kind() == std::io::ErrorKind::ConnectionRefused
                         && start.elapsed() + RETRY_PAUSE < self.timeout =>
                 {
                     std::thread::sleep(RETRY_PAUSE);
                 }
-                Err(e) => return Err(io_err("connecting to", &who)(e)),
+                Err(e) => {
+                    let tried = self.retry_refused.then(|| start.elapsed());
+                    return Err(connect_failed(who, e, tried));
+                }
             }
         };
         let _ = tcp.set_nodelay(true);

@@ -1,5 +1,9 @@
-//! The member's TLS certificate: self-signed, made in memory from its
-//! registered sig key, short-lived, never written to disk.
+//! The member's TLS certificate: self-signed, made in memory, short-lived,
+//! never written to disk. By default ([`LocalCert::generate`]) its key is a
+//! fresh ECDSA P-256 key bound to the member's registered sig key by a
+//! signature in an extension ([`super::delegation`]), so that handshakes
+//! cost no RSA private-key operation; [`LocalCert::generate_with`] makes
+//! the older form, whose key is the sig key itself (both are accepted).
 //!
 //! Why self-signed and not CA-issued: trust comes from pinning the key the
 //! registry listed (see [`super::pin`]), so a CA would add a second trust
@@ -8,11 +12,15 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use openssl::asn1::{Asn1Integer, Asn1Time};
+use openssl::asn1::{Asn1Integer, Asn1OctetString, Asn1Time};
 use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
-use openssl::x509::{X509Builder, X509NameBuilder, X509};
+use openssl::x509::{X509Builder, X509Extension, X509NameBuilder, X509};
+
+use super::delegation::{binding_oid, sign_binding};
 
 use super::PeerError;
 use crate::client::NodeIdentity;
@@ -57,16 +65,61 @@ fn unix(t: SystemTime) -> i64 {
 }
 
 impl LocalCert {
-    /// The certificate of `node`: its sig key, subject CN = its name,
-    /// valid from [`CLOCK_SKEW`] ago for [`CERT_VALIDITY`].
+    /// The certificate of `node`: a fresh ECDSA P-256 key bound to its sig
+    /// key ([`bound_with`](Self::bound_with)), subject CN = its name, valid
+    /// from [`CLOCK_SKEW`] ago for [`CERT_VALIDITY`].
     pub fn generate(node: &NodeIdentity) -> Result<Self, PeerError> {
         let now = SystemTime::now();
-        Self::generate_with(
+        Self::bound_with(
             &node.sig_key,
             &node.name,
             now - CLOCK_SKEW,
             now + CERT_VALIDITY,
         )
+    }
+
+    /// A certificate on a fresh ECDSA P-256 key carrying the key binding
+    /// ([`super::delegation`]): `sig_key` (the registered sig key) signs the
+    /// certificate key once, until `not_after`; the certificate is
+    /// self-signed by the P-256 key, which also signs each handshake.
+    pub fn bound_with(
+        sig_key: &PrivateKey,
+        name: &str,
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> Result<Self, PeerError> {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(cert_err("P-256"))?;
+        let ec = EcKey::generate(&group).map_err(cert_err("P-256 key"))?;
+        let pkey = PKey::from_ec_key(ec).map_err(cert_err("P-256 key"))?;
+        let spki = pkey.public_key_to_der().map_err(cert_err("P-256 key"))?;
+        let binding = sign_binding(sig_key.openssl_pkey(), &spki, not_after)
+            .map_err(cert_err("signing the key binding with the sig key"))?;
+        Self::with_key_binding(pkey, name, not_before, not_after, Some(&binding))
+    }
+
+    /// A certificate on `pkey`, self-signed, carrying `binding` (the DER
+    /// content of the key-binding extension) as it is. The building block
+    /// of [`bound_with`](Self::bound_with); tests make forged bindings
+    /// with it.
+    pub fn with_key_binding(
+        pkey: PKey<Private>,
+        name: &str,
+        not_before: SystemTime,
+        not_after: SystemTime,
+        binding: Option<&[u8]>,
+    ) -> Result<Self, PeerError> {
+        let ext = match binding {
+            None => None,
+            Some(der) => {
+                let oid = binding_oid().map_err(cert_err("key binding OID"))?;
+                let v = Asn1OctetString::new_from_bytes(der).map_err(cert_err("key binding"))?;
+                Some(
+                    X509Extension::new_from_der(&oid, false, &v)
+                        .map_err(cert_err("key binding"))?,
+                )
+            }
+        };
+        Self::build(pkey, name, not_before, not_after, ext)
     }
 
     /// A certificate for `key` with the given validity (tests make expired
@@ -78,7 +131,22 @@ impl LocalCert {
         not_before: SystemTime,
         not_after: SystemTime,
     ) -> Result<Self, PeerError> {
-        let pkey = key.openssl_pkey().clone();
+        Self::build(
+            key.openssl_pkey().clone(),
+            name,
+            not_before,
+            not_after,
+            None,
+        )
+    }
+
+    fn build(
+        pkey: PKey<Private>,
+        name: &str,
+        not_before: SystemTime,
+        not_after: SystemTime,
+        ext: Option<X509Extension>,
+    ) -> Result<Self, PeerError> {
         let mut subject = X509NameBuilder::new().map_err(cert_err("name"))?;
         // CN is limited to 64 characters by X.520; the name is informative.
         let cn: String = name.chars().take(64).collect();
@@ -106,6 +174,9 @@ impl LocalCert {
         let na = Asn1Time::from_unix(unix(not_after) as _).map_err(cert_err("not after"))?;
         b.set_not_before(&nb).map_err(cert_err("not before"))?;
         b.set_not_after(&na).map_err(cert_err("not after"))?;
+        if let Some(ext) = ext {
+            b.append_extension(ext).map_err(cert_err("key binding"))?;
+        }
         b.sign(&pkey, MessageDigest::sha256())
             .map_err(cert_err("self-signing"))?;
         Ok(LocalCert {
@@ -119,7 +190,17 @@ impl LocalCert {
         &self.cert
     }
 
-    /// The private key the certificate was made from.
+    /// Whether the certificate carries a key binding (its key is not the
+    /// sig key itself).
+    pub fn is_bound(&self) -> bool {
+        matches!(
+            super::delegation::binding_extension(&self.cert),
+            Ok(Some(_))
+        )
+    }
+
+    /// The private key of the certificate (the P-256 key of a bound
+    /// certificate, else the sig key).
     pub fn key(&self) -> &PKey<Private> {
         &self.key
     }
@@ -187,6 +268,22 @@ mod tests {
     }
 
     const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn a_bound_certificate_is_on_a_fresh_p256_key_signed_by_itself() {
+        let key = &test_keys().1;
+        let now = SystemTime::now();
+        let a = LocalCert::bound_with(key, "m01", now, now + CERT_VALIDITY).unwrap();
+        let b = LocalCert::bound_with(key, "m01", now, now + CERT_VALIDITY).unwrap();
+        assert!(a.is_bound());
+        assert_eq!(a.key().id(), openssl::pkey::Id::EC);
+        let spki = |c: &LocalCert| c.cert().public_key().unwrap().public_key_to_der().unwrap();
+        assert_ne!(spki(&a), spki(&b));
+        assert_ne!(spki(&a), key.public().spki_der());
+        assert!(a.cert().verify(&a.cert().public_key().unwrap()).unwrap());
+        let direct = LocalCert::generate_with(key, "m01", now, now + CERT_VALIDITY).unwrap();
+        assert!(!direct.is_bound());
+    }
 
     #[test]
     fn validity_is_what_was_asked() {

@@ -19,9 +19,17 @@ use crate::wire::NodeId;
 
 /// Pause between attempts while a peer's endpoint refuses TCP connections
 /// (it may not be listening yet).
-pub(super) const RETRY_PAUSE: Duration = Duration::from_millis(50);
+pub const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// Dials members of one cluster; build it once and connect many times.
+///
+/// By default a connection the peer's endpoint refuses at the TCP level
+/// ("connection refused": nothing listens there yet) is **retried every
+/// [50 ms](RETRY_PAUSE) until the [timeout](PeerConnector::timeout)**
+/// (10 s by default), so that members booting together can dial each other
+/// before every listener is up; the final error then says for how long it
+/// tried. A program that polls many peers and wants a dead one reported at
+/// once sets [`retry_refused(false)`](PeerConnector::retry_refused).
 #[derive(Clone)]
 pub struct PeerConnector {
     pub(super) ctx: RenewingContext,
@@ -29,6 +37,25 @@ pub struct PeerConnector {
     members: Vec<MemberInfo>,
     pub(super) timeout: Duration,
     anonymous: bool,
+    pub(super) retry_refused: bool,
+}
+
+/// The error for a TCP connect that failed with `e` after `tried` (how
+/// long refused connections were retried, when they were).
+pub(super) fn connect_failed(who: String, e: std::io::Error, tried: Option<Duration>) -> PeerError {
+    let what = match tried {
+        Some(t) if e.kind() == std::io::ErrorKind::ConnectionRefused => format!(
+            "connecting (refused on every attempt for {:.1} s, one every {} ms) to",
+            t.as_secs_f64(),
+            RETRY_PAUSE.as_millis()
+        ),
+        _ => "connecting to".into(),
+    };
+    PeerError::Io {
+        what,
+        addr: who,
+        source: e,
+    }
 }
 
 impl std::fmt::Debug for PeerConnector {
@@ -92,6 +119,7 @@ impl PeerConnector {
             members: members.to_vec(),
             timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             anonymous,
+            retry_refused: true,
         }
     }
 
@@ -100,6 +128,21 @@ impl PeerConnector {
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
         self
+    }
+
+    /// Whether a refused TCP connection ("connection refused": nothing
+    /// listens on the endpoint yet) is retried every [`RETRY_PAUSE`] until
+    /// the [timeout](Self::timeout). Default: yes (members booting together
+    /// dial each other before every listener is up). With `false` the
+    /// first refusal is the error.
+    pub fn retry_refused(mut self, yes: bool) -> Self {
+        self.retry_refused = yes;
+        self
+    }
+
+    /// The certificate presented now (`None` for an anonymous dialer).
+    pub fn certificate(&self) -> Option<LocalCert> {
+        self.ctx.cert()
     }
 
     /// The pins and address for member `peer_index`'s endpoint
@@ -168,17 +211,15 @@ impl PeerConnector {
                 }
                 Ok(Ok(s)) => break s,
                 Ok(Err(e))
-                    if e.kind() == std::io::ErrorKind::ConnectionRefused
+                    if self.retry_refused
+                        && e.kind() == std::io::ErrorKind::ConnectionRefused
                         && start.elapsed() + RETRY_PAUSE < self.timeout =>
                 {
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
                 Ok(Err(e)) => {
-                    return Err(PeerError::Io {
-                        what: "connecting to".into(),
-                        addr: who,
-                        source: e,
-                    })
+                    let tried = self.retry_refused.then(|| start.elapsed());
+                    return Err(connect_failed(who, e, tried));
                 }
             }
         };
@@ -191,7 +232,10 @@ impl PeerConnector {
 /// Connect to member `peer_index` of `view`'s cluster as `node`: the
 /// stream is returned only if the other end proved it is that member and
 /// accepted us. Makes a certificate per call; to dial often, keep a
-/// [`PeerConnector`].
+/// [`PeerConnector`]. A refused TCP connection is retried every
+/// [`RETRY_PAUSE`] for up to [`DEFAULT_HANDSHAKE_TIMEOUT`] (the peer may
+/// still be starting); use a [`PeerConnector`] with
+/// [`retry_refused(false)`](PeerConnector::retry_refused) to fail at once.
 pub async fn connect(
     view: &ClusterView,
     node: &NodeIdentity,

@@ -1,6 +1,13 @@
 //! Everything that can go wrong on a peer channel. Each error names the
 //! address and, when known, the member; a refusal says which side refused
 //! and why, so both ends of a failed handshake can tell what happened.
+//!
+//! The crate's convention (see [`crate::ErrorChain`]): an error either
+//! prints its cause or returns it from [`std::error::Error::source`], never
+//! both, so `{:#}` and `ErrorChain` print each text once. Here only
+//! [`PeerError::Io`] has a source (the OS error); a refusal's reason *is*
+//! the message, so [`PeerError::Refused`] prints it and has no source (read
+//! it structured with [`PeerError::refusal`]).
 
 use std::time::Duration;
 
@@ -9,8 +16,9 @@ use super::pin::Refusal;
 /// A peer channel failure.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
-    /// A socket operation failed.
-    #[error("{what} {addr}: {source}")]
+    /// A socket operation failed. The OS error is the
+    /// [`source`](std::error::Error::source), not part of this message.
+    #[error("{what} {addr}")]
     Io {
         /// What was being done (`connecting to member 2 (m02) at`, …).
         what: String,
@@ -39,13 +47,14 @@ pub enum PeerError {
         /// The first byte it sent.
         first_byte: u8,
     },
-    /// We refused the peer.
+    /// We refused the peer. The reason is part of this message (and not a
+    /// [`source`](std::error::Error::source)); [`PeerError::refusal`] gives
+    /// it structured.
     #[error("refused {addr}: {why}")]
     Refused {
         /// The peer's address.
         addr: String,
         /// Why.
-        #[source]
         why: Refusal,
     },
     /// The peer refused us (it sent a TLS alert, or closed the connection
@@ -123,6 +132,84 @@ impl From<PeerError> for std::io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first link of `e`'s chain (its message or a source's) whose text
+    /// repeats in an earlier link, if any: what `{:#}` and
+    /// [`ErrorChain`](crate::ErrorChain) would print twice. For tests of the
+    /// error convention.
+    pub(crate) fn repeated_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+        let mut texts = vec![e.to_string()];
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            let t = c.to_string();
+            if !t.is_empty() && texts.iter().any(|earlier| earlier.contains(&t)) {
+                return Some(t);
+            }
+            texts.push(t);
+            cause = c.source();
+        }
+        None
+    }
+
+    /// One of each variant, with a cause where the variant has one.
+    fn every_variant() -> Vec<PeerError> {
+        let os = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        vec![
+            PeerError::Io {
+                what: "connecting to".into(),
+                addr: "127.0.0.1:1".into(),
+                source: os(),
+            },
+            PeerError::Timeout {
+                what: "connecting to".into(),
+                addr: "127.0.0.1:1".into(),
+                after: Duration::from_secs(1),
+            },
+            PeerError::NotTls {
+                addr: "127.0.0.1:1".into(),
+                first_byte: b'G',
+            },
+            PeerError::Refused {
+                addr: "127.0.0.1:1".into(),
+                why: Refusal::BadSelfSignature,
+            },
+            PeerError::RefusedByPeer {
+                peer: "member 1 (m01)".into(),
+                why: "it found our certificate expired".into(),
+            },
+            PeerError::Tls {
+                what: "in the handshake".into(),
+                addr: "127.0.0.1:1".into(),
+                detail: "bad record mac".into(),
+            },
+            PeerError::Setup {
+                what: "ALPN".into(),
+                detail: "x".into(),
+            },
+            PeerError::Certificate("x".into()),
+            PeerError::Usage("no member 7".into()),
+        ]
+    }
+
+    #[test]
+    fn no_variant_prints_its_cause_twice() {
+        for e in every_variant() {
+            assert_eq!(repeated_cause(&e), None, "{e:?}");
+            let io: std::io::Error = e.into();
+            assert_eq!(repeated_cause(&io), None, "{io:?}");
+        }
+        let e = &every_variant()[0];
+        assert_eq!(
+            crate::ErrorChain(e).to_string(),
+            format!(
+                "connecting to 127.0.0.1:1: {}",
+                std::io::Error::from(std::io::ErrorKind::ConnectionRefused)
+            )
+        );
+        let e = &every_variant()[3];
+        assert!(e.to_string().contains("not self-signed"), "{e}");
+        assert!(std::error::Error::source(e).is_none());
+    }
 
     #[test]
     fn io_errors_keep_the_text_and_say_what_happened() {

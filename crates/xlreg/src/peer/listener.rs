@@ -40,6 +40,26 @@ pub(crate) fn check_self(view: &ClusterView, node: &NodeIdentity) -> Result<(), 
     Ok(())
 }
 
+/// The error for a failed bind of `ep`; "address in use" hints at the
+/// usual cause in tests: a harness (`LocalCluster`, `xlreg up`) already
+/// holds the member's endpoint open.
+fn bind_failed(ep: String, e: std::io::Error) -> PeerError {
+    let addr = if e.kind() == std::io::ErrorKind::AddrInUse {
+        format!(
+            "{ep} (if a test harness such as LocalCluster holds this member's endpoint, \
+             take its socket with LocalMember::take_listener and use \
+             PeerListener::from_listener)"
+        )
+    } else {
+        ep
+    };
+    PeerError::Io {
+        what: "listening on".into(),
+        addr,
+        source: e,
+    }
+}
+
 /// The listener's TLS side, shareable between tasks: our certificate
 /// (renewed when half its validity has passed), the pinned keys of the
 /// cluster, and the policy for anonymous clients.
@@ -179,11 +199,9 @@ impl PeerListener {
                 ))
             })?
             .clone();
-        let tcp = TcpListener::bind(&ep).await.map_err(|e| PeerError::Io {
-            what: "listening on".into(),
-            addr: ep,
-            source: e,
-        })?;
+        let tcp = TcpListener::bind(&ep)
+            .await
+            .map_err(|e| bind_failed(ep, e))?;
         Self::from_listener(tcp, view, node)
     }
 
@@ -200,13 +218,19 @@ impl PeerListener {
 
     /// The same from a std listener (e.g. one from
     /// `LocalMember::take_std_listener`). Must be called within a tokio
-    /// runtime.
+    /// runtime; outside one it returns a [`PeerError::Usage`].
     pub fn from_std(
         l: std::net::TcpListener,
         view: &ClusterView,
         node: &NodeIdentity,
     ) -> Result<Self, PeerError> {
         let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(PeerError::Usage(format!(
+                "PeerListener::from_std (listener on {addr}) was called outside a tokio \
+                 runtime; call it from async code, or use peer::BlockingPeerListener"
+            )));
+        }
         let io = |e| PeerError::Io {
             what: "using the listener on".into(),
             addr: addr.clone(),

@@ -11,7 +11,12 @@ use openssl::asn1::Asn1Time;
 use openssl::x509::{X509Ref, X509};
 
 use super::cert::CLOCK_SKEW;
-use super::{alpn_protocol, ALPN_PREFIX};
+use super::delegation::{binding_extension, parse_binding};
+use super::{alpn_binds, ALPN_PREFIX, ALPN_PREFIX_V1};
+
+/// What [`Refusal::WrongCluster`] says of a cluster known only by its keyed
+/// hash.
+pub const UNKNOWN_CLUSTER: &str = "another one (its keyed hash does not match ours)";
 use crate::client::MemberInfo;
 use crate::wire::crypto::sha256_hex;
 use crate::wire::NodeId;
@@ -47,6 +52,15 @@ pub enum Refusal {
         /// The certificate's notBefore.
         not_before: String,
     },
+    /// The certificate's key is not the sig key but carries a key binding
+    /// that does not hold (forged, for another key, unreadable).
+    #[error("its certificate key is not bound to the registered sig key of {expected}: {why}")]
+    BadKeyBinding {
+        /// What is wrong with the binding.
+        why: String,
+        /// Whom we expected.
+        expected: String,
+    },
     /// The certificate is not signed by its own key.
     #[error("its certificate is not self-signed by its key")]
     BadSelfSignature,
@@ -54,8 +68,8 @@ pub enum Refusal {
     #[error("its certificate is unreadable: {0}")]
     Unreadable(String),
     /// The peer did not bind the connection to any cluster (no
-    /// `xlreg/1/…` ALPN protocol).
-    #[error("it did not bind the connection to a cluster (no ALPN {ALPN_PREFIX}<cluster-id>; offered {offered})")]
+    /// `xlreg/2/…` ALPN protocol).
+    #[error("it did not bind the connection to a cluster (no ALPN {ALPN_PREFIX}<nonce><keyed hash of the cluster ID>; offered {offered})")]
     NoClusterBinding {
         /// What it offered, printable.
         offered: String,
@@ -63,7 +77,9 @@ pub enum Refusal {
     /// The peer bound the connection to another cluster.
     #[error("it is bound to cluster {theirs}, this is cluster {ours}")]
     WrongCluster {
-        /// The cluster ID it named.
+        /// The cluster it named: [`UNKNOWN_CLUSTER`] (the binding is a keyed
+        /// hash, which does not say which cluster), or the ID an older
+        /// `xlreg/1/<id>` dialer named in clear.
         theirs: String,
         /// Ours.
         ours: String,
@@ -145,10 +161,10 @@ impl Pins {
         let spki = key
             .public_key_to_der()
             .map_err(|e| Refusal::Unreadable(format!("public key: {e}")))?;
-        let index = self.index_of(&spki).ok_or_else(|| Refusal::KeyNotPinned {
-            sha256: sha256_hex(&spki),
-            expected: self.expected.clone(),
-        })?;
+        let index = match self.index_of(&spki) {
+            Some(index) => index,
+            None => self.check_binding(cert, &spki, now)?,
+        };
         match cert.verify(&key) {
             Ok(true) => {}
             _ => return Err(Refusal::BadSelfSignature),
@@ -183,6 +199,54 @@ impl Pins {
         Ok(index)
     }
 
+    /// A certificate whose key is not a pinned key itself: its key binding
+    /// must be signed by a pinned key, for this certificate key, and not
+    /// have ended. Returns the member index of the signer.
+    fn check_binding(
+        &self,
+        cert: &X509Ref,
+        spki: &[u8],
+        now: SystemTime,
+    ) -> Result<usize, Refusal> {
+        let bad = |why: String| Refusal::BadKeyBinding {
+            why,
+            expected: self.expected.clone(),
+        };
+        let der = match binding_extension(cert).map_err(bad)? {
+            Some(der) => der,
+            None => {
+                return Err(Refusal::KeyNotPinned {
+                    sha256: sha256_hex(spki),
+                    expected: self.expected.clone(),
+                })
+            }
+        };
+        let b = parse_binding(&der).map_err(bad)?;
+        let signer = self
+            .keys
+            .iter()
+            .find(|k| crate::wire::crypto::sha256_hex(&k.spki) == hex::encode(b.signer_sha256))
+            .ok_or_else(|| Refusal::KeyNotPinned {
+                sha256: hex::encode(b.signer_sha256),
+                expected: self.expected.clone(),
+            })?;
+        let signer_key = openssl::pkey::PKey::public_key_from_der(&signer.spki)
+            .map_err(|e| bad(format!("the registered key is unreadable: {e}")))?;
+        if !b.verify(&signer_key, spki) {
+            return Err(bad(format!(
+                "the binding's signature does not verify with the sig key of member {} ({}) for this certificate key",
+                signer.index, signer.name
+            )));
+        }
+        if b.ended(now) {
+            let end = Asn1Time::from_unix(b.not_after.min(i64::MAX as u64) as i64 as _)
+                .map(|t| t.to_string())
+                .unwrap_or_else(|_| b.not_after.to_string());
+            return Err(Refusal::Expired { not_after: end });
+        }
+        Ok(signer.index)
+    }
+
     /// [`check_cert`](Self::check_cert) on a DER certificate (what
     /// Python's `getpeercert(binary_form=True)` returns), at the current
     /// time.
@@ -194,16 +258,25 @@ impl Pins {
     /// Check the ALPN protocols a dialer offered (a list of names): ours
     /// must be among them. Returns our protocol name, to select it.
     pub fn check_alpn_offer<'a>(&self, offered: &[&'a [u8]]) -> Result<&'a [u8], Refusal> {
-        let ours = alpn_protocol(&self.cluster_id);
-        if let Some(p) = offered.iter().find(|p| **p == ours.as_slice()) {
+        if let Some(p) = offered.iter().find(|p| alpn_binds(p, &self.cluster_id)) {
             return Ok(p);
         }
-        if let Some(p) = offered
+        if offered
             .iter()
-            .find(|p| p.starts_with(ALPN_PREFIX.as_bytes()))
+            .any(|p| p.starts_with(ALPN_PREFIX.as_bytes()))
         {
             return Err(Refusal::WrongCluster {
-                theirs: String::from_utf8_lossy(&p[ALPN_PREFIX.len()..]).into_owned(),
+                theirs: UNKNOWN_CLUSTER.into(),
+                ours: self.cluster_id.to_hex(),
+            });
+        }
+        let ours_v1 = format!("{ALPN_PREFIX_V1}{}", self.cluster_id.to_hex());
+        if let Some(p) = offered
+            .iter()
+            .find(|p| p.starts_with(ALPN_PREFIX_V1.as_bytes()) && **p != ours_v1.as_bytes())
+        {
+            return Err(Refusal::WrongCluster {
+                theirs: String::from_utf8_lossy(&p[ALPN_PREFIX_V1.len()..]).into_owned(),
                 ours: self.cluster_id.to_hex(),
             });
         }
@@ -323,6 +396,80 @@ mod tests {
     }
 
     #[test]
+    fn a_bound_certificate_is_accepted_for_its_signer_and_forgeries_are_refused() {
+        use crate::peer::delegation::sign_binding;
+        let (k0, k1) = (&test_keys().0, &test_keys().1);
+        let pins = Pins::all_members(cid(9), &[member(0, k0), member(3, k1)]);
+        let end = now() + HOUR;
+        let c = LocalCert::bound_with(k1, "m", now() - HOUR, end).unwrap();
+        assert_eq!(pins.check_cert(c.cert(), now()), Ok(3));
+        // Signed by a key that is not registered: refused with its fingerprint.
+        let other = PrivateKey::generate(1024).unwrap();
+        let c = LocalCert::bound_with(&other, "m", now() - HOUR, end).unwrap();
+        assert_eq!(
+            pins.check_cert(c.cert(), now()),
+            Err(Refusal::KeyNotPinned {
+                sha256: other.public().fingerprint(),
+                expected: format!("any member of cluster {}", cid(9)),
+            })
+        );
+        // A genuine binding copied onto another key: refused.
+        let genuine = LocalCert::bound_with(k1, "m", now() - HOUR, end).unwrap();
+        let der = crate::peer::delegation::binding_extension(genuine.cert())
+            .unwrap()
+            .unwrap();
+        let fresh = LocalCert::bound_with(k1, "m", now() - HOUR, end).unwrap();
+        let forged =
+            LocalCert::with_key_binding(fresh.key().clone(), "m", now() - HOUR, end, Some(&der))
+                .unwrap();
+        assert!(matches!(
+            pins.check_cert(forged.cert(), now()),
+            Err(Refusal::BadKeyBinding { .. })
+        ));
+        // Garbage in the extension: refused, not a panic.
+        let garbage = LocalCert::with_key_binding(
+            fresh.key().clone(),
+            "m",
+            now() - HOUR,
+            end,
+            Some(b"\x04\x01x"),
+        )
+        .unwrap();
+        assert!(matches!(
+            pins.check_cert(garbage.cert(), now()),
+            Err(Refusal::BadKeyBinding { .. })
+        ));
+        // A binding that ended, on a certificate still valid: refused as expired.
+        let spki = fresh.key().public_key_to_der().unwrap();
+        let short = sign_binding(k1.openssl_pkey(), &spki, now() - HOUR).unwrap();
+        let ended = LocalCert::with_key_binding(
+            fresh.key().clone(),
+            "m",
+            now() - 2 * HOUR,
+            end,
+            Some(&short),
+        )
+        .unwrap();
+        assert!(matches!(
+            pins.check_cert(ended.cert(), now()),
+            Err(Refusal::Expired { .. })
+        ));
+        // And the same key with its own, genuine binding is fine.
+        let ok = sign_binding(k1.openssl_pkey(), &spki, end).unwrap();
+        let ok =
+            LocalCert::with_key_binding(fresh.key().clone(), "m", now() - HOUR, end, Some(&ok))
+                .unwrap();
+        assert_eq!(pins.check_cert(ok.cert(), now()), Ok(3));
+        // No binding at all on a key that is not registered: as before.
+        let bare =
+            LocalCert::with_key_binding(fresh.key().clone(), "m", now() - HOUR, end, None).unwrap();
+        assert!(matches!(
+            pins.check_cert(bare.cert(), now()),
+            Err(Refusal::KeyNotPinned { .. })
+        ));
+    }
+
+    #[test]
     fn expired_and_future_certificates_are_refused() {
         let k = &test_keys().1;
         let pins = Pins::all_members(cid(9), &[member(0, k)]);
@@ -343,6 +490,7 @@ mod tests {
 
     #[test]
     fn cluster_binding_must_name_our_cluster() {
+        use crate::peer::alpn_protocol;
         let pins = Pins::all_members(cid(1), &[]);
         let ours = alpn_protocol(&cid(1));
         let theirs = alpn_protocol(&cid(2));
@@ -353,10 +501,24 @@ mod tests {
         assert_eq!(
             pins.check_alpn_offer(&[&theirs]),
             Err(Refusal::WrongCluster {
+                theirs: UNKNOWN_CLUSTER.into(),
+                ours: cid(1).to_hex()
+            })
+        );
+        // The first version named the cluster in clear: another cluster is
+        // named back; ours is refused as no binding (it leaked the ID).
+        let v1 = |c: NodeId| format!("{ALPN_PREFIX_V1}{}", c.to_hex()).into_bytes();
+        assert_eq!(
+            pins.check_alpn_offer(&[&v1(cid(2))]),
+            Err(Refusal::WrongCluster {
                 theirs: cid(2).to_hex(),
                 ours: cid(1).to_hex()
             })
         );
+        assert!(matches!(
+            pins.check_alpn_offer(&[&v1(cid(1))]),
+            Err(Refusal::NoClusterBinding { .. })
+        ));
         let e = pins.check_alpn_offer(&[b"h2"]).unwrap_err();
         assert!(e.to_string().contains("\"h2\""), "{e}");
         assert!(pins.check_alpn_selected(None).is_err());
