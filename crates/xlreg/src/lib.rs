@@ -23,9 +23,6 @@
 pub mod client;
 mod error_chain;
 mod fsutil;
-#[cfg(feature = "fuzzing")]
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod goconfig;
 #[cfg(feature = "http")]
 pub mod http;

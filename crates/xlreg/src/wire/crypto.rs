@@ -511,7 +511,8 @@ impl PublicKey {
 
     /// RSAES-OAEP encrypt with a caller-chosen 20-byte seed. Deterministic;
     /// only for reproducing test vectors (a real Hello uses a random seed).
-    #[cfg(any(test, feature = "test-vectors"))]
+    #[cfg(any(test, feature = "__test-vectors"))]
+#[doc(hidden)]
     pub fn oaep_encrypt_with_seed(
         &self,
         msg: &[u8],
@@ -567,7 +568,8 @@ impl PublicKey {
 /// DER SubjectPublicKeyInfo of an `rsaEncryption` key with the given
 /// big-endian modulus and exponent, encoded without any check: for tests
 /// that send keys no honest member would.
-#[cfg(any(test, feature = "test-vectors"))]
+#[cfg(any(test, feature = "__test-vectors"))]
+#[doc(hidden)]
 pub fn spki_der_from_parts(modulus: &[u8], exponent: &[u8]) -> Vec<u8> {
     fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
         let mut out = vec![tag];
@@ -608,7 +610,8 @@ pub fn spki_der_from_parts(modulus: &[u8], exponent: &[u8]) -> Vec<u8> {
 }
 
 /// EME-OAEP encoding (RFC 8017 §7.1.1) with SHA-1 and an empty label.
-#[cfg(any(test, feature = "test-vectors"))]
+#[cfg(any(test, feature = "__test-vectors"))]
+#[doc(hidden)]
 fn oaep_encode_sha1(msg: &[u8], k: usize, seed: &[u8; 20]) -> Result<Vec<u8>, WireError> {
     const H: usize = 20;
     if msg.len() > k.saturating_sub(2 * H + 2) {
@@ -631,7 +634,8 @@ fn oaep_encode_sha1(msg: &[u8], k: usize, seed: &[u8; 20]) -> Result<Vec<u8>, Wi
     Ok(em)
 }
 
-#[cfg(any(test, feature = "test-vectors"))]
+#[cfg(any(test, feature = "__test-vectors"))]
+#[doc(hidden)]
 fn mgf1_sha1(seed: &[u8], len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len + 20);
     let mut counter = 0u32;
