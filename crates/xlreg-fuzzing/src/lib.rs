@@ -22,8 +22,8 @@ use std::task::{Context, Poll, Waker};
 use prost::Message;
 
 use xlreg::goconfig::GoRegistryConfig;
+use xlreg::limits::{MAX_CLUSTER_SIZE, MAX_ENDPOINT_COUNT, MIN_CLUSTER_SIZE};
 use xlreg::regcred::RegCred;
-use xlreg::registry::rules::{MAX_CLUSTER_SIZE, MAX_ENDPOINT_COUNT, MIN_CLUSTER_SIZE};
 use xlreg::registry::{
     Backend, BackendError, BoxFuture, Change, ClusterFacts, ClusterTarget, Create, GetCluster,
     IdOwner, Join, Joined, Members, Register, Registry, RegistryService, Store, StoreCause,

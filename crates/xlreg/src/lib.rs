@@ -4,8 +4,8 @@
 //! The crate is layered so that each layer can be used without the ones
 //! above it:
 //!
-//! * [`wire`], [`regcred`], [`goconfig`]: the protocol and the Go file
-//!   formats, sans-IO (always built).
+//! * [`wire`], [`regcred`], [`goconfig`], [`limits`]: the protocol, the Go
+//!   file formats and the cluster shape limits, sans-IO (always built).
 //! * [`client`] (feature `client`): how a member registers, joins and learns
 //!   its cluster.
 //! * [`registry`] and [`server`] (feature `server`): the registry's rules,
@@ -26,6 +26,7 @@ mod fsutil;
 pub mod goconfig;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod limits;
 #[cfg(feature = "server")]
 pub mod metrics;
 #[cfg(feature = "peer")]

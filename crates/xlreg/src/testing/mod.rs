@@ -626,17 +626,9 @@ impl LocalCluster {
 
 /// Refuse sizes the registry would clamp and endpoint counts it refuses.
 pub fn check_shape(size: u32, endpoints: u32) -> Result<(), LaunchError> {
-    if !(2..=64).contains(&size) {
-        return Err(LaunchError::Usage(format!(
-            "cluster size {size} is not in 2..=64"
-        )));
-    }
-    if !(1..=16).contains(&endpoints) {
-        return Err(LaunchError::Usage(format!(
-            "{endpoints} endpoints per member is not in 1..=16"
-        )));
-    }
-    Ok(())
+    crate::limits::check_cluster_size(size)
+        .map_err(|e| LaunchError::Usage(format!("cluster {e}")))?;
+    crate::limits::check_endpoint_count(endpoints).map_err(|e| LaunchError::Usage(e.to_string()))
 }
 
 /// `<prefix>-<8 random hex digits>`.

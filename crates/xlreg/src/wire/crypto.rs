@@ -512,7 +512,7 @@ impl PublicKey {
     /// RSAES-OAEP encrypt with a caller-chosen 20-byte seed. Deterministic;
     /// only for reproducing test vectors (a real Hello uses a random seed).
     #[cfg(any(test, feature = "__test-vectors"))]
-#[doc(hidden)]
+    #[doc(hidden)]
     pub fn oaep_encrypt_with_seed(
         &self,
         msg: &[u8],
