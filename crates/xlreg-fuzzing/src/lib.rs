@@ -31,13 +31,11 @@ use xlreg::registry::{
 };
 use xlreg::server::dispatch::{respond, Reply};
 use xlreg::server::session::{texts, Effect, ServerSession, SessionConfig, State};
-use xlreg::wire::crypto::aes_cbc_seal;
-use xlreg::wire::framing::LEGACY_MAX_MESSAGE;
-use xlreg::wire::seal::{plausible_sealed_len, sealed_len};
+use xlreg::wire::internals::{aes_cbc_seal, plausible_sealed_len, sealed_len};
 use xlreg::wire::{
     digest_input, signed_token, verify_token, DecimalVersion, Framing, Hello, HelloReply, NodeId,
     PrivateKey, PublicKey, Reassembler, SessionKey, Tag, Token, Which, XlRegMsg, EXT_VERSION,
-    GO_SERVER_VERSION,
+    GO_SERVER_VERSION, LEGACY_MAX_MESSAGE,
 };
 
 /// A fuzz target: arbitrary bytes in, panics on a finding.

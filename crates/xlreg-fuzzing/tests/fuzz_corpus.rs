@@ -222,7 +222,7 @@ fn legacy_reply_budget_keeps_every_limit() {
     use std::sync::Arc;
     use xlreg::registry::{Answer, GetCluster, Members, Request, Selection};
     use xlreg::server::session::{Effect, ServerSession, SessionConfig};
-    use xlreg::wire::seal::sealed_len;
+    use xlreg::wire::internals::sealed_len;
     use xlreg::wire::{Framing, NodeId, Token, Which, XlRegMsg, GO_SERVER_VERSION};
 
     let cid = NodeId::from_bytes(&[7; 32]).unwrap();

@@ -128,7 +128,7 @@ fn register_fut(
     let node = node.get().inner.clone();
     let opts = guard(|| client_options(timeout))?;
     Ok(Box::pin(async move {
-        Ok(client::boot::register(&rc, &node, &opts).await?.to_hex())
+        Ok(client::register(&rc, &node, &opts).await?.to_hex())
     }))
 }
 
@@ -192,7 +192,7 @@ fn read_members_fut(
         let reader = match reader {
             Some(r) => r,
             None => Arc::new(
-                client::boot::ephemeral_identity(NodeOptions {
+                client::ephemeral_identity(NodeOptions {
                     name: Some("reader".into()),
                     key_bits: 1024,
                     ..NodeOptions::default()
@@ -200,7 +200,7 @@ fn read_members_fut(
                 .await?,
             ),
         };
-        let list = client::boot::read_cluster(&rc, &cref, &reader, &opts).await?;
+        let list = client::read_cluster(&rc, &cref, &reader, &opts).await?;
         Ok(PyMemberList { inner: list })
     }))
 }

@@ -17,10 +17,10 @@ use serde::Serialize;
 
 use crate::cli::cred::load_cred;
 use crate::cli::{runtime, BadInput};
-use xlreg::client::boot::{self, ephemeral_identity};
-use xlreg::client::node::{NodeIdentity, NodeOptions, DEFAULT_KEY_BITS};
-use xlreg::client::view::members_table;
-use xlreg::client::{BootOptions, ClientError, ClientOptions, ClusterRef};
+use xlreg::client::{
+    ephemeral_identity, members_table, BootOptions, ClientError, ClientOptions, ClusterRef,
+    NodeIdentity, NodeOptions, DEFAULT_KEY_BITS,
+};
 use xlreg::regcred::RegCred;
 use xlreg::wire::{check_endpoint, NodeId};
 
@@ -288,7 +288,7 @@ pub fn run_register(a: RegisterArgs) -> anyhow::Result<()> {
     let (rc, opts) = a.conn.load()?;
     let node = a.node.identity()?;
     let id = runtime()?
-        .block_on(boot::register(&rc, &node, &opts))
+        .block_on(xlreg::client::register(&rc, &node, &opts))
         .map_err(|e| client_err(e, &format!("registering {}", node.name)))?;
     if a.conn.json {
         #[derive(Serialize)]
@@ -346,14 +346,14 @@ pub fn run_create(a: CreateArgs) -> anyhow::Result<()> {
                     dir.display()
                 );
             }
-            rt.block_on(boot::create_cluster_as(&rc, &admin, &spec, &opts))
+            rt.block_on(xlreg::client::create_cluster_as(&rc, &admin, &spec, &opts))
         }
         None => {
             eprintln!(
                 "note: no HOME or XDG_DATA_HOME: using a fresh admin identity \
                  (give --node-dir to keep one)"
             );
-            rt.block_on(boot::create_cluster(&rc, &spec, &opts))
+            rt.block_on(xlreg::client::create_cluster(&rc, &spec, &opts))
         }
     }
     .map_err(|e| client_err(e, &format!("creating cluster {:?}", a.name)))?;
@@ -414,7 +414,7 @@ pub fn run_join(a: JoinArgs) -> anyhow::Result<()> {
         ..BootOptions::default()
     };
     let view = runtime()?
-        .block_on(boot::boot(&rc, &cluster, &node, &opts))
+        .block_on(xlreg::client::boot(&rc, &cluster, &node, &opts))
         .map_err(|e| client_err(e, &format!("joining cluster {cluster} as {:?}", node.name)))?;
     if a.conn.json {
         println!("{}", view.to_json_string());
@@ -453,7 +453,7 @@ pub fn run_members(a: MembersArgs) -> anyhow::Result<()> {
                 ..NodeOptions::default()
             })
             .await?;
-            boot::read_cluster(&rc, &cluster, &reader, &opts).await
+            xlreg::client::read_cluster(&rc, &cluster, &reader, &opts).await
         })
         .map_err(|e| {
             let go_refusal = e.server_text() == Some("invalid msg type for current state");

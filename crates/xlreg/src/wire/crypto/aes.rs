@@ -8,8 +8,6 @@ use super::{ossl, WireError};
 
 /// AES block size; also the IV length.
 pub const BLOCK: usize = 16;
-/// AES-256 key length.
-pub const AES_KEY_LEN: usize = 32;
 
 /// AES-256-CBC encrypt `plaintext` after strict PKCS#7 padding to 16.
 pub fn aes_cbc_seal(key: &[u8; 32], iv: &[u8; 16], plaintext: &[u8]) -> Vec<u8> {
@@ -121,6 +119,7 @@ fn aes_cbc_symm(
     Ok(out)
 }
 
+#[cfg(feature = "__test-vectors")]
 pub use openssl::symm::Mode as AesMode;
 
 #[cfg(test)]

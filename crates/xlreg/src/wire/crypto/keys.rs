@@ -266,7 +266,11 @@ impl PublicKey {
         }
     }
 
-    pub(super) fn from_components(n: &[u8], e: &[u8], limits: &KeyLimits) -> Result<Self, WireError> {
+    pub(super) fn from_components(
+        n: &[u8],
+        e: &[u8],
+        limits: &KeyLimits,
+    ) -> Result<Self, WireError> {
         limits.check(n, e)?;
         let n = BigNum::from_slice(n).map_err(ossl("bignum"))?;
         let e = BigNum::from_slice(e).map_err(ossl("bignum"))?;

@@ -24,7 +24,8 @@ mod formats;
 mod keys;
 
 pub use aes::*;
-pub use formats::*;
+#[cfg(any(test, feature = "__test-vectors"))]
+pub use formats::spki_der_from_parts;
 pub use keys::*;
 
 fn ossl(what: &str) -> impl FnOnce(openssl::error::ErrorStack) -> WireError + '_ {
