@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
-use xlreg::client::{
-    self, BootOptions, ClientOptions, ClusterRef, ClusterSpec, NodeIdentity, NodeOptions,
-};
+use xlreg::client::{self, BootOptions, ClientOptions, ClusterRef, ClusterSpec, NodeIdentity};
 use xlreg::regcred::RegCred;
 use xlreg::wire::NodeId;
 
@@ -191,14 +189,8 @@ fn read_members_fut(
     Ok(Box::pin(async move {
         let reader = match reader {
             Some(r) => r,
-            None => Arc::new(
-                client::ephemeral_identity(NodeOptions {
-                    name: Some("reader".into()),
-                    key_bits: 1024,
-                    ..NodeOptions::default()
-                })
-                .await?,
-            ),
+            // The process's shared reader, made on the first read.
+            None => Arc::new(client::reader_identity().await?),
         };
         let list = client::read_cluster(&rc, &cref, &reader, &opts).await?;
         Ok(PyMemberList { inner: list })

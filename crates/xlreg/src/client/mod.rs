@@ -44,7 +44,8 @@ use crate::wire::{Tag, WireError};
 // submodules are crate-private (one concern per file, not a namespace).
 pub use boot::{
     boot, boot_in_turn, create_cluster, create_cluster_as, ephemeral_identity, read_cluster,
-    read_members, register, BootOptions, JoinTurn,
+    read_members, reader_identity, reader_options, register, BootOptions, JoinTurn,
+    READER_KEY_BITS,
 };
 pub use connection::{ClientOptions, Connection, FAILOVER_CONNECT_TIMEOUT};
 pub use node::{
