@@ -18,25 +18,34 @@
 //! The `xlreg` command, benchmarks and fuzz targets live in other crates of
 //! the workspace.
 #![warn(missing_docs)]
+// docs.rs (nightly, `--cfg docsrs`): "available on crate feature X" badges.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 mod error_chain;
 mod fsutil;
 pub mod goconfig;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 pub mod limits;
 #[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod metrics;
 #[cfg(feature = "peer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "peer")))]
 pub mod peer;
 pub mod regcred;
 #[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod registry;
 #[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 pub mod wire;
 

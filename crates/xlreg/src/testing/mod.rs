@@ -346,7 +346,7 @@ impl Timings {
 /// Each of its endpoints is a socket already listening on 127.0.0.1, bound
 /// before the member joined (so peers that learn the endpoint can connect
 /// at once). Serve on one with [`LocalMember::take_listener`] (a
-/// [`tokio::net::TcpListener`]) or [`LocalMember::take_std_listener`]; the
+/// [`tokio::net::TcpListener`](https://docs.rs/tokio/1/tokio/net/struct.TcpListener.html)) or [`LocalMember::take_std_listener`]; the
 /// sockets not taken close with the member.
 #[derive(Debug)]
 pub struct LocalMember {
@@ -376,7 +376,7 @@ impl LocalMember {
     }
 
     /// Take the socket listening on endpoint `i` as a
-    /// [`tokio::net::TcpListener`], ready to `accept().await`. Call it from
+    /// [`tokio::net::TcpListener`](https://docs.rs/tokio/1/tokio/net/struct.TcpListener.html), ready to `accept().await`. Call it from
     /// inside a tokio runtime; outside one, or for an endpoint that does
     /// not exist or was already taken, it is an error naming the endpoint.
     pub fn take_listener(&mut self, i: usize) -> std::io::Result<tokio::net::TcpListener> {
