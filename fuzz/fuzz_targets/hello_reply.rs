@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| xlreg::fuzzing::hello_reply(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| xlreg_fuzzing::hello_reply(data));

@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| xlreg::fuzzing::server_session(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| xlreg_fuzzing::server_session(data));

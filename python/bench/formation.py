@@ -5,8 +5,10 @@ Run from the repository (after ``pip install ./python``)::
     python python/bench/formation.py [--runs 5] [--size 64] [--key-bits 1024]
 
 Both figures come from this run on this machine. The Rust row is ``xlreg
-bench formation`` run by the wheel's own ``xlreg`` command (same build), once before and
-once after the Python rows; the ratios are against the mean of the two. The
+bench formation`` run by the release build of the ``xlreg`` command (the wheel's
+embedded CLI has no benchmarks): ``$XLREG_BIN`` if set, else
+``cargo build --release -p xlreg-cli`` is run first and its binary used. It runs once
+before and once after the Python rows; the ratios are against the mean of the two. The
 Python rows do what that benchmark does: one in-process registry
 (``xlreg.testing.LocalRegistry``), keys made beforehand, per run a new
 cluster created first, then every member boots at once — from 64 Python
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import statistics
@@ -27,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Callable, List
 
 import xlreg
@@ -37,9 +41,20 @@ ROW_BUDGET_S = 20.0
 TARGET = 1.5
 
 
+@functools.lru_cache(maxsize=None)
+def rust_xlreg() -> str:
+    """The release `xlreg` binary with benchmarks: $XLREG_BIN, else built now."""
+    if os.environ.get("XLREG_BIN"):
+        return os.environ["XLREG_BIN"]
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "xlreg-cli"], cwd=root, check=True)
+    target = Path(os.environ.get("CARGO_TARGET_DIR", root / "target"))
+    return str(target / "release" / "xlreg")
+
+
 def rust_median_ms(size: int, key_bits: int, runs: int) -> float:
     p = subprocess.run(
-        [sys.executable, "-m", "xlreg", "bench", "formation", "--sizes", str(size),
+        [rust_xlreg(), "bench", "formation", "--sizes", str(size),
          "--key-bits", str(key_bits), "--runs", str(runs), "--json"],
         capture_output=True, text=True, timeout=120,
     )

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 import xlreg
-from xlreg import _xlreg
 from xlreg.testing import LocalRegistry
 
 
@@ -183,24 +182,6 @@ def test_up_env_without_the_variables_names_the_missing_one(monkeypatch: pytest.
     with pytest.raises(xlreg.UsageError) as ei:
         xlreg.UpEnv.from_env()
     assert "XLREG_" in str(ei.value)
-
-
-@pytest.mark.parametrize("where", ["call", "blocking"])
-def test_a_rust_panic_is_an_internal_error_not_a_crash(where: str) -> None:
-    with pytest.raises(xlreg.InternalError) as ei:
-        _xlreg._panic_for_tests(where)
-    assert f"test panic ({where})" in str(ei.value)
-    # The interpreter and the runtime still work.
-    assert xlreg.Node.generate(key_bits=1024).id
-
-
-def test_a_rust_panic_in_an_awaitable_is_an_internal_error() -> None:
-    async def main() -> None:
-        await _xlreg._panic_for_tests("async")
-
-    with pytest.raises(xlreg.InternalError) as ei:
-        asyncio.run(main())
-    assert "test panic (async)" in str(ei.value)
 
 
 def test_async_flows_raise_the_same_exceptions() -> None:

@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use xlreg::client::boot::{boot, create_cluster_as};
+use xlreg::client::{boot, create_cluster_as};
 use xlreg::client::{BootOptions, ClientOptions, ClusterRef, ClusterSpec};
 use xlreg::regcred::RegCred;
 use xlreg::testing::{keys, member_identity};
@@ -159,7 +159,7 @@ async fn wait_text(c: &Client, css: &str, want: &str) {
     panic!("{css}: wanted {want:?}, last saw {last:?}");
 }
 
-fn member(name: &str) -> xlreg::client::node::NodeIdentity {
+fn member(name: &str) -> xlreg::client::NodeIdentity {
     let k = || keys::generate_key(1024, keys::KeyGen::Fast).unwrap();
     member_identity(name, k(), k(), vec!["127.0.0.1:9".into()]).unwrap()
 }

@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
-use xlreg::client::{
-    self, BootOptions, ClientOptions, ClusterRef, ClusterSpec, NodeIdentity, NodeOptions,
-};
+use xlreg::client::{self, BootOptions, ClientOptions, ClusterRef, ClusterSpec, NodeIdentity};
 use xlreg::regcred::RegCred;
 use xlreg::wire::NodeId;
 
@@ -104,9 +102,9 @@ static ADMIN: tokio::sync::OnceCell<Arc<NodeIdentity>> = tokio::sync::OnceCell::
 async fn process_admin() -> Result<Arc<NodeIdentity>, Failure> {
     let admin = ADMIN
         .get_or_try_init(|| async {
-            let n = client::boot::ephemeral_identity(NodeOptions {
+            let n = client::ephemeral_identity(client::NodeOptions {
                 name: Some("admin".into()),
-                ..NodeOptions::default()
+                ..client::NodeOptions::default()
             })
             .await?;
             Ok::<_, Failure>(Arc::new(n))
@@ -162,7 +160,7 @@ fn create_cluster_fut(
             Some(a) => a,
             None => process_admin().await?,
         };
-        let info = client::boot::create_cluster_as(&rc, &admin, &spec, &opts).await?;
+        let info = client::create_cluster_as(&rc, &admin, &spec, &opts).await?;
         check_created(&info, &name, size, endpoints, exist_ok)?;
         Ok(PyClusterInfo {
             inner: info,
@@ -180,7 +178,7 @@ fn register_fut(
     let node = node.get().inner.clone();
     let opts = guard(|| client_options(timeout))?;
     Ok(Box::pin(async move {
-        Ok(client::boot::register(&rc, &node, &opts).await?.to_hex())
+        Ok(client::register(&rc, &node, &opts).await?.to_hex())
     }))
 }
 
@@ -243,16 +241,10 @@ fn read_members_fut(
     Ok(Box::pin(async move {
         let reader = match reader {
             Some(r) => r,
-            None => Arc::new(
-                client::boot::ephemeral_identity(NodeOptions {
-                    name: Some("reader".into()),
-                    key_bits: 1024,
-                    ..NodeOptions::default()
-                })
-                .await?,
-            ),
+            // The process's shared reader, made on the first read.
+            None => Arc::new(client::reader_identity().await?),
         };
-        let list = client::boot::read_cluster(&rc, &cref, &reader, &opts).await?;
+        let list = client::read_cluster(&rc, &cref, &reader, &opts).await?;
         Ok(PyMemberList { inner: list })
     }))
 }

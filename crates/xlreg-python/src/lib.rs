@@ -21,24 +21,6 @@ mod view;
 
 use pyo3::prelude::*;
 
-/// Test hook: panic in Rust, `where` = `call` (in the calling thread),
-/// `blocking` (in a task a blocking call waits for) or `async` (in a task
-/// an awaitable wraps). Proves a panic becomes `xlreg.InternalError`
-/// instead of aborting the interpreter.
-#[pyfunction]
-fn _panic_for_tests<'py>(py: Python<'py>, r#where: &str) -> PyResult<Bound<'py, PyAny>> {
-    let boom = |w: &str| -> Result<(), errors::Failure> { panic!("test panic ({w})") };
-    match r#where {
-        "call" => errors::guard(|| boom("call")).map(|()| py.None().into_bound(py)),
-        "blocking" => runtime::block_on(py, async move { boom("blocking") })
-            .map(|()| py.None().into_bound(py)),
-        "async" => runtime::awaitable(py, async move { boom("async") }),
-        other => Err(errors::usage(format!(
-            "where={other:?}: expected \"call\", \"blocking\" or \"async\""
-        ))),
-    }
-}
-
 /// The extension module.
 #[pymodule]
 fn _xlreg(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -69,7 +51,6 @@ fn _xlreg(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(peer::_peer_connect_anonymous, m)?)?;
     m.add_function(wrap_pyfunction!(peer::_peer_connect_anonymous_async, m)?)?;
     m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
-    m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

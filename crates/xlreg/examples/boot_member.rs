@@ -24,8 +24,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use xlreg::client::node::{NodeIdentity, NodeOptions};
 use xlreg::client::{blocking, BootOptions, ClusterRef};
+use xlreg::client::{NodeIdentity, NodeOptions};
 use xlreg::regcred::RegCred;
 
 fn arg_or_env(args: &[String], i: usize, var: &str) -> Option<String> {

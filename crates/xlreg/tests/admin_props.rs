@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use xlreg::client::boot::create_cluster_as;
+use xlreg::client::create_cluster_as;
 use xlreg::client::{ClientOptions, ClusterSpec};
 use xlreg::http::{AdminToken, HttpConfig, HttpServer};
 use xlreg::server::limits::{RegistrationLimiter, MAX_TRACKED};

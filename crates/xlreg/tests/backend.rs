@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use xlreg::client::boot::{boot, create_cluster_as};
+use xlreg::client::{boot, create_cluster_as};
 use xlreg::client::{BootOptions, ClientOptions, ClusterRef, ClusterSpec};
 use xlreg::registry::{
     Answer, Backend, BackendError, BoxFuture, Change, ClusterTarget, IdOwner, Registry, Request,

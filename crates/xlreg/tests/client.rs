@@ -6,10 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use xlreg::client::node::{NodeIdentity, NodeOptions};
 use xlreg::client::{
     self, BootOptions, ClientError, ClientOptions, ClusterRef, ClusterSpec, ClusterView, Session,
 };
+use xlreg::client::{NodeIdentity, NodeOptions};
 use xlreg::regcred::RegCred;
 use xlreg::server::{Server, ServerConfig};
 use xlreg::wire::{Framing, NodeId};
@@ -44,7 +44,7 @@ async fn admin() -> NodeIdentity {
 }
 
 async fn create(rc: &RegCred, name: &str, size: u32) -> NodeId {
-    let info = client::boot::create_cluster_as(
+    let info = client::create_cluster_as(
         rc,
         &admin().await,
         &ClusterSpec::new(name, size).endpoints(2),

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use xlreg::client::boot::{boot, create_cluster_as};
+use xlreg::client::{boot, create_cluster_as};
 use xlreg::client::{BootOptions, ClientOptions, ClusterRef, ClusterSpec};
 use xlreg::registry::{BackendExt, ClusterTarget, GetCluster};
 use xlreg::server::ServerConfig;

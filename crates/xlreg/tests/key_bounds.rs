@@ -8,7 +8,7 @@ mod raw;
 use std::time::Duration;
 
 use raw::*;
-use xlreg::wire::crypto::spki_der_from_parts;
+use xlreg::wire::internals::spki_der_from_parts;
 use xlreg::wire::{PrivateKey, Token, XlRegMsg};
 
 /// An odd made-up modulus of exactly `bits` bits (not a product of primes:

@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use xlreg::client::boot::{boot, create_cluster_as};
-use xlreg::client::node::NodeIdentity;
-use xlreg::client::session::Session;
+use xlreg::client::NodeIdentity;
+use xlreg::client::Session;
+use xlreg::client::{boot, create_cluster_as};
 use xlreg::client::{BootOptions, ClientError, ClientOptions, ClusterRef, ClusterSpec};
 use xlreg::http::{AdminToken, HttpConfig, HttpServer};
 use xlreg::regcred::RegCred;

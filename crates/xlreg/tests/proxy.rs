@@ -132,7 +132,7 @@ async fn boot_three_through(mode: Mode, legacy: bool) {
         ..Default::default()
     };
     let admin = node("admin", raw::keys(7), 1);
-    let info = client::boot::create_cluster_as(
+    let info = client::create_cluster_as(
         &rc,
         &admin,
         &client::ClusterSpec::new("through-proxy", 3),
@@ -200,7 +200,7 @@ async fn a_64_member_view_with_2048_bit_keys_arrives_through_both_proxies() {
     .unwrap();
     let admin = node("admin", raw::keys(7), 1);
     let direct = ClientOptions::default();
-    let info = client::boot::create_cluster_as(
+    let info = client::create_cluster_as(
         &rc,
         &admin,
         &client::ClusterSpec::new("big", 64).endpoints(2),

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use xlreg::goconfig::GoRegistryConfig;
 use xlreg::regcred::RegCred;
-use xlreg::wire::crypto::{aes_cbc_raw, sha1, AesMode};
+use xlreg::wire::internals::{aes_cbc_raw, sha1, AesMode};
 use xlreg::wire::{
     digest_input, verify_token, DecimalVersion, Hello, HelloReply, PrivateKey, PublicKey,
     SessionKey, Tag, Token, WireError, XlRegMsg,
@@ -533,7 +533,7 @@ mod legacy {
             data
         );
         // reply-data is correctly PKCS#7 padded: the strict opener takes it.
-        let opened = xlreg::wire::crypto::aes_cbc_open(&key1, &iv1, &enc).unwrap();
+        let opened = xlreg::wire::internals::aes_cbc_open(&key1, &iv1, &enc).unwrap();
         assert_eq!(opened, data[..68]);
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{measure_bounded, Stats};
-use xlreg::wire::crypto::random_bytes;
+use xlreg::wire::random_bytes;
 use xlreg::wire::{PrivateKey, PublicKey, SessionKey, WireError};
 
 /// Wall-time budget of one row; a row stops early when it is used up.

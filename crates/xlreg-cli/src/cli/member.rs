@@ -17,10 +17,10 @@ use serde::Serialize;
 
 use crate::cli::cred::load_cred;
 use crate::cli::{runtime, BadInput};
-use xlreg::client::boot::{self, ephemeral_identity};
-use xlreg::client::node::{NodeIdentity, NodeOptions, DEFAULT_KEY_BITS};
-use xlreg::client::view::members_table;
-use xlreg::client::{BootOptions, ClientError, ClientOptions, ClusterRef};
+use xlreg::client::{
+    members_table, BootOptions, ClientError, ClientOptions, ClusterRef, NodeIdentity, NodeOptions,
+    DEFAULT_KEY_BITS,
+};
 use xlreg::regcred::RegCred;
 use xlreg::wire::{check_endpoint, NodeId};
 
@@ -157,6 +157,17 @@ pub struct CreateArgs {
 /// XDG data directory (`$XDG_DATA_HOME`, if absolute, else
 /// `$HOME/.local/share`), subdirectory `xlreg/admin`.
 pub fn default_admin_dir() -> Option<PathBuf> {
+    Some(data_dir()?.join("admin"))
+}
+
+/// Where `xlreg members` keeps its reader identity: `xlreg/reader` beside
+/// the admin identity (1024-bit keys, made on the first read).
+pub fn default_reader_dir() -> Option<PathBuf> {
+    Some(data_dir()?.join("reader"))
+}
+
+/// `$XDG_DATA_HOME/xlreg` (if absolute), else `$HOME/.local/share/xlreg`.
+fn data_dir() -> Option<PathBuf> {
     let data = match std::env::var_os("XDG_DATA_HOME").map(PathBuf::from) {
         Some(p) if p.is_absolute() => p,
         _ => {
@@ -167,13 +178,28 @@ pub fn default_admin_dir() -> Option<PathBuf> {
             home.join(".local/share")
         }
     };
-    Some(data.join("xlreg").join("admin"))
+    Some(data.join("xlreg"))
 }
 
 /// Load the administrator identity in `dir`, generating it on first use.
 /// An exclusive lock on `dir/lock` keeps two first `create`s from writing
 /// two half identities.
 fn admin_identity(dir: &std::path::Path) -> anyhow::Result<(NodeIdentity, bool)> {
+    let opts = NodeOptions {
+        name: Some("admin".into()),
+        endpoints: None,
+        key_bits: DEFAULT_KEY_BITS,
+    };
+    kept_identity(dir, "admin", opts)
+}
+
+/// Load the identity kept in `dir` for `role` (admin, reader), generating
+/// it with `new` on first use, under the same lock.
+fn kept_identity(
+    dir: &std::path::Path,
+    role: &str,
+    new: NodeOptions,
+) -> anyhow::Result<(NodeIdentity, bool)> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let bad = |what: String| -> anyhow::Error { BadInput(what).into() };
@@ -181,7 +207,7 @@ fn admin_identity(dir: &std::path::Path) -> anyhow::Result<(NodeIdentity, bool)>
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| bad(format!("admin identity directory {}: {e}", dir.display())))?;
+        .map_err(|e| bad(format!("{role} identity directory {}: {e}", dir.display())))?;
     let lock_path = dir.join("lock");
     let lock = std::fs::OpenOptions::new()
         .write(true)
@@ -195,21 +221,13 @@ fn admin_identity(dir: &std::path::Path) -> anyhow::Result<(NodeIdentity, bool)>
         let e = std::io::Error::last_os_error();
         return Err(bad(format!("{}: {e}", lock_path.display())));
     }
-    let opts = NodeOptions {
-        name: None,
-        endpoints: None,
-        key_bits: DEFAULT_KEY_BITS,
-    };
     let opts = if dir.join("node.json").exists() {
-        opts
+        NodeOptions { name: None, ..new }
     } else {
-        NodeOptions {
-            name: Some("admin".into()),
-            ..opts
-        }
+        new
     };
     let r = NodeIdentity::load_or_create(dir, &opts)
-        .map_err(|e| bad(format!("admin identity: {e}")))?;
+        .map_err(|e| bad(format!("{role} identity: {e}")))?;
     drop(lock);
     Ok(r)
 }
@@ -288,7 +306,7 @@ pub fn run_register(a: RegisterArgs) -> anyhow::Result<()> {
     let (rc, opts) = a.conn.load()?;
     let node = a.node.identity()?;
     let id = runtime()?
-        .block_on(boot::register(&rc, &node, &opts))
+        .block_on(xlreg::client::register(&rc, &node, &opts))
         .map_err(|e| client_err(e, &format!("registering {}", node.name)))?;
     if a.conn.json {
         #[derive(Serialize)]
@@ -346,14 +364,14 @@ pub fn run_create(a: CreateArgs) -> anyhow::Result<()> {
                     dir.display()
                 );
             }
-            rt.block_on(boot::create_cluster_as(&rc, &admin, &spec, &opts))
+            rt.block_on(xlreg::client::create_cluster_as(&rc, &admin, &spec, &opts))
         }
         None => {
             eprintln!(
                 "note: no HOME or XDG_DATA_HOME: using a fresh admin identity \
                  (give --node-dir to keep one)"
             );
-            rt.block_on(boot::create_cluster(&rc, &spec, &opts))
+            rt.block_on(xlreg::client::create_cluster(&rc, &spec, &opts))
         }
     }
     .map_err(|e| client_err(e, &format!("creating cluster {:?}", a.name)))?;
@@ -414,7 +432,7 @@ pub fn run_join(a: JoinArgs) -> anyhow::Result<()> {
         ..BootOptions::default()
     };
     let view = runtime()?
-        .block_on(boot::boot(&rc, &cluster, &node, &opts))
+        .block_on(xlreg::client::boot(&rc, &cluster, &node, &opts))
         .map_err(|e| client_err(e, &format!("joining cluster {cluster} as {:?}", node.name)))?;
     if a.conn.json {
         println!("{}", view.to_json_string());
@@ -446,14 +464,19 @@ pub fn run_members(a: MembersArgs) -> anyhow::Result<()> {
         (None, id) => ClusterRef::Id(parse_id(id.unwrap_or_default())?),
     };
     let (rc, opts) = a.conn.load()?;
+    // The reader identity kept under the data directory (made once, like
+    // the admin one), else the process's shared one.
+    let kept = match default_reader_dir() {
+        Some(dir) => Some(kept_identity(&dir, "reader", xlreg::client::reader_options())?.0),
+        None => None,
+    };
     let list = runtime()?
         .block_on(async {
-            let reader = ephemeral_identity(NodeOptions {
-                name: Some(format!("reader-{}", &NodeIdentity::default_name())),
-                ..NodeOptions::default()
-            })
-            .await?;
-            boot::read_cluster(&rc, &cluster, &reader, &opts).await
+            let reader = match kept {
+                Some(r) => r,
+                None => xlreg::client::reader_identity().await?,
+            };
+            xlreg::client::read_cluster(&rc, &cluster, &reader, &opts).await
         })
         .map_err(|e| {
             let go_refusal = e.server_text() == Some("invalid msg type for current state");

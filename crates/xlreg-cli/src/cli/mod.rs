@@ -7,6 +7,7 @@ pub mod serve;
 use clap::{Parser, Subcommand};
 
 pub mod admin;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod cred;
 pub mod fdlimit;
@@ -48,6 +49,7 @@ enum Command {
     /// and N members, in-process or as N copies of a program (`-- CMD`).
     Up(up::UpArgs),
     /// Measure this machine (crypto costs, ...).
+    #[cfg(feature = "bench")]
     Bench(bench::BenchArgs),
     /// Registry storage tools (copy a SQLite registry into PostgreSQL).
     Store(store::StoreArgs),
@@ -84,7 +86,7 @@ where
     // `up` and `bench` embed a registry whose per-session info lines
     // would bury the table (and cost time): unless a level was chosen,
     // they log warnings only.
-    let quiet = matches!(cli.command, Command::Up(_) | Command::Bench(_))
+    let quiet = is_up_or_bench(&cli.command)
         && cli.log == "info"
         && std::env::var_os("XLREG_LOG").is_none();
     init_logging(if quiet { "warn" } else { &cli.log });
@@ -104,6 +106,16 @@ where
 /// An error and its causes on one line.
 pub fn one_line(e: &anyhow::Error) -> String {
     format!("{e:#}").replace('\n', " ")
+}
+
+/// `up` and `bench` (when built) log warnings only unless asked.
+fn is_up_or_bench(command: &Command) -> bool {
+    match command {
+        Command::Up(_) => true,
+        #[cfg(feature = "bench")]
+        Command::Bench(_) => true,
+        _ => false,
+    }
 }
 
 fn init_logging(filter: &str) {
@@ -165,6 +177,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Join(a) => member::run_join(a),
         Command::Members(a) => member::run_members(a),
         Command::Up(a) => up::run(a),
+        #[cfg(feature = "bench")]
         Command::Bench(a) => bench::run(a),
         Command::Store(a) => store::run(a),
         Command::Admin(a) => admin::run(a),

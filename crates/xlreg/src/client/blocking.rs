@@ -71,6 +71,12 @@ pub fn read_cluster(
     run(boot::read_cluster(regcred, cluster, reader, opts))
 }
 
+/// Blocking [`reader_identity`](super::reader_identity): the process's
+/// shared reader identity, made on first use.
+pub fn reader_identity() -> Result<NodeIdentity, ClientError> {
+    run(boot::reader_identity())
+}
+
 /// Blocking [`boot::ephemeral_identity`]: a fresh in-memory identity.
 pub fn ephemeral_identity(opts: NodeOptions) -> Result<NodeIdentity, ClientError> {
     NodeIdentity::generate(&opts)

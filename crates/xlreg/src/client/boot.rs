@@ -507,8 +507,40 @@ async fn read_session(
     })
 }
 
-/// A fresh in-memory identity (for [`read_members`] or a throw-away
-/// member), generated off the async threads.
+/// The identity to read clusters with ([`read_cluster`],
+/// [`read_members`]): made once per process and shared, so only the first
+/// read pays for key generation.
+///
+/// What a reader's identity should be: a reader registers SOLO|EPHEMERAL
+/// for the one session of its read, joins nothing, and no peer ever uses
+/// its keys, so any valid identity will do and nothing about it needs to
+/// last. This one is named `reader`, has no endpoints and keys of
+/// [`READER_KEY_BITS`] (the smallest a registry accepts), which makes it
+/// cheap to generate. A program that reads as a member it already has may
+/// pass that member's identity instead.
+pub async fn reader_identity() -> Result<NodeIdentity, ClientError> {
+    static READER: tokio::sync::OnceCell<NodeIdentity> = tokio::sync::OnceCell::const_new();
+    READER
+        .get_or_try_init(|| generate_blocking(reader_options()))
+        .await
+        .cloned()
+}
+
+/// Modulus size of [`reader_identity`]'s keys, bits.
+pub const READER_KEY_BITS: u32 = crate::wire::MIN_MODULUS_BITS;
+
+/// The options [`reader_identity`] generates with (a CLI that keeps a
+/// reader identity on disk uses the same).
+pub fn reader_options() -> NodeOptions {
+    NodeOptions {
+        name: Some("reader".into()),
+        endpoints: None,
+        key_bits: READER_KEY_BITS,
+    }
+}
+
+/// A fresh in-memory identity (for a throw-away member), generated off the
+/// async threads. To read clusters, [`reader_identity`] is cheaper.
 pub async fn ephemeral_identity(opts: NodeOptions) -> Result<NodeIdentity, ClientError> {
     generate_blocking(opts).await
 }

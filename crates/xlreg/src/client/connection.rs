@@ -195,12 +195,29 @@ impl Connection {
                     what: format!("waiting for the HelloReply from {addr}"),
                     after: opts.io_timeout,
                 })?
-                .map_err(|e| ClientError::Io {
-                    what: "reading the HelloReply from".into(),
-                    addr: addr.clone(),
-                    source: e,
+                .map_err(|e| {
+                    if let Some(e) = not_a_registry(&addr, &wire[..got]) {
+                        return e;
+                    }
+                    let what = if e.kind() == std::io::ErrorKind::ConnectionReset {
+                        format!(
+                            "reading the HelloReply (expected {HELLO_REPLY_LEN} bytes, the \
+                             connection was reset after {got}: is this the port of an xlReg \
+                             registry?) from"
+                        )
+                    } else {
+                        "reading the HelloReply from".into()
+                    };
+                    ClientError::Io {
+                        what,
+                        addr: addr.clone(),
+                        source: e,
+                    }
                 })?;
             if n == 0 {
+                if let Some(e) = not_a_registry(&addr, &wire[..got]) {
+                    return Err(e);
+                }
                 return Err(ClientError::Closed {
                     what: format!(
                         "after {got} of {HELLO_REPLY_LEN} bytes of the HelloReply \
@@ -213,7 +230,9 @@ impl Connection {
             got += n;
         }
         let reply = HelloReply::open(&hello.key1, &wire).map_err(|e| {
-            ClientError::BadReply(format!("HelloReply from {addr} does not open: {e}"))
+            not_a_registry(&addr, &wire).unwrap_or_else(|| {
+                ClientError::BadReply(format!("HelloReply from {addr} does not open: {e}"))
+            })
         })?;
         let framing = Framing::client_negotiate(proposed, reply.version);
         tracing::debug!(%addr, server_version = %reply.version, ?framing, "session established");
@@ -338,6 +357,25 @@ async fn write_all(
             addr: addr.to_string(),
             source: e,
         })
+}
+
+/// An error saying what answered instead of a registry, when the first
+/// bytes read after the Hello show it (a regcred pointing at the HTTP side
+/// door or another web server): they start with `HTTP/`.
+fn not_a_registry(addr: &str, got: &[u8]) -> Option<ClientError> {
+    if !got.starts_with(b"HTTP/") {
+        return None;
+    }
+    let line = got
+        .split(|&b| b == b'\r' || b == b'\n')
+        .next()
+        .unwrap_or(got);
+    Some(ClientError::BadReply(format!(
+        "{addr} is not an xlReg registry (it answered like an HTTP server: {:?}); \
+         a registry answers a Hello with a {HELLO_REPLY_LEN}-byte HelloReply: \
+         check the endpoint in the regcred",
+        String::from_utf8_lossy(line)
+    )))
 }
 
 #[cfg(test)]
@@ -551,6 +589,64 @@ mod tests {
         assert!(e.to_string().contains(&addr.to_string()), "{e}");
         assert!(t0.elapsed() < Duration::from_secs(3));
         keep.abort();
+    }
+
+    /// A fake server that reads the Hello and answers `reply`, then closes.
+    async fn answering(reply: &'static [u8]) -> std::net::SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            // The Hello (its length is the regcred key's size).
+            let mut hello = [0u8; 1024];
+            let _ = s.read(&mut hello).await;
+            let _ = s.write_all(reply).await;
+            let _ = s.shutdown().await;
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn an_http_server_at_the_regcred_endpoint_is_named_as_not_a_registry() {
+        // Short (EOF before 64 bytes) and long (64 bytes that do not open).
+        let short: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\r\n";
+        let long: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\
+                            date: Thu, 03 Dec 2026 08:00:00 GMT\r\n\r\n";
+        assert!(short.len() < HELLO_REPLY_LEN && long.len() > HELLO_REPLY_LEN);
+        for reply in [short, long] {
+            let addr = answering(reply).await;
+            let e = Session::connect(&fake::regcred_for(addr), &quick())
+                .await
+                .unwrap_err();
+            let t = e.to_string();
+            assert!(matches!(e, ClientError::BadReply(_)), "{e:?}");
+            assert!(
+                t.contains(&format!("{addr} is not an xlReg registry")),
+                "{t}"
+            );
+            assert!(t.contains("answered like an HTTP server"), "{t}");
+            assert!(t.contains("HTTP/1.1 400 Bad Request"), "{t}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reset_right_after_the_hello_asks_whether_the_port_is_a_registry() {
+        // Closing with the Hello unread makes the kernel send a reset.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            s.readable().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(s);
+        });
+        let e = Session::connect(&fake::regcred_for(addr), &quick())
+            .await
+            .unwrap_err();
+        let t = crate::ErrorChain(&e).to_string();
+        assert!(matches!(e, ClientError::Io { .. }), "{e:?}");
+        assert!(t.contains("is this the port of an xlReg registry?"), "{t}");
+        assert!(t.contains(&addr.to_string()), "{t}");
     }
 
     #[tokio::test]

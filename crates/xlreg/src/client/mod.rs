@@ -2,25 +2,25 @@
 //!
 //! Layers, bottom up:
 //!
-//! * [`connection`]: one TCP connection to a registry: Hello/HelloReply,
+//! * `connection`: one TCP connection to a registry: Hello/HelloReply,
 //!   framing negotiation, sealed messages through a
 //!   [`Reassembler`](crate::wire::Reassembler), a timeout on every
 //!   read, write and connect. It never trusts a single `read()`.
-//! * [`session`]: typed, lockstep calls (`register`, `create`, `join`,
+//! * `session`: typed, lockstep calls (`register`, `create`, `join`,
 //!   `get_members`, `bye`). Every reply's op is checked, an Error reply
 //!   becomes [`ClientError::Server`] carrying the registry's text, and the
 //!   session refuses to send what the Go server's state machine would
 //!   reject or crash on (spec §8.3–8.4: one Member first, at most one
 //!   Create and one Join, GetCluster only after a Join, nothing after Bye).
-//! * [`node`]: a member's identity (name, ID, two RSA key pairs,
+//! * `node`: a member's identity (name, ID, two RSA key pairs,
 //!   endpoints), generated once and kept in a directory so that a restarted
 //!   member keeps its ID and keys.
-//! * [`boot`](mod@boot): the one-call flows: [`create_cluster`] (from a
-//!   [`ClusterSpec`]) for an admin, [`boot()`](boot::boot) for a member
+//! * `boot`: the one-call flows: [`create_cluster`] (from a
+//!   [`ClusterSpec`]) for an admin, [`boot()`] for a member
 //!   (register, join, gather every member with backoff and a deadline,
 //!   bye) and [`read_cluster`] / [`read_members`] to look at a cluster
 //!   without joining it.
-//! * [`view`]: [`ClusterView`], what a booted member knows, and its JSON.
+//! * `view`: [`ClusterView`], what a booted member knows, and its JSON.
 //! * [`blocking`]: the same flows for scripts without an async runtime.
 //! * [`up_env`]: [`UpEnv`], what a program launched by `xlreg up -- CMD`
 //!   reads from its environment to join (needs only this feature).
@@ -29,12 +29,12 @@
 //! ([`ClientError::IncompleteCluster`]), never a silent partial success.
 
 pub mod blocking;
-pub mod boot;
-pub mod connection;
-pub mod node;
-pub mod session;
+pub(crate) mod boot;
+pub(crate) mod connection;
+pub(crate) mod node;
+pub(crate) mod session;
 pub mod up_env;
-pub mod view;
+pub(crate) mod view;
 
 #[cfg(test)]
 pub(crate) mod fake;
@@ -43,15 +43,20 @@ use std::time::Duration;
 
 use crate::wire::{Tag, WireError};
 
+// The public surface: every item at one path, `xlreg::client::X`; the
+// submodules are crate-private (one concern per file, not a namespace).
 pub use boot::{
-    boot, create_cluster, create_cluster_as, ephemeral_identity, read_cluster, read_members,
-    register, BootOptions,
+    boot, boot_in_turn, create_cluster, create_cluster_as, ephemeral_identity, read_cluster,
+    read_members, reader_identity, reader_options, register, BootOptions, JoinTurn,
+    READER_KEY_BITS,
 };
-pub use connection::{ClientOptions, Connection};
-pub use node::{attrs, NodeIdentity, NodeOptions};
+pub use connection::{ClientOptions, Connection, FAILOVER_CONNECT_TIMEOUT};
+pub use node::{
+    attrs, NodeIdentity, NodeOptions, COMMS_KEY_FILE, DEFAULT_KEY_BITS, NODE_FILE, SIG_KEY_FILE,
+};
 pub use session::{ClusterInfo, ClusterRef, ClusterSpec, MembersReply, Session};
 pub use up_env::UpEnv;
-pub use view::{ClusterView, MemberInfo, MemberList};
+pub use view::{members_table, ClusterView, MemberInfo, MemberList};
 
 /// Everything that can go wrong on the client side. Messages name what was
 /// being done and with which address, file or cluster.

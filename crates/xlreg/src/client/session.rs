@@ -20,6 +20,7 @@ use super::connection::{ClientOptions, Connection};
 use super::node::NodeIdentity;
 use super::view::MemberInfo;
 use super::{op_name, ClientError};
+use crate::limits;
 use crate::regcred::RegCred;
 use crate::wire::{DecimalVersion, Framing, NodeId, Tag, Which, XlRegMsg};
 
@@ -52,12 +53,14 @@ impl ClusterRef {
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterSpec {
-    /// Cluster name, unique in the registry (1..=255 bytes).
+    /// Cluster name, unique in the registry, 1..=256 bytes
+    /// ([`limits::MAX_CLUSTER_NAME`]).
     pub name: String,
-    /// Members (the cluster's maximum size); registries accept 2..=64.
+    /// Members (the cluster's maximum size); registries accept 2..=64
+    /// ([`limits::MIN_CLUSTER_SIZE`]..=[`limits::MAX_CLUSTER_SIZE`]).
     pub size: u32,
-    /// Endpoints each member registers (EndPointCount), 1..=16.
-    /// Default 1.
+    /// Endpoints each member registers (EndPointCount), 1..=16
+    /// ([`limits::MAX_ENDPOINT_COUNT`]). Default 1.
     pub endpoints: u32,
     /// Lifetime after the last Join or GetCluster: an xlreg registry
     /// removes the cluster then (a negotiated extension; see
@@ -88,27 +91,16 @@ impl ClusterSpec {
         self
     }
 
-    /// Refuse what a registry would clamp or reject: a size outside
-    /// 2..=64, endpoints outside 1..=16, an empty name or one over 256
-    /// bytes. The error names the field and the allowed range.
+    /// Refuse what a registry would clamp or reject (the checks of
+    /// [`limits`]): a size outside 2..=64, endpoints outside 1..=16, an
+    /// empty name or one over 256 bytes, a TTL over 10 years. The error
+    /// names the field and the allowed range.
     pub fn check(&self) -> Result<(), ClientError> {
-        let bad = |m: String| Err(ClientError::Usage(format!("cluster {:?}: {m}", self.name)));
-        if self.name.is_empty() || self.name.len() > 256 {
-            return bad(format!(
-                "the name must be 1..=256 bytes, not {}",
-                self.name.len()
-            ));
-        }
-        if !(2..=64).contains(&self.size) {
-            return bad(format!("size {} is not in 2..=64", self.size));
-        }
-        if !(1..=16).contains(&self.endpoints) {
-            return bad(format!(
-                "{} endpoints per member is not in 1..=16",
-                self.endpoints
-            ));
-        }
-        Ok(())
+        limits::check_cluster_name(self.name.as_bytes())
+            .and(limits::check_cluster_size(self.size))
+            .and(limits::check_endpoint_count(self.endpoints))
+            .and(self.ttl.map_or(Ok(()), limits::check_ttl))
+            .map_err(|e| ClientError::Usage(format!("cluster {:?}: {e}", self.name)))
     }
 }
 
@@ -520,8 +512,12 @@ pub(crate) fn parse_cluster_info(reply: &XlRegMsg, what: &str) -> Result<Cluster
         .ok_or_else(|| bad("no cluster ID".into()))?;
     let id = NodeId::from_bytes(id).map_err(|e| bad(format!("cluster ID: {e}")))?;
     let max_size = reply.cluster_max_size.unwrap_or(0);
-    if !(1..=64).contains(&max_size) {
-        return Err(bad(format!("cluster max size {max_size} is not in 1..=64")));
+    // 1: a Go registry may report a size it did not clamp.
+    if !(1..=limits::MAX_CLUSTER_SIZE).contains(&max_size) {
+        return Err(bad(format!(
+            "cluster max size {max_size} is not in 1..={}",
+            limits::MAX_CLUSTER_SIZE
+        )));
     }
     Ok(ClusterInfo {
         id,
@@ -598,10 +594,9 @@ mod tests {
     }
 
     /// The client's limits are the registry's.
-    #[cfg(feature = "server")]
     #[test]
     fn cluster_spec_limits_match_the_registry_rules() {
-        use crate::registry::rules::*;
+        use crate::limits::*;
         let ok = |n: &str, s, e| ClusterSpec::new(n, s).endpoints(e).check().is_ok();
         let long = "x".repeat(MAX_CLUSTER_NAME);
         assert!(ok(&long, MIN_CLUSTER_SIZE, 1));

@@ -414,7 +414,7 @@ impl Registry {
             id,
             name: name.into(),
             attrs,
-            max_size: max_size.clamp(MIN_CLUSTER_SIZE, MAX_CLUSTER_SIZE),
+            max_size: crate::limits::clamp_cluster_size(max_size),
             ep_count,
             members: Vec::new(),
             visible: 0,

@@ -8,14 +8,7 @@
 
 use crate::wire::{NodeId, Which};
 
-/// Smallest and largest cluster size (spec §9.2: clamp).
-pub const MIN_CLUSTER_SIZE: u32 = 2;
-/// Largest cluster size: `Which` has 64 bits.
-pub const MAX_CLUSTER_SIZE: u32 = 64;
-/// Largest accepted EndPointCount.
-pub const MAX_ENDPOINT_COUNT: u32 = 16;
-/// Longest accepted cluster name, bytes.
-pub const MAX_CLUSTER_NAME: usize = 256;
+pub use crate::limits::{MAX_CLUSTER_NAME, MAX_CLUSTER_SIZE, MAX_ENDPOINT_COUNT, MIN_CLUSTER_SIZE};
 
 /// Why a request was refused. Display is the ErrDesc sent to the client:
 /// the Go server's string where it has one (spec §10), else a clear new one.

@@ -60,11 +60,7 @@ pub mod texts {
     pub const NO_REQUEST: &str = "internal error: registry answer without a request";
 }
 
-/// Longest cluster TTL a client may ask for (10 years), seconds.
-pub const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
-
-/// Limits on what one member token may hold.
-pub const MAX_TOKEN_BYTES: usize = 8192;
+pub use crate::limits::{MAX_TOKEN_BYTES, MAX_TTL_SECS};
 
 /// How long the server keeps a connection open after Ack, for the client
 /// to close it (Go clients close right away).

@@ -357,7 +357,7 @@ impl Timings {
 /// Each of its endpoints is a socket already listening on 127.0.0.1, bound
 /// before the member joined (so peers that learn the endpoint can connect
 /// at once). Serve on one with [`LocalMember::take_listener`] (a
-/// [`tokio::net::TcpListener`]) or [`LocalMember::take_std_listener`]; the
+/// [`tokio::net::TcpListener`](https://docs.rs/tokio/1/tokio/net/struct.TcpListener.html)) or [`LocalMember::take_std_listener`]; the
 /// sockets not taken close with the member.
 #[derive(Debug)]
 pub struct LocalMember {
@@ -387,7 +387,7 @@ impl LocalMember {
     }
 
     /// Take the socket listening on endpoint `i` as a
-    /// [`tokio::net::TcpListener`], ready to `accept().await`. Call it from
+    /// [`tokio::net::TcpListener`](https://docs.rs/tokio/1/tokio/net/struct.TcpListener.html), ready to `accept().await`. Call it from
     /// inside a tokio runtime; outside one, or for an endpoint that does
     /// not exist or was already taken, it is an error naming the endpoint.
     pub fn take_listener(&mut self, i: usize) -> std::io::Result<tokio::net::TcpListener> {
@@ -698,17 +698,9 @@ fn start_faults(views: &mut [ClusterView]) -> Result<(Faults, faults::FaultNet),
 
 /// Refuse sizes the registry would clamp and endpoint counts it refuses.
 pub fn check_shape(size: u32, endpoints: u32) -> Result<(), LaunchError> {
-    if !(2..=64).contains(&size) {
-        return Err(LaunchError::Usage(format!(
-            "cluster size {size} is not in 2..=64"
-        )));
-    }
-    if !(1..=16).contains(&endpoints) {
-        return Err(LaunchError::Usage(format!(
-            "{endpoints} endpoints per member is not in 1..=16"
-        )));
-    }
-    Ok(())
+    crate::limits::check_cluster_size(size)
+        .map_err(|e| LaunchError::Usage(format!("cluster {e}")))?;
+    crate::limits::check_endpoint_count(endpoints).map_err(|e| LaunchError::Usage(e.to_string()))
 }
 
 /// `<prefix>-<8 random hex digits>`.

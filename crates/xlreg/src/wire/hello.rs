@@ -123,7 +123,8 @@ impl HelloReply {
 
     /// Seal with a given IV. Only for reproducing test vectors: a fixed IV
     /// must never be used on a real connection.
-    #[cfg(feature = "test-vectors")]
+    #[cfg(feature = "__test-vectors")]
+    #[doc(hidden)]
     pub fn seal_with_iv(&self, key1: &[u8; 32], iv: &[u8; 16]) -> Vec<u8> {
         self.seal_iv(key1, iv)
     }

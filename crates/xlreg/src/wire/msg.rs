@@ -291,7 +291,9 @@ impl XlRegMsg {
     }
 }
 
-/// Protobuf key + length overhead of one token inside `XLRegMsg.Tokens`.
+/// Protobuf key + length overhead of one token inside `XLRegMsg.Tokens`
+/// (the registry's reply-size bound uses it).
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 pub fn token_field_len(token_len: usize) -> usize {
     2 + prost::encoding::encoded_len_varint(token_len as u64) + token_len
 }

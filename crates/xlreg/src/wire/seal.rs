@@ -37,7 +37,8 @@ impl SessionKey {
 
     /// Seal with a given IV. Only for reproducing test vectors: reusing an
     /// IV leaks data.
-    #[cfg(feature = "test-vectors")]
+    #[cfg(feature = "__test-vectors")]
+    #[doc(hidden)]
     pub fn seal_body_with_iv(&self, iv: &[u8; 16], body: &[u8]) -> Vec<u8> {
         self.seal_body_iv(iv, body)
     }

@@ -50,9 +50,12 @@ pub fn run(a: UpArgs) -> anyhow::Result<()> {
         bail!(BadInput(format!("--wait {} must be in (0, 86400]", a.wait)));
     }
     if let Some(n) = &a.name {
-        if n.is_empty() || n.len() > 256 || n.chars().any(char::is_control) {
+        if xlreg::limits::check_cluster_name(n.as_bytes()).is_err()
+            || n.chars().any(char::is_control)
+        {
             bail!(BadInput(format!(
-                "--name {n:?}: 1 to 256 bytes, no control characters"
+                "--name {n:?}: 1 to {} bytes, no control characters",
+                xlreg::limits::MAX_CLUSTER_NAME
             )));
         }
     }

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use xlreg::client::node::NodeIdentity;
-use xlreg::client::session::Session;
+use xlreg::client::NodeIdentity;
+use xlreg::client::Session;
 use xlreg::client::{ClientOptions, ClusterRef};
 use xlreg::regcred::RegCred;
 use xlreg::wire::NodeId;

@@ -175,7 +175,7 @@ pub(super) async fn run(
     kids.stop().await;
     if registry.is_none() && !a.keep {
         // As member 0, whose identity the program loaded from its dir.
-        match xlreg::client::node::NodeIdentity::load(&envs[0].node_dir) {
+        match xlreg::client::NodeIdentity::load(&envs[0].node_dir) {
             Ok(first) => {
                 super::shared::delete_from_shared(&regcred, &first, cluster.id, &name).await
             }

@@ -4,13 +4,13 @@
 //! `cargo test` exercises them without cargo-fuzz.
 //!
 //! Regenerate the seed corpus (after changing an input format) with
-//! `cargo test --test fuzz_corpus -- --ignored write_seed_corpus`.
+//! `cargo test -p xlreg-fuzzing --test fuzz_corpus -- --ignored write_seed_corpus`.
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use xlreg::fuzzing::{run, seed_corpus, TARGETS};
+use xlreg_fuzzing::{run, seed_corpus, TARGETS};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
@@ -186,7 +186,7 @@ fn state_machine_seeds_reach_every_reply() {
     let mut seen = String::new();
     for f in files(&fuzz_dir().join("corpus"), "server_session") {
         let data = fs::read(&f).expect("read");
-        for line in xlreg::fuzzing::server_session_trace(&data) {
+        for line in xlreg_fuzzing::server_session_trace(&data) {
             seen.push_str(&line);
             seen.push('\n');
         }
@@ -222,7 +222,7 @@ fn legacy_reply_budget_keeps_every_limit() {
     use std::sync::Arc;
     use xlreg::registry::{Answer, GetCluster, Members, Request, Selection};
     use xlreg::server::session::{Effect, ServerSession, SessionConfig};
-    use xlreg::wire::seal::sealed_len;
+    use xlreg::wire::internals::sealed_len;
     use xlreg::wire::{Framing, NodeId, Token, Which, XlRegMsg, GO_SERVER_VERSION};
 
     let cid = NodeId::from_bytes(&[7; 32]).unwrap();
@@ -242,7 +242,7 @@ fn legacy_reply_budget_keeps_every_limit() {
                 key_limits: Default::default(),
             };
             let mut s = ServerSession::new(Framing::Legacy, Arc::new(cfg));
-            let m = XlRegMsg::member(xlreg::fuzzing::test_token(0));
+            let m = XlRegMsg::member(xlreg_fuzzing::test_token(0));
             assert!(matches!(
                 s.on_message(m),
                 Effect::Call(Request::Register { .. })

@@ -21,23 +21,21 @@ use std::task::{Context, Poll, Waker};
 
 use prost::Message;
 
-use crate::goconfig::GoRegistryConfig;
-use crate::regcred::RegCred;
-use crate::registry::rules::{MAX_CLUSTER_SIZE, MAX_ENDPOINT_COUNT, MIN_CLUSTER_SIZE};
-use crate::registry::{
+use xlreg::goconfig::GoRegistryConfig;
+use xlreg::limits::{MAX_CLUSTER_SIZE, MAX_ENDPOINT_COUNT, MIN_CLUSTER_SIZE};
+use xlreg::regcred::RegCred;
+use xlreg::registry::{
     Answer, Backend, BackendError, BackendExt, BoxFuture, Change, ClusterTarget, GetCluster,
     IdOwner, Members, Policy, Register, Registry, RegistryService, Request, Store, StoreCause,
     StoreError,
 };
-use crate::server::dispatch::{respond, Reply};
-use crate::server::session::{texts, Effect, ServerSession, SessionConfig, State};
-use crate::wire::crypto::aes_cbc_seal;
-use crate::wire::framing::LEGACY_MAX_MESSAGE;
-use crate::wire::seal::{plausible_sealed_len, sealed_len};
-use crate::wire::{
+use xlreg::server::dispatch::{respond, Reply};
+use xlreg::server::session::{texts, Effect, ServerSession, SessionConfig, State};
+use xlreg::wire::internals::{aes_cbc_seal, plausible_sealed_len, sealed_len};
+use xlreg::wire::{
     digest_input, signed_token, verify_token, DecimalVersion, Framing, Hello, HelloReply, NodeId,
     PrivateKey, PublicKey, Reassembler, SessionKey, Tag, Token, Which, XlRegMsg, EXT_VERSION,
-    GO_SERVER_VERSION,
+    GO_SERVER_VERSION, LEGACY_MAX_MESSAGE,
 };
 
 /// A fuzz target: arbitrary bytes in, panics on a finding.
@@ -466,7 +464,7 @@ pub fn session_msg(data: &[u8]) {
     }
 }
 
-fn check_body(body: &[u8], opened: Result<XlRegMsg, crate::wire::WireError>) {
+fn check_body(body: &[u8], opened: Result<XlRegMsg, xlreg::wire::WireError>) {
     let m = match XlRegMsg::from_bytes(body) {
         Ok(m) => m,
         Err(_) => {
@@ -948,7 +946,7 @@ struct World<'t> {
 
 /// Server state machine, several sessions sharing one in-memory registry.
 /// Requests go through the server's own dispatch path
-/// ([`crate::server::dispatch::respond`], the function the connection loop
+/// ([`xlreg::server::dispatch::respond`], the function the connection loop
 /// calls) on a [`RegistryService`], run to the end at once: decide,
 /// append, then commit — or roll back when a store failure is injected.
 /// Input format: see [`Cmd`].
