@@ -1,42 +1,36 @@
-"""A ring of Python members: each sends the next one a secret.
+"""A ring of Python members: each sends the next one a message over the
+members' encrypted channel (:mod:`xlreg.peer`).
 
 Run it as a cluster of 3 (or any size)::
 
     xlreg up --size 3 -- python examples/python/ring.py
 
 Each copy boots from the ``XLREG_*`` environment that ``xlreg up`` gives it,
-listens on its first endpoint, encrypts a message to the next member (by
-cluster index, wrapping around) with that member's comms key (RSA-OAEP,
-SHA-256, via ``cryptography``), sends it, and decrypts the message it
-receives from the previous member with its own private key. It exits 0 only
-if the message it received is exactly the one the previous member meant
-for it; ``xlreg up`` exits 0 only if every copy did.
+listens on its first endpoint, dials the next member (by cluster index,
+wrapping around) and sends it a message, and receives the message of the
+previous member. The channel is mutually authenticated TLS 1.3 with the
+keys the registry lists: the listener learns which member dialed it (by its
+registered sig key), the dialer that it reached the member it meant. The
+framing is ``xlreg peer ring``'s, so Rust and Python members can share a
+ring. It exits 0 only if the message it received came from the previous
+member and is the one meant for it; ``xlreg up`` exits 0 only if every copy
+did.
 """
 
 from __future__ import annotations
 
 import socket
 import sys
-import time
-
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.serialization import (
-    load_pem_private_key,
-    load_pem_public_key,
-)
+import threading
+from typing import List, Optional, Tuple
 
 import xlreg
+import xlreg.peer
 
 TIMEOUT = 30.0
-OAEP = padding.OAEP(
-    mgf=padding.MGF1(algorithm=hashes.SHA256()),
-    algorithm=hashes.SHA256(),
-    label=None,
-)
 
 
-def host_port(endpoint: str) -> tuple[str, int]:
+def host_port(endpoint: str) -> Tuple[str, int]:
     host, port = endpoint.rsplit(":", 1)
     return host, int(port)
 
@@ -45,54 +39,38 @@ def message(sender: str, receiver: str) -> bytes:
     return f"ring message from {sender} to {receiver}".encode()
 
 
-def send(endpoint: str, data: bytes) -> None:
-    """Connect (retrying until TIMEOUT: the peer may still be starting) and send."""
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        try:
-            with socket.create_connection(host_port(endpoint), timeout=TIMEOUT) as s:
-                s.sendall(data)
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
-def receive(server: socket.socket) -> bytes:
-    conn, _ = server.accept()
-    with conn:
-        conn.settimeout(TIMEOUT)
-        chunks: list[bytes] = []
-        while True:
-            b = conn.recv(65536)
-            if not b:
-                return b"".join(chunks)
-            chunks.append(b)
-
-
 def main() -> int:
     env = xlreg.UpEnv.from_env()
     node = env.node()
-    # Listen before booting: once a peer sees us in the view, we accept.
-    server = socket.create_server(host_port(node.endpoints[0]))
-    server.settimeout(TIMEOUT)
+    # Listen before booting: once a peer sees us in the view, it may dial.
+    sock = socket.create_server(host_port(node.endpoints[0]))
     view = env.boot(wait=TIMEOUT)
     size = len(view.members)
     me = view.me
-    nxt = view.member((view.self_index + 1) % size)
-    prev = view.member((view.self_index - 1) % size)
-    assert me is not None and nxt is not None and prev is not None
+    nxt = view.members[(view.self_index + 1) % size]
+    prev = view.members[(view.self_index - 1) % size]
 
-    peer_key = load_pem_public_key(nxt.comms_key_pem.encode())
-    assert isinstance(peer_key, rsa.RSAPublicKey)
-    send(nxt.endpoints[0], peer_key.encrypt(message(me.name, nxt.name), OAEP))
+    received: List[Tuple[Optional[xlreg.Member], bytes]] = []
+    with xlreg.peer.listen(view, node, sock) as listener:
 
-    data = receive(server)
-    key = load_pem_private_key(node.comms_private_key_pem.encode(), password=None)
-    assert isinstance(key, rsa.RSAPrivateKey)
-    got = key.decrypt(data, OAEP)
+        def receive() -> None:
+            with listener.accept(timeout=TIMEOUT) as conn:
+                received.append((conn.peer, xlreg.peer.recv_message(conn)))
+
+        receiver = threading.Thread(target=receive)
+        receiver.start()
+        with xlreg.peer.connect(view, node, nxt.index, timeout=TIMEOUT) as conn:
+            xlreg.peer.send_message(conn, message(me.name, nxt.name))
+        receiver.join(TIMEOUT)
+
+    if not received:
+        print(f"{me.name}: nothing arrived from {prev.name}", file=sys.stderr)
+        return 1
+    sender, got = received[0]
     want = message(prev.name, me.name)
+    if sender != prev:
+        print(f"{me.name}: the message came from {sender}, not {prev.name}", file=sys.stderr)
+        return 1
     if got != want:
         print(f"{me.name}: got {got!r}, expected {want!r}", file=sys.stderr)
         return 1

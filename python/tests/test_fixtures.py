@@ -84,7 +84,9 @@ def test_the_cluster_factory_uses_an_existing_registry_and_the_key_pool(
     assert c1.address == xlreg_registry.address
     listed = xlreg.read_members(xlreg_registry.regcred, "on-fixture")
     assert [m.id for m in listed.members] == [m.id for m in c1.members[0].view.members]
-    # A second cluster of the same size reuses the pool's keys.
+    # Once the first is shut down, a second cluster of the same size
+    # reuses the pool's keys (while both live, they get different keys).
+    c1.shutdown()
     c2 = xlreg_cluster(2, regcred=xlreg_registry.regcred)
     assert c2.keys_reused == 4 and c2.keys_generated == 0
     assert c2.cluster_id != c1.cluster_id

@@ -1,6 +1,7 @@
-"""The ring example end to end: `xlreg up --size 3 -- python
-examples/python/ring.py`, each member decrypting what its neighbour
-encrypted to its comms key."""
+"""The examples end to end: the ring (`xlreg up --size 3 -- python
+examples/python/ring.py`, each member receiving its predecessor's message
+over the encrypted channel) and the cluster client (reading the members
+and calling a Rust member, `xlreg peer listen --anonymous`)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,18 @@ import subprocess
 from pathlib import Path
 from typing import List
 
+import socket
+import sys
+
 import pytest
 
+import xlreg
+from xlreg.testing import LocalRegistry
 
-def test_the_ring_example_passes_a_secret_around_three_members(
+
+def test_the_ring_example_passes_a_message_around_three_members(
     repo: Path, xlreg_cmd: List[str], cli_env: dict
 ) -> None:
-    pytest.importorskip("cryptography")
     # PATH without this virtualenv, as for a user who did not activate it:
     # the `xlreg` script itself puts its interpreter first for the members.
     env = dict(cli_env, PATH=os.pathsep.join(["/usr/bin", "/bin"]))
@@ -46,3 +52,36 @@ def test_a_ring_member_that_fails_makes_up_fail(
     )
     assert p.returncode != 0
     assert "expected b'ring message from" in p.stderr
+
+
+def test_the_cluster_client_example_calls_a_rust_member_anonymously(
+    repo: Path, xlreg_cmd: List[str], cli_env: dict, xlreg_registry: LocalRegistry
+) -> None:
+    xlreg.create_cluster(xlreg_registry.regcred, "cc", 2)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rc = str(xlreg_registry.regcred_path)
+    rust = subprocess.Popen(
+        [*xlreg_cmd, "peer", "listen", "--regcred", rc, "--cluster", "cc", "--name", "rust",
+         "--endpoint", f"127.0.0.1:{port}", "--key-bits", "1024", "--anonymous",
+         "--count", "1", "--listen-for", "60"],
+        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        other = xlreg.Node.generate(name="py", endpoints=["127.0.0.1:1"], key_bits=1024)
+        view = xlreg.boot(xlreg_registry.regcred, other, "cc", wait=30)
+        rust_index = next(m.index for m in view.members if m.name == "rust")
+        client = subprocess.run(
+            [sys.executable, "examples/python/cluster_client.py", rc, "cc", str(rust_index),
+             "what time is it?"],
+            cwd=repo, env=cli_env, capture_output=True, text=True, timeout=60,
+        )
+        assert client.returncode == 0, client.stderr
+        assert f"to member {rust_index} (rust)" in client.stdout
+        out, err = rust.communicate(timeout=30)
+    finally:
+        rust.kill()
+        rust.wait()
+    assert rust.returncode == 0, err
+    assert "an anonymous client" in out and "what time is it?" in out, out

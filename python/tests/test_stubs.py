@@ -37,7 +37,12 @@ def test_the_package_example_and_benchmark_type_check_strictly(repo: Path) -> No
     api = pytest.importorskip("mypy.api")
     for target in (
         ["-p", "xlreg"],
-        [str(repo / "examples" / "python" / "ring.py"), str(repo / "python" / "bench" / "formation.py")],
+        [
+            str(repo / "examples" / "python" / "ring.py"),
+            str(repo / "examples" / "python" / "cluster_client.py"),
+            str(repo / "python" / "bench" / "formation.py"),
+            str(repo / "python" / "bench" / "peer.py"),
+        ],
     ):
         out, err, status = api.run(["--strict", "--no-incremental", *target])
         assert status == 0, out + err

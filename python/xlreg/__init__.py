@@ -15,18 +15,28 @@ registry and clients) under a Python API::
         print(peer.index, peer.name, peer.endpoints)
 
 Blocking calls release the GIL while they wait; :mod:`xlreg.aio` has the
-same flows for asyncio; :mod:`xlreg.testing` runs registries and whole
-clusters in-process, and the pytest plugin offers them as fixtures.
+same flows for asyncio; :mod:`xlreg.peer` is the members' encrypted channel
+(mutually authenticated TLS with the registered keys; asyncio streams in
+:mod:`xlreg.aio.peer`); :mod:`xlreg.testing` runs registries and whole
+clusters in-process, and the pytest plugin offers them as fixtures. The
+submodules load on first use (``import xlreg`` then ``xlreg.aio.boot``
+works).
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._errors import (
+    ClusterExistsError,
     ConnectionClosedError,
     IncompleteClusterError,
     InternalError,
     NetworkError,
     NodeError,
+    PeerRefusedError,
+    PeerTimeoutError,
     ProtocolError,
     RegCredError,
     RegistryError,
@@ -51,7 +61,25 @@ from ._xlreg import (
     register,
 )
 
+if TYPE_CHECKING:
+    from . import aio, peer, testing
+
+_SUBMODULES = ("aio", "peer", "testing")
+
+
+def __getattr__(name: str) -> Any:
+    """Load :mod:`xlreg.aio`, :mod:`xlreg.peer` and :mod:`xlreg.testing` on
+    first use, so ``import xlreg`` stays fast."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> "list[str]":
+    return sorted(list(globals()) + list(_SUBMODULES))
+
 __all__ = [
+    "ClusterExistsError",
     "ClusterInfo",
     "ClusterView",
     "ConnectionClosedError",
@@ -62,6 +90,8 @@ __all__ = [
     "NetworkError",
     "Node",
     "NodeError",
+    "PeerRefusedError",
+    "PeerTimeoutError",
     "ProtocolError",
     "RegCred",
     "RegCredError",
@@ -73,8 +103,11 @@ __all__ = [
     "UsageError",
     "XlRegError",
     "__version__",
+    "aio",
     "boot",
     "create_cluster",
+    "peer",
     "read_members",
     "register",
+    "testing",
 ]

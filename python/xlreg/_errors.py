@@ -24,7 +24,10 @@ __all__ = [
     "ProtocolError",
     "NodeError",
     "UsageError",
+    "ClusterExistsError",
     "InternalError",
+    "PeerRefusedError",
+    "PeerTimeoutError",
 ]
 
 
@@ -77,11 +80,12 @@ class IncompleteClusterError(XlRegError):
 
 
 class NetworkError(XlRegError, OSError):
-    """The registry could not be reached or the connection failed.
+    """The registry (or a peer, on the channel of :mod:`xlreg.peer`) could
+    not be reached or the connection failed.
 
     Also an :class:`OSError`: ``errno`` is set when the OS reported one
     (e.g. ``errno.ECONNREFUSED`` when nothing listens). ``address`` is the
-    registry address.
+    registry's (or the peer's) address.
     """
 
     address: Optional[str] = None
@@ -118,6 +122,38 @@ class ConnectionClosedError(NetworkError, ConnectionError):
     registry does this when the regCred does not match it)."""
 
 
+class PeerRefusedError(XlRegError, ConnectionError):
+    """A peer channel handshake was refused (:mod:`xlreg.peer`).
+
+    Also a :class:`ConnectionError`. ``reason`` says why, in the words
+    both sides use (``it presented no certificate ...``, ``its certificate
+    key ... is not the registered sig key of member 1 ...``, ``it is bound
+    to cluster ..., this is cluster ...``, ``it does not speak TLS``);
+    ``refused_by`` is ``"us"`` when this side refused the other one and
+    ``"peer"`` when the other side refused us; ``address`` names the peer.
+    """
+
+    reason: str = ""
+    refused_by: str = ""
+    address: Optional[str] = None
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        ConnectionError.__init__(self, message)
+        self.message = message
+        for k, v in fields.items():
+            setattr(self, k, v)
+
+
+class PeerTimeoutError(NetworkError, TimeoutError):
+    """A peer channel operation did not finish in time (connecting and the
+    handshake, or ``Listener.accept(timeout=...)``).
+
+    ``after`` is the timeout in seconds, ``address`` the peer or listener.
+    """
+
+    after: Optional[float] = None
+
+
 class ProtocolError(XlRegError):
     """The registry sent something that is not valid xlReg protocol."""
 
@@ -129,6 +165,19 @@ class NodeError(XlRegError):
 
 class UsageError(XlRegError, ValueError):
     """A bad argument, or a step the protocol does not allow here."""
+
+
+class ClusterExistsError(UsageError):
+    """:func:`xlreg.create_cluster` found the name taken by a cluster of
+    another size or endpoint count (pass ``exist_ok=True`` to use it).
+
+    ``name``, and the existing cluster's ``max_size`` and
+    ``endpoint_count``. Also a :class:`UsageError` / :class:`ValueError`.
+    """
+
+    name: str = ""
+    max_size: int = 0
+    endpoint_count: int = 0
 
 
 class InternalError(XlRegError):
@@ -147,12 +196,16 @@ _KINDS: Dict[str, Type[XlRegError]] = {
     "node": NodeError,
     "usage": UsageError,
     "internal": InternalError,
+    "exists": ClusterExistsError,
+    "peer_refused": PeerRefusedError,
+    "peer_timeout": PeerTimeoutError,
+    "peer_network": NetworkError,
 }
 
 
 def _from_rust(kind: str, message: str, fields: Dict[str, Any]) -> XlRegError:
     """Build the exception for a Rust failure (called by the extension)."""
     cls: Type[XlRegError] = _KINDS.get(kind, XlRegError)
-    if cls is NetworkError and fields.get("errno") == _errno.ECONNREFUSED:
+    if kind == "network" and fields.get("errno") == _errno.ECONNREFUSED:
         cls = RegistryUnreachableError
     return cls(message, **fields)

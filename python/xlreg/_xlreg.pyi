@@ -3,13 +3,15 @@
 import os
 import socket
 from pathlib import Path
-from typing import Any, Awaitable, Dict, List, Optional, Union
+from typing import Any, Awaitable, Dict, List, Optional, Tuple, Union, final
 
 __version__: str
 
 _Path = Union[str, "os.PathLike[str]"]
 _RegCredLike = Union["RegCred", str, "os.PathLike[str]"]
+_Buffer = Union[bytes, bytearray, memoryview]
 
+@final
 class RegCred:
     """Registry credentials (a regCred.dat file)."""
 
@@ -38,6 +40,7 @@ class RegCred:
     @property
     def path(self) -> Optional[Path]: ...
 
+@final
 class Node:
     """A member's identity: name, node ID, RSA keys, endpoints."""
 
@@ -80,6 +83,7 @@ class Node:
     @property
     def created(self) -> bool: ...
 
+@final
 class Member:
     """One member of a cluster."""
 
@@ -104,6 +108,7 @@ class Member:
     @property
     def fingerprints(self) -> Dict[str, str]: ...
 
+@final
 class ClusterView:
     """Everything a booted member knows about its cluster."""
 
@@ -120,7 +125,7 @@ class ClusterView:
     @property
     def self_index(self) -> int: ...
     @property
-    def me(self) -> Optional[Member]: ...
+    def me(self) -> Member: ...
     @property
     def members(self) -> List[Member]: ...
     @property
@@ -131,6 +136,7 @@ class ClusterView:
     def to_json(self) -> str: ...
     def __len__(self) -> int: ...
 
+@final
 class ClusterInfo:
     """A cluster as described by a CreateReply or JoinReply."""
 
@@ -145,6 +151,7 @@ class ClusterInfo:
     @property
     def attrs(self) -> int: ...
 
+@final
 class MemberList:
     """A cluster's members, read without joining."""
 
@@ -155,6 +162,7 @@ class MemberList:
     def to_json(self) -> str: ...
     def __len__(self) -> int: ...
 
+@final
 class Session:
     """One registry session, one protocol step per call."""
 
@@ -169,8 +177,9 @@ class Session:
     def get_members(self, cluster_id: str, indexes: Optional[List[int]] = None) -> List[Member]: ...
     def bye(self) -> None: ...
     def __enter__(self) -> Session: ...
-    def __exit__(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> bool: ...
+    def __exit__(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> None: ...
 
+@final
 class UpEnv:
     """The environment `xlreg up -- CMD` gives each member program."""
 
@@ -195,11 +204,28 @@ class UpEnv:
     def regcred(self) -> RegCred: ...
     def node(self) -> Node: ...
     def boot(self, wait: Optional[float] = 30.0, *, timeout: Optional[float] = None) -> ClusterView: ...
+    def boot_async(
+        self, wait: Optional[float] = 30.0, *, timeout: Optional[float] = None
+    ) -> Awaitable[ClusterView]: ...
+    @staticmethod
+    def take_listeners() -> Optional[List[socket.socket]]: ...
 
+@final
 class LocalRegistry:
     """An in-process registry (context manager)."""
 
-    def __init__(self) -> None: ...
+    def __init__(
+        self,
+        *,
+        data_dir: Optional[_Path] = None,
+        hold: Optional[float] = None,
+        cluster_ttl: Optional[float] = None,
+        ephemeral_ttl: Optional[float] = None,
+    ) -> None: ...
+    def restart(self) -> None:
+        """Stop and start again on the same address and ``data_dir``."""
+    @property
+    def data_dir(self) -> Optional[Path]: ...
     @property
     def regcred(self) -> RegCred: ...
     @property
@@ -210,8 +236,9 @@ class LocalRegistry:
     def running(self) -> bool: ...
     def stop(self) -> None: ...
     def __enter__(self) -> LocalRegistry: ...
-    def __exit__(self, *args: Any) -> bool: ...
+    def __exit__(self, *args: Any) -> None: ...
 
+@final
 class LocalMember:
     """A booted member of a LocalCluster."""
 
@@ -225,6 +252,7 @@ class LocalMember:
     def endpoints(self) -> List[str]: ...
     def take_listeners(self) -> List[socket.socket]: ...
 
+@final
 class LocalCluster:
     """An in-process registry and a booted cluster (context manager)."""
 
@@ -264,13 +292,30 @@ class LocalCluster:
     def shutdown(self) -> None: ...
     def __len__(self) -> int: ...
     def __enter__(self) -> LocalCluster: ...
-    def __exit__(self, *args: Any) -> bool: ...
+    def __exit__(self, *args: Any) -> None: ...
 
 def create_cluster(
-    regcred: _RegCredLike, name: str, size: int, endpoints: int = 1, *, timeout: Optional[float] = None
-) -> ClusterInfo: ...
+    regcred: _RegCredLike,
+    name: str,
+    size: int,
+    endpoints: int = 1,
+    *,
+    admin: Optional[Node] = None,
+    exist_ok: bool = False,
+    timeout: Optional[float] = None,
+) -> ClusterInfo:
+    """Create cluster ``name`` as ``admin`` (default: one identity per process);
+    ``ClusterExistsError`` if the name has another shape, unless ``exist_ok``.
+    ``timeout``: seconds for connecting and each request (default 15)."""
 def create_cluster_async(
-    regcred: _RegCredLike, name: str, size: int, endpoints: int = 1, *, timeout: Optional[float] = None
+    regcred: _RegCredLike,
+    name: str,
+    size: int,
+    endpoints: int = 1,
+    *,
+    admin: Optional[Node] = None,
+    exist_ok: bool = False,
+    timeout: Optional[float] = None,
 ) -> Awaitable[ClusterInfo]: ...
 def register(regcred: _RegCredLike, node: Node, *, timeout: Optional[float] = None) -> str: ...
 def register_async(regcred: _RegCredLike, node: Node, *, timeout: Optional[float] = None) -> Awaitable[str]: ...
@@ -310,5 +355,70 @@ def read_members_async(
     reader: Optional[Node] = None,
     timeout: Optional[float] = None,
 ) -> Awaitable[MemberList]: ...
+@final
+class Connection:
+    """An authenticated peer channel (see :mod:`xlreg.peer`); a context manager."""
+
+    @property
+    def peer(self) -> Optional[Member]:
+        """The member proven on the other end; None for an anonymous client."""
+    @property
+    def peer_address(self) -> Tuple[str, int]:
+        """The peer's ``(host, port)``."""
+    @property
+    def handshake_time(self) -> float:
+        """Seconds from TCP connect (or accept) to the authenticated channel."""
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+    def sendall(self, data: _Buffer) -> None:
+        """Send all of ``data``."""
+    def recv(self, n: int) -> bytes:
+        """Up to ``n`` bytes (waits for at least one); ``b""`` at the end."""
+    def shutdown(self) -> None:
+        """End our direction (TLS close_notify); we can still receive."""
+    def close(self) -> None:
+        """Close (a recv/sendall in progress elsewhere fails). Idempotent."""
+    def _recv_async(self, n: int) -> Awaitable[bytes]: ...
+    def _sendall_async(self, data: _Buffer) -> Awaitable[None]: ...
+    def _shutdown_async(self) -> Awaitable[None]: ...
+    def _close_async(self) -> Awaitable[None]: ...
+    def __enter__(self) -> Connection: ...
+    def __exit__(self, *args: object) -> None: ...
+
+@final
+class Listener:
+    """A peer listener on a member endpoint (see :mod:`xlreg.peer`); a context manager."""
+
+    def accept(self, timeout: Optional[float] = None) -> Connection:
+        """The next authenticated peer (``PeerTimeoutError`` after ``timeout`` s;
+        a refused dialer raises ``PeerRefusedError``, the listener stays usable)."""
+    def _accept_async(self, timeout: Optional[float] = None) -> Awaitable[Connection]: ...
+    @property
+    def address(self) -> Tuple[str, int]:
+        """The ``(host, port)`` listened on."""
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+    def close(self) -> None:
+        """Stop listening. Idempotent."""
+    def __enter__(self) -> Listener: ...
+    def __exit__(self, *args: object) -> None: ...
+
+def _peer_listen(
+    view: ClusterView, node: Node, fd: Optional[int] = None, allow_anonymous: bool = False
+) -> Listener: ...
+def _peer_connect(
+    view: ClusterView, node: Node, index: int, timeout: float = 10.0, *, endpoint: int = 0
+) -> Connection: ...
+def _peer_connect_async(
+    view: ClusterView, node: Node, index: int, timeout: float = 10.0, *, endpoint: int = 0
+) -> Awaitable[Connection]: ...
+def _peer_connect_anonymous(
+    members: MemberList, index: int, timeout: float = 10.0, *, endpoint: int = 0
+) -> Connection: ...
+def _peer_connect_anonymous_async(
+    members: MemberList, index: int, timeout: float = 10.0, *, endpoint: int = 0
+) -> Awaitable[Connection]: ...
 def cli_main(argv: List[str]) -> int: ...
 def _panic_for_tests(where: str) -> Any: ...

@@ -12,17 +12,25 @@ and N identities in one line:
 ``xlreg_key_pool``
     A directory that keeps test keys between runs (pytest's cache, or
     ``$XLREG_KEY_POOL``); the cluster factory uses it by default.
+``xlreg_registry_module``, ``xlreg_registry_session``,
+``xlreg_cluster_module``, ``xlreg_cluster_session``
+    The same, shared by every test of a module or of the session (made on
+    first use, stopped at its end). They are plain fixtures, usable from
+    asyncio tests too (the clusters run on xlreg's own background
+    runtime, never on the test's event loop).
+
+The factory's type is :class:`xlreg.testing.ClusterFactory`.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterator, List
+from typing import Any, Iterator, List
 
 import pytest
 
-from .testing import LocalCluster, LocalRegistry
+from .testing import ClusterFactory, LocalCluster, LocalRegistry
 
 
 @pytest.fixture(scope="session")
@@ -39,29 +47,62 @@ def xlreg_key_pool(request: pytest.FixtureRequest) -> Path:
     return Path(request.config.rootpath) / ".xlreg-key-pool"
 
 
-@pytest.fixture
-def xlreg_registry() -> Iterator[LocalRegistry]:
-    """An in-process registry for this test (stopped afterwards)."""
+def _registry() -> Iterator[LocalRegistry]:
     with LocalRegistry() as r:
         yield r
 
 
-@pytest.fixture
-def xlreg_cluster(xlreg_key_pool: Path) -> Iterator[Callable[..., LocalCluster]]:
-    """Factory of booted in-process clusters, shut down after the test.
-
-    ``xlreg_cluster(size, endpoints=2, key_bits=1024, key_pool=<pool>,
-    name=None, regcred=None, wait=30.0)``; pass ``regcred=`` (e.g.
-    ``xlreg_registry.regcred``) to use an existing registry.
-    """
+def _clusters(pool: Path) -> Iterator[ClusterFactory]:
     made: List[LocalCluster] = []
 
-    def make(size: int, **kw: Any) -> LocalCluster:
-        kw.setdefault("key_pool", str(xlreg_key_pool))
-        c = LocalCluster(size, **kw)
+    def make(size: int, *args: Any, **kw: Any) -> LocalCluster:
+        if len(args) < 3:
+            kw.setdefault("key_pool", str(pool))
+        c = LocalCluster(size, *args, **kw)
         made.append(c)
         return c
 
     yield make
     for c in made:
         c.shutdown()
+
+
+@pytest.fixture
+def xlreg_registry() -> Iterator[LocalRegistry]:
+    """An in-process registry for this test (stopped afterwards)."""
+    yield from _registry()
+
+
+@pytest.fixture(scope="module")
+def xlreg_registry_module() -> Iterator[LocalRegistry]:
+    """An in-process registry shared by the tests of a module."""
+    yield from _registry()
+
+
+@pytest.fixture(scope="session")
+def xlreg_registry_session() -> Iterator[LocalRegistry]:
+    """An in-process registry shared by every test of the session."""
+    yield from _registry()
+
+
+@pytest.fixture
+def xlreg_cluster(xlreg_key_pool: Path) -> Iterator[ClusterFactory]:
+    """Factory of booted in-process clusters, shut down after the test.
+
+    ``xlreg_cluster(size, endpoints=2, key_bits=1024, key_pool=<pool>,
+    name=None, regcred=None, wait=30.0)``; pass ``regcred=`` (e.g.
+    ``xlreg_registry.regcred``) to use an existing registry.
+    """
+    yield from _clusters(xlreg_key_pool)
+
+
+@pytest.fixture(scope="module")
+def xlreg_cluster_module(xlreg_key_pool: Path) -> Iterator[ClusterFactory]:
+    """``xlreg_cluster`` whose clusters live until the end of the module."""
+    yield from _clusters(xlreg_key_pool)
+
+
+@pytest.fixture(scope="session")
+def xlreg_cluster_session(xlreg_key_pool: Path) -> Iterator[ClusterFactory]:
+    """``xlreg_cluster`` whose clusters live until the end of the session."""
+    yield from _clusters(xlreg_key_pool)

@@ -12,11 +12,37 @@ managers::
 
 Keys: clusters use 1024-bit keys by default (test only). Pass ``key_pool``,
 a directory, to reuse keys across runs (a cold 64-member cluster spends
-most of its time making keys).
+most of its time making keys); clusters alive at once in one process never
+share keys. ``LocalRegistry(data_dir=..., hold=..., cluster_ttl=...)``
+keeps its clusters in SQLite so ``restart()`` finds them again.
 """
 
 from __future__ import annotations
 
-from ._xlreg import LocalCluster, LocalMember, LocalRegistry, UpEnv
+import os
+from typing import Optional, Protocol, Union
 
-__all__ = ["LocalCluster", "LocalMember", "LocalRegistry", "UpEnv"]
+from ._xlreg import LocalCluster, LocalMember, LocalRegistry, RegCred, UpEnv
+
+__all__ = ["ClusterFactory", "LocalCluster", "LocalMember", "LocalRegistry", "UpEnv"]
+
+
+class ClusterFactory(Protocol):
+    """The type of the ``xlreg_cluster`` fixtures (a factory of booted
+    :class:`LocalCluster` objects, shut down when the fixture ends)::
+
+        def test_it(xlreg_cluster: xlreg.testing.ClusterFactory) -> None:
+            c = xlreg_cluster(3)
+    """
+
+    def __call__(
+        self,
+        size: int,
+        endpoints: int = 2,
+        key_bits: int = 1024,
+        key_pool: Optional[Union[str, "os.PathLike[str]"]] = None,
+        *,
+        name: Optional[str] = None,
+        regcred: Optional[Union[RegCred, str, "os.PathLike[str]"]] = None,
+        wait: float = 30.0,
+    ) -> LocalCluster: ...

@@ -31,9 +31,14 @@ impl Drop for Proc {
 }
 
 fn serve(dir: &Path, store: &str, listen: &str, advertise: &[String]) -> Proc {
+    serve_with(dir, store, listen, advertise, &[])
+}
+
+fn serve_with(dir: &Path, store: &str, listen: &str, advertise: &[String], more: &[&str]) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xlreg"));
     cmd.args(["serve", "--listen", listen, "--data-dir"])
         .arg(dir)
+        .args(more)
         .env("XLREG_STORE", store)
         .env("XLREG_LOG", "warn")
         .stdout(Stdio::piped())
@@ -161,9 +166,10 @@ async fn kill_9_of_one_server_every_boot_completes_through_the_other_and_each_jo
     }
     xlreg::testing::check_views(&views, size as usize).unwrap();
 
-    let store = PostgresBackend::connect(db.url(), rc.id, &PoolOptions::default())
-        .await
-        .unwrap();
+    let store =
+        PostgresBackend::connect(db.url(), rc.id, &PoolOptions::default(), Default::default())
+            .await
+            .unwrap();
     let snap = store.snapshot().await.unwrap();
     let c = snap.cluster(&info.id).unwrap();
     let mut seen: HashMap<NodeId, usize> = HashMap::new();
@@ -325,33 +331,64 @@ fn serve_with_an_unreachable_database_fails_naming_the_redacted_url() {
     assert!(!err.contains("Sekr1t"), "{err}");
 }
 
-#[test]
-fn serve_on_postgres_refuses_cluster_ttl_and_ephemeral_ttl_naming_the_flags() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_postgres_takes_cluster_ttl_and_a_ttl_created_through_one_server_expires_through_the_other(
+) {
+    let Some(db) = TestDb::create("cli_ttl_group").await else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
-    // A port nothing listens on: the refusal must come before any connect.
-    let port = xlreg::testing::free_ports(1).unwrap()[0];
-    let url = format!("postgres://u:Sekr1t@127.0.0.1:{port}/db");
-    for flags in [
-        &["--cluster-ttl", "30m"][..],
-        &["--ephemeral-ttl", "1h"][..],
-        &["--cluster-ttl", "90s", "--ephemeral-ttl", "never"][..],
-    ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_xlreg"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(tmp.path())
-            .args(["--store", &url])
-            .args(flags)
-            .env("XLREG_LOG", "warn")
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
-        assert!(err.contains("--cluster-ttl"), "{flags:?}: {err}");
-        assert!(
-            err.contains("not supported with --store"),
-            "{flags:?}: {err}"
-        );
-        assert!(!err.contains("cannot connect"), "{flags:?}: {err}");
-        assert!(!err.contains("Sekr1t"), "{flags:?}: {err}");
-    }
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let (code, _, err) = xlreg(&[
+        "serve",
+        "--init-only",
+        "--key-bits",
+        "1024",
+        "--data-dir",
+        a.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    copy_identity(&a, &b);
+    let ports = xlreg::testing::free_ports(2).unwrap();
+    let eps: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let ttl = ["--cluster-ttl", "2s", "--ephemeral-ttl", "2s"];
+    let _sa = serve_with(&a, db.raw_url(), &eps[0], &eps, &ttl);
+    let _sb = serve_with(&b, db.raw_url(), &eps[1], &eps, &ttl);
+    let rc = a.join("regCred.dat");
+    let rc = rc.to_str().unwrap();
+    let admin = tmp.path().join("admin");
+    let (code, out, err) = xlreg(&[
+        "create",
+        "--regcred",
+        rc,
+        "--address",
+        &eps[0],
+        "--node-dir",
+        admin.to_str().unwrap(),
+        // Longer than the servers' default: a debug build's reader makes an
+        // RSA identity (about a second) before each read.
+        "--ttl",
+        "6s",
+        "brief",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.trim().is_empty(), "prints the cluster ID");
+    let members = |addr: &str| {
+        xlreg(&[
+            "members",
+            "--regcred",
+            rc,
+            "--address",
+            addr,
+            "--cluster",
+            "brief",
+        ])
+    };
+    let (code, _, err) = members(&eps[1]);
+    assert_eq!(code, 0, "live through server B: {err}");
+    // 6 s after that read (which restarted its clock), and a sweep later.
+    tokio::time::sleep(Duration::from_millis(7000)).await;
+    let (code, _, err) = members(&eps[1]);
+    assert_ne!(code, 0, "expired through server B");
+    assert!(err.contains("cannot find cluster"), "{err}");
 }

@@ -45,8 +45,9 @@ fn json(out: &Output) -> serde_json::Value {
 }
 
 /// A complete, consistent cluster of `n` in `up --json` output. With
-/// `named_by_slot` (in-process members, which join in order) member `mNN`
-/// holds slot NN.
+/// `named_by_slot` (in-process members join in order; `up -- CMD` joins
+/// member i into slot i before starting the programs) member `mNN` holds
+/// slot NN.
 fn check_cluster(j: &serde_json::Value, n: usize, endpoints: usize, named_by_slot: bool) {
     let members = j["members"].as_array().unwrap();
     assert_eq!(members.len(), n);
@@ -249,7 +250,7 @@ fn up_runs_the_example_per_member_and_stops_them_on_ctrl_c() {
         }
     };
     let j: serde_json::Value = serde_json::from_str(&doc).unwrap();
-    check_cluster(&j, 3, 2, false);
+    check_cluster(&j, 3, 2, true);
     // Members listen on their endpoints.
     for m in j["members"].as_array().unwrap() {
         let e = m["endpoints"][0].as_str().unwrap();
@@ -293,7 +294,69 @@ fn up_ends_when_every_launched_member_has_exited() {
         .spawn()
         .unwrap();
     let out = wait_bounded(child, Duration::from_secs(60));
-    check_cluster(&json(&out), 3, 2, false);
+    check_cluster(&json(&out), 3, 2, true);
+}
+
+#[test]
+fn every_programs_member_index_is_its_slot() {
+    // Each program prints its name and XLREG_MEMBER_INDEX, then joins; the
+    // slot each name holds is in up's table.
+    let out = run(
+        &[
+            "up",
+            "--size",
+            "5",
+            "--key-bits",
+            "1024",
+            "--endpoints",
+            "1",
+            "--json",
+            "--",
+            "sh",
+            "-c",
+            "echo \"index $XLREG_MEMBER_NAME $XLREG_MEMBER_INDEX\"; exec \"$0\" join --log warn",
+            XLREG,
+        ],
+        Duration::from_secs(90),
+    );
+    let j = json(&out);
+    check_cluster(&j, 5, 1, true);
+    let err = String::from_utf8_lossy(&out.stderr);
+    for m in j["members"].as_array().unwrap() {
+        let (name, slot) = (m["name"].as_str().unwrap(), &m["index"]);
+        let line = format!("[{name}] index {name} {slot}");
+        assert!(err.contains(&line), "{line:?} missing in:\n{err}");
+    }
+}
+
+#[test]
+fn a_member_program_that_exits_cleanly_before_joining_is_reported_at_once() {
+    let t = std::time::Instant::now();
+    let out = run(
+        &[
+            "up",
+            "--size",
+            "3",
+            "--key-bits",
+            "1024",
+            "--wait",
+            "120",
+            "--",
+            "true",
+        ],
+        Duration::from_secs(100),
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("exited with exit status: 0 before joining"),
+        "{err}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "reported after {:?}, not at once (the wait was 120 s)",
+        t.elapsed()
+    );
 }
 
 #[test]
@@ -323,7 +386,7 @@ fn up_runs_xlreg_join_as_the_member_program() {
         .unwrap();
     let out = wait_bounded(child, Duration::from_secs(60));
     let j = json(&out);
-    check_cluster(&j, 4, 1, false);
+    check_cluster(&j, 4, 1, true);
     // `xlreg join` used the identity up prepared: same IDs.
     let err = String::from_utf8_lossy(&out.stderr);
     for m in j["members"].as_array().unwrap() {
@@ -423,4 +486,121 @@ fn up_keep_serves_member_endpoints_until_ctrl_c() {
     assert!(!Path::new(&rc).exists());
     let e = j["members"][0]["endpoints"][0].as_str().unwrap();
     assert!(std::net::TcpStream::connect(e).is_err(), "endpoint closed");
+}
+
+#[test]
+fn with_listen_fds_a_member_that_binds_nothing_serves_on_the_inherited_sockets() {
+    // The example binds nothing when it inherits sockets (LISTEN_FDS): it
+    // serves on the ones up bound and passed as descriptors 3 and 4.
+    let mut child = xlreg()
+        .args([
+            "up",
+            "--size",
+            "3",
+            "--key-bits",
+            "1024",
+            "--listen-fds",
+            "--json",
+            "--",
+        ])
+        .arg(example())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut doc = String::new();
+        for l in BufReader::new(stdout).lines() {
+            let l = l.unwrap();
+            doc.push_str(&l);
+            doc.push('\n');
+            if l == "}" {
+                let _ = tx.send(doc.clone());
+            }
+        }
+    });
+    let Ok(doc) = rx.recv_timeout(Duration::from_secs(60)) else {
+        let _ = child.kill();
+        panic!("no cluster printed; stderr: {}", err.join().unwrap());
+    };
+    let j: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    check_cluster(&j, 3, 2, true);
+    for m in j["members"].as_array().unwrap() {
+        for e in m["endpoints"].as_array().unwrap() {
+            let e = e.as_str().unwrap();
+            // Held by the program: nobody else can bind it.
+            let taken = std::net::TcpListener::bind(e);
+            assert!(taken.is_err(), "{e} is free: the socket was not passed");
+            let mut s = std::net::TcpStream::connect(e).unwrap();
+            let mut line = String::new();
+            BufReader::new(&mut s).read_line(&mut line).unwrap();
+            assert!(line.starts_with(m["name"].as_str().unwrap()), "{e}: {line}");
+        }
+    }
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = wait_bounded(child, Duration::from_secs(20));
+    let err = err.join().unwrap();
+    assert!(out.status.success(), "{}: {err}", out.status);
+}
+
+#[test]
+fn kill_9_of_up_leaves_no_member_process_also_with_listen_fds() {
+    // With --listen-fds each program starts through `sh -c 'exec ...'`;
+    // the parent-death signal set before that exec must still reach it.
+    let mut child = xlreg()
+        .args([
+            "up",
+            "--size",
+            "3",
+            "--key-bits",
+            "1024",
+            "--listen-fds",
+            "--",
+        ])
+        .arg(example())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let mut pids = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while pids.len() < 3 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(l) = rx.recv_timeout(left) else {
+            let _ = child.kill();
+            panic!("the members did not all report their PIDs");
+        };
+        if let Some((_, rest)) = l.split_once("] {") {
+            let v: serde_json::Value = serde_json::from_str(&format!("{{{rest}")).unwrap();
+            pids.push(v["pid"].as_i64().unwrap() as i32);
+        }
+    }
+    assert!(pids.iter().all(|&p| pid_alive(p)));
+    child.kill().unwrap(); // SIGKILL: up cannot clean up
+    child.wait().unwrap();
+    let gone = std::time::Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|&p| pid_alive(p)) && std::time::Instant::now() < gone {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for p in pids {
+        assert!(!pid_alive(p), "member process {p} outlived up");
+    }
 }

@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use xlreg::client::ClientError;
+use xlreg::peer::PeerError;
 use xlreg::regcred::{RegCredError, RegCredFileError};
 use xlreg::server::ServerError;
 use xlreg::testing::LaunchError;
@@ -30,6 +31,19 @@ pub enum Failure {
     Server(ServerError),
     /// A local cluster could not be launched.
     Launch(LaunchError),
+    /// The peer channel failed (a refusal, a timeout, a socket error).
+    Peer(PeerError),
+    /// `create_cluster` found the name taken by a cluster of another shape.
+    Exists {
+        /// The whole message.
+        message: String,
+        /// The cluster name.
+        name: String,
+        /// The existing cluster's size.
+        max_size: u32,
+        /// Its endpoints per member.
+        endpoint_count: u32,
+    },
     /// The caller passed something unusable (a `ValueError` too).
     Usage(String),
     /// A bug: a Rust panic, caught before it reached the interpreter.
@@ -103,6 +117,27 @@ pub fn chain(e: &dyn std::error::Error) -> String {
     msg
 }
 
+/// The cluster as the caller named it: the library quotes a name
+/// (`"three"`) to tell it from an ID; Python wants the name itself.
+fn unquote(s: &str) -> String {
+    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
+        serde_json::from_str::<String>(s).unwrap_or_else(|_| s[1..s.len() - 1].to_string())
+    } else {
+        s.to_string()
+    }
+}
+
+/// The address a client timeout names: the text says `connecting to
+/// ADDR`, `sending X to ADDR` or `waiting for X from ADDR (...)`.
+fn timeout_address(what: &str) -> Option<String> {
+    let at = [" to ", " from "]
+        .iter()
+        .filter_map(|w| what.rfind(w).map(|i| i + w.len()))
+        .max()?;
+    let addr = what[at..].split_whitespace().next()?;
+    addr.contains(':').then(|| addr.to_string())
+}
+
 fn client_spec(e: &ClientError, context: Option<&str>) -> Spec {
     let message = match context {
         Some(c) => format!("{c}: {}", chain(e)),
@@ -124,9 +159,15 @@ fn client_spec(e: &ClientError, context: Option<&str>) -> Spec {
                 ],
             )
         }
-        ClientError::Timeout { after, .. } => (
+        ClientError::Timeout { after, what } => (
             "timeout",
-            vec![("after", Field::Float(after.as_secs_f64()))],
+            vec![
+                ("after", Field::Float(after.as_secs_f64())),
+                (
+                    "address",
+                    timeout_address(what).map_or(Field::None, str_field),
+                ),
+            ],
         ),
         ClientError::Closed { addr, .. } => ("closed", vec![("address", str_field(addr.clone()))]),
         ClientError::Server { request, text, .. } => (
@@ -145,7 +186,7 @@ fn client_spec(e: &ClientError, context: Option<&str>) -> Spec {
         } => (
             "incomplete",
             vec![
-                ("cluster", str_field(cluster.clone())),
+                ("cluster", str_field(unquote(cluster))),
                 ("arrived", Field::Int(*have as i64)),
                 ("expected", Field::Int(*want as i64)),
                 ("waited", Field::Float(waited.as_secs_f64())),
@@ -168,9 +209,73 @@ fn client_spec(e: &ClientError, context: Option<&str>) -> Spec {
     }
 }
 
+fn io_errno(e: &std::io::Error) -> Field {
+    e.raw_os_error()
+        .map_or(Field::None, |n| Field::Int(n.into()))
+}
+
+/// A peer channel failure: a refusal (either side), a timeout, a socket
+/// error, a usage error, or another TLS failure.
+fn peer_spec(e: &PeerError) -> Spec {
+    let message = chain(e);
+    let refused = |reason: String, address: &str, by: &str| {
+        vec![
+            ("reason", str_field(reason)),
+            ("address", str_field(address)),
+            ("refused_by", str_field(by)),
+        ]
+    };
+    let (kind, fields) = match e {
+        PeerError::Refused { addr, why } => ("peer_refused", refused(why.to_string(), addr, "us")),
+        PeerError::RefusedByPeer { peer, why } => {
+            ("peer_refused", refused(why.clone(), peer, "peer"))
+        }
+        PeerError::NotTls { addr, .. } => (
+            "peer_refused",
+            refused("it does not speak TLS".into(), addr, "us"),
+        ),
+        PeerError::Timeout { addr, after, .. } => (
+            "peer_timeout",
+            vec![
+                ("address", str_field(addr.clone())),
+                ("after", Field::Float(after.as_secs_f64())),
+            ],
+        ),
+        PeerError::Io { addr, source, .. } => (
+            "peer_network",
+            vec![
+                ("address", str_field(addr.clone())),
+                ("errno", io_errno(source)),
+            ],
+        ),
+        PeerError::Usage(_) => ("usage", vec![]),
+        _ => ("base", vec![]),
+    };
+    Spec {
+        kind,
+        message,
+        fields,
+    }
+}
+
 impl Failure {
     fn spec(&self) -> Spec {
         match self {
+            Failure::Peer(e) => peer_spec(e),
+            Failure::Exists {
+                message,
+                name,
+                max_size,
+                endpoint_count,
+            } => Spec {
+                kind: "exists",
+                message: message.clone(),
+                fields: vec![
+                    ("name", str_field(name.clone())),
+                    ("max_size", Field::Int((*max_size).into())),
+                    ("endpoint_count", Field::Int((*endpoint_count).into())),
+                ],
+            },
             Failure::Client(e) => client_spec(e, None),
             Failure::RegCredFile(e) => {
                 let (path, line) = match e {
@@ -269,5 +374,33 @@ pub fn guard<T>(f: impl FnOnce() -> Result<T, Failure>) -> PyResult<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r.map_err(Failure::into_pyerr),
         Err(p) => Err(Failure::Panic(panic_message(p.as_ref())).into_pyerr()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_names_the_address_its_text_names() {
+        for (what, want) in [
+            ("connecting to 127.0.0.1:4000", Some("127.0.0.1:4000")),
+            ("waiting for the HelloReply from [::1]:9", Some("[::1]:9")),
+            (
+                "waiting for JoinReply from 10.0.0.1:55 (3 bytes received)",
+                Some("10.0.0.1:55"),
+            ),
+            ("sending Bye to host:1", Some("host:1")),
+            ("something else", None),
+        ] {
+            assert_eq!(timeout_address(what).as_deref(), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_quoted_cluster_name_loses_its_quotes_and_an_id_stays() {
+        assert_eq!(unquote("\"three\""), "three");
+        assert_eq!(unquote("\"a \\\"b\\\"\""), "a \"b\"");
+        assert_eq!(unquote("abcdef"), "abcdef");
     }
 }

@@ -96,14 +96,61 @@ pub fn check_shape(size: u32, endpoints: u32) -> Result<(), Failure> {
 
 type Fut<T> = std::pin::Pin<Box<dyn Future<Output = Result<T, Failure>> + Send>>;
 
+/// The administrator identity that creates clusters when the caller gives
+/// none: made once per process (2048-bit keys, as the CLI's) and reused,
+/// so `create_cluster` costs one registry round trip, not a key pair.
+static ADMIN: tokio::sync::OnceCell<Arc<NodeIdentity>> = tokio::sync::OnceCell::const_new();
+
+async fn process_admin() -> Result<Arc<NodeIdentity>, Failure> {
+    let admin = ADMIN
+        .get_or_try_init(|| async {
+            let n = client::boot::ephemeral_identity(NodeOptions {
+                name: Some("admin".into()),
+                ..NodeOptions::default()
+            })
+            .await?;
+            Ok::<_, Failure>(Arc::new(n))
+        })
+        .await?;
+    Ok(admin.clone())
+}
+
+/// The cluster the registry returned must have the shape asked for,
+/// unless the caller accepts an existing one (`exist_ok`).
+fn check_created(
+    info: &client::ClusterInfo,
+    name: &str,
+    size: u32,
+    endpoints: u32,
+    exist_ok: bool,
+) -> Result<(), Failure> {
+    if exist_ok || (info.max_size == size && info.endpoint_count == endpoints) {
+        return Ok(());
+    }
+    Err(Failure::Exists {
+        message: format!(
+            "cluster {name:?} already exists with size {} and {} endpoint(s) per member, \
+             not size {size} and {endpoints}; pass exist_ok=True to use it as it is",
+            info.max_size, info.endpoint_count
+        ),
+        name: name.to_string(),
+        max_size: info.max_size,
+        endpoint_count: info.endpoint_count,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 fn create_cluster_fut(
     regcred: &Bound<'_, PyAny>,
     name: String,
     size: u32,
     endpoints: u32,
+    admin: Option<&Bound<'_, PyNode>>,
+    exist_ok: bool,
     timeout: Option<f64>,
 ) -> PyResult<Fut<PyClusterInfo>> {
     let rc = regcred_arg(regcred)?;
+    let admin = admin.map(|a| a.get().inner.clone());
     let (spec, opts) = guard(|| {
         Ok((
             cluster_spec(&name, size, endpoints)?,
@@ -111,7 +158,12 @@ fn create_cluster_fut(
         ))
     })?;
     Ok(Box::pin(async move {
-        let info = client::create_cluster(&rc, &spec, &opts).await?;
+        let admin = match admin {
+            Some(a) => a,
+            None => process_admin().await?,
+        };
+        let info = client::boot::create_cluster_as(&rc, &admin, &spec, &opts).await?;
+        check_created(&info, &name, size, endpoints, exist_ok)?;
         Ok(PyClusterInfo {
             inner: info,
             name: Some(name),
@@ -206,39 +258,50 @@ fn read_members_fut(
 }
 
 /// Create the cluster `name` with room for `size` members, each
-/// registering `endpoints` endpoints, as an administrator with a fresh
-/// identity. If it exists, the registry returns the existing cluster.
+/// registering `endpoints` endpoints, as the administrator `admin` (a
+/// `Node`; default: an identity made once per process and reused). If the
+/// name exists with another size or endpoint count, raises
+/// `ClusterExistsError` unless `exist_ok` (then returns the existing
+/// cluster, as the registry does). `timeout`: seconds for connecting and
+/// each request (default 15).
 #[pyfunction]
-#[pyo3(signature = (regcred, name, size, endpoints=1, *, timeout=None))]
+#[pyo3(signature = (regcred, name, size, endpoints=1, *, admin=None, exist_ok=false, timeout=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn create_cluster(
     py: Python<'_>,
     regcred: &Bound<'_, PyAny>,
     name: String,
     size: u32,
     endpoints: u32,
+    admin: Option<&Bound<'_, PyNode>>,
+    exist_ok: bool,
     timeout: Option<f64>,
 ) -> PyResult<PyClusterInfo> {
-    let f = create_cluster_fut(regcred, name, size, endpoints, timeout)?;
+    let f = create_cluster_fut(regcred, name, size, endpoints, admin, exist_ok, timeout)?;
     block_on(py, f)
 }
 
 /// Awaitable `create_cluster`.
 #[pyfunction]
-#[pyo3(signature = (regcred, name, size, endpoints=1, *, timeout=None))]
+#[pyo3(signature = (regcred, name, size, endpoints=1, *, admin=None, exist_ok=false, timeout=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn create_cluster_async<'py>(
     py: Python<'py>,
     regcred: &Bound<'py, PyAny>,
     name: String,
     size: u32,
     endpoints: u32,
+    admin: Option<&Bound<'py, PyNode>>,
+    exist_ok: bool,
     timeout: Option<f64>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let f = create_cluster_fut(regcred, name, size, endpoints, timeout)?;
+    let f = create_cluster_fut(regcred, name, size, endpoints, admin, exist_ok, timeout)?;
     awaitable(py, f)
 }
 
 /// Register `node` without joining a cluster; returns the node ID (hex)
-/// the registry confirmed.
+/// the registry confirmed. `timeout`: seconds for connecting and each
+/// request (default 15).
 #[pyfunction]
 #[pyo3(signature = (regcred, node, *, timeout=None))]
 pub fn register(
@@ -268,8 +331,14 @@ pub fn register_async<'py>(
 /// `cluster_id`), wait up to `wait` seconds for every member, say bye.
 /// Returns the complete view or raises `IncompleteClusterError`.
 /// `wait=None` returns right after joining with the members known then.
+/// The deadline is exact: a registry that holds requests is asked to
+/// answer by then. `timeout`: seconds for connecting and each request
+/// (default 15).
 #[pyfunction]
-#[pyo3(signature = (regcred, node, cluster=None, *, cluster_id=None, wait=Some(30.0), attrs=0, timeout=None))]
+#[pyo3(
+    signature = (regcred, node, cluster=None, *, cluster_id=None, wait=Some(30.0), attrs=0, timeout=None),
+    text_signature = "(regcred, node, cluster=None, *, cluster_id=None, wait=30.0, attrs=0, timeout=None)"
+)]
 #[allow(clippy::too_many_arguments)]
 pub fn boot(
     py: Python<'_>,
@@ -287,7 +356,10 @@ pub fn boot(
 
 /// Awaitable `boot`.
 #[pyfunction]
-#[pyo3(signature = (regcred, node, cluster=None, *, cluster_id=None, wait=Some(30.0), attrs=0, timeout=None))]
+#[pyo3(
+    signature = (regcred, node, cluster=None, *, cluster_id=None, wait=Some(30.0), attrs=0, timeout=None),
+    text_signature = "(regcred, node, cluster=None, *, cluster_id=None, wait=30.0, attrs=0, timeout=None)"
+)]
 #[allow(clippy::too_many_arguments)]
 pub fn boot_async<'py>(
     py: Python<'py>,
@@ -305,7 +377,8 @@ pub fn boot_async<'py>(
 
 /// Read a cluster's members without joining it (by `cluster` name or
 /// `cluster_id`; by name needs an xlreg registry). `reader` is the
-/// identity to register with (default: a throw-away one).
+/// identity to register with (default: a throw-away one). `timeout`:
+/// seconds for connecting and each request (default 15).
 #[pyfunction]
 #[pyo3(signature = (regcred, cluster=None, *, cluster_id=None, reader=None, timeout=None))]
 pub fn read_members(

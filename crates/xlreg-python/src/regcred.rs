@@ -35,7 +35,7 @@ pub fn regcred_arg(obj: &Bound<'_, PyAny>) -> PyResult<Arc<RegCred>> {
         return Ok(rc.get().inner.clone());
     }
     let path: PathBuf = obj.extract().map_err(|_| {
-        crate::errors::usage(format!(
+        pyo3::exceptions::PyTypeError::new_err(format!(
             "regcred must be an xlreg.RegCred or the path of a regCred.dat file, not {}",
             obj.get_type()
                 .name()

@@ -69,6 +69,48 @@ where
     }
 }
 
+/// Run `fut` on this thread with the GIL released (the runtime's workers
+/// drive its I/O); Python signals are checked every [`SIGNAL_CHECK`] (a
+/// `KeyboardInterrupt` drops the future). Cheaper than [`block_on`] for
+/// many short calls (no task per call): the peer channel's reads and
+/// writes.
+pub fn block_on_here<T, F>(py: Python<'_>, fut: F) -> PyResult<T>
+where
+    T: Send,
+    F: Future<Output = Result<T, Failure>> + Send,
+{
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Failure::Usage(
+            "a blocking xlreg call was made from a thread that runs a tokio runtime; \
+             use xlreg.aio there"
+                .into(),
+        )
+        .into_pyerr());
+    }
+    let rt = runtime();
+    let mut fut = Box::pin(fut);
+    let out = loop {
+        let r = py.detach(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                rt.block_on(async { tokio::time::timeout(SIGNAL_CHECK, fut.as_mut()).await })
+            }))
+        });
+        match r {
+            Ok(Ok(done)) => break done.map_err(Failure::into_pyerr),
+            Ok(Err(_elapsed)) => {
+                if let Err(e) = py.check_signals() {
+                    break Err(e);
+                }
+            }
+            Err(p) => break Err(Failure::Panic(panic_message(p.as_ref())).into_pyerr()),
+        }
+    };
+    // The future may own sockets registered with the runtime.
+    let _g = rt.enter();
+    drop(fut);
+    out
+}
+
 /// `fut` as a Python awaitable (an asyncio future resolved from the
 /// runtime); cancelling it in Python cancels the Rust future.
 pub fn awaitable<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>

@@ -208,13 +208,13 @@ impl PySession {
         exc_type: Option<&Bound<'_, PyAny>>,
         _exc: Option<&Bound<'_, PyAny>>,
         _tb: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<bool> {
+    ) -> PyResult<()> {
         let r = self.bye(py);
         // Do not hide the exception that ended the block behind a failed Bye.
         if exc_type.is_none_or(|t| t.is_none()) {
             r?;
         }
-        Ok(false)
+        Ok(())
     }
 
     fn __repr__(&self) -> String {

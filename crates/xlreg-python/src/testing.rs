@@ -1,16 +1,20 @@
 //! `xlreg.testing`'s Rust half: the in-process registry and clusters of
 //! `xlreg::testing` on the shared background runtime, as context managers.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use std::time::Duration;
+
+use xlreg::server::ServerConfig;
 use xlreg::testing::{LaunchError, LaunchOptions, LocalCluster, LocalRegistry};
 
 use crate::errors::{guard, Failure};
-use crate::flows::{boot_options, check_shape};
+use crate::flows::{boot_options, check_shape, seconds};
 use crate::node::{node_options, PyNode};
 use crate::regcred::{regcred_arg, PyRegCred};
 use crate::runtime::{block_on, runtime};
@@ -23,42 +27,159 @@ fn drop_in_runtime<T>(v: T) {
     drop(v);
 }
 
+/// Key-pool slots in use by live clusters of this process, per pool
+/// directory: slot 0 is the pool directory itself, slot `k` its
+/// subdirectory `live-k`. A pool's keys are handed out in a fixed order,
+/// so two clusters alive at once on one directory would get the same
+/// keys, and "a member of another cluster is refused" could not be
+/// tested; each live cluster takes the lowest free slot instead.
+static LIVE_SLOTS: Mutex<BTreeMap<PathBuf, BTreeSet<usize>>> = Mutex::new(BTreeMap::new());
+
+/// A key-pool slot, given back when dropped (at shutdown, or when the
+/// launch failed).
+struct PoolSlot {
+    pool: PathBuf,
+    slot: usize,
+}
+
+impl PoolSlot {
+    fn take(pool: PathBuf) -> Self {
+        let mut live = LIVE_SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+        let used = live.entry(pool.clone()).or_default();
+        let slot = (0..).find(|k| !used.contains(k)).unwrap_or(0);
+        used.insert(slot);
+        PoolSlot { pool, slot }
+    }
+
+    fn dir(&self) -> PathBuf {
+        match self.slot {
+            0 => self.pool.clone(),
+            k => self.pool.join(format!("live-{k}")),
+        }
+    }
+}
+
+impl Drop for PoolSlot {
+    fn drop(&mut self) {
+        let mut live = LIVE_SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(used) = live.get_mut(&self.pool) {
+            used.remove(&self.slot);
+            if used.is_empty() {
+                live.remove(&self.pool);
+            }
+        }
+    }
+}
+
 /// A registry running in this process on a free 127.0.0.1 port, keeping
-/// everything in memory, with its regCred.dat in a temporary directory.
-/// A context manager: leaving the block stops it.
+/// everything in memory (or, with `data_dir`, in SQLite there), with its
+/// regCred.dat in a temporary directory (or in `data_dir`). A context
+/// manager: leaving the block stops it.
 #[pyclass(module = "xlreg.testing", name = "LocalRegistry")]
 pub struct PyLocalRegistry {
     inner: Mutex<Option<LocalRegistry>>,
-    regcred: Py<PyRegCred>,
-    regcred_path: PathBuf,
+    cfg: ServerConfig,
+    regcred: Mutex<Py<PyRegCred>>,
+    regcred_path: Mutex<PathBuf>,
     address: String,
+}
+
+/// Optional seconds as a Duration, `None` staying `None`.
+fn opt_seconds(what: &str, s: Option<f64>) -> Result<Option<Duration>, Failure> {
+    s.map(|s| seconds(what, s)).transpose()
+}
+
+impl PyLocalRegistry {
+    fn started(&self, py: Python<'_>, r: LocalRegistry) -> PyResult<()> {
+        *self.regcred.lock().map_err(|_| poisoned())? =
+            Py::new(py, PyRegCred::new(r.regcred().clone(), None))?;
+        *self.regcred_path.lock().map_err(|_| poisoned())? = r.regcred_path().to_path_buf();
+        *self.inner.lock().map_err(|_| poisoned())? = Some(r);
+        Ok(())
+    }
+}
+
+fn poisoned() -> PyErr {
+    Failure::Panic("a LocalRegistry lock was poisoned".into()).into_pyerr()
 }
 
 #[pymethods]
 impl PyLocalRegistry {
-    /// Start the registry (1024-bit registry key, GetCluster replies held
-    /// up to 1 s until the cluster is complete).
+    /// Start the registry (1024-bit registry key). `data_dir`: keep the
+    /// identity and clusters there (SQLite), so `restart()` (or a later
+    /// registry on the same directory) finds them; default in memory.
+    /// `hold`: seconds a GetCluster may be held until the requested
+    /// members joined (default 1.0; 0 answers at once, like Go).
+    /// `cluster_ttl` / `ephemeral_ttl`: seconds a cluster lives after its
+    /// last Join or GetCluster (default: forever).
     #[new]
-    fn new(py: Python<'_>) -> PyResult<Self> {
-        let r = block_on(py, async { Ok(LocalRegistry::start().await?) })?;
+    #[pyo3(signature = (*, data_dir=None, hold=None, cluster_ttl=None, ephemeral_ttl=None))]
+    fn new(
+        py: Python<'_>,
+        data_dir: Option<PathBuf>,
+        hold: Option<f64>,
+        cluster_ttl: Option<f64>,
+        ephemeral_ttl: Option<f64>,
+    ) -> PyResult<Self> {
+        let mut cfg = ServerConfig::ephemeral();
+        guard(|| {
+            if let Some(d) = &data_dir {
+                cfg.regcred_path = Some(d.join("regCred.dat"));
+                cfg.data_dir = data_dir.clone();
+            }
+            if let Some(h) = opt_seconds("hold", hold)? {
+                cfg.hold = h;
+            }
+            cfg.cluster_ttl = opt_seconds("cluster_ttl", cluster_ttl)?;
+            cfg.ephemeral_ttl = opt_seconds("ephemeral_ttl", ephemeral_ttl)?;
+            Ok(())
+        })?;
+        let c = cfg.clone();
+        let r = block_on(py, async move { Ok(LocalRegistry::start_with(c).await?) })?;
+        // A restart listens on the same address, so the regCred stays valid.
+        cfg.listen = r.addr();
         Ok(PyLocalRegistry {
-            regcred: Py::new(py, PyRegCred::new(r.regcred().clone(), None))?,
-            regcred_path: r.regcred_path().to_path_buf(),
+            regcred: Mutex::new(Py::new(py, PyRegCred::new(r.regcred().clone(), None))?),
+            regcred_path: Mutex::new(r.regcred_path().to_path_buf()),
             address: r.addr().to_string(),
             inner: Mutex::new(Some(r)),
+            cfg,
         })
+    }
+
+    /// Stop the registry (if running) and start it again on the same
+    /// address and data directory: its clusters survive (a test of a
+    /// registry restart). Needs `data_dir` (an in-memory registry would
+    /// come back empty, with another identity).
+    fn restart(&self, py: Python<'_>) -> PyResult<()> {
+        if self.cfg.data_dir.is_none() {
+            return Err(crate::errors::usage(
+                "restart() needs a LocalRegistry(data_dir=...): an in-memory registry \
+                 would come back empty and with another identity",
+            ));
+        }
+        self.stop(py)?;
+        let c = self.cfg.clone();
+        let r = block_on(py, async move { Ok(LocalRegistry::start_with(c).await?) })?;
+        self.started(py, r)
+    }
+
+    /// The data directory (None: in memory).
+    #[getter]
+    fn data_dir(&self) -> Option<PathBuf> {
+        self.cfg.data_dir.clone()
     }
 
     /// The registry credentials.
     #[getter]
-    fn regcred(&self, py: Python<'_>) -> Py<PyRegCred> {
-        self.regcred.clone_ref(py)
+    fn regcred(&self, py: Python<'_>) -> PyResult<Py<PyRegCred>> {
+        Ok(self.regcred.lock().map_err(|_| poisoned())?.clone_ref(py))
     }
 
     /// Where its regCred.dat is (for programs and `xlreg` commands).
     #[getter]
-    fn regcred_path(&self) -> PathBuf {
-        self.regcred_path.clone()
+    fn regcred_path(&self) -> PyResult<PathBuf> {
+        Ok(self.regcred_path.lock().map_err(|_| poisoned())?.clone())
     }
 
     /// `127.0.0.1:port`.
@@ -90,9 +211,8 @@ impl PyLocalRegistry {
     }
 
     #[pyo3(signature = (*_args))]
-    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        self.stop(py)?;
-        Ok(false)
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
+        self.stop(py)
     }
 
     fn __repr__(&self) -> String {
@@ -189,12 +309,15 @@ pub struct PyLocalCluster {
     address: String,
     timings: (f64, f64, f64),
     keys: (usize, usize),
+    slot: Mutex<Option<PoolSlot>>,
 }
 
 #[pymethods]
 impl PyLocalCluster {
     /// Launch: start a registry (or use `regcred`), make keys (`key_bits`,
-    /// taken from the key-pool directory `key_pool` when given), create a
+    /// taken from the key-pool directory `key_pool` when given; clusters
+    /// alive at once in this process never share keys: the second one
+    /// uses the pool's subdirectory `live-1`, and so on), create a
     /// cluster of `size` members with `endpoints` endpoints each, and boot
     /// every member, waiting up to `wait` seconds.
     #[new]
@@ -211,6 +334,8 @@ impl PyLocalCluster {
         wait: f64,
     ) -> PyResult<Self> {
         let rc = regcred.map(regcred_arg).transpose()?;
+        let slot = key_pool.map(PoolSlot::take);
+        let key_pool = slot.as_ref().map(PoolSlot::dir);
         let opts = guard(|| {
             check_shape(size, endpoints)?;
             node_options(None, None, key_bits)?;
@@ -278,6 +403,7 @@ impl PyLocalCluster {
             ),
             keys: (c.keys_reused, c.keys_generated),
             inner: Mutex::new(Some(c)),
+            slot: Mutex::new(slot),
         })
     }
 
@@ -343,9 +469,12 @@ impl PyLocalCluster {
     fn keys_generated(&self) -> usize {
         self.keys.1
     }
-    /// Close the members' sockets and stop the embedded registry.
-    /// Idempotent.
+    /// Close the members' sockets and stop the embedded registry (and give
+    /// its keys back to the key pool). Idempotent.
     fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
+        if let Ok(mut g) = self.slot.lock() {
+            g.take();
+        }
         let c = self.inner.lock().ok().and_then(|mut g| g.take());
         match c {
             None => Ok(()),
@@ -362,9 +491,8 @@ impl PyLocalCluster {
         slf
     }
     #[pyo3(signature = (*_args))]
-    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        self.shutdown(py)?;
-        Ok(false)
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
+        self.shutdown(py)
     }
     fn __repr__(&self) -> String {
         format!(

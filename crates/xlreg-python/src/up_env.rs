@@ -59,7 +59,7 @@ impl PyUpEnv {
     fn member_name(&self) -> String {
         self.inner.member_name.clone()
     }
-    /// This member's launch number (0-based; its slot may differ).
+    /// This member's slot (0-based; `up` joins member i into slot i).
     #[getter]
     fn member_index(&self) -> usize {
         self.inner.member_index
@@ -74,6 +74,27 @@ impl PyUpEnv {
     fn node_dir(&self) -> PathBuf {
         self.inner.node_dir.clone()
     }
+    /// The endpoint sockets `xlreg up --listen-fds` passed this process,
+    /// bound and listening (systemd socket activation), as
+    /// `socket.socket` objects in endpoint order; `None` when none were
+    /// passed (then bind `endpoints` yourself). The first call takes them.
+    #[staticmethod]
+    fn take_listeners(py: Python<'_>) -> PyResult<Option<Vec<Py<PyAny>>>> {
+        let Some(ls) =
+            guard(|| UpEnv::take_listeners().map_err(|e| Failure::Usage(e.to_string())))?
+        else {
+            return Ok(None);
+        };
+        let socket = py.import("socket")?.getattr("socket")?;
+        let mut out = Vec::with_capacity(ls.len());
+        for l in ls {
+            let fd = std::os::fd::IntoRawFd::into_raw_fd(l);
+            let kw = pyo3::types::PyDict::new(py);
+            kw.set_item("fileno", fd)?;
+            out.push(socket.call((), Some(&kw))?.unbind());
+        }
+        Ok(Some(out))
+    }
     /// The registry credentials.
     fn regcred(&self) -> PyResult<PyRegCred> {
         guard(|| {
@@ -85,8 +106,12 @@ impl PyUpEnv {
     fn node(&self, py: Python<'_>) -> PyResult<PyNode> {
         py.detach(|| guard(|| Ok(PyNode::new(self.inner.identity()?, false))))
     }
-    /// Join the cluster and wait up to `wait` seconds for every member.
-    #[pyo3(signature = (wait=Some(30.0), *, timeout=None))]
+    /// Join the cluster and wait up to `wait` seconds for every member
+    /// (`timeout`: seconds for connecting and each request, default 15).
+    #[pyo3(
+        signature = (wait=Some(30.0), *, timeout=None),
+        text_signature = "($self, wait=30.0, *, timeout=None)"
+    )]
     fn boot(
         &self,
         py: Python<'_>,
@@ -96,6 +121,24 @@ impl PyUpEnv {
         let opts = guard(|| boot_options(wait, 0, timeout))?;
         let env = self.inner.clone();
         block_on(py, async move {
+            let (_, view) = env.boot(&opts).await?;
+            Ok(PyClusterView { inner: view })
+        })
+    }
+    /// Awaitable `boot` (for asyncio; `xlreg.aio.boot_env` wraps it).
+    #[pyo3(
+        signature = (wait=Some(30.0), *, timeout=None),
+        text_signature = "($self, wait=30.0, *, timeout=None)"
+    )]
+    fn boot_async<'py>(
+        &self,
+        py: Python<'py>,
+        wait: Option<f64>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let opts = guard(|| boot_options(wait, 0, timeout))?;
+        let env = self.inner.clone();
+        crate::runtime::awaitable(py, async move {
             let (_, view) = env.boot(&opts).await?;
             Ok(PyClusterView { inner: view })
         })

@@ -147,12 +147,19 @@ impl PyClusterView {
     fn self_index(&self) -> usize {
         self.inner.self_index
     }
-    /// This member's own entry.
+    /// This member's own entry (a booted view always has it).
     #[getter]
-    fn me(&self) -> Option<PyMember> {
+    fn me(&self) -> PyResult<PyMember> {
         self.inner
             .self_member()
             .map(|m| PyMember { inner: m.clone() })
+            .ok_or_else(|| {
+                crate::errors::Failure::Panic(format!(
+                    "the view of cluster {} lacks its own member {}",
+                    self.inner.cluster_id, self.inner.self_index
+                ))
+                .into_pyerr()
+            })
     }
     /// Every member, ascending by index.
     #[getter]

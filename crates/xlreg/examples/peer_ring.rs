@@ -14,8 +14,8 @@ use std::process::ExitCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use xlreg::client::BootOptions;
+use xlreg::client::UpEnv;
 use xlreg::peer::{connect, PeerListener};
-use xlreg::testing::UpEnv;
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Everything it needs comes from the environment `up` sets (see
-//! `xlreg::testing::env`); the join itself is one call, [`UpEnv::boot`].
+//! `xlreg::client::up_env::env`); the join itself is one call, [`UpEnv::boot`].
 
 use std::process::ExitCode;
 
@@ -17,7 +17,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use xlreg::client::BootOptions;
-use xlreg::testing::UpEnv;
+use xlreg::client::UpEnv;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -37,13 +37,21 @@ async fn run(once: bool) -> Result<(), Box<dyn std::error::Error>> {
     let env = UpEnv::from_env()?;
     // Open the endpoints before joining, as Go members do, so that peers
     // that learn them can connect at once.
+    // Under `xlreg up --listen-fds` they are already bound and listening.
     let mut listeners = Vec::new();
-    for e in &env.endpoints {
-        listeners.push(
-            TcpListener::bind(e)
-                .await
-                .map_err(|err| format!("cannot listen on {e}: {err}"))?,
-        );
+    if let Some(passed) = UpEnv::take_listeners()? {
+        for l in passed {
+            l.set_nonblocking(true)?;
+            listeners.push(TcpListener::from_std(l)?);
+        }
+    } else {
+        for e in &env.endpoints {
+            listeners.push(
+                TcpListener::bind(e)
+                    .await
+                    .map_err(|err| format!("cannot listen on {e}: {err}"))?,
+            );
+        }
     }
     let (node, view) = env.boot(&BootOptions::default()).await?;
     let line = serde_json::json!({

@@ -25,8 +25,8 @@ use crate::goconfig::GoRegistryConfig;
 use crate::regcred::RegCred;
 use crate::registry::rules::{MAX_CLUSTER_SIZE, MAX_ENDPOINT_COUNT, MIN_CLUSTER_SIZE};
 use crate::registry::{
-    Backend, BackendError, BoxFuture, Change, ClusterFacts, ClusterTarget, Create, GetCluster,
-    IdOwner, Join, Joined, Members, Register, Registry, RegistryService, Store, StoreCause,
+    Answer, Backend, BackendError, BackendExt, BoxFuture, Change, ClusterTarget, GetCluster,
+    IdOwner, Members, Policy, Register, Registry, RegistryService, Request, Store, StoreCause,
     StoreError,
 };
 use crate::server::dispatch::{respond, Reply};
@@ -849,7 +849,7 @@ impl FaultyBackend {
             fail: store_fails.clone(),
         };
         FaultyBackend {
-            svc: RegistryService::start(Box::new(store), registry_id())
+            svc: RegistryService::start(Box::new(store), registry_id(), Policy::default())
                 .expect("an empty store loads"),
             fail_store: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -879,30 +879,21 @@ impl FaultyBackend {
 }
 
 impl Backend for FaultyBackend {
-    fn register(&self, req: Register) -> BoxFuture<'_, Result<NodeId, BackendError>> {
+    fn perform(&self, req: Request) -> BoxFuture<'_, Result<Answer, BackendError>> {
         Box::pin(async move {
-            let r = self.write(self.svc.register(req.clone())).await;
-            self.seen().register = Some((req, r.clone()));
-            r
-        })
-    }
-
-    fn create(&self, req: Create) -> BoxFuture<'_, Result<ClusterFacts, BackendError>> {
-        Box::pin(self.write(self.svc.create(req)))
-    }
-
-    fn join(&self, req: Join) -> BoxFuture<'_, Result<Joined, BackendError>> {
-        Box::pin(self.write(self.svc.join(req)))
-    }
-
-    fn get_cluster<'a>(
-        &'a self,
-        req: &'a GetCluster,
-    ) -> BoxFuture<'a, Result<Members, BackendError>> {
-        Box::pin(async move {
-            let r = self.svc.get_cluster(req).await;
-            self.seen().get = Some((req.clone(), r.clone()));
-            r
+            match req {
+                Request::Register(r) => {
+                    let out = self.write(self.svc.call(r.clone())).await;
+                    self.seen().register = Some((r, out.clone()));
+                    out.map(Answer::Registered)
+                }
+                Request::GetCluster(g) => {
+                    let out = self.svc.call(g.clone()).await;
+                    self.seen().get = Some((g, out.clone()));
+                    out.map(Answer::Members)
+                }
+                req => self.write(self.svc.perform(req)).await,
+            }
         })
     }
 
@@ -1188,7 +1179,7 @@ impl World<'_> {
         let requested_name = msg.cluster_name.clone();
         // The server's own dispatch path (server/dispatch.rs), run to the
         // end at once; the backend records what was asked, for the checks.
-        let Reply { body, close } = at_once(respond(&mut sess.s, &self.backend, msg, None));
+        let Reply { body, close, .. } = at_once(respond(&mut sess.s, &self.backend, msg, None));
         let seen = std::mem::take(&mut *self.backend.seen());
         let mut done = Done::default();
         if let Some((req, r)) = seen.register {

@@ -14,8 +14,8 @@ use tokio::sync::watch;
 use xlreg::client::boot::{boot, create_cluster_as};
 use xlreg::client::{BootOptions, ClientOptions, ClusterRef, ClusterSpec};
 use xlreg::registry::{
-    Backend, BackendError, BoxFuture, Change, ClusterFacts, ClusterTarget, Create, GetCluster,
-    IdOwner, Join, Joined, Members, Register, Registry, RuleError, StoreError,
+    Answer, Backend, BackendError, BoxFuture, Change, ClusterTarget, IdOwner, Registry, Request,
+    RuleError, StoreError,
 };
 use xlreg::server::{Server, ServerConfig};
 use xlreg::testing::{keys, member_identity};
@@ -89,48 +89,27 @@ impl RowsBackend {
     }
 }
 
+/// The rows a request touches: what a database would lock and load.
+fn rows_for(rows: &[Change], req: &Request) -> Vec<Change> {
+    match req {
+        Request::Register(r) => rows
+            .iter()
+            .filter(|c| matches!(c, Change::NewId { id, .. } if Some(*id) == r.id))
+            .cloned()
+            .collect(),
+        Request::Create(c) => cluster_rows(rows, &ClusterTarget::Name(c.name[..].into())),
+        Request::DeleteByName(name) => cluster_rows(rows, &ClusterTarget::Name(name[..].into())),
+        Request::Join(j) => cluster_rows(rows, &j.cluster),
+        Request::GetCluster(g) => cluster_rows(rows, &g.cluster),
+        Request::Delete(d) => cluster_rows(rows, &d.cluster),
+        // The sweep reads everything (a database would read by an index).
+        Request::Expire(_) => rows.to_vec(),
+    }
+}
+
 impl Backend for RowsBackend {
-    fn register(&self, req: Register) -> BoxFuture<'_, Result<NodeId, BackendError>> {
-        let r = self.transaction(
-            |rows| {
-                rows.iter()
-                    .filter(|c| matches!(c, Change::NewId { id, .. } if Some(*id) == req.id))
-                    .cloned()
-                    .collect()
-            },
-            |reg| reg.register(req.id, req.sig_hash),
-        );
-        Box::pin(std::future::ready(r))
-    }
-
-    fn create(&self, req: Create) -> BoxFuture<'_, Result<ClusterFacts, BackendError>> {
-        let r = self.transaction(
-            |rows| cluster_rows(rows, &ClusterTarget::Name(req.name[..].into())),
-            |reg| reg.create(&req.name, req.max_size, req.attrs, req.ep_count),
-        );
-        Box::pin(std::future::ready(r))
-    }
-
-    fn join(&self, req: Join) -> BoxFuture<'_, Result<Joined, BackendError>> {
-        let r = self.transaction(
-            |rows| cluster_rows(rows, &req.cluster),
-            |reg| {
-                let id = reg.find(&req.cluster)?;
-                let (cluster, index) = reg.join(&id, req.record, req.endpoints)?;
-                Ok(Joined { cluster, index })
-            },
-        );
-        Box::pin(std::future::ready(r))
-    }
-
-    fn get_cluster<'a>(
-        &'a self,
-        req: &'a GetCluster,
-    ) -> BoxFuture<'a, Result<Members, BackendError>> {
-        let r = self.transaction(
-            |rows| cluster_rows(rows, &req.cluster),
-            |reg| reg.members(req),
-        );
+    fn perform(&self, req: Request) -> BoxFuture<'_, Result<Answer, BackendError>> {
+        let r = self.transaction(|rows| rows_for(rows, &req), |reg| reg.decide(req.clone()));
         Box::pin(std::future::ready(r))
     }
 
@@ -155,14 +134,13 @@ async fn a_backend_written_outside_the_crate_serves_a_cluster_through_the_unchan
         hold: Duration::from_secs(10),
         ..ServerConfig::ephemeral()
     };
-    let server = Server::start_with_backend(cfg, move |own_id| async move {
+    let server = Server::start_with_backend(cfg, move |own_id, _policy| async move {
         // The backend was made before the identity: take its ID now.
         assert_ne!(own_id, b.own_id);
         Ok(b as Arc<dyn Backend>)
     })
     .await
     .unwrap();
-    assert!(server.registry().is_none(), "no in-process registry");
     let rc = server.regcred().clone();
 
     let ks = keys::generate_keys(8, 1024, keys::KeyGen::Fast, 2, &|| {}).unwrap();

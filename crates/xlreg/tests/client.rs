@@ -539,3 +539,47 @@ async fn stalled_server_trips_the_timeout() {
     hold.abort();
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wait_deadline_is_honoured_even_when_the_registry_holds_longer() {
+    // The registry holds a GetCluster up to 5 s; a boot with wait = 200 ms
+    // must give up at 200 ms, not at the end of the hold.
+    let server = Server::start(ServerConfig {
+        hold: Duration::from_secs(5),
+        ..ServerConfig::ephemeral()
+    })
+    .await
+    .expect("server");
+    let rc = server.regcred().clone();
+    let cluster = create(&rc, "deadline", 3).await;
+    let node = identities(1, "alone").await.pop().expect("one");
+    let t0 = Instant::now();
+    let e = client::boot(
+        &rc,
+        &ClusterRef::Id(cluster),
+        &node,
+        &BootOptions {
+            wait: Some(Duration::from_millis(200)),
+            ..BootOptions::default()
+        },
+    )
+    .await
+    .expect_err("one member of three cannot complete the cluster");
+    let took = t0.elapsed();
+    assert!(
+        matches!(
+            e,
+            ClientError::IncompleteCluster {
+                have: 1,
+                want: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_millis(800),
+        "gave up after {took:?}"
+    );
+    server.shutdown().await;
+}

@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 
 use xlreg::client::boot::{boot, create_cluster_as};
 use xlreg::client::{BootOptions, ClientOptions, ClusterRef, ClusterSpec};
+use xlreg::registry::{BackendExt, ClusterTarget, GetCluster};
 use xlreg::server::ServerConfig;
 use xlreg::testing::{
     keys, member_identity, LaunchOptions, LocalCluster, LocalRegistry, Observer, Progress,
 };
+use xlreg::wire::Which;
 
 /// The example from the module documentation, as a test.
 #[tokio::test]
@@ -152,13 +154,17 @@ async fn the_held_get_cluster_returns_the_moment_the_last_member_joins() {
         .collect();
     // Both early members have joined and are waiting in a held GetCluster.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while reg
-        .server()
-        .registry()
-        .expect("an in-process registry")
-        .with_registry(|r| r.cluster(&info.id).map_or(0, |c| c.len()))
-        < 2
-    {
+    let joined_now = || async {
+        let get = GetCluster {
+            cluster: ClusterTarget::Id(info.id),
+            which: Which::ALL,
+            budget: 1 << 20,
+            hold: Duration::ZERO,
+        };
+        let m = reg.server().backend().call(get).await.unwrap();
+        m.selection.which.iter().count()
+    };
+    while joined_now().await < 2 {
         assert!(Instant::now() < deadline, "early members did not join");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use xlreg::registry::postgres::{PoolOptions, PostgresBackend};
 use xlreg::registry::{
-    get_cluster_held, Backend, BackendError, ClusterTarget, Create, Delete, GetCluster, Join,
-    MemberRecord, Register, RuleError,
+    get_cluster_held, BackendError, BackendExt, ClusterTarget, Create, Delete, DeleteByName,
+    GetCluster, Join, MemberRecord, Register, RuleError,
 };
 use xlreg::testing::postgres::TestDb;
 use xlreg::wire::{NodeId, Which};
@@ -79,9 +79,14 @@ async fn backends(db: &TestDb, n: usize) -> Vec<Arc<PostgresBackend>> {
     let mut out = Vec::new();
     for _ in 0..n {
         out.push(Arc::new(
-            PostgresBackend::connect(db.url(), own_id(), &PoolOptions::default())
-                .await
-                .unwrap(),
+            PostgresBackend::connect(
+                db.url(),
+                own_id(),
+                &PoolOptions::default(),
+                Default::default(),
+            )
+            .await
+            .unwrap(),
         ));
     }
     out
@@ -92,11 +97,11 @@ async fn race_for_64_slots(servers: usize) {
         return;
     };
     let b = backends(&db, servers).await;
-    let c = b[0].create(create(b"big", 64)).await.unwrap().id;
+    let c = b[0].call(create(b"big", 64)).await.unwrap().id;
     let mut tasks = Vec::new();
     for i in 0..74u32 {
         let s = b[i as usize % servers].clone();
-        tasks.push(tokio::spawn(async move { s.join(join(c, rec(i))).await }));
+        tasks.push(tokio::spawn(async move { s.call(join(c, rec(i))).await }));
     }
     let (mut slots, mut refused) = (Vec::new(), 0);
     for t in tasks {
@@ -111,7 +116,7 @@ async fn race_for_64_slots(servers: usize) {
     assert_eq!(refused, 10, "ten joins told the cluster is full");
     let mut views = Vec::new();
     for s in &b {
-        let m = s.get_cluster(&get(c, Duration::ZERO)).await.unwrap();
+        let m = s.call(get(c, Duration::ZERO)).await.unwrap();
         assert!(m.complete);
         assert_eq!(m.selection.which, Which::low_n(64));
         views.push(m.selection.token_fields);
@@ -140,11 +145,11 @@ async fn one_cluster_name_created_on_two_servers_at_once_gets_one_id() {
     for round in 0..10 {
         let name = format!("same-{round}").into_bytes();
         let (x, y) = tokio::join!(
-            b[0].create(Create {
+            b[0].call(Create {
                 attrs: 1,
                 ..create(&name, 4)
             }),
-            b[1].create(Create {
+            b[1].call(Create {
                 attrs: 2,
                 ep_count: 2,
                 ..create(&name, 8)
@@ -168,7 +173,7 @@ async fn one_id_registered_with_two_keys_through_two_servers_has_one_owner() {
             id: Some(id),
             sig_hash: [h; 32],
         };
-        let (x, y) = tokio::join!(b[0].register(reg(1)), b[1].register(reg(2)));
+        let (x, y) = tokio::join!(b[0].call(reg(1)), b[1].call(reg(2)));
         let won = [x.is_ok(), y.is_ok()];
         assert_eq!(
             won.iter().filter(|w| **w).count(),
@@ -182,16 +187,13 @@ async fn one_id_registered_with_two_keys_through_two_servers_has_one_owner() {
         ));
         let owner_key = if won[0] { 1 } else { 2 };
         assert_eq!(
-            b[1 - won[0] as usize]
-                .register(reg(owner_key))
-                .await
-                .unwrap(),
+            b[1 - won[0] as usize].call(reg(owner_key)).await.unwrap(),
             id,
             "the owner may register again on either server"
         );
     }
     let e = b[0]
-        .register(Register {
+        .call(Register {
             id: Some(own_id()),
             sig_hash: [1; 32],
         })
@@ -209,9 +211,9 @@ async fn a_member_held_on_server_a_is_answered_within_100ms_of_the_last_join_on_
         return;
     };
     let b = backends(&db, 2).await;
-    let c = b[0].create(create(b"held", 3)).await.unwrap().id;
+    let c = b[0].call(create(b"held", 3)).await.unwrap().id;
     for i in 0..2 {
-        b[0].join(join(c, rec(i))).await.unwrap();
+        b[0].call(join(c, rec(i))).await.unwrap();
     }
     let a = b[0].clone();
     let held = tokio::spawn(async move {
@@ -220,7 +222,7 @@ async fn a_member_held_on_server_a_is_answered_within_100ms_of_the_last_join_on_
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!held.is_finished(), "held while a member is missing");
-    b[1].join(join(c, rec(2))).await.unwrap();
+    b[1].call(join(c, rec(2))).await.unwrap();
     let joined = Instant::now();
     let (m, answered) = held.await.unwrap();
     assert_eq!(m.unwrap().selection.which, Which(0b111));
@@ -237,8 +239,8 @@ async fn a_delete_through_one_server_wakes_a_get_held_on_the_other_and_frees_the
         return;
     };
     let b = backends(&db, 2).await;
-    let c = b[0].create(create(b"doomed", 3)).await.unwrap().id;
-    b[0].join(join(c, rec(0))).await.unwrap();
+    let c = b[0].call(create(b"doomed", 3)).await.unwrap().id;
+    b[0].call(join(c, rec(0))).await.unwrap();
     let a = b[0].clone();
     let held = tokio::spawn(async move {
         let m = get_cluster_held(&*a, &get(c, Duration::from_secs(10))).await;
@@ -246,7 +248,10 @@ async fn a_delete_through_one_server_wakes_a_get_held_on_the_other_and_frees_the
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!held.is_finished(), "held while members are missing");
-    assert_eq!(b[1].delete_cluster(b"doomed".to_vec()).await.unwrap(), c);
+    assert_eq!(
+        b[1].call(DeleteByName(b"doomed".to_vec())).await.unwrap(),
+        c
+    );
     let deleted = Instant::now();
     let (m, answered) = held.await.unwrap();
     let err = m.expect_err("a held GetCluster of a deleted cluster gets an error");
@@ -258,18 +263,21 @@ async fn a_delete_through_one_server_wakes_a_get_held_on_the_other_and_frees_the
     );
     // Gone for every op on both servers.
     for s in &b {
-        let e = s.get_cluster(&get(c, Duration::ZERO)).await.unwrap_err();
+        let e = s.call(get(c, Duration::ZERO)).await.unwrap_err();
         assert!(e.to_string().contains("find cluster"), "{e}");
-        let e = s.join(join(c, rec(1))).await.unwrap_err();
+        let e = s.call(join(c, rec(1))).await.unwrap_err();
         assert!(e.to_string().contains("find cluster"), "{e}");
     }
-    let e = b[0].delete_cluster(b"doomed".to_vec()).await.unwrap_err();
+    let e = b[0]
+        .call(DeleteByName(b"doomed".to_vec()))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("find cluster"), "{e}");
     // The name is free: a new cluster with a new ID.
-    let again = b[0].create(create(b"doomed", 2)).await.unwrap().id;
+    let again = b[0].call(create(b"doomed", 2)).await.unwrap().id;
     assert_ne!(again, c);
     assert_eq!(
-        b[1].join(join_named(b"doomed", rec(5)))
+        b[1].call(join_named(b"doomed", rec(5)))
             .await
             .unwrap()
             .index,
@@ -282,10 +290,10 @@ async fn a_delete_through_one_server_wakes_a_get_held_on_the_other_and_frees_the
         cluster: ClusterTarget::Name(b"doomed".as_slice().into()),
         by: r.id,
     };
-    let e = b[0].delete(by(rec(6))).await.unwrap_err();
+    let e = b[0].call(by(rec(6))).await.unwrap_err();
     assert!(e.to_string().contains("only a member"), "{e}");
-    assert_eq!(b[0].delete(by(rec(5))).await.unwrap(), again);
-    let e = b[1].join(join(again, rec(6))).await.unwrap_err();
+    assert_eq!(b[0].call(by(rec(5))).await.unwrap(), again);
+    let e = b[1].call(join(again, rec(6))).await.unwrap_err();
     assert!(e.to_string().contains("find cluster"), "{e}");
 }
 
@@ -295,22 +303,22 @@ async fn rejoin_through_the_other_server_keeps_the_slot_and_replaces_the_token()
         return;
     };
     let b = backends(&db, 2).await;
-    let c = b[0].create(create(b"r", 2)).await.unwrap().id;
-    b[0].join(join_named(b"r", rec(0))).await.unwrap();
-    b[0].join(join_named(b"r", rec(1))).await.unwrap();
+    let c = b[0].call(create(b"r", 2)).await.unwrap().id;
+    b[0].call(join_named(b"r", rec(0))).await.unwrap();
+    b[0].call(join_named(b"r", rec(1))).await.unwrap();
     let mut again = rec(0);
     again.token = b"new-token".to_vec().into();
-    let j = b[1].join(join(c, again)).await.unwrap();
+    let j = b[1].call(join(c, again)).await.unwrap();
     assert_eq!(j.index, 0, "same slot even though the cluster is full");
     let snap = b[1].snapshot().await.unwrap();
     let cl = snap.cluster(&c).unwrap();
     assert_eq!(&*cl.members()[0].token, b"new-token");
-    let e = b[1].join(join(c, rec(7))).await.unwrap_err();
+    let e = b[1].call(join(c, rec(7))).await.unwrap_err();
     assert!(is(&e, &full()), "{e}");
-    let e = b[1].join(join_named(b"nope", rec(7))).await.unwrap_err();
+    let e = b[1].call(join_named(b"nope", rec(7))).await.unwrap_err();
     assert!(is(&e, &BackendError::Rule(RuleError::NoSuchName)), "{e}");
     let e = b[1]
-        .join(join(NodeId::from_bytes(&[9; 20]).unwrap(), rec(7)))
+        .call(join(NodeId::from_bytes(&[9; 20]).unwrap(), rec(7)))
         .await
         .unwrap_err();
     assert!(is(&e, &BackendError::Rule(RuleError::NoSuchId)), "{e}");
@@ -324,7 +332,7 @@ async fn a_database_of_another_registry_identity_is_refused_and_migration_is_ide
     let _first = backends(&db, 1).await;
     let _second = backends(&db, 1).await; // migrating again is a no-op
     let other = NodeId::from_bytes(&[0x11; 20]).unwrap();
-    let e = PostgresBackend::connect(db.url(), other, &PoolOptions::default())
+    let e = PostgresBackend::connect(db.url(), other, &PoolOptions::default(), Default::default())
         .await
         .unwrap_err();
     let e = format!("{e}: {}", e.cause);
@@ -348,7 +356,7 @@ async fn a_wrong_password_fails_with_the_url_redacted() {
     };
     let url = xlreg::registry::postgres::DbUrl::parse(&bad).unwrap();
     // .ci/postgres.sh makes TCP logins check passwords (scram-sha-256).
-    let e = PostgresBackend::connect(&url, own_id(), &PoolOptions::default())
+    let e = PostgresBackend::connect(&url, own_id(), &PoolOptions::default(), Default::default())
         .await
         .expect_err("a wrong password must be refused");
     let e = format!("{e}: {}", e.cause);
@@ -512,14 +520,14 @@ async fn a_lost_listen_connection_is_restored_and_held_requests_re_check() {
         return;
     };
     let own = NodeId::from_bytes(&[0xee; 20]).unwrap();
-    let a = PostgresBackend::connect(db.url(), own, &PoolOptions::default())
+    let a = PostgresBackend::connect(db.url(), own, &PoolOptions::default(), Default::default())
         .await
         .unwrap();
-    let b = PostgresBackend::connect(db.url(), own, &PoolOptions::default())
+    let b = PostgresBackend::connect(db.url(), own, &PoolOptions::default(), Default::default())
         .await
         .unwrap();
     let c = a
-        .create(Create {
+        .call(Create {
             name: b"lost".to_vec(),
             max_size: 2,
             attrs: 0,
@@ -534,7 +542,7 @@ async fn a_lost_listen_connection_is_restored_and_held_requests_re_check() {
         record: rec(i),
         endpoints: 1,
     };
-    a.join(join(1)).await.unwrap();
+    a.call(join(1)).await.unwrap();
     let req = GetCluster {
         cluster: ClusterTarget::Id(c),
         which: Which::ALL,
@@ -571,7 +579,7 @@ async fn a_lost_listen_connection_is_restored_and_held_requests_re_check() {
             assert!(Instant::now() < deadline, "the cut was not noticed");
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        b.join(join(2)).await.unwrap();
+        b.call(join(2)).await.unwrap();
     });
     let held = held.unwrap();
     assert!(held.complete, "the held request saw the join");
@@ -604,9 +612,14 @@ async fn a_database_migrated_by_a_newer_xlreg_is_refused_with_both_versions() {
         .batch_execute("INSERT INTO xlreg_schema_migrations(version) VALUES (99)")
         .await
         .unwrap();
-    let e = PostgresBackend::connect(db.url(), own_id(), &PoolOptions::default())
-        .await
-        .unwrap_err();
+    let e = PostgresBackend::connect(
+        db.url(),
+        own_id(),
+        &PoolOptions::default(),
+        Default::default(),
+    )
+    .await
+    .unwrap_err();
     let text = format!("{e}: {}", e.cause);
     assert!(text.contains("version 99 is newer"), "{text}");
     assert!(
@@ -656,14 +669,14 @@ async fn a_database_at_schema_version_1_is_migrated_in_place_and_keeps_its_rows(
         v as usize,
         xlreg::registry::postgres::schema::MIGRATIONS.len()
     );
-    let old = b[0].create(create(b"old", 8)).await.unwrap();
+    let old = b[0].call(create(b"old", 8)).await.unwrap();
     assert_eq!(
         old.id.to_hex(),
         "11".repeat(20),
         "the existing cluster is kept"
     );
     assert_eq!(old.max_size, 2);
-    b[0].join(join_named(b"old", rec(1))).await.unwrap();
+    b[0].call(join_named(b"old", rec(1))).await.unwrap();
 }
 
 /// One HTTP call (blocking client on the blocking pool): status and body.

@@ -17,7 +17,7 @@ use xlreg::client::{
 };
 use xlreg::registry::postgres::{PoolOptions, PostgresBackend};
 use xlreg::registry::{
-    get_cluster_held, Backend, ClusterTarget, Create, GetCluster, Join, MemberRecord,
+    get_cluster_held, BackendExt, ClusterTarget, Create, GetCluster, Join, MemberRecord,
 };
 use xlreg::server::ServerConfig;
 use xlreg::testing::keys::{generate_keys, KeyGen};
@@ -88,10 +88,10 @@ async fn servers_recover_from_a_postgres_restart_without_restarting() {
     .unwrap();
     let own = g.regcred.id;
     let raw: Vec<PostgresBackend> = vec![
-        PostgresBackend::connect(db.url(), own, &PoolOptions::default())
+        PostgresBackend::connect(db.url(), own, &PoolOptions::default(), Default::default())
             .await
             .unwrap(),
-        PostgresBackend::connect(db.url(), own, &PoolOptions::default())
+        PostgresBackend::connect(db.url(), own, &PoolOptions::default(), Default::default())
             .await
             .unwrap(),
     ];
@@ -143,7 +143,7 @@ async fn servers_recover_from_a_postgres_restart_without_restarting() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let c = raw[0]
-        .create(Create {
+        .call(Create {
             name: b"held-after".to_vec(),
             max_size: 2,
             attrs: 0,
@@ -158,7 +158,7 @@ async fn servers_recover_from_a_postgres_restart_without_restarting() {
         record: rec(i),
         endpoints: 1,
     };
-    raw[0].join(join(1)).await.unwrap();
+    raw[0].call(join(1)).await.unwrap();
     let req = GetCluster {
         cluster: ClusterTarget::Id(c),
         which: Which::ALL,
@@ -172,7 +172,7 @@ async fn servers_recover_from_a_postgres_restart_without_restarting() {
         },
         async {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            raw[1].join(join(2)).await.unwrap();
+            raw[1].call(join(2)).await.unwrap();
             Instant::now()
         }
     );

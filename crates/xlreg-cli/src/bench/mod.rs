@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 
 pub mod cli_calls;
 pub mod crypto;
+pub mod faults;
 pub mod floor;
 pub mod formation;
 pub mod memory;
 pub mod peer;
 pub mod serve_proc;
+pub mod soak;
 pub mod stores;
 pub mod throughput;
 pub mod up;

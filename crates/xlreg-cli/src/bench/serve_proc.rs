@@ -77,6 +77,8 @@ pub(crate) struct Serve {
     pub(crate) log: Option<&'static str>,
     /// `--hold-ms`; `None`: the default (1000 ms).
     pub(crate) hold_ms: Option<u64>,
+    /// `--cluster-ttl`; `None`: the default (`never`).
+    pub(crate) cluster_ttl: Option<&'static str>,
 }
 
 impl Serve {
@@ -87,6 +89,7 @@ impl Serve {
         ephemeral: false,
         log: None,
         hold_ms: None,
+        cluster_ttl: None,
     };
 
     /// A short description for table rows, e.g. `persistent, log info`.
@@ -138,6 +141,9 @@ pub(crate) fn spawn_serve(how: Serve) -> anyhow::Result<(ServerProc, RegCred)> {
     }
     if how.ephemeral {
         c.arg("--ephemeral");
+    }
+    if let Some(ttl) = how.cluster_ttl {
+        c.args(["--cluster-ttl", ttl]);
     }
     let mut child = c
         .spawn()

@@ -145,11 +145,40 @@ fn print_summaries(list: &[ClusterSummary]) {
     }
 }
 
+/// Every live cluster, by name: `/api/clusters` a page at a time (the
+/// server bounds each page), following on after the last name of each
+/// full page.
+fn all_clusters(a: &AdminArgs, tok: &Option<AdminToken>) -> anyhow::Result<serde_json::Value> {
+    /// Most pages read (the server's page is 500 clusters).
+    const MAX_PAGES: usize = 10_000;
+    let page = xlreg::http::API_PAGE;
+    let mut all = Vec::new();
+    let mut after = String::new();
+    for _ in 0..MAX_PAGES {
+        let got = call(a, "GET", &format!("/api/clusters?limit={page}{after}"), tok)?;
+        let serde_json::Value::Array(list) = got else {
+            return Err(anyhow!("GET /api/clusters: the reply is not a list"));
+        };
+        let full = list.len() >= page;
+        let last = list
+            .last()
+            .and_then(|c| c.get("name"))
+            .and_then(|n| n.as_str())
+            .map(segment);
+        all.extend(list);
+        match (full, last) {
+            (true, Some(name)) => after = format!("&after={name}"),
+            _ => return Ok(serde_json::Value::Array(all)),
+        }
+    }
+    Err(anyhow!("GET /api/clusters: more than {MAX_PAGES} pages"))
+}
+
 /// Run an admin command.
 pub fn run(a: AdminArgs) -> anyhow::Result<()> {
     let tok = token(&a)?;
     let out = match &a.what {
-        AdminCommand::Clusters => call(&a, "GET", "/api/clusters", &tok)?,
+        AdminCommand::Clusters => all_clusters(&a, &tok)?,
         AdminCommand::Cluster { name } => {
             call(&a, "GET", &format!("/api/clusters/{}", segment(name)), &tok)?
         }

@@ -36,9 +36,17 @@ pub enum BenchCommand {
     /// Secure peer channel (`xlreg::peer`): handshake time and the
     /// throughput of one channel beside raw TCP, in the same run.
     Peer(PeerBenchArgs),
+    /// The fault proxy of test clusters (`LaunchOptions { faults: true }`,
+    /// `up --faults`): round trip and throughput through a healthy proxy
+    /// beside a direct connection, in the same run.
+    Faults(FaultsBenchArgs),
     /// The member commands as a user runs them: `xlreg create` (first and
     /// again) and `xlreg join --wait 0` against a default `xlreg serve`.
     Cli(CliArgs),
+    /// A registry under steady load: clusters created, filled, read and
+    /// expiring for `--minutes` (half with `--cluster-ttl`, half without);
+    /// sessions/s, p50/p99 latency and server RSS over time.
+    Soak(SoakArgs),
     /// Every registry benchmark above (not `peer`) with the settings the
     /// README and docs/ quote,
     /// one after the other (a few minutes); `--markdown` prints the tables
@@ -49,6 +57,23 @@ pub enum BenchCommand {
 /// Arguments of `xlreg bench cli`.
 #[derive(Args, Debug)]
 pub struct CliArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `xlreg bench faults`.
+#[derive(Args, Debug)]
+pub struct FaultsBenchArgs {
+    /// 1-byte round trips per path (each series also stops after 5 s).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(2..=1_000_000))]
+    pub round_trips: u64,
+    /// MiB per transfer.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub megabytes: u64,
+    /// Transfers per path; the median is printed.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub rounds: u64,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -154,6 +179,29 @@ pub struct UpBenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "1024,2048",
           value_parser = clap::value_parser!(u32).range(1024..=2048))]
     pub key_bits: Vec<u32>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The `--cluster-ttl` values `xlreg bench soak --ttl` offers.
+const SOAK_TTLS: [&str; 5] = ["10s", "30s", "60s", "2m", "5m"];
+
+/// Arguments of `xlreg bench soak`.
+#[derive(Args, Debug)]
+pub struct SoakArgs {
+    /// Minutes in all (two phases of half each: TTL on, TTL off).
+    #[arg(long, default_value_t = 2.0)]
+    pub minutes: f64,
+    /// The server's `--cluster-ttl` in the TTL-on phase.
+    #[arg(long, default_value = "30s", value_parser = SOAK_TTLS)]
+    pub ttl: String,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub clients: u64,
+    /// Members per cluster.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(2..=64))]
+    pub members: u64,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -279,6 +327,46 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             let r = crate::cli::runtime()?
                 .block_on(bench::memory::run(a.clusters as usize, a.members as usize))?;
             emit(a.json, &r, bench::memory::table)
+        }
+        BenchCommand::Soak(a) => {
+            if !(a.minutes.is_finite() && a.minutes > 0.0 && a.minutes <= 120.0) {
+                return Err(crate::cli::BadInput(format!(
+                    "--minutes {} must be in (0, 120]",
+                    a.minutes
+                ))
+                .into());
+            }
+            let ttl = SOAK_TTLS.into_iter().find(|t| *t == a.ttl).unwrap_or("30s");
+            eprintln!(
+                "soak: {} min, {} clients, clusters of {} (bounded: {} clusters a phase)...",
+                a.minutes,
+                a.clients,
+                a.members,
+                bench::soak::MAX_CLUSTERS
+            );
+            let r = crate::cli::runtime()?.block_on(bench::soak::run(
+                a.minutes,
+                ttl,
+                a.clients as usize,
+                a.members as usize,
+            ))?;
+            emit(a.json, &r, bench::soak::table)
+        }
+        BenchCommand::Faults(a) => {
+            eprintln!(
+                "measuring the fault proxy (bounded: 5 s per latency series, 30 s per transfer)..."
+            );
+            let r = crate::cli::runtime()?.block_on(bench::faults::run(
+                a.round_trips as usize,
+                a.megabytes as usize,
+                a.rounds as usize,
+            ))?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                r.print();
+            }
+            Ok(())
         }
         BenchCommand::Peer(a) => {
             eprintln!("measuring the secure peer channel (bounded: 5 s of handshakes, 30 s per transfer)...");

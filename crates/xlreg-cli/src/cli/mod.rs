@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 pub mod admin;
 pub mod bench;
 pub mod cred;
+pub mod fdlimit;
 pub mod member;
 pub mod peer;
 pub mod store;

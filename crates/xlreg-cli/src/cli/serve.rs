@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::cli::BadInput;
+use xlreg::registry::StoreConfig;
 use xlreg::server::{Server, ServerConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 
 /// Run an xlReg registry.
@@ -90,6 +91,31 @@ pub struct ServeArgs {
     /// mode 0600 on first use).
     #[arg(long, value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// Most connections the HTTP side door holds, separate from
+    /// --max-connections. At the cap a new connection closes the oldest
+    /// one with no request being handled; when all are busy it gets 503.
+    #[arg(long, default_value_t = xlreg::http::listener::DEFAULT_MAX_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=100_000), value_name = "N")]
+    pub http_max_connections: u64,
+    /// Seconds an HTTP client has to send a request's headers (counted
+    /// from the connect or the end of the previous response).
+    #[arg(long, default_value_t = xlreg::http::listener::DEFAULT_HEADER_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECS")]
+    pub http_header_timeout: u64,
+    /// Seconds an HTTP connection with no request being handled may stay
+    /// silent (no byte either way) before it is closed: the keep-alive
+    /// limit, and the limit for a client that stops reading a response.
+    #[arg(long, default_value_t = xlreg::http::listener::DEFAULT_IDLE_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECS")]
+    pub http_idle_timeout: u64,
+    /// Seconds an HTTP request may take, its body included (then 408).
+    #[arg(long, default_value_t = xlreg::http::listener::DEFAULT_REQUEST_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECS")]
+    pub http_request_timeout: u64,
+    /// Largest HTTP request body read, in bytes (then 413).
+    #[arg(long, default_value_t = xlreg::http::listener::DEFAULT_MAX_BODY as u64,
+          value_parser = clap::value_parser!(u64).range(1..=(64 << 20)), value_name = "BYTES")]
+    pub http_max_body: u64,
     /// Lifetime of clusters whose creator set none, counted from their
     /// last Join or GetCluster: 90s, 30m, 2h, 7d or never.
     #[arg(long, default_value = "never", value_parser = crate::cli::parse_ttl, value_name = "TTL")]
@@ -128,32 +154,69 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
             if a.ephemeral {
                 return Err(BadInput("--store and --ephemeral exclude each other".into()).into());
             }
-            // Expiry is not implemented on PostgreSQL yet: refuse the
-            // flags rather than accept a lifetime that never runs out.
-            if a.cluster_ttl.0.is_some() || a.ephemeral_ttl.is_some() {
-                return Err(BadInput(
-                    "--cluster-ttl and --ephemeral-ttl are not supported with --store \
-                     (PostgreSQL): clusters there never expire"
-                        .into(),
-                )
-                .into());
-            }
-            Some(crate::cli::store::parse_store_url(raw)?)
+            Some(StoreConfig::Postgres {
+                url: Box::new(crate::cli::store::parse_store_url(raw)?),
+                pool: xlreg::registry::postgres::PoolOptions {
+                    max_connections: a.store_connections as usize,
+                    ..Default::default()
+                },
+            })
         }
     };
+    // Open files: raise the soft limit, then fit both ports' caps under it.
+    let (nofile, _) = crate::cli::fdlimit::raise_nofile();
+    let store_files = match &store {
+        // The pool, the LISTEN connection and one being replaced.
+        Some(_) => u64::from(a.store_connections) + 2,
+        // SQLite: the database, its -wal and -shm, a journal.
+        None => 4,
+    };
+    let budget = crate::cli::fdlimit::fit(
+        nofile,
+        a.max_connections as u64,
+        if a.http.is_some() {
+            a.http_max_connections
+        } else {
+            0
+        },
+        store_files,
+    )
+    .map_err(BadInput)?;
+    if let Some(w) = &budget.lowered {
+        eprintln!("warning: {w}");
+    }
+    let http_limits = xlreg::http::HttpLimits {
+        max_connections: budget.http.max(1) as usize,
+        header_timeout: Duration::from_secs(a.http_header_timeout),
+        idle_timeout: Duration::from_secs(a.http_idle_timeout),
+        request_timeout: Duration::from_secs(a.http_request_timeout),
+        max_body: a.http_max_body as usize,
+    };
+    // The data directory is made in one place, mode 0700, before anything
+    // (admin token, regCred.dat, identity) is written into it.
+    let regcred_in_data_dir = a
+        .regcred
+        .as_ref()
+        .is_none_or(|r| r.parent() == Some(a.data_dir.as_path()));
+    let writes_data_dir =
+        !a.ephemeral || regcred_in_data_dir || (a.http.is_some() && a.admin_token_file.is_none());
+    if writes_data_dir {
+        xlreg::server::identity::prepare_data_dir(&a.data_dir)?;
+    }
     let mut advertise = a.advertise.into_iter();
     let mut cfg = ServerConfig {
         listen: a.listen,
         advertise: advertise.next(),
         advertise_more: advertise.collect(),
         data_dir: Some(a.data_dir.clone()),
+        store,
         regcred_path: a.regcred.clone(),
         name: a.name,
         key_bits: a.key_bits,
         max_key_bits: a.max_key_bits,
         strict_perms: a.strict_perms,
         adopt: a.adopt,
-        max_connections: a.max_connections,
+        max_connections: budget.protocol as usize,
         hold: Duration::from_millis(a.hold_ms),
         idle_timeout: Duration::from_secs(a.idle_timeout.max(1)),
         allow_anonymous_reads: !a.members_only,
@@ -172,18 +235,17 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
             xlreg::http::AdminToken::from_file(f)
                 .map_err(|e| BadInput(format!("--admin-token-file: {e}")))?,
         ),
-        (Some(_), None) => {
-            std::fs::create_dir_all(&a.data_dir)
-                .with_context(|| format!("cannot create {}", a.data_dir.display()))?;
-            Some(xlreg::http::AdminToken::load_or_create(&a.data_dir)?)
-        }
+        (Some(_), None) => Some(xlreg::http::AdminToken::load_or_create(&a.data_dir)?),
     };
     if a.ephemeral {
         cfg.data_dir = None;
         cfg.regcred_path = Some(a.regcred.unwrap_or_else(|| a.data_dir.join("regCred.dat")));
+        // A regCred.dat outside the data dir goes where the operator said.
         if let Some(parent) = cfg.regcred_path.as_ref().and_then(|p| p.parent()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
+            if !regcred_in_data_dir && !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
         }
     }
     let rt = crate::cli::runtime()?;
@@ -191,22 +253,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         // Handlers first: a signal that arrives right after start-up must
         // still shut down cleanly.
         let signals = Signals::install()?;
-        let server = match store {
-            None => Server::start(cfg).await?,
-            Some(url) => {
-                let opts = xlreg::registry::postgres::PoolOptions {
-                    max_connections: a.store_connections as usize,
-                    ..Default::default()
-                };
-                Server::start_with_backend(cfg, |own_id| async move {
-                    let b =
-                        xlreg::registry::postgres::PostgresBackend::connect(&url, own_id, &opts)
-                            .await?;
-                    Ok(std::sync::Arc::new(b) as std::sync::Arc<dyn xlreg::registry::Backend>)
-                })
-                .await?
-            }
-        };
+        let server = Server::start(cfg).await?;
         // Announce where we are; a closed stdout must not stop the server.
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on {}", server.local_addr());
@@ -216,8 +263,9 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         let http = match (a.http, token) {
             (Some(listen), Some(token)) => {
                 let path = token.path().display().to_string();
-                let h = xlreg::http::HttpServer::start(
+                let h = xlreg::http::HttpServer::start_with_limits(
                     xlreg::http::HttpConfig { listen, token },
+                    http_limits,
                     &server,
                 )
                 .await?;

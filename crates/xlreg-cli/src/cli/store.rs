@@ -82,7 +82,13 @@ fn copy(a: CopyArgs) -> anyhow::Result<()> {
         .with_context(|| format!("{}: stored data refused", db.display()))?;
     let rt = crate::cli::runtime()?;
     let counts = rt.block_on(async {
-        let dst = PostgresBackend::connect(&url, identity.id, &PoolOptions::default()).await?;
+        let dst = PostgresBackend::connect(
+            &url,
+            identity.id,
+            &PoolOptions::default(),
+            Default::default(),
+        )
+        .await?;
         let n = copy_registry(&reg, &dst).await?;
         anyhow::Ok(n)
     })?;

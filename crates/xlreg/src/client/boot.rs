@@ -383,6 +383,10 @@ async fn gather(
             return Ok(have);
         }
         let t0 = Instant::now();
+        // The registry may hold the round; never past our deadline.
+        if let Some(d) = deadline {
+            s.hold_at_most(Some(d.saturating_duration_since(t0)));
+        }
         let reply = s.get_members(&info.id, missing).await?;
         rounds += 1;
         let round_time = t0.elapsed();

@@ -22,6 +22,8 @@
 //!   without joining it.
 //! * [`view`]: [`ClusterView`], what a booted member knows, and its JSON.
 //! * [`blocking`]: the same flows for scripts without an async runtime.
+//! * [`up_env`]: [`UpEnv`], what a program launched by `xlreg up -- CMD`
+//!   reads from its environment to join (needs only this feature).
 //!
 //! Unlike the Go client, an incomplete cluster at the deadline is an error
 //! ([`ClientError::IncompleteCluster`]), never a silent partial success.
@@ -31,6 +33,7 @@ pub mod boot;
 pub mod connection;
 pub mod node;
 pub mod session;
+pub mod up_env;
 pub mod view;
 
 #[cfg(test)]
@@ -47,6 +50,7 @@ pub use boot::{
 pub use connection::{ClientOptions, Connection};
 pub use node::{attrs, NodeIdentity, NodeOptions};
 pub use session::{ClusterInfo, ClusterRef, ClusterSpec, MembersReply, Session};
+pub use up_env::UpEnv;
 pub use view::{ClusterView, MemberInfo, MemberList};
 
 /// Everything that can go wrong on the client side. Messages name what was
@@ -175,8 +179,7 @@ impl ClientError {
     }
 }
 
-/// The ErrDesc of a registry whose storage failed (nothing was applied).
-pub const STORAGE_FAILURE: &str = "registry storage failure; request not applied";
+pub use crate::wire::msg::STORAGE_FAILURE;
 
 /// `slot 3` or `slots 0, 2, 5-63`: indexes with runs shortened.
 fn slot_list(slots: &[usize]) -> String {

@@ -14,6 +14,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use super::connection::{ClientOptions, Connection};
 use super::node::NodeIdentity;
@@ -176,6 +177,7 @@ pub struct Session {
     state: State,
     member_id: Option<NodeId>,
     at_once: bool,
+    hold_cap: Option<Duration>,
 }
 
 impl Session {
@@ -186,6 +188,7 @@ impl Session {
             state: State::Hello,
             member_id: None,
             at_once: false,
+            hold_cap: None,
         })
     }
 
@@ -197,8 +200,24 @@ impl Session {
         self.at_once = yes;
     }
 
+    /// Ask the registry to hold a GetCluster at most `cap` (rounded up to
+    /// whole milliseconds) before answering with the members present, so
+    /// that a caller's deadline is not overrun by the registry's own hold
+    /// bound (an xlreg extension, sent only in length-prefixed sessions; a
+    /// Go registry never holds). `None`: the registry's bound.
+    pub fn hold_at_most(&mut self, cap: Option<Duration>) {
+        self.hold_cap = cap;
+    }
+
     fn hold_ms(&self) -> Option<u32> {
-        (self.at_once && self.framing() == Framing::LengthPrefixed).then_some(0)
+        if self.framing() != Framing::LengthPrefixed {
+            return None;
+        }
+        if self.at_once {
+            return Some(0);
+        }
+        self.hold_cap
+            .map(|d| d.as_micros().div_ceil(1000).min(u32::MAX.into()) as u32)
     }
 
     /// The registry address.

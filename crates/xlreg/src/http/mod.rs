@@ -4,15 +4,18 @@
 //!
 //! Why a separate listener: the registry port speaks the xlReg protocol
 //! only (Go peers connect there); operators' tools speak HTTP. The HTTP
-//! side reads the registry through [`crate::registry::RegistryService`] —
-//! the same committed state sessions see — and deletes through it, so a
-//! delete is durable before it is acknowledged.
+//! side reads the registry through the server's
+//! [`Backend`] — the same committed state
+//! sessions see, a bounded page at a time ([`Backend::listing`]) — and
+//! deletes through it ([`Request::DeleteByName`](crate::registry::Request::DeleteByName)), so a delete is durable
+//! before it is acknowledged, on every store.
 //!
 //! Access: mutating calls always need the admin bearer token
 //! ([`token::AdminToken`]). Read-only pages are open when the HTTP
 //! listener is bound to a loopback address, and need the token otherwise.
 //! `/healthz` and `/readyz` are always open (they reveal nothing).
 
+pub mod listener;
 pub mod page;
 pub mod token;
 pub mod view;
@@ -29,8 +32,12 @@ use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
 use crate::regcred::RegCred;
-use crate::registry::{Backend, BackendError, RegistryService, RuleError};
+use crate::registry::{
+    Backend, BackendError, BackendExt, DeleteByName, Listing, ListingOrder, ListingPage, RuleError,
+    MAX_LISTING_PAGE,
+};
 use crate::server::Server;
+pub use listener::{ConnCounts, HttpLimits};
 pub use token::AdminToken;
 use view::Stats;
 
@@ -55,9 +62,6 @@ pub struct HttpError {
 
 struct Ops {
     backend: Arc<dyn Backend>,
-    /// For listings: the in-process registry (`None` with another backend,
-    /// whose clusters the page then cannot list).
-    registry: Option<Arc<RegistryService>>,
     metrics: Arc<Metrics>,
     regcred: RegCred,
     regcred_text: String,
@@ -71,8 +75,9 @@ type St = State<Arc<Ops>>;
 /// The running side door; dropping it stops it.
 pub struct HttpServer {
     addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    counts: Arc<ConnCounts>,
 }
 
 impl std::fmt::Debug for HttpServer {
@@ -82,8 +87,19 @@ impl std::fmt::Debug for HttpServer {
 }
 
 impl HttpServer {
-    /// Bind `cfg.listen` and serve `server`'s registry.
+    /// Bind `cfg.listen` and serve `server`'s registry under the default
+    /// [`HttpLimits`].
     pub async fn start(cfg: HttpConfig, server: &Server) -> Result<HttpServer, HttpError> {
+        Self::start_with_limits(cfg, HttpLimits::default(), server).await
+    }
+
+    /// Bind `cfg.listen` and serve `server`'s registry; no client gets
+    /// past `limits` (connections, timeouts, body size).
+    pub async fn start_with_limits(
+        cfg: HttpConfig,
+        limits: HttpLimits,
+        server: &Server,
+    ) -> Result<HttpServer, HttpError> {
         let listener = TcpListener::bind(cfg.listen)
             .await
             .map_err(|err| HttpError {
@@ -96,7 +112,6 @@ impl HttpServer {
         })?;
         let ops = Arc::new(Ops {
             backend: server.backend().clone(),
-            registry: server.registry().cloned(),
             metrics: server.metrics().clone(),
             regcred: server.regcred().clone(),
             regcred_text: server.regcred().to_go_format(),
@@ -105,22 +120,25 @@ impl HttpServer {
             open_reads: addr.ip().is_loopback(),
         });
         let app = router(ops);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let r = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "HTTP side door stopped");
-            }
-        });
-        tracing::info!(%addr, "HTTP side door listening");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let counts = Arc::new(ConnCounts::default());
+        let task = tokio::spawn(listener::serve(
+            listener,
+            app,
+            limits,
+            counts.clone(),
+            stopped,
+        ));
+        tracing::info!(
+            %addr,
+            max_connections = limits.max_connections,
+            "HTTP side door listening"
+        );
         Ok(HttpServer {
             addr,
             stop: Some(stop),
             task: Some(task),
+            counts,
         })
     }
 
@@ -129,10 +147,16 @@ impl HttpServer {
         self.addr
     }
 
+    /// What happened to connections so far (accepted, evicted at the
+    /// cap, refused, closed idle).
+    pub fn conn_counts(&self) -> &ConnCounts {
+        &self.counts
+    }
+
     /// Stop serving and wait for open requests to finish.
     pub async fn shutdown(mut self) {
         if let Some(s) = self.stop.take() {
-            let _ = s.send(());
+            let _ = s.send(true);
         }
         if let Some(t) = self.task.take() {
             let _ = t.await;
@@ -143,7 +167,7 @@ impl HttpServer {
 impl Drop for HttpServer {
     fn drop(&mut self) {
         if let Some(s) = self.stop.take() {
-            let _ = s.send(());
+            let _ = s.send(true);
         }
     }
 }
@@ -219,15 +243,11 @@ impl Ops {
         }
     }
 
-    /// Run `f` on the registry: the in-process one under its lock, or a
-    /// snapshot from a backend that lives elsewhere (PostgreSQL). `None`
-    /// when there is nothing to read (the failure is logged).
-    async fn read<T>(&self, f: impl FnOnce(&crate::registry::Registry) -> T) -> Option<T> {
-        if let Some(reg) = &self.registry {
-            return Some(reg.with_registry(f));
-        }
-        match self.backend.listing().await {
-            Ok(reg) => reg.map(|r| f(&r)),
+    /// One page of the live clusters from the backend. `None` when it
+    /// cannot be read (the failure is logged).
+    async fn read(&self, order: ListingOrder, limit: usize) -> Option<Listing> {
+        match self.backend.listing(ListingPage { order, limit }).await {
+            Ok(l) => Some(l),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the registry for the status page");
                 None
@@ -235,20 +255,10 @@ impl Ops {
         }
     }
 
-    async fn stats(&self) -> Stats {
+    /// Server-wide numbers; `listing` (any page) carries the totals.
+    fn stats_of(&self, listing: Option<&Listing>) -> Stats {
         let m = &self.metrics;
-        let (clusters, members) = self
-            .read(|r| {
-                let mut n = 0;
-                let mut members = 0;
-                for c in r.clusters() {
-                    n += 1;
-                    members += c.len();
-                }
-                (n, members)
-            })
-            .await
-            .unwrap_or((0, 0));
+        let (clusters, members) = listing.map_or((0, 0), |l| (l.total_clusters, l.total_members));
         m.clusters.set(clusters as i64);
         m.members.set(members as i64);
         Stats {
@@ -261,17 +271,39 @@ impl Ops {
         }
     }
 
-    async fn clusters(&self) -> Vec<view::ClusterDetail> {
-        self.read(view::all).await.unwrap_or_default()
+    async fn stats(&self) -> Stats {
+        let one = self.read(ListingOrder::RecentlyActive, 1).await;
+        self.stats_of(one.as_ref())
     }
 
-    /// What the page shows: the most recently active clusters.
-    async fn page_clusters(&self) -> Vec<view::ClusterDetail> {
-        self.read(|r| view::recent(r).0).await.unwrap_or_default()
+    /// One page of clusters by name for the admin API, after `after`.
+    async fn clusters(
+        &self,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Option<(Vec<view::ClusterDetail>, Option<Vec<u8>>)> {
+        let l = self.read(ListingOrder::ByName { after }, limit).await?;
+        Some((view::details(&l), l.next))
+    }
+
+    /// What the page shows: the most recently active clusters, and the
+    /// stats.
+    async fn page(&self) -> (Stats, Vec<view::ClusterDetail>) {
+        let l = self
+            .read(ListingOrder::RecentlyActive, view::PAGE_LIMIT)
+            .await;
+        let stats = self.stats_of(l.as_ref());
+        let mut shown = l.as_ref().map(view::details).unwrap_or_default();
+        shown.sort_by(|a, b| a.summary.name.cmp(&b.summary.name));
+        (stats, shown)
     }
 
     async fn delete(&self, name: &str) -> Result<String, (StatusCode, String)> {
-        match self.backend.delete_cluster(name.as_bytes().to_vec()).await {
+        match self
+            .backend
+            .call(DeleteByName(name.as_bytes().to_vec()))
+            .await
+        {
             Ok(id) => {
                 self.metrics.deleted_clusters.inc();
                 tracing::info!(cluster = name, id = %id, "cluster deleted by operator");
@@ -289,8 +321,7 @@ async fn index(State(ops): St, headers: HeaderMap) -> Response {
     if let Err(d) = ops.check_read(&headers) {
         return d.into_response();
     }
-    let stats = ops.stats().await;
-    let clusters = ops.page_clusters().await;
+    let (stats, clusters) = ops.page().await;
     Html(page::status_page(
         &ops.regcred,
         &ops.listen,
@@ -305,10 +336,10 @@ async fn fragment(State(ops): St, headers: HeaderMap) -> Response {
     if let Err(d) = ops.check_read(&headers) {
         return d.into_response();
     }
-    let stats = ops.stats().await;
+    let (stats, clusters) = ops.page().await;
     Html(page::live_part(
         &stats,
-        &ops.page_clusters().await,
+        &clusters,
         crate::registry::unix_now_ms(),
     ))
     .into_response()
@@ -353,17 +384,39 @@ async fn regcred(State(ops): St, headers: HeaderMap) -> Response {
         .into_response()
 }
 
-async fn api_list(State(ops): St, headers: HeaderMap) -> Response {
+/// `GET /api/clusters[?after=NAME&limit=N]`: live clusters by name, a
+/// page at a time (at most [`MAX_LISTING_PAGE`]; default
+/// [`API_PAGE`]); the `X-Next-After` header names the last cluster of a
+/// page that has more after it.
+async fn api_list(
+    State(ops): St,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<ListQuery>,
+) -> Response {
     if let Err(d) = ops.check_read(&headers) {
         return d.into_response();
     }
-    let list: Vec<_> = ops
-        .clusters()
-        .await
-        .into_iter()
-        .map(|c| c.summary)
-        .collect();
-    Json(list).into_response()
+    let limit = q.limit.unwrap_or(API_PAGE).clamp(1, MAX_LISTING_PAGE);
+    let after = q.after.map(String::into_bytes);
+    let Some((list, next)) = ops.clusters(after, limit).await else {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, "cannot read the registry");
+    };
+    let list: Vec<_> = list.into_iter().map(|c| c.summary).collect();
+    let mut r = Json(list).into_response();
+    if let Some(n) = next.and_then(|n| axum::http::HeaderValue::from_bytes(&n).ok()) {
+        r.headers_mut().insert("x-next-after", n);
+    }
+    r
+}
+
+/// Clusters per `GET /api/clusters` page unless `limit` says otherwise.
+pub const API_PAGE: usize = MAX_LISTING_PAGE;
+
+/// `GET /api/clusters` paging.
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    after: Option<String>,
+    limit: Option<usize>,
 }
 
 async fn api_show(State(ops): St, headers: HeaderMap, Path(name): Path<String>) -> Response {
@@ -371,12 +424,9 @@ async fn api_show(State(ops): St, headers: HeaderMap, Path(name): Path<String>) 
         return d.into_response();
     }
     let found = ops
-        .read(|r| {
-            r.cluster_by_name(name.as_bytes())
-                .map(|c| view::detail(r, c))
-        })
+        .read(ListingOrder::Named(name.clone().into_bytes()), 1)
         .await
-        .flatten();
+        .and_then(|l| view::details(&l).into_iter().next());
     match found {
         Some(d) => Json(d).into_response(),
         None => json_error(

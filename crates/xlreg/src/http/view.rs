@@ -1,10 +1,10 @@
 //! What the status page and the admin API show about clusters: plain
-//! serialisable snapshots taken under the registry lock, so rendering
-//! never holds it.
+//! serialisable snapshots of a listing page ([`Listing`]), so rendering
+//! never holds the registry.
 
 use serde::Serialize;
 
-use crate::registry::{Cluster, Registry};
+use crate::registry::{Cluster, Listing, Registry};
 use crate::wire::msg::Token;
 
 /// One cluster, as the page and `GET /api/clusters` show it.
@@ -125,55 +125,15 @@ pub fn detail(reg: &Registry, c: &Cluster) -> ClusterDetail {
     }
 }
 
-/// Every live cluster, sorted by name.
-pub fn all(reg: &Registry) -> Vec<ClusterDetail> {
-    let mut v: Vec<_> = reg.clusters().map(|c| detail(reg, c)).collect();
-    v.sort_by(|a, b| a.summary.name.cmp(&b.summary.name));
-    v
+/// The clusters of a listing page, in its order, with their members.
+pub fn details(l: &Listing) -> Vec<ClusterDetail> {
+    l.clusters
+        .iter()
+        .filter_map(|id| l.registry.cluster(id))
+        .map(|c| detail(&l.registry, c))
+        .collect()
 }
 
 /// Most clusters the status page shows (a page refreshed every second
 /// must stay cheap on a registry with very many clusters).
 pub const PAGE_LIMIT: usize = 200;
-
-/// The `PAGE_LIMIT` most recently active live clusters, sorted by name,
-/// and how many live clusters there are in all.
-pub fn recent(reg: &Registry) -> (Vec<ClusterDetail>, usize) {
-    let mut live: Vec<_> = reg.clusters().collect();
-    let total = live.len();
-    if live.len() > PAGE_LIMIT {
-        live.select_nth_unstable_by(PAGE_LIMIT - 1, |a, b| {
-            b.last_active_ms.cmp(&a.last_active_ms)
-        });
-        live.truncate(PAGE_LIMIT);
-    }
-    let mut v: Vec<_> = live.into_iter().map(|c| detail(reg, c)).collect();
-    v.sort_by(|a, b| a.summary.name.cmp(&b.summary.name));
-    (v, total)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::wire::NodeId;
-
-    #[test]
-    fn the_page_shows_the_most_recently_active_clusters_only() {
-        let mut r = Registry::new(NodeId::random());
-        for i in 0..(PAGE_LIMIT + 5) {
-            r.set_now(1_000 + i as u64);
-            r.create(format!("c{i:04}").as_bytes(), 2, 0, 1).unwrap();
-        }
-        r.commit();
-        let (shown, total) = recent(&r);
-        assert_eq!((shown.len(), total), (PAGE_LIMIT, PAGE_LIMIT + 5));
-        assert_eq!(
-            shown[0].summary.name, "c0005",
-            "the five oldest are left out"
-        );
-        assert!(shown
-            .windows(2)
-            .all(|w| w[0].summary.name < w[1].summary.name));
-        assert_eq!(all(&r).len(), PAGE_LIMIT + 5);
-    }
-}

@@ -10,9 +10,9 @@
 //! What a backend owes its callers (see the module docs of
 //! [`crate::registry`] for how the work is split with the rules):
 //!
-//! * each method performs one request atomically, deciding with the rule
-//!   functions of [`super::rules`] on a consistent view of the rows
-//!   involved;
+//! * [`Backend::perform`] performs one request atomically, deciding with
+//!   the rule functions of [`super::rules`] ([`Registry::decide`](super::Registry::decide)) on a
+//!   consistent view of the rows involved;
 //! * an `Ok` is returned only after the change is durable;
 //! * refusals are [`BackendError::Rule`] carrying the exact text the client
 //!   gets, failures of the storage are [`BackendError::Storage`] (nothing
@@ -29,10 +29,11 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::request::{
-    Answer, Create, Delete, GetCluster, Join, Joined, Members, Register, Request,
-};
-use super::rules::{ClusterFacts, Registry, RuleError};
+use std::time::Duration;
+
+use super::listing::{Listing, ListingPage};
+use super::request::{Answer, GetCluster, Members, Op, Request};
+use super::rules::RuleError;
 use super::store::StoreError;
 use crate::wire::NodeId;
 
@@ -48,11 +49,20 @@ pub enum BackendError {
     Rule(#[from] RuleError),
     /// The storage failed; nothing was applied. The client gets only this
     /// text; the cause (with its path or URL) is in the source chain.
-    #[error("registry storage failure; request not applied")]
+    #[error("{}", crate::wire::msg::STORAGE_FAILURE)]
     Storage(#[source] Arc<StoreError>),
     /// The backend is shutting down.
     #[error("registry is shutting down")]
     Closed,
+    /// The backend answered a request with the answer of another (a bug
+    /// in the backend).
+    #[error("registry backend answered {op} with {answer}")]
+    WrongAnswer {
+        /// The request's [`Request::op_name`].
+        op: &'static str,
+        /// The answer it gave.
+        answer: String,
+    },
 }
 
 impl From<StoreError> for BackendError {
@@ -64,30 +74,32 @@ impl From<StoreError> for BackendError {
 /// Where the registry's state lives, seen one request at a time.
 ///
 /// Object-safe (`Arc<dyn Backend>`): the async methods return
-/// [`BoxFuture`]s. Use [`perform`] to run a [`Request`]; it also holds
-/// GetClusters using [`Backend::get_cluster`] and [`Backend::subscribe`].
+/// [`BoxFuture`]s. Every registry request goes through the one call
+/// [`Backend::perform`]; the others are not requests (wake-ups, listings,
+/// readiness, shutdown). Use [`perform_held`] to run a [`Request`] as the
+/// server does (it holds GetClusters using [`Backend::perform`] and
+/// [`Backend::subscribe`]), or [`BackendExt::call`] for a typed answer.
 pub trait Backend: Send + Sync + std::fmt::Debug {
-    /// Register a member ID (or assign a fresh one) for a sig key.
-    fn register(&self, req: Register) -> BoxFuture<'_, Result<NodeId, BackendError>>;
-
-    /// Create a cluster, or return the committed one of that name.
-    fn create(&self, req: Create) -> BoxFuture<'_, Result<ClusterFacts, BackendError>>;
-
-    /// Join a cluster; the slot is decided inside the backend's atomic
-    /// step so that two members never get the same one.
-    fn join(&self, req: Join) -> BoxFuture<'_, Result<Joined, BackendError>>;
-
-    /// A consistent snapshot of one cluster's committed members, now
-    /// (`req.hold` is ignored here; [`perform`] does the holding).
-    fn get_cluster<'a>(
-        &'a self,
-        req: &'a GetCluster,
-    ) -> BoxFuture<'a, Result<Members, BackendError>>;
+    /// Perform one request atomically and answer it once its change is
+    /// durable. A GetCluster is answered at once with a consistent
+    /// snapshot of the committed members (`hold` is ignored here;
+    /// [`perform_held`] does the holding).
+    fn perform(&self, req: Request) -> BoxFuture<'_, Result<Answer, BackendError>>;
 
     /// A receiver whose value changes (at least) every time the committed
-    /// members of `cluster` change. It may also change for other clusters;
-    /// holders re-read and wait again.
+    /// members of `cluster` change, or the cluster goes (deleted or
+    /// expired). It may also change for other clusters; holders re-read
+    /// and wait again.
     fn subscribe(&self, cluster: &NodeId) -> watch::Receiver<u64>;
+
+    /// One page of the live clusters, for the status page and the admin
+    /// API: at most [`ListingPage::limit`] (itself at most
+    /// [`MAX_LISTING_PAGE`](super::MAX_LISTING_PAGE)) clusters in the order asked, with their
+    /// members, and the totals. Default: an empty listing.
+    fn listing(&self, page: ListingPage) -> BoxFuture<'_, Result<Listing, BackendError>> {
+        let _ = page;
+        Box::pin(std::future::ready(Ok(Listing::default())))
+    }
 
     /// Stop taking requests, finish the ones accepted, release the
     /// storage. Idempotent.
@@ -97,60 +109,55 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// secrets), for logs.
     fn location(&self) -> String;
 
-    /// Delete the live cluster called `name` (an operator's request): it
-    /// is gone for every request, its slots freed, its name free for a new
-    /// cluster. `Ok` only once that is durable. Default: unsupported.
-    fn delete_cluster(&self, name: Vec<u8>) -> BoxFuture<'_, Result<NodeId, BackendError>> {
-        let _ = name;
-        Box::pin(std::future::ready(Err(BackendError::Rule(
-            RuleError::Unsupported("delete clusters"),
-        ))))
-    }
-
-    /// Delete a cluster at the request of one of its members (the wire
-    /// extension); like [`Backend::delete_cluster`] otherwise. Default:
-    /// unsupported.
-    fn delete(&self, req: Delete) -> BoxFuture<'_, Result<NodeId, BackendError>> {
-        let _ = req;
-        Box::pin(std::future::ready(Err(BackendError::Rule(
-            RuleError::Unsupported("delete clusters"),
-        ))))
-    }
-
-    /// Remove at most `limit` clusters whose TTL ran out (expired clusters
-    /// are already invisible to every request; this frees their storage)
-    /// and store clusters' last activity so expiry survives a restart.
-    /// Returns how many expired. Default: nothing to do.
-    fn expire(&self, limit: usize) -> BoxFuture<'_, Result<usize, BackendError>> {
-        let _ = limit;
-        Box::pin(std::future::ready(Ok(0)))
-    }
-
-    /// The whole registry, read in one consistent snapshot, for the
-    /// status page and the admin API of a backend whose state is not in
-    /// this process (the in-process service is read under its lock
-    /// instead). Default: `None` (nothing to list).
-    fn listing(&self) -> BoxFuture<'_, Result<Option<Registry>, BackendError>> {
-        Box::pin(std::future::ready(Ok(None)))
-    }
-
     /// Is the storage usable right now (`/readyz`)? Default: yes.
     fn ping(&self) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(std::future::ready(Ok(())))
     }
 }
 
-/// Perform one request on `backend`: the one dispatch path shared by the
-/// server's connections and the fuzz driver. A GetCluster with a non-zero
-/// `hold` waits (at most that long) until its cluster is complete.
-pub async fn perform(backend: &dyn Backend, req: Request) -> Result<Answer, BackendError> {
-    match req {
-        Request::Register(r) => backend.register(r).await.map(Answer::Registered),
-        Request::Create(c) => backend.create(c).await.map(Answer::Created),
-        Request::Join(j) => backend.join(j).await.map(Answer::Joined),
-        Request::GetCluster(g) => get_cluster_held(backend, &g).await.map(Answer::Members),
-        Request::Delete(d) => backend.delete(d).await.map(Answer::Deleted),
+/// Typed calls on any [`Backend`]: `backend.call(Create { .. })` answers
+/// with the [`ClusterFacts`](super::ClusterFacts), through the one
+/// [`Backend::perform`] (no hold).
+pub trait BackendExt: Backend {
+    /// Perform `op` and return its typed answer.
+    fn call<O: Op + Send + 'static>(
+        &self,
+        op: O,
+    ) -> BoxFuture<'_, Result<O::Output, BackendError>> {
+        let req: Request = op.into();
+        let name = req.op_name();
+        let fut = self.perform(req);
+        Box::pin(async move {
+            O::output(fut.await?).map_err(|a| BackendError::WrongAnswer {
+                op: name,
+                answer: format!("{a:?}"),
+            })
+        })
     }
+}
+
+impl<B: Backend + ?Sized> BackendExt for B {}
+
+/// Perform one request on `backend` as the server does: the one dispatch
+/// path shared by the server's connections and the fuzz driver. A
+/// GetCluster with a non-zero `hold` waits (at most that long) until its
+/// cluster is complete.
+pub async fn perform_held(backend: &dyn Backend, req: Request) -> Result<Answer, BackendError> {
+    match req {
+        Request::GetCluster(g) if !g.hold.is_zero() => {
+            get_cluster_held(backend, &g).await.map(Answer::Members)
+        }
+        req => backend.perform(req).await,
+    }
+}
+
+/// A GetCluster now: through [`Backend::perform`].
+async fn get_now(backend: &dyn Backend, req: &GetCluster) -> Result<Members, BackendError> {
+    let req = GetCluster {
+        hold: Duration::ZERO,
+        ..req.clone()
+    };
+    backend.call(req).await
 }
 
 /// GetCluster with its hold: answer at once when the cluster is complete
@@ -161,7 +168,7 @@ pub async fn get_cluster_held(
     req: &GetCluster,
 ) -> Result<Members, BackendError> {
     let deadline = tokio::time::Instant::now() + req.hold;
-    let first = backend.get_cluster(req).await?;
+    let first = get_now(backend, req).await?;
     if first.complete || req.hold.is_zero() {
         return Ok(first);
     }
@@ -169,14 +176,14 @@ pub async fn get_cluster_held(
     loop {
         // Read again after subscribing, so a change between the first
         // read and the subscription is not missed.
-        let m = backend.get_cluster(req).await?;
+        let m = get_now(backend, req).await?;
         if m.complete || tokio::time::Instant::now() >= deadline {
             return Ok(m);
         }
         match tokio::time::timeout_at(deadline, changes.changed()).await {
             Ok(Ok(())) => {}
             // Hold expired or the backend is gone: answer with what there is.
-            Ok(Err(_)) | Err(_) => return backend.get_cluster(req).await,
+            Ok(Err(_)) | Err(_) => return get_now(backend, req).await,
         }
     }
 }

@@ -6,10 +6,18 @@
 //! * [`request`]: the one [`Request`]/[`Answer`] pair shared by the
 //!   session, every backend and the fuzz driver.
 //! * [`backend`]: the [`Backend`] trait the server calls
-//!   (`Arc<dyn Backend>`), and [`perform`], the one dispatch path, which
-//!   also holds GetClusters.
+//!   (`Arc<dyn Backend>`): one call, [`Backend::perform`], for every
+//!   request; [`perform_held`], the server's dispatch path, which also
+//!   holds GetClusters; [`BackendExt::call`] for typed answers.
+//! * [`listing`]: paged listings of the live clusters.
+//! * [`config`]: [`StoreConfig`], which store keeps the registry, and
+//!   [`StoreConfig::open`], the one place a store is opened and given its
+//!   [`Policy`].
+//! * [`values`]: the value types (clusters, members, changes, refusals,
+//!   policy) the rules, requests and stores share.
 //! * [`rules`]: the rules as pure functions over an in-memory
-//!   [`Registry`], whole or partial.
+//!   [`Registry`], whole or partial; `restore` (private) loads stored
+//!   changes through the same checks ([`Registry::restore`]).
 //! * [`service`]: [`RegistryService`], the in-process backend: the whole
 //!   registry in memory, one writer, group commit, over a [`Store`].
 //! * [`store`]: the [`Store`] trait (load and append [`Change`]s) and
@@ -54,19 +62,26 @@
 //!   the receivers of [`Backend::subscribe`] so held GetClusters re-read.
 
 pub mod backend;
+pub mod config;
+pub mod listing;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod request;
+mod restore;
 pub mod rules;
 pub mod service;
 pub mod sqlite;
 pub mod store;
+pub mod values;
 
-pub use backend::{get_cluster_held, perform, Backend, BackendError, BoxFuture};
+pub use backend::{get_cluster_held, perform_held, Backend, BackendError, BackendExt, BoxFuture};
+pub use config::StoreConfig;
+pub use listing::{Listing, ListingOrder, ListingPage, MAX_LISTING_PAGE};
 pub use memory::MemoryStore;
 pub use request::{
-    Answer, ClusterTarget, Create, Delete, GetCluster, Join, Joined, Members, Register, Request,
+    Answer, ClusterTarget, Create, Delete, DeleteByName, Expire, GetCluster, Join, Joined, Members,
+    Op, Register, Request,
 };
 pub use rules::{
     get_target, join_target, Change, Cluster, ClusterFacts, IdOwner, MemberRecord, Policy,

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use super::rules::{ClusterFacts, MemberRecord, Selection};
+use super::values::{ClusterFacts, MemberRecord, Selection};
 use crate::wire::{NodeId, Which};
 
 /// Which cluster a Join or GetCluster names, after validation.
@@ -86,7 +86,9 @@ pub struct Delete {
     pub by: NodeId,
 }
 
-/// One registry request, as the session emits it.
+/// One registry request: as the session emits it, or as the operator
+/// (delete by name) and the sweeper (expire) ask. Every backend performs
+/// all of them through [`Backend::perform`](super::Backend::perform).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     /// See [`Register`].
@@ -99,9 +101,38 @@ pub enum Request {
     GetCluster(GetCluster),
     /// See [`Delete`].
     Delete(Delete),
+    /// An operator's delete of the live cluster of this name (admin API):
+    /// it is gone for every request, its slots freed, its name free for a
+    /// new cluster. Answered with [`Answer::Deleted`].
+    DeleteByName(Vec<u8>),
+    /// The sweeper: remove at most this many clusters whose TTL ran out
+    /// (they are already invisible to every request; this frees their
+    /// storage) and store clusters' last activity so expiry survives a
+    /// restart. Answered with [`Answer::Expired`].
+    Expire(usize),
 }
 
 impl Request {
+    /// The request's name as the server's metrics label it
+    /// (`request_duration_seconds{op}`): the protocol message's name for
+    /// the requests a client sends.
+    pub fn op_name(&self) -> &'static str {
+        match self {
+            Request::Register(_) => "Member",
+            Request::Create(_) => "Create",
+            Request::Join(_) => "Join",
+            Request::GetCluster(_) => "GetCluster",
+            Request::Delete(_) => "DeleteCluster",
+            Request::DeleteByName(_) => "DeleteByName",
+            Request::Expire(_) => "Expire",
+        }
+    }
+
+    /// Does this request only read (committed state), never write?
+    pub fn is_read(&self) -> bool {
+        matches!(self, Request::GetCluster(_))
+    }
+
     /// The same request answered at once instead of held: `Some` only for a
     /// held GetCluster. The I/O layer uses it when shutting down, without
     /// having to know which requests can be held.
@@ -150,6 +181,62 @@ pub enum Answer {
     Joined(Joined),
     /// To [`Request::GetCluster`].
     Members(Members),
-    /// To [`Request::Delete`]: the cluster deleted.
+    /// To [`Request::Delete`] and [`Request::DeleteByName`]: the cluster
+    /// deleted.
     Deleted(NodeId),
+    /// To [`Request::Expire`]: how many clusters expired.
+    Expired(usize),
 }
+
+/// A request whose answer has one type: what
+/// [`BackendExt::call`](super::BackendExt::call) takes, so code that
+/// performs one known request gets its typed answer.
+pub trait Op: Into<Request> {
+    /// The answer's payload.
+    type Output;
+    /// The payload of `answer`, or the answer back when it is not the one
+    /// this request gets (a backend bug).
+    fn output(answer: Answer) -> Result<Self::Output, Answer>;
+}
+
+/// [`Request::DeleteByName`] as a typed [`Op`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteByName(pub Vec<u8>);
+
+/// [`Request::Expire`] as a typed [`Op`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expire(pub usize);
+
+/// `From<$req> for Request` and `Op for $req`, answered by
+/// `Answer::$answer($out)`.
+macro_rules! op {
+    ($req:ident, |$r:ident| $into:expr, $out:ty, $answer:ident) => {
+        impl From<$req> for Request {
+            fn from($r: $req) -> Request {
+                $into
+            }
+        }
+        impl Op for $req {
+            type Output = $out;
+            fn output(answer: Answer) -> Result<$out, Answer> {
+                match answer {
+                    Answer::$answer(v) => Ok(v),
+                    other => Err(other),
+                }
+            }
+        }
+    };
+}
+
+op!(Register, |r| Request::Register(r), NodeId, Registered);
+op!(Create, |r| Request::Create(r), ClusterFacts, Created);
+op!(Join, |r| Request::Join(r), Joined, Joined);
+op!(GetCluster, |r| Request::GetCluster(r), Members, Members);
+op!(Delete, |r| Request::Delete(r), NodeId, Deleted);
+op!(
+    DeleteByName,
+    |r| Request::DeleteByName(r.0),
+    NodeId,
+    Deleted
+);
+op!(Expire, |r| Request::Expire(r.0), usize, Expired);

@@ -23,292 +23,27 @@
 use std::collections::HashMap;
 
 use super::request::{Answer, ClusterTarget, Delete, GetCluster, Joined, Members, Request};
+pub use super::values::{
+    Change, Cluster, ClusterFacts, IdOwner, MemberRecord, Policy, RestoreError, RuleError,
+    Selection, ATTR_EPHEMERAL, MAX_CLUSTER_NAME, MAX_CLUSTER_SIZE, MAX_ENDPOINT_COUNT,
+    MIN_CLUSTER_SIZE,
+};
 use crate::wire::msg::token_field_len;
 use crate::wire::{NodeId, Which};
-
-/// Smallest and largest cluster size (spec §9.2: clamp).
-pub const MIN_CLUSTER_SIZE: u32 = 2;
-/// Largest cluster size: `Which` has 64 bits.
-pub const MAX_CLUSTER_SIZE: u32 = 64;
-/// Largest accepted EndPointCount.
-pub const MAX_ENDPOINT_COUNT: u32 = 16;
-/// Longest accepted cluster name, bytes.
-pub const MAX_CLUSTER_NAME: usize = 256;
-
-/// Why a request was refused. Display is the ErrDesc sent to the client:
-/// the Go server's string where it has one (spec §10), else a clear new one.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RuleError {
-    /// An ID registered before with another sig key.
-    #[error("ID already registered to another key")]
-    IdTaken,
-    /// A member ID equal to a cluster's or the registry's ID.
-    #[error("ID already in use")]
-    IdInUse,
-    /// Create without a name.
-    #[error("cluster name must not be empty")]
-    EmptyName,
-    /// Create with a name longer than [`MAX_CLUSTER_NAME`].
-    #[error("cluster name longer than {MAX_CLUSTER_NAME} bytes")]
-    NameTooLong,
-    /// Create with EndPointCount 0 or absent.
-    #[error("EndPointCount must be at least 1")]
-    NoEndpointCount,
-    /// Create with an EndPointCount above the limit.
-    #[error("EndPointCount must be at most {MAX_ENDPOINT_COUNT}")]
-    TooManyEndpoints,
-    /// Join naming no cluster in a session that has none.
-    #[error("missing cluster name or ID")]
-    MissingCluster,
-    /// Join by an unknown name.
-    #[error("cannot find cluster with this name")]
-    NoSuchName,
-    /// Join by an unknown ID.
-    #[error("cannot find cluster with this ID")]
-    NoSuchId,
-    /// Join with a name already used by another member of the cluster.
-    #[error("cluster member name already in use")]
-    NameInUse,
-    /// Join with an ID already used under another name in the cluster.
-    #[error("cluster member id already in use")]
-    MemberIdInUse,
-    /// Join of a full cluster.
-    #[error("cluster is full")]
-    Full,
-    /// Join by a member with no endpoints.
-    #[error("cluster members must have at least one endPoint")]
-    NoEndpoints,
-    /// Join by a member with fewer endpoints than the cluster requires.
-    #[error("member has {have} endPoints, cluster requires {want}")]
-    TooFewEndpoints {
-        /// Endpoints in the token.
-        have: usize,
-        /// Cluster's EndPointCount.
-        want: u32,
-    },
-    /// GetCluster without a ClusterID.
-    #[error("nil key parameter")]
-    NilKey,
-    /// GetCluster with a ClusterID under 8 bytes.
-    #[error("Bytes*Key is too short")]
-    KeyTooShort,
-    /// GetCluster of an unknown cluster.
-    #[error("doGetMsg: can't find cluster with ID {0}")]
-    GetUnknown(String),
-    /// Create when the registry holds its maximum number of clusters.
-    #[error("registry limit reached: at most {0} clusters (max-clusters)")]
-    TooManyClusters(usize),
-    /// Member from an address that registered too many IDs recently.
-    #[error("registry limit reached: at most {0} registrations per source address per hour (max-registrations-per-hour)")]
-    TooManyRegistrations(u32),
-    /// Delete (admin) of a name no live cluster has.
-    #[error("cannot find cluster {0}")]
-    NoSuchCluster(String),
-    /// Delete (wire) by a member not in the cluster.
-    #[error("only a member of the cluster may delete it")]
-    NotAMember,
-    /// An operation this backend does not implement.
-    #[error("this registry backend cannot {0}")]
-    Unsupported(&'static str),
-}
-
-/// When clusters expire and how many may exist: the operator's settings.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Policy {
-    /// TTL in ms for clusters whose creator set none (`None`: never expire).
-    pub cluster_ttl_ms: Option<u64>,
-    /// TTL in ms for clusters created with the Ephemeral attribute bit and
-    /// no TTL of their own (`None`: use `cluster_ttl_ms`).
-    pub ephemeral_ttl_ms: Option<u64>,
-    /// Most live clusters (`None`: no limit).
-    pub max_clusters: Option<usize>,
-}
-
-/// The Ephemeral cluster attribute bit (spec §11.4).
-pub const ATTR_EPHEMERAL: u64 = 1;
-
-/// Stored data the rules refuse on load ([`Registry::restore`]): the text
-/// names the record and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct RestoreError(pub String);
-
-/// Who owns an ID in the shared ID space (spec §11.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IdOwner {
-    /// The registry itself.
-    Registry,
-    /// A cluster.
-    Cluster,
-    /// A member, identified by the SHA-256 of its sig key (SPKI DER).
-    Member([u8; 32]),
-}
-
-/// One member of a cluster.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MemberRecord {
-    /// Node ID.
-    pub id: NodeId,
-    /// Name, raw bytes.
-    pub name: Box<[u8]>,
-    /// The encoded `Token` (no DigSig) exactly as ClusterMembers sends it.
-    pub token: Box<[u8]>,
-}
-
-/// A cluster: fixed size, members in join order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cluster {
-    /// Cluster ID.
-    pub id: NodeId,
-    /// Name, raw bytes, unique in the registry.
-    pub name: Box<[u8]>,
-    /// Attribute bits (stored as requested, returned as stored).
-    pub attrs: u64,
-    /// Maximum members, 2..=64.
-    pub max_size: u32,
-    /// Endpoints each member must have.
-    pub ep_count: u32,
-    /// Members in join order (index = position); may include members not
-    /// yet committed.
-    members: Vec<MemberRecord>,
-    /// How many of `members` are committed (visible to readers).
-    visible: usize,
-    /// Is the cluster itself committed?
-    committed: bool,
-    /// TTL the creator asked for (ms), if any.
-    pub ttl_ms: Option<u64>,
-    /// When it was created (Unix ms; 0 when unknown).
-    pub created_ms: u64,
-    /// Last Create, Join or GetCluster that touched it (Unix ms).
-    pub last_active_ms: u64,
-    /// `last_active_ms` as last written to the store.
-    persisted_active_ms: u64,
-}
-
-impl Cluster {
-    /// Committed members, in index order.
-    pub fn members(&self) -> &[MemberRecord] {
-        &self.members[..self.visible]
-    }
-    /// Number of committed members.
-    pub fn len(&self) -> usize {
-        self.visible
-    }
-    /// No committed member yet.
-    pub fn is_empty(&self) -> bool {
-        self.visible == 0
-    }
-    /// Bits of the committed members.
-    pub fn present(&self) -> Which {
-        Which::low_n(self.visible)
-    }
-    /// Does every index requested (below max_size) exist yet?
-    pub fn satisfies(&self, which: Which) -> bool {
-        which
-            .and(Which::low_n(self.max_size as usize))
-            .minus(self.present())
-            .is_empty()
-    }
-}
-
-/// The cluster facts a CreateReply/JoinReply carries.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClusterFacts {
-    /// Cluster ID.
-    pub id: NodeId,
-    /// Maximum members.
-    pub max_size: u32,
-    /// Attribute bits.
-    pub attrs: u64,
-    /// Endpoints per member.
-    pub ep_count: u32,
-}
-
-/// A change to persist.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Change {
-    /// A new ID ownership.
-    NewId {
-        /// The ID.
-        id: NodeId,
-        /// Its owner.
-        owner: IdOwner,
-    },
-    /// A new cluster (its ID is also a NewId).
-    NewCluster {
-        /// Cluster ID.
-        id: NodeId,
-        /// Name.
-        name: Box<[u8]>,
-        /// Attrs.
-        attrs: u64,
-        /// Max size.
-        max_size: u32,
-        /// Endpoint count.
-        ep_count: u32,
-        /// TTL the creator asked for (ms).
-        ttl_ms: Option<u64>,
-        /// Creation time (Unix ms).
-        created_ms: u64,
-        /// Last activity (Unix ms; equals `created_ms` when written, moved
-        /// on by [`Change::Touch`]; 0 = unknown, counts as load time).
-        last_active_ms: u64,
-    },
-    /// A cluster removed (deleted or expired), with its members.
-    DeleteCluster {
-        /// Cluster ID.
-        id: NodeId,
-    },
-    /// A cluster's last activity moved on.
-    Touch {
-        /// Cluster ID.
-        id: NodeId,
-        /// Unix ms.
-        at_ms: u64,
-    },
-    /// A member appended at `index`.
-    NewMember {
-        /// Cluster.
-        cluster: NodeId,
-        /// Slot.
-        index: usize,
-        /// The record.
-        record: MemberRecord,
-    },
-    /// A member that re-joined (same ID and key) with a new token.
-    ReplaceMember {
-        /// Cluster.
-        cluster: NodeId,
-        /// Slot.
-        index: usize,
-        /// The new record.
-        record: MemberRecord,
-    },
-}
-
-/// The result of a GetCluster: the bits returned and the body bytes of the
-/// tokens, ready to append to a ClusterMembers message.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Selection {
-    /// Bits of the tokens returned.
-    pub which: Which,
-    /// Concatenated `Tokens` fields (key, length, token) in index order.
-    pub token_fields: Vec<u8>,
-}
 
 /// The whole in-memory registry.
 #[derive(Debug, Default)]
 pub struct Registry {
-    clusters: HashMap<NodeId, Cluster>,
-    by_name: HashMap<Box<[u8]>, NodeId>,
-    ids: HashMap<NodeId, IdOwner>,
+    pub(super) clusters: HashMap<NodeId, Cluster>,
+    pub(super) by_name: HashMap<Box<[u8]>, NodeId>,
+    pub(super) ids: HashMap<NodeId, IdOwner>,
     /// Uncommitted changes in order, for commit/rollback.
-    pending: Vec<Change>,
+    pub(super) pending: Vec<Change>,
     /// Clusters removed by pending changes, for rollback.
-    removed: Vec<Cluster>,
+    pub(super) removed: Vec<Cluster>,
     /// The clock (Unix ms) the backend set before the current request.
-    now_ms: u64,
-    policy: Policy,
+    pub(super) now_ms: u64,
+    pub(super) policy: Policy,
 }
 
 /// The target of a GetCluster from its raw fields, with the Go server's
@@ -385,6 +120,12 @@ impl Registry {
             }
             Request::GetCluster(g) => self.members(&g).map(Answer::Members),
             Request::Delete(d) => self.delete_as_member(&d).map(Answer::Deleted),
+            Request::DeleteByName(name) => self.delete_by_name(&name).map(Answer::Deleted),
+            Request::Expire(limit) => {
+                let n = self.expire(limit);
+                self.persist_activity(limit);
+                Ok(Answer::Expired(n))
+            }
         }
     }
 
@@ -424,167 +165,11 @@ impl Registry {
         })
     }
 
-    /// A registry owned by `own_id` holding `changes` as committed: how a
-    /// store's contents are loaded. Every change is checked against the
-    /// rules a request would have met (sizes, endpoint counts, names, slot
-    /// order, ID owners), so a corrupt or foreign database is refused
-    /// with the record named instead of being served.
-    pub fn restore(
-        own_id: NodeId,
-        changes: impl IntoIterator<Item = Change>,
-    ) -> Result<Registry, RestoreError> {
-        let mut r = Registry::new(own_id);
-        for ch in changes {
-            r.restore_change(ch)?;
-        }
-        Ok(r)
-    }
-
-    /// Apply one stored change as committed, after checking it (see
-    /// [`Registry::restore`]). A database backend uses this to build a
-    /// partial registry from the rows it loaded for one request.
-    pub fn restore_change(&mut self, ch: Change) -> Result<(), RestoreError> {
-        let bad = |s: String| Err(RestoreError(s));
-        match ch {
-            Change::NewId { id, owner } => match (self.ids.get(&id), owner) {
-                (_, IdOwner::Registry) => bad(format!("ID {id} stored as a registry's own ID")),
-                (Some(&o), _) if o != owner => bad(format!("ID {id} stored with two owners")),
-                _ => {
-                    self.ids.insert(id, owner);
-                    Ok(())
-                }
-            },
-            Change::NewCluster {
-                id,
-                name,
-                attrs,
-                max_size,
-                ep_count,
-                ttl_ms,
-                created_ms,
-                last_active_ms,
-            } => {
-                if name.is_empty() || name.len() > MAX_CLUSTER_NAME {
-                    return bad(format!("cluster {id} has a name of {} bytes", name.len()));
-                }
-                if !(MIN_CLUSTER_SIZE..=MAX_CLUSTER_SIZE).contains(&max_size)
-                    || !(1..=MAX_ENDPOINT_COUNT).contains(&ep_count)
-                {
-                    return bad(format!(
-                        "cluster {id} has size {max_size} / endpoint count {ep_count} \
-                         (allowed: {MIN_CLUSTER_SIZE}..={MAX_CLUSTER_SIZE} / 1..={MAX_ENDPOINT_COUNT})"
-                    ));
-                }
-                match self.ids.get(&id) {
-                    Some(IdOwner::Cluster) | None => {}
-                    Some(_) => return bad(format!("cluster {id} has an ID owned by another")),
-                }
-                if self.clusters.contains_key(&id) || self.by_name.contains_key(&name) {
-                    return bad(format!("cluster {id} stored twice (by ID or name)"));
-                }
-                self.ids.insert(id, IdOwner::Cluster);
-                self.by_name.insert(name.clone(), id);
-                self.clusters.insert(
-                    id,
-                    Cluster {
-                        id,
-                        name,
-                        attrs,
-                        max_size,
-                        ep_count,
-                        members: Vec::new(),
-                        visible: 0,
-                        committed: true,
-                        ttl_ms,
-                        created_ms,
-                        last_active_ms,
-                        persisted_active_ms: last_active_ms,
-                    },
-                );
-                Ok(())
-            }
-            Change::DeleteCluster { id } => {
-                if self.clusters.remove(&id).is_none() {
-                    return bad(format!("deletion of unknown cluster {id}"));
-                }
-                self.by_name.retain(|_, v| *v != id);
-                self.ids.remove(&id);
-                Ok(())
-            }
-            Change::Touch { id, at_ms } => {
-                if let Some(c) = self.clusters.get_mut(&id) {
-                    c.last_active_ms = c.last_active_ms.max(at_ms);
-                    c.persisted_active_ms = c.last_active_ms;
-                }
-                Ok(())
-            }
-            Change::NewMember {
-                cluster,
-                index,
-                record,
-            } => {
-                let Some(c) = self.clusters.get_mut(&cluster) else {
-                    return bad(format!("member of unknown cluster {cluster}"));
-                };
-                if index != c.members.len() {
-                    return bad(format!(
-                        "cluster {cluster}: member slot {index} out of sequence"
-                    ));
-                }
-                if c.members.len() >= c.max_size as usize {
-                    return bad(format!(
-                        "cluster {cluster} has more members than its size {}",
-                        c.max_size
-                    ));
-                }
-                if c.members
-                    .iter()
-                    .any(|m| m.id == record.id || m.name == record.name)
-                {
-                    return bad(format!(
-                        "cluster {cluster}: slot {index} repeats a member's ID or name"
-                    ));
-                }
-                c.members.push(record);
-                c.visible = c.members.len();
-                Ok(())
-            }
-            Change::ReplaceMember {
-                cluster,
-                index,
-                record,
-            } => match self
-                .clusters
-                .get_mut(&cluster)
-                .and_then(|c| c.members.get_mut(index))
-            {
-                Some(m) if m.id == record.id && m.name == record.name => {
-                    *m = record;
-                    Ok(())
-                }
-                _ => bad(format!(
-                    "cluster {cluster}: replacement of slot {index} matches no member"
-                )),
-            },
-        }
-    }
-
     /// An empty registry owning `own_id`.
     pub fn new(own_id: NodeId) -> Self {
         let mut r = Registry::default();
         r.ids.insert(own_id, IdOwner::Registry);
         r
-    }
-
-    /// After a restore: set the clock, and count clusters whose last
-    /// activity is unknown (stored before TTLs existed) as active now.
-    pub fn start_clock(&mut self, now_ms: u64) {
-        self.now_ms = now_ms;
-        for c in self.clusters.values_mut() {
-            if c.last_active_ms == 0 {
-                c.last_active_ms = now_ms;
-            }
-        }
     }
 
     /// Set the clock for the requests that follow (Unix ms).
@@ -620,7 +205,7 @@ impl Registry {
         self.ttl_of(c).map(|t| c.last_active_ms.saturating_add(t))
     }
 
-    fn expired(&self, c: &Cluster) -> bool {
+    pub(super) fn expired(&self, c: &Cluster) -> bool {
         self.expires_at(c).is_some_and(|at| at <= self.now_ms)
     }
 
@@ -995,6 +580,31 @@ impl Registry {
     /// Every known ID and its owner, the registry's own included (copies).
     pub fn ids(&self) -> impl Iterator<Item = (&NodeId, &IdOwner)> {
         self.ids.iter()
+    }
+
+    /// A registry holding copies of the committed live clusters `ids` (in
+    /// their committed state), with this one's policy and clock: one page
+    /// of a listing. Unknown or expired IDs are left out.
+    pub fn subset<'a>(&self, ids: impl IntoIterator<Item = &'a NodeId>) -> Registry {
+        let mut r = Registry {
+            now_ms: self.now_ms,
+            policy: self.policy,
+            ..Registry::default()
+        };
+        for id in ids {
+            if let Some(c) = self
+                .clusters
+                .get(id)
+                .filter(|c| c.committed && !self.expired(c))
+            {
+                let mut c = c.clone();
+                c.members.truncate(c.visible);
+                r.by_name.insert(c.name.clone(), c.id);
+                r.ids.insert(c.id, IdOwner::Cluster);
+                r.clusters.insert(c.id, c);
+            }
+        }
+        r
     }
 
     /// Every committed live cluster (for listings and tests).

@@ -20,9 +20,10 @@ use std::thread::JoinHandle;
 use tokio::sync::{oneshot, watch};
 
 use super::backend::{Backend, BackendError, BoxFuture};
+use super::listing::{page_of, Listing, ListingPage};
 use super::memory::MemoryStore;
-use super::request::{Create, Delete, GetCluster, Join, Joined, Members, Register};
-use super::rules::{ClusterFacts, Policy, Registry, RuleError};
+use super::request::{Answer, Request};
+use super::rules::{Policy, Registry, RuleError};
 use super::store::{Store, StoreError};
 use crate::wire::NodeId;
 
@@ -31,139 +32,23 @@ const MAX_BATCH: usize = 1024;
 
 type Reply<T> = oneshot::Sender<Result<T, BackendError>>;
 
-/// A write request, decided by its own rule function.
-trait Write: Sized {
-    /// What a successful write answers.
-    type Out;
-    /// Decide with the rules (records the changes as pending).
-    fn decide(self, reg: &mut Registry) -> Result<Self::Out, RuleError>;
-    /// A job for the writer thread, with its typed reply channel.
-    fn job(self, reply: Reply<Self::Out>) -> Job;
-    /// Does this write ask the store whether it answers (`/readyz`)?
-    const PING: bool = false;
-}
-
-impl Write for Register {
-    type Out = NodeId;
-    fn decide(self, reg: &mut Registry) -> Result<NodeId, RuleError> {
-        reg.register(self.id, self.sig_hash)
-    }
-    fn job(self, reply: Reply<NodeId>) -> Job {
-        Job::Register(self, reply)
-    }
-}
-
-impl Write for Create {
-    type Out = ClusterFacts;
-    fn decide(self, reg: &mut Registry) -> Result<ClusterFacts, RuleError> {
-        reg.create_with_ttl(
-            &self.name,
-            self.max_size,
-            self.attrs,
-            self.ep_count,
-            self.ttl_ms,
-        )
-    }
-    fn job(self, reply: Reply<ClusterFacts>) -> Job {
-        Job::Create(self, reply)
-    }
-}
-
-impl Write for Join {
-    type Out = Joined;
-    fn decide(self, reg: &mut Registry) -> Result<Joined, RuleError> {
-        let id = reg.find(&self.cluster)?;
-        let (cluster, index) = reg.join(&id, self.record, self.endpoints)?;
-        Ok(Joined { cluster, index })
-    }
-    fn job(self, reply: Reply<Joined>) -> Job {
-        Job::Join(self, reply)
-    }
-}
-
-impl Write for Delete {
-    type Out = NodeId;
-    fn decide(self, reg: &mut Registry) -> Result<NodeId, RuleError> {
-        reg.delete_as_member(&self)
-    }
-    fn job(self, reply: Reply<NodeId>) -> Job {
-        Job::Delete(self, reply)
-    }
-}
-
-/// An operator's delete, by name (admin API).
-struct DeleteByName(Vec<u8>);
-
-impl Write for DeleteByName {
-    type Out = NodeId;
-    fn decide(self, reg: &mut Registry) -> Result<NodeId, RuleError> {
-        reg.delete_by_name(&self.0)
-    }
-    fn job(self, reply: Reply<NodeId>) -> Job {
-        Job::DeleteByName(self, reply)
-    }
-}
-
-/// The sweeper: remove at most this many expired clusters, and store as
-/// many clusters' last activity.
-struct Expire(usize);
-
-impl Write for Expire {
-    type Out = usize;
-    fn decide(self, reg: &mut Registry) -> Result<usize, RuleError> {
-        let n = reg.expire(self.0);
-        reg.persist_activity(self.0);
-        Ok(n)
-    }
-    fn job(self, reply: Reply<usize>) -> Job {
-        Job::Expire(self, reply)
-    }
-}
-
-/// Readiness: through the writer, to the store.
-struct Ping;
-
-impl Write for Ping {
-    type Out = ();
-    fn decide(self, _: &mut Registry) -> Result<(), RuleError> {
-        Ok(())
-    }
-    fn job(self, reply: Reply<()>) -> Job {
-        Job::Ping(reply)
-    }
-    const PING: bool = true;
-}
-
-/// A write queued for the writer thread.
+/// A write queued for the writer thread: a request and where its answer
+/// goes, or a readiness ping for the store.
 enum Job {
-    Register(Register, Reply<NodeId>),
-    Create(Create, Reply<ClusterFacts>),
-    Join(Join, Reply<Joined>),
-    Delete(Delete, Reply<NodeId>),
-    DeleteByName(DeleteByName, Reply<NodeId>),
-    Expire(Expire, Reply<usize>),
+    Op(Request, Reply<Answer>),
     Ping(Reply<()>),
 }
 
 /// A write decided, waiting for its batch to be stored.
 enum Decided {
-    Register(Result<NodeId, RuleError>, Reply<NodeId>),
-    Create(Result<ClusterFacts, RuleError>, Reply<ClusterFacts>),
-    Join(Result<Joined, RuleError>, Reply<Joined>),
-    Deleted(Result<NodeId, RuleError>, Reply<NodeId>),
-    Expired(Result<usize, RuleError>, Reply<usize>),
+    Op(Result<Answer, RuleError>, Reply<Answer>),
     Ping(Reply<()>),
 }
 
 impl Job {
     fn decide(self, reg: &mut Registry) -> Decided {
         match self {
-            Job::Register(w, reply) => Decided::Register(w.decide(reg), reply),
-            Job::Create(w, reply) => Decided::Create(w.decide(reg), reply),
-            Job::Join(w, reply) => Decided::Join(w.decide(reg), reply),
-            Job::Delete(w, reply) => Decided::Deleted(w.decide(reg), reply),
-            Job::DeleteByName(w, reply) => Decided::Deleted(w.decide(reg), reply),
-            Job::Expire(w, reply) => Decided::Expired(w.decide(reg), reply),
+            Job::Op(req, reply) => Decided::Op(reg.decide(req), reply),
             Job::Ping(reply) => Decided::Ping(reply),
         }
     }
@@ -186,11 +71,7 @@ impl Decided {
     fn send(self, stored: &Result<(), Arc<StoreError>>) {
         // A requester that went away does not need its answer.
         let _ = match self {
-            Decided::Register(r, reply) => reply.send(outcome(r, stored)).is_ok(),
-            Decided::Create(r, reply) => reply.send(outcome(r, stored)).is_ok(),
-            Decided::Join(r, reply) => reply.send(outcome(r, stored)).is_ok(),
-            Decided::Deleted(r, reply) => reply.send(outcome(r, stored)).is_ok(),
-            Decided::Expired(r, reply) => reply.send(outcome(r, stored)).is_ok(),
+            Decided::Op(r, reply) => reply.send(outcome(r, stored)).is_ok(),
             Decided::Ping(reply) => reply.send(outcome(Ok(()), stored)).is_ok(),
         };
     }
@@ -238,12 +119,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl RegistryService {
     /// Load the registry from `store` (through the rules'
-    /// [`Registry::restore`]) and start serving it.
-    pub fn start(mut store: Box<dyn Store>, own_id: NodeId) -> Result<Arc<Self>, StoreError> {
+    /// [`Registry::restore`]) and start serving it with `policy` (TTLs
+    /// and limits).
+    pub fn start(
+        mut store: Box<dyn Store>,
+        own_id: NodeId,
+        policy: Policy,
+    ) -> Result<Arc<Self>, StoreError> {
         let location = store.location().to_string();
         let changes = store.load()?;
         let mut registry = Registry::restore(own_id, changes)
             .map_err(|e| StoreError::new(location.clone(), "inconsistent data", e))?;
+        registry.set_policy(policy);
         registry.start_clock(super::unix_now_ms());
         let commit_seconds = CommitObserver::default();
         let state = Arc::new(Mutex::new(registry));
@@ -278,11 +165,6 @@ impl RegistryService {
         }))
     }
 
-    /// Set TTLs and limits (before serving).
-    pub fn set_policy(&self, policy: Policy) {
-        lock(&self.state).set_policy(policy);
-    }
-
     /// Record every store commit's duration in `h` (the server's
     /// `xlreg_store_commit_duration_seconds`). First call wins.
     pub fn observe_commits(&self, h: prometheus_client::metrics::histogram::Histogram) {
@@ -290,8 +172,8 @@ impl RegistryService {
     }
 
     /// An ephemeral registry owned by `own_id`: kept in memory only.
-    pub fn ephemeral(own_id: NodeId) -> Arc<Self> {
-        Self::start(Box::new(MemoryStore::new()), own_id)
+    pub fn ephemeral(own_id: NodeId, policy: Policy) -> Arc<Self> {
+        Self::start(Box::new(MemoryStore::new()), own_id, policy)
             .expect("an empty memory store always loads")
     }
 
@@ -300,8 +182,21 @@ impl RegistryService {
         &self.location
     }
 
+    /// A read on committed state: decided under the lock, no store. A
+    /// GetCluster restarts its cluster's TTL clock (stored by the
+    /// sweeper).
+    fn read(&self, req: Request) -> Result<Answer, BackendError> {
+        let mut reg = lock(&self.state);
+        reg.set_now(super::unix_now_ms());
+        let r = reg.decide(req);
+        if let Ok(Answer::Members(m)) = &r {
+            reg.touch(&m.cluster_id);
+        }
+        r.map_err(BackendError::Rule)
+    }
+
     /// Decide a write and return its answer once the change is durable.
-    async fn write<W: Write>(&self, w: W) -> Result<W::Out, BackendError> {
+    async fn write(&self, job: Job) -> Result<(), BackendError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(BackendError::Closed);
         }
@@ -309,32 +204,46 @@ impl RegistryService {
             Writes::Inline(store) => {
                 let mut reg = lock(&self.state);
                 reg.set_now(super::unix_now_ms());
-                let decided = w.decide(&mut reg);
-                if W::PING {
+                if let Job::Ping(_) = &job {
                     if let Err(e) = lock(store).ping() {
-                        return Err(e.into());
+                        job.decide(&mut reg).send(&Err(Arc::new(e)));
+                        return Ok(());
                     }
                 }
+                let decided = job.decide(&mut reg);
                 if !reg.pending().is_empty() {
                     if let Err(e) = lock(store).append(reg.pending()) {
                         reg.rollback();
-                        return outcome(decided, &Err(Arc::new(e)));
+                        decided.send(&Err(Arc::new(e)));
+                        return Ok(());
                     }
                     reg.commit();
                     self.changed.send_modify(|v| *v += 1);
                 }
-                decided.map_err(BackendError::Rule)
+                decided.send(&Ok(()));
+                Ok(())
             }
             Writes::Writer { jobs, .. } => {
-                let (reply, rx) = oneshot::channel();
-                {
-                    let guard = lock(jobs);
-                    let tx = guard.as_ref().ok_or(BackendError::Closed)?;
-                    tx.send(w.job(reply)).map_err(|_| BackendError::Closed)?;
-                }
-                rx.await.map_err(|_| BackendError::Closed)?
+                let guard = lock(jobs);
+                let tx = guard.as_ref().ok_or(BackendError::Closed)?;
+                tx.send(job).map_err(|_| BackendError::Closed)
             }
         }
+    }
+
+    /// Perform a write request: queue it (or decide it inline) and wait
+    /// for its answer.
+    async fn perform_write(&self, req: Request) -> Result<Answer, BackendError> {
+        let (reply, rx) = oneshot::channel();
+        self.write(Job::Op(req, reply)).await?;
+        rx.await.map_err(|_| BackendError::Closed)?
+    }
+
+    /// One page of the live committed clusters, read under the lock.
+    fn list(&self, page: &ListingPage) -> Listing {
+        let mut reg = lock(&self.state);
+        reg.set_now(super::unix_now_ms());
+        page_of(&reg, page)
     }
 
     /// Run `f` on the committed registry (listings, tests, stats), with
@@ -373,49 +282,23 @@ impl Drop for RegistryService {
 }
 
 impl Backend for RegistryService {
-    fn register(&self, req: Register) -> BoxFuture<'_, Result<NodeId, BackendError>> {
-        Box::pin(self.write(req))
+    fn perform(&self, req: Request) -> BoxFuture<'_, Result<Answer, BackendError>> {
+        if req.is_read() {
+            return Box::pin(std::future::ready(self.read(req)));
+        }
+        Box::pin(self.perform_write(req))
     }
 
-    fn create(&self, req: Create) -> BoxFuture<'_, Result<ClusterFacts, BackendError>> {
-        Box::pin(self.write(req))
-    }
-
-    fn join(&self, req: Join) -> BoxFuture<'_, Result<Joined, BackendError>> {
-        Box::pin(self.write(req))
-    }
-
-    fn get_cluster<'a>(
-        &'a self,
-        req: &'a GetCluster,
-    ) -> BoxFuture<'a, Result<Members, BackendError>> {
-        let r = {
-            let mut reg = lock(&self.state);
-            reg.set_now(super::unix_now_ms());
-            let r = reg.members(req);
-            if let Ok(m) = &r {
-                // A read restarts the TTL clock (stored by the sweeper).
-                reg.touch(&m.cluster_id);
-            }
-            r.map_err(BackendError::Rule)
-        };
-        Box::pin(std::future::ready(r))
-    }
-
-    fn delete(&self, req: Delete) -> BoxFuture<'_, Result<NodeId, BackendError>> {
-        Box::pin(self.write(req))
-    }
-
-    fn delete_cluster(&self, name: Vec<u8>) -> BoxFuture<'_, Result<NodeId, BackendError>> {
-        Box::pin(self.write(DeleteByName(name)))
-    }
-
-    fn expire(&self, limit: usize) -> BoxFuture<'_, Result<usize, BackendError>> {
-        Box::pin(self.write(Expire(limit)))
+    fn listing(&self, page: ListingPage) -> BoxFuture<'_, Result<Listing, BackendError>> {
+        Box::pin(std::future::ready(Ok(self.list(&page))))
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), BackendError>> {
-        Box::pin(self.write(Ping))
+        Box::pin(async move {
+            let (reply, rx) = oneshot::channel();
+            self.write(Job::Ping(reply)).await?;
+            rx.await.map_err(|_| BackendError::Closed)?
+        })
     }
 
     fn subscribe(&self, _cluster: &NodeId) -> watch::Receiver<u64> {
@@ -501,8 +384,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::registry::backend::perform;
-    use crate::registry::request::{Answer, ClusterTarget, Request};
+    use crate::registry::backend::{perform_held, BackendExt};
+    use crate::registry::request::{ClusterTarget, Create, GetCluster, Join, Joined};
     use crate::registry::rules::MemberRecord;
     use crate::registry::SqliteStore;
     use crate::wire::Which;
@@ -521,6 +404,7 @@ mod tests {
         RegistryService::start(
             Box::new(SqliteStore::in_memory().unwrap()),
             NodeId::from_bytes(&[0xee; 20]).unwrap(),
+            Policy::default(),
         )
         .unwrap()
     }
@@ -553,7 +437,7 @@ mod tests {
     }
 
     async fn which(s: &RegistryService, req: Request) -> Which {
-        match perform(s, req).await.unwrap() {
+        match perform_held(s, req).await.unwrap() {
             Answer::Members(m) => m.selection.which,
             a => panic!("GetCluster answered {a:?}"),
         }
@@ -562,11 +446,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_joins_never_share_a_slot() {
         let s = svc();
-        let c = s.create(create("c", 64)).await.unwrap().id;
+        let c = s.call(create("c", 64)).await.unwrap().id;
         let mut tasks = Vec::new();
         for i in 0..80 {
             let s = s.clone();
-            tasks.push(tokio::spawn(async move { s.join(join(c, i)).await }));
+            tasks.push(tokio::spawn(async move { s.call(join(c, i)).await }));
         }
         let mut slots = Vec::new();
         let mut full = 0;
@@ -585,8 +469,8 @@ mod tests {
     #[tokio::test]
     async fn held_get_returns_when_the_last_member_joins() {
         let s = svc();
-        let c = s.create(create("c", 2)).await.unwrap().id;
-        s.join(join(c, 0)).await.unwrap();
+        let c = s.call(create("c", 2)).await.unwrap().id;
+        s.call(join(c, 0)).await.unwrap();
         let s2 = s.clone();
         let started = std::time::Instant::now();
         let getter = tokio::spawn(async move { which(&s2, get(c, Duration::from_secs(10))).await });
@@ -595,7 +479,7 @@ mod tests {
             !getter.is_finished(),
             "held while the cluster is incomplete"
         );
-        s.join(join(c, 1)).await.unwrap();
+        s.call(join(c, 1)).await.unwrap();
         assert_eq!(getter.await.unwrap(), Which(0b11));
         assert!(started.elapsed() < Duration::from_secs(5));
     }
@@ -603,26 +487,27 @@ mod tests {
     #[tokio::test]
     async fn held_get_gives_up_at_the_bound() {
         let s = svc();
-        let c = s.create(create("c", 3)).await.unwrap().id;
-        s.join(join(c, 0)).await.unwrap();
+        let c = s.call(create("c", 3)).await.unwrap().id;
+        s.call(join(c, 0)).await.unwrap();
         assert_eq!(which(&s, get(c, Duration::from_millis(50))).await, Which(1));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_ephemeral_registry_applies_inline_with_the_same_rules() {
-        let s = RegistryService::ephemeral(NodeId::from_bytes(&[0xee; 20]).unwrap());
-        let c = s.create(create("c", 2)).await.unwrap().id;
+        let s =
+            RegistryService::ephemeral(NodeId::from_bytes(&[0xee; 20]).unwrap(), Policy::default());
+        let c = s.call(create("c", 2)).await.unwrap().id;
         let mut tasks = Vec::new();
         for i in 0..5 {
             let s = s.clone();
-            tasks.push(tokio::spawn(async move { s.join(join(c, i)).await }));
+            tasks.push(tokio::spawn(async move { s.call(join(c, i)).await }));
         }
         let ok = futures_count(tasks).await;
         assert_eq!(ok, 2, "two slots, five racers");
         assert_eq!(which(&s, get(c, Duration::ZERO)).await, Which(0b11));
         s.close();
         assert!(matches!(
-            s.create(create("d", 3)).await,
+            s.call(create("d", 3)).await,
             Err(BackendError::Closed)
         ));
     }
@@ -642,7 +527,7 @@ mod tests {
         let s = svc();
         s.shutdown().await;
         assert!(matches!(
-            s.create(create("c", 3)).await,
+            s.call(create("c", 3)).await,
             Err(BackendError::Closed)
         ));
     }
@@ -672,8 +557,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_append_refuses_the_request_and_applies_nothing() {
-        let s = RegistryService::start(Box::new(BrokenStore), NodeId::random()).unwrap();
-        let e = s.create(create("c", 3)).await.unwrap_err();
+        let s = RegistryService::start(Box::new(BrokenStore), NodeId::random(), Policy::default())
+            .unwrap();
+        let e = s.call(create("c", 3)).await.unwrap_err();
         assert_eq!(
             e.to_string(),
             "registry storage failure; request not applied"

@@ -538,7 +538,7 @@ mod tests {
         .unwrap();
         drop(conn);
         let st = SqliteStore::open(&path).unwrap();
-        let e = RegistryService::start(Box::new(st), own).unwrap_err();
+        let e = RegistryService::start(Box::new(st), own, Default::default()).unwrap_err();
         assert_eq!(
             e.to_string(),
             format!("registry database {}: inconsistent data", path.display())

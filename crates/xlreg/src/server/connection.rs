@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tracing::{debug, info};
 
 use super::counted::Counted;
-use super::dispatch::{respond, Reply};
+use super::dispatch::{respond, shutdown_requested, Reply};
 use super::session::ServerSession;
 use super::Shared;
 use crate::metrics::Metrics;
@@ -106,20 +106,6 @@ fn count_end(m: &Metrics, end: &SessionEnd, handshake_done: bool) {
     }
 }
 
-/// The protocol name of a request's op, for the latency histogram.
-fn op_name(msg: &XlRegMsg) -> &'static str {
-    use crate::wire::Tag;
-    match msg.tag() {
-        Some(Tag::RegCredRequest) => "RegCred",
-        Some(Tag::Member) => "Member",
-        Some(Tag::Create) => "Create",
-        Some(Tag::Join) => "Join",
-        Some(Tag::GetCluster) => "GetCluster",
-        Some(Tag::Bye) => "Bye",
-        _ => "other",
-    }
-}
-
 async fn run(
     stream: &mut TcpStream,
     peer: SocketAddr,
@@ -143,7 +129,8 @@ async fn run(
     // this same work.
     let hello = match Hello::open(&shared.identity.comms, &hello) {
         Ok(h) => h,
-        Err(e) => return SessionEnd::BadInput(format!("hello: {e}")),
+        // WireError already names the Hello ("hello: ...").
+        Err(e) => return SessionEnd::BadInput(e.to_string()),
     };
     let (framing, version) = Framing::server_negotiate(hello.version);
     let reply = HelloReply::new(version);
@@ -176,7 +163,6 @@ async fn run(
         };
         debug!(op = ?msg.op, state = ?session.state(), "request");
         let request_started = Instant::now();
-        let op = op_name(&msg);
         let counted = Counted {
             inner: &*shared.backend,
             metrics: &shared.metrics,
@@ -185,11 +171,11 @@ async fn run(
         };
         // A GetCluster with a hold may wait for members: count it while
         // it is in flight.
-        let held = op == "GetCluster" && !cfg.hold.is_zero();
+        let held = msg.tag() == Some(crate::wire::Tag::GetCluster) && !cfg.hold.is_zero();
         if held {
             shared.metrics.held_getclusters.inc();
         }
-        let Reply { body, close } = respond(session, &counted, *msg, Some(&*shutdown)).await;
+        let Reply { body, close, op } = respond(session, &counted, *msg, Some(&*shutdown)).await;
         if held {
             shared.metrics.held_getclusters.dec();
         }
@@ -262,9 +248,4 @@ async fn read_message(
             }
         }
     }
-}
-
-/// Resolves once shutdown has been requested.
-pub(crate) async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
 }

@@ -13,8 +13,7 @@ use tokio::sync::watch;
 use super::limits::RegistrationLimiter;
 use crate::metrics::Metrics;
 use crate::registry::{
-    Backend, BackendError, BoxFuture, ClusterFacts, Create, Delete, GetCluster, Join, Joined,
-    Members, Register, RuleError,
+    Answer, Backend, BackendError, BoxFuture, Listing, ListingPage, Request, RuleError,
 };
 use crate::wire::NodeId;
 
@@ -27,60 +26,54 @@ pub(crate) struct Counted<'a> {
     pub(crate) peer: IpAddr,
 }
 
+impl Counted<'_> {
+    /// The registration limit, before a Register reaches the backend.
+    fn refused(&self, req: &Request) -> Option<BackendError> {
+        let l = self.limiter?;
+        if matches!(req, Request::Register(_)) && !l.allow(self.peer) {
+            self.metrics.limit_refused("registrations_per_address");
+            return Some(BackendError::Rule(RuleError::TooManyRegistrations(
+                l.per_hour(),
+            )));
+        }
+        None
+    }
+
+    /// Count what the registry did.
+    fn count(&self, r: &Result<Answer, BackendError>) {
+        let m = self.metrics;
+        match r {
+            Ok(Answer::Registered(_)) => m.registrations.inc(),
+            Ok(Answer::Created(_)) => m.creates.inc(),
+            Ok(Answer::Joined(_)) => m.joins.inc(),
+            Ok(Answer::Deleted(_)) => m.deleted_clusters.inc(),
+            Ok(Answer::Expired(n)) => m.expired_clusters.inc_by(*n as u64),
+            Ok(Answer::Members(_)) | Err(_) => 0,
+        };
+        if let Err(BackendError::Rule(RuleError::TooManyClusters(_))) = r {
+            m.limit_refused("max_clusters");
+        }
+    }
+}
+
 impl Backend for Counted<'_> {
-    fn register(&self, req: Register) -> BoxFuture<'_, Result<NodeId, BackendError>> {
+    fn perform(&self, req: Request) -> BoxFuture<'_, Result<Answer, BackendError>> {
         Box::pin(async move {
-            if let Some(l) = self.limiter {
-                if !l.allow(self.peer) {
-                    self.metrics.limit_refused("registrations_per_address");
-                    return Err(BackendError::Rule(RuleError::TooManyRegistrations(
-                        l.per_hour(),
-                    )));
-                }
+            if let Some(e) = self.refused(&req) {
+                return Err(e);
             }
-            let r = self.inner.register(req).await;
-            if r.is_ok() {
-                self.metrics.registrations.inc();
-            }
+            let r = self.inner.perform(req).await;
+            self.count(&r);
             r
         })
-    }
-
-    fn create(&self, req: Create) -> BoxFuture<'_, Result<ClusterFacts, BackendError>> {
-        Box::pin(async move {
-            let r = self.inner.create(req).await;
-            match &r {
-                Ok(_) => {
-                    self.metrics.creates.inc();
-                }
-                Err(BackendError::Rule(RuleError::TooManyClusters(_))) => {
-                    self.metrics.limit_refused("max_clusters")
-                }
-                Err(_) => {}
-            }
-            r
-        })
-    }
-
-    fn join(&self, req: Join) -> BoxFuture<'_, Result<Joined, BackendError>> {
-        Box::pin(async move {
-            let r = self.inner.join(req).await;
-            if r.is_ok() {
-                self.metrics.joins.inc();
-            }
-            r
-        })
-    }
-
-    fn get_cluster<'a>(
-        &'a self,
-        req: &'a GetCluster,
-    ) -> BoxFuture<'a, Result<Members, BackendError>> {
-        self.inner.get_cluster(req)
     }
 
     fn subscribe(&self, cluster: &NodeId) -> watch::Receiver<u64> {
         self.inner.subscribe(cluster)
+    }
+
+    fn listing(&self, page: ListingPage) -> BoxFuture<'_, Result<Listing, BackendError>> {
+        self.inner.listing(page)
     }
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
@@ -90,24 +83,6 @@ impl Backend for Counted<'_> {
 
     fn location(&self) -> String {
         self.inner.location()
-    }
-
-    fn delete_cluster(&self, name: Vec<u8>) -> BoxFuture<'_, Result<NodeId, BackendError>> {
-        self.inner.delete_cluster(name)
-    }
-
-    fn delete(&self, req: Delete) -> BoxFuture<'_, Result<NodeId, BackendError>> {
-        Box::pin(async move {
-            let r = self.inner.delete(req).await;
-            if r.is_ok() {
-                self.metrics.deleted_clusters.inc();
-            }
-            r
-        })
-    }
-
-    fn expire(&self, limit: usize) -> BoxFuture<'_, Result<usize, BackendError>> {
-        self.inner.expire(limit)
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), BackendError>> {

@@ -8,10 +8,9 @@
 
 use tokio::sync::watch;
 
-use super::connection::shutdown_requested;
 use super::session::{Effect, ServerSession};
-use crate::registry::{perform, Backend};
-use crate::wire::XlRegMsg;
+use crate::registry::{perform_held, Backend};
+use crate::wire::{Tag, XlRegMsg};
 
 /// The reply to send for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +19,12 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// Close the connection after sending it (an Error was sent).
     pub close: bool,
+    /// What the request was, for the latency histogram: the registry
+    /// request's [`Request::op_name`](crate::registry::Request::op_name)
+    /// when the session emitted one, else `RegCred`, `Bye` or `other`
+    /// (answered by the session alone, or refused before reaching the
+    /// registry).
+    pub op: &'static str,
 }
 
 /// Handle `msg` in `session`, performing on `backend` whatever registry
@@ -31,23 +36,34 @@ pub async fn respond(
     msg: XlRegMsg,
     shutdown: Option<&watch::Receiver<bool>>,
 ) -> Reply {
+    let mut op = match msg.tag() {
+        Some(Tag::RegCredRequest) => "RegCred",
+        Some(Tag::Bye) => "Bye",
+        _ => "other",
+    };
     let mut effect = session.on_message(msg);
     loop {
         effect = match effect {
-            Effect::Reply { body, close } => return Reply { body, close },
+            Effect::Reply { body, close } => return Reply { body, close, op },
             Effect::Call(req) => {
+                op = req.op_name();
                 let answer = match (req.unheld(), shutdown) {
                     (Some(now), Some(shutdown)) => {
                         let mut shutdown = shutdown.clone();
                         tokio::select! {
-                            r = perform(backend, req) => r,
-                            _ = shutdown_requested(&mut shutdown) => perform(backend, now).await,
+                            r = perform_held(backend, req) => r,
+                            _ = shutdown_requested(&mut shutdown) => perform_held(backend, now).await,
                         }
                     }
-                    _ => perform(backend, req).await,
+                    _ => perform_held(backend, req).await,
                 };
                 session.on_answer(answer)
             }
         };
     }
+}
+
+/// Resolves once shutdown has been requested.
+pub(crate) async fn shutdown_requested(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
 }

@@ -63,14 +63,18 @@ impl RegistrationLimiter {
             at: now,
         });
         let tokens = refill(b);
+        // Never move a bucket's clock back (a caller that read the clock
+        // before another but locked after it): the time in between would
+        // be refilled twice.
+        let at = b.at.max(now);
         if tokens >= 1.0 {
             *b = Bucket {
                 tokens: tokens - 1.0,
-                at: now,
+                at,
             };
             true
         } else {
-            *b = Bucket { tokens, at: now };
+            *b = Bucket { tokens, at };
             false
         }
     }

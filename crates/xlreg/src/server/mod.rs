@@ -8,9 +8,12 @@
 //! and files, and this module the accept loop with a connection limit and
 //! graceful shutdown (stop accepting, let sessions finish their request,
 //! close the store). Requests go to an `Arc<dyn Backend>`
-//! ([`crate::registry::Backend`]): by default the in-process
-//! [`RegistryService`] over SQLite (or memory, when ephemeral); another
-//! backend is given to [`Server::start_with_backend`].
+//! ([`crate::registry::Backend`]) opened from [`ServerConfig::store`]
+//! ([`StoreConfig::open`]): by default the in-process registry over
+//! SQLite in the data directory (or memory, when ephemeral), or
+//! PostgreSQL; a backend written elsewhere is given to
+//! [`Server::start_with_backend`]. Every store gets the same [`Policy`]
+//! ([`ServerConfig::policy`]).
 
 pub mod connection;
 mod counted;
@@ -32,7 +35,7 @@ use tracing::{info, warn};
 
 use crate::goconfig::GoRegistryConfig;
 use crate::regcred::RegCred;
-use crate::registry::{Backend, RegistryService, SqliteStore, StoreError};
+use crate::registry::{Backend, Policy, StoreConfig, StoreError};
 use crate::wire::NodeId;
 pub use identity::{IdentityError, ServerIdentity};
 use session::SessionConfig;
@@ -55,6 +58,9 @@ pub struct ServerConfig {
     pub advertise_more: Vec<String>,
     /// Data directory; `None` keeps everything in memory (ephemeral).
     pub data_dir: Option<PathBuf>,
+    /// Where the registry is kept; `None`: SQLite in `data_dir`, or
+    /// memory without one ([`StoreConfig::for_data_dir`]).
+    pub store: Option<StoreConfig>,
     /// Where to write regCred.dat; default `DATA_DIR/regCred.dat`
     /// (ephemeral servers write none unless told).
     pub regcred_path: Option<PathBuf>,
@@ -110,6 +116,7 @@ impl Default for ServerConfig {
             advertise: None,
             advertise_more: Vec::new(),
             data_dir: Some(PathBuf::from(DEFAULT_DATA_DIR)),
+            store: None,
             regcred_path: None,
             name: "xlReg".into(),
             key_bits: 2048,
@@ -134,6 +141,24 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// The store this server opens: [`ServerConfig::store`], else SQLite
+    /// in the data directory, else memory.
+    pub fn store_config(&self) -> StoreConfig {
+        self.store
+            .clone()
+            .unwrap_or_else(|| StoreConfig::for_data_dir(self.data_dir.as_deref()))
+    }
+
+    /// The TTLs and limits every store of this server decides with.
+    pub fn policy(&self) -> Policy {
+        let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
+        Policy {
+            cluster_ttl_ms: self.cluster_ttl.map(ms),
+            ephemeral_ttl_ms: self.ephemeral_ttl.map(ms),
+            max_clusters: self.max_clusters,
+        }
+    }
+
     /// An in-memory registry on a free loopback port with a fresh 1024-bit
     /// identity: for tests and `xlreg up`.
     pub fn ephemeral() -> Self {
@@ -201,7 +226,6 @@ pub struct Server {
     regcred: RegCred,
     regcred_path: Option<PathBuf>,
     backend: Arc<dyn Backend>,
-    registry: Option<Arc<RegistryService>>,
     metrics: Arc<crate::metrics::Metrics>,
     shutdown: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -278,50 +302,39 @@ fn advertised(cfg: &ServerConfig, bound: SocketAddr) -> String {
 }
 
 impl Server {
-    /// Load or create the identity, open the store, bind, write
-    /// regCred.dat and start serving.
+    /// Load or create the identity, open the store
+    /// ([`ServerConfig::store_config`]) with the server's policy, bind,
+    /// write regCred.dat and start serving.
     pub async fn start(cfg: ServerConfig) -> Result<Server, ServerError> {
-        let data_dir = cfg.data_dir.clone();
-        Self::start_inner(cfg, move |own_id| async move {
-            let registry = tokio::task::spawn_blocking(move || match &data_dir {
-                Some(dir) => RegistryService::start(
-                    Box::new(SqliteStore::open(&crate::registry::sqlite::db_path(dir))?),
-                    own_id,
-                ),
-                None => Ok(RegistryService::ephemeral(own_id)),
-            })
-            .await
-            .expect("store task")?;
-            Ok((registry.clone() as Arc<dyn Backend>, Some(registry)))
+        let store = cfg.store_config();
+        Self::start_inner(cfg, move |own_id, policy, metrics| async move {
+            store
+                .open(own_id, policy, Some(metrics.store_commit_duration.clone()))
+                .await
         })
         .await
     }
 
-    /// Like [`Server::start`], with the registry kept by another
-    /// [`Backend`]: `backend` is called with the registry's own ID (from
-    /// its identity) once the identity is loaded. The data directory still
-    /// holds the identity and regCred.dat.
+    /// Like [`Server::start`], with the registry kept by a [`Backend`]
+    /// written elsewhere: `backend` is called with the registry's own ID
+    /// (from its identity) and the policy it must apply
+    /// ([`ServerConfig::policy`]) once the identity is loaded. The data
+    /// directory still holds the identity and regCred.dat.
     pub async fn start_with_backend<F, Fut>(
         cfg: ServerConfig,
         backend: F,
     ) -> Result<Server, ServerError>
     where
-        F: FnOnce(NodeId) -> Fut,
+        F: FnOnce(NodeId, Policy) -> Fut,
         Fut: std::future::Future<Output = Result<Arc<dyn Backend>, StoreError>>,
     {
-        Self::start_inner(
-            cfg,
-            |own_id| async move { Ok((backend(own_id).await?, None)) },
-        )
-        .await
+        Self::start_inner(cfg, |own_id, policy, _| backend(own_id, policy)).await
     }
 
     async fn start_inner<F, Fut>(cfg: ServerConfig, backend: F) -> Result<Server, ServerError>
     where
-        F: FnOnce(NodeId) -> Fut,
-        Fut: std::future::Future<
-            Output = Result<(Arc<dyn Backend>, Option<Arc<RegistryService>>), StoreError>,
-        >,
+        F: FnOnce(NodeId, Policy, Arc<crate::metrics::Metrics>) -> Fut,
+        Fut: std::future::Future<Output = Result<Arc<dyn Backend>, StoreError>>,
     {
         let key_limits = crate::wire::KeyLimits::with_max_bits(cfg.max_key_bits)
             .map_err(|e| ServerError::Config(format!("max_key_bits: {e}")))?;
@@ -329,17 +342,8 @@ impl Server {
         let (identity, lock) = tokio::task::spawn_blocking(move || resolve_identity(&cfg2))
             .await
             .expect("identity task")?;
-        let (backend, registry) = backend(identity.id).await?;
         let metrics = Arc::new(crate::metrics::Metrics::new());
-        if let Some(r) = &registry {
-            let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
-            r.set_policy(crate::registry::Policy {
-                cluster_ttl_ms: cfg.cluster_ttl.map(ms),
-                ephemeral_ttl_ms: cfg.ephemeral_ttl.map(ms),
-                max_clusters: cfg.max_clusters,
-            });
-            r.observe_commits(metrics.store_commit_duration.clone());
-        }
+        let backend = backend(identity.id, cfg.policy(), metrics.clone()).await?;
         let listener = TcpListener::bind(cfg.listen)
             .await
             .map_err(|err| ServerError::Listen {
@@ -403,7 +407,6 @@ impl Server {
             regcred,
             regcred_path,
             backend,
-            registry,
             metrics,
             shutdown,
             task: Some(task),
@@ -441,12 +444,6 @@ impl Server {
         &self.metrics
     }
 
-    /// The in-process registry service, for inspection in tests and tools
-    /// (`None` when the server was started with another backend).
-    pub fn registry(&self) -> Option<&Arc<RegistryService>> {
-        self.registry.as_ref()
-    }
-
     /// Stop accepting, let sessions finish their current request (at most
     /// a few seconds), close the store.
     pub async fn shutdown(mut self) {
@@ -472,15 +469,15 @@ async fn sweep_loop(
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    use crate::registry::{BackendError, SWEEP_BATCH};
+    use crate::registry::{BackendError, BackendExt, Expire, SWEEP_BATCH};
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
-            _ = connection::shutdown_requested(&mut shutdown) => return,
+            _ = dispatch::shutdown_requested(&mut shutdown) => return,
         }
         // A backlog drains batch by batch while full batches come back.
         loop {
-            match backend.expire(SWEEP_BATCH).await {
+            match backend.call(Expire(SWEEP_BATCH)).await {
                 Ok(n) => {
                     if n > 0 {
                         metrics.expired_clusters.inc_by(n as u64);
@@ -515,7 +512,7 @@ async fn accept_loop(
     loop {
         let permit = tokio::select! {
             p = limit.clone().acquire_owned() => p.expect("semaphore never closed"),
-            _ = connection::shutdown_requested(&mut shutdown) => break,
+            _ = dispatch::shutdown_requested(&mut shutdown) => break,
         };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -527,7 +524,7 @@ async fn accept_loop(
                     continue;
                 }
             },
-            _ = connection::shutdown_requested(&mut shutdown) => break,
+            _ = dispatch::shutdown_requested(&mut shutdown) => break,
         };
         let shared = shared.clone();
         let rx = shutdown.clone();

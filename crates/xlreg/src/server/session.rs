@@ -102,7 +102,7 @@ pub enum Effect {
         close: bool,
     },
     /// Have the registry perform this request
-    /// ([`crate::registry::perform`]), then pass the result to
+    /// ([`crate::registry::perform_held`]), then pass the result to
     /// [`ServerSession::on_answer`].
     Call(Request),
 }

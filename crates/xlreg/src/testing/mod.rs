@@ -12,8 +12,9 @@
 //!   `tokio::net::TcpListener`).
 //! * [`keys`]: parallel key generation (a fast generator for test keys)
 //!   and an on-disk [`KeyPool`].
-//! * [`UpEnv`]: what `xlreg up -- CMD` tells each program it launches, and
-//!   the one call such a program makes to join ([`UpEnv::boot`]).
+//! * [`UpEnv`] (re-exported from [`crate::client::UpEnv`]): what `xlreg up
+//!   -- CMD` tells each program it launches, and the one call such a
+//!   program makes to join ([`UpEnv::boot`]).
 //!
 //! Members learn the whole cluster the moment the last one joins: the
 //! client asks for the missing members and an xlreg registry holds that
@@ -44,10 +45,10 @@
 //! }
 //! ```
 
+pub mod faults;
 pub mod keys;
 #[cfg(feature = "postgres")]
 pub mod postgres;
-mod up_env;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -66,8 +67,11 @@ use crate::regcred::RegCred;
 use crate::server::{Server, ServerConfig, ServerError, ServerIdentity};
 use crate::wire::{NodeId, PrivateKey, Which};
 
+/// Re-exported from [`crate::client::up_env`], where it lives so that a
+/// member program needs only the `client` feature.
+pub use crate::client::up_env::{env, UpEnv};
+pub use faults::{Direction, Fault, FaultError, FaultEvent, Faults};
 pub use keys::{KeyGen, KeyPool, KeyPoolError};
-pub use up_env::{env, UpEnv};
 
 /// Key size of the harness's members unless told otherwise: fast to make,
 /// accepted by every registry (Go clients use 2048).
@@ -229,6 +233,7 @@ impl std::fmt::Debug for Observer {
 /// | `regcred` | none: an embedded in-memory registry is started |
 /// | `boot` | [`BootOptions::default()`]: 30 s wait, 10 s connect and 15 s I/O timeouts |
 /// | `observer` | none |
+/// | `faults` | off |
 #[derive(Clone, Debug)]
 pub struct LaunchOptions {
     /// Members, 2..=64. Default 3.
@@ -261,6 +266,11 @@ pub struct LaunchOptions {
     /// Cluster lifetime after its last Join or GetCluster (an xlreg
     /// registry removes it then; `None`: the registry's default).
     pub ttl: Option<Duration>,
+    /// Put a fault proxy between every two members so that a test can
+    /// partition, cut, delay or slow links ([`LocalCluster::faults`]; see
+    /// [`faults`] for what the members see). Default off: then nothing is
+    /// started and the views are the registry's.
+    pub faults: bool,
 }
 
 impl Default for LaunchOptions {
@@ -277,6 +287,7 @@ impl Default for LaunchOptions {
             boot: BootOptions::default(),
             observer: None,
             ttl: None,
+            faults: false,
         }
     }
 }
@@ -429,6 +440,8 @@ pub struct LocalCluster {
     pub keys_reused: usize,
     /// Member keys generated in this launch.
     pub keys_generated: usize,
+    /// The fault control and its proxies (with [`LaunchOptions::faults`]).
+    faults: Option<(Faults, faults::FaultNet)>,
 }
 
 impl LocalCluster {
@@ -559,6 +572,10 @@ impl LocalCluster {
             v.cluster_name = Some(name.clone());
         }
         check_views(&views, n)?;
+        let faults = match opts.faults {
+            true => Some(start_faults(&mut views)?),
+            false => None,
+        };
         let members = nodes
             .into_iter()
             .zip(listeners)
@@ -582,7 +599,26 @@ impl LocalCluster {
             },
             keys_reused: keys.reused,
             keys_generated: keys.generated,
+            faults,
         })
+    }
+
+    /// The fault control of a cluster launched with
+    /// [`LaunchOptions::faults`] (`None` without). Clones control the same
+    /// cluster; the proxies stop with the cluster.
+    ///
+    /// ```
+    /// # use xlreg::testing::{LaunchOptions, LocalCluster};
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cluster = LocalCluster::launch_with(LaunchOptions { faults: true, ..Default::default() }).await?;
+    /// let faults = cluster.faults().expect("launched with faults");
+    /// faults.partition(&[&[0], &[1, 2]])?; // 0 reaches no one, 1 <-> 2 still talk
+    /// assert_eq!(faults.current().len(), 1);
+    /// faults.heal();
+    /// # Ok(()) }
+    /// ```
+    pub fn faults(&self) -> Option<&Faults> {
+        self.faults.as_ref().map(|(f, _)| f)
     }
 
     /// The embedded registry (`None` when launched against another one).
@@ -622,6 +658,42 @@ impl LocalCluster {
             r.stop().await;
         }
     }
+}
+
+/// Start the fault proxies for a checked, complete set of views and give
+/// each member a view in which its peers' endpoints are its proxies.
+fn start_faults(views: &mut [ClusterView]) -> Result<(Faults, faults::FaultNet), LaunchError> {
+    let n = views.len();
+    let mut targets = vec![vec![]; n];
+    for m in &views[0].members {
+        targets[m.index] = m
+            .endpoints
+            .iter()
+            .map(|e| {
+                e.parse::<SocketAddr>().map_err(|err| {
+                    LaunchError::Usage(format!(
+                        "faults need IP:port endpoints; member {} registered {e:?}: {err}",
+                        m.name
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+    }
+    let faults = Faults::new(n);
+    let net = faults
+        .start_net(&targets)
+        .map_err(|e| LaunchError::Io(format!("starting the fault proxies: {e}")))?;
+    for v in views.iter_mut() {
+        let me = v.self_index;
+        for m in v.members.iter_mut().filter(|m| m.index != me) {
+            for (k, ep) in m.endpoints.iter_mut().enumerate() {
+                if let Some(a) = net.addrs[me][m.index][k] {
+                    *ep = a.to_string();
+                }
+            }
+        }
+    }
+    Ok((faults, net))
 }
 
 /// Refuse sizes the registry would clamp and endpoint counts it refuses.

@@ -177,8 +177,6 @@ impl PgGroup {
         cfg: crate::server::ServerConfig,
         pool: crate::registry::postgres::PoolOptions,
     ) -> Result<PgGroup, crate::server::ServerError> {
-        use crate::registry::postgres::PostgresBackend;
-        use crate::registry::Backend;
         let identity = crate::server::ServerIdentity::generate(1024)?;
         let mut servers = Vec::with_capacity(n);
         for _ in 0..n {
@@ -187,14 +185,13 @@ impl PgGroup {
                 data_dir: None,
                 regcred_path: None,
                 identity: Some(identity.clone()),
+                store: Some(crate::registry::StoreConfig::Postgres {
+                    url: Box::new(url.clone()),
+                    pool: pool.clone(),
+                }),
                 ..cfg.clone()
             };
-            let (url, pool) = (url.clone(), pool.clone());
-            let server = crate::server::Server::start_with_backend(cfg, |own_id| async move {
-                let b = PostgresBackend::connect(&url, own_id, &pool).await?;
-                Ok(std::sync::Arc::new(b) as std::sync::Arc<dyn Backend>)
-            })
-            .await?;
+            let server = crate::server::Server::start(cfg).await?;
             servers.push(server);
         }
         let mut regcred = servers[0].regcred().clone();

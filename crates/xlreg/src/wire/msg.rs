@@ -296,6 +296,10 @@ pub fn token_field_len(token_len: usize) -> usize {
     2 + prost::encoding::encoded_len_varint(token_len as u64) + token_len
 }
 
+/// The ErrDesc of a registry whose storage failed (nothing was applied):
+/// what the server sends and what a client fails over on.
+pub const STORAGE_FAILURE: &str = "registry storage failure; request not applied";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ directory and these variables set:
   XLREG_ENDPOINTS       free 127.0.0.1 ports to listen on, comma-separated
   XLREG_NODE_DIR        the member's identity (node.json, two keys)
 
-A Rust program joins with xlreg::testing::UpEnv::from_env()?.boot(..); any
+A Rust program joins with xlreg::client::UpEnv::from_env()?.boot(..); any
 program can run `xlreg join --node-dir \"$XLREG_NODE_DIR\" --cluster-id
 \"$XLREG_CLUSTER_ID\"`. up waits until all have joined, prints the cluster,
 and stays until Ctrl-C or until every copy has exited; then it sends each
@@ -71,6 +71,14 @@ pub struct UpArgs {
     /// Seconds to wait for all members to join.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     pub wait: f64,
+    /// With CMD: hand each program its endpoint sockets already bound and
+    /// listening, as descriptors 3, 4, … (systemd socket activation:
+    /// LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES), so that no other process
+    /// can take a port first. The program must use them
+    /// (UpEnv::take_listeners); binding its endpoint itself would fail with
+    /// "address in use".
+    #[arg(long)]
+    pub listen_fds: bool,
     /// Launch this program once per member instead of in-process members
     /// (after `--`, with its arguments).
     #[arg(last = true, value_name = "CMD")]

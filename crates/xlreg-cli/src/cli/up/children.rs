@@ -6,10 +6,12 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use std::os::fd::AsRawFd;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use xlreg::testing::UpEnv;
+use xlreg::client::up_env::env;
+use xlreg::client::UpEnv;
 
 use super::ui::Ui;
 use crate::cli::BadInput;
@@ -31,7 +33,14 @@ pub(super) struct Children {
 
 impl Children {
     /// Start one copy of `cmd` per member environment.
-    pub(super) fn spawn(cmd: &[String], envs: &[UpEnv], ui: &Ui) -> anyhow::Result<Self> {
+    /// `sockets[i]`, when not empty, are passed to program i as
+    /// descriptors 3, 4, … in the systemd socket-activation convention.
+    pub(super) fn spawn(
+        cmd: &[String],
+        envs: &[UpEnv],
+        sockets: &[Vec<std::net::TcpListener>],
+        ui: &Ui,
+    ) -> anyhow::Result<Self> {
         let (tx, exits) = mpsc::unbounded_channel();
         let mut kids = Children {
             names: Vec::new(),
@@ -41,8 +50,37 @@ impl Children {
             tasks: tokio::task::JoinSet::new(),
         };
         for (i, env) in envs.iter().enumerate() {
-            let mut c = tokio::process::Command::new(&cmd[0]);
-            c.args(&cmd[1..])
+            let passed = sockets.get(i).map(Vec::as_slice).unwrap_or_default();
+            let mut c = match passed.is_empty() {
+                true => {
+                    let mut c = tokio::process::Command::new(&cmd[0]);
+                    c.args(&cmd[1..]);
+                    c
+                }
+                // LISTEN_PID must be the program's own PID: a shell sets
+                // it to its own, then becomes the program (exec keeps the
+                // PID).
+                false => {
+                    let mut c = tokio::process::Command::new("/bin/sh");
+                    c.args(["-c", "LISTEN_PID=$$ exec \"$@\"", "xlreg-up"])
+                        .args(cmd)
+                        .env(env::LISTEN_FDS, passed.len().to_string())
+                        .env(
+                            env::LISTEN_FDNAMES,
+                            (0..passed.len())
+                                .map(|k| format!("endpoint{k}"))
+                                .collect::<Vec<_>>()
+                                .join(":"),
+                        );
+                    c
+                }
+            };
+            let mut fds = [-1i32; 16];
+            for (slot, l) in fds.iter_mut().zip(passed) {
+                *slot = l.as_raw_fd();
+            }
+            let nfds = passed.len().min(fds.len());
+            c.env_remove(env::LISTEN_PID)
                 .envs(env.vars())
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
@@ -52,9 +90,9 @@ impl Children {
             // SAFETY: prctl is async-signal-safe; nothing else runs here.
             // The child gets SIGTERM if up dies without cleaning up.
             unsafe {
-                c.pre_exec(|| {
+                c.pre_exec(move || {
                     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                    Ok(())
+                    pass_fds(&fds[..nfds])
                 });
             }
             let mut child = match c.spawn() {
@@ -86,21 +124,22 @@ impl Children {
         self.signals.iter().filter(|p| p.is_some()).count()
     }
 
-    /// Note an exit; returns a description if it was a failure.
-    pub(super) fn record(&mut self, i: usize, st: std::io::Result<ExitStatus>) -> Option<String> {
+    /// Note an exit and report it at once on stderr (name and exit
+    /// status); returns its description. Only a failure makes `up` fail.
+    pub(super) fn record(&mut self, i: usize, st: std::io::Result<ExitStatus>) -> String {
         self.signals[i] = None;
-        let why = match st {
-            Ok(s) if s.success() => None,
-            Ok(s) => Some(format!("member {} exited with {s}", self.names[i])),
-            Err(e) => Some(format!(
-                "member {}: waiting for it failed: {e}",
-                self.names[i]
-            )),
+        let (why, failed) = match st {
+            Ok(s) => (
+                format!("member {} exited with {s}", self.names[i]),
+                !s.success(),
+            ),
+            Err(e) => (
+                format!("member {}: waiting for it failed: {e}", self.names[i]),
+                true,
+            ),
         };
-        if let Some(w) = &why {
-            eprintln!("xlreg up: {w}");
-        }
-        self.statuses[i] = Some(why.clone().unwrap_or_default());
+        eprintln!("xlreg up: {why}");
+        self.statuses[i] = Some(if failed { why.clone() } else { String::new() });
         why
     }
 
@@ -146,7 +185,7 @@ impl Children {
                                 self.statuses[i] = Some(String::new())
                             }
                             other => {
-                                self.record(i, other);
+                                let _ = self.record(i, other);
                             }
                         }
                     }
@@ -161,6 +200,30 @@ impl Children {
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// In the child, before exec: make `fds` descriptors 3, 4, … (without
+/// close-on-exec). First copies all of them above the target range, so
+/// that no move overwrites one not moved yet. Only async-signal-safe calls,
+/// no allocation.
+fn pass_fds(fds: &[i32]) -> std::io::Result<()> {
+    let n = fds.len() as i32;
+    let mut tmp = [-1i32; 16];
+    for (t, &fd) in tmp.iter_mut().zip(fds) {
+        // SAFETY: fcntl on descriptors this process holds.
+        *t = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3 + n) };
+        if *t < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    for (k, &t) in tmp.iter().take(fds.len()).enumerate() {
+        // SAFETY: as above; dup2 onto 3 + k clears close-on-exec there,
+        // and `t` (>= 3 + n) is never a target.
+        if unsafe { libc::dup2(t, 3 + k as i32) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Own one child: report its exit, and signal its process group on

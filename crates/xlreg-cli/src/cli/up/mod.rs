@@ -11,7 +11,9 @@
 //!
 //! With `-- CMD ARGS...` it launches one copy of the program per member
 //! instead, each with the [`UpEnv`] variables and a prepared node
-//! directory, watches the registry until all have joined, prints the
+//! directory, member i already joined into slot i by `up` itself
+//! ([`slots`]: `XLREG_MEMBER_INDEX` is the slot), watches the registry
+//! until every program has joined, prints the
 //! table, and stays until Ctrl-C or until every copy has exited. Copies run
 //! in their own process groups; on exit `up` sends each group SIGTERM, then
 //! SIGKILL after [`children::GRACE`]. Their output goes to stderr, each line prefixed
@@ -28,6 +30,7 @@ mod children;
 mod in_process;
 mod report;
 mod shared;
+mod slots;
 mod ui;
 mod with_command;
 
@@ -52,6 +55,11 @@ pub fn run(a: UpArgs) -> anyhow::Result<()> {
                 "--name {n:?}: 1 to 256 bytes, no control characters"
             )));
         }
+    }
+    if a.listen_fds && a.command.is_empty() {
+        bail!(BadInput(
+            "--listen-fds hands sockets to the programs of `-- CMD`; there is none".into()
+        ));
     }
     let external = match &a.regcred {
         Some(p) => {

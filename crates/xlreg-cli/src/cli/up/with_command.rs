@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use tokio::time::Instant;
-use xlreg::client::{ClientError, ClientOptions, ClusterView, MemberInfo};
+use xlreg::client::{ClientError, ClientOptions, ClusterView, MemberInfo, NodeIdentity};
 use xlreg::regcred::RegCred;
 use xlreg::server::{ServerConfig, ServerIdentity};
 use xlreg::testing::{
@@ -101,13 +101,31 @@ pub(super) async fn run(
         size: a.size,
         endpoints: a.endpoints,
     };
-    let envs = prepare_members(&cluster, keys.member, &work.path().join("nodes"), threads).await?;
+    let (envs, nodes, sockets) = prepare_members(
+        &cluster,
+        keys.member,
+        &work.path().join("nodes"),
+        threads,
+        a.listen_fds,
+    )
+    .await?;
+    // Member i takes slot i now, so XLREG_MEMBER_INDEX is its slot.
+    super::slots::reserve(&regcred, info.id, &nodes, &client)
+        .await
+        .with_context(|| format!("reserving the members' slots in cluster {name:?}"))?;
+    let names: Vec<String> = envs.iter().map(|e| e.member_name.clone()).collect();
 
     // Watch the registry while the programs join.
     let deadline = Instant::now() + Duration::from_secs_f64(a.wait);
     let (rc2, obs) = (regcred.clone(), ui.observer());
+    let check = JoinCheck {
+        regcred: regcred.clone(),
+        cluster: info.id,
+        reader: reader.clone(),
+        client: client.clone(),
+    };
     let watcher = tokio::spawn(async move {
-        testing::watch_joins(&rc2, &info.id, n, &reader, &client, deadline, |m| {
+        super::slots::watch(&rc2, info.id, &names, &reader, &client, deadline, |m| {
             Observer::emit(
                 &obs,
                 Progress::Joined {
@@ -118,8 +136,11 @@ pub(super) async fn run(
         })
         .await
     });
-    let mut kids = Children::spawn(&a.command, &envs, &ui)?;
-    let members = match wait_for_joins(watcher, &mut kids, &mut signal).await {
+    let mut kids = Children::spawn(&a.command, &envs, &sockets, &ui)?;
+    // The programs hold the sockets now: a program that dies closes its
+    // endpoints, as one that bound them itself would.
+    drop(sockets);
+    let members = match wait_for_joins(watcher, &mut kids, &check, &mut signal).await {
         Ok(m) => m,
         Err(e) => {
             ui.clear();
@@ -196,20 +217,43 @@ struct ClusterPlace {
 }
 
 /// Member identities with endpoints on free ports, saved in node
-/// directories under `nodes`; returns each member's environment.
+/// directories under `nodes`; returns each member's environment, identity
+/// and (with `listen`) its endpoint sockets, bound and listening, for the
+/// program to inherit.
 async fn prepare_members(
     c: &ClusterPlace,
     keys: Vec<xlreg::wire::PrivateKey>,
     nodes_dir: &std::path::Path,
     threads: usize,
-) -> anyhow::Result<Vec<UpEnv>> {
+    listen: bool,
+) -> anyhow::Result<(
+    Vec<UpEnv>,
+    Vec<NodeIdentity>,
+    Vec<Vec<std::net::TcpListener>>,
+)> {
     let n = c.size as usize;
+    let k = c.endpoints as usize;
     let mut member_keys = keys.into_iter();
     let mut envs = Vec::with_capacity(n);
     let mut nodes = Vec::with_capacity(n);
-    // All ports at once: bound together, so no two are the same.
-    let ports = testing::free_ports(n * c.endpoints as usize)?;
-    for (i, ports) in ports.chunks(c.endpoints as usize).enumerate() {
+    let mut sockets: Vec<Vec<std::net::TcpListener>> = (0..n).map(|_| Vec::new()).collect();
+    // All ports at once: bound together, so no two are the same. Without
+    // --listen-fds they are released for the programs to bind (a small
+    // race with other processes); with it the programs inherit them.
+    let ports = if listen {
+        let ls = testing::bind_endpoints(n * k)?;
+        let mut ports = Vec::with_capacity(ls.len());
+        for (j, l) in ls.into_iter().enumerate() {
+            // Blocking, as a socket-activated program expects.
+            l.set_nonblocking(false).context("listening socket")?;
+            ports.push(l.local_addr().context("listening socket")?.port());
+            sockets[j / k].push(l);
+        }
+        ports
+    } else {
+        testing::free_ports(n * k)?
+    };
+    for (i, ports) in ports.chunks(k).enumerate() {
         let endpoints: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let mname = member_name(i);
         nodes.push(member_identity(
@@ -230,19 +274,30 @@ async fn prepare_members(
         });
     }
     let dirs: Vec<PathBuf> = envs.iter().map(|e| e.node_dir.clone()).collect();
+    let saved = nodes.clone();
     tokio::task::spawn_blocking(move || {
-        testing::keys::run_parallel(n, threads, &|| {}, |i| nodes[i].clone().save(&dirs[i]))
+        testing::keys::run_parallel(n, threads, &|| {}, |i| saved[i].clone().save(&dirs[i]))
     })
     .await
     .context("saving node identities")??;
-    Ok(envs)
+    Ok((envs, nodes, sockets))
 }
 
-/// Until every member joined: the members, or why not (a program failed,
-/// the wait ran out, Ctrl-C).
+/// What [`wait_for_joins`] needs to ask whether a program that exited had
+/// joined.
+struct JoinCheck {
+    regcred: RegCred,
+    cluster: NodeId,
+    reader: NodeIdentity,
+    client: ClientOptions,
+}
+
+/// Until every member joined: the members, or why not (a program failed
+/// or exited without joining, the wait ran out, Ctrl-C).
 async fn wait_for_joins(
     mut watcher: tokio::task::JoinHandle<Result<Vec<MemberInfo>, ClientError>>,
     kids: &mut Children,
+    check: &JoinCheck,
     signal: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
 ) -> anyhow::Result<Vec<MemberInfo>> {
     loop {
@@ -260,8 +315,18 @@ async fn wait_for_joins(
                 }
             },
             Some((i, st)) = kids.exits.recv() => {
-                if let Some(why) = kids.record(i, st) {
+                // Reported at once: a failure, or a clean exit of a program
+                // that never joined (the others would wait for it in vain).
+                let clean = matches!(&st, Ok(s) if s.success());
+                let why = kids.record(i, st);
+                let c = check;
+                if !clean {
                     bail!("{why} before the cluster was complete");
+                }
+                match super::slots::has_joined(&c.regcred, c.cluster, i, &c.reader, &c.client).await {
+                    Ok(true) => {}
+                    Ok(false) => bail!("{why} before joining (the cluster cannot complete)"),
+                    Err(e) => bail!("{why}; asking whether it joined: {}", xlreg::ErrorChain(&e)),
                 }
             }
             _ = signal.as_mut() => bail!("interrupted before the cluster was complete"),
@@ -285,7 +350,7 @@ async fn stay_while_running(
     loop {
         tokio::select! {
             Some((i, st)) = kids.exits.recv() => {
-                kids.record(i, st);
+                let _ = kids.record(i, st);
                 if kids.running() == 0 {
                     return;
                 }

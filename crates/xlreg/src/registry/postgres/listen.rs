@@ -7,6 +7,13 @@
 //! connection drops, the task reconnects with backoff, LISTENs again and
 //! wakes every watcher ([`Event::Resync`]) so each held request re-reads
 //! its cluster: nothing committed while it was not listening is missed.
+//!
+//! LISTEN is an optimisation, not a requirement: with `xlreg_listen=off`
+//! in the URL, or when the database refuses LISTEN (engines that speak
+//! PostgreSQL's protocol without it), the same connection polls instead
+//! ([`poll`](super::poll)): every `xlreg_poll_ms` it reads the member
+//! count of each watched cluster and wakes the watchers of those that
+//! changed, so held GetClusters still complete, at most one interval late.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +24,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, NoTls};
 
+use super::poll;
 use super::schema::CHANNEL;
 use super::url::DbUrl;
 use crate::wire::NodeId;
@@ -52,7 +60,7 @@ pub fn parse_payload(p: &str) -> Option<Event> {
 
 /// One wake-up counter per watched cluster.
 #[derive(Default)]
-struct Watchers {
+pub(super) struct Watchers {
     by_cluster: Mutex<HashMap<NodeId, watch::Sender<u64>>>,
 }
 
@@ -78,7 +86,16 @@ impl Watchers {
         self.lock().get(cluster).map(|tx| *tx.borrow())
     }
 
-    fn wake(&self, ev: &Event) {
+    /// The clusters someone is waiting on right now.
+    pub(super) fn watched(&self) -> Vec<NodeId> {
+        self.lock()
+            .iter()
+            .filter(|(_, tx)| tx.receiver_count() > 0)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    pub(super) fn wake(&self, ev: &Event) {
         let map = self.lock();
         match ev {
             Event::Joined { cluster, .. } => {
@@ -108,15 +125,18 @@ impl Drop for Listener {
     }
 }
 
-/// `application_name` of the LISTEN connection (`pg_stat_activity`).
+/// `application_name` of the LISTEN (or polling) connection
+/// (`pg_stat_activity`).
 pub const APPLICATION_NAME: &str = "xlreg-listen";
 
-const BACKOFF_MIN: Duration = Duration::from_millis(50);
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
+pub(super) const BACKOFF_MIN: Duration = Duration::from_millis(50);
+pub(super) const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 impl Listener {
-    /// Start listening; returns once the first LISTEN is in place (or
-    /// failed: the task keeps retrying in the background).
+    /// Start listening (or polling, as the URL's `xlreg_listen` asks);
+    /// returns once the first LISTEN (or poll connection) is in place, or
+    /// with the error of the first connection attempt. A LISTEN the
+    /// database refuses is not an error: the task polls instead.
     pub async fn start(url: DbUrl) -> Result<Listener, tokio_postgres::Error> {
         let watchers = Arc::new(Watchers::default());
         let listening = Arc::new(AtomicBool::new(false));
@@ -153,13 +173,14 @@ impl Listener {
         self.watchers.generation(cluster)
     }
 
-    /// Is the LISTEN connection up right now?
+    /// Does this server hear other servers' changes right now (its LISTEN,
+    /// or its polling, connection is up)?
     pub fn is_listening(&self) -> bool {
         self.listening.load(Ordering::Relaxed)
     }
 }
 
-type First = tokio::sync::oneshot::Sender<Result<(), tokio_postgres::Error>>;
+pub(super) type First = tokio::sync::oneshot::Sender<Result<(), tokio_postgres::Error>>;
 
 async fn run(
     url: DbUrl,
@@ -167,6 +188,10 @@ async fn run(
     listening: Arc<AtomicBool>,
     mut first: Option<First>,
 ) {
+    if !url.watch().listen {
+        tracing::info!(db = %url.short(), every = ?url.watch().poll, "LISTEN off (xlreg_listen=off): polling for changes");
+        return poll::run(url, events, listening, first).await;
+    }
     let mut backoff = BACKOFF_MIN;
     let mut config = url.config().clone();
     // Named, so an operator (or a test) can tell it from the pool's.
@@ -208,6 +233,19 @@ async fn run(
                         let _ = pump.await;
                         listening.store(false, Ordering::Relaxed);
                         events.wake(&Event::Resync);
+                    }
+                    // The database refuses LISTEN itself (not a lost
+                    // connection): poll instead, for good.
+                    Err(e) if e.as_db_error().is_some() => {
+                        pump.abort();
+                        tracing::warn!(
+                            db = %url.short(),
+                            error = %e,
+                            every = ?url.watch().poll,
+                            "the database refuses LISTEN: polling for changes instead"
+                        );
+                        drop(client);
+                        return poll::run(url, events, listening, first).await;
                     }
                     Err(e) => {
                         pump.abort();

@@ -18,10 +18,16 @@
 //!
 //! Held GetCluster requests wait on LISTEN/NOTIFY ([`listen`]): a member
 //! held on server A learns of the last join through server B the moment
-//! B commits.
+//! B commits. Without LISTEN (`xlreg_listen=off`, or a database that
+//! refuses it) they are woken by polling (`poll`), one interval late at
+//! most. Transactions that lose a race are retried with jittered backoff
+//! (`retry`).
 
 pub mod copy;
+mod failure;
 pub mod listen;
+mod poll;
+mod retry;
 mod rows;
 pub mod schema;
 pub mod url;
@@ -32,19 +38,19 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::watch;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
 use super::backend::{Backend, BackendError, BoxFuture};
-use super::request::{
-    Answer, ClusterTarget, Create, Delete, GetCluster, Join, Joined, Members, Register, Request,
-};
-use super::rules::{Change, ClusterFacts, IdOwner, Registry};
+use super::listing::{Listing, ListingOrder, ListingPage};
+use super::request::{Answer, ClusterTarget, Create, GetCluster, Join, Members, Register, Request};
+use super::rules::{Change, IdOwner, Policy, Registry};
 use super::store::{StoreCause, StoreError};
 use crate::wire::NodeId;
+use failure::Failure;
 use listen::Listener;
 use rows::{
-    load_cluster_rows, node_id, owner_of, restore, target_key, CLUSTER_COLUMNS, JOIN_COLUMNS,
+    cluster_row, expiry_params, live, load_cluster_rows, load_grouped, node_id, owner_of, restore,
+    target_key, CLUSTER_COLUMNS, CLUSTER_ONLY_COLUMNS, JOIN_COLUMNS,
 };
 pub use url::DbUrl;
 use write::{commit_changes, write_autocommit};
@@ -71,8 +77,10 @@ impl Default for PoolOptions {
 }
 
 /// Attempts for a transaction that lost a race (unique violation,
-/// serialization failure, deadlock) or its connection.
-const ATTEMPTS: usize = 6;
+/// serialization failure, deadlock) or its connection; between them a
+/// jittered exponential backoff ([`retry::backoff`]: 2.5–5 ms, then
+/// doubling, at most 500 ms; under 1.2 s over all eight retries).
+const ATTEMPTS: usize = 9;
 
 /// One read of a cluster shared by the held requests woken by the same
 /// notification (keyed by [`Listener::generation`]).
@@ -87,10 +95,13 @@ pub struct PostgresBackend {
     inner: Arc<Inner>,
 }
 
+/// Most often a GetCluster stores its cluster's last activity (ms).
+const TOUCH_EVERY_MS: u64 = 1000;
+
 /// Most joins of one cluster decided in one transaction.
 const MAX_JOIN_BATCH: usize = 256;
 
-type JoinReply = tokio::sync::oneshot::Sender<Result<Joined, BackendError>>;
+type JoinReply = tokio::sync::oneshot::Sender<Result<Answer, BackendError>>;
 
 /// Joins of one cluster waiting for the transaction in progress.
 #[derive(Default)]
@@ -107,6 +118,8 @@ struct Inner {
     /// Held GetClusters woken together read their cluster once.
     shared_reads: std::sync::Mutex<std::collections::HashMap<NodeId, (u64, SharedRead)>>,
     own_id: NodeId,
+    /// TTLs and limits, applied by the rules on every request.
+    policy: Policy,
     url: DbUrl,
     closed: std::sync::atomic::AtomicBool,
 }
@@ -114,58 +127,6 @@ struct Inner {
 impl std::fmt::Debug for PostgresBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "PostgresBackend({})", self.inner.url)
-    }
-}
-
-/// Why one attempt failed.
-#[derive(Debug)]
-enum Failure {
-    /// No connection could be had.
-    Pool(String),
-    /// The database refused or lost the statement.
-    Db(tokio_postgres::Error),
-    /// The stored rows break an invariant.
-    Corrupt(String),
-}
-
-impl From<tokio_postgres::Error> for Failure {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Failure::Db(e)
-    }
-}
-
-impl Failure {
-    fn retryable(&self) -> bool {
-        match self {
-            Failure::Db(e) => {
-                e.is_closed()
-                    || matches!(
-                        e.code(),
-                        Some(c) if *c == SqlState::UNIQUE_VIOLATION
-                            || *c == SqlState::T_R_SERIALIZATION_FAILURE
-                            || *c == SqlState::T_R_DEADLOCK_DETECTED
-                    )
-            }
-            Failure::Pool(_) | Failure::Corrupt(_) => false,
-        }
-    }
-
-    fn text(&self) -> String {
-        match self {
-            Failure::Pool(m) | Failure::Corrupt(m) => m.clone(),
-            Failure::Db(e) => match e.as_db_error() {
-                Some(d) => format!("{}: {}", d.code().code(), d.message()),
-                None => e.to_string(),
-            },
-        }
-    }
-
-    fn into_store_error(self, url: &DbUrl, action: &str) -> StoreError {
-        let cause = match self {
-            Failure::Db(e) => StoreCause::Other(Box::new(e)),
-            Failure::Pool(m) | Failure::Corrupt(m) => StoreCause::Malformed(m),
-        };
-        StoreError::new(url.to_string(), action, cause)
     }
 }
 
@@ -179,9 +140,6 @@ fn start_err(
     StoreError::new(url.to_string(), action, StoreCause::Other(Box::new(e)))
 }
 
-// The rules answer each request with its own variant (`Registry::decide`).
-const MISMATCH: &str = "Registry::decide answers each request with its variant";
-
 impl Inner {
     /// Connect, create or migrate the schema, claim the database for the
     /// registry identity `own_id` (a database keeps one identity: every
@@ -190,6 +148,7 @@ impl Inner {
         url: &DbUrl,
         own_id: NodeId,
         opts: &PoolOptions,
+        policy: Policy,
     ) -> Result<Inner, StoreError> {
         let mut config = url.config().clone();
         if config.get_connect_timeout().is_none() {
@@ -198,12 +157,16 @@ impl Inner {
         config.application_name("xlreg");
         // A reply follows a commit that is on disk, whatever the server's
         // default: nothing acknowledged may be lost to a database crash.
-        let options = match config.get_options() {
+        let mut options = match config.get_options() {
             Some(o) if !o.is_empty() => format!("{o} -c synchronous_commit=on"),
             _ => "-c synchronous_commit=on".to_string(),
         };
+        if !url.watch().notify {
+            // Read by the member trigger (schema migration 3).
+            options.push_str(" -c xlreg.notify=off");
+        }
         config.options(&options);
-        let url = DbUrl::from_parts(config.clone(), url.to_string());
+        let url = url.with_config(config.clone());
         let (mut client, conn) = config
             .connect(NoTls)
             .await
@@ -262,9 +225,18 @@ impl Inner {
             listener,
             shared_reads: Default::default(),
             own_id,
+            policy,
             url,
             closed: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// An empty registry deciding with this server's policy, now.
+    fn fresh(&self) -> Registry {
+        let mut reg = Registry::new(self.own_id);
+        reg.set_policy(self.policy);
+        reg.set_now(super::unix_now_ms());
+        reg
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, Failure> {
@@ -291,9 +263,7 @@ impl Inner {
                 Ok(Err(rule)) => return Err(BackendError::Rule(rule)),
                 Err(f) if f.retryable() && n + 1 < ATTEMPTS => {
                     tracing::debug!(op = what, error = %f.text(), attempt = n, "retrying transaction");
-                    if n > 0 {
-                        tokio::time::sleep(Duration::from_millis(5 << n)).await;
-                    }
+                    tokio::time::sleep(retry::backoff(n)).await;
                     n += 1;
                 }
                 Err(f) => {
@@ -327,9 +297,9 @@ impl Inner {
     /// is one INSERT, and a racing claim of the same ID through another
     /// server loses on the primary key and is decided again on the
     /// winner's row. A known ID costs one statement and no commit.
-    async fn register_once(&self, req: &Register) -> Attempt<NodeId> {
+    async fn register_once(&self, req: &Register) -> Attempt<Answer> {
         let client = self.client().await?;
-        let mut reg = Registry::new(self.own_id);
+        let mut reg = self.fresh();
         if let Some(id) = req.id {
             let st = client
                 .prepare_cached("SELECT kind, sig_sha256 FROM xlreg_ids WHERE id = $1")
@@ -342,13 +312,12 @@ impl Inner {
                 }
             }
         }
-        let id = match reg.decide(Request::Register(req.clone())) {
-            Ok(Answer::Registered(id)) => id,
-            Ok(_) => unreachable!("{MISMATCH}"),
+        let answer = match reg.decide(Request::Register(req.clone())) {
+            Ok(a) => a,
             Err(rule) => return Ok(Err(rule)),
         };
         write_autocommit(&client, reg.pending()).await?;
-        Ok(Ok(id))
+        Ok(Ok(answer))
     }
 
     /// Create, idempotent by name. Cluster rows never change, so an
@@ -356,42 +325,30 @@ impl Inner {
     /// written in one transaction, and two servers creating one name at
     /// once both insert, one loses on the unique name, retries, and finds
     /// the other's cluster.
-    async fn create_once(&self, req: &Create) -> Attempt<ClusterFacts> {
+    async fn create_once(&self, req: &Create) -> Attempt<Answer> {
         let client = self.client().await?;
-        let mut reg = Registry::new(self.own_id);
+        let mut reg = self.fresh();
         let st = client
-            .prepare_cached(
-                "SELECT id, name, attrs, max_size, ep_count, ttl_ms, created_ms, last_active_ms
-                 FROM xlreg_clusters WHERE name = $1",
-            )
+            .prepare_cached(&format!(
+                "SELECT {CLUSTER_ONLY_COLUMNS} FROM xlreg_clusters c WHERE c.name = $1"
+            ))
             .await?;
         if let Some(r) = client.query_opt(&st, &[&&req.name[..]]).await? {
-            restore(
-                &mut reg,
-                Change::NewCluster {
-                    id: node_id(r.get::<_, &[u8]>(0), "cluster ID")?,
-                    name: r.get::<_, &[u8]>(1).into(),
-                    attrs: r.get::<_, i64>(2) as u64,
-                    max_size: r.get::<_, i32>(3) as u32,
-                    ep_count: r.get::<_, i32>(4) as u32,
-                    ttl_ms: r.get::<_, Option<i64>>(5).map(|v| v as u64),
-                    created_ms: r.get::<_, i64>(6) as u64,
-                    last_active_ms: r.get::<_, i64>(7) as u64,
-                },
-            )?;
+            restore(&mut reg, cluster_row(&r)?)?;
         }
-        let facts = match reg.decide(Request::Create(req.clone())) {
-            Ok(Answer::Created(c)) => c,
-            Ok(_) => unreachable!("{MISMATCH}"),
+        let answer = match reg.decide(Request::Create(req.clone())) {
+            Ok(a) => a,
             Err(rule) => return Ok(Err(rule)),
         };
+        // A Create of a live name restarts its TTL clock: stored now.
+        reg.persist_activity(1);
         write_autocommit(&client, reg.pending()).await?;
-        Ok(Ok(facts))
+        Ok(Ok(answer))
     }
 
     /// Queue `req` behind the joins of its cluster; the first one in
     /// starts a task that decides them in batches ([`Inner::drain_joins`]).
-    async fn join(self: &Arc<Self>, req: Join) -> Result<Joined, BackendError> {
+    async fn join(self: &Arc<Self>, req: Join) -> Result<Answer, BackendError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let key = req.cluster.clone();
         let start = {
@@ -448,7 +405,7 @@ impl Inner {
     async fn join_batch_once(
         &self,
         reqs: &[&Join],
-    ) -> Attempt<Vec<Result<Joined, super::RuleError>>> {
+    ) -> Attempt<Vec<Result<Answer, super::RuleError>>> {
         let client = self.client().await?;
         self.in_transaction(&client, |client| async move {
             // Under READ COMMITTED a statement sees what committed before
@@ -472,16 +429,14 @@ impl Inner {
                 client.query(&lock, &params),
                 client.query(&read, &params)
             )?;
-            let mut reg = Registry::new(self.own_id);
+            let mut reg = self.fresh();
             load_cluster_rows(&mut reg, &rows)?;
             let results = reqs
                 .iter()
-                .map(|req| match reg.decide(Request::Join((*req).clone())) {
-                    Ok(Answer::Joined(j)) => Ok(j),
-                    Ok(_) => unreachable!("{MISMATCH}"),
-                    Err(rule) => Err(rule),
-                })
+                .map(|req| reg.decide(Request::Join((*req).clone())))
                 .collect();
+            // A Join restarts the cluster's TTL clock, stored with it.
+            reg.persist_activity(1);
             // The trigger NOTIFYs the other servers at commit.
             commit_changes(client, reg.pending()).await?;
             Ok(Ok(results))
@@ -489,13 +444,13 @@ impl Inner {
         .await
     }
 
-    /// Delete one cluster: by an operator (`by` is `None`) or by one of
-    /// its members. Like a join batch, the cluster row is locked first, so
+    /// Delete one cluster (`req` is a Delete by one of its members, or an
+    /// operator's DeleteByName of `target`). Like a join batch, the cluster row is locked first, so
     /// a delete and the joins of any server are decided one after the
     /// other; the rules decide on the locked rows. A NOTIFY in the same
     /// transaction wakes the GetClusters held on every server at commit:
     /// they read again and get `cannot find cluster`.
-    async fn delete_once(&self, target: &ClusterTarget, by: Option<NodeId>) -> Attempt<NodeId> {
+    async fn delete_once(&self, req: &Request, target: &ClusterTarget) -> Attempt<Answer> {
         let client = self.client().await?;
         self.in_transaction(&client, |client| async move {
             let (col, key) = target_key(target);
@@ -515,34 +470,27 @@ impl Inner {
                 client.query(&lock, &params),
                 client.query(&read, &params)
             )?;
-            let mut reg = Registry::new(self.own_id);
+            let mut reg = self.fresh();
             load_cluster_rows(&mut reg, &rows)?;
-            let decided = match (by, target) {
-                (Some(by), _) => reg.delete_as_member(&Delete {
-                    cluster: target.clone(),
-                    by,
-                }),
-                (None, ClusterTarget::Name(name)) => reg.delete_by_name(name),
-                (None, ClusterTarget::Id(id)) => reg.delete_by_name(
-                    &rows
-                        .first()
-                        .map(|r| r.get::<_, &[u8]>(1).to_vec())
-                        .unwrap_or_else(|| id.to_hex().into_bytes()),
-                ),
-            };
-            let id = match decided {
-                Ok(id) => id,
+            let (answer, id) = match reg.decide(req.clone()) {
+                Ok(a @ Answer::Deleted(id)) => (a, id),
+                Ok(a) => {
+                    client.batch_execute("ROLLBACK").await?;
+                    return Ok(Ok(a));
+                }
                 Err(rule) => {
                     client.batch_execute("ROLLBACK").await?;
                     return Ok(Err(rule));
                 }
             };
-            let notify = client.prepare_cached("SELECT pg_notify($1, $2)").await?;
-            client
-                .query(&notify, &[&schema::CHANNEL, &listen::payload(&id, 0)])
-                .await?;
+            if self.url.watch().notify {
+                let notify = client.prepare_cached("SELECT pg_notify($1, $2)").await?;
+                client
+                    .query(&notify, &[&schema::CHANNEL, &listen::payload(&id, 0)])
+                    .await?;
+            }
             commit_changes(client, reg.pending()).await?;
-            Ok(Ok(id))
+            Ok(Ok(answer))
         })
         .await
     }
@@ -558,7 +506,7 @@ impl Inner {
             ))
             .await?;
         let rows = client.query(&st, &[&key]).await?;
-        let mut reg = Registry::new(self.own_id);
+        let mut reg = self.fresh();
         load_cluster_rows(&mut reg, &rows)?;
         Ok(reg)
     }
@@ -587,10 +535,185 @@ impl Inner {
                         self.read_cluster(&req.cluster).await.map(Arc::new)
                     })
                     .await?;
-                return Ok(reg.members(req));
+                return self.answer_read(reg, req).await;
             }
         }
-        Ok(self.read_cluster(&req.cluster).await?.members(req))
+        let reg = self.read_cluster(&req.cluster).await?;
+        self.answer_read(&reg, req).await
+    }
+
+    /// The answer to GetCluster `req` from `reg` (as read), with the
+    /// cluster's last activity stored when its TTL clock matters: a read
+    /// restarts it (as on the in-process store). Stored at most every
+    /// [`TOUCH_EVERY_MS`] (or a quarter of its TTL, if shorter).
+    async fn answer_read(&self, reg: &Registry, req: &GetCluster) -> Attempt<Members> {
+        let now = super::unix_now_ms();
+        let m = match reg.members(req) {
+            Ok(m) => m,
+            Err(rule) => return Ok(Err(rule)),
+        };
+        if let Some(c) = reg.cluster(&m.cluster_id) {
+            if let Some(ttl) = reg.ttl_of(c) {
+                if now.saturating_sub(c.last_active_ms) >= TOUCH_EVERY_MS.min(ttl / 4) {
+                    let client = self.client().await?;
+                    let (sql, v) = write::change_sql(&Change::Touch {
+                        id: m.cluster_id,
+                        at_ms: now,
+                    });
+                    let st = client.prepare_cached(sql).await?;
+                    let p: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = v
+                        .iter()
+                        .map(|b| &**b as &(dyn tokio_postgres::types::ToSql + Sync))
+                        .collect();
+                    client.execute(&st, &p).await?;
+                }
+            }
+        }
+        Ok(Ok(m))
+    }
+
+    /// The sweep: remove at most `limit` expired clusters in one
+    /// transaction. The candidates are locked `FOR UPDATE SKIP LOCKED`, so
+    /// servers sweeping at once each take other clusters (no double work)
+    /// and a cluster being joined right now is left for the next sweep;
+    /// the rules decide which of the locked ones are expired
+    /// ([`Registry::decide`] of [`Request::Expire`]). A NOTIFY per
+    /// cluster wakes the GetClusters held on every server at commit: they
+    /// read again and get `cannot find cluster`. Activity needs no storing
+    /// here: every request stores its own.
+    async fn expire_once(&self, limit: usize) -> Attempt<Answer> {
+        let policy = self.policy;
+        let client = self.client().await?;
+        self.in_transaction(&client, |client| async move {
+            let mut reg = self.fresh();
+            let now = super::unix_now_ms() as i64;
+            let params = expiry_params(&policy, now);
+            let pick = client
+                .prepare_cached(&format!(
+                    "SELECT {CLUSTER_ONLY_COLUMNS} FROM xlreg_clusters c WHERE NOT {live}
+                     ORDER BY c.last_active_ms LIMIT $4 FOR UPDATE SKIP LOCKED",
+                    live = live()
+                ))
+                .await?;
+            let limit_param = limit.min(i64::MAX as usize) as i64;
+            client.batch_execute("BEGIN").await?;
+            let rows = client
+                .query(&pick, &[&params.0, &params.1, &params.2, &limit_param])
+                .await?;
+            for r in &rows {
+                restore(&mut reg, cluster_row(r)?)?;
+            }
+            let answer = match reg.decide(Request::Expire(limit)) {
+                Ok(a) => a,
+                Err(rule) => {
+                    client.batch_execute("ROLLBACK").await?;
+                    return Ok(Err(rule));
+                }
+            };
+            let gone: Vec<String> = reg
+                .pending()
+                .iter()
+                .filter_map(|ch| match ch {
+                    Change::DeleteCluster { id } => Some(listen::payload(id, 0)),
+                    _ => None,
+                })
+                .collect();
+            if !gone.is_empty() && self.url.watch().notify {
+                let notify = client
+                    .prepare_cached("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+                    .await?;
+                client.query(&notify, &[&schema::CHANNEL, &gone]).await?;
+            }
+            commit_changes(client, reg.pending()).await?;
+            Ok(Ok(answer))
+        })
+        .await
+    }
+
+    /// One page of the live clusters, read in one REPEATABLE READ
+    /// snapshot: the page's cluster rows (at most the page size, by an
+    /// index), their members, and the totals.
+    async fn listing(&self, page: &ListingPage) -> Result<Listing, BackendError> {
+        self.retrying("listing", || async {
+            let mut client = self.client().await?;
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await?;
+            let now = super::unix_now_ms() as i64;
+            let (eph, def, now) = expiry_params(&self.policy, now);
+            let limit = page.bounded_limit() as i64;
+            let live = live();
+            let select = |cond: &str, order: &str| {
+                format!(
+                    "SELECT c.id, c.name FROM xlreg_clusters c WHERE {live} AND {cond}
+                     ORDER BY {order} LIMIT $4"
+                )
+            };
+            let ids = match &page.order {
+                ListingOrder::ByName { after } => {
+                    let after = after.clone().unwrap_or_default();
+                    tx.query(
+                        &select("c.name > $5", "c.name"),
+                        &[&eph, &def, &now, &(limit + 1), &after],
+                    )
+                    .await?
+                }
+                ListingOrder::RecentlyActive => {
+                    tx.query(
+                        &select("true", "c.last_active_ms DESC, c.name"),
+                        &[&eph, &def, &now, &limit],
+                    )
+                    .await?
+                }
+                ListingOrder::Named(name) => {
+                    tx.query(
+                        &select("c.name = $5", "c.name"),
+                        &[&eph, &def, &now, &limit, name],
+                    )
+                    .await?
+                }
+            };
+            // A ByName page reads one row more than it holds: is there a next?
+            let held = &ids[..ids.len().min(limit as usize)];
+            let next = (ids.len() > held.len())
+                .then(|| held.last().map(|r| r.get::<_, &[u8]>(1).to_vec()))
+                .flatten();
+            let order = held
+                .iter()
+                .map(|r| node_id(r.get::<_, &[u8]>(0), "cluster ID"))
+                .collect::<Result<Vec<_>, _>>()?;
+            let raw: Vec<&[u8]> = order.iter().map(|id| id.as_bytes()).collect();
+            let rows = tx
+                .query(
+                    &format!("SELECT {CLUSTER_COLUMNS} WHERE c.id = ANY($1) ORDER BY c.id, m.idx"),
+                    &[&raw],
+                )
+                .await?;
+            let mut reg = self.fresh();
+            load_grouped(&mut reg, &rows)?;
+            let totals = tx
+                .query_one(
+                    &format!(
+                        "SELECT count(*), coalesce(sum((SELECT count(*) FROM xlreg_members m
+                                                        WHERE m.cluster_id = c.id)), 0)::bigint
+                         FROM xlreg_clusters c WHERE {live}"
+                    ),
+                    &[&eph, &def, &now],
+                )
+                .await?;
+            tx.commit().await?;
+            Ok(Ok(Listing {
+                registry: reg,
+                clusters: order,
+                total_clusters: totals.get::<_, i64>(0) as usize,
+                total_members: totals.get::<_, i64>(1) as usize,
+                next,
+            }))
+        })
+        .await
     }
 
     async fn snapshot(&self) -> Result<Registry, BackendError> {
@@ -602,7 +725,7 @@ impl Inner {
                 .read_only(true)
                 .start()
                 .await?;
-            let mut reg = Registry::new(self.own_id);
+            let mut reg = self.fresh();
             for r in tx
                 .query(
                     "SELECT id, kind, sig_sha256 FROM xlreg_ids WHERE kind = 2",
@@ -620,16 +743,7 @@ impl Inner {
                     &[],
                 )
                 .await?;
-            let mut start = 0;
-            while start < rows.len() {
-                let id: &[u8] = rows[start].get(0);
-                let end = rows[start..]
-                    .iter()
-                    .position(|r| r.get::<_, &[u8]>(0) != id)
-                    .map_or(rows.len(), |i| start + i);
-                load_cluster_rows(&mut reg, &rows[start..end])?;
-                start = end;
-            }
+            load_grouped(&mut reg, &rows)?;
             tx.commit().await?;
             Ok(Ok(reg))
         })
@@ -660,14 +774,17 @@ impl Inner {
 impl PostgresBackend {
     /// Connect, create or migrate the schema, claim the database for the
     /// registry identity `own_id` (a database keeps one identity: every
-    /// server of a group shares it), and start listening.
+    /// server of a group shares it), and start listening. `policy` (TTLs,
+    /// limits) applies to every request this server decides; every server
+    /// of a group should be given the same.
     pub async fn connect(
         url: &DbUrl,
         own_id: NodeId,
         opts: &PoolOptions,
+        policy: Policy,
     ) -> Result<PostgresBackend, StoreError> {
         Ok(PostgresBackend {
-            inner: Arc::new(Inner::connect(url, own_id, opts).await?),
+            inner: Arc::new(Inner::connect(url, own_id, opts, policy).await?),
         })
     }
 
@@ -694,30 +811,39 @@ impl PostgresBackend {
 }
 
 impl Backend for PostgresBackend {
-    fn register(&self, req: Register) -> BoxFuture<'_, Result<NodeId, BackendError>> {
+    fn perform(&self, req: Request) -> BoxFuture<'_, Result<Answer, BackendError>> {
         let i = &self.inner;
-        Box::pin(async move { i.retrying("register", || i.register_once(&req)).await })
-    }
-
-    fn create(&self, req: Create) -> BoxFuture<'_, Result<ClusterFacts, BackendError>> {
-        let i = &self.inner;
-        Box::pin(async move { i.retrying("create", || i.create_once(&req)).await })
-    }
-
-    fn join(&self, req: Join) -> BoxFuture<'_, Result<Joined, BackendError>> {
-        Box::pin(self.inner.join(req))
-    }
-
-    fn get_cluster<'a>(
-        &'a self,
-        req: &'a GetCluster,
-    ) -> BoxFuture<'a, Result<Members, BackendError>> {
-        let i = &self.inner;
-        Box::pin(async move { i.retrying("get cluster", || i.get_once(req)).await })
+        let what = req.op_name();
+        Box::pin(async move {
+            match req {
+                Request::Register(r) => i.retrying(what, || i.register_once(&r)).await,
+                Request::Create(c) => i.retrying(what, || i.create_once(&c)).await,
+                Request::Join(j) => i.join(j).await,
+                Request::GetCluster(g) => i
+                    .retrying(what, || i.get_once(&g))
+                    .await
+                    .map(Answer::Members),
+                Request::Delete(d) => {
+                    let target = d.cluster.clone();
+                    let req = Request::Delete(d);
+                    i.retrying(what, || i.delete_once(&req, &target)).await
+                }
+                Request::DeleteByName(name) => {
+                    let target = ClusterTarget::Name(name[..].into());
+                    let req = Request::DeleteByName(name);
+                    i.retrying(what, || i.delete_once(&req, &target)).await
+                }
+                Request::Expire(limit) => i.retrying(what, || i.expire_once(limit)).await,
+            }
+        })
     }
 
     fn subscribe(&self, cluster: &NodeId) -> watch::Receiver<u64> {
         self.inner.listener.subscribe(cluster)
+    }
+
+    fn listing(&self, page: ListingPage) -> BoxFuture<'_, Result<Listing, BackendError>> {
+        Box::pin(async move { self.inner.listing(&page).await })
     }
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
@@ -731,32 +857,6 @@ impl Backend for PostgresBackend {
 
     fn location(&self) -> String {
         self.inner.url.to_string()
-    }
-
-    fn delete_cluster(&self, name: Vec<u8>) -> BoxFuture<'_, Result<NodeId, BackendError>> {
-        let i = &self.inner;
-        Box::pin(async move {
-            if name.is_empty() {
-                return Err(BackendError::Rule(super::RuleError::NoSuchCluster(
-                    String::new(),
-                )));
-            }
-            let target = ClusterTarget::Name(name.into_boxed_slice());
-            i.retrying("delete cluster", || i.delete_once(&target, None))
-                .await
-        })
-    }
-
-    fn delete(&self, req: Delete) -> BoxFuture<'_, Result<NodeId, BackendError>> {
-        let i = &self.inner;
-        Box::pin(async move {
-            i.retrying("delete", || i.delete_once(&req.cluster, Some(req.by)))
-                .await
-        })
-    }
-
-    fn listing(&self) -> BoxFuture<'_, Result<Option<Registry>, BackendError>> {
-        Box::pin(async move { self.inner.snapshot().await.map(Some) })
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), BackendError>> {

@@ -5,9 +5,9 @@
 
 use tokio_postgres::Row;
 
-use super::Failure;
+use super::failure::Failure;
 use crate::registry::request::ClusterTarget;
-use crate::registry::rules::{Change, IdOwner, MemberRecord, Registry};
+use crate::registry::rules::{Change, IdOwner, MemberRecord, Policy, Registry, ATTR_EPHEMERAL};
 use crate::wire::NodeId;
 
 pub(super) fn owner_of(kind: i16, sig: Option<Vec<u8>>) -> Result<IdOwner, Failure> {
@@ -87,4 +87,63 @@ pub(super) fn target_key(t: &ClusterTarget) -> (&'static str, &[u8]) {
         ClusterTarget::Id(id) => ("id", id.as_bytes()),
         ClusterTarget::Name(n) => ("name", n),
     }
+}
+
+/// The cluster row's columns read by [`cluster_row`].
+pub(super) const CLUSTER_ONLY_COLUMNS: &str =
+    "c.id, c.name, c.attrs, c.max_size, c.ep_count, c.ttl_ms, c.created_ms, c.last_active_ms";
+
+/// A cluster row ([`CLUSTER_ONLY_COLUMNS`]) as the change that made it.
+pub(super) fn cluster_row(r: &Row) -> Result<Change, Failure> {
+    Ok(Change::NewCluster {
+        id: node_id(r.get::<_, &[u8]>(0), "cluster ID")?,
+        name: r.get::<_, &[u8]>(1).into(),
+        attrs: r.get::<_, i64>(2) as u64,
+        max_size: r.get::<_, i32>(3) as u32,
+        ep_count: r.get::<_, i32>(4) as u32,
+        ttl_ms: r.get::<_, Option<i64>>(5).map(|v| v as u64),
+        created_ms: r.get::<_, i64>(6) as u64,
+        last_active_ms: r.get::<_, i64>(7) as u64,
+    })
+}
+
+/// Load rows of several clusters ([`CLUSTER_COLUMNS`], ordered by
+/// cluster) into `reg`, cluster by cluster.
+pub(super) fn load_grouped(reg: &mut Registry, rows: &[Row]) -> Result<(), Failure> {
+    let mut start = 0;
+    while start < rows.len() {
+        let id: &[u8] = rows[start].get(0);
+        let end = rows[start..]
+            .iter()
+            .position(|r| r.get::<_, &[u8]>(0) != id)
+            .map_or(rows.len(), |i| start + i);
+        load_cluster_rows(reg, &rows[start..end])?;
+        start = end;
+    }
+    Ok(())
+}
+
+/// "Cluster row `c` is live": the SQL form of the rules' expiry
+/// ([`Registry::ttl_of`], [`Registry::expires_at`]): its own TTL, else
+/// `$1` for clusters with the Ephemeral bit, else `$2` (NULL: never
+/// expires); live while `last_active_ms + TTL > $3` (now). The parameters
+/// come from [`expiry_params`]. Used to read only live clusters and to
+/// pick sweep candidates; the rules decide on the rows picked.
+pub(super) fn live() -> String {
+    format!(
+        "(coalesce(c.ttl_ms, CASE WHEN c.attrs & {ATTR_EPHEMERAL} <> 0 THEN $1::bigint \
+         ELSE $2::bigint END) IS NULL OR c.last_active_ms + coalesce(c.ttl_ms, CASE WHEN \
+         c.attrs & {ATTR_EPHEMERAL} <> 0 THEN $1::bigint ELSE $2::bigint END) > $3::bigint)"
+    )
+}
+
+/// `$1`, `$2`, `$3` of [`live`]: the Ephemeral TTL, the default TTL and
+/// now (Unix ms).
+pub(super) fn expiry_params(policy: &Policy, now_ms: i64) -> (Option<i64>, Option<i64>, i64) {
+    let ms = |v: u64| v.min(i64::MAX as u64) as i64;
+    (
+        policy.ephemeral_ttl_ms.or(policy.cluster_ttl_ms).map(ms),
+        policy.cluster_ttl_ms.map(ms),
+        now_ms,
+    )
 }

@@ -67,6 +67,23 @@ pub const MIGRATIONS: &[&str] = &[
          ADD COLUMN ttl_ms bigint CHECK (ttl_ms > 0),
          ADD COLUMN created_ms bigint NOT NULL DEFAULT 0,
          ADD COLUMN last_active_ms bigint NOT NULL DEFAULT 0;",
+    // 3: NOTIFY optional: a session started with `-c xlreg.notify=off`
+    // (`xlreg_notify=off` in the URL) does not announce joins, for engines
+    // where pg_notify is an error.
+    "CREATE OR REPLACE FUNCTION xlreg_member_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+     BEGIN
+         IF coalesce(current_setting('xlreg.notify', true), '') <> 'off' THEN
+             PERFORM pg_notify('xlreg_members', encode(NEW.cluster_id, 'hex') || ':' || (NEW.idx + 1));
+         END IF;
+         RETURN NULL;
+     END $$;",
+    // 4: expiry on PostgreSQL. Clusters stored before activity was (0)
+    // count as active now, as the in-process store counts them at start;
+    // listings of the most recently active and the sweep read by activity.
+    "UPDATE xlreg_clusters
+         SET last_active_ms = (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+         WHERE last_active_ms = 0;
+     CREATE INDEX xlreg_clusters_last_active ON xlreg_clusters(last_active_ms);",
 ];
 
 /// Why the schema could not be brought up to date.

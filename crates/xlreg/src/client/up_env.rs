@@ -29,8 +29,8 @@ pub mod env {
     pub const CLUSTER_SIZE: &str = "XLREG_CLUSTER_SIZE";
     /// This member's name (unique in the cluster).
     pub const MEMBER_NAME: &str = "XLREG_MEMBER_NAME";
-    /// This copy's number, 0..size. Its slot in the cluster is given by
-    /// the registry in join order and may differ.
+    /// This member's slot, 0..size (`up` joins every member in launch
+    /// order before starting the programs, so member `m03` is slot 3).
     pub const MEMBER_INDEX: &str = "XLREG_MEMBER_INDEX";
     /// This member's endpoints, `127.0.0.1:PORT` separated by commas: free
     /// ports for the program to listen on.
@@ -38,7 +38,25 @@ pub mod env {
     /// Directory holding this member's identity (node.json and two keys),
     /// prepared by `up`.
     pub const NODE_DIR: &str = "XLREG_NODE_DIR";
+    /// systemd socket activation (`up --listen-fds`): how many listening
+    /// sockets were passed, from file descriptor 3 on.
+    pub const LISTEN_FDS: &str = "LISTEN_FDS";
+    /// systemd socket activation: the PID the sockets are meant for.
+    pub const LISTEN_PID: &str = "LISTEN_PID";
+    /// systemd socket activation: their names, `endpoint0:endpoint1:…`.
+    pub const LISTEN_FDNAMES: &str = "LISTEN_FDNAMES";
 }
+
+/// The first inherited descriptor in the socket-activation convention.
+const LISTEN_FDS_START: i32 = 3;
+
+static LISTENERS_TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Member attribute bit of the placeholder token `xlreg up` joins with to
+/// reserve member i's slot i before starting the programs; the program's
+/// own join replaces the token (and its slot stays). Never set it
+/// yourself.
+pub const UP_RESERVED: u64 = 1 << 40;
 
 /// What `xlreg up` told this program.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,7 +71,7 @@ pub struct UpEnv {
     pub cluster_size: u32,
     /// This member's name.
     pub member_name: String,
-    /// This copy's number (not necessarily its slot).
+    /// This member's slot in the cluster (and its launch number).
     pub member_index: usize,
     /// Endpoints to listen on.
     pub endpoints: Vec<String>,
@@ -101,6 +119,70 @@ impl UpEnv {
         })
     }
 
+    /// The endpoint sockets `xlreg up --listen-fds` passed this process,
+    /// already bound and listening (systemd socket activation: `LISTEN_FDS`
+    /// descriptors from 3 on, `LISTEN_PID` this process), in endpoint
+    /// order and in blocking mode (call `set_nonblocking(true)` before
+    /// `tokio::net::TcpListener::from_std`). `None` when none were passed
+    /// (then bind [`UpEnv::endpoints`] yourself). The first call takes
+    /// them; later calls return `None`.
+    pub fn take_listeners() -> Result<Option<Vec<std::net::TcpListener>>, ClientError> {
+        use std::os::fd::FromRawFd;
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let (Some(count), Some(pid)) = (var(env::LISTEN_FDS), var(env::LISTEN_PID)) else {
+            return Ok(None);
+        };
+        let bad = |k: &str, why: String| ClientError::Usage(format!("{k}: {why}"));
+        let pid: u32 = pid
+            .parse()
+            .map_err(|e| bad(env::LISTEN_PID, format!("{e}")))?;
+        if pid != std::process::id() {
+            // Meant for another process (e.g. our parent): not ours.
+            return Ok(None);
+        }
+        let count: i32 = count
+            .parse()
+            .ok()
+            .filter(|n| (1..=64).contains(n))
+            .ok_or_else(|| bad(env::LISTEN_FDS, format!("{count:?} is not 1..=64")))?;
+        if LISTENERS_TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(count as usize);
+        for fd in LISTEN_FDS_START..LISTEN_FDS_START + count {
+            // SAFETY: fstat/getsockopt only look at the descriptor.
+            let listening = unsafe {
+                let mut v: libc::c_int = 0;
+                let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+                libc::getsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_ACCEPTCONN,
+                    (&mut v as *mut libc::c_int).cast(),
+                    &mut len,
+                ) == 0
+                    && v != 0
+            };
+            if !listening {
+                return Err(bad(
+                    env::LISTEN_FDS,
+                    format!("descriptor {fd} is not a listening socket"),
+                ));
+            }
+            // SAFETY: the descriptor was passed to this process (LISTEN_PID
+            // is ours) for it to own, it is a listening socket, and the
+            // flag above makes sure it is wrapped only once.
+            let l = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+            // Not inherited further by the programs this one starts.
+            // SAFETY: plain fcntl on a descriptor we own.
+            unsafe {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+            out.push(l);
+        }
+        Ok(Some(out))
+    }
+
     /// The variables as `(name, value)` pairs, for launching a program.
     pub fn vars(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -134,14 +216,54 @@ impl UpEnv {
 
     /// Join the cluster and wait for every member: the member's identity,
     /// and its view (with the cluster name filled in).
+    ///
+    /// `up` holds every slot from the start ([`UP_RESERVED`]), so the
+    /// cluster is complete at once; this also waits (within `opts.wait`)
+    /// until every other program has joined too, so that a booted member
+    /// knows its peers are up.
     pub async fn boot(
         &self,
         opts: &BootOptions,
     ) -> Result<(NodeIdentity, ClusterView), ClientError> {
+        let start = std::time::Instant::now();
         let regcred = self.load_regcred()?;
         let node = self.identity()?;
         let mut view = boot(&regcred, &ClusterRef::Id(self.cluster_id), &node, opts).await?;
         view.cluster_name = Some(self.cluster_name.clone());
+        let reserved = |ms: &[crate::client::MemberInfo]| {
+            ms.iter()
+                .filter(|m| m.attrs & UP_RESERVED != 0)
+                .map(|m| m.index)
+                .collect::<Vec<_>>()
+        };
+        if let (Some(wait), false) = (opts.wait, reserved(&view.members).is_empty()) {
+            let reader = crate::client::ephemeral_identity(NodeOptions {
+                name: Some(format!("{}-reader", self.member_name)),
+                endpoints: None,
+                key_bits: 1024,
+            })
+            .await?;
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                let list =
+                    crate::client::read_members(&regcred, &self.cluster_id, &reader, &opts.client)
+                        .await?;
+                let missing = reserved(&list.members);
+                if missing.is_empty() && list.members.len() == view.members.len() {
+                    view.members = list.members;
+                    break;
+                }
+                if start.elapsed() >= wait {
+                    return Err(ClientError::IncompleteCluster {
+                        cluster: format!("{:?}", self.cluster_name),
+                        have: view.members.len() - missing.len(),
+                        want: view.members.len(),
+                        missing,
+                        waited: start.elapsed(),
+                    });
+                }
+            }
+        }
         Ok((node, view))
     }
 }

@@ -8,7 +8,8 @@ loop::
                                    for n in nodes))
 
 Cancelling the awaiting task cancels the Rust future. Arguments and results
-are those of the blocking functions in :mod:`xlreg`.
+are those of the blocking functions in :mod:`xlreg`. :mod:`xlreg.aio.peer`
+is the members' encrypted channel as asyncio streams.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from __future__ import annotations
 import os
 from typing import Optional, Union
 
-from . import _xlreg
-from ._xlreg import ClusterInfo, ClusterView, MemberList, Node, RegCred
+from .. import _xlreg
+from .._xlreg import ClusterInfo, ClusterView, MemberList, Node, RegCred, UpEnv
 
-__all__ = ["boot", "create_cluster", "read_members", "register"]
+from . import peer
+
+__all__ = ["boot", "boot_env", "create_cluster", "peer", "read_members", "register"]
 
 RegCredLike = Union[RegCred, str, "os.PathLike[str]"]
 
@@ -30,10 +33,14 @@ async def create_cluster(
     size: int,
     endpoints: int = 1,
     *,
+    admin: Optional[Node] = None,
+    exist_ok: bool = False,
     timeout: Optional[float] = None,
 ) -> ClusterInfo:
     """Create cluster ``name`` for ``size`` members (see :func:`xlreg.create_cluster`)."""
-    return await _xlreg.create_cluster_async(regcred, name, size, endpoints, timeout=timeout)
+    return await _xlreg.create_cluster_async(
+        regcred, name, size, endpoints, admin=admin, exist_ok=exist_ok, timeout=timeout
+    )
 
 
 async def register(regcred: RegCredLike, node: Node, *, timeout: Optional[float] = None) -> str:
@@ -75,3 +82,11 @@ async def read_members(
     return await _xlreg.read_members_async(
         regcred, cluster, cluster_id=cluster_id, reader=reader, timeout=timeout
     )
+
+
+async def boot_env(
+    env: UpEnv, wait: Optional[float] = 30.0, *, timeout: Optional[float] = None
+) -> ClusterView:
+    """Boot as the member ``xlreg up`` describes in ``env``
+    (:meth:`xlreg.UpEnv.boot` for asyncio)."""
+    return await env.boot_async(wait, timeout=timeout)

@@ -1,0 +1,173 @@
+"""Python channel throughput (`xlreg.peer`, `xlreg.aio.peer`) beside the
+Rust channel's (`xlreg bench peer`), in the same run.
+
+Run from the repository (after ``pip install ./python``)::
+
+    python python/bench/peer.py [--megabytes 64] [--rounds 3]
+
+Every row does what ``xlreg bench peer`` does for its channel row: two
+members of an in-process cluster (RSA-1024 keys), one channel, a transfer
+of ``--megabytes`` MiB in 64 KiB writes announced by an 8-byte big-endian
+length, and the receiver's one-byte answer once all arrived; MB/s is 10^6
+bytes per second from the first write to the answer, the median of
+``--rounds`` transfers. The Rust row is ``xlreg bench peer`` run by the
+package's own ``xlreg`` command (same build), once before and once after
+the Python rows; the ratios are against the mean of the two, because the
+load of a shared machine drifts. The Python rows: a blocking dialer
+(``Connection.sendall``) to a blocking listener (``Connection.recv`` in a
+thread), then the same with asyncio streams on one event loop. Each
+transfer stops after 30 s. The target is at least 0.8 of Rust.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import struct
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, List, Tuple
+
+import xlreg
+import xlreg.aio
+import xlreg.peer
+from xlreg.testing import LocalCluster
+
+CHUNK = 64 * 1024
+TRANSFER_LIMIT_S = 30.0
+TARGET = 0.8
+
+
+def rust_mb_per_s(megabytes: int, rounds: int) -> float:
+    p = subprocess.run(
+        [sys.executable, "-m", "xlreg", "bench", "peer", "--key-bits", "1024",
+         "--handshakes", "1", "--megabytes", str(megabytes), "--rounds", str(rounds), "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    if p.returncode != 0:
+        raise SystemExit(f"xlreg bench peer failed ({p.returncode}): {p.stderr}")
+    return float(json.loads(p.stdout)["rows"][0]["channel_mb_per_s"])
+
+
+def blocking_transfer(c: LocalCluster, listener: xlreg.peer.Listener, nbytes: int) -> float:
+    a, b = c.members
+    errors: List[BaseException] = []
+
+    def sink() -> None:
+        try:
+            with listener.accept(timeout=TRANSFER_LIMIT_S) as conn:
+                head = b""
+                while len(head) < 8:
+                    head += conn.recv(8 - len(head))
+                (left,) = struct.unpack(">Q", head)
+                while left > 0:
+                    got = len(conn.recv(min(left, CHUNK)))
+                    if got == 0:
+                        raise EOFError("the sender stopped early")
+                    left -= got
+                conn.sendall(b"\x01")
+        except BaseException as e:
+            errors.append(e)
+
+    t = threading.Thread(target=sink)
+    t.start()
+    buf = b"\x5a" * CHUNK
+    with xlreg.peer.connect(b.view, b.node, a.index) as conn:
+        t0 = time.perf_counter()
+        conn.sendall(struct.pack(">Q", nbytes))
+        left = nbytes
+        while left > 0:
+            n = min(left, CHUNK)
+            conn.sendall(buf if n == CHUNK else buf[:n])
+            left -= n
+        if conn.recv(1) != b"\x01":
+            raise SystemExit("the receiver did not confirm the transfer")
+        dt = time.perf_counter() - t0
+    t.join(TRANSFER_LIMIT_S)
+    if errors:
+        raise errors[0]
+    return nbytes / dt / 1e6
+
+
+async def async_rounds(c: LocalCluster, sock: Any, nbytes: int, rounds: int) -> List[float]:
+    a, b = c.members
+
+    async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        (left,) = struct.unpack(">Q", await reader.readexactly(8))
+        while left > 0:
+            got = len(await reader.read(min(left, CHUNK)))
+            if got == 0:
+                raise EOFError("the sender stopped early")
+            left -= got
+        writer.write(b"\x01")
+        await writer.drain()
+        writer.close()
+
+    rates = []
+    async with await xlreg.aio.peer.start_server(sink, a.view, a.node, sock):
+        for _ in range(rounds):
+            reader, writer = await xlreg.aio.peer.open_connection(b.view, b.node, a.index)
+            buf = b"\x5a" * CHUNK
+
+            async def send() -> float:
+                t0 = time.perf_counter()
+                writer.write(struct.pack(">Q", nbytes))
+                left = nbytes
+                while left > 0:
+                    n = min(left, CHUNK)
+                    writer.write(buf if n == CHUNK else buf[:n])
+                    await writer.drain()
+                    left -= n
+                if await reader.readexactly(1) != b"\x01":
+                    raise SystemExit("the receiver did not confirm the transfer")
+                return nbytes / (time.perf_counter() - t0) / 1e6
+
+            rates.append(await asyncio.wait_for(send(), TRANSFER_LIMIT_S))
+            writer.close()
+            await writer.wait_closed()
+    return rates
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--megabytes", type=int, default=64, help="MiB per transfer (default 64)")
+    ap.add_argument("--rounds", type=int, default=3, help="transfers per row (default 3)")
+    a = ap.parse_args()
+    if not (1 <= a.megabytes <= 4096 and 1 <= a.rounds <= 20):
+        ap.error("--megabytes must be 1..4096 and --rounds 1..20")
+    nbytes = a.megabytes << 20
+
+    rust_before = rust_mb_per_s(a.megabytes, a.rounds)
+    with LocalCluster(2, endpoints=1, key_bits=1024) as c:
+        m0 = c.members[0]
+        with xlreg.peer.listen(m0.view, m0.node, m0.take_listeners()[0]) as listener:
+            blocking = [blocking_transfer(c, listener, nbytes) for _ in range(a.rounds)]
+    with LocalCluster(2, endpoints=1, key_bits=1024) as c:
+        sock = c.members[0].take_listeners()[0]
+        aio = asyncio.run(async_rounds(c, sock, nbytes, a.rounds))
+    rust_after = rust_mb_per_s(a.megabytes, a.rounds)
+
+    ref = (rust_before + rust_after) / 2
+    rows: List[Tuple[str, float]] = [
+        ("rust   xlreg bench peer (before)", rust_before),
+        ("python blocking  Connection.sendall/recv", statistics.median(blocking)),
+        ("python asyncio   StreamWriter/StreamReader", statistics.median(aio)),
+        ("rust   xlreg bench peer (after)", rust_after),
+    ]
+    print(f"one channel, {a.megabytes} MiB in 64 KiB writes, RSA-1024 members, "
+          f"median of {a.rounds} transfers")
+    print(f"{'':44}{'MB/s':>8}  {'vs rust':>7}")
+    for label, v in rows:
+        print(f"{label:44}{v:8.0f}  {v / ref:6.2f}x")
+    print(f"(vs rust: against the mean of the two rust rows, {ref:.0f} MB/s)")
+    worst = min(r[1] for r in rows[1:3]) / ref
+    print(f"target: python at least {TARGET}x of rust: {'met' if worst >= TARGET else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
