@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # CI preparation for the Python package: installs the Debian packages a
-# fresh machine needs (python3, python3-venv) and lints the bindings crate
-# (not a default workspace member). The package itself is built from the
-# clean clone in a NEW virtualenv (`pip install ./python[test]`, maturin
-# from PyPI) by scripts/test-python, which scripts/test calls; .ci/run
-# points XLREG_PY_VENV at a fresh directory. Skips are failures there.
+# fresh machine needs (python3, python3-venv, perl, make) and lints the
+# bindings crate (not a default workspace member). The package itself is
+# built once by .ci/run as users get it (scripts/build-wheel: the release
+# manylinux wheel), and scripts/test-python, which scripts/test calls,
+# installs that wheel alone into a NEW virtualenv (XLREG_PY_VENV,
+# XLREG_PY_WHEEL) and runs pytest and `xlreg up` from it. Skips are
+# failures there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# What the Rust build needs (as in .ci/run), so this script also runs alone.
+# What the Rust build needs (as in .ci/run), so this script also runs alone;
+# perl and make build the vendored OpenSSL of the wheel (scripts/build-wheel).
 missing=()
-for pkg in pkg-config libssl-dev libsqlite3-dev; do
+for pkg in pkg-config libssl-dev libsqlite3-dev perl make; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
