@@ -183,8 +183,11 @@ fn request_tag(msg: &XlRegMsg) -> Result<Tag, &'static str> {
             | Tag::ClusterMembers
             | Tag::Ack,
         ) => Err(texts::REPLY_OP),
-        // Error (13), or no op of spec §7.1 at all.
-        Some(Tag::Error) | None => Err(texts::BAD_TAG),
+        // Error (13), or no op of spec §7.1 at all. (The change ops are
+        // not served yet: unknown, as before.)
+        Some(Tag::Error | Tag::Resize | Tag::Evict | Tag::Leave | Tag::Watch) | None => {
+            Err(texts::BAD_TAG)
+        }
     }
 }
 
