@@ -9,6 +9,7 @@
 
 mod cli;
 mod errors;
+mod exit;
 mod flows;
 mod node;
 mod peer;
@@ -52,5 +53,6 @@ fn _xlreg(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(peer::_peer_connect_anonymous_async, m)?)?;
     m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    exit::install(m)?;
     Ok(())
 }
