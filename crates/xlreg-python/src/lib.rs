@@ -11,6 +11,7 @@ mod cli;
 mod errors;
 mod exit;
 mod flows;
+mod logging;
 mod node;
 mod peer;
 mod regcred;
@@ -54,5 +55,6 @@ fn _xlreg(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     exit::install(m)?;
+    logging::install(m.py())?;
     Ok(())
 }

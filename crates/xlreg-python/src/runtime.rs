@@ -65,6 +65,7 @@ where
         )
         .into_pyerr());
     }
+    crate::logging::refresh();
     let rt = runtime();
     let mut handle = rt.spawn(fut);
     loop {
@@ -101,6 +102,7 @@ where
         )
         .into_pyerr());
     }
+    crate::logging::refresh();
     let rt = runtime();
     let mut fut = Box::pin(fut);
     let out = loop {
@@ -133,6 +135,7 @@ where
     T: for<'a> IntoPyObject<'a> + Send + 'static,
     F: Future<Output = Result<T, Failure>> + Send + 'static,
 {
+    crate::logging::refresh();
     let event_loop = asyncio(py)?.call_method0("get_running_loop")?;
     let py_fut = event_loop.call_method0("create_future")?;
     let rt = runtime();
