@@ -58,6 +58,7 @@ class Node:
         name: Optional[str] = None,
         endpoints: Optional[List[str]] = None,
         key_bits: int = 2048,
+        key_pool: Optional[_Path] = None,
     ) -> Node: ...
     def save(self, dir: _Path) -> Node: ...
     @property
