@@ -11,8 +11,8 @@ of ``--megabytes`` MiB in 64 KiB writes announced by an 8-byte big-endian
 length, and the receiver's one-byte answer once all arrived; MB/s is 10^6
 bytes per second from the first write to the answer, the median of
 ``--rounds`` transfers. The Rust row is ``xlreg bench peer`` run by the
-CLI binary (the package's embedded CLI has no ``bench``): ``--xlreg PATH``,
-else ``target/release/xlreg`` of this checkout, else ``target/debug/xlreg``
+CLI binary (the package's embedded CLI has no ``bench``): ``--xlreg PATH``
+or ``$XLREG_BIN``, else ``target/release/xlreg`` of this checkout, else ``target/debug/xlreg``
 (compare like with like: the release binary with a release wheel
 (``scripts/build-wheel``), the debug one with ``scripts/test-python``'s dev
 build; the binary used is printed), once before and once after the Python
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import struct
 import subprocess
@@ -51,8 +52,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def rust_xlreg(given: Optional[str]) -> str:
-    if given:
-        return given
+    if given or os.environ.get("XLREG_BIN"):
+        return given or os.environ["XLREG_BIN"]
     for profile in ("release", "debug"):
         exe = REPO / "target" / profile / "xlreg"
         if exe.exists():
