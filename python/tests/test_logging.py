@@ -16,6 +16,7 @@ from typing import List
 import pytest
 
 import xlreg
+from xlreg import _xlreg
 from xlreg.testing import LocalRegistry
 
 
@@ -65,6 +66,18 @@ def test_the_level_set_in_python_decides_and_a_change_holds_from_the_next_call(
         xlreg.create_cluster(told.regcred, "told", 2)
     assert len(_records(caplog, "xlreg registry listening")) == 1
     assert _records(caplog, "request op=") == []  # DEBUG is below the level
+
+
+def test_records_still_arrive_after_the_embedded_cli_ran_in_this_process(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The CLI sets a global tracing subscriber (for its own stderr log) the
+    # first time it runs; the bridge must survive it.
+    assert _xlreg.cli_main(["xlreg", "up", "--size", "1"]) == 2
+    caplog.set_level(logging.INFO, logger="xlreg")
+    with LocalRegistry():
+        pass
+    assert len(_records(caplog, "xlreg registry listening")) == 1
 
 
 EXIT_WHILE_LOGGING = (

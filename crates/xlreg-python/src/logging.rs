@@ -2,16 +2,18 @@
 //! target `xlreg::server::connection` is a record of the logger
 //! `xlreg.server.connection` (a child of `xlreg`).
 //!
-//! Why this shape: the library logs with `tracing`; its `log` feature
-//! turns events into `log` records while no tracing subscriber is set (the
-//! case in a Python process; the CLI sets one), and pyo3-log hands `log`
-//! records to `logging`. Records come from runtime threads, so they enter
+//! Why this shape: the library logs with `tracing`; its `log` and
+//! `log-always` features turn events into `log` records (also after the
+//! embedded CLI set its global subscriber in this process: the bridge is
+//! off while the CLI runs, [`without_python`], since the CLI prints its
+//! own), and pyo3-log hands `log` records to `logging`. Records come from runtime threads, so they enter
 //! Python through [`crate::exit::with_python`] (none at interpreter exit).
 //! pyo3-log caches each logger's level to keep filtered records off the
 //! GIL; the cache is dropped at every call into xlreg ([`refresh`]), so a
 //! level set in Python (`caplog.set_level`, `setLevel`) holds from the
 //! next call on.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use log::{LevelFilter, Log, Metadata, Record};
@@ -27,6 +29,9 @@ const OTHER_LEVEL: LevelFilter = LevelFilter::Warn;
 
 static RESET: OnceLock<ResetHandle> = OnceLock::new();
 
+/// How many `without_python` calls are running (the CLI).
+static OFF: AtomicUsize = AtomicUsize::new(0);
+
 struct Gated(Logger);
 
 impl Log for Gated {
@@ -35,7 +40,7 @@ impl Log for Gated {
     }
 
     fn log(&self, record: &Record<'_>) {
-        if self.0.enabled(record.metadata()) {
+        if OFF.load(Ordering::Relaxed) == 0 && self.0.enabled(record.metadata()) {
             with_python(|_| self.0.log(record));
         }
     }
@@ -62,4 +67,17 @@ pub fn refresh() {
     if let Some(r) = RESET.get() {
         r.reset();
     }
+}
+
+/// Run `f` with the bridge off (the embedded CLI, which prints its log).
+pub fn without_python<R>(f: impl FnOnce() -> R) -> R {
+    struct On;
+    impl Drop for On {
+        fn drop(&mut self) {
+            OFF.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    OFF.fetch_add(1, Ordering::Relaxed);
+    let _on = On;
+    f()
 }
