@@ -86,6 +86,11 @@ pub use stream::{Peer, PeerStream};
 /// The byte a listener sends after it has accepted a dialer.
 pub const ACCEPTED: u8 = 0x01;
 
+/// How far back a new certificate's validity starts, for peers whose clock
+/// is a little behind ours (here, not in `cert.rs`, because the pin
+/// checks use it too).
+pub const CLOCK_SKEW: Duration = Duration::from_secs(300);
+
 /// How long a handshake (including the [`ACCEPTED`] byte) may take unless
 /// told otherwise.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

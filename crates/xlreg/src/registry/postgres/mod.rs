@@ -31,6 +31,7 @@ mod retry;
 mod rows;
 pub mod schema;
 pub mod url;
+mod watchers;
 mod write;
 
 use std::sync::Arc;
