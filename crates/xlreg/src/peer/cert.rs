@@ -75,7 +75,7 @@ impl LocalCert {
     }
 
     /// A certificate on a fresh ECDSA P-256 key carrying the key binding
-    /// ([`super::delegation`]): `sig_key` (the registered sig key) signs the
+    /// (`delegation.rs`): `sig_key` (the registered sig key) signs the
     /// certificate key once, until `not_after`; the certificate is
     /// self-signed by the P-256 key, which also signs each handshake.
     pub fn bound_with(

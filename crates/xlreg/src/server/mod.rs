@@ -1,30 +1,32 @@
 //! `xlreg serve`: a registry that Go clients can use unchanged, that never
 //! crashes on bad input and never forgets a cluster.
 //!
-//! Layout: [`session`] is the sans-IO state machine of spec §8.3 (one
-//! Member first; then at most one Create and one Join; GetCluster only
-//! after a Join; Bye at any time; anything else is refused with an Error),
-//! [`connection`] the per-connection I/O, [`identity`] the registry's keys
-//! and files, `config.rs` the [`ServerConfig`], `shared.rs` the state
-//! every connection reads, and this module the accept loop with a
-//! connection limit and graceful shutdown (stop accepting, let sessions
-//! finish their request, close the store). Requests go to an
-//! `Arc<dyn Backend>` ([`crate::registry::Backend`]) opened from
-//! [`ServerConfig::store`]
+//! Layout, one concern per file (private; everything public is at
+//! `xlreg::server::X`): `session.rs` is the sans-IO state machine of spec
+//! §8.3 (one Member first; then at most one Create and one Join;
+//! GetCluster only after a Join; Bye at any time; anything else is refused
+//! with an Error), `connection.rs` the per-connection I/O, `dispatch.rs`
+//! the step from a message to a reply, `identity.rs` the registry's keys
+//! and files ([`ServerIdentity`]), `config.rs` the [`ServerConfig`],
+//! `shared.rs` the state every connection reads, and this module the
+//! accept loop with a connection limit and graceful shutdown (stop
+//! accepting, let sessions finish their request, close the store).
+//! Requests go to an `Arc<dyn Backend>` ([`crate::registry::Backend`])
+//! opened from [`ServerConfig::store`]
 //! ([`StoreConfig::open`](crate::registry::StoreConfig::open)): by
 //! default the in-process registry over SQLite in the data directory (or
 //! memory, when ephemeral), or PostgreSQL; a backend written elsewhere is
 //! given to [`Server::start_with_backend`]. Every store gets the same
 //! [`Policy`] ([`ServerConfig::policy`]).
 
-mod config;
-pub mod connection;
-mod counted;
-pub mod dispatch;
-pub mod identity;
-pub mod limits;
-pub mod session;
-mod shared;
+pub(crate) mod config;
+pub(crate) mod connection;
+pub(crate) mod counted;
+pub(crate) mod dispatch;
+pub(crate) mod identity;
+pub(crate) mod limits;
+pub(crate) mod session;
+pub(crate) mod shared;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,7 +44,19 @@ use crate::regcred::RegCred;
 use crate::registry::{Backend, Policy, StoreError};
 use crate::wire::NodeId;
 pub use config::{ServerConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
-pub use identity::{IdentityError, ServerIdentity};
+pub use identity::{prepare_data_dir, DirLock, IdentityError, ServerIdentity};
+
+/// Plumbing the workspace's fuzz targets and tests drive directly (the
+/// sans-IO session, the dispatch step, the registration limiter). Not
+/// API: only with the private feature `__test-vectors` (which `__fuzzing`
+/// enables), and may change in any release.
+#[cfg(feature = "__test-vectors")]
+#[doc(hidden)]
+pub mod internals {
+    pub use super::dispatch::{respond, Reply};
+    pub use super::limits::{RegistrationLimiter, MAX_TRACKED};
+    pub use super::session::{texts, Effect, ServerSession, SessionConfig, State};
+}
 use session::SessionConfig;
 use shared::Shared;
 

@@ -25,8 +25,9 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use super::poll;
 use super::schema::CHANNEL;
 use super::url::DbUrl;
-pub use super::watchers::{parse_payload, payload, Event, APPLICATION_NAME};
-use super::watchers::{First, Watchers, BACKOFF_MAX, BACKOFF_MIN};
+use super::watchers::{
+    parse_payload, Event, First, Watchers, APPLICATION_NAME, BACKOFF_MAX, BACKOFF_MIN,
+};
 use crate::wire::NodeId;
 
 /// The listening task's handle: dropping it stops the task.
@@ -176,43 +177,5 @@ async fn run(
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_join_wakes_only_its_cluster_and_resync_wakes_all() {
-        let w = Watchers::default();
-        let (a, b) = (
-            NodeId::from_bytes(&[1; 20]).unwrap(),
-            NodeId::from_bytes(&[2; 20]).unwrap(),
-        );
-        let (ra, rb) = (w.subscribe(&a), w.subscribe(&b));
-        w.wake(&Event::Joined {
-            cluster: a,
-            count: 1,
-        });
-        assert!(ra.has_changed().unwrap());
-        assert!(!rb.has_changed().unwrap());
-        w.wake(&Event::Resync);
-        assert!(rb.has_changed().unwrap());
-    }
-
-    #[test]
-    fn payload_round_trips_and_junk_is_ignored() {
-        let id = NodeId::from_bytes(&[7; 20]).unwrap();
-        assert_eq!(
-            parse_payload(&payload(&id, 12)),
-            Some(Event::Joined {
-                cluster: id,
-                count: 12
-            })
-        );
-        assert_eq!(parse_payload("zz:1"), None);
-        assert_eq!(parse_payload("0707:x"), None);
-        assert_eq!(parse_payload("nothing"), None);
     }
 }

@@ -104,3 +104,41 @@ pub(super) const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// Reports whether the first connection worked.
 pub(super) type First = tokio::sync::oneshot::Sender<Result<(), tokio_postgres::Error>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_join_wakes_only_its_cluster_and_resync_wakes_all() {
+        let w = Watchers::default();
+        let (a, b) = (
+            NodeId::from_bytes(&[1; 20]).unwrap(),
+            NodeId::from_bytes(&[2; 20]).unwrap(),
+        );
+        let (ra, rb) = (w.subscribe(&a), w.subscribe(&b));
+        w.wake(&Event::Joined {
+            cluster: a,
+            count: 1,
+        });
+        assert!(ra.has_changed().unwrap());
+        assert!(!rb.has_changed().unwrap());
+        w.wake(&Event::Resync);
+        assert!(rb.has_changed().unwrap());
+    }
+
+    #[test]
+    fn payload_round_trips_and_junk_is_ignored() {
+        let id = NodeId::from_bytes(&[7; 20]).unwrap();
+        assert_eq!(
+            parse_payload(&payload(&id, 12)),
+            Some(Event::Joined {
+                cluster: id,
+                count: 12
+            })
+        );
+        assert_eq!(parse_payload("zz:1"), None);
+        assert_eq!(parse_payload("0707:x"), None);
+        assert_eq!(parse_payload("nothing"), None);
+    }
+}
