@@ -26,10 +26,12 @@ use super::request::{
     Answer, By, ClusterTarget, Create, Delete, Evict, GetCluster, Joined, Leave, MemberSlot,
     Members, Request, Resize, Watch, Watched,
 };
+use super::values::{
+    Actor, ChangeKind, HistoryEntry, HISTORY_LEN, MAX_CLUSTER_SIZE, MIN_CLUSTER_SIZE,
+};
 pub use super::values::{
-    Actor, Change, ChangeKind, Cluster, ClusterFacts, HistoryEntry, IdOwner, MemberRecord, Policy,
-    RestoreError, RuleError, Selection, ATTR_EPHEMERAL, HISTORY_LEN, MAX_CLUSTER_NAME,
-    MAX_CLUSTER_SIZE, MAX_ENDPOINT_COUNT, MIN_CLUSTER_SIZE,
+    Change, Cluster, ClusterFacts, IdOwner, MemberRecord, Policy, RestoreError, RuleError,
+    Selection, ATTR_EPHEMERAL, MAX_CLUSTER_NAME, MAX_ENDPOINT_COUNT,
 };
 use crate::wire::msg::token_field_len;
 use crate::wire::{NodeId, Which};

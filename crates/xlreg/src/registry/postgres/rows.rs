@@ -7,10 +7,8 @@ use tokio_postgres::Row;
 
 use super::failure::Failure;
 use crate::registry::request::ClusterTarget;
-use crate::registry::rules::{
-    Actor, Change, ChangeKind, HistoryEntry, IdOwner, MemberRecord, Policy, Registry,
-    ATTR_EPHEMERAL,
-};
+use crate::registry::rules::{Change, IdOwner, MemberRecord, Policy, Registry, ATTR_EPHEMERAL};
+use crate::registry::values::{Actor, ChangeKind, HistoryEntry};
 use crate::wire::NodeId;
 
 pub(super) fn owner_of(kind: i16, sig: Option<Vec<u8>>) -> Result<IdOwner, Failure> {

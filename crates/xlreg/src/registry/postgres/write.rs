@@ -3,7 +3,8 @@
 //! round trip for its writes.
 
 use super::failure::Failure;
-use crate::registry::rules::{Change, IdOwner, HISTORY_LEN};
+use crate::registry::rules::{Change, IdOwner};
+use crate::registry::values::HISTORY_LEN;
 
 pub(super) const INSERT_MEMBER: &str =
     "INSERT INTO xlreg_members(cluster_id, idx, member_id, name, token)
