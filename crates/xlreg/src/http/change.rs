@@ -43,14 +43,9 @@ struct EvictBody {
     member: Member,
 }
 
-/// The body as `T`, or a 400 naming what is wrong with it.
-fn body<T: serde::de::DeserializeOwned>(raw: &[u8], shape: &str) -> Result<T, Response> {
-    serde_json::from_slice(raw).map_err(|e| {
-        json_error(
-            StatusCode::BAD_REQUEST,
-            format!("request body must be {shape}: {e}"),
-        )
-    })
+/// The body as `T`, or the text of a 400 naming what is wrong with it.
+fn body<T: serde::de::DeserializeOwned>(raw: &[u8], shape: &str) -> Result<T, String> {
+    serde_json::from_slice(raw).map_err(|e| format!("request body must be {shape}: {e}"))
 }
 
 /// The answer to an operator's change: 200 with the version, 404 for an
@@ -83,7 +78,7 @@ pub(super) async fn resize(
     }
     let b: ResizeBody = match body(&raw, "{\"size\": N}") {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(why) => return json_error(StatusCode::BAD_REQUEST, why),
     };
     let r = ops
         .backend
@@ -108,7 +103,7 @@ pub(super) async fn evict(
     }
     let b: EvictBody = match body(&raw, "{\"member\": \"NAME\"} or {\"member\": SLOT}") {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(why) => return json_error(StatusCode::BAD_REQUEST, why),
     };
     let member = match b.member {
         Member::Index(i) => MemberSlot::Index(i),

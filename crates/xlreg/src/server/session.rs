@@ -690,6 +690,71 @@ mod tests {
     }
 
     #[test]
+    fn change_ops_exist_only_on_xlreg_framed_sessions_and_carry_the_node() {
+        use crate::wire::Evictee;
+        let msgs = [
+            XlRegMsg::resize(None, "c", 5),
+            XlRegMsg::evict(None, "c", Evictee::Index(1)),
+            XlRegMsg::leave(None, "c"),
+            XlRegMsg::watch(None, "c", 3, 100),
+        ];
+        // Go framing: ops 15-18 are no ops, answered as before.
+        for m in &msgs {
+            let (mut s, _) = registered();
+            assert!(is_error(&s.on_message(m.clone()), texts::BAD_TAG), "{m:?}");
+        }
+        // xlreg framing: each reaches the registry as the session's node.
+        let xl = || {
+            let (mut s, me) = registered();
+            s.framing = Framing::LengthPrefixed;
+            (s, me)
+        };
+        let (mut s, me) = xl();
+        let Effect::Call(Request::Resize(r)) = s.on_message(msgs[0].clone()) else {
+            panic!("Resize did not ask the registry")
+        };
+        assert_eq!((r.size, r.by), (5, By::Node(me)));
+        let Effect::Reply { body, close: false } = s.on_answer(Ok(Answer::Changed(9))) else {
+            panic!("no Ack")
+        };
+        assert_eq!(
+            XlRegMsg::from_bytes(&body).unwrap(),
+            XlRegMsg::ack_version(9)
+        );
+        let (mut s, _) = xl();
+        let Effect::Call(Request::Evict(e)) = s.on_message(msgs[1].clone()) else {
+            panic!("Evict did not ask the registry")
+        };
+        assert_eq!(e.member, MemberSlot::Index(1));
+        let (mut s, _) = xl();
+        let no_member = XlRegMsg::evict(None, "c", Evictee::Name(""));
+        assert!(is_error(
+            &s.on_message(no_member),
+            "Evict needs member_name or member_index"
+        ));
+        let (mut s, me) = xl();
+        let Effect::Call(Request::Leave(l)) = s.on_message(msgs[2].clone()) else {
+            panic!("Leave did not ask the registry")
+        };
+        assert_eq!(l.by, me);
+        // Watch needs a Join (or anonymous reads), like GetCluster.
+        let (mut s, _) = xl();
+        assert!(is_error(&s.on_message(msgs[3].clone()), texts::BAD_STATE));
+        let (mut s, _) = xl();
+        s.on_message(XlRegMsg::join_by_name("c"));
+        s.on_answer(Ok(Answer::Joined(crate::registry::Joined {
+            cluster: facts(NodeId::random()),
+            index: 0,
+        })));
+        let Effect::Call(Request::Watch(w)) = s.on_message(msgs[3].clone()) else {
+            panic!("Watch did not ask the registry")
+        };
+        assert_eq!((w.known, w.hold), (3, Duration::from_millis(100)));
+        let unheld = Request::Watch(w.clone()).unheld();
+        assert!(matches!(unheld, Some(Request::Watch(u)) if u.hold.is_zero()));
+    }
+
+    #[test]
     fn create_then_join_without_a_target_joins_the_created_cluster() {
         let (mut s, me) = registered();
         assert_eq!(s.state(), State::ClientDetailsRcvd);
