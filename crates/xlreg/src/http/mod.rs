@@ -192,8 +192,8 @@ fn router(ops: Arc<Ops>) -> Router {
         .route("/regCred.dat", get(regcred))
         .route("/api/clusters", get(api_list))
         .route("/api/clusters/{name}", get(api_show).delete(api_delete))
-        .route("/api/clusters/{name}/resize", post(change::resize))
-        .route("/api/clusters/{name}/evict", post(change::evict))
+        .route("/api/clusters/{name}/resize", post(api_resize))
+        .route("/api/clusters/{name}/evict", post(api_evict))
         .route("/api/stats", get(api_stats))
         .route("/admin/delete", post(form_delete))
         .with_state(ops)
@@ -454,6 +454,36 @@ async fn api_delete(State(ops): St, headers: HeaderMap, Path(name): Path<String>
     }
     match ops.delete(&name).await {
         Ok(id) => Json(serde_json::json!({ "deleted": name, "id": id })).into_response(),
+        Err((status, msg)) => json_error(status, msg),
+    }
+}
+
+async fn api_resize(
+    State(ops): St,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    raw: axum::body::Bytes,
+) -> Response {
+    if let Err(d) = ops.check_admin(&headers) {
+        return d.into_response();
+    }
+    match change::resize(&*ops.backend, &name, &raw).await {
+        Ok(v) => Json(serde_json::json!({ "version": v })).into_response(),
+        Err((status, msg)) => json_error(status, msg),
+    }
+}
+
+async fn api_evict(
+    State(ops): St,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    raw: axum::body::Bytes,
+) -> Response {
+    if let Err(d) = ops.check_admin(&headers) {
+        return d.into_response();
+    }
+    match change::evict(&*ops.backend, &name, &raw).await {
+        Ok(v) => Json(serde_json::json!({ "version": v })).into_response(),
         Err((status, msg)) => json_error(status, msg),
     }
 }
