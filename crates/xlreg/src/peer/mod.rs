@@ -53,7 +53,8 @@
 //! hidden.
 //!
 //! Pieces: [`cert`] (the certificate), [`delegation`] (the key binding in
-//! it), [`pin`] (the pinning rules, pure),
+//! it), [`pin`] (the pinning rules, pure), [`verified`] (certificates
+//! whose signatures already checked out),
 //! [`tls`] (the OpenSSL contexts, usable from bindings and blocking code),
 //! [`handshake`] (driving a handshake over tokio and naming failures),
 //! [`listener`] ([`PeerListener`]), [`connect`](mod@connect) ([`connect()`],
@@ -70,6 +71,7 @@ pub mod listener;
 pub mod pin;
 pub mod stream;
 pub mod tls;
+pub mod verified;
 
 use std::time::Duration;
 
