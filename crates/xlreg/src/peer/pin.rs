@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use openssl::asn1::Asn1Time;
 use openssl::x509::{X509Ref, X509};
 
-use super::cert::CLOCK_SKEW;
 use super::delegation::{binding_extension, parse_binding};
+use super::CLOCK_SKEW;
 use super::{alpn_binds, ALPN_PREFIX, ALPN_PREFIX_V1};
 
 /// What [`Refusal::WrongCluster`] says of a cluster known only by its keyed
@@ -164,7 +164,7 @@ impl Pins {
     /// The signature checks (self-signature, key binding) are pure
     /// functions of the certificate's bytes and the signer's key, so a
     /// certificate that passed them once is remembered by the SHA-256 of
-    /// its DER ([`super::verified`]); every call still decides against
+    /// its DER (`verified.rs`); every call still decides against
     /// *these* pins (is the signer registered here?) and `now` (validity,
     /// end of the binding). A member presents the same certificate for
     /// hours, so a peer's repeated handshakes skip the ECDSA and RSA-PSS

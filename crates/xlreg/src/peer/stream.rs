@@ -46,7 +46,7 @@ impl std::fmt::Display for Peer {
 }
 
 /// Most plaintext one TLS record carries.
-pub const RECORD_PLAINTEXT: usize = 16 * 1024;
+pub(crate) const RECORD_PLAINTEXT: usize = 16 * 1024;
 
 /// A mutually authenticated TLS 1.3 stream to a peer; read and write it
 /// like any tokio stream.
