@@ -398,6 +398,30 @@ async fn observing_proxy(
     tokio::join!(pump(ar, bw, up), pump(br, aw, down));
 }
 
+/// Member 0's peer listener behind an [`observing_proxy`]: the listener,
+/// the proxy's address (to dial) and the proxy's task.
+async fn behind_observer(
+    c: &mut LocalCluster,
+    up: Arc<Mutex<Vec<u8>>>,
+    down: Arc<Mutex<Vec<u8>>>,
+) -> (PeerListener, String, tokio::task::JoinHandle<()>) {
+    let l = listener(c, 0, 0);
+    let back = l.local_addr().unwrap().to_string();
+    let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let front_addr = front.local_addr().unwrap().to_string();
+    let proxy = tokio::spawn(observing_proxy(front, back, up, down));
+    (l, front_addr, proxy)
+}
+
+/// Member 1 dials member 0 at `addr` (e.g. a proxy in front of it).
+async fn dial_member0(c: &LocalCluster, addr: &str) -> xlreg::peer::PeerStream {
+    let target = c.members[0].view.self_member().unwrap().clone();
+    connector(c, 1)
+        .connect_pinned(Pins::one_member(c.id(), &target), addr)
+        .await
+        .unwrap()
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -405,14 +429,9 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 #[tokio::test]
 async fn a_passive_observer_on_a_loopback_proxy_sees_no_plaintext() {
     let mut c = launch(2, 1).await;
-    let l = listener(&mut c, 0, 0);
-    let back = l.local_addr().unwrap().to_string();
-    let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let front_addr = front.local_addr().unwrap().to_string();
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let proxy = tokio::spawn(observing_proxy(front, back, seen.clone(), seen.clone()));
+    let (l, front_addr, proxy) = behind_observer(&mut c, seen.clone(), seen.clone()).await;
     let secret = b"attack at dawn, the password is swordfish-0123456789;".repeat(200);
-    let target = c.members[0].view.self_member().unwrap().clone();
     let server = async {
         let (_, mut s) = l.accept().await.unwrap();
         let mut got = vec![0u8; secret.len()];
@@ -422,10 +441,7 @@ async fn a_passive_observer_on_a_loopback_proxy_sees_no_plaintext() {
         got
     };
     let client = async {
-        let mut s = connector(&c, 1)
-            .connect_pinned(Pins::one_member(c.id(), &target), &front_addr)
-            .await
-            .unwrap();
+        let mut s = dial_member0(&c, &front_addr).await;
         s.write_all(&secret).await.unwrap();
         let mut back = Vec::new();
         s.read_to_end(&mut back).await.unwrap();
@@ -471,16 +487,8 @@ fn records(mut b: &[u8]) -> usize {
 /// dialer sent.
 async fn framed_messages_upstream_records(vectored: bool, messages: usize) -> usize {
     let mut c = launch(2, 1).await;
-    let l = listener(&mut c, 0, 0);
-    let back = l.local_addr().unwrap().to_string();
-    let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let front_addr = front.local_addr().unwrap().to_string();
-    let (up, down) = (
-        Arc::new(Mutex::new(Vec::new())),
-        Arc::new(Mutex::new(Vec::new())),
-    );
-    let proxy = tokio::spawn(observing_proxy(front, back, up.clone(), down));
-    let target = c.members[0].view.self_member().unwrap().clone();
+    let up = Arc::new(Mutex::new(Vec::new()));
+    let (l, front_addr, proxy) = behind_observer(&mut c, up.clone(), Default::default()).await;
     let head = 100u32.to_be_bytes();
     let body: Vec<u8> = (0..100u8).collect();
     let server = async {
@@ -492,10 +500,7 @@ async fn framed_messages_upstream_records(vectored: bool, messages: usize) -> us
         got
     };
     let client = async {
-        let mut s = connector(&c, 1)
-            .connect_pinned(Pins::one_member(c.id(), &target), &front_addr)
-            .await
-            .unwrap();
+        let mut s = dial_member0(&c, &front_addr).await;
         for _ in 0..messages {
             if vectored {
                 let (mut h, mut b) = (&head[..], &body[..]);
