@@ -6,51 +6,18 @@
 //! Without `XLREG_TEST_POSTGRES` they print `SKIPPED:` and pass, unless
 //! `XLREG_REQUIRE_POSTGRES=1` (CI), where they fail.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::registry::{backends, create, held as get, join, join_named, own_id, rec};
 use xlreg::registry::postgres::{PoolOptions, PostgresBackend};
 use xlreg::registry::{
     get_cluster_held, BackendError, BackendExt, ClusterTarget, Create, Delete, DeleteByName,
-    GetCluster, Join, MemberRecord, Register, RuleError,
+    GetCluster, Join, MemberRecord, Policy, Register, RuleError,
 };
 use xlreg::testing::postgres::TestDb;
 use xlreg::wire::{NodeId, Which};
-
-fn create(name: &[u8], max_size: u32) -> Create {
-    Create {
-        name: name.to_vec(),
-        max_size,
-        attrs: 0,
-        ep_count: 1,
-        ttl_ms: None,
-    }
-}
-
-fn join(c: NodeId, record: MemberRecord) -> Join {
-    Join {
-        cluster: ClusterTarget::Id(c),
-        record,
-        endpoints: 1,
-    }
-}
-
-fn join_named(name: &[u8], record: MemberRecord) -> Join {
-    Join {
-        cluster: ClusterTarget::Name(name.into()),
-        record,
-        endpoints: 1,
-    }
-}
-
-fn get(c: NodeId, hold: Duration) -> GetCluster {
-    GetCluster {
-        cluster: ClusterTarget::Id(c),
-        which: Which::ALL,
-        budget: 1 << 20,
-        hold,
-    }
-}
 
 fn full() -> BackendError {
     BackendError::Rule(RuleError::Full)
@@ -60,43 +27,11 @@ fn is(e: &BackendError, want: &BackendError) -> bool {
     e.to_string() == want.to_string()
 }
 
-fn own_id() -> NodeId {
-    NodeId::from_bytes(&[0xee; 20]).unwrap()
-}
-
-fn rec(i: u32) -> MemberRecord {
-    let mut id = [0u8; 20];
-    id[..4].copy_from_slice(&i.to_le_bytes());
-    id[19] = 1;
-    MemberRecord {
-        id: NodeId::from_bytes(&id).unwrap(),
-        name: format!("m{i}").into_bytes().into(),
-        token: format!("token-of-m{i}").into_bytes().into(),
-    }
-}
-
-async fn backends(db: &TestDb, n: usize) -> Vec<Arc<PostgresBackend>> {
-    let mut out = Vec::new();
-    for _ in 0..n {
-        out.push(Arc::new(
-            PostgresBackend::connect(
-                db.url(),
-                own_id(),
-                &PoolOptions::default(),
-                Default::default(),
-            )
-            .await
-            .unwrap(),
-        ));
-    }
-    out
-}
-
 async fn race_for_64_slots(servers: usize) {
     let Some(db) = TestDb::create(&format!("race_for_64_slots_{servers}")).await else {
         return;
     };
-    let b = backends(&db, servers).await;
+    let b = backends(&db, servers, Policy::default()).await;
     let c = b[0].call(create(b"big", 64)).await.unwrap().id;
     let mut tasks = Vec::new();
     for i in 0..74u32 {
@@ -141,7 +76,7 @@ async fn one_cluster_name_created_on_two_servers_at_once_gets_one_id() {
     let Some(db) = TestDb::create("one_name_one_id").await else {
         return;
     };
-    let b = backends(&db, 2).await;
+    let b = backends(&db, 2, Policy::default()).await;
     for round in 0..10 {
         let name = format!("same-{round}").into_bytes();
         let (x, y) = tokio::join!(
@@ -166,7 +101,7 @@ async fn one_id_registered_with_two_keys_through_two_servers_has_one_owner() {
     let Some(db) = TestDb::create("one_id_one_owner").await else {
         return;
     };
-    let b = backends(&db, 2).await;
+    let b = backends(&db, 2, Policy::default()).await;
     for round in 0..10u8 {
         let id = NodeId::from_bytes(&[round + 1; 20]).unwrap();
         let reg = |h: u8| Register {
@@ -210,7 +145,7 @@ async fn a_member_held_on_server_a_is_answered_within_100ms_of_the_last_join_on_
     let Some(db) = TestDb::create("held_across_servers").await else {
         return;
     };
-    let b = backends(&db, 2).await;
+    let b = backends(&db, 2, Policy::default()).await;
     let c = b[0].call(create(b"held", 3)).await.unwrap().id;
     for i in 0..2 {
         b[0].call(join(c, rec(i))).await.unwrap();
@@ -238,7 +173,7 @@ async fn a_delete_through_one_server_wakes_a_get_held_on_the_other_and_frees_the
     let Some(db) = TestDb::create("delete_across_servers").await else {
         return;
     };
-    let b = backends(&db, 2).await;
+    let b = backends(&db, 2, Policy::default()).await;
     let c = b[0].call(create(b"doomed", 3)).await.unwrap().id;
     b[0].call(join(c, rec(0))).await.unwrap();
     let a = b[0].clone();
@@ -302,7 +237,7 @@ async fn rejoin_through_the_other_server_keeps_the_slot_and_replaces_the_token()
     let Some(db) = TestDb::create("rejoin_keeps_slot").await else {
         return;
     };
-    let b = backends(&db, 2).await;
+    let b = backends(&db, 2, Policy::default()).await;
     let c = b[0].call(create(b"r", 2)).await.unwrap().id;
     b[0].call(join_named(b"r", rec(0))).await.unwrap();
     b[0].call(join_named(b"r", rec(1))).await.unwrap();
@@ -329,8 +264,8 @@ async fn a_database_of_another_registry_identity_is_refused_and_migration_is_ide
     let Some(db) = TestDb::create("identity_refused").await else {
         return;
     };
-    let _first = backends(&db, 1).await;
-    let _second = backends(&db, 1).await; // migrating again is a no-op
+    let _first = backends(&db, 1, Policy::default()).await;
+    let _second = backends(&db, 1, Policy::default()).await; // migrating again is a no-op
     let other = NodeId::from_bytes(&[0x11; 20]).unwrap();
     let e = PostgresBackend::connect(db.url(), other, &PoolOptions::default(), Default::default())
         .await
@@ -597,7 +532,7 @@ async fn a_database_migrated_by_a_newer_xlreg_is_refused_with_both_versions() {
     let Some(db) = TestDb::create("schema_too_new").await else {
         return;
     };
-    drop(backends(&db, 1).await);
+    drop(backends(&db, 1, Policy::default()).await);
     let (client, conn) = db
         .url()
         .config()
@@ -656,7 +591,7 @@ async fn a_database_at_schema_version_1_is_migrated_in_place_and_keeps_its_rows(
         ))
         .await
         .unwrap();
-    let b = backends(&db, 1).await;
+    let b = backends(&db, 1, Policy::default()).await;
     let v: i32 = client
         .query_one("SELECT max(version) FROM xlreg_schema_migrations", &[])
         .await

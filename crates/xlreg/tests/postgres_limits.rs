@@ -6,46 +6,21 @@
 //! Without `XLREG_TEST_POSTGRES` they print `SKIPPED:` and pass, unless
 //! `XLREG_REQUIRE_POSTGRES=1` (CI), where they fail.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
+use common::registry::{backends, create_ttl};
 use xlreg::client::{create_cluster, ClientOptions, ClusterSpec};
 use xlreg::registry::postgres::{PoolOptions, PostgresBackend};
 use xlreg::registry::{
-    Backend, BackendError, BackendExt, Create, ListingOrder, ListingPage, Policy, RuleError,
+    Backend, BackendError, BackendExt, ListingOrder, ListingPage, Policy, RuleError,
 };
 use xlreg::server::ServerConfig;
 use xlreg::testing::postgres::{PgGroup, TestDb};
-use xlreg::wire::NodeId;
 
 /// The refusal text a client sees at the limit.
 const LIMIT_TEXT: &str = "registry limit reached";
-
-fn own_id() -> NodeId {
-    NodeId::from_bytes(&[0xee; 20]).unwrap()
-}
-
-async fn backends(db: &TestDb, n: usize, policy: Policy) -> Vec<Arc<PostgresBackend>> {
-    let mut out = Vec::new();
-    for _ in 0..n {
-        out.push(Arc::new(
-            PostgresBackend::connect(db.url(), own_id(), &PoolOptions::default(), policy)
-                .await
-                .unwrap(),
-        ));
-    }
-    out
-}
-
-fn create(name: &str, ttl_ms: Option<u64>) -> Create {
-    Create {
-        name: name.as_bytes().to_vec(),
-        max_size: 2,
-        attrs: 0,
-        ep_count: 1,
-        ttl_ms,
-    }
-}
 
 fn listing() -> ListingPage {
     ListingPage {
@@ -120,7 +95,7 @@ async fn many_creates_racing_on_two_backends_never_pass_the_limit() {
     let tasks: Vec<_> = (0..TRIES)
         .map(|i| {
             let b = b[i % 2].clone();
-            tokio::spawn(async move { b.call(create(&format!("c{i:02}"), None)).await })
+            tokio::spawn(async move { b.call(create_ttl(&format!("c{i:02}"), None)).await })
         })
         .collect();
     let mut made = Vec::new();
@@ -135,8 +110,8 @@ async fn many_creates_racing_on_two_backends_never_pass_the_limit() {
     assert_eq!(live_clusters(&b[0]).await, MAX);
     // At the limit, a Create of an existing name is still answered.
     let (name, id) = &made[0];
-    assert_eq!(b[1].call(create(name, None)).await.unwrap().id, *id);
-    let e = b[1].call(create("one-more", None)).await.unwrap_err();
+    assert_eq!(b[1].call(create_ttl(name, None)).await.unwrap().id, *id);
+    let e = b[1].call(create_ttl("one-more", None)).await.unwrap_err();
     assert!(e.to_string().contains(LIMIT_TEXT), "{e}");
 }
 
@@ -150,22 +125,22 @@ async fn an_expired_cluster_not_yet_swept_does_not_count() {
         ..Policy::default()
     };
     let b = backends(&db, 2, policy).await;
-    b[0].call(create("brief", Some(200))).await.unwrap();
-    b[1].call(create("a", None)).await.unwrap();
-    let e = b[1].call(create("b", None)).await.unwrap_err();
+    b[0].call(create_ttl("brief", Some(200))).await.unwrap();
+    b[1].call(create_ttl("a", None)).await.unwrap();
+    let e = b[1].call(create_ttl("b", None)).await.unwrap_err();
     assert!(e.to_string().contains(LIMIT_TEXT), "both live: {e}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     // `brief` expired; no sweep ran, its row is still there.
     assert_eq!(b[0].counts().await.unwrap().1, 2, "not swept");
-    b[1].call(create("b", None)).await.unwrap();
+    b[1].call(create_ttl("b", None)).await.unwrap();
     assert_eq!(
         b[0].counts().await.unwrap().1,
         3,
         "b beside the expired row"
     );
-    let e = b[0].call(create("c", None)).await.unwrap_err();
+    let e = b[0].call(create_ttl("c", None)).await.unwrap_err();
     assert!(e.to_string().contains(LIMIT_TEXT), "a and b live: {e}");
     // Its name makes a new cluster only when that fits too.
-    let e = b[0].call(create("brief", None)).await.unwrap_err();
+    let e = b[0].call(create_ttl("brief", None)).await.unwrap_err();
     assert!(e.to_string().contains(LIMIT_TEXT), "{e}");
 }
