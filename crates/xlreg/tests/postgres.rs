@@ -16,6 +16,7 @@ use xlreg::registry::{
     get_cluster_held, BackendError, BackendExt, ClusterTarget, Create, Delete, DeleteByName,
     GetCluster, Join, MemberRecord, Policy, Register, RuleError,
 };
+use xlreg::testing::postgres::members;
 use xlreg::testing::postgres::TestDb;
 use xlreg::wire::{NodeId, Which};
 
@@ -303,30 +304,9 @@ async fn a_wrong_password_fails_with_the_url_redacted() {
 
 // ---- Real servers and clients on loopback ------------------------------
 
-use xlreg::client::{
-    boot, create_cluster, BootOptions, ClientOptions, ClusterRef, ClusterSpec, NodeIdentity,
-};
+use xlreg::client::{boot, create_cluster, BootOptions, ClientOptions, ClusterRef, ClusterSpec};
 use xlreg::server::ServerConfig;
-use xlreg::testing::keys::{generate_keys, KeyGen};
 use xlreg::testing::postgres::PgGroup;
-
-/// `n` member identities sharing a few keys (the registry keys IDs by sig
-/// key and ID; distinct IDs need not have distinct keys).
-fn members(n: usize, tag: &str) -> Vec<NodeIdentity> {
-    let keys = generate_keys(4, 1024, KeyGen::Fast, 2, &|| {}).unwrap();
-    (0..n)
-        .map(|i| {
-            NodeIdentity::from_keys(
-                &format!("{tag}{i}"),
-                NodeId::random(),
-                keys[i % 2].clone(),
-                keys[2 + i % 2].clone(),
-                vec![format!("127.0.0.1:{}", 20000 + i)],
-            )
-            .unwrap()
-        })
-        .collect()
-}
 
 async fn group(db: &TestDb, n: usize) -> PgGroup {
     PgGroup::start(
@@ -351,7 +331,7 @@ async fn boot_through_alternating_servers(servers: usize) {
     )
     .await
     .unwrap();
-    let nodes = members(74, "m");
+    let nodes = members("m", 74);
     let opts = BootOptions {
         wait: Some(Duration::from_secs(60)),
         ..Default::default()
@@ -416,7 +396,7 @@ async fn a_client_fails_over_to_the_next_listed_server_when_the_first_is_down() 
     // Stop the first listed server: its port now refuses connections.
     let first = g.servers.remove(0);
     first.shutdown().await;
-    let nodes = members(2, "fo");
+    let nodes = members("fo", 2);
     let started = std::time::Instant::now();
     let opts = BootOptions::default();
     let c = ClusterRef::Id(info.id);

@@ -15,16 +15,14 @@ use std::time::{Duration, Instant};
 use common::registry::{backends, create_ttl, held, rec};
 use xlreg::client::{
     boot, create_cluster, read_cluster, BootOptions, ClientOptions, ClusterRef, ClusterSpec,
-    NodeIdentity,
 };
 use xlreg::registry::postgres::{PoolOptions, PostgresBackend};
 use xlreg::registry::{
     Backend, BackendExt, ClusterTarget, Expire, Join, ListingOrder, ListingPage, Policy, RuleError,
 };
 use xlreg::server::ServerConfig;
-use xlreg::testing::keys::{generate_keys, KeyGen};
+use xlreg::testing::postgres::members;
 use xlreg::testing::postgres::{PgGroup, TestDb};
-use xlreg::wire::NodeId;
 
 fn listing() -> ListingPage {
     ListingPage {
@@ -139,22 +137,6 @@ async fn two_sweepers_racing_remove_every_expired_cluster_exactly_once() {
     b[1].call(held(keep, Duration::ZERO)).await.unwrap();
 }
 
-fn members(n: usize) -> Vec<NodeIdentity> {
-    let keys = generate_keys(2, 1024, KeyGen::Fast, 2, &|| {}).unwrap();
-    (0..n)
-        .map(|i| {
-            NodeIdentity::from_keys(
-                &format!("m{i}"),
-                NodeId::random(),
-                keys[0].clone(),
-                keys[1].clone(),
-                vec![format!("127.0.0.1:{}", 21000 + i)],
-            )
-            .unwrap()
-        })
-        .collect()
-}
-
 async fn group(db: &TestDb) -> PgGroup {
     let cfg = ServerConfig {
         hold: Duration::from_secs(20),
@@ -182,7 +164,7 @@ async fn a_cluster_created_with_a_ttl_through_one_server_is_gone_through_the_oth
     let opts = ClientOptions::default();
     let spec = ClusterSpec::new("brief", 2).ttl(Some(Duration::from_secs(2)));
     let info = create_cluster(&only(&g, 0), &spec, &opts).await.unwrap();
-    let reader = &members(1)[0];
+    let reader = &members("m", 1)[0];
     let name = ClusterRef::Name("brief".into());
     read_cluster(&only(&g, 1), &name, reader, &opts)
         .await
@@ -214,7 +196,7 @@ async fn a_getcluster_held_on_one_server_is_answered_when_the_cluster_expires() 
     let opts = ClientOptions::default();
     let spec = ClusterSpec::new("held", 3).ttl(Some(Duration::from_secs(2)));
     let info = create_cluster(&only(&g, 0), &spec, &opts).await.unwrap();
-    let node = members(1).remove(0);
+    let node = members("m", 1).remove(0);
     let rc = only(&g, 1);
     let started = Instant::now();
     let waiting = tokio::spawn(async move {
