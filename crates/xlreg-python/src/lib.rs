@@ -9,7 +9,9 @@
 
 mod cli;
 mod errors;
+mod exit;
 mod flows;
+mod logging;
 mod node;
 mod peer;
 mod regcred;
@@ -52,5 +54,8 @@ fn _xlreg(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(peer::_peer_connect_anonymous_async, m)?)?;
     m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<session::PyAsyncSession>()?;
+    exit::install(m)?;
+    logging::install(m.py())?;
     Ok(())
 }
