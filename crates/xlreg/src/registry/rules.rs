@@ -408,10 +408,15 @@ impl Registry {
             self.remove(&id);
         }
         if let Some(max) = self.policy.max_clusters {
-            // O(1): clusters expired but not yet swept (at most one sweep
-            // interval) still count.
-            if self.clusters.len() + self.unloaded_clusters >= max {
-                return Err(RuleError::TooManyClusters(max));
+            // O(1) below the limit; at the limit, clusters that expired but
+            // are not swept yet do not count (as on PostgreSQL, where the
+            // count is of live rows): a scan of at most `max` clusters.
+            let held = self.clusters.len() + self.unloaded_clusters;
+            if held >= max {
+                let expired = self.clusters.values().filter(|c| self.expired(c)).count();
+                if held - expired >= max {
+                    return Err(RuleError::TooManyClusters(max));
+                }
             }
         }
         if ep_count == 0 {
@@ -730,6 +735,25 @@ mod tests {
         let a = r.create(b"a", 2, 0, 1).unwrap();
         assert_eq!(r.create(b"b", 2, 0, 1), Err(RuleError::TooManyClusters(1)));
         assert_eq!(r.create(b"a", 2, 0, 1), Ok(a));
+    }
+
+    #[test]
+    fn max_clusters_does_not_count_a_cluster_that_expired_but_is_not_swept() {
+        let mut r = reg();
+        r.set_policy(Policy {
+            max_clusters: Some(1),
+            ..Policy::default()
+        });
+        r.set_now(1_000);
+        r.create_with_ttl(b"a", 2, 0, 1, Some(500)).unwrap();
+        r.commit();
+        r.set_now(1_400);
+        assert_eq!(r.create(b"b", 2, 0, 1), Err(RuleError::TooManyClusters(1)));
+        r.set_now(1_600);
+        assert!(
+            r.create(b"b", 2, 0, 1).is_ok(),
+            "the expired cluster still counted"
+        );
     }
 
     #[test]
