@@ -75,14 +75,15 @@ async fn the_servers_default_ttl_and_activity_apply_on_postgres() {
         return;
     };
     let policy = Policy {
-        cluster_ttl_ms: Some(600),
+        cluster_ttl_ms: Some(2_000),
         ..Policy::default()
     };
     let b = backends(&db, 2, policy).await;
     let c = b[0].call(create_ttl("c", None)).await.unwrap().id;
-    // Activity through either server restarts the clock: a join at 400 ms
-    // keeps it alive past 600 ms.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Activity through either server restarts the clock: a join at 1.3 s
+    // keeps it alive past 2 s. (Margins of 0.7 s either way, so a loaded
+    // machine's slow call cannot decide the test.)
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
     b[1].call(Join {
         cluster: ClusterTarget::Id(c),
         record: rec(1),
@@ -90,15 +91,15 @@ async fn the_servers_default_ttl_and_activity_apply_on_postgres() {
     })
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
     b[0].call(held(c, Duration::ZERO))
         .await
         .expect("the join restarted its clock");
     assert_eq!(b[1].call(Expire(10)).await.unwrap(), 0, "nothing expired");
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert!(
         b[0].call(held(c, Duration::ZERO)).await.is_err(),
-        "expired 600 ms after"
+        "expired 2 s after the last activity"
     );
 }
 
