@@ -9,6 +9,7 @@
 
 mod cli;
 mod errors;
+mod faults;
 mod flows;
 mod node;
 mod peer;
@@ -51,6 +52,7 @@ fn _xlreg(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(peer::_peer_connect_anonymous, m)?)?;
     m.add_function(wrap_pyfunction!(peer::_peer_connect_anonymous_async, m)?)?;
     m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
+    m.add_class::<faults::PyNemesis>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
