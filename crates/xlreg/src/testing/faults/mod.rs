@@ -22,6 +22,8 @@
 pub mod nemesis;
 mod proxy;
 pub mod rules;
+#[cfg(target_os = "linux")]
+mod splice;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -14,7 +14,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -209,11 +210,18 @@ async fn forward(
 /// while blocked; each chunk late by the rule's delay (order kept) when
 /// delayed. A change of rule takes effect at once, also for bytes already
 /// held (a heal releases them).
-async fn pump<R, W>(mut r: R, mut w: W, mut rule: watch::Receiver<LinkRule>, mut rng: Rng)
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
+///
+/// On Linux a healthy link takes the fast path ([`super::splice`]): the
+/// kernel moves the bytes, and the pump leaves it the moment the rule
+/// changes.
+async fn pump(
+    mut r: OwnedReadHalf,
+    mut w: OwnedWriteHalf,
+    mut rule: watch::Receiver<LinkRule>,
+    mut rng: Rng,
+) {
+    #[cfg(target_os = "linux")]
+    let pipe = super::splice::Pipe::new();
     let mut buf = vec![0u8; CHUNK];
     let mut queue: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
     let mut queued = 0usize;
@@ -230,6 +238,21 @@ where
         if eof && queue.is_empty() {
             let _ = w.shutdown().await;
             return;
+        }
+        #[cfg(target_os = "linux")]
+        if let (Some(p), true, true) = (&pipe, cur.is_healthy(), queue.is_empty() && !eof) {
+            use super::splice::{healthy, Left};
+            match healthy(&r, &w, p, &mut rule).await {
+                Left::RuleChanged => {
+                    last_due = last_due.min(Instant::now());
+                    continue;
+                }
+                Left::Eof => {
+                    eof = true;
+                    continue;
+                }
+                Left::Stop => return,
+            }
         }
         let head = queue.front().map(|(due, _)| *due);
         tokio::select! {
