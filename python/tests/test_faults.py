@@ -235,3 +235,11 @@ def test_a_nemesis_follows_its_seed_and_stop_heals(xlreg_cluster: Any) -> None:
     first = run(42)
     assert len(first) == 3 and all(s.startswith("isolate ") for s in first), first
     assert run(42) == first
+
+
+def test_the_readme_python_fault_example_runs(repo: Any) -> None:
+    text = (repo / "README.md").read_text()
+    section = text.split("### From Python: `LocalCluster(faults=True)`", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    code = code.replace("        ...                                # leaving", "        pass  # leaving")
+    exec(compile(code, "README.md", "exec"), {})
