@@ -7,45 +7,18 @@
 //! XDG_RUNTIME_DIR per test.
 
 mod support;
+use support::pid_alive;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const XLREG: &str = env!("CARGO_BIN_EXE_xlreg");
 
-/// The example member program (built on demand, as tests/up.rs does).
 fn example() -> PathBuf {
-    static BUILT: Mutex<bool> = Mutex::new(false);
-    let dir = Path::new(XLREG).parent().unwrap();
-    let exe = dir.join("examples").join("up_member");
-    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
-    if !*built {
-        let mut c = Command::new(env!("CARGO"));
-        c.args(["build", "-p", "xlreg", "--example", "up_member"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if dir.ends_with("release") {
-            c.arg("--release");
-        }
-        let st = c.status().unwrap();
-        assert!(st.success(), "cargo build --example up_member: {st}");
-        *built = true;
-    }
-    exe
-}
-
-fn pid_alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks for existence. A zombie counts as
-    // gone: look at /proc for its state.
-    let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let zombie = st
-        .rsplit(')')
-        .next()
-        .is_some_and(|r| r.trim_start().starts_with('Z'));
-    unsafe { libc::kill(pid, 0) == 0 && !zombie }
+    support::up_member_example(XLREG)
 }
 
 /// A running `xlreg up --faults`, its stderr lines as they come.
