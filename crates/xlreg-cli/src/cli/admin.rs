@@ -10,8 +10,8 @@ use anyhow::{anyhow, Context};
 use clap::{Args, Subcommand};
 
 use crate::cli::BadInput;
-use xlreg::http::token::{AdminToken, TOKEN_FILE};
-use xlreg::http::view::{ClusterDetail, ClusterSummary, Stats};
+use xlreg::http::{AdminToken, TOKEN_FILE};
+use xlreg::http::{ClusterDetail, ClusterSummary, Stats};
 use xlreg::server::DEFAULT_DATA_DIR;
 
 /// Talk to a registry's admin API.
@@ -124,7 +124,7 @@ fn call(
 fn when(ms: Option<u64>) -> String {
     match ms {
         None | Some(0) => "-".into(),
-        Some(ms) => xlreg::http::page::relative(ms, xlreg::registry::unix_now_ms()),
+        Some(ms) => xlreg::http::relative(ms, xlreg::registry::unix_now_ms()),
     }
 }
 
