@@ -32,6 +32,8 @@ use std::time::{Duration, SystemTime};
 pub use nemesis::{Nemesis, NemesisKind};
 pub use rules::{Direction, Fault, FaultError, LinkRule, LOSS_RTO, LOSS_SYN_RTO};
 
+#[doc(hidden)]
+pub use proxy::set_fast_path;
 pub(crate) use proxy::FaultNet;
 use proxy::Links;
 

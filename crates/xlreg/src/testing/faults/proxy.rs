@@ -30,6 +30,16 @@ const MAX_QUEUED: usize = 4 * 1024 * 1024;
 /// At most this many proxy listeners per cluster (size² × endpoints).
 pub const MAX_LISTENERS: usize = 4096;
 
+/// Off: every link copies through a buffer, as off Linux (for
+/// `xlreg bench faults`, which measures both in one run).
+static FAST_PATH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turn the splice fast path of healthy links on or off for connections
+/// accepted from now on (on by default).
+pub fn set_fast_path(on: bool) {
+    FAST_PATH.store(on, Ordering::Relaxed);
+}
+
 /// The links' rules, shared by the control handle and the pumps.
 #[derive(Debug)]
 pub(crate) struct Links {
@@ -221,7 +231,10 @@ async fn pump(
     mut rng: Rng,
 ) {
     #[cfg(target_os = "linux")]
-    let pipe = super::splice::Pipe::new();
+    let pipe = match FAST_PATH.load(Ordering::Relaxed) {
+        true => super::splice::Pipe::new(),
+        false => None,
+    };
     let mut buf = vec![0u8; CHUNK];
     let mut queue: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
     let mut queued = 0usize;
