@@ -39,7 +39,10 @@ from typing import Optional, Protocol, Union
 
 from ._xlreg import LocalCluster, LocalMember, LocalRegistry, Nemesis, RegCred, UpEnv
 
-__all__ = ["ClusterFactory", "LocalCluster", "LocalMember", "LocalRegistry", "Nemesis", "UpEnv"]
+__all__ = [
+    "AsyncClusterFactory", "ClusterFactory", "LocalCluster", "LocalMember", "LocalRegistry", "Nemesis",
+    "UpEnv",
+]
 
 
 class ClusterFactory(Protocol):
@@ -51,6 +54,25 @@ class ClusterFactory(Protocol):
     """
 
     def __call__(
+        self,
+        size: int,
+        endpoints: int = 2,
+        key_bits: int = 1024,
+        key_pool: Optional[Union[str, "os.PathLike[str]"]] = None,
+        *,
+        name: Optional[str] = None,
+        regcred: Optional[Union[RegCred, str, "os.PathLike[str]"]] = None,
+        wait: float = 30.0,
+        faults: bool = False,
+    ) -> LocalCluster: ...
+
+
+class AsyncClusterFactory(Protocol):
+    """The type of the ``xlreg_cluster_async`` fixtures (pytest-asyncio):
+    ``await xlreg_cluster_async(3)`` boots a :class:`LocalCluster` without
+    blocking the event loop; the arguments are :class:`ClusterFactory`'s."""
+
+    async def __call__(
         self,
         size: int,
         endpoints: int = 2,

@@ -9,8 +9,10 @@
 
 mod cli;
 mod errors;
+mod exit;
 mod faults;
 mod flows;
+mod logging;
 mod node;
 mod peer;
 mod regcred;
@@ -54,5 +56,8 @@ fn _xlreg(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
     m.add_class::<faults::PyNemesis>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<session::PyAsyncSession>()?;
+    exit::install(m)?;
+    logging::install(m.py())?;
     Ok(())
 }
