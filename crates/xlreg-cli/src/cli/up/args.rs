@@ -17,7 +17,7 @@ directory and these variables set:
 
   XLREG_REGCRED         the registry's regCred.dat
   XLREG_CLUSTER_NAME    XLREG_CLUSTER_ID (40 hex)    XLREG_CLUSTER_SIZE
-  XLREG_MEMBER_NAME     XLREG_MEMBER_INDEX (0..N, launch order)
+  XLREG_MEMBER_NAME     XLREG_MEMBER_INDEX (0..N, the slot)
   XLREG_ENDPOINTS       free 127.0.0.1 ports to listen on, comma-separated
   XLREG_NODE_DIR        the member's identity (node.json, two keys)
 
