@@ -268,6 +268,7 @@ class LocalCluster:
         name: Optional[str] = None,
         regcred: Optional[_RegCredLike] = None,
         wait: float = 30.0,
+        faults: bool = False,
     ) -> None: ...
     @property
     def members(self) -> List[LocalMember]: ...
@@ -292,6 +293,24 @@ class LocalCluster:
     @property
     def keys_generated(self) -> int: ...
     def shutdown(self) -> None: ...
+    def partition(self, groups: List[List[int]]) -> None:
+        """Members in different groups cannot reach each other; a member in no
+        group reaches no one (needs ``faults=True``)."""
+    def isolate(self, i: int) -> None:
+        """Member ``i`` reaches no one and no one reaches it."""
+    def cut(self, i: int, j: int, one_way: bool = False) -> None:
+        """Stop the bytes between ``i`` and ``j`` (only ``i`` -> ``j`` with ``one_way``)."""
+    def delay(self, i: int, j: int, seconds: float, jitter: float = 0.0) -> None:
+        """Bytes from ``i`` to ``j`` arrive ``seconds`` (+ up to ``jitter``) later."""
+    def drop(self, i: int, j: int, probability: float) -> None:
+        """Each chunk ``i`` -> ``j`` is lost with ``probability`` (arrives 200 ms late)."""
+    def heal(self) -> None:
+        """Remove every fault, on open connections too."""
+    def current(self) -> List[str]:
+        """The faults in force, in the words of ``xlreg fault``."""
+    def nemesis(self, kind: str, every: float, seed: int) -> Nemesis:
+        """Every ``every`` s a fault of ``kind`` (``"partition-halves"``,
+        ``"isolate-one"``) chosen from ``seed``, then a heal."""
     def __len__(self) -> int: ...
     def __enter__(self) -> LocalCluster: ...
     def __exit__(self, *args: Any) -> None: ...
@@ -423,6 +442,17 @@ def _peer_connect_anonymous_async(
     members: MemberList, index: int, timeout: float = 10.0, *, endpoint: int = 0
 ) -> Awaitable[Connection]: ...
 def cli_main(argv: List[str]) -> int: ...
+
+@final
+class Nemesis:
+    """A running nemesis of ``LocalCluster.nemesis`` (context manager)."""
+
+    @property
+    def seed(self) -> int: ...
+    def stop(self) -> None:
+        """End the schedule and heal the cluster (idempotent)."""
+    def __enter__(self) -> Nemesis: ...
+    def __exit__(self, *args: Any) -> None: ...
 
 @final
 class _AsyncSession:

@@ -15,6 +15,21 @@ a directory, to reuse keys across runs (a cold 64-member cluster spends
 most of its time making keys); clusters alive at once in one process never
 share keys. ``LocalRegistry(data_dir=..., hold=..., cluster_ttl=...)``
 keeps its clusters in SQLite so ``restart()`` finds them again.
+
+Faults: ``LocalCluster(3, faults=True)`` puts a loopback proxy between
+every two members (each member's view names its own proxies), and the
+cluster's methods break it on purpose, without root::
+
+    c.partition([[0], [1, 2]])   # 0 reaches no one; 1 <-> 2 still talk
+    c.delay(0, 1, 0.2)           # bytes 0 -> 1 arrive 200 ms later
+    c.cut(1, 2, one_way=True); c.isolate(2); c.drop(2, 0, 0.1)
+    c.current()                  # ["partition 0 1,2", ...]
+    c.heal()                     # everything back, open connections too
+    with c.nemesis("partition-halves", every=5.0, seed=7): ...
+
+They only change rules (nothing blocks), so they work the same from
+threads and asyncio tests; over plain TCP and the ``xlreg.peer`` TLS
+channel alike.
 """
 
 from __future__ import annotations
@@ -22,10 +37,11 @@ from __future__ import annotations
 import os
 from typing import Optional, Protocol, Union
 
-from ._xlreg import LocalCluster, LocalMember, LocalRegistry, RegCred, UpEnv
+from ._xlreg import LocalCluster, LocalMember, LocalRegistry, Nemesis, RegCred, UpEnv
 
 __all__ = [
-    "AsyncClusterFactory", "ClusterFactory", "LocalCluster", "LocalMember", "LocalRegistry", "UpEnv",
+    "AsyncClusterFactory", "ClusterFactory", "LocalCluster", "LocalMember", "LocalRegistry", "Nemesis",
+    "UpEnv",
 ]
 
 
@@ -47,6 +63,7 @@ class ClusterFactory(Protocol):
         name: Optional[str] = None,
         regcred: Optional[Union[RegCred, str, "os.PathLike[str]"]] = None,
         wait: float = 30.0,
+        faults: bool = False,
     ) -> LocalCluster: ...
 
 
@@ -65,4 +82,5 @@ class AsyncClusterFactory(Protocol):
         name: Optional[str] = None,
         regcred: Optional[Union[RegCred, str, "os.PathLike[str]"]] = None,
         wait: float = 30.0,
+        faults: bool = False,
     ) -> LocalCluster: ...

@@ -4,12 +4,11 @@
 //! program. Every run is bounded in time; members use 1024-bit keys.
 
 mod support;
-use support::wait_bounded;
+use support::{pid_alive, wait_bounded};
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
 const XLREG: &str = env!("CARGO_BIN_EXE_xlreg");
@@ -186,31 +185,8 @@ fn up_refuses_bad_input_with_exit_code_2() {
     }
 }
 
-/// The example member program, next to the xlreg binary. `cargo test`
-/// builds examples; when only this test target was built, build it.
 fn example() -> PathBuf {
-    static BUILT: Mutex<bool> = Mutex::new(false);
-    let dir = Path::new(XLREG).parent().unwrap();
-    let exe = dir.join("examples").join("up_member");
-    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
-    if !exe.exists() && !*built {
-        let mut c = Command::new(env!("CARGO"));
-        c.args(["build", "-p", "xlreg", "--example", "up_member"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if dir.ends_with("release") {
-            c.arg("--release");
-        }
-        let st = c.status().unwrap();
-        assert!(st.success(), "cargo build --example up_member: {st}");
-        *built = true;
-    }
-    assert!(exe.exists(), "{} not built", exe.display());
-    exe
-}
-
-fn pid_alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    unsafe { libc::kill(pid, 0) == 0 }
+    support::up_member_example(XLREG)
 }
 
 #[test]

@@ -10,6 +10,7 @@
 mod cli;
 mod errors;
 mod exit;
+mod faults;
 mod flows;
 mod logging;
 mod node;
@@ -53,6 +54,7 @@ fn _xlreg(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(peer::_peer_connect_anonymous, m)?)?;
     m.add_function(wrap_pyfunction!(peer::_peer_connect_anonymous_async, m)?)?;
     m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
+    m.add_class::<faults::PyNemesis>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<session::PyAsyncSession>()?;
     exit::install(m)?;

@@ -310,6 +310,8 @@ pub struct PyLocalCluster {
     timings: (f64, f64, f64),
     keys: (usize, usize),
     slot: Mutex<Option<PoolSlot>>,
+    /// With `faults=True`: the control of the fault proxies.
+    faults: Option<xlreg::testing::Faults>,
 }
 
 #[pymethods]
@@ -319,9 +321,10 @@ impl PyLocalCluster {
     /// alive at once in this process never share keys: the second one
     /// uses the pool's subdirectory `live-1`, and so on), create a
     /// cluster of `size` members with `endpoints` endpoints each, and boot
-    /// every member, waiting up to `wait` seconds.
+    /// every member, waiting up to `wait` seconds. With `faults=True`, a
+    /// proxy sits between every two members (see `partition`).
     #[new]
-    #[pyo3(signature = (size, endpoints=2, key_bits=1024, key_pool=None, *, name=None, regcred=None, wait=30.0))]
+    #[pyo3(signature = (size, endpoints=2, key_bits=1024, key_pool=None, *, name=None, regcred=None, wait=30.0, faults=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -332,6 +335,7 @@ impl PyLocalCluster {
         name: Option<String>,
         regcred: Option<&Bound<'_, PyAny>>,
         wait: f64,
+        faults: bool,
     ) -> PyResult<Self> {
         let rc = regcred.map(regcred_arg).transpose()?;
         let slot = key_pool.map(PoolSlot::take);
@@ -347,6 +351,7 @@ impl PyLocalCluster {
                 name,
                 regcred: rc.map(|r| (*r).clone()),
                 boot: boot_options(Some(wait), 0, None)?,
+                faults,
                 ..LaunchOptions::default()
             })
         })?;
@@ -402,6 +407,7 @@ impl PyLocalCluster {
                 c.timings.total.as_secs_f64(),
             ),
             keys: (c.keys_reused, c.keys_generated),
+            faults: c.faults().cloned(),
             inner: Mutex::new(Some(c)),
             slot: Mutex::new(slot),
         })
@@ -483,6 +489,53 @@ impl PyLocalCluster {
                 Ok(())
             }),
         }
+    }
+    /// Members in different groups cannot reach each other; a member in
+    /// no group reaches no one (`partition([[0], [1, 2]])`). Needs
+    /// `faults=True`; faults add up until `heal()`.
+    fn partition(&self, groups: Vec<Vec<usize>>) -> PyResult<()> {
+        crate::faults::partition(self.faults.as_ref(), groups)
+    }
+    /// Member `i` reaches no one and no one reaches it.
+    fn isolate(&self, i: usize) -> PyResult<()> {
+        crate::faults::apply(self.faults.as_ref(), xlreg::testing::Fault::Isolate(i))
+    }
+    /// Stop the bytes between `i` and `j` (only `i` -> `j` with `one_way`).
+    #[pyo3(signature = (i, j, one_way=false))]
+    fn cut(&self, i: usize, j: usize, one_way: bool) -> PyResult<()> {
+        crate::faults::cut(self.faults.as_ref(), i, j, one_way)
+    }
+    /// Bytes from `i` to `j` arrive `seconds` (+ up to `jitter`) later.
+    #[pyo3(signature = (i, j, seconds, jitter=0.0))]
+    fn delay(&self, i: usize, j: usize, seconds: f64, jitter: f64) -> PyResult<()> {
+        crate::faults::delay(self.faults.as_ref(), i, j, seconds, jitter)
+    }
+    /// Each chunk from `i` to `j` is lost with `probability` (and, as over
+    /// TCP, arrives one 200 ms retransmission timeout late).
+    fn drop(&self, i: usize, j: usize, probability: f64) -> PyResult<()> {
+        crate::faults::apply(
+            self.faults.as_ref(),
+            xlreg::testing::Fault::Drop {
+                from: i,
+                to: j,
+                probability,
+            },
+        )
+    }
+    /// Remove every fault, on open connections too.
+    fn heal(&self) -> PyResult<()> {
+        crate::faults::heal(self.faults.as_ref())
+    }
+    /// The faults in force, in the words of `xlreg fault`
+    /// (`["partition 0,1 2"]`).
+    fn current(&self) -> PyResult<Vec<String>> {
+        crate::faults::current(self.faults.as_ref())
+    }
+    /// Start a nemesis: every `every` seconds a fault of `kind`
+    /// (`"partition-halves"` or `"isolate-one"`) chosen from `seed`
+    /// alone, then a heal; `stop()` on the result ends it.
+    fn nemesis(&self, kind: &str, every: f64, seed: u64) -> PyResult<crate::faults::PyNemesis> {
+        crate::faults::nemesis(self.faults.as_ref(), kind, every, seed)
     }
     fn __len__(&self) -> usize {
         self.members.len()

@@ -1,7 +1,10 @@
 //! A member program for `xlreg up -- CMD`: it joins the cluster `up`
 //! created, prints its view as one JSON line, answers connections on its
 //! endpoints with its name, and runs until SIGTERM or SIGINT — or, with
-//! `--once`, exits right after joining.
+//! `--once`, exits right after joining. With `--probe` it also connects to
+//! every peer's first endpoint every 200 ms and prints a JSON line
+//! `{"from":I,"to":J,"reach":true|false}` whenever a peer starts or stops
+//! answering (within 500 ms) — what `xlreg up --faults` tests watch.
 //!
 //! ```text
 //! cargo build --example up_member
@@ -22,7 +25,8 @@ use xlreg::client::UpEnv;
 #[tokio::main]
 async fn main() -> ExitCode {
     let once = std::env::args().any(|a| a == "--once");
-    match run(once).await {
+    let probe = std::env::args().any(|a| a == "--probe");
+    match run(once, probe).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("up_member: {}", xlreg::ErrorChain(&*e));
@@ -31,7 +35,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(once: bool) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(once: bool, probe: bool) -> Result<(), Box<dyn std::error::Error>> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let env = UpEnv::from_env()?;
@@ -58,6 +62,7 @@ async fn run(once: bool) -> Result<(), Box<dyn std::error::Error>> {
         "pid": std::process::id(),
         "member": node.name,
         "slot": view.self_index,
+        "id": node.id.to_hex(),
         "view": view.to_json(),
     });
     println!("{line}");
@@ -78,6 +83,36 @@ async fn run(once: bool) -> Result<(), Box<dyn std::error::Error>> {
                 let _ = s.write_all(g.as_bytes()).await;
             }
         });
+    }
+    if probe {
+        for m in view.members.iter().filter(|m| m.index != view.self_index) {
+            let (me, to) = (view.self_index, m.index);
+            let Some(ep) = m.endpoints.first().cloned() else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut last = None;
+                loop {
+                    let ok = tokio::time::timeout(std::time::Duration::from_millis(500), async {
+                        let s = tokio::net::TcpStream::connect(&ep).await?;
+                        let mut line = String::new();
+                        tokio::io::AsyncBufReadExt::read_line(
+                            &mut tokio::io::BufReader::new(s),
+                            &mut line,
+                        )
+                        .await?;
+                        Ok::<bool, std::io::Error>(!line.is_empty())
+                    })
+                    .await
+                    .is_ok_and(|r| r.unwrap_or(false));
+                    if last != Some(ok) {
+                        println!("{}", serde_json::json!({"from": me, "to": to, "reach": ok}));
+                        last = Some(ok);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            });
+        }
     }
     tokio::select! {
         _ = term.recv() => {}

@@ -352,3 +352,45 @@ async fn a_nemesis_alternates_the_faults_of_its_seed_with_heals_and_logs_them() 
     assert!(f.current().is_empty());
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delay_set_on_an_open_connection_moving_bulk_data_applies_at_once_and_heal_lifts_it() {
+    // A healthy link moves bytes on the fast path (splice on Linux); a
+    // fault set while bytes flow must take over on that same connection.
+    let mut c = launch(true).await;
+    serve_echo(&mut c, Channel::Tcp);
+    let f = c.faults().unwrap().clone();
+    let addr = c.members[0].view.member(1).unwrap().endpoints[0].clone();
+    let s = TcpStream::connect(&addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    // 8 MiB through and back, byte for byte, on the healthy link.
+    let data: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let (mut r, mut w) = s.into_split();
+    let send = data.clone();
+    let writer = tokio::spawn(async move {
+        w.write_all(&send).await.unwrap();
+        w
+    });
+    let mut back = vec![0u8; data.len()];
+    tokio::time::timeout(PATIENCE * 20, r.read_exact(&mut back))
+        .await
+        .expect("8 MiB echoed")
+        .unwrap();
+    assert!(back == data, "the bytes arrive unchanged and in order");
+    let mut s = r.reunite(writer.await.unwrap()).unwrap();
+    let fast = round_trip(&mut s, PATIENCE * 5).await.unwrap();
+    f.delay(0, 1, Duration::from_millis(200), Duration::ZERO)
+        .unwrap();
+    let slow = round_trip(&mut s, PATIENCE * 5).await.unwrap();
+    assert!(
+        slow >= Duration::from_millis(200),
+        "the delay applies to the open connection: {slow:?} (before: {fast:?})"
+    );
+    f.heal();
+    let after = round_trip(&mut s, PATIENCE * 5).await.unwrap();
+    assert!(
+        after < Duration::from_millis(200),
+        "heal lifts it: {after:?}"
+    );
+    c.shutdown().await;
+}

@@ -31,6 +31,9 @@ pub struct FaultsBench {
     pub direct_mb_s: f64,
     /// Median throughput through the proxy, MB/s.
     pub proxy_mb_s: f64,
+    /// The same with the splice fast path off (a copy through a buffer,
+    /// as off Linux), MB/s.
+    pub proxy_copy_mb_s: f64,
 }
 
 impl FaultsBench {
@@ -51,6 +54,12 @@ impl FaultsBench {
             self.proxy_mb_s,
             (self.proxy_mb_s / self.direct_mb_s - 1.0) * 100.0,
             self.megabytes
+        );
+        println!(
+            "  proxy copying     {:>7.0} MB/s {:>7.0} MB/s {:>8.1} %   (fast path off)",
+            self.direct_mb_s,
+            self.proxy_copy_mb_s,
+            (self.proxy_copy_mb_s / self.direct_mb_s - 1.0) * 100.0,
         );
     }
 }
@@ -174,10 +183,14 @@ pub async fn run(
         rp.extend(rtts(&proxy, round_trips / 2).await?);
     }
     let bytes = megabytes << 20;
-    let (mut td, mut tp) = (Vec::new(), Vec::new());
+    let (mut td, mut tp, mut tc) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         td.push(tokio::time::timeout(TRANSFER_LIMIT, transfer(&direct, bytes)).await??);
         tp.push(tokio::time::timeout(TRANSFER_LIMIT, transfer(&proxy, bytes)).await??);
+        xlreg::testing::faults::set_fast_path(false);
+        let copied = tokio::time::timeout(TRANSFER_LIMIT, transfer(&proxy, bytes)).await;
+        xlreg::testing::faults::set_fast_path(true);
+        tc.push(copied??);
     }
     server.abort();
     cluster.shutdown().await;
@@ -188,5 +201,6 @@ pub async fn run(
         megabytes,
         direct_mb_s: median(td),
         proxy_mb_s: median(tp),
+        proxy_copy_mb_s: median(tc),
     })
 }

@@ -10,6 +10,7 @@ pub mod admin;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod cred;
+pub mod fault;
 pub mod fdlimit;
 pub mod member;
 pub mod peer;
@@ -56,6 +57,9 @@ enum Command {
     /// Operate a registry through its HTTP side door (`serve --http`):
     /// list, show, delete clusters, stats.
     Admin(admin::AdminArgs),
+    /// Break a running `xlreg up --faults` cluster on purpose: partition,
+    /// cut, delay, heal, pause, resume, kill, restart members.
+    Fault(fault::FaultArgs),
     /// Talk to other members over mutually authenticated TLS 1.3, pinned
     /// to the keys they registered (`peer ring` under `xlreg up -- CMD`).
     Peer(peer::PeerArgs),
@@ -182,5 +186,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Store(a) => store::run(a),
         Command::Admin(a) => admin::run(a),
         Command::Peer(a) => peer::run(a),
+        Command::Fault(a) => fault::run(a),
     }
 }

@@ -45,6 +45,10 @@ pub mod env {
     pub const LISTEN_PID: &str = "LISTEN_PID";
     /// systemd socket activation: their names, `endpoint0:endpoint1:…`.
     pub const LISTEN_FDNAMES: &str = "LISTEN_FDNAMES";
+    /// Set by `xlreg up --faults`: the endpoints this member dials for
+    /// each peer (its fault proxies), `SLOT=EP,EP;SLOT=EP,EP`;
+    /// [`UpEnv::boot`](super::UpEnv::boot) puts them into the view.
+    pub const PEER_ENDPOINTS: &str = "XLREG_PEER_ENDPOINTS";
 }
 
 /// The first inherited descriptor in the socket-activation convention.
@@ -230,6 +234,10 @@ impl UpEnv {
         let node = self.identity()?;
         let mut view = boot(&regcred, &ClusterRef::Id(self.cluster_id), &node, opts).await?;
         view.cluster_name = Some(self.cluster_name.clone());
+        let peers = match std::env::var(env::PEER_ENDPOINTS) {
+            Ok(spec) if !spec.is_empty() => Some(parse_peer_endpoints(&spec)?),
+            _ => None,
+        };
         let reserved = |ms: &[crate::client::MemberInfo]| {
             ms.iter()
                 .filter(|m| m.attrs & UP_RESERVED != 0)
@@ -264,14 +272,53 @@ impl UpEnv {
                 }
             }
         }
+        if let Some(peers) = peers {
+            let me = view.self_index;
+            for m in view.members.iter_mut().filter(|m| m.index != me) {
+                if let Some(eps) = peers.get(&m.index) {
+                    m.endpoints = eps.clone();
+                }
+            }
+        }
         Ok((node, view))
     }
+}
+
+/// `SLOT=EP,EP;SLOT=EP,EP` (see [`env::PEER_ENDPOINTS`]).
+fn parse_peer_endpoints(
+    spec: &str,
+) -> Result<std::collections::HashMap<usize, Vec<String>>, ClientError> {
+    let bad = |why: String| ClientError::Usage(format!("{}: {why}", env::PEER_ENDPOINTS));
+    let mut out = std::collections::HashMap::new();
+    for part in spec.split(';').filter(|p| !p.is_empty()) {
+        let (slot, eps) = part
+            .split_once('=')
+            .ok_or_else(|| bad(format!("{part:?} is not SLOT=ENDPOINT,...")))?;
+        let slot: usize = slot
+            .parse()
+            .map_err(|_| bad(format!("{slot:?} is not a slot number")))?;
+        out.insert(slot, eps.split(',').map(String::from).collect());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn peer_endpoints_parse_and_bad_ones_are_named() {
+        let m = parse_peer_endpoints("1=127.0.0.1:5,127.0.0.1:6;2=127.0.0.1:7").unwrap();
+        assert_eq!(m[&1], vec!["127.0.0.1:5", "127.0.0.1:6"]);
+        assert_eq!(m[&2], vec!["127.0.0.1:7"]);
+        let e = parse_peer_endpoints("x=1").unwrap_err().to_string();
+        assert!(
+            e.contains("XLREG_PEER_ENDPOINTS") && e.contains("\"x\""),
+            "{e}"
+        );
+        assert!(parse_peer_endpoints("1:2").is_err());
+    }
 
     #[test]
     fn vars_round_trip_and_missing_ones_are_named() {

@@ -49,6 +49,9 @@ pub struct Registry {
     /// The clock (Unix ms) the backend set before the current request.
     pub(super) now_ms: u64,
     pub(super) policy: Policy,
+    /// Live clusters kept in the store but not loaded here (a database
+    /// backend's partial registry): counted against `max_clusters`.
+    pub(super) unloaded_clusters: usize,
 }
 
 /// The target of a GetCluster from its raw fields, with the Go server's
@@ -192,6 +195,15 @@ impl Registry {
     /// Set TTLs and limits.
     pub fn set_policy(&mut self, policy: Policy) {
         self.policy = policy;
+    }
+
+    /// Tell a partial registry how many live clusters the store holds
+    /// that it did not load, so that a Create is refused at
+    /// `max_clusters` by the same rule as on a whole registry. A database
+    /// backend counts them in the Create's transaction, under a lock every
+    /// Create of a new name takes.
+    pub fn set_unloaded_clusters(&mut self, n: usize) {
+        self.unloaded_clusters = n;
     }
 
     /// The TTLs and limits in force.
@@ -423,10 +435,15 @@ impl Registry {
             self.remove(&id);
         }
         if let Some(max) = self.policy.max_clusters {
-            // O(1): clusters expired but not yet swept (at most one sweep
-            // interval) still count.
-            if self.clusters.len() >= max {
-                return Err(RuleError::TooManyClusters(max));
+            // O(1) below the limit; at the limit, clusters that expired but
+            // are not swept yet do not count (as on PostgreSQL, where the
+            // count is of live rows): a scan of at most `max` clusters.
+            let held = self.clusters.len() + self.unloaded_clusters;
+            if held >= max {
+                let expired = self.clusters.values().filter(|c| self.expired(c)).count();
+                if held - expired >= max {
+                    return Err(RuleError::TooManyClusters(max));
+                }
             }
         }
         if ep_count == 0 {
@@ -914,6 +931,39 @@ mod tests {
         let a = r.create(b"a", 2, 0, 1).unwrap();
         assert_eq!(r.create(b"b", 2, 0, 1), Err(RuleError::TooManyClusters(1)));
         assert_eq!(r.create(b"a", 2, 0, 1), Ok(a));
+    }
+
+    #[test]
+    fn max_clusters_does_not_count_a_cluster_that_expired_but_is_not_swept() {
+        let mut r = reg();
+        r.set_policy(Policy {
+            max_clusters: Some(1),
+            ..Policy::default()
+        });
+        r.set_now(1_000);
+        r.create_with_ttl(b"a", 2, 0, 1, Some(500)).unwrap();
+        r.commit();
+        r.set_now(1_400);
+        assert_eq!(r.create(b"b", 2, 0, 1), Err(RuleError::TooManyClusters(1)));
+        r.set_now(1_600);
+        assert!(
+            r.create(b"b", 2, 0, 1).is_ok(),
+            "the expired cluster still counted"
+        );
+    }
+
+    #[test]
+    fn max_clusters_counts_the_clusters_a_partial_registry_did_not_load() {
+        let mut r = reg();
+        r.set_policy(Policy {
+            max_clusters: Some(3),
+            ..Policy::default()
+        });
+        r.set_unloaded_clusters(2);
+        r.create(b"a", 2, 0, 1).unwrap();
+        assert_eq!(r.create(b"b", 2, 0, 1), Err(RuleError::TooManyClusters(3)));
+        r.set_unloaded_clusters(1);
+        r.create(b"b", 2, 0, 1).unwrap();
     }
 
     #[test]

@@ -70,7 +70,7 @@ use crate::wire::{NodeId, PrivateKey, Which};
 /// Re-exported from [`crate::client::up_env`], where it lives so that a
 /// member program needs only the `client` feature.
 pub use crate::client::up_env::{env, UpEnv};
-pub use faults::{Direction, Fault, FaultError, FaultEvent, Faults};
+pub use faults::{Direction, Fault, FaultError, FaultEvent, FaultProxies, Faults};
 pub use keys::{KeyGen, KeyPool, KeyPoolError};
 
 /// Key size of the harness's members unless told otherwise: fast to make,

@@ -17,7 +17,7 @@ directory and these variables set:
 
   XLREG_REGCRED         the registry's regCred.dat
   XLREG_CLUSTER_NAME    XLREG_CLUSTER_ID (40 hex)    XLREG_CLUSTER_SIZE
-  XLREG_MEMBER_NAME     XLREG_MEMBER_INDEX (0..N, launch order)
+  XLREG_MEMBER_NAME     XLREG_MEMBER_INDEX (0..N, the slot)
   XLREG_ENDPOINTS       free 127.0.0.1 ports to listen on, comma-separated
   XLREG_NODE_DIR        the member's identity (node.json, two keys)
 
@@ -79,6 +79,25 @@ pub struct UpArgs {
     /// "address in use".
     #[arg(long)]
     pub listen_fds: bool,
+    /// With CMD: put a fault proxy between every two members and listen
+    /// for `xlreg fault --cluster NAME ACTION` (partition, cut, delay,
+    /// drop, heal, pause, resume, kill, restart, status). Each program
+    /// dials its peers through its proxies (UpEnv::boot puts them into
+    /// the view, from XLREG_PEER_ENDPOINTS). up prints each fault with a
+    /// timestamp.
+    #[arg(long)]
+    pub faults: bool,
+    /// With --faults: a schedule that alternates a random fault and a heal
+    /// (partition-halves or isolate-one), every --every, chosen from
+    /// --seed alone, so a run is replayed with its seed.
+    #[arg(long, value_name = "KIND", requires = "faults")]
+    pub nemesis: Option<xlreg::testing::faults::NemesisKind>,
+    /// The nemesis' period (e.g. 500ms, 5s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_every)]
+    pub every: Duration,
+    /// The nemesis' seed (default: random, printed).
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
     /// Launch this program once per member instead of in-process members
     /// (after `--`, with its arguments).
     #[arg(last = true, value_name = "CMD")]
@@ -91,6 +110,23 @@ pub(super) fn parse_key_bits(s: &str) -> Result<u32, String> {
         "2048" => Ok(2048),
         _ => Err("1024 or 2048".into()),
     }
+}
+
+/// `500ms`, `5s`, `2m`: 10 ms to 1 day.
+pub(super) fn parse_every(s: &str) -> Result<Duration, String> {
+    let bad = || format!("{s:?} is not a duration such as 500ms, 5s or 2m");
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        _ => return Err(bad()),
+    };
+    if d < Duration::from_millis(10) || d > Duration::from_secs(86_400) {
+        return Err(format!("{s:?}: between 10ms and 1 day"));
+    }
+    Ok(d)
 }
 
 pub(super) fn key_gen(a: &UpArgs) -> KeyGen {

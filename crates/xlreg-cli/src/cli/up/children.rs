@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use anyhow::Context;
 use std::os::fd::AsRawFd;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
@@ -21,14 +22,39 @@ pub const GRACE: Duration = Duration::from_secs(5);
 
 /// The launched programs.
 pub(super) struct Children {
+    cmd: Vec<String>,
+    envs: Vec<UpEnv>,
+    opts: SpawnOptions,
+    ui: Ui,
+    tx: mpsc::UnboundedSender<(usize, std::io::Result<ExitStatus>)>,
     names: Vec<String>,
     /// Where to send a signal for a program's process group; `None` once
     /// its exit was reported.
     signals: Vec<Option<mpsc::UnboundedSender<i32>>>,
     statuses: Vec<Option<String>>,
+    /// The running program's PID.
+    pids: Vec<Option<u32>>,
+    /// Stopped by `xlreg fault pause`.
+    pub(super) paused: Vec<bool>,
+    /// Killed by `xlreg fault kill` / `restart`: its exit is no failure,
+    /// and it may be restarted.
+    pub(super) fault_killed: Vec<bool>,
     /// Exits, by member index.
     pub(super) exits: mpsc::UnboundedReceiver<(usize, std::io::Result<ExitStatus>)>,
     tasks: tokio::task::JoinSet<()>,
+}
+
+/// How the programs are started, beyond their [`UpEnv`].
+#[derive(Clone, Debug, Default)]
+pub(super) struct SpawnOptions {
+    /// More variables, per member (e.g. `XLREG_PEER_ENDPOINTS`).
+    pub extra_env: Vec<Vec<(&'static str, String)>>,
+    /// On restart, bind the member's endpoints again and pass them
+    /// (`--listen-fds`).
+    pub listen_fds: bool,
+    /// The parent-death signal: SIGTERM, or SIGKILL when members may be
+    /// paused (a stopped process ignores SIGTERM until continued).
+    pub death_signal: i32,
 }
 
 impl Children {
@@ -40,83 +66,164 @@ impl Children {
         envs: &[UpEnv],
         sockets: &[Vec<std::net::TcpListener>],
         ui: &Ui,
+        opts: SpawnOptions,
     ) -> anyhow::Result<Self> {
         let (tx, exits) = mpsc::unbounded_channel();
         let mut kids = Children {
-            names: Vec::new(),
-            signals: Vec::new(),
-            statuses: Vec::new(),
+            cmd: cmd.to_vec(),
+            envs: envs.to_vec(),
+            opts,
+            ui: ui.clone(),
+            tx,
+            names: envs.iter().map(|e| e.member_name.clone()).collect(),
+            signals: vec![None; envs.len()],
+            statuses: vec![None; envs.len()],
+            pids: vec![None; envs.len()],
+            paused: vec![false; envs.len()],
+            fault_killed: vec![false; envs.len()],
             exits,
             tasks: tokio::task::JoinSet::new(),
         };
-        for (i, env) in envs.iter().enumerate() {
+        for i in 0..envs.len() {
             let passed = sockets.get(i).map(Vec::as_slice).unwrap_or_default();
-            let mut c = match passed.is_empty() {
-                true => {
-                    let mut c = tokio::process::Command::new(&cmd[0]);
-                    c.args(&cmd[1..]);
-                    c
-                }
-                // LISTEN_PID must be the program's own PID: a shell sets
-                // it to its own, then becomes the program (exec keeps the
-                // PID).
-                false => {
-                    let mut c = tokio::process::Command::new("/bin/sh");
-                    c.args(["-c", "LISTEN_PID=$$ exec \"$@\"", "xlreg-up"])
-                        .args(cmd)
-                        .env(env::LISTEN_FDS, passed.len().to_string())
-                        .env(
-                            env::LISTEN_FDNAMES,
-                            (0..passed.len())
-                                .map(|k| format!("endpoint{k}"))
-                                .collect::<Vec<_>>()
-                                .join(":"),
-                        );
-                    c
-                }
-            };
-            let mut fds = [-1i32; 16];
-            for (slot, l) in fds.iter_mut().zip(passed) {
-                *slot = l.as_raw_fd();
+            if let Err(e) = kids.spawn_one(i, passed) {
+                kids.kill_all(libc::SIGKILL);
+                return Err(e);
             }
-            let nfds = passed.len().min(fds.len());
-            c.env_remove(env::LISTEN_PID)
-                .envs(env.vars())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true)
-                .process_group(0);
-            // SAFETY: prctl is async-signal-safe; nothing else runs here.
-            // The child gets SIGTERM if up dies without cleaning up.
-            unsafe {
-                c.pre_exec(move || {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                    pass_fds(&fds[..nfds])
-                });
-            }
-            let mut child = match c.spawn() {
-                Ok(ch) => ch,
-                Err(e) => {
-                    let err = BadInput(format!("cannot run {}: {e}", Path::new(&cmd[0]).display()));
-                    kids.kill_all(libc::SIGKILL);
-                    return Err(err.into());
-                }
-            };
-            let name = env.member_name.clone();
-            if let Some(out) = child.stdout.take() {
-                kids.tasks.spawn(forward(out, name.clone(), ui.clone()));
-            }
-            if let Some(err) = child.stderr.take() {
-                kids.tasks.spawn(forward(err, name.clone(), ui.clone()));
-            }
-            let (sig_tx, sig_rx) = mpsc::unbounded_channel();
-            kids.signals.push(Some(sig_tx));
-            kids.names.push(name);
-            kids.statuses.push(None);
-            kids.tasks.spawn(supervise(child, sig_rx, i, tx.clone()));
         }
         Ok(kids)
+    }
+
+    /// Start member `i`'s program (again), passing `passed` as its
+    /// listening sockets.
+    fn spawn_one(&mut self, i: usize, passed: &[std::net::TcpListener]) -> anyhow::Result<()> {
+        let (cmd, env) = (&self.cmd, &self.envs[i]);
+        let mut c = match passed.is_empty() {
+            true => {
+                let mut c = tokio::process::Command::new(&cmd[0]);
+                c.args(&cmd[1..]);
+                c
+            }
+            // LISTEN_PID must be the program's own PID: a shell sets
+            // it to its own, then becomes the program (exec keeps the
+            // PID).
+            false => {
+                let mut c = tokio::process::Command::new("/bin/sh");
+                c.args(["-c", "LISTEN_PID=$$ exec \"$@\"", "xlreg-up"])
+                    .args(cmd)
+                    .env(env::LISTEN_FDS, passed.len().to_string())
+                    .env(
+                        env::LISTEN_FDNAMES,
+                        (0..passed.len())
+                            .map(|k| format!("endpoint{k}"))
+                            .collect::<Vec<_>>()
+                            .join(":"),
+                    );
+                c
+            }
+        };
+        let mut fds = [-1i32; 16];
+        for (slot, l) in fds.iter_mut().zip(passed) {
+            *slot = l.as_raw_fd();
+        }
+        let nfds = passed.len().min(fds.len());
+        c.env_remove(env::LISTEN_PID)
+            .envs(env.vars())
+            .envs(self.opts.extra_env.get(i).cloned().unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
+        let death = match self.opts.death_signal {
+            0 => libc::SIGTERM,
+            s => s,
+        };
+        // SAFETY: prctl is async-signal-safe; nothing else runs here.
+        // The child gets the death signal if up dies without cleaning up.
+        unsafe {
+            c.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, death);
+                pass_fds(&fds[..nfds])
+            });
+        }
+        let mut child = c
+            .spawn()
+            .map_err(|e| BadInput(format!("cannot run {}: {e}", Path::new(&cmd[0]).display())))?;
+        let name = env.member_name.clone();
+        if let Some(out) = child.stdout.take() {
+            self.tasks
+                .spawn(forward(out, name.clone(), self.ui.clone()));
+        }
+        if let Some(err) = child.stderr.take() {
+            self.tasks.spawn(forward(err, name, self.ui.clone()));
+        }
+        let (sig_tx, sig_rx) = mpsc::unbounded_channel();
+        self.signals[i] = Some(sig_tx);
+        self.pids[i] = child.id();
+        self.paused[i] = false;
+        self.fault_killed[i] = false;
+        self.statuses[i] = None;
+        self.tasks
+            .spawn(supervise(child, sig_rx, i, self.tx.clone()));
+        Ok(())
+    }
+
+    /// Start member `i`'s program again, which must have exited: the
+    /// same command and node directory (so the same ID and slot); with
+    /// `--listen-fds` its endpoints are bound again and passed.
+    pub(super) fn restart(&mut self, i: usize) -> anyhow::Result<u32> {
+        let mut passed = Vec::new();
+        if self.opts.listen_fds {
+            for e in &self.envs[i].endpoints {
+                let l = std::net::TcpListener::bind(e)
+                    .with_context(|| format!("binding {e} again for {}", self.names[i]))?;
+                passed.push(l);
+            }
+        }
+        self.spawn_one(i, &passed)?;
+        Ok(self.pids[i].unwrap_or(0))
+    }
+
+    /// Member names, by slot.
+    pub(super) fn name(&self, i: usize) -> &str {
+        &self.names[i]
+    }
+
+    /// The PID of member `i`'s program while it runs.
+    pub(super) fn pid(&self, i: usize) -> Option<u32> {
+        self.pids[i].filter(|_| self.signals[i].is_some())
+    }
+
+    /// Signal member `i`'s process group (only while its program runs).
+    pub(super) fn signal(&self, i: usize, sig: i32) -> Result<(), String> {
+        match &self.signals[i] {
+            Some(tx) => tx
+                .send(sig)
+                .map_err(|_| format!("{} has just exited", self.names[i])),
+            None => Err(format!("{} is not running", self.names[i])),
+        }
+    }
+
+    /// What member `i` is doing, for `xlreg fault status`.
+    pub(super) fn state(&self, i: usize) -> String {
+        match (self.pid(i), self.paused[i], self.fault_killed[i]) {
+            (Some(p), true, _) => format!("paused (pid {p})"),
+            (Some(p), false, _) => format!("running (pid {p})"),
+            (None, _, true) => "killed (xlreg fault restart brings it back)".into(),
+            (None, _, false) => match self.statuses[i].as_deref() {
+                Some("") | None => "exited".into(),
+                Some(why) => why.to_string(),
+            },
+        }
+    }
+
+    /// Members killed by a fault, not restarted yet.
+    pub(super) fn awaiting_restart(&self) -> bool {
+        self.fault_killed
+            .iter()
+            .zip(&self.signals)
+            .any(|(k, s)| *k && s.is_none())
     }
 
     /// Programs whose exit has not been reported yet.
@@ -128,6 +235,16 @@ impl Children {
     /// status); returns its description. Only a failure makes `up` fail.
     pub(super) fn record(&mut self, i: usize, st: std::io::Result<ExitStatus>) -> String {
         self.signals[i] = None;
+        self.paused[i] = false;
+        if self.fault_killed[i] {
+            let why = match st {
+                Ok(s) => format!("member {} ended by xlreg fault ({s})", self.names[i]),
+                Err(e) => format!("member {} ended by xlreg fault ({e})", self.names[i]),
+            };
+            eprintln!("xlreg up: {why}");
+            self.statuses[i] = Some(String::new());
+            return why;
+        }
         let (why, failed) = match st {
             Ok(s) => (
                 format!("member {} exited with {s}", self.names[i]),
@@ -174,12 +291,15 @@ impl Children {
                 break;
             };
             self.kill_all(sig);
+            // A paused program acts on SIGTERM only once continued.
+            self.kill_all(libc::SIGCONT);
             let deadline = Instant::now() + wait;
             while self.running() > 0 {
                 match tokio::time::timeout_at(deadline, self.exits.recv()).await {
                     Ok(Some((i, st))) => {
                         // Exits by our signal are not failures.
                         self.signals[i] = None;
+                        self.paused[i] = false;
                         match st {
                             Ok(s) if s.success() || s.code().is_none() => {
                                 self.statuses[i] = Some(String::new())

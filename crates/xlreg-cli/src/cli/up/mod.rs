@@ -23,10 +23,12 @@
 //! Files: [`args`] (flags and their checks), [`in_process`] and
 //! [`with_command`] (the two launch flows), [`report`] (the table and the
 //! JSON), [`ui`] (progress bars), [`children`] (launched programs: output,
-//! exits, signals).
+//! exits, signals), [`control`] (`--faults`: proxies and the socket of
+//! `xlreg fault`).
 
 mod args;
 mod children;
+mod control;
 mod in_process;
 mod report;
 mod shared;
@@ -58,6 +60,13 @@ pub fn run(a: UpArgs) -> anyhow::Result<()> {
                 xlreg::limits::MAX_CLUSTER_NAME
             )));
         }
+    }
+    if a.faults && a.command.is_empty() {
+        bail!(BadInput(
+            "--faults puts proxies between the programs of `-- CMD`; there is none \
+             (in a test, use LaunchOptions { faults: true } or LocalCluster(faults=True))"
+                .into()
+        ));
     }
     if a.listen_fds && a.command.is_empty() {
         bail!(BadInput(

@@ -16,7 +16,8 @@ use xlreg::testing::{
 use xlreg::wire::NodeId;
 
 use super::args::{key_gen, UpArgs};
-use super::children::Children;
+use super::children::{Children, SpawnOptions};
+use super::control::Control;
 use super::report::{registry_line, Report};
 use super::ui::Ui;
 
@@ -114,6 +115,13 @@ pub(super) async fn run(
         .await
         .with_context(|| format!("reserving the members' slots in cluster {name:?}"))?;
     let names: Vec<String> = envs.iter().map(|e| e.member_name.clone()).collect();
+    let (mut control, extra_env) = match a.faults {
+        true => {
+            let (c, extra) = Control::start(&name, &envs, &ui)?;
+            (Some(c), extra)
+        }
+        false => (None, vec![]),
+    };
 
     // Watch the registry while the programs join.
     let deadline = Instant::now() + Duration::from_secs_f64(a.wait);
@@ -136,7 +144,17 @@ pub(super) async fn run(
         })
         .await
     });
-    let mut kids = Children::spawn(&a.command, &envs, &sockets, &ui)?;
+    let spawn = SpawnOptions {
+        extra_env,
+        listen_fds: a.listen_fds,
+        // A paused program would ignore SIGTERM if up died.
+        death_signal: if a.faults {
+            libc::SIGKILL
+        } else {
+            libc::SIGTERM
+        },
+    };
+    let mut kids = Children::spawn(&a.command, &envs, &sockets, &ui, spawn)?;
     // The programs hold the sockets now: a program that dies closes its
     // endpoints, as one that bound them itself would.
     drop(sockets);
@@ -171,7 +189,28 @@ pub(super) async fn run(
         regcred_path: Some(regcred_path),
     }
     .print(a.json);
-    stay_while_running(&mut kids, &mut signal, n).await;
+    let nemesis = match &control {
+        Some(c) => {
+            eprintln!(
+                "xlreg up: faults on: xlreg fault --cluster {name} ACTION (control socket {})",
+                c.path.display()
+            );
+            a.nemesis.map(|kind| {
+                let seed = a.seed.unwrap_or_else(rand_seed);
+                eprintln!(
+                    "xlreg up: nemesis {} every {:?}, seed {seed} (--seed {seed} replays it)",
+                    nemesis_name(kind),
+                    a.every
+                );
+                c.faults.nemesis(kind, a.every, seed)
+            })
+        }
+        None => None,
+    };
+    stay_while_running(&mut kids, &mut signal, n, control.as_mut(), &ui).await;
+    if let Some(nem) = nemesis {
+        nem.stop().await;
+    }
     kids.stop().await;
     if registry.is_none() && !a.keep {
         // As member 0, whose identity the program loaded from its dir.
@@ -334,13 +373,22 @@ async fn wait_for_joins(
     }
 }
 
-/// After the report: stay until every program exited or Ctrl-C.
+/// After the report: stay until every program exited or Ctrl-C (with
+/// `--faults`, also serving `xlreg fault`; a member killed by it keeps
+/// up running until it is restarted).
 async fn stay_while_running(
     kids: &mut Children,
     signal: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     n: usize,
+    mut control: Option<&mut Control>,
+    ui: &Ui,
 ) {
-    if kids.running() == 0 {
+    let done = |kids: &Children, c: &Option<&mut Control>| {
+        kids.running() == 0
+            && !kids.awaiting_restart()
+            && !c.as_ref().is_some_and(|c| c.restarting())
+    };
+    if done(kids, &control) {
         return;
     }
     eprintln!(
@@ -348,14 +396,43 @@ async fn stay_while_running(
         kids.running()
     );
     loop {
+        let req = async {
+            match control.as_mut() {
+                Some(c) => c.requests.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             Some((i, st)) = kids.exits.recv() => {
                 let _ = kids.record(i, st);
-                if kids.running() == 0 {
+                if let Some(c) = control.as_mut() {
+                    c.exited(kids, ui, i);
+                }
+                if done(kids, &control) {
                     return;
+                }
+            }
+            Some(r) = req => {
+                if let Some(c) = control.as_mut() {
+                    c.handle(kids, ui, r);
                 }
             }
             _ = signal.as_mut() => return,
         }
     }
+}
+
+fn nemesis_name(k: xlreg::testing::faults::NemesisKind) -> &'static str {
+    match k {
+        xlreg::testing::faults::NemesisKind::PartitionHalves => "partition-halves",
+        xlreg::testing::faults::NemesisKind::IsolateOne => "isolate-one",
+    }
+}
+
+fn rand_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64
+        % 1_000_000_007
 }

@@ -22,6 +22,8 @@
 pub mod nemesis;
 mod proxy;
 pub mod rules;
+#[cfg(target_os = "linux")]
+mod splice;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -30,6 +32,8 @@ use std::time::{Duration, SystemTime};
 pub use nemesis::{Nemesis, NemesisKind};
 pub use rules::{Direction, Fault, FaultError, LinkRule, LOSS_RTO, LOSS_SYN_RTO};
 
+#[doc(hidden)]
+pub use proxy::set_fast_path;
 pub(crate) use proxy::FaultNet;
 use proxy::Links;
 
@@ -53,6 +57,21 @@ pub struct FaultEvent {
 pub struct Faults {
     links: Arc<Links>,
     state: Arc<Mutex<State>>,
+    events: tokio::sync::broadcast::Sender<FaultEvent>,
+}
+
+/// The proxies of a cluster started by [`Faults::start`] (for a launcher
+/// such as `xlreg up --faults` that hands the ports to member programs).
+/// Dropping it stops every proxy and every forwarded connection.
+#[derive(Debug)]
+pub struct FaultProxies(FaultNet);
+
+impl FaultProxies {
+    /// The port member `from` dials for endpoint `k` of member `to`
+    /// (`None` for `from == to` or an unknown member or endpoint).
+    pub fn addr(&self, from: usize, to: usize, k: usize) -> Option<SocketAddr> {
+        *self.0.addrs.get(from)?.get(to)?.get(k)?
+    }
 }
 
 #[derive(Debug, Default)]
@@ -66,7 +85,35 @@ impl Faults {
         Faults {
             links: Arc::new(Links::new(n)),
             state: Arc::default(),
+            events: tokio::sync::broadcast::channel(256).0,
         }
+    }
+
+    /// Faults for members whose endpoints are `targets[member][endpoint]`
+    /// (in slot order), with their proxies started on 127.0.0.1: member
+    /// a reaches endpoint k of member b through
+    /// [`FaultProxies::addr`]`(a, b, k)`. Call inside a tokio runtime.
+    /// (A harness cluster does this itself with
+    /// [`LaunchOptions::faults`](super::LaunchOptions::faults).)
+    pub fn start(targets: &[Vec<SocketAddr>]) -> std::io::Result<(Faults, FaultProxies)> {
+        let f = Faults::new(targets.len());
+        let net = f.start_net(targets)?;
+        Ok((f, FaultProxies(net)))
+    }
+
+    /// Every later change of the faults, as it is applied (a receiver
+    /// that falls more than 256 changes behind misses the oldest).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<FaultEvent> {
+        self.events.subscribe()
+    }
+
+    fn record(&self, st: &mut State, fault: Option<Fault>) {
+        let ev = FaultEvent {
+            at: SystemTime::now(),
+            fault,
+        };
+        let _ = self.events.send(ev.clone());
+        st.log.push(ev);
     }
 
     /// Start the proxies to `targets[member][endpoint]` (the registered
@@ -86,10 +133,7 @@ impl Faults {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         tracing::info!("fault: {fault:?}");
         st.faults.push(fault.clone());
-        st.log.push(FaultEvent {
-            at: SystemTime::now(),
-            fault: Some(fault),
-        });
+        self.record(&mut st, Some(fault));
         self.links.set(&rules::compute(self.links.n, &st.faults));
         Ok(())
     }
@@ -157,10 +201,7 @@ impl Faults {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         tracing::info!("fault: heal");
         st.faults.clear();
-        st.log.push(FaultEvent {
-            at: SystemTime::now(),
-            fault: None,
-        });
+        self.record(&mut st, None);
         self.links.set(&rules::compute(self.links.n, &[]));
     }
 

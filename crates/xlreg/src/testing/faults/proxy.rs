@@ -14,7 +14,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -28,6 +29,16 @@ const CHUNK: usize = 64 * 1024;
 const MAX_QUEUED: usize = 4 * 1024 * 1024;
 /// At most this many proxy listeners per cluster (size² × endpoints).
 pub const MAX_LISTENERS: usize = 4096;
+
+/// Off: every link copies through a buffer, as off Linux (for
+/// `xlreg bench faults`, which measures both in one run).
+static FAST_PATH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turn the splice fast path of healthy links on or off for connections
+/// accepted from now on (on by default).
+pub fn set_fast_path(on: bool) {
+    FAST_PATH.store(on, Ordering::Relaxed);
+}
 
 /// The links' rules, shared by the control handle and the pumps.
 #[derive(Debug)]
@@ -209,11 +220,21 @@ async fn forward(
 /// while blocked; each chunk late by the rule's delay (order kept) when
 /// delayed. A change of rule takes effect at once, also for bytes already
 /// held (a heal releases them).
-async fn pump<R, W>(mut r: R, mut w: W, mut rule: watch::Receiver<LinkRule>, mut rng: Rng)
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
+///
+/// On Linux a healthy link takes the fast path ([`super::splice`]): the
+/// kernel moves the bytes, and the pump leaves it the moment the rule
+/// changes.
+async fn pump(
+    mut r: OwnedReadHalf,
+    mut w: OwnedWriteHalf,
+    mut rule: watch::Receiver<LinkRule>,
+    mut rng: Rng,
+) {
+    #[cfg(target_os = "linux")]
+    let pipe = match FAST_PATH.load(Ordering::Relaxed) {
+        true => super::splice::Pipe::new(),
+        false => None,
+    };
     let mut buf = vec![0u8; CHUNK];
     let mut queue: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
     let mut queued = 0usize;
@@ -230,6 +251,21 @@ where
         if eof && queue.is_empty() {
             let _ = w.shutdown().await;
             return;
+        }
+        #[cfg(target_os = "linux")]
+        if let (Some(p), true, true) = (&pipe, cur.is_healthy(), queue.is_empty() && !eof) {
+            use super::splice::{healthy, Left};
+            match healthy(&r, &w, p, &mut rule).await {
+                Left::RuleChanged => {
+                    last_due = last_due.min(Instant::now());
+                    continue;
+                }
+                Left::Eof => {
+                    eof = true;
+                    continue;
+                }
+                Left::Stop => return,
+            }
         }
         let head = queue.front().map(|(due, _)| *due);
         tokio::select! {

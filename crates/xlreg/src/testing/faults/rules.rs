@@ -59,6 +59,50 @@ pub enum Fault {
     },
 }
 
+/// The fault in the words of `xlreg fault`: `partition 0,1 2`,
+/// `isolate 2`, `cut 0 1 --one-way`, `delay 0 1 200ms --jitter 20ms`,
+/// `drop 0 1 0.1`.
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Partition(groups) => {
+                f.write_str("partition")?;
+                for g in groups {
+                    let g: Vec<String> = g.iter().map(usize::to_string).collect();
+                    write!(f, " {}", g.join(","))?;
+                }
+                Ok(())
+            }
+            Fault::Isolate(i) => write!(f, "isolate {i}"),
+            Fault::Cut {
+                from,
+                to,
+                direction,
+            } => match direction {
+                Direction::OneWay => write!(f, "cut {from} {to} --one-way"),
+                Direction::Both => write!(f, "cut {from} {to}"),
+            },
+            Fault::Delay {
+                from,
+                to,
+                delay,
+                jitter,
+            } => {
+                write!(f, "delay {from} {to} {}ms", delay.as_millis())?;
+                if !jitter.is_zero() {
+                    write!(f, " --jitter {}ms", jitter.as_millis())?;
+                }
+                Ok(())
+            }
+            Fault::Drop {
+                from,
+                to,
+                probability,
+            } => write!(f, "drop {from} {to} {probability}"),
+        }
+    }
+}
+
 /// What a lost chunk costs: Linux's minimum TCP retransmission timeout.
 pub const LOSS_RTO: Duration = Duration::from_millis(200);
 /// What a lost connection attempt costs: Linux's initial SYN timeout.

@@ -1,0 +1,337 @@
+//! `up --faults`: the fault proxies between the member programs and the
+//! control socket `xlreg fault` talks to (see [`crate::cli::fault`] for
+//! where it lives and its line protocol).
+//!
+//! Each program learns its peers' endpoints as the ports of its own
+//! proxies through `XLREG_PEER_ENDPOINTS`, which `UpEnv::boot` (Rust and
+//! Python) puts into the view it returns; the registry keeps the
+//! registered endpoints. Network faults act in the proxies at once;
+//! process faults (pause, resume, kill, restart) are carried out by the
+//! loop that owns the programs ([`Children`]), which answers through the
+//! request's reply channel.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Context};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+use xlreg::client::up_env::env;
+use xlreg::client::UpEnv;
+use xlreg::testing::{FaultEvent, FaultProxies, Faults};
+
+use super::children::Children;
+use super::ui::Ui;
+use crate::cli::fault::{self, Action};
+
+/// Variables added to one program's environment.
+pub(super) type EnvVars = Vec<(&'static str, String)>;
+
+/// A request from `xlreg fault`, and where its answer goes (`Ok(text)`
+/// or `Err(why)`).
+pub(super) struct Request {
+    pub action: Action,
+    pub reply: oneshot::Sender<Result<String, String>>,
+}
+
+/// The proxies, the control socket and its requests.
+pub(super) struct Control {
+    pub faults: Faults,
+    _proxies: FaultProxies,
+    pub requests: mpsc::Receiver<Request>,
+    pub path: PathBuf,
+    /// `xlreg fault restart` of a running member: answered once it has
+    /// exited and started again.
+    pub restarts: Vec<Option<oneshot::Sender<Result<String, String>>>>,
+    accept: tokio::task::JoinHandle<()>,
+    printer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.printer.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// `HH:MM:SS.mmm` UTC, for the fault log.
+pub(super) fn stamp(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let s = d.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Print a line of the fault log.
+pub(super) fn log(ui: &Ui, what: &str) {
+    ui.line(&format!("{} fault: {what}", stamp(SystemTime::now())));
+}
+
+impl Control {
+    /// Start the proxies for the members of `envs` and listen on the
+    /// control socket of cluster `name`; returns also each member's
+    /// `XLREG_PEER_ENDPOINTS`.
+    pub(super) fn start(
+        name: &str,
+        envs: &[UpEnv],
+        ui: &Ui,
+    ) -> anyhow::Result<(Control, Vec<EnvVars>)> {
+        let path = fault::socket_path(name)?;
+        let listener = bind(&path)?;
+        let targets = envs
+            .iter()
+            .map(|e| {
+                e.endpoints
+                    .iter()
+                    .map(|a| {
+                        a.parse::<SocketAddr>()
+                            .with_context(|| format!("endpoint {a:?} of {}", e.member_name))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let (faults, proxies) = Faults::start(&targets).context("starting the fault proxies")?;
+        let extra = (0..envs.len())
+            .map(|me| {
+                let spec: Vec<String> = (0..envs.len())
+                    .filter(|&p| p != me)
+                    .map(|p| {
+                        let eps: Vec<String> = (0..targets[p].len())
+                            .filter_map(|k| proxies.addr(me, p, k))
+                            .map(|a| a.to_string())
+                            .collect();
+                        format!("{p}={}", eps.join(","))
+                    })
+                    .collect();
+                vec![(env::PEER_ENDPOINTS, spec.join(";"))]
+            })
+            .collect();
+        let (tx, requests) = mpsc::channel(16);
+        let accept = tokio::spawn(accept_loop(listener, tx));
+        let mut events = faults.subscribe();
+        let ui2 = ui.clone();
+        let printer = tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match events.recv().await {
+                    Ok(FaultEvent { at, fault }) => {
+                        let what = fault.map_or("heal".to_string(), |f| f.to_string());
+                        ui2.line(&format!("{} fault: {what}", stamp(at)));
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        ui2.line(&format!("fault: ({n} changes not shown)"))
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok((
+            Control {
+                faults,
+                _proxies: proxies,
+                requests,
+                path,
+                restarts: (0..envs.len()).map(|_| None).collect(),
+                accept,
+                printer,
+            },
+            extra,
+        ))
+    }
+
+    /// Carry out one request and answer it (a restart of a running
+    /// member: once it has exited and started again).
+    pub(super) fn handle(&mut self, kids: &mut Children, ui: &Ui, req: Request) {
+        let i = match req.action {
+            Action::Restart(i) => Some(i),
+            _ => None,
+        };
+        match self.carry_out(kids, ui, req.action) {
+            Some(r) => {
+                let _ = req.reply.send(r);
+            }
+            None => {
+                if let Some(slot) = i.and_then(|i| self.restarts.get_mut(i)) {
+                    *slot = Some(req.reply);
+                }
+            }
+        }
+    }
+
+    fn carry_out(
+        &mut self,
+        kids: &mut Children,
+        ui: &Ui,
+        action: Action,
+    ) -> Option<Result<String, String>> {
+        let n = self.faults.size();
+        let member = |i: usize| {
+            if i < n {
+                Ok(i)
+            } else {
+                Err(format!("there is no member {i} (members are 0..{n})"))
+            }
+        };
+        let r = match action {
+            Action::Net(f) => {
+                let text = f.to_string();
+                self.faults
+                    .apply(f)
+                    .map(|()| text)
+                    .map_err(|e| e.to_string())
+            }
+            Action::Heal => {
+                self.faults.heal();
+                Ok("heal".into())
+            }
+            Action::Status => {
+                let cur: Vec<String> = self
+                    .faults
+                    .current()
+                    .iter()
+                    .map(|f| f.to_string())
+                    .collect();
+                let mut out = format!(
+                    "faults: {}",
+                    if cur.is_empty() {
+                        "none".into()
+                    } else {
+                        cur.join("; ")
+                    }
+                );
+                for i in 0..n {
+                    out.push_str(&format!("\n{i} {}: {}", kids.name(i), kids.state(i)));
+                }
+                return Some(Ok(out));
+            }
+            Action::Pause(i) | Action::Resume(i) | Action::Kill(i) => {
+                let i = match member(i) {
+                    Ok(i) => i,
+                    Err(e) => return Some(Err(e)),
+                };
+                let (sig, verb) = match action {
+                    Action::Pause(_) => (libc::SIGSTOP, "pause"),
+                    Action::Resume(_) => (libc::SIGCONT, "resume"),
+                    _ => (libc::SIGKILL, "kill"),
+                };
+                let pid = kids.pid(i);
+                kids.signal(i, sig).map(|()| {
+                    match sig {
+                        libc::SIGSTOP => kids.paused[i] = true,
+                        libc::SIGCONT => kids.paused[i] = false,
+                        _ => kids.fault_killed[i] = true,
+                    }
+                    let t = format!("{verb} {i} ({}, pid {})", kids.name(i), pid.unwrap_or(0));
+                    log(ui, &t);
+                    t
+                })
+            }
+            Action::Restart(i) => {
+                let i = match member(i) {
+                    Ok(i) => i,
+                    Err(e) => return Some(Err(e)),
+                };
+                if kids.pid(i).is_some() {
+                    if let Err(e) = kids.signal(i, libc::SIGKILL) {
+                        return Some(Err(e));
+                    }
+                    kids.fault_killed[i] = true;
+                    log(ui, &format!("kill {i} ({}) to restart it", kids.name(i)));
+                    return None;
+                }
+                start_again(kids, ui, i)
+            }
+        };
+        // (Network faults are logged by the printer as they apply.)
+        Some(r)
+    }
+
+    /// Member `i` exited: answer a restart that waited for that.
+    pub(super) fn exited(&mut self, kids: &mut Children, ui: &Ui, i: usize) {
+        if let Some(reply) = self.restarts.get_mut(i).and_then(Option::take) {
+            let _ = reply.send(start_again(kids, ui, i));
+        }
+    }
+
+    /// A restart is waiting for a program to exit.
+    pub(super) fn restarting(&self) -> bool {
+        self.restarts.iter().any(Option::is_some)
+    }
+}
+
+fn start_again(kids: &mut Children, ui: &Ui, i: usize) -> Result<String, String> {
+    match kids.restart(i) {
+        Ok(pid) => {
+            let t = format!("restart {i} ({}, pid {pid})", kids.name(i));
+            log(ui, &t);
+            Ok(t)
+        }
+        Err(e) => Err(format!("restarting {}: {e:#}", kids.name(i))),
+    }
+}
+
+/// Listen on `path`, replacing a socket left by an `up` that was killed;
+/// refused while another `up` answers there.
+fn bind(path: &std::path::Path) -> anyhow::Result<UnixListener> {
+    if std::fs::symlink_metadata(path).is_ok() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!(
+                "another `xlreg up --faults` serves this cluster name at {}",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    let l = UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("chmod 600 {}", path.display()))?;
+    Ok(l)
+}
+
+async fn accept_loop(l: UnixListener, tx: mpsc::Sender<Request>) {
+    loop {
+        let Ok((s, _)) = l.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(60), serve(s, tx)).await;
+        });
+    }
+}
+
+/// One request: a line of words (at most 4 KiB), then the answer.
+async fn serve(s: UnixStream, tx: mpsc::Sender<Request>) -> std::io::Result<()> {
+    let (r, mut w) = s.into_split();
+    let mut line = String::new();
+    use tokio::io::AsyncReadExt;
+    BufReader::new(r.take(4096)).read_line(&mut line).await?;
+    let words: Vec<String> = line.split_whitespace().map(String::from).collect();
+    let answer = match fault::parse(&words) {
+        Err(e) => Err(e),
+        Ok(action) => {
+            let (reply, rx) = oneshot::channel();
+            if tx.send(Request { action, reply }).await.is_err() {
+                Err("up is stopping".to_string())
+            } else {
+                rx.await.unwrap_or_else(|_| Err("up is stopping".into()))
+            }
+        }
+    };
+    let text = match answer {
+        Ok(t) if t.is_empty() => "ok\n".to_string(),
+        Ok(t) => format!("{t}\nok\n"),
+        Err(e) => format!("error: {}\n", e.replace('\n', " ")),
+    };
+    w.write_all(text.as_bytes()).await
+}
