@@ -192,8 +192,7 @@ fn router(ops: Arc<Ops>) -> Router {
         .route("/regCred.dat", get(regcred))
         .route("/api/clusters", get(api_list))
         .route("/api/clusters/{name}", get(api_show).delete(api_delete))
-        .route("/api/clusters/{name}/resize", post(api_resize))
-        .route("/api/clusters/{name}/evict", post(api_evict))
+        .route("/api/clusters/{name}/{change}", post(api_change))
         .route("/api/stats", get(api_stats))
         .route("/admin/delete", post(form_delete))
         .with_state(ops)
@@ -458,31 +457,22 @@ async fn api_delete(State(ops): St, headers: HeaderMap, Path(name): Path<String>
     }
 }
 
-async fn api_resize(
+/// `POST /api/clusters/{name}/resize` and `/evict` (see `change.rs`).
+async fn api_change(
     State(ops): St,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    Path((name, what)): Path<(String, String)>,
     raw: axum::body::Bytes,
 ) -> Response {
     if let Err(d) = ops.check_admin(&headers) {
         return d.into_response();
     }
-    match change::resize(&*ops.backend, &name, &raw).await {
-        Ok(v) => Json(serde_json::json!({ "version": v })).into_response(),
-        Err((status, msg)) => json_error(status, msg),
-    }
-}
-
-async fn api_evict(
-    State(ops): St,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    raw: axum::body::Bytes,
-) -> Response {
-    if let Err(d) = ops.check_admin(&headers) {
-        return d.into_response();
-    }
-    match change::evict(&*ops.backend, &name, &raw).await {
+    let r = match what.as_str() {
+        "resize" => change::resize(&*ops.backend, &name, &raw).await,
+        "evict" => change::evict(&*ops.backend, &name, &raw).await,
+        _ => return json_error(StatusCode::NOT_FOUND, format!("no such change: {what}")),
+    };
+    match r {
         Ok(v) => Json(serde_json::json!({ "version": v })).into_response(),
         Err((status, msg)) => json_error(status, msg),
     }
