@@ -599,3 +599,83 @@ async fn off_loopback_even_reads_need_the_token() {
     }
     server.shutdown().await;
 }
+
+/// One HTTP POST with a JSON body: status and body.
+async fn post_json(url: String, bearer: Option<&str>, body: &str) -> (u16, String) {
+    let (bearer, body) = (bearer.map(String::from), body.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mut req = ureq::post(&url).set("Content-Type", "application/json");
+        if let Some(b) = bearer {
+            req = req.set("Authorization", &format!("Bearer {b}"));
+        }
+        match req.send_string(&body) {
+            Ok(r) => (r.status(), r.into_string().unwrap()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+            Err(e) => panic!("POST {url}: {e}"),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_resizes_and_evicts_through_the_admin_api_and_sees_version_and_history() {
+    let server = Server::start(ServerConfig::ephemeral()).await.unwrap();
+    let (_h, base) = side_door(&server).await;
+    form(server.regcred(), "grown", 2).await;
+    let t = Some("test-token-0123456789abcdef");
+    let url = |what: &str| format!("{base}/api/clusters/grown/{what}");
+    // Auth like DELETE: no token, no change.
+    let (code, _) = post_json(url("resize"), None, r#"{"size": 4}"#).await;
+    assert_eq!(code, 401);
+    let (code, body) = post_json(url("resize"), t, r#"{"size": 4}"#).await;
+    assert_eq!((code, body.as_str()), (200, r#"{"version":4}"#));
+    let (code, body) = post_json(url("evict"), t, r#"{"member": 0}"#).await;
+    assert_eq!((code, body.as_str()), (200, r#"{"version":5}"#));
+    let (code, body) = post_json(url("evict"), t, r#"{"member": "m1"}"#).await;
+    assert_eq!((code, body.as_str()), (200, r#"{"version":6}"#));
+    // Refusals: 409 with the rule's text, 404 for no such cluster, 400 for
+    // a body that is not the shape asked for.
+    let (code, body) = post_json(url("evict"), t, r#"{"member": "m1"}"#).await;
+    assert_eq!(code, 409);
+    assert!(
+        body.contains("no member named m1 in this cluster"),
+        "{body}"
+    );
+    let (code, body) = post_json(url("resize"), t, r#"{"size": 99}"#).await;
+    assert_eq!(code, 409);
+    assert!(body.contains("size 99 is not in 2..=64"), "{body}");
+    let (code, _) = post_json(
+        format!("{base}/api/clusters/nope/resize"),
+        t,
+        r#"{"size": 3}"#,
+    )
+    .await;
+    assert_eq!(code, 404);
+    let (code, body) = post_json(url("resize"), t, r#"{"size": "big"}"#).await;
+    assert_eq!(code, 400);
+    assert!(body.contains("request body must be"), "{body}");
+    let (code, body) = call("GET", format!("{base}/api/clusters/grown"), None).await;
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["version"].as_u64(), v["size"].as_u64()),
+        (Some(6), Some(4))
+    );
+    let kinds: Vec<&str> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["create", "join", "join", "resize", "evict", "evict"]
+    );
+    assert_eq!(v["history"][5]["by"], "admin");
+    assert_eq!(v["member_list"].as_array().unwrap().len(), 0);
+    // The status page shows the version.
+    let (_, page) = call("GET", format!("{base}/"), None).await;
+    assert!(page.contains("<td class=\"version\">6</td>"), "{page}");
+    assert!(page.contains("resize 2 -&gt; 4"), "history on the page");
+}

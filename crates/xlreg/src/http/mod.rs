@@ -17,6 +17,7 @@
 
 // One concern per file (private); the public surface is the list below,
 // every item at one path (`xlreg::http::X`).
+mod change;
 pub(crate) mod listener;
 pub(crate) mod page;
 pub(crate) mod token;
@@ -48,7 +49,7 @@ pub use listener::{
 #[doc(hidden)]
 pub use page::relative;
 pub use token::{AdminToken, TokenError, TOKEN_FILE};
-pub use view::{ClusterDetail, ClusterSummary, MemberView, Stats};
+pub use view::{ChangeView, ClusterDetail, ClusterSummary, MemberView, Stats};
 
 /// What the side door needs to start.
 #[derive(Clone, Debug)]
@@ -191,6 +192,7 @@ fn router(ops: Arc<Ops>) -> Router {
         .route("/regCred.dat", get(regcred))
         .route("/api/clusters", get(api_list))
         .route("/api/clusters/{name}", get(api_show).delete(api_delete))
+        .route("/api/clusters/{name}/{change}", post(api_change))
         .route("/api/stats", get(api_stats))
         .route("/admin/delete", post(form_delete))
         .with_state(ops)
@@ -451,6 +453,27 @@ async fn api_delete(State(ops): St, headers: HeaderMap, Path(name): Path<String>
     }
     match ops.delete(&name).await {
         Ok(id) => Json(serde_json::json!({ "deleted": name, "id": id })).into_response(),
+        Err((status, msg)) => json_error(status, msg),
+    }
+}
+
+/// `POST /api/clusters/{name}/resize` and `/evict` (see `change.rs`).
+async fn api_change(
+    State(ops): St,
+    headers: HeaderMap,
+    Path((name, what)): Path<(String, String)>,
+    raw: axum::body::Bytes,
+) -> Response {
+    if let Err(d) = ops.check_admin(&headers) {
+        return d.into_response();
+    }
+    let r = match what.as_str() {
+        "resize" => change::resize(&*ops.backend, &name, &raw).await,
+        "evict" => change::evict(&*ops.backend, &name, &raw).await,
+        _ => return json_error(StatusCode::NOT_FOUND, format!("no such change: {what}")),
+    };
+    match r {
+        Ok(v) => Json(serde_json::json!({ "version": v })).into_response(),
         Err((status, msg)) => json_error(status, msg),
     }
 }

@@ -21,7 +21,7 @@ pub use crypto::{
 };
 pub use framing::{Framing, Reassembler, EXT_VERSION, FRAMED_MAX_MESSAGE, LEGACY_MAX_MESSAGE};
 pub use hello::{Hello, HelloReply, GO_SERVER_VERSION};
-pub use msg::{Tag, Token, XlRegMsg, STORAGE_FAILURE};
+pub use msg::{Evictee, Tag, Token, XlRegMsg, STORAGE_FAILURE};
 pub use seal::SessionKey;
 pub use token::{digest_input, signed_token, verify_token, verify_token_limited, VerifiedToken};
 pub use types::{check_endpoint, DecimalVersion, NodeId, Which};

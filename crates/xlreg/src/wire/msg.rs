@@ -48,6 +48,34 @@ pub enum Tag {
     /// ClusterID or ClusterName; allowed to a member of that cluster.
     /// Answered with Ack.
     DeleteCluster = 14,
+    /// xlreg extension (≥ 2.0, length-prefixed sessions only): change the
+    /// size of the cluster named by ClusterID or ClusterName to
+    /// ClusterMaxSize; allowed to the cluster's creator. Answered with Ack
+    /// carrying `cluster_version`.
+    Resize = 15,
+    /// xlreg extension (≥ 2.0): remove a member from its slot, named by
+    /// `member_name` or `member_index`; allowed to the cluster's creator.
+    /// Answered with Ack carrying `cluster_version`.
+    Evict = 16,
+    /// xlreg extension (≥ 2.0): the session's registered member leaves the
+    /// cluster (its slot frees). Answered with Ack carrying
+    /// `cluster_version`.
+    Leave = 17,
+    /// xlreg extension (≥ 2.0): wait (held, at most `hold_ms` and the
+    /// registry's hold bound) until the cluster's version exceeds
+    /// `cluster_version`. Answered with ClusterMembers carrying
+    /// `cluster_max_size` and `cluster_version`.
+    Watch = 18,
+}
+
+/// Whom an Evict removes: the member with this name (field 8,
+/// `member_name`) or the member in this slot (field 42, `member_index`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Evictee<'a> {
+    /// The member with this name.
+    Name(&'a str),
+    /// The member in this slot (0-based).
+    Index(u32),
 }
 
 /// `XLRegMsg.Token`: one member's public description (spec §7.3).
@@ -147,6 +175,16 @@ pub struct XlRegMsg {
     /// server's default.
     #[prost(uint64, optional, tag = "40")]
     pub cluster_ttl: Option<u64>,
+    /// xlreg extension (≥ 2.0, never to or from a Go peer): a cluster's
+    /// version (1 at creation, +1 per change). In the Ack to
+    /// Resize/Evict/Leave: the version after the change; in Watch: the
+    /// version the watcher has (0 or absent: answer at once); in the
+    /// ClusterMembers answering Watch: the version described.
+    #[prost(uint64, optional, tag = "41")]
+    pub cluster_version: Option<u64>,
+    /// xlreg extension (≥ 2.0): Evict by slot index.
+    #[prost(uint32, optional, tag = "42")]
+    pub member_index: Option<u32>,
 }
 
 impl XlRegMsg {
@@ -224,18 +262,60 @@ impl XlRegMsg {
             ..Self::with_op(Tag::Join)
         }
     }
-    /// DeleteCluster (op 14, an xlreg extension) of the cluster with this
-    /// ID (`Some`) or name.
-    pub fn delete_cluster(id: Option<&NodeId>, name: &str) -> Self {
+    /// A message of `op` naming the cluster with this ID (`Some`) or name.
+    fn for_cluster(op: Tag, id: Option<&NodeId>, name: &str) -> Self {
         match id {
             Some(id) => XlRegMsg {
                 cluster_id: Some(id.as_bytes().to_vec()),
-                ..Self::with_op(Tag::DeleteCluster)
+                ..Self::with_op(op)
             },
             None => XlRegMsg {
                 cluster_name: Some(name.as_bytes().to_vec()),
-                ..Self::with_op(Tag::DeleteCluster)
+                ..Self::with_op(op)
             },
+        }
+    }
+    /// DeleteCluster (op 14, an xlreg extension) of the cluster with this
+    /// ID (`Some`) or name.
+    pub fn delete_cluster(id: Option<&NodeId>, name: &str) -> Self {
+        Self::for_cluster(Tag::DeleteCluster, id, name)
+    }
+    /// Resize (op 15, an xlreg extension): the cluster with this ID
+    /// (`Some`) or name gets `size` slots.
+    pub fn resize(id: Option<&NodeId>, name: &str, size: u32) -> Self {
+        XlRegMsg {
+            cluster_max_size: Some(size),
+            ..Self::for_cluster(Tag::Resize, id, name)
+        }
+    }
+    /// Evict (op 16, an xlreg extension): remove `who` from the cluster
+    /// with this ID (`Some`) or name.
+    pub fn evict(id: Option<&NodeId>, name: &str, who: Evictee<'_>) -> Self {
+        let m = Self::for_cluster(Tag::Evict, id, name);
+        match who {
+            Evictee::Name(n) => XlRegMsg {
+                member_name: Some(n.as_bytes().to_vec()),
+                ..m
+            },
+            Evictee::Index(i) => XlRegMsg {
+                member_index: Some(i),
+                ..m
+            },
+        }
+    }
+    /// Leave (op 17, an xlreg extension): the session's member leaves the
+    /// cluster with this ID (`Some`) or name.
+    pub fn leave(id: Option<&NodeId>, name: &str) -> Self {
+        Self::for_cluster(Tag::Leave, id, name)
+    }
+    /// Watch (op 18, an xlreg extension): answer when the cluster with
+    /// this ID (`Some`) or name has a version above `known` (0: at once),
+    /// waiting at most `hold_ms`.
+    pub fn watch(id: Option<&NodeId>, name: &str, known: u64, hold_ms: u32) -> Self {
+        XlRegMsg {
+            cluster_version: Some(known),
+            hold_ms: Some(hold_ms),
+            ..Self::for_cluster(Tag::Watch, id, name)
         }
     }
     /// JoinReply (op 8).
@@ -259,6 +339,16 @@ impl XlRegMsg {
             ..Self::with_op(Tag::ClusterMembers)
         }
     }
+    /// The ClusterMembers answering a Watch, without its tokens: the
+    /// caller appends the encoded token fields (protobuf fields may come
+    /// in any order, and repeated ones concatenate).
+    pub fn watched_members(cluster_id: &[u8], which: Which, max_size: u32, version: u64) -> Self {
+        XlRegMsg {
+            cluster_max_size: Some(max_size),
+            cluster_version: Some(version),
+            ..Self::cluster_members(cluster_id, which, vec![])
+        }
+    }
     /// Bye (op 11).
     pub fn bye() -> Self {
         Self::with_op(Tag::Bye)
@@ -266,6 +356,14 @@ impl XlRegMsg {
     /// Ack (op 12).
     pub fn ack() -> Self {
         Self::with_op(Tag::Ack)
+    }
+    /// Ack (op 12) to Resize, Evict or Leave: the cluster's version after
+    /// the change.
+    pub fn ack_version(version: u64) -> Self {
+        XlRegMsg {
+            cluster_version: Some(version),
+            ..Self::with_op(Tag::Ack)
+        }
     }
     /// Error (op 13).
     pub fn error(desc: &str) -> Self {
@@ -352,6 +450,68 @@ mod tests {
         for n in [3, 5, 9, m.len() - 1] {
             assert!(XlRegMsg::from_bytes(&m[..n]).is_err(), "prefix {n}");
         }
+    }
+
+    #[test]
+    fn change_ops_encode_their_fields_and_decode_back() {
+        let id = NodeId::from_bytes(&[0xab; 20]).unwrap();
+        // Resize by name: op 15, ClusterName "c", ClusterMaxSize 5.
+        assert_eq!(
+            hex::encode(XlRegMsg::resize(None, "c", 5).to_bytes()),
+            "080f7201637805"
+        );
+        // Evict by slot: op 16, ClusterID, member_index (tag 42) 1.
+        let e = XlRegMsg::evict(Some(&id), "", Evictee::Index(1));
+        assert!(hex::encode(e.to_bytes()).starts_with("08106a14"));
+        assert!(hex::encode(e.to_bytes()).ends_with("d00201"));
+        let d = XlRegMsg::from_bytes(&e.to_bytes()).unwrap();
+        assert_eq!(d.tag(), Some(Tag::Evict));
+        assert_eq!(
+            (d.cluster_id.as_deref(), d.member_index, d.member_name),
+            (Some(&[0xab; 20][..]), Some(1), None)
+        );
+        // Evict by name uses field 8.
+        let e = XlRegMsg::evict(None, "c", Evictee::Name("m1"));
+        assert_eq!(hex::encode(e.to_bytes()), "081042026d31720163");
+        // Leave: op 17 and the cluster only.
+        assert_eq!(
+            hex::encode(XlRegMsg::leave(None, "c").to_bytes()),
+            "0811720163"
+        );
+        // Watch: op 18, hold_ms (19) 1000, cluster_version (41) 3.
+        let w = XlRegMsg::watch(None, "c", 3, 1000);
+        assert_eq!(hex::encode(w.to_bytes()), "08127201639801e807c80203");
+        let d = XlRegMsg::from_bytes(&w.to_bytes()).unwrap();
+        assert_eq!(
+            (d.tag(), d.cluster_version, d.hold_ms),
+            (Some(Tag::Watch), Some(3), Some(1000))
+        );
+        // Ack with the version after the change.
+        let a = XlRegMsg::ack_version(7);
+        assert_eq!(hex::encode(a.to_bytes()), "080cc80207");
+        assert_eq!(
+            XlRegMsg::from_bytes(&a.to_bytes()).unwrap().cluster_version,
+            Some(7)
+        );
+    }
+
+    #[test]
+    fn watched_members_decode_with_tokens_appended_after_the_version() {
+        let t = Token {
+            name: Some(b"m0".to_vec()),
+            ..Default::default()
+        };
+        let mut body = XlRegMsg::watched_members(&[1; 20], Which(1), 5, 9).to_bytes();
+        let one = XlRegMsg {
+            tokens: vec![t.clone()],
+            ..Default::default()
+        };
+        body.extend_from_slice(&one.to_bytes());
+        let d = XlRegMsg::from_bytes(&body).unwrap();
+        assert_eq!(d.tag(), Some(Tag::ClusterMembers));
+        assert_eq!((d.cluster_max_size, d.cluster_version), (Some(5), Some(9)));
+        assert_eq!(d.tokens, vec![t]);
+        assert!(d.tokens_match_which());
     }
 
     #[test]

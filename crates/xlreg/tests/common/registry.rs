@@ -35,6 +35,7 @@ pub fn create(name: &[u8], max_size: u32) -> Create {
         attrs: 0,
         ep_count: 1,
         ttl_ms: None,
+        owner: None,
     }
 }
 
@@ -42,6 +43,7 @@ pub fn create(name: &[u8], max_size: u32) -> Create {
 pub fn create_ttl(name: &str, ttl_ms: Option<u64>) -> Create {
     Create {
         ttl_ms,
+        owner: None,
         ..create(name.as_bytes(), 2)
     }
 }
