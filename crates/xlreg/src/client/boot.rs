@@ -350,6 +350,7 @@ async fn boot_session(
         attrs: info.attrs,
         self_index,
         members: have.into_values().collect(),
+        version: 0,
     })
 }
 

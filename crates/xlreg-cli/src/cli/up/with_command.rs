@@ -158,6 +158,7 @@ pub(super) async fn run(
             attrs: info.attrs,
             self_index: 0,
             members,
+            version: 0,
         },
         timings: Timings {
             keygen,
