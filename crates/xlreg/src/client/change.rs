@@ -413,6 +413,11 @@ pub struct Watch {
     /// What the registry's answer does not carry, from a seed view.
     seed: Option<(Option<String>, u32, u64)>,
     ended: bool,
+    /// A request is in flight on `session`: set while [`Watch::next`]
+    /// awaits it, so a `next` that was dropped half-way (a timeout, a
+    /// cancelled task) leaves a session whose reply is still due, which
+    /// the next call replaces instead of reading that stale reply.
+    in_flight: bool,
 }
 
 /// An answer with no change that came back faster than this was not held
@@ -438,6 +443,7 @@ impl Watch {
             version: 0,
             seed: None,
             ended: false,
+            in_flight: false,
         }
     }
 
@@ -479,13 +485,20 @@ impl Watch {
     /// seen or given), or `Some(Err(_))` when watching failed (then the
     /// stream is over). A cluster that does not exist when the watch
     /// starts is an error (`cannot find cluster …`), not an empty stream.
+    ///
+    /// Cancel-safe: dropping the future (e.g. under `tokio::time::timeout`)
+    /// loses nothing; the next call asks again on a fresh session.
     pub async fn next(&mut self) -> Option<Result<ClusterView, ClientError>> {
         if self.ended {
             return None;
         }
+        if self.in_flight {
+            self.session = None;
+        }
         let mut retried = false;
         loop {
             let t0 = Instant::now();
+            self.in_flight = true;
             let r = match self.session.as_mut() {
                 Some(s) => s.watch_next(&self.cluster, self.version).await,
                 None => match self.open().await {
@@ -497,6 +510,7 @@ impl Watch {
                     Err(e) => Err(e),
                 },
             };
+            self.in_flight = false;
             match r {
                 Ok(Some(mut view)) => {
                     if let Some((name, endpoints, attrs)) = &self.seed {
@@ -806,6 +820,9 @@ mod tests {
         assert_eq!((v1.version(), v1.max_size, v1.members.len()), (1, 3, 2));
         assert_eq!(v1.self_index, ClusterView::NOT_A_MEMBER);
         assert_eq!(v1.cluster_name.as_deref(), Some("demo"));
+        // A next() given up half-way (no change yet) loses nothing.
+        let cut = tokio::time::timeout(Duration::from_millis(120), w.next()).await;
+        assert!(cut.is_err(), "no new version yet: {cut:?}");
         // The fake answers at once with no change: the watch asks again
         // (after a pause) until the version moves.
         let f2 = f.clone();

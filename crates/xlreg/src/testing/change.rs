@@ -29,6 +29,12 @@ use crate::client::{
 const SYNC_WAIT: Duration = Duration::from_secs(30);
 
 impl LocalCluster {
+    /// The identity that created the cluster: its owner, the one node
+    /// (besides the operator) allowed to resize it and evict its members.
+    pub fn admin(&self) -> &NodeIdentity {
+        &self.admin
+    }
+
     /// The member in `slot`, if there is one.
     pub fn member_in(&self, slot: usize) -> Option<&LocalMember> {
         self.members.iter().find(|m| m.index() == slot)
@@ -54,8 +60,8 @@ impl LocalCluster {
     /// new version. Growing boots a new member (`m03`, `m04`, … by slot)
     /// into each new slot; shrinking works only when the slots from `size`
     /// up are empty (evict those members first; the registry's refusal
-    /// names the member in the way). Returns when every member's watch saw
-    /// the final version.
+    /// names the member in the way). Returns the version every member's
+    /// watch saw (after the resize and the new members' joins).
     pub async fn resize(&mut self, size: u32) -> Result<u64, LaunchError> {
         self.changeable("resize")?;
         super::check_shape(size, self.info.endpoint_count)?;
