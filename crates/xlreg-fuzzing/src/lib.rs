@@ -29,8 +29,8 @@ use xlreg::registry::{
     IdOwner, Members, Policy, Register, Registry, RegistryService, Request, Store, StoreCause,
     StoreError,
 };
-use xlreg::server::dispatch::{respond, Reply};
-use xlreg::server::session::{texts, Effect, ServerSession, SessionConfig, State};
+use xlreg::server::internals::{respond, Reply};
+use xlreg::server::internals::{texts, Effect, ServerSession, SessionConfig, State};
 use xlreg::wire::internals::{aes_cbc_seal, plausible_sealed_len, sealed_len};
 use xlreg::wire::{
     digest_input, signed_token, verify_token, DecimalVersion, Framing, Hello, HelloReply, NodeId,
@@ -946,7 +946,7 @@ struct World<'t> {
 
 /// Server state machine, several sessions sharing one in-memory registry.
 /// Requests go through the server's own dispatch path
-/// ([`xlreg::server::dispatch::respond`], the function the connection loop
+/// ([`xlreg::server::internals::respond`], the function the connection loop
 /// calls) on a [`RegistryService`], run to the end at once: decide,
 /// append, then commit — or roll back when a store failure is injected.
 /// Input format: see [`Cmd`].

@@ -221,7 +221,7 @@ fn state_machine_seeds_reach_every_reply() {
 fn legacy_reply_budget_keeps_every_limit() {
     use std::sync::Arc;
     use xlreg::registry::{Answer, GetCluster, Members, Request, Selection};
-    use xlreg::server::session::{Effect, ServerSession, SessionConfig};
+    use xlreg::server::internals::{Effect, ServerSession, SessionConfig};
     use xlreg::wire::internals::sealed_len;
     use xlreg::wire::{Framing, NodeId, Token, Which, XlRegMsg, GO_SERVER_VERSION};
 

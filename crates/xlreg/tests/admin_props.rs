@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use xlreg::client::create_cluster_as;
 use xlreg::client::{ClientOptions, ClusterSpec};
 use xlreg::http::{AdminToken, HttpConfig, HttpServer};
-use xlreg::server::limits::{RegistrationLimiter, MAX_TRACKED};
+use xlreg::server::internals::{RegistrationLimiter, MAX_TRACKED};
 use xlreg::server::{Server, ServerConfig};
 use xlreg::testing::{keys, member_identity};
 
@@ -283,7 +283,7 @@ proptest! {
         len in prop_oneof![0usize..70_000, 60_000usize..80_000, Just(1usize << 40)],
         chunked in any::<bool>(),
     ) {
-        const LIMIT: usize = xlreg::http::listener::DEFAULT_MAX_BODY;
+        const LIMIT: usize = xlreg::http::DEFAULT_MAX_BODY;
         let prefix = b"name=keep&token=x";
         // At most a little over the limit is sent: enough to cross it.
         let sent = len.min(LIMIT + 4096).max(prefix.len());

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use xlreg::client::{NodeIdentity, NodeOptions};
-use xlreg::peer::listener::PeerAcceptor;
+use xlreg::peer::PeerAcceptor;
 use xlreg::peer::{LocalCert, Peer, PeerConnector, PeerError, PeerListener, Pins, Refusal};
 use xlreg::testing::{LaunchOptions, LocalCluster};
 use xlreg::wire::{NodeId, PrivateKey};
@@ -207,7 +207,7 @@ async fn a_member_of_another_cluster_is_refused_on_both_sides() {
         Refusal::WrongCluster {
             // The binding is a keyed hash: the listener cannot tell (and an
             // observer cannot see) which cluster the dialer meant.
-            theirs: xlreg::peer::pin::UNKNOWN_CLUSTER.into(),
+            theirs: xlreg::peer::internals::UNKNOWN_CLUSTER.into(),
             ours: ours.id().to_hex()
         }
     );
@@ -235,7 +235,7 @@ async fn a_registered_key_bound_to_another_cluster_id_is_refused_on_both_sides()
     assert_eq!(
         refusal(srv),
         Refusal::WrongCluster {
-            theirs: xlreg::peer::pin::UNKNOWN_CLUSTER.into(),
+            theirs: xlreg::peer::internals::UNKNOWN_CLUSTER.into(),
             ours: c.id().to_hex()
         }
     );
@@ -269,7 +269,7 @@ async fn a_plain_tcp_client_is_refused_as_not_speaking_tls() {
         }
         other => panic!("expected NotTls, got {other:?}"),
     }
-    assert_eq!(answer, xlreg::peer::handshake::NOT_TLS_ANSWER);
+    assert_eq!(answer, xlreg::peer::internals::NOT_TLS_ANSWER);
     assert!(String::from_utf8_lossy(&answer).contains("speak TLS 1.3"));
     c.shutdown().await;
 }
@@ -506,7 +506,7 @@ async fn blocking_and_async_ends_interoperate_and_refuse_alike() {
     raw.write_all(b"hello?\n").await.unwrap();
     let mut answer = Vec::new();
     let _ = raw.read_to_end(&mut answer).await;
-    assert_eq!(answer, xlreg::peer::handshake::NOT_TLS_ANSWER);
+    assert_eq!(answer, xlreg::peer::internals::NOT_TLS_ANSWER);
     let (peer, b, refused, plain) = server.await.unwrap();
     assert!(
         matches!(
@@ -562,7 +562,7 @@ async fn a_tls_client_that_binds_no_cluster_is_refused_after_the_handshake() {
     let l = listener(&mut c, 0, 0);
     let addr = l.local_addr().unwrap();
     let cert = LocalCert::generate(&c.members[1].identity).unwrap();
-    let ctx = xlreg::peer::tls::client_context(Some(&cert)).unwrap();
+    let ctx = xlreg::peer::internals::client_context(Some(&cert)).unwrap();
     let client = async move {
         let mut ssl = openssl::ssl::Ssl::new(&ctx).unwrap();
         ssl.set_verify(openssl::ssl::SslVerifyMode::NONE);
@@ -705,10 +705,10 @@ async fn a_refusal_after_the_client_finished_its_tls13_handshake_fails_its_first
     let addr = l.local_addr().unwrap();
     let target = c.members[0].view.self_member().unwrap().clone();
     let impostor = LocalCert::generate(&stranger(&c.members[1].identity.name)).unwrap();
-    let ctx = xlreg::peer::tls::client_context(Some(&impostor)).unwrap();
+    let ctx = xlreg::peer::internals::client_context(Some(&impostor)).unwrap();
     let pins = Arc::new(Pins::one_member(c.id(), &target));
     let client = async move {
-        let (ssl, _) = xlreg::peer::tls::client_ssl(&ctx, pins).unwrap();
+        let (ssl, _) = xlreg::peer::internals::client_ssl(&ctx, pins).unwrap();
         let tcp = TcpStream::connect(addr).await.unwrap();
         let mut s = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
         std::pin::Pin::new(&mut s)
@@ -720,7 +720,7 @@ async fn a_refusal_after_the_client_finished_its_tls13_handshake_fails_its_first
         let who = format!("member 0 at {addr}");
         (
             r.as_ref().map_err(|e| e.to_string()).copied(),
-            xlreg::peer::handshake::acceptance(r, b[0], &who),
+            xlreg::peer::internals::acceptance(r, b[0], &who),
         )
     };
     let (srv, (read, verdict)) = tokio::join!(l.accept(), client);
@@ -749,7 +749,7 @@ async fn a_certificate_with_a_forged_key_binding_is_refused_on_both_sides() {
     let target = c.members[0].view.self_member().unwrap().clone();
     let genuine = connector(&c, 1).certificate().unwrap();
     assert!(genuine.is_bound(), "members present bound certificates");
-    let binding = xlreg::peer::delegation::binding_extension(genuine.cert())
+    let binding = xlreg::peer::internals::binding_extension(genuine.cert())
         .unwrap()
         .unwrap();
     let now = SystemTime::now();

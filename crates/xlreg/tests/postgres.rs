@@ -565,10 +565,7 @@ async fn a_lost_listen_connection_is_restored_and_held_requests_re_check() {
             .query(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                  WHERE datname = $1 AND application_name = $2",
-                &[
-                    &db.name(),
-                    &xlreg::registry::postgres::listen::APPLICATION_NAME,
-                ],
+                &[&db.name(), &xlreg::registry::postgres::APPLICATION_NAME],
             )
             .await
             .unwrap()
@@ -625,7 +622,7 @@ async fn a_database_migrated_by_a_newer_xlreg_is_refused_with_both_versions() {
     assert!(
         text.contains(&format!(
             "({})",
-            xlreg::registry::postgres::schema::MIGRATIONS.len()
+            xlreg::registry::postgres::MIGRATIONS.len()
         )),
         "{text}"
     );
@@ -653,7 +650,7 @@ async fn a_database_at_schema_version_1_is_migrated_in_place_and_keeps_its_rows(
              INSERT INTO xlreg_ids(id, kind) VALUES ('\\x{own}', 0), ('\\x{c}', 1);
              INSERT INTO xlreg_clusters(id, name, attrs, max_size, ep_count)
                  VALUES ('\\x{c}', 'old', 0, 2, 1);",
-            xlreg::registry::postgres::schema::MIGRATIONS[0],
+            xlreg::registry::postgres::MIGRATIONS[0],
             own = own_id().to_hex(),
             c = "11".repeat(20),
         ))
@@ -665,10 +662,7 @@ async fn a_database_at_schema_version_1_is_migrated_in_place_and_keeps_its_rows(
         .await
         .unwrap()
         .get(0);
-    assert_eq!(
-        v as usize,
-        xlreg::registry::postgres::schema::MIGRATIONS.len()
-    );
+    assert_eq!(v as usize, xlreg::registry::postgres::MIGRATIONS.len());
     let old = b[0].call(create(b"old", 8)).await.unwrap();
     assert_eq!(
         old.id.to_hex(),

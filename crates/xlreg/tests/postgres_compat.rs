@@ -122,10 +122,7 @@ async fn with_listen_off_a_get_held_on_a_completes_by_polling_after_the_last_joi
     let rows = client
         .query(
             "SELECT query FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
-            &[
-                &db.name(),
-                &xlreg::registry::postgres::listen::APPLICATION_NAME,
-            ],
+            &[&db.name(), &xlreg::registry::postgres::APPLICATION_NAME],
         )
         .await
         .unwrap();
@@ -288,10 +285,7 @@ async fn eavesdrop(db: &TestDb) -> tokio::sync::mpsc::UnboundedReceiver<String> 
         }
     });
     client
-        .batch_execute(&format!(
-            "LISTEN {}",
-            xlreg::registry::postgres::schema::CHANNEL
-        ))
+        .batch_execute(&format!("LISTEN {}", xlreg::registry::postgres::CHANNEL))
         .await
         .unwrap();
     tokio::spawn(async move {

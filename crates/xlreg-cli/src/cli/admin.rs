@@ -12,8 +12,8 @@ use clap::{Args, Subcommand};
 
 use crate::cli::BadInput;
 use xlreg::client::MemberRef;
-use xlreg::http::token::{AdminToken, TOKEN_FILE};
-use xlreg::http::view::{ClusterDetail, ClusterSummary, Stats};
+use xlreg::http::{AdminToken, TOKEN_FILE};
+use xlreg::http::{ClusterDetail, ClusterSummary, Stats};
 use xlreg::server::DEFAULT_DATA_DIR;
 
 /// Talk to a registry's admin API.
@@ -157,7 +157,7 @@ fn call_with(
 fn when(ms: Option<u64>) -> String {
     match ms {
         None | Some(0) => "-".into(),
-        Some(ms) => xlreg::http::page::relative(ms, xlreg::registry::unix_now_ms()),
+        Some(ms) => xlreg::http::relative(ms, xlreg::registry::unix_now_ms()),
     }
 }
 

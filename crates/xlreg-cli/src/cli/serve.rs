@@ -94,26 +94,26 @@ pub struct ServeArgs {
     /// Most connections the HTTP side door holds, separate from
     /// --max-connections. At the cap a new connection closes the oldest
     /// one with no request being handled; when all are busy it gets 503.
-    #[arg(long, default_value_t = xlreg::http::listener::DEFAULT_MAX_CONNECTIONS as u64,
+    #[arg(long, default_value_t = xlreg::http::DEFAULT_MAX_CONNECTIONS as u64,
           value_parser = clap::value_parser!(u64).range(1..=100_000), value_name = "N")]
     pub http_max_connections: u64,
     /// Seconds an HTTP client has to send a request's headers (counted
     /// from the connect or the end of the previous response).
-    #[arg(long, default_value_t = xlreg::http::listener::DEFAULT_HEADER_TIMEOUT_SECS,
+    #[arg(long, default_value_t = xlreg::http::DEFAULT_HEADER_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECS")]
     pub http_header_timeout: u64,
     /// Seconds an HTTP connection with no request being handled may stay
     /// silent (no byte either way) before it is closed: the keep-alive
     /// limit, and the limit for a client that stops reading a response.
-    #[arg(long, default_value_t = xlreg::http::listener::DEFAULT_IDLE_TIMEOUT_SECS,
+    #[arg(long, default_value_t = xlreg::http::DEFAULT_IDLE_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECS")]
     pub http_idle_timeout: u64,
     /// Seconds an HTTP request may take, its body included (then 408).
-    #[arg(long, default_value_t = xlreg::http::listener::DEFAULT_REQUEST_TIMEOUT_SECS,
+    #[arg(long, default_value_t = xlreg::http::DEFAULT_REQUEST_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECS")]
     pub http_request_timeout: u64,
     /// Largest HTTP request body read, in bytes (then 413).
-    #[arg(long, default_value_t = xlreg::http::listener::DEFAULT_MAX_BODY as u64,
+    #[arg(long, default_value_t = xlreg::http::DEFAULT_MAX_BODY as u64,
           value_parser = clap::value_parser!(u64).range(1..=(64 << 20)), value_name = "BYTES")]
     pub http_max_body: u64,
     /// Lifetime of clusters whose creator set none, counted from their
@@ -201,7 +201,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     let writes_data_dir =
         !a.ephemeral || regcred_in_data_dir || (a.http.is_some() && a.admin_token_file.is_none());
     if writes_data_dir {
-        xlreg::server::identity::prepare_data_dir(&a.data_dir)?;
+        xlreg::server::prepare_data_dir(&a.data_dir)?;
     }
     let mut advertise = a.advertise.into_iter();
     let mut cfg = ServerConfig {
@@ -292,7 +292,7 @@ fn init_only(a: &ServeArgs) -> anyhow::Result<()> {
     if a.ephemeral {
         return Err(BadInput("--init-only needs a data dir, not --ephemeral".into()).into());
     }
-    xlreg::server::identity::prepare_data_dir(&a.data_dir)?;
+    xlreg::server::prepare_data_dir(&a.data_dir)?;
     let (id, created) = xlreg::server::ServerIdentity::load_or_create(&a.data_dir, a.key_bits)?;
     println!(
         "{} registry identity {} in {}",

@@ -8,10 +8,10 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::cli::BadInput;
-use xlreg::registry::postgres::copy::copy_registry;
+use xlreg::registry::postgres::copy_registry;
 use xlreg::registry::postgres::{DbUrl, PoolOptions, PostgresBackend};
 use xlreg::registry::{Registry, SqliteStore, Store};
-use xlreg::server::identity::DirLock;
+use xlreg::server::DirLock;
 use xlreg::server::ServerIdentity;
 
 /// Registry storage tools.
@@ -46,7 +46,7 @@ pub fn parse_store_url(raw: &str) -> anyhow::Result<DbUrl> {
     if !(raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
         return Err(BadInput(format!(
             "--store: expected postgres://USER:PASSWORD@HOST:PORT/DB, got {}",
-            xlreg::registry::postgres::url::redact(raw)
+            xlreg::registry::postgres::redact(raw)
         ))
         .into());
     }
@@ -72,7 +72,7 @@ fn copy(a: CopyArgs) -> anyhow::Result<()> {
     // A running server holds this lock: copying under it could miss joins.
     let _lock = DirLock::acquire(&a.from)?;
     let identity = ServerIdentity::load(&a.from)?;
-    let db = xlreg::registry::sqlite::db_path(&a.from);
+    let db = xlreg::registry::db_path(&a.from);
     if !db.exists() {
         return Err(BadInput(format!("--from: {} does not exist", db.display())).into());
     }

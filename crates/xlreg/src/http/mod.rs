@@ -11,14 +11,16 @@
 //! before it is acknowledged, on every store.
 //!
 //! Access: mutating calls always need the admin bearer token
-//! ([`token::AdminToken`]). Read-only pages are open when the HTTP
+//! ([`AdminToken`]). Read-only pages are open when the HTTP
 //! listener is bound to a loopback address, and need the token otherwise.
 //! `/healthz` and `/readyz` are always open (they reveal nothing).
 
-pub mod listener;
-pub mod page;
-pub mod token;
-pub mod view;
+// One concern per file (private); the public surface is the list below,
+// every item at one path (`xlreg::http::X`).
+pub(crate) mod listener;
+pub(crate) mod page;
+pub(crate) mod token;
+pub(crate) mod view;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,9 +39,16 @@ use crate::registry::{
     MAX_LISTING_PAGE,
 };
 use crate::server::Server;
-pub use listener::{ConnCounts, HttpLimits};
-pub use token::AdminToken;
-use view::Stats;
+pub use listener::{
+    ConnCounts, HttpLimits, DEFAULT_HEADER_TIMEOUT_SECS, DEFAULT_IDLE_TIMEOUT_SECS,
+    DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT_SECS,
+};
+/// "3 s ago"-style text for a Unix-ms time, as the status page shows it
+/// (the `xlreg admin` client prints the same). Not API.
+#[doc(hidden)]
+pub use page::relative;
+pub use token::{AdminToken, TokenError, TOKEN_FILE};
+pub use view::{ClusterDetail, ClusterSummary, MemberView, Stats};
 
 /// What the side door needs to start.
 #[derive(Clone, Debug)]

@@ -22,7 +22,7 @@ use openssl::x509::{X509Builder, X509Extension, X509NameBuilder, X509};
 
 use super::delegation::{binding_oid, sign_binding};
 
-use super::PeerError;
+use super::{PeerError, CLOCK_SKEW};
 use crate::client::NodeIdentity;
 use crate::wire::PrivateKey;
 
@@ -30,10 +30,6 @@ use crate::wire::PrivateKey;
 /// [`PeerListener`](super::PeerListener) makes a new one when half of it
 /// has passed.
 pub const CERT_VALIDITY: Duration = Duration::from_secs(24 * 3600);
-
-/// How far back a new certificate's validity starts, for peers whose clock
-/// is a little behind ours.
-pub const CLOCK_SKEW: Duration = Duration::from_secs(300);
 
 /// A certificate and the private key it was made from.
 #[derive(Clone)]
@@ -79,7 +75,7 @@ impl LocalCert {
     }
 
     /// A certificate on a fresh ECDSA P-256 key carrying the key binding
-    /// ([`super::delegation`]): `sig_key` (the registered sig key) signs the
+    /// (`delegation.rs`): `sig_key` (the registered sig key) signs the
     /// certificate key once, until `not_after`; the certificate is
     /// self-signed by the P-256 key, which also signs each handshake.
     pub fn bound_with(

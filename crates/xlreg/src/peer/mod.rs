@@ -10,7 +10,7 @@
 //! * Each process makes a **self-signed X.509 certificate in memory** on a
 //!   fresh ECDSA P-256 key ([`LocalCert`]): random serial, valid from 5
 //!   minutes ago for [`CERT_VALIDITY`], never written to disk. An extension
-//!   **binds that key to the member's registered sig key** ([`delegation`]):
+//!   **binds that key to the member's registered sig key** (`delegation.rs`):
 //!   the sig key signs it once per certificate, so a handshake costs no RSA
 //!   private-key operation. The sig key is the one that *authenticates* a
 //!   member — it already signs the member's token — and in TLS 1.3 the
@@ -52,24 +52,26 @@
 //! completes the handshake); traffic analysis (sizes, timing) is not
 //! hidden.
 //!
-//! Pieces: [`cert`] (the certificate), [`delegation`] (the key binding in
-//! it), [`pin`] (the pinning rules, pure),
-//! [`tls`] (the OpenSSL contexts, usable from bindings and blocking code),
-//! [`handshake`] (driving a handshake over tokio and naming failures),
-//! [`listener`] ([`PeerListener`]), [`connect`](mod@connect) ([`connect()`],
-//! [`PeerConnector`]), [`stream`] ([`PeerStream`]), [`blocking`] (the same
-//! over std sockets, for threads and bindings), [`error`] ([`PeerError`]).
+//! Pieces, one concern per file (private; everything public is at
+//! `xlreg::peer::X`): `cert.rs` (the certificate), `delegation.rs` (the
+//! key binding in it), `pin.rs` (the pinning rules, pure), `tls.rs` (the
+//! OpenSSL contexts, usable from bindings and blocking code),
+//! `handshake.rs` (driving a handshake over tokio and naming failures),
+//! `listener.rs` ([`PeerListener`]), `connect.rs` ([`connect()`],
+//! [`PeerConnector`]), `stream.rs` ([`PeerStream`]), `blocking.rs` (the
+//! same over std sockets, for threads and bindings), `error.rs`
+//! ([`PeerError`]).
 
-pub mod blocking;
-pub mod cert;
-pub mod connect;
-pub mod delegation;
-pub mod error;
-pub mod handshake;
-pub mod listener;
-pub mod pin;
-pub mod stream;
-pub mod tls;
+pub(crate) mod blocking;
+pub(crate) mod cert;
+pub(crate) mod connect;
+pub(crate) mod delegation;
+pub(crate) mod error;
+pub(crate) mod handshake;
+pub(crate) mod listener;
+pub(crate) mod pin;
+pub(crate) mod stream;
+pub(crate) mod tls;
 
 use std::time::Duration;
 
@@ -79,12 +81,29 @@ pub use blocking::{BlockingPeerListener, BlockingPeerStream};
 pub use cert::{LocalCert, CERT_VALIDITY};
 pub use connect::{connect, connect_anonymous, PeerConnector, RETRY_PAUSE};
 pub use error::PeerError;
-pub use listener::{PeerAcceptor, PeerListener};
-pub use pin::{Pins, Refusal};
+pub use listener::{PeerAcceptor, PeerListener, MAX_PENDING_HANDSHAKES};
+pub use pin::{PinnedKey, Pins, Refusal};
 pub use stream::{Peer, PeerStream};
+
+/// Plumbing the workspace's peer tests drive directly (raw contexts, the
+/// acceptance byte, the key-binding extension). Not API: only with the
+/// private feature `__test-vectors`, and may change in any release.
+#[cfg(feature = "__test-vectors")]
+#[doc(hidden)]
+pub mod internals {
+    pub use super::delegation::binding_extension;
+    pub use super::handshake::{acceptance, NOT_TLS_ANSWER};
+    pub use super::pin::UNKNOWN_CLUSTER;
+    pub use super::tls::{client_context, client_ssl};
+}
 
 /// The byte a listener sends after it has accepted a dialer.
 pub const ACCEPTED: u8 = 0x01;
+
+/// How far back a new certificate's validity starts, for peers whose clock
+/// is a little behind ours (here, not in `cert.rs`, because the pin
+/// checks use it too).
+pub const CLOCK_SKEW: Duration = Duration::from_secs(300);
 
 /// How long a handshake (including the [`ACCEPTED`] byte) may take unless
 /// told otherwise.

@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use openssl::asn1::Asn1Time;
 use openssl::x509::{X509Ref, X509};
 
-use super::cert::CLOCK_SKEW;
 use super::delegation::{binding_extension, parse_binding};
+use super::CLOCK_SKEW;
 use super::{alpn_binds, ALPN_PREFIX, ALPN_PREFIX_V1};
 
 /// What [`Refusal::WrongCluster`] says of a cluster known only by its keyed

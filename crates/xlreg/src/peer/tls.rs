@@ -16,8 +16,9 @@ use openssl::ssl::{
 };
 use openssl::x509::{X509StoreContextRef, X509VerifyResult};
 
-use super::cert::{LocalCert, CERT_VALIDITY, CLOCK_SKEW};
+use super::cert::{LocalCert, CERT_VALIDITY};
 use super::pin::{split_alpn, Pins, Refusal};
+use super::CLOCK_SKEW;
 use super::{alpn_wire, PeerError};
 use crate::wire::PrivateKey;
 

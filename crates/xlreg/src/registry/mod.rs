@@ -1,27 +1,28 @@
 //! The registry: what a server does with a request once the session has
 //! accepted it.
 //!
-//! Layout, one concern per file:
+//! Layout, one concern per file (private; everything public is at
+//! `xlreg::registry::X`, except the PostgreSQL store, [`postgres`]):
 //!
-//! * [`request`]: the one [`Request`]/[`Answer`] pair shared by the
+//! * `request.rs`: the one [`Request`]/[`Answer`] pair shared by the
 //!   session, every backend and the fuzz driver.
-//! * [`backend`]: the [`Backend`] trait the server calls
+//! * `backend.rs`: the [`Backend`] trait the server calls
 //!   (`Arc<dyn Backend>`): one call, [`Backend::perform`], for every
 //!   request; [`perform_held`], the server's dispatch path, which also
 //!   holds GetClusters; [`BackendExt::call`] for typed answers.
-//! * [`listing`]: paged listings of the live clusters.
-//! * [`config`]: [`StoreConfig`], which store keeps the registry, and
+//! * `listing.rs`: paged listings of the live clusters ([`Listing`]).
+//! * `config.rs`: [`StoreConfig`], which store keeps the registry, and
 //!   [`StoreConfig::open`], the one place a store is opened and given its
 //!   [`Policy`].
-//! * [`values`]: the value types (clusters, members, changes, refusals,
+//! * `values.rs`: the value types (clusters, members, changes, refusals,
 //!   policy) the rules, requests and stores share.
-//! * [`rules`]: the rules as pure functions over an in-memory
-//!   [`Registry`], whole or partial; `restore` (private) loads stored
-//!   changes through the same checks ([`Registry::restore`]).
-//! * [`service`]: [`RegistryService`], the in-process backend: the whole
+//! * `rules.rs`: the rules as pure functions over an in-memory
+//!   [`Registry`], whole or partial; `restore.rs` loads stored changes
+//!   through the same checks ([`Registry::restore`]).
+//! * `service.rs`: [`RegistryService`], the in-process backend: the whole
 //!   registry in memory, one writer, group commit, over a [`Store`].
-//! * [`store`]: the [`Store`] trait (load and append [`Change`]s) and
-//!   [`StoreError`]; [`sqlite`] ([`SqliteStore`]) and [`memory`]
+//! * `store.rs`: the [`Store`] trait (load and append [`Change`]s) and
+//!   [`StoreError`]; `sqlite.rs` ([`SqliteStore`]) and `memory.rs`
 //!   ([`MemoryStore`], for ephemeral registries) implement it.
 //!
 //! # Who decides what
@@ -61,19 +62,20 @@
 //! * **wake-ups**: after committing a change to a cluster's members, wake
 //!   the receivers of [`Backend::subscribe`] so held GetClusters re-read.
 
-pub mod backend;
-pub mod config;
-pub mod listing;
-pub mod memory;
+pub(crate) mod backend;
+pub(crate) mod config;
+pub(crate) mod listing;
+pub(crate) mod memory;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
-pub mod request;
-mod restore;
-pub mod rules;
-pub mod service;
-pub mod sqlite;
-pub mod store;
-pub mod values;
+pub(crate) mod request;
+pub(crate) mod restore;
+pub(crate) mod rules;
+pub(crate) mod service;
+pub(crate) mod sqlite;
+pub(crate) mod store;
+pub(crate) mod values;
 
 pub use backend::{get_cluster_held, perform_held, Backend, BackendError, BackendExt, BoxFuture};
 pub use config::StoreConfig;
@@ -83,13 +85,14 @@ pub use request::{
     Answer, ClusterTarget, Create, Delete, DeleteByName, Expire, GetCluster, Join, Joined, Members,
     Op, Register, Request,
 };
-pub use rules::{
-    get_target, join_target, Change, Cluster, ClusterFacts, IdOwner, MemberRecord, Policy,
-    Registry, RestoreError, RuleError, Selection,
-};
+pub use rules::{get_target, join_target, Registry};
 pub use service::RegistryService;
-pub use sqlite::SqliteStore;
+pub use sqlite::{db_path, SqliteStore};
 pub use store::{Store, StoreCause, StoreError};
+pub use values::{
+    Change, Cluster, ClusterFacts, IdOwner, MemberRecord, Policy, RestoreError, RuleError,
+    Selection,
+};
 
 /// Most expired clusters removed (and activity times stored) per sweep:
 /// the background work per transaction is bounded.

@@ -25,8 +25,7 @@ use std::collections::HashMap;
 use super::request::{Answer, ClusterTarget, Delete, GetCluster, Joined, Members, Request};
 pub use super::values::{
     Change, Cluster, ClusterFacts, IdOwner, MemberRecord, Policy, RestoreError, RuleError,
-    Selection, ATTR_EPHEMERAL, MAX_CLUSTER_NAME, MAX_CLUSTER_SIZE, MAX_ENDPOINT_COUNT,
-    MIN_CLUSTER_SIZE,
+    Selection, ATTR_EPHEMERAL, MAX_CLUSTER_NAME, MAX_ENDPOINT_COUNT,
 };
 use crate::wire::msg::token_field_len;
 use crate::wire::{NodeId, Which};

@@ -20,7 +20,7 @@ use tracing::{debug, info};
 use super::counted::Counted;
 use super::dispatch::{respond, shutdown_requested, Reply};
 use super::session::ServerSession;
-use super::Shared;
+use super::shared::Shared;
 use crate::metrics::Metrics;
 use crate::wire::{Framing, Hello, HelloReply, Reassembler, SessionKey, XlRegMsg};
 

@@ -60,7 +60,7 @@ pub mod texts {
     pub const NO_REQUEST: &str = "internal error: registry answer without a request";
 }
 
-pub use crate::limits::{MAX_TOKEN_BYTES, MAX_TTL_SECS};
+use crate::limits::MAX_TOKEN_BYTES;
 
 /// How long the server keeps a connection open after Ack, for the client
 /// to close it (Go clients close right away).
@@ -292,7 +292,7 @@ impl ServerSession {
                         Framing::LengthPrefixed => msg
                             .cluster_ttl
                             .filter(|&s| s > 0)
-                            .map(|s| s.min(MAX_TTL_SECS) * 1000),
+                            .map(crate::limits::clamp_ttl_ms),
                         Framing::Legacy => None,
                     },
                     name: msg.cluster_name.unwrap_or_default(),

@@ -5,32 +5,36 @@
 //! memory, which is only safe while one process owns the data. Here each
 //! request is decided in ONE PostgreSQL transaction: it locks what it
 //! needs (the cluster row, `SELECT … FOR UPDATE`), loads those rows into a
-//! small [`Registry`] (`rows`), lets the same rule functions decide
-//! ([`super::rules`]), writes the resulting [`Change`]s (`write`) and
+//! small [`Registry`] (`rows.rs`), lets the same rule functions decide
+//! ([`Registry::decide`]), writes the resulting [`Change`]s (`write.rs`) and
 //! commits; only then is the reply sent. Joins of one cluster that arrive
 //! together on one server share a transaction (group commit). ID and
 //! cluster rows never change once written, so Register and Create decide
 //! on a plain read and write with one statement. Constraints and a trigger
-//! in the schema ([`schema`]) back the rules up, and races between servers
+//! in the schema (`schema.rs`) back the rules up, and races between servers
 //! that the locks cannot cover (two inserts of one new ID or name) end in
 //! a unique violation that is retried, so the second racer sees the first
 //! one's row.
 //!
-//! Held GetCluster requests wait on LISTEN/NOTIFY ([`listen`]): a member
+//! Held GetCluster requests wait on LISTEN/NOTIFY (`listen.rs`): a member
 //! held on server A learns of the last join through server B the moment
 //! B commits. Without LISTEN (`xlreg_listen=off`, or a database that
-//! refuses it) they are woken by polling (`poll`), one interval late at
+//! refuses it) they are woken by polling (`poll.rs`), one interval late at
 //! most. Transactions that lose a race are retried with jittered backoff
-//! (`retry`).
+//! (`retry.rs`).
+//!
+//! The files are private; everything public is at
+//! `xlreg::registry::postgres::X`.
 
-pub mod copy;
+mod copy;
 mod failure;
-pub mod listen;
+mod listen;
 mod poll;
 mod retry;
 mod rows;
-pub mod schema;
-pub mod url;
+mod schema;
+mod url;
+mod watchers;
 mod write;
 
 use std::sync::Arc;
@@ -46,13 +50,20 @@ use super::request::{Answer, ClusterTarget, Create, GetCluster, Join, Members, R
 use super::rules::{Change, IdOwner, Policy, Registry};
 use super::store::{StoreCause, StoreError};
 use crate::wire::NodeId;
+pub use copy::{copy_registry, counts_of, CopyCounts, CopyError};
 use failure::Failure;
 use listen::Listener;
 use rows::{
     cluster_row, expiry_params, live, load_cluster_rows, load_grouped, node_id, owner_of, restore,
     target_key, CLUSTER_COLUMNS, CLUSTER_ONLY_COLUMNS, JOIN_COLUMNS,
 };
-pub use url::DbUrl;
+pub use schema::{SchemaError, CHANNEL};
+pub use url::{redact, DbUrl, UrlError, Watch, DEFAULT_POLL};
+pub use watchers::APPLICATION_NAME;
+
+/// The schema's migrations, for the workspace's tests. Not API.
+#[doc(hidden)]
+pub use schema::MIGRATIONS;
 use write::{commit_changes, write_autocommit};
 
 /// How the pool talks to the database.
@@ -486,7 +497,7 @@ impl Inner {
             if self.url.watch().notify {
                 let notify = client.prepare_cached("SELECT pg_notify($1, $2)").await?;
                 client
-                    .query(&notify, &[&schema::CHANNEL, &listen::payload(&id, 0)])
+                    .query(&notify, &[&schema::CHANNEL, &watchers::payload(&id, 0)])
                     .await?;
             }
             commit_changes(client, reg.pending()).await?;
@@ -614,7 +625,7 @@ impl Inner {
                 .pending()
                 .iter()
                 .filter_map(|ch| match ch {
-                    Change::DeleteCluster { id } => Some(listen::payload(id, 0)),
+                    Change::DeleteCluster { id } => Some(watchers::payload(id, 0)),
                     _ => None,
                 })
                 .collect();

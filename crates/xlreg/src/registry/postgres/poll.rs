@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use tokio_postgres::NoTls;
 
-use super::listen::{Event, First, Watchers, APPLICATION_NAME, BACKOFF_MAX, BACKOFF_MIN};
 use super::url::DbUrl;
+use super::watchers::{Event, First, Watchers, APPLICATION_NAME, BACKOFF_MAX, BACKOFF_MIN};
 use crate::wire::NodeId;
 
 /// Each watched cluster that exists, with its member count.

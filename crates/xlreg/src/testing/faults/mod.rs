@@ -182,12 +182,6 @@ impl Faults {
             .clone()
     }
 
-    /// Start a nemesis on this cluster: every `every`, the next fault of
-    /// [`nemesis::plan`] for `seed`, then a heal (see [`Nemesis`]).
-    pub fn nemesis(&self, kind: NemesisKind, every: Duration, seed: u64) -> Nemesis {
-        Nemesis::start(self, kind, every, seed)
-    }
-
     /// The rule of the bytes from `from` to `to` now (`None` for an
     /// unknown pair).
     pub fn link(&self, from: usize, to: usize) -> Option<LinkRule> {

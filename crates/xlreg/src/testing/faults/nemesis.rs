@@ -114,6 +114,15 @@ impl Nemesis {
     }
 }
 
+impl Faults {
+    /// Start a nemesis on this cluster: every `every`, the next fault of
+    /// [`plan`] for `seed`, then a heal (see [`Nemesis`]). (Written here,
+    /// beside the nemesis, so that `faults` does not import `nemesis`.)
+    pub fn nemesis(&self, kind: NemesisKind, every: Duration, seed: u64) -> Nemesis {
+        Nemesis::start(self, kind, every, seed)
+    }
+}
+
 impl Drop for Nemesis {
     fn drop(&mut self) {
         self.task.abort();

@@ -1,7 +1,7 @@
 //! The faults as data: what a test asked for ([`Fault`]) and what it means
 //! for the bytes from one member to another ([`LinkRule`]). Pure, so that
 //! the meaning of every operation is tested apart from sockets; the proxy
-//! ([`super::proxy`]) only reads the table this computes.
+//! (`proxy.rs`) only reads the table this computes.
 
 use std::time::Duration;
 
