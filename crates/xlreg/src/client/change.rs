@@ -636,18 +636,10 @@ async fn registered(
 mod tests {
     use super::*;
     use crate::client::fake::{self, Action};
-    use crate::client::node::NodeOptions;
     use crate::wire::Which;
     use std::sync::{Arc, Mutex};
 
-    fn node(name: &str) -> NodeIdentity {
-        NodeIdentity::generate(&NodeOptions {
-            name: Some(name.into()),
-            endpoints: Some(vec!["127.0.0.1:9".into()]),
-            key_bits: 1024,
-        })
-        .unwrap()
-    }
+    use fake::node;
 
     #[test]
     fn member_refs_parse_digits_as_slots_and_the_rest_as_names() {
