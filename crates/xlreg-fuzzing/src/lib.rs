@@ -1357,7 +1357,7 @@ impl World<'_> {
                 let me = sess.s.member_id().expect("joined members are registered");
                 let c = reg.cluster(&id).expect("joined cluster exists");
                 assert!(
-                    c.members().iter().any(|m| m.id == me),
+                    c.members().any(|(_, m)| m.id == me),
                     "the member is in the cluster it joined"
                 );
                 assert_eq!(r.cluster_max_size, Some(c.max_size));
@@ -1373,11 +1373,12 @@ impl World<'_> {
                     .expect("only known clusters answer");
                 let c = reg.cluster(&id).expect("cluster exists");
                 assert!(
-                    which.minus(Which::low_n(c.len())).is_empty(),
+                    which.minus(c.present()).is_empty(),
                     "Which names only existing members"
                 );
                 for (t, i) in r.tokens.iter().zip(which.iter()) {
-                    let stored = Token::decode(&*c.members()[i].token).expect("stored token");
+                    let m = c.member(i).expect("Which names occupied slots");
+                    let stored = Token::decode(&*m.token).expect("stored token");
                     assert_eq!(t, &stored, "token {i} is member {i}'s");
                     assert_eq!(t.dig_sig, None);
                 }
@@ -1437,7 +1438,11 @@ fn check_registry(reg: &Registry) {
                 c.len(),
                 c.max_size
             );
-            let m = c.members();
+            let m: Vec<_> = c.members().map(|(_, m)| m).collect();
+            assert!(
+                c.members().all(|(i, _)| i < c.max_size as usize),
+                "every member's slot is below the cluster's size"
+            );
             for (i, a) in m.iter().enumerate() {
                 for b in &m[i + 1..] {
                     assert_ne!(a.id, b.id, "member IDs unique in a cluster");

@@ -65,13 +65,17 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The ops the server times (`request_done`); each gets a handle resolved
 /// on first use, so a request costs no label allocation or map lookup.
-const OPS: [&str; 8] = [
+const OPS: [&str; 12] = [
     "RegCred",
     "Member",
     "Create",
     "Join",
     "GetCluster",
     "DeleteCluster",
+    "Resize",
+    "Evict",
+    "Leave",
+    "Watch",
     "Bye",
     "other",
 ];

@@ -43,13 +43,8 @@ fn cluster_rows(rows: &[Change], target: &ClusterTarget) -> Vec<Change> {
     let Some(id) = id else { return Vec::new() };
     rows.iter()
         .filter(|c| match c {
-            Change::NewId { id: i, .. }
-            | Change::NewCluster { id: i, .. }
-            | Change::DeleteCluster { id: i }
-            | Change::Touch { id: i, .. } => *i == id,
-            Change::NewMember { cluster, .. } | Change::ReplaceMember { cluster, .. } => {
-                *cluster == id
-            }
+            Change::NewId { id: i, .. } => *i == id,
+            other => other.cluster() == Some(&id),
         })
         .cloned()
         .collect()
@@ -102,6 +97,10 @@ fn rows_for(rows: &[Change], req: &Request) -> Vec<Change> {
         Request::Join(j) => cluster_rows(rows, &j.cluster),
         Request::GetCluster(g) => cluster_rows(rows, &g.cluster),
         Request::Delete(d) => cluster_rows(rows, &d.cluster),
+        Request::Resize(r) => cluster_rows(rows, &r.cluster),
+        Request::Evict(e) => cluster_rows(rows, &e.cluster),
+        Request::Leave(l) => cluster_rows(rows, &l.cluster),
+        Request::Watch(w) => cluster_rows(rows, &w.cluster),
         // The sweep reads everything (a database would read by an index).
         Request::Expire(_) => rows.to_vec(),
     }

@@ -24,6 +24,7 @@ fn create(name: &[u8], max_size: u32) -> Create {
         attrs: 0,
         ep_count: 1,
         ttl_ms: None,
+        owner: None,
     }
 }
 
@@ -312,7 +313,7 @@ async fn rejoin_through_the_other_server_keeps_the_slot_and_replaces_the_token()
     assert_eq!(j.index, 0, "same slot even though the cluster is full");
     let snap = b[1].snapshot().await.unwrap();
     let cl = snap.cluster(&c).unwrap();
-    assert_eq!(&*cl.members()[0].token, b"new-token");
+    assert_eq!(&*cl.member(0).unwrap().token, b"new-token");
     let e = b[1].call(join(c, rec(7))).await.unwrap_err();
     assert!(is(&e, &full()), "{e}");
     let e = b[1].call(join_named(b"nope", rec(7))).await.unwrap_err();
@@ -533,6 +534,7 @@ async fn a_lost_listen_connection_is_restored_and_held_requests_re_check() {
             attrs: 0,
             ep_count: 1,
             ttl_ms: None,
+            owner: None,
         })
         .await
         .unwrap()

@@ -43,6 +43,7 @@ fn create(name: &[u8], max_size: u32) -> Create {
         attrs: 0,
         ep_count: 1,
         ttl_ms: None,
+        owner: None,
     }
 }
 

@@ -149,6 +149,7 @@ async fn servers_recover_from_a_postgres_restart_without_restarting() {
             attrs: 0,
             ep_count: 1,
             ttl_ms: None,
+            owner: None,
         })
         .await
         .unwrap()

@@ -47,6 +47,7 @@ fn create(name: &str, ttl_ms: Option<u64>) -> Create {
         attrs: 0,
         ep_count: 1,
         ttl_ms,
+        owner: None,
     }
 }
 

@@ -15,6 +15,7 @@
 //! listener is bound to a loopback address, and need the token otherwise.
 //! `/healthz` and `/readyz` are always open (they reveal nothing).
 
+mod change;
 // One concern per file (private); the public surface is the list below,
 // every item at one path (`xlreg::http::X`).
 pub(crate) mod listener;
@@ -191,6 +192,8 @@ fn router(ops: Arc<Ops>) -> Router {
         .route("/regCred.dat", get(regcred))
         .route("/api/clusters", get(api_list))
         .route("/api/clusters/{name}", get(api_show).delete(api_delete))
+        .route("/api/clusters/{name}/resize", post(change::resize))
+        .route("/api/clusters/{name}/evict", post(change::evict))
         .route("/api/stats", get(api_stats))
         .route("/admin/delete", post(form_delete))
         .with_state(ops)

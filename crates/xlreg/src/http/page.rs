@@ -52,7 +52,7 @@ pub fn cluster_table(clusters: &[ClusterDetail], now_ms: u64) -> String {
     if clusters.is_empty() {
         return "<p id=\"no-clusters\">No clusters.</p>\n".into();
     }
-    h.push_str("<table id=\"clusters\"><thead><tr><th>Name</th><th>ID</th><th>Members</th><th>Created</th><th>Last activity</th><th>Expiry</th><th></th></tr></thead><tbody>\n");
+    h.push_str("<table id=\"clusters\"><thead><tr><th>Name</th><th>ID</th><th>Members</th><th>Version</th><th>Created</th><th>Last activity</th><th>Expiry</th><th></th></tr></thead><tbody>\n");
     for c in clusters {
         let s = &c.summary;
         let name = esc(&s.name);
@@ -72,16 +72,17 @@ pub fn cluster_table(clusters: &[ClusterDetail], now_ms: u64) -> String {
         };
         let _ = writeln!(
             h,
-            "<tr class=\"cluster{complete}\" data-name=\"{name}\"><td class=\"name\">{name}</td><td><code>{}</code></td><td class=\"count\">{}/{}</td><td>{created}</td><td>{}</td><td>{expiry}</td>\
+            "<tr class=\"cluster{complete}\" data-name=\"{name}\"><td class=\"name\">{name}</td><td><code>{}</code></td><td class=\"count\">{}/{}</td><td class=\"version\">{}</td><td>{created}</td><td>{}</td><td>{expiry}</td>\
              <td><form method=\"post\" action=\"/admin/delete\" class=\"delete\"><input type=\"hidden\" name=\"name\" value=\"{name}\"><input type=\"password\" name=\"token\" placeholder=\"admin token\" autocomplete=\"off\"><button type=\"submit\">Delete</button></form></td></tr>",
             esc(&s.id),
             s.members,
             s.size,
+            s.version,
             relative(s.last_active_ms, now_ms),
         );
         let _ = write!(
             h,
-            "<tr class=\"members\"><td colspan=\"7\"><details data-name=\"{name}\"><summary>{} member(s)</summary><table class=\"member-table\"><thead><tr><th>#</th><th>Name</th><th>ID</th><th>Endpoints</th><th>Comms key SHA-256</th><th>Sig key SHA-256</th></tr></thead><tbody>",
+            "<tr class=\"members\"><td colspan=\"8\"><details data-name=\"{name}\"><summary>{} member(s)</summary><table class=\"member-table\"><thead><tr><th>#</th><th>Name</th><th>ID</th><th>Endpoints</th><th>Comms key SHA-256</th><th>Sig key SHA-256</th></tr></thead><tbody>",
             c.member_list.len()
         );
         for m in &c.member_list {
@@ -96,10 +97,32 @@ pub fn cluster_table(clusters: &[ClusterDetail], now_ms: u64) -> String {
                 esc(&m.sig_key_sha256),
             );
         }
-        h.push_str("</tbody></table></details></td></tr>\n");
+        h.push_str("</tbody></table>");
+        history_table(&mut h, c, now_ms);
+        h.push_str("</details></td></tr>\n");
     }
     h.push_str("</tbody></table>\n");
     h
+}
+
+/// A cluster's last changes, newest first (inside its `<details>`).
+fn history_table(h: &mut String, c: &ClusterDetail, now_ms: u64) {
+    if c.history.is_empty() {
+        return;
+    }
+    h.push_str("<table class=\"history\"><thead><tr><th>Version</th><th>When</th><th>Change</th><th>By</th></tr></thead><tbody>");
+    for e in c.history.iter().rev() {
+        let _ = write!(
+            h,
+            "<tr class=\"change\"><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td></tr>",
+            e.version,
+            relative(e.at_ms, now_ms),
+            esc(&e.kind),
+            esc(&e.detail),
+            esc(&e.by),
+        );
+    }
+    h.push_str("</tbody></table>");
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}\

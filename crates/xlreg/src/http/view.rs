@@ -30,6 +30,25 @@ pub struct ClusterSummary {
     pub ttl_s: Option<u64>,
     /// When it expires, Unix ms, unless touched again.
     pub expires_ms: Option<u64>,
+    /// Version: 1 at creation, +1 per committed change (join, re-join,
+    /// leave, evict, resize).
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// One change of a cluster, as its history keeps it.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ChangeView {
+    /// The cluster's version after the change.
+    pub version: u64,
+    /// When, Unix ms.
+    pub at_ms: u64,
+    /// `create`, `join`, `rejoin`, `leave`, `evict` or `resize`.
+    pub kind: String,
+    /// To what: `slot 1 (m01)`, `3 -> 5`.
+    pub detail: String,
+    /// Who: `owner` (the creator), `admin` or `member`.
+    pub by: String,
 }
 
 /// One member of a cluster.
@@ -55,8 +74,16 @@ pub struct ClusterDetail {
     /// The summary.
     #[serde(flatten)]
     pub summary: ClusterSummary,
-    /// Members in slot order.
+    /// Members in slot order (a slot left by a member is missing).
     pub member_list: Vec<MemberView>,
+    /// The creating node's ID, hex (`null`: created before owners were
+    /// recorded; only the operator may resize or evict).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// The last changes, oldest first (at most
+    /// [`HISTORY_LEN`](crate::registry::HISTORY_LEN)).
+    #[serde(default)]
+    pub history: Vec<ChangeView>,
 }
 
 /// Server-wide numbers (`GET /api/stats`).
@@ -94,6 +121,7 @@ pub fn summary(reg: &Registry, c: &Cluster) -> ClusterSummary {
         last_active_ms: c.last_active_ms,
         ttl_s: reg.ttl_of(c).map(|t| t / 1000),
         expires_ms: reg.expires_at(c),
+        version: c.version,
     }
 }
 
@@ -101,8 +129,6 @@ pub fn summary(reg: &Registry, c: &Cluster) -> ClusterSummary {
 pub fn detail(reg: &Registry, c: &Cluster) -> ClusterDetail {
     let member_list = c
         .members()
-        .iter()
-        .enumerate()
         .map(|(index, m)| {
             let t: Token = prost::Message::decode(&m.token[..]).unwrap_or_default();
             MemberView {
@@ -122,6 +148,17 @@ pub fn detail(reg: &Registry, c: &Cluster) -> ClusterDetail {
     ClusterDetail {
         summary: summary(reg, c),
         member_list,
+        owner: c.owner.map(|o| o.to_hex()),
+        history: c
+            .history()
+            .map(|e| ChangeView {
+                version: e.version,
+                at_ms: e.at_ms,
+                kind: e.kind.as_str().into(),
+                detail: e.detail.to_string(),
+                by: e.by.as_str().into(),
+            })
+            .collect(),
     }
 }
 

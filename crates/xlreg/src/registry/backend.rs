@@ -32,7 +32,7 @@ use tokio::sync::watch;
 use std::time::Duration;
 
 use super::listing::{Listing, ListingPage};
-use super::request::{Answer, GetCluster, Members, Op, Request};
+use super::request::{Answer, GetCluster, Members, Op, Request, Watch, Watched};
 use super::rules::RuleError;
 use super::store::StoreError;
 use crate::wire::NodeId;
@@ -147,6 +147,9 @@ pub async fn perform_held(backend: &dyn Backend, req: Request) -> Result<Answer,
         Request::GetCluster(g) if !g.hold.is_zero() => {
             get_cluster_held(backend, &g).await.map(Answer::Members)
         }
+        Request::Watch(w) if !w.hold.is_zero() => {
+            watch_held(backend, &w).await.map(Answer::Watched)
+        }
         req => backend.perform(req).await,
     }
 }
@@ -184,6 +187,41 @@ pub async fn get_cluster_held(
             Ok(Ok(())) => {}
             // Hold expired or the backend is gone: answer with what there is.
             Ok(Err(_)) | Err(_) => return get_now(backend, req).await,
+        }
+    }
+}
+
+/// A Watch now: through [`Backend::perform`].
+async fn watch_now(backend: &dyn Backend, req: &Watch) -> Result<Watched, BackendError> {
+    let req = Watch {
+        hold: Duration::ZERO,
+        ..req.clone()
+    };
+    backend.call(req).await
+}
+
+/// Watch with its hold: answer as soon as the cluster's committed version
+/// is above the one the watcher knows, else wait for changes until it is
+/// or the hold expires, then answer with the current state (the same
+/// version: the watcher asks again). A cluster that is deleted or expires
+/// while watched ends the wait with its error.
+pub async fn watch_held(backend: &dyn Backend, req: &Watch) -> Result<Watched, BackendError> {
+    let deadline = tokio::time::Instant::now() + req.hold;
+    let first = watch_now(backend, req).await?;
+    if first.version > req.known || req.hold.is_zero() {
+        return Ok(first);
+    }
+    let mut changes = backend.subscribe(&first.cluster_id);
+    loop {
+        // Read again after subscribing, so a change between the first
+        // read and the subscription is not missed.
+        let w = watch_now(backend, req).await?;
+        if w.version > req.known || tokio::time::Instant::now() >= deadline {
+            return Ok(w);
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return watch_now(backend, req).await,
         }
     }
 }

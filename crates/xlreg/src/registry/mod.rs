@@ -61,6 +61,12 @@
 //! * **visibility**: GetCluster sees only committed members.
 //! * **wake-ups**: after committing a change to a cluster's members, wake
 //!   the receivers of [`Backend::subscribe`] so held GetClusters re-read.
+//!
+//! Clusters that change (Resize, Evict, Leave, Watch) follow the same
+//! split: the rules decide who may (the creator or the operator), the slot
+//! (joins take the lowest free one; leave and evict leave holes), the
+//! version (+1 per committed change) and the bounded history; the backend
+//! locks the cluster row and wakes held Watches like held GetClusters.
 
 pub(crate) mod backend;
 pub(crate) mod config;
@@ -77,18 +83,21 @@ pub(crate) mod sqlite;
 pub(crate) mod store;
 pub(crate) mod values;
 
-pub use backend::{get_cluster_held, perform_held, Backend, BackendError, BackendExt, BoxFuture};
+pub use backend::{
+    get_cluster_held, perform_held, watch_held, Backend, BackendError, BackendExt, BoxFuture,
+};
 pub use config::StoreConfig;
 pub use listing::{Listing, ListingOrder, ListingPage, MAX_LISTING_PAGE};
 pub use memory::MemoryStore;
 pub use request::{
-    Answer, ClusterTarget, Create, Delete, DeleteByName, Expire, GetCluster, Join, Joined, Members,
-    Op, Register, Request,
+    Answer, By, ClusterTarget, Create, Delete, DeleteByName, Evict, Expire, GetCluster, Join,
+    Joined, Leave, MemberSlot, Members, Op, Register, Request, Resize, Watch, Watched,
 };
 pub use rules::{get_target, join_target, Registry};
 pub use service::RegistryService;
 pub use sqlite::{db_path, SqliteStore};
 pub use store::{Store, StoreCause, StoreError};
+pub use values::{Actor, ChangeKind, HistoryEntry, HISTORY_LEN};
 pub use values::{
     Change, Cluster, ClusterFacts, IdOwner, MemberRecord, Policy, RestoreError, RuleError,
     Selection,

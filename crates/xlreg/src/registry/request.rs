@@ -49,6 +49,10 @@ pub struct Create {
     /// Lifetime after the last Join or GetCluster, ms (the negotiated TTL
     /// extension; `None`: the registry's default).
     pub ttl_ms: Option<u64>,
+    /// The node creating it (the session's registered member): the
+    /// cluster's owner, who may resize it and evict its members. `None`:
+    /// no owner (only the operator may).
+    pub owner: Option<NodeId>,
 }
 
 /// Joining a cluster (spec §9.3).
@@ -86,6 +90,72 @@ pub struct Delete {
     pub by: NodeId,
 }
 
+/// Who asks for a change of a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum By {
+    /// The registry's operator (admin API): allowed on every cluster.
+    Operator,
+    /// A registered node (over the wire): allowed as the rules say.
+    Node(NodeId),
+}
+
+/// Which member an Evict removes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MemberSlot {
+    /// The member with this name (raw bytes).
+    Name(Box<[u8]>),
+    /// The member in this slot.
+    Index(u32),
+}
+
+/// Changing a cluster's size (an xlreg extension): allowed to its creator
+/// and the operator. Answered with [`Answer::Changed`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resize {
+    /// The cluster.
+    pub cluster: ClusterTarget,
+    /// The new size (2..=64); shrinking only over empty slots.
+    pub size: u32,
+    /// Who asks.
+    pub by: By,
+}
+
+/// Removing a member from its slot (an xlreg extension): allowed to the
+/// cluster's creator and the operator. Answered with [`Answer::Changed`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evict {
+    /// The cluster.
+    pub cluster: ClusterTarget,
+    /// The member to remove.
+    pub member: MemberSlot,
+    /// Who asks.
+    pub by: By,
+}
+
+/// A member leaving its cluster (an xlreg extension): its slot frees.
+/// Answered with [`Answer::Changed`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leave {
+    /// The cluster.
+    pub cluster: ClusterTarget,
+    /// The member leaving (registered in this session).
+    pub by: NodeId,
+}
+
+/// Waiting for a cluster's next change (an xlreg extension): answered
+/// with [`Answer::Watched`] once the cluster's committed version is above
+/// `known`, or when the hold passes (with the current state).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Watch {
+    /// The cluster.
+    pub cluster: ClusterTarget,
+    /// The version the watcher has (0: answer at once).
+    pub known: u64,
+    /// Hold the request at most this long for a newer version. Zero:
+    /// answer at once.
+    pub hold: Duration,
+}
+
 /// One registry request: as the session emits it, or as the operator
 /// (delete by name) and the sweeper (expire) ask. Every backend performs
 /// all of them through [`Backend::perform`](super::Backend::perform).
@@ -101,6 +171,14 @@ pub enum Request {
     GetCluster(GetCluster),
     /// See [`Delete`].
     Delete(Delete),
+    /// See [`Resize`].
+    Resize(Resize),
+    /// See [`Evict`].
+    Evict(Evict),
+    /// See [`Leave`].
+    Leave(Leave),
+    /// See [`Watch`].
+    Watch(Watch),
     /// An operator's delete of the live cluster of this name (admin API):
     /// it is gone for every request, its slots freed, its name free for a
     /// new cluster. Answered with [`Answer::Deleted`].
@@ -123,6 +201,10 @@ impl Request {
             Request::Join(_) => "Join",
             Request::GetCluster(_) => "GetCluster",
             Request::Delete(_) => "DeleteCluster",
+            Request::Resize(_) => "Resize",
+            Request::Evict(_) => "Evict",
+            Request::Leave(_) => "Leave",
+            Request::Watch(_) => "Watch",
             Request::DeleteByName(_) => "DeleteByName",
             Request::Expire(_) => "Expire",
         }
@@ -130,17 +212,21 @@ impl Request {
 
     /// Does this request only read (committed state), never write?
     pub fn is_read(&self) -> bool {
-        matches!(self, Request::GetCluster(_))
+        matches!(self, Request::GetCluster(_) | Request::Watch(_))
     }
 
     /// The same request answered at once instead of held: `Some` only for a
-    /// held GetCluster. The I/O layer uses it when shutting down, without
-    /// having to know which requests can be held.
+    /// held GetCluster or Watch. The I/O layer uses it when shutting down,
+    /// without having to know which requests can be held.
     pub fn unheld(&self) -> Option<Request> {
         match self {
             Request::GetCluster(g) if !g.hold.is_zero() => Some(Request::GetCluster(GetCluster {
                 hold: Duration::ZERO,
                 ..g.clone()
+            })),
+            Request::Watch(w) if !w.hold.is_zero() => Some(Request::Watch(Watch {
+                hold: Duration::ZERO,
+                ..w.clone()
             })),
             _ => None,
         }
@@ -169,6 +255,20 @@ pub struct Members {
     pub complete: bool,
 }
 
+/// A cluster as a Watch sees it: every occupied slot's token, its size
+/// and its version (committed state).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Watched {
+    /// The cluster.
+    pub cluster_id: NodeId,
+    /// Its size.
+    pub max_size: u32,
+    /// Its version.
+    pub version: u64,
+    /// The tokens of the occupied slots, in slot order.
+    pub selection: Selection,
+}
+
 /// The registry's answer to a [`Request`], one variant per request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
@@ -186,6 +286,12 @@ pub enum Answer {
     Deleted(NodeId),
     /// To [`Request::Expire`]: how many clusters expired.
     Expired(usize),
+    /// To [`Request::Resize`], [`Request::Evict`] and [`Request::Leave`]:
+    /// the cluster's version after the request (unchanged when it changed
+    /// nothing, as a resize to the same size).
+    Changed(u64),
+    /// To [`Request::Watch`].
+    Watched(Watched),
 }
 
 /// A request whose answer has one type: what
@@ -240,3 +346,7 @@ op!(
     Deleted
 );
 op!(Expire, |r| Request::Expire(r.0), usize, Expired);
+op!(Resize, |r| Request::Resize(r), u64, Changed);
+op!(Evict, |r| Request::Evict(r), u64, Changed);
+op!(Leave, |r| Request::Leave(r), u64, Changed);
+op!(Watch, |r| Request::Watch(r), Watched, Watched);

@@ -5,8 +5,8 @@
 
 use super::rules::Registry;
 use super::values::{
-    Change, Cluster, IdOwner, RestoreError, MAX_CLUSTER_NAME, MAX_CLUSTER_SIZE, MAX_ENDPOINT_COUNT,
-    MIN_CLUSTER_SIZE,
+    Change, Cluster, IdOwner, RestoreError, Slot, HISTORY_LEN, MAX_CLUSTER_NAME, MAX_CLUSTER_SIZE,
+    MAX_ENDPOINT_COUNT, MIN_CLUSTER_SIZE,
 };
 use crate::wire::NodeId;
 
@@ -50,7 +50,12 @@ impl Registry {
                 ttl_ms,
                 created_ms,
                 last_active_ms,
+                version,
+                owner,
             } => {
+                if version == 0 {
+                    return bad(format!("cluster {id} has version 0"));
+                }
                 if name.is_empty() || name.len() > MAX_CLUSTER_NAME {
                     return bad(format!("cluster {id} has a name of {} bytes", name.len()));
                 }
@@ -79,8 +84,12 @@ impl Registry {
                         attrs,
                         max_size,
                         ep_count,
-                        members: Vec::new(),
-                        visible: 0,
+                        slots: Vec::new(),
+                        version,
+                        owner,
+                        history: Default::default(),
+                        next_size: None,
+                        next_version: None,
                         committed: true,
                         ttl_ms,
                         created_ms,
@@ -113,27 +122,28 @@ impl Registry {
                 let Some(c) = self.clusters.get_mut(&cluster) else {
                     return bad(format!("member of unknown cluster {cluster}"));
                 };
-                if index != c.members.len() {
+                if index >= c.max_size as usize {
                     return bad(format!(
-                        "cluster {cluster}: member slot {index} out of sequence"
-                    ));
-                }
-                if c.members.len() >= c.max_size as usize {
-                    return bad(format!(
-                        "cluster {cluster} has more members than its size {}",
+                        "cluster {cluster}: member slot {index} beyond its size {}",
                         c.max_size
                     ));
                 }
-                if c.members
-                    .iter()
-                    .any(|m| m.id == record.id || m.name == record.name)
+                if c.member(index).is_some() {
+                    return bad(format!(
+                        "cluster {cluster}: member slot {index} stored twice"
+                    ));
+                }
+                if c.members()
+                    .any(|(_, m)| m.id == record.id || m.name == record.name)
                 {
                     return bad(format!(
                         "cluster {cluster}: slot {index} repeats a member's ID or name"
                     ));
                 }
-                c.members.push(record);
-                c.visible = c.members.len();
+                if c.slots.len() <= index {
+                    c.slots.resize_with(index + 1, Slot::default);
+                }
+                c.slots[index].shown = Some(record);
                 Ok(())
             }
             Change::ReplaceMember {
@@ -143,7 +153,8 @@ impl Registry {
             } => match self
                 .clusters
                 .get_mut(&cluster)
-                .and_then(|c| c.members.get_mut(index))
+                .and_then(|c| c.slots.get_mut(index))
+                .and_then(|s| s.shown.as_mut())
             {
                 Some(m) if m.id == record.id && m.name == record.name => {
                     *m = record;
@@ -153,6 +164,45 @@ impl Registry {
                     "cluster {cluster}: replacement of slot {index} matches no member"
                 )),
             },
+            Change::RemoveMember { cluster, index } => {
+                let Some(c) = self.clusters.get_mut(&cluster) else {
+                    return bad(format!("removal from unknown cluster {cluster}"));
+                };
+                if c.slots
+                    .get_mut(index)
+                    .and_then(|s| s.shown.take())
+                    .is_none()
+                {
+                    return bad(format!("cluster {cluster}: removal of empty slot {index}"));
+                }
+                c.trim_slots();
+                Ok(())
+            }
+            Change::Resize { cluster, max_size } => {
+                let Some(c) = self.clusters.get_mut(&cluster) else {
+                    return bad(format!("resize of unknown cluster {cluster}"));
+                };
+                if !(MIN_CLUSTER_SIZE..=MAX_CLUSTER_SIZE).contains(&max_size)
+                    || c.members().any(|(i, _)| i >= max_size as usize)
+                {
+                    return bad(format!(
+                        "cluster {cluster}: resize to {max_size} over its members"
+                    ));
+                }
+                c.max_size = max_size;
+                Ok(())
+            }
+            Change::Logged { cluster, entry } => {
+                let Some(c) = self.clusters.get_mut(&cluster) else {
+                    return bad(format!("history of unknown cluster {cluster}"));
+                };
+                c.version = c.version.max(entry.version);
+                c.history.push_back(entry);
+                while c.history.len() > HISTORY_LEN {
+                    c.history.pop_front();
+                }
+                Ok(())
+            }
         }
     }
 

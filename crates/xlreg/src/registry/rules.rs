@@ -22,10 +22,14 @@
 
 use std::collections::HashMap;
 
-use super::request::{Answer, ClusterTarget, Delete, GetCluster, Joined, Members, Request};
+use super::request::{
+    Answer, By, ClusterTarget, Create, Delete, Evict, GetCluster, Joined, Leave, MemberSlot,
+    Members, Request, Resize, Watch, Watched,
+};
 pub use super::values::{
-    Change, Cluster, ClusterFacts, IdOwner, MemberRecord, Policy, RestoreError, RuleError,
-    Selection, ATTR_EPHEMERAL, MAX_CLUSTER_NAME, MAX_ENDPOINT_COUNT,
+    Actor, Change, ChangeKind, Cluster, ClusterFacts, HistoryEntry, IdOwner, MemberRecord, Policy,
+    RestoreError, RuleError, Selection, ATTR_EPHEMERAL, HISTORY_LEN, MAX_CLUSTER_NAME,
+    MAX_CLUSTER_SIZE, MAX_ENDPOINT_COUNT, MIN_CLUSTER_SIZE,
 };
 use crate::wire::msg::token_field_len;
 use crate::wire::{NodeId, Which};
@@ -82,13 +86,18 @@ pub fn join_target(
     }
 }
 
-/// The tokens of `c`'s committed members selected by `which`, in index
+/// A history entry's detail for a member: `slot 1 (m01)`.
+fn slot_detail(index: usize, name: &[u8]) -> String {
+    format!("slot {index} ({})", String::from_utf8_lossy(name))
+}
+
+/// The tokens of `c`'s committed members selected by `which`, in slot
 /// order, stopping before the encoded tokens would exceed `budget` bytes.
 pub fn select_members(c: &Cluster, which: Which, budget: usize) -> Selection {
     let mut sel = Selection::default();
-    let n = c.len().min(64);
-    for i in which.and(Which::low_n(n)).iter() {
-        let t = &c.members[i].token;
+    for i in which.and(c.present()).iter() {
+        let Some(m) = c.member(i) else { continue };
+        let t = &m.token;
         let need = token_field_len(t.len());
         if sel.token_fields.len() + need > budget {
             break;
@@ -109,9 +118,7 @@ impl Registry {
     pub fn decide(&mut self, req: Request) -> Result<Answer, RuleError> {
         match req {
             Request::Register(r) => self.register(r.id, r.sig_hash).map(Answer::Registered),
-            Request::Create(c) => self
-                .create_with_ttl(&c.name, c.max_size, c.attrs, c.ep_count, c.ttl_ms)
-                .map(Answer::Created),
+            Request::Create(c) => self.create_as(&c).map(Answer::Created),
             Request::Join(j) => {
                 let id = self.find(&j.cluster)?;
                 let (cluster, index) = self.join(&id, j.record, j.endpoints)?;
@@ -120,6 +127,10 @@ impl Registry {
             Request::GetCluster(g) => self.members(&g).map(Answer::Members),
             Request::Delete(d) => self.delete_as_member(&d).map(Answer::Deleted),
             Request::DeleteByName(name) => self.delete_by_name(&name).map(Answer::Deleted),
+            Request::Resize(r) => self.resize(&r).map(Answer::Changed),
+            Request::Evict(e) => self.evict(&e).map(Answer::Changed),
+            Request::Leave(l) => self.leave(&l).map(Answer::Changed),
+            Request::Watch(w) => self.watch(&w).map(Answer::Watched),
             Request::Expire(limit) => {
                 let n = self.expire(limit);
                 self.persist_activity(limit);
@@ -267,7 +278,7 @@ impl Registry {
     pub fn delete_as_member(&mut self, d: &Delete) -> Result<NodeId, RuleError> {
         let id = self.find(&d.cluster)?;
         let c = &self.clusters[&id];
-        if !c.committed || !c.members().iter().any(|m| m.id == d.by) {
+        if !c.committed || !c.members().any(|(_, m)| m.id == d.by) {
             return Err(RuleError::NotAMember);
         }
         self.remove(&id);
@@ -382,6 +393,20 @@ impl Registry {
         ep_count: u32,
         ttl_ms: Option<u64>,
     ) -> Result<ClusterFacts, RuleError> {
+        self.create_as(&Create {
+            name: name.to_vec(),
+            max_size,
+            attrs,
+            ep_count,
+            ttl_ms,
+            owner: None,
+        })
+    }
+
+    /// Create as the request says, its `owner` (the creating node) kept
+    /// with the cluster; see [`Registry::create_with_ttl`].
+    pub fn create_as(&mut self, req: &Create) -> Result<ClusterFacts, RuleError> {
+        let (name, attrs, ep_count, ttl_ms) = (&req.name[..], req.attrs, req.ep_count, req.ttl_ms);
         if name.is_empty() {
             return Err(RuleError::EmptyName);
         }
@@ -409,14 +434,26 @@ impl Registry {
             return Err(RuleError::TooManyEndpoints);
         }
         let id = self.fresh_id();
+        let max_size = crate::limits::clamp_cluster_size(req.max_size);
+        let created = HistoryEntry {
+            version: 1,
+            at_ms: self.now_ms,
+            kind: ChangeKind::Create,
+            detail: format!("size {max_size}").into(),
+            by: Actor::Owner,
+        };
         let c = Cluster {
             id,
             name: name.into(),
             attrs,
-            max_size: crate::limits::clamp_cluster_size(max_size),
+            max_size,
             ep_count,
-            members: Vec::new(),
-            visible: 0,
+            slots: Vec::new(),
+            version: 1,
+            owner: req.owner,
+            history: [created.clone()].into(),
+            next_size: None,
+            next_version: None,
             committed: false,
             ttl_ms,
             created_ms: self.now_ms,
@@ -437,6 +474,12 @@ impl Registry {
             ttl_ms,
             created_ms: self.now_ms,
             last_active_ms: self.now_ms,
+            version: 1,
+            owner: req.owner,
+        });
+        self.pending.push(Change::Logged {
+            cluster: id,
+            entry: created,
         });
         self.ids.insert(id, IdOwner::Cluster);
         self.by_name.insert(c.name.clone(), id);
@@ -447,15 +490,16 @@ impl Registry {
     fn info(&self, c: &Cluster) -> ClusterFacts {
         ClusterFacts {
             id: c.id,
-            max_size: c.max_size,
+            max_size: c.size(),
             attrs: c.attrs,
             ep_count: c.ep_count,
         }
     }
 
-    /// Join `cluster` with `record` having `endpoints` endpoints. A member
-    /// already in the cluster under the same ID and name re-joins in its
-    /// slot (its token is replaced). Returns the cluster facts and the slot.
+    /// Join `cluster` with `record` having `endpoints` endpoints: the
+    /// lowest free slot below the cluster's size. A member already in the
+    /// cluster under the same ID and name re-joins in its slot (its token
+    /// is replaced). Returns the cluster facts and the slot.
     pub fn join(
         &mut self,
         cluster: &NodeId,
@@ -469,7 +513,7 @@ impl Registry {
         let c = self.clusters.get_mut(cluster).ok_or(RuleError::NoSuchId)?;
         let info = ClusterFacts {
             id: c.id,
-            max_size: c.max_size,
+            max_size: c.size(),
             attrs: c.attrs,
             ep_count: c.ep_count,
         };
@@ -482,33 +526,158 @@ impl Registry {
                 want: c.ep_count,
             });
         }
-        if let Some(i) = c.members.iter().position(|m| m.id == record.id) {
-            if c.members[i].name != record.name {
+        if let Some(i) = c.find_decided(|m| m.id == record.id) {
+            let m = c.decided(i).expect("found");
+            if m.name != record.name {
                 return Err(RuleError::MemberIdInUse);
             }
-            if c.members[i].token != record.token {
+            if m.token != record.token {
+                let detail = slot_detail(i, &record.name);
+                c.set_slot(i, Some(record.clone()));
                 self.pending.push(Change::ReplaceMember {
                     cluster: *cluster,
                     index: i,
                     record,
                 });
+                self.log(cluster, ChangeKind::Rejoin, detail, Actor::Member);
             }
             return Ok((info, i));
         }
-        if c.members.iter().any(|m| m.name == record.name) {
+        if c.find_decided(|m| m.name == record.name).is_some() {
             return Err(RuleError::NameInUse);
         }
-        if c.members.len() >= c.max_size as usize {
+        let Some(index) = (0..c.size() as usize).find(|&i| c.decided(i).is_none()) else {
             return Err(RuleError::Full);
-        }
-        let index = c.members.len();
-        c.members.push(record.clone());
+        };
+        let detail = slot_detail(index, &record.name);
+        c.set_slot(index, Some(record.clone()));
         self.pending.push(Change::NewMember {
             cluster: *cluster,
             index,
             record,
         });
+        self.log(cluster, ChangeKind::Join, detail, Actor::Member);
         Ok((info, index))
+    }
+
+    /// Record a decided change of cluster `id` as its next version (in
+    /// its history and as a [`Change::Logged`]); returns the version.
+    fn log(&mut self, id: &NodeId, kind: ChangeKind, detail: String, by: Actor) -> u64 {
+        let at_ms = self.now_ms;
+        let Some(c) = self.clusters.get_mut(id) else {
+            return 0;
+        };
+        let version = c.decided_version() + 1;
+        c.next_version = Some(version);
+        let entry = HistoryEntry {
+            version,
+            at_ms,
+            kind,
+            detail: detail.into(),
+            by,
+        };
+        c.history.push_back(entry.clone());
+        self.pending.push(Change::Logged {
+            cluster: *id,
+            entry,
+        });
+        version
+    }
+
+    /// Who `by` is for a change of `c` that only its creator or the
+    /// operator may make.
+    fn owner_or_operator(c: &Cluster, by: By) -> Result<Actor, RuleError> {
+        match by {
+            By::Operator => Ok(Actor::Operator),
+            By::Node(id) if c.owner == Some(id) => Ok(Actor::Owner),
+            By::Node(_) => Err(RuleError::NotOwner),
+        }
+    }
+
+    /// Resize (creator or operator): grow always; shrink only when every
+    /// slot at or above the new size is empty; the same size changes
+    /// nothing. Returns the cluster's version after it.
+    pub fn resize(&mut self, r: &Resize) -> Result<u64, RuleError> {
+        let id = self.find(&r.cluster)?;
+        let c = &self.clusters[&id];
+        let by = Self::owner_or_operator(c, r.by)?;
+        if !(MIN_CLUSTER_SIZE..=MAX_CLUSTER_SIZE).contains(&r.size) {
+            return Err(RuleError::SizeOutOfRange(r.size));
+        }
+        let old = c.size();
+        if r.size == old {
+            return Ok(c.decided_version());
+        }
+        if let Some(slot) = (r.size as usize..c.slots.len()).find(|&i| c.decided(i).is_some()) {
+            return Err(RuleError::ShrinkOverMember {
+                size: r.size,
+                slot,
+                name: String::from_utf8_lossy(&c.decided(slot).expect("found").name).into(),
+            });
+        }
+        let c = self.clusters.get_mut(&id).expect("found");
+        c.next_size = Some(r.size);
+        self.pending.push(Change::Resize {
+            cluster: id,
+            max_size: r.size,
+        });
+        Ok(self.log(&id, ChangeKind::Resize, format!("{old} -> {}", r.size), by))
+    }
+
+    /// Evict (creator or operator) a member by name or slot: its slot
+    /// becomes a hole; its node stays registered and may join again.
+    pub fn evict(&mut self, e: &Evict) -> Result<u64, RuleError> {
+        let id = self.find(&e.cluster)?;
+        let c = &self.clusters[&id];
+        let by = Self::owner_or_operator(c, e.by)?;
+        let index = match &e.member {
+            MemberSlot::Name(n) => c
+                .find_decided(|m| m.name == *n)
+                .ok_or_else(|| RuleError::NoMemberNamed(String::from_utf8_lossy(n).into()))?,
+            MemberSlot::Index(i) => Some(*i as usize)
+                .filter(|&i| c.decided(i).is_some())
+                .ok_or(RuleError::NoMemberInSlot(*i))?,
+        };
+        Ok(self.empty_slot(&id, index, ChangeKind::Evict, by))
+    }
+
+    /// Leave: the member `l.by` gives up its slot.
+    pub fn leave(&mut self, l: &Leave) -> Result<u64, RuleError> {
+        let id = self.find(&l.cluster)?;
+        let index = self.clusters[&id]
+            .find_decided(|m| m.id == l.by)
+            .ok_or(RuleError::NotInCluster)?;
+        Ok(self.empty_slot(&id, index, ChangeKind::Leave, Actor::Member))
+    }
+
+    fn empty_slot(&mut self, id: &NodeId, index: usize, kind: ChangeKind, by: Actor) -> u64 {
+        let c = self.clusters.get_mut(id).expect("found");
+        let detail = slot_detail(index, &c.decided(index).expect("occupied").name);
+        c.set_slot(index, None);
+        self.pending.push(Change::RemoveMember {
+            cluster: *id,
+            index,
+        });
+        self.log(id, kind, detail, by)
+    }
+
+    /// Watch now, on committed state: the cluster's occupied slots, size
+    /// and version (holding is the backend's, see
+    /// [`crate::registry::perform_held`]).
+    pub fn watch(&self, w: &Watch) -> Result<Watched, RuleError> {
+        let c = match &w.cluster {
+            ClusterTarget::Id(id) => self
+                .live(id)
+                .filter(|c| c.committed)
+                .ok_or(RuleError::NoSuchId)?,
+            ClusterTarget::Name(n) => self.cluster_by_name(n).ok_or(RuleError::NoSuchName)?,
+        };
+        Ok(Watched {
+            cluster_id: c.id,
+            max_size: c.max_size,
+            version: c.version,
+            selection: select_members(c, Which::ALL, usize::MAX),
+        })
     }
 
     /// Make every pending change visible (after the store committed them).
@@ -516,28 +685,36 @@ impl Registry {
         self.removed.clear();
         let changes = std::mem::take(&mut self.pending);
         for ch in &changes {
+            if let Change::NewId { .. } | Change::DeleteCluster { .. } | Change::Touch { .. } = ch {
+                continue;
+            }
+            let Some(c) = ch.cluster().and_then(|id| self.clusters.get_mut(id)) else {
+                continue;
+            };
             match ch {
-                Change::NewCluster { id, .. } => {
-                    if let Some(c) = self.clusters.get_mut(id) {
-                        c.committed = true;
+                Change::NewCluster { .. } => c.committed = true,
+                Change::NewMember { index, .. }
+                | Change::ReplaceMember { index, .. }
+                | Change::RemoveMember { index, .. } => {
+                    if let Some(s) = c.slots.get_mut(*index) {
+                        if let Some(n) = s.next.take() {
+                            s.shown = n;
+                        }
+                    }
+                    c.trim_slots();
+                }
+                Change::Resize { .. } => {
+                    if let Some(n) = c.next_size.take() {
+                        c.max_size = n;
                     }
                 }
-                Change::NewMember { cluster, index, .. } => {
-                    if let Some(c) = self.clusters.get_mut(cluster) {
-                        c.visible = c.visible.max(index + 1);
+                Change::Logged { entry, .. } => {
+                    c.version = c.version.max(entry.version);
+                    if c.next_version.is_some_and(|v| v <= c.version) {
+                        c.next_version = None;
                     }
-                }
-                Change::ReplaceMember {
-                    cluster,
-                    index,
-                    record,
-                } => {
-                    if let Some(m) = self
-                        .clusters
-                        .get_mut(cluster)
-                        .and_then(|c| c.members.get_mut(*index))
-                    {
-                        *m = record.clone();
+                    while c.history.len() > HISTORY_LEN {
+                        c.history.pop_front();
                     }
                 }
                 Change::NewId { .. } | Change::DeleteCluster { .. } | Change::Touch { .. } => {}
@@ -557,9 +734,26 @@ impl Registry {
                     self.clusters.remove(&id);
                     self.by_name.remove(&name);
                 }
-                Change::NewMember { cluster, index, .. } => {
+                Change::NewMember { cluster, index, .. }
+                | Change::ReplaceMember { cluster, index, .. }
+                | Change::RemoveMember { cluster, index } => {
                     if let Some(c) = self.clusters.get_mut(&cluster) {
-                        c.members.truncate(index);
+                        if let Some(s) = c.slots.get_mut(index) {
+                            s.next = None;
+                        }
+                        c.trim_slots();
+                    }
+                }
+                Change::Resize { cluster, .. } => {
+                    if let Some(c) = self.clusters.get_mut(&cluster) {
+                        c.next_size = None;
+                    }
+                }
+                Change::Logged { cluster, .. } => {
+                    if let Some(c) = self.clusters.get_mut(&cluster) {
+                        c.next_version = None;
+                        let v = c.version;
+                        c.history.retain(|e| e.version <= v);
                     }
                 }
                 Change::DeleteCluster { id } => {
@@ -570,7 +764,7 @@ impl Registry {
                         self.clusters.insert(id, c);
                     }
                 }
-                Change::ReplaceMember { .. } | Change::Touch { .. } => {}
+                Change::Touch { .. } => {}
             }
         }
         self.removed.clear();
@@ -596,8 +790,7 @@ impl Registry {
                 .get(id)
                 .filter(|c| c.committed && !self.expired(c))
             {
-                let mut c = c.clone();
-                c.members.truncate(c.visible);
+                let c = c.committed_copy();
                 r.by_name.insert(c.name.clone(), c.id);
                 r.ids.insert(c.id, IdOwner::Cluster);
                 r.clusters.insert(c.id, c);
@@ -617,6 +810,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::request::{Leave, Watch};
 
     fn rec(id: u8, name: &str) -> MemberRecord {
         MemberRecord {
@@ -859,7 +1053,7 @@ mod tests {
                 .which,
             Which(0)
         );
-        let one = token_field_len(r.cluster(&c).unwrap().members()[0].token.len());
+        let one = token_field_len(r.cluster(&c).unwrap().member(0).unwrap().token.len());
         let s = select(&r, Some(c.as_bytes()), Which::ALL, 2 * one + 1).unwrap();
         assert_eq!(s.which, Which(0b11));
         assert_eq!(select(&r, None, Which::ALL, 10), Err(RuleError::NilKey));
@@ -897,13 +1091,8 @@ mod tests {
         let log = whole.commit();
         // Only the rows of cluster `c`, as a database would lock and read.
         let rows = log.iter().filter(|ch| match ch {
-            Change::NewId { id, .. }
-            | Change::NewCluster { id, .. }
-            | Change::DeleteCluster { id }
-            | Change::Touch { id, .. } => *id == c,
-            Change::NewMember { cluster, .. } | Change::ReplaceMember { cluster, .. } => {
-                *cluster == c
-            }
+            Change::NewId { id, .. } => *id == c,
+            other => other.cluster() == Some(&c),
         });
         let mut part =
             Registry::restore(NodeId::from_bytes(&[0xee; 20]).unwrap(), rows.cloned()).unwrap();
@@ -920,13 +1109,18 @@ mod tests {
         };
         assert_eq!((j.cluster.id, j.index), (c, 2));
         assert_eq!(
-            part.pending(),
-            &[Change::NewMember {
+            part.pending()[0],
+            Change::NewMember {
                 cluster: c,
                 index: 2,
                 record: rec(3, "c")
-            }],
+            },
             "exactly the row to write"
+        );
+        assert!(
+            matches!(&part.pending()[1..], [Change::Logged { cluster, entry }]
+                if *cluster == c && entry.version == 4 && entry.kind == ChangeKind::Join),
+            "and the cluster's next version"
         );
         part.commit();
         assert_eq!(part.decide(join(4, "d")), Err(RuleError::Full));
@@ -949,6 +1143,8 @@ mod tests {
             ttl_ms: None,
             created_ms: 0,
             last_active_ms: 0,
+            version: 1,
+            owner: None,
         };
         let member = |index, i: u8, name: &str| Change::NewMember {
             cluster: cid,
@@ -958,14 +1154,28 @@ mod tests {
         let refused = |changes: Vec<Change>| Registry::restore(own, changes).unwrap_err().0;
         assert!(refused(vec![cluster(4, 17)]).contains("endpoint count 17"));
         assert!(refused(vec![cluster(65, 1)]).contains("size 65"));
-        assert!(refused(vec![cluster(2, 1), member(1, 1, "a")]).contains("out of sequence"));
+        assert!(refused(vec![cluster(2, 1), member(2, 1, "a")]).contains("beyond its size 2"));
+        assert!(
+            refused(vec![cluster(3, 1), member(1, 1, "a"), member(1, 2, "b")])
+                .contains("slot 1 stored twice")
+        );
         assert!(refused(vec![
-            cluster(2, 1),
-            member(0, 1, "a"),
-            member(1, 2, "b"),
-            member(2, 3, "c")
+            cluster(3, 1),
+            member(2, 1, "a"),
+            Change::Resize {
+                cluster: cid,
+                max_size: 2
+            }
         ])
-        .contains("more members than its size"));
+        .contains("resize to 2 over its members"));
+        assert!(refused(vec![
+            cluster(3, 1),
+            Change::RemoveMember {
+                cluster: cid,
+                index: 0
+            }
+        ])
+        .contains("removal of empty slot 0"));
         assert!(
             refused(vec![cluster(3, 1), member(0, 1, "a"), member(1, 2, "a")])
                 .contains("repeats a member")
@@ -987,5 +1197,301 @@ mod tests {
         let ok = Registry::restore(own, vec![cluster(3, 1), member(0, 1, "a")]).unwrap();
         assert_eq!(ok.cluster(&cid).unwrap().len(), 1, "restored as committed");
         assert_eq!(ok.id_owner(&cid), Some(IdOwner::Cluster));
+    }
+
+    fn node(b: u8) -> NodeId {
+        NodeId::from_bytes(&[b; 20]).unwrap()
+    }
+
+    /// A committed cluster "c" of `size` created by node 0xaa, with
+    /// members `rec(1..=n)` in slots 0..n.
+    fn owned(size: u32, n: u8) -> (Registry, NodeId) {
+        let (r, c, _) = owned_with_log(size, n);
+        (r, c)
+    }
+
+    /// [`owned`], with the changes committed.
+    fn owned_with_log(size: u32, n: u8) -> (Registry, NodeId, Vec<Change>) {
+        let mut r = reg();
+        let c = r
+            .create_as(&Create {
+                name: b"c".to_vec(),
+                max_size: size,
+                attrs: 0,
+                ep_count: 1,
+                ttl_ms: None,
+                owner: Some(node(0xaa)),
+            })
+            .unwrap()
+            .id;
+        for i in 1..=n {
+            r.join(&c, rec(i, &format!("m{i}")), 1).unwrap();
+        }
+        let log = r.commit();
+        (r, c, log)
+    }
+
+    fn by_name() -> ClusterTarget {
+        ClusterTarget::Name(b"c"[..].into())
+    }
+
+    fn resize(size: u32, by: By) -> Request {
+        Request::Resize(Resize {
+            cluster: by_name(),
+            size,
+            by,
+        })
+    }
+
+    fn evict(member: MemberSlot, by: By) -> Request {
+        Request::Evict(Evict {
+            cluster: by_name(),
+            member,
+            by,
+        })
+    }
+
+    fn slots(r: &Registry, c: &NodeId) -> Vec<(usize, String)> {
+        r.cluster(c)
+            .unwrap()
+            .members()
+            .map(|(i, m)| (i, String::from_utf8_lossy(&m.name).into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn an_evicted_slot_is_a_hole_the_next_join_fills_while_others_keep_theirs() {
+        let (mut r, c) = owned(3, 3);
+        let owner = By::Node(node(0xaa));
+        assert_eq!(
+            r.decide(evict(MemberSlot::Index(1), owner)),
+            Ok(Answer::Changed(5))
+        );
+        r.commit();
+        assert_eq!(slots(&r, &c), [(0, "m1".into()), (2, "m3".into())]);
+        assert_eq!(r.cluster(&c).unwrap().present(), Which(0b101));
+        assert!(!r.cluster(&c).unwrap().satisfies(Which::ALL), "a hole");
+        assert_eq!(r.join(&c, rec(4, "m4"), 1).unwrap().1, 1, "lowest free");
+        r.commit();
+        assert_eq!(
+            slots(&r, &c),
+            [(0, "m1".into()), (1, "m4".into()), (2, "m3".into())]
+        );
+        assert_eq!(r.join(&c, rec(5, "m5"), 1), Err(RuleError::Full));
+        // The evicted node may join again once a slot frees.
+        r.decide(evict(MemberSlot::Name(b"m3"[..].into()), By::Operator))
+            .unwrap();
+        assert_eq!(r.join(&c, rec(2, "m2"), 1).unwrap().1, 2);
+        r.commit();
+        assert_eq!(r.cluster(&c).unwrap().version, 8);
+        let m = r.members(&target(c)).unwrap();
+        assert_eq!((m.selection.which, m.complete), (Which(0b111), true));
+    }
+
+    #[test]
+    fn resize_grows_and_shrinks_only_over_empty_slots() {
+        let (mut r, c) = owned(3, 2);
+        let owner = By::Node(node(0xaa));
+        assert_eq!(r.decide(resize(5, owner)), Ok(Answer::Changed(4)));
+        r.commit();
+        assert_eq!(r.cluster(&c).unwrap().max_size, 5);
+        assert_eq!(
+            r.decide(resize(5, owner)),
+            Ok(Answer::Changed(4)),
+            "the same size changes nothing"
+        );
+        assert!(r.pending().is_empty());
+        assert_eq!(
+            r.decide(resize(1, owner)),
+            Err(RuleError::SizeOutOfRange(1))
+        );
+        assert_eq!(
+            r.decide(resize(65, owner)),
+            Err(RuleError::SizeOutOfRange(65))
+        );
+        assert_eq!(
+            RuleError::SizeOutOfRange(1).to_string(),
+            "size 1 is not in 2..=64"
+        );
+        r.join(&c, rec(3, "m3"), 1).unwrap();
+        r.join(&c, rec(4, "m4"), 1).unwrap();
+        r.commit();
+        let e = r.decide(resize(3, owner)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot shrink cluster to 3: slot 3 is held by member m4 (evict it first)"
+        );
+        r.decide(evict(MemberSlot::Index(3), owner)).unwrap();
+        assert_eq!(r.decide(resize(3, owner)), Ok(Answer::Changed(8)));
+        r.commit();
+        assert_eq!(r.cluster(&c).unwrap().max_size, 3);
+        assert_eq!(slots(&r, &c).len(), 3);
+    }
+
+    #[test]
+    fn only_the_creator_or_the_operator_may_resize_or_evict() {
+        let (mut r, _) = owned(3, 2);
+        let member = By::Node(rec(1, "m1").id);
+        assert_eq!(r.decide(resize(4, member)), Err(RuleError::NotOwner));
+        assert_eq!(
+            r.decide(evict(MemberSlot::Index(0), member)),
+            Err(RuleError::NotOwner)
+        );
+        assert_eq!(
+            RuleError::NotOwner.to_string(),
+            "only the cluster's creator may resize or evict"
+        );
+        assert!(r.decide(resize(4, By::Operator)).is_ok());
+        // A cluster without a recorded creator: only the operator.
+        let mut r = reg();
+        let c = r.create(b"c", 3, 0, 1).unwrap().id;
+        r.commit();
+        assert_eq!(
+            r.decide(resize(4, By::Node(node(0xaa)))),
+            Err(RuleError::NotOwner)
+        );
+        assert!(r.decide(resize(4, By::Operator)).is_ok());
+        assert_eq!(r.cluster(&c).unwrap().owner, None);
+    }
+
+    #[test]
+    fn evict_of_an_unknown_member_names_it() {
+        let (mut r, _) = owned(4, 2);
+        let e = r
+            .decide(evict(MemberSlot::Name(b"zz"[..].into()), By::Operator))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "no member named zz in this cluster");
+        for slot in [2, 3, 99] {
+            let e = r
+                .decide(evict(MemberSlot::Index(slot), By::Operator))
+                .unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("no member in slot {slot} of this cluster")
+            );
+        }
+        let gone = Request::Evict(Evict {
+            cluster: ClusterTarget::Name(b"nope"[..].into()),
+            member: MemberSlot::Index(0),
+            by: By::Operator,
+        });
+        assert_eq!(r.decide(gone), Err(RuleError::NoSuchName));
+    }
+
+    #[test]
+    fn leave_frees_the_members_own_slot_only() {
+        let (mut r, c) = owned(3, 3);
+        let leave = |b: NodeId| {
+            Request::Leave(Leave {
+                cluster: by_name(),
+                by: b,
+            })
+        };
+        assert_eq!(r.decide(leave(node(0x77))), Err(RuleError::NotInCluster));
+        assert_eq!(
+            RuleError::NotInCluster.to_string(),
+            "not a member of this cluster"
+        );
+        assert_eq!(r.decide(leave(rec(2, "m2").id)), Ok(Answer::Changed(5)));
+        r.commit();
+        assert_eq!(slots(&r, &c), [(0, "m1".into()), (2, "m3".into())]);
+        assert_eq!(
+            r.decide(leave(rec(2, "m2").id)),
+            Err(RuleError::NotInCluster)
+        );
+        let last = r.cluster(&c).unwrap().history().last().unwrap().clone();
+        assert_eq!(
+            (last.kind, &*last.detail, last.by),
+            (ChangeKind::Leave, "slot 1 (m2)", Actor::Member)
+        );
+    }
+
+    #[test]
+    fn readers_see_a_change_only_once_committed_and_a_rollback_undoes_it() {
+        let (mut r, c) = owned(3, 3);
+        r.decide(evict(MemberSlot::Index(0), By::Operator)).unwrap();
+        r.join(&c, rec(9, "m9"), 1).unwrap();
+        r.decide(resize(4, By::Operator)).unwrap();
+        // Decided, not committed: readers see the old cluster.
+        let before = r.cluster(&c).unwrap();
+        assert_eq!((before.version, before.max_size), (4, 3));
+        assert_eq!(before.member(0).map(|m| &*m.name), Some(&b"m1"[..]));
+        assert_eq!(before.history().count(), 4);
+        let w = r
+            .watch(&Watch {
+                cluster: by_name(),
+                known: 0,
+                hold: std::time::Duration::ZERO,
+            })
+            .unwrap();
+        assert_eq!(
+            (w.version, w.max_size, w.selection.which),
+            (4, 3, Which(0b111))
+        );
+        r.rollback();
+        let after = r.cluster(&c).unwrap();
+        assert_eq!((after.version, after.max_size), (4, 3));
+        assert_eq!(after.history().count(), 4);
+        assert_eq!(slots(&r, &c)[0], (0, "m1".into()));
+        assert_eq!(r.join(&c, rec(9, "m9"), 1), Err(RuleError::Full));
+        r.rollback();
+        // Committed, the same changes show.
+        r.decide(evict(MemberSlot::Index(0), By::Operator)).unwrap();
+        r.join(&c, rec(9, "m9"), 1).unwrap();
+        r.commit();
+        assert_eq!(slots(&r, &c)[0], (0, "m9".into()));
+        assert_eq!(r.cluster(&c).unwrap().version, 6);
+    }
+
+    #[test]
+    fn versions_count_committed_changes_and_the_history_keeps_the_last_ones() {
+        let (mut r, c) = owned(2, 0);
+        assert_eq!(r.cluster(&c).unwrap().version, 1);
+        for i in 0..20u32 {
+            r.decide(resize(3 + i % 2, By::Operator)).unwrap();
+            r.commit();
+        }
+        let cl = r.cluster(&c).unwrap();
+        assert_eq!(cl.version, 21);
+        let h: Vec<_> = cl.history().map(|e| e.version).collect();
+        assert_eq!(h, (6..=21).collect::<Vec<_>>(), "the last HISTORY_LEN");
+        let last = cl.history().last().unwrap();
+        assert_eq!(
+            (last.kind, &*last.detail, last.by),
+            (ChangeKind::Resize, "3 -> 4", Actor::Operator)
+        );
+        // A re-join with the same token changes nothing; a new token does.
+        r.join(&c, rec(1, "a"), 1).unwrap();
+        r.commit();
+        r.join(&c, rec(1, "a"), 1).unwrap();
+        assert!(r.pending().is_empty());
+        let mut again = rec(1, "a");
+        again.token = b"new"[..].into();
+        r.join(&c, again, 1).unwrap();
+        r.commit();
+        let cl = r.cluster(&c).unwrap();
+        assert_eq!(cl.version, 23);
+        assert_eq!(cl.history().last().unwrap().kind, ChangeKind::Rejoin);
+        assert_eq!(&*cl.member(0).unwrap().token, b"new");
+    }
+
+    #[test]
+    fn a_restored_log_has_the_same_slots_version_owner_and_history() {
+        let (mut r, c, mut log) = owned_with_log(4, 3);
+        r.decide(evict(MemberSlot::Index(1), By::Operator)).unwrap();
+        r.decide(resize(5, By::Node(node(0xaa)))).unwrap();
+        log.extend(r.commit());
+        let back = Registry::restore(node(0xee), log).unwrap();
+        let (a, b) = (r.cluster(&c).unwrap(), back.cluster(&c).unwrap());
+        assert_eq!(
+            (b.version, b.max_size, b.owner, b.len()),
+            (6, 5, Some(node(0xaa)), 2)
+        );
+        assert_eq!(slots(&back, &c), slots(&r, &c));
+        assert_eq!(
+            a.history().collect::<Vec<_>>(),
+            b.history().collect::<Vec<_>>()
+        );
+        assert_eq!(b.history().count(), 6);
     }
 }

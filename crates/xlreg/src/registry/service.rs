@@ -416,6 +416,7 @@ mod tests {
             attrs: 0,
             ep_count: 1,
             ttl_ms: None,
+            owner: None,
         }
     }
 

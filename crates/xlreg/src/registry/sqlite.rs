@@ -16,9 +16,19 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::rules::{Change, IdOwner, MemberRecord};
 use super::store::{Store, StoreCause, StoreError};
+use super::values::{Actor, ChangeKind, HistoryEntry, HISTORY_LEN};
 use crate::wire::NodeId;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
+
+/// Schema 2 to 3: clusters that change (a version and an owner per
+/// cluster, and the history table created with the schema). Clusters
+/// stored before it get version 1 and no owner.
+const UPGRADE_2_TO_3: &str = "BEGIN;
+     ALTER TABLE clusters ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+     ALTER TABLE clusters ADD COLUMN owner BLOB;
+     UPDATE meta SET value = 3 WHERE key = 'schema_version';
+     COMMIT;";
 
 /// The SQLite database of one registry.
 pub struct SqliteStore {
@@ -94,7 +104,9 @@ impl SqliteStore {
                      ep_count INTEGER NOT NULL,
                      ttl_ms INTEGER,
                      created_ms INTEGER NOT NULL DEFAULT 0,
-                     last_active_ms INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+                     last_active_ms INTEGER NOT NULL DEFAULT 0,
+                     version INTEGER NOT NULL DEFAULT 1,
+                     owner BLOB) WITHOUT ROWID;
                  CREATE TABLE IF NOT EXISTS members(
                      cluster_id BLOB NOT NULL REFERENCES clusters(id),
                      idx INTEGER NOT NULL,
@@ -103,7 +115,15 @@ impl SqliteStore {
                      token BLOB NOT NULL,
                      PRIMARY KEY(cluster_id, idx),
                      UNIQUE(cluster_id, member_id),
-                     UNIQUE(cluster_id, name)) WITHOUT ROWID;",
+                     UNIQUE(cluster_id, name)) WITHOUT ROWID;
+                 CREATE TABLE IF NOT EXISTS history(
+                     cluster_id BLOB NOT NULL REFERENCES clusters(id),
+                     version INTEGER NOT NULL,
+                     at_ms INTEGER NOT NULL,
+                     kind TEXT NOT NULL,
+                     detail TEXT NOT NULL,
+                     by_whom TEXT NOT NULL,
+                     PRIMARY KEY(cluster_id, version)) WITHOUT ROWID;",
             )
             .map_err(|e| s.err("cannot create schema", e))?;
         s.check_durability(on_disk)?;
@@ -139,6 +159,14 @@ impl SqliteStore {
                          COMMIT;",
                     )
                     .map_err(|e| s.err("cannot upgrade schema 1 to 2", e))?;
+                s.conn
+                    .execute_batch(UPGRADE_2_TO_3)
+                    .map_err(|e| s.err("cannot upgrade schema 2 to 3", e))?;
+            }
+            Some(2) => {
+                s.conn
+                    .execute_batch(UPGRADE_2_TO_3)
+                    .map_err(|e| s.err("cannot upgrade schema 2 to 3", e))?;
             }
             Some(other) => {
                 return Err(s.err(
@@ -236,7 +264,7 @@ impl Store for SqliteStore {
 
         let mut q = self
             .conn
-            .prepare("SELECT id, name, attrs, max_size, ep_count, ttl_ms, created_ms, last_active_ms FROM clusters")
+            .prepare("SELECT id, name, attrs, max_size, ep_count, ttl_ms, created_ms, last_active_ms, version, owner FROM clusters")
             .map_err(|e| self.err("read clusters", e))?;
         let clusters = q
             .query_map([], |r| {
@@ -249,6 +277,7 @@ impl Store for SqliteStore {
                     r.get::<_, Option<i64>>(5)?,
                     r.get::<_, i64>(6)?,
                     r.get::<_, i64>(7)?,
+                    (r.get::<_, i64>(8)?, r.get::<_, Option<Vec<u8>>>(9)?),
                 ))
             })
             .map_err(|e| self.err("read clusters", e))?
@@ -261,7 +290,24 @@ impl Store for SqliteStore {
                 "SELECT idx, member_id, name, token FROM members WHERE cluster_id = ?1 ORDER BY idx",
             )
             .map_err(|e| self.err("read members", e))?;
-        for (id, name, attrs, max_size, ep_count, ttl_ms, created_ms, last_active_ms) in clusters {
+        let mut hq = self
+            .conn
+            .prepare(
+                "SELECT version, at_ms, kind, detail, by_whom FROM history WHERE cluster_id = ?1 ORDER BY version",
+            )
+            .map_err(|e| self.err("read history", e))?;
+        for (
+            id,
+            name,
+            attrs,
+            max_size,
+            ep_count,
+            ttl_ms,
+            created_ms,
+            last_active_ms,
+            (version, owner),
+        ) in clusters
+        {
             let cid = self.id_of(id.clone(), "cluster ID")?;
             let (Ok(max_size), Ok(ep_count)) = (u32::try_from(max_size), u32::try_from(ep_count))
             else {
@@ -278,6 +324,8 @@ impl Store for SqliteStore {
                 ttl_ms: ttl_ms.map(|t| t.max(0) as u64),
                 created_ms: created_ms.max(0) as u64,
                 last_active_ms: last_active_ms.max(0) as u64,
+                version: version.max(0) as u64,
+                owner: owner.map(|o| self.id_of(o, "cluster owner")).transpose()?,
             });
             let rows = mq
                 .query_map([&id], |r| {
@@ -302,6 +350,36 @@ impl Store for SqliteStore {
                         id: self.id_of(mid, "member ID")?,
                         name: mname.into(),
                         token: token.into(),
+                    },
+                });
+            }
+            let rows = hq
+                .query_map([&id], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                    ))
+                })
+                .map_err(|e| self.err("read history", e))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.err("read history", e))?;
+            for (version, at_ms, kind, detail, by) in rows {
+                let (Some(kind), Some(by)) = (ChangeKind::parse(&kind), Actor::parse(&by)) else {
+                    return Err(self.malformed(format!(
+                        "cluster {cid}: history entry {version} of kind {kind:?} by {by:?}"
+                    )));
+                };
+                out.push(Change::Logged {
+                    cluster: cid,
+                    entry: HistoryEntry {
+                        version: version.max(0) as u64,
+                        at_ms: at_ms.max(0) as u64,
+                        kind,
+                        detail: detail.into(),
+                        by,
                     },
                 });
             }
@@ -345,21 +423,30 @@ impl Store for SqliteStore {
                     ttl_ms,
                     created_ms,
                     last_active_ms,
+                    version,
+                    owner,
                 } => {
                     exec(&tx,
-                        "INSERT INTO clusters(id, name, attrs, max_size, ep_count, ttl_ms, created_ms, last_active_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                        params![id.as_bytes(), &name[..], *attrs as i64, max_size, ep_count, ttl_ms.map(|t| t.min(i64::MAX as u64) as i64), *created_ms as i64, *last_active_ms as i64],
+                        "INSERT INTO clusters(id, name, attrs, max_size, ep_count, ttl_ms, created_ms, last_active_ms, version, owner) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                        params![id.as_bytes(), &name[..], *attrs as i64, max_size, ep_count, ttl_ms.map(|t| t.min(i64::MAX as u64) as i64), *created_ms as i64, *last_active_ms as i64, *version as i64, owner.as_ref().map(|o| o.as_bytes())],
                     )
                     .map_err(|x| e("insert cluster", x))?;
                 }
                 Change::DeleteCluster { id } => {
-                    // A cluster has at most 64 members: bounded work.
+                    // A cluster has at most 64 members and HISTORY_LEN
+                    // history rows: bounded work.
                     exec(
                         &tx,
                         "DELETE FROM members WHERE cluster_id = ?1",
                         [id.as_bytes()],
                     )
                     .map_err(|x| e("delete members", x))?;
+                    exec(
+                        &tx,
+                        "DELETE FROM history WHERE cluster_id = ?1",
+                        [id.as_bytes()],
+                    )
+                    .map_err(|x| e("delete history", x))?;
                     exec(&tx, "DELETE FROM clusters WHERE id = ?1", [id.as_bytes()])
                         .map_err(|x| e("delete cluster", x))?;
                     exec(
@@ -405,6 +492,49 @@ impl Store for SqliteStore {
                             StoreCause::Malformed(format!("slot {index} of {cluster} not found")),
                         ));
                     }
+                }
+                Change::RemoveMember { cluster, index } => {
+                    let n = exec(
+                        &tx,
+                        "DELETE FROM members WHERE cluster_id = ?1 AND idx = ?2",
+                        params![cluster.as_bytes(), *index as i64],
+                    )
+                    .map_err(|x| e("remove member", x))?;
+                    if n != 1 {
+                        return Err(StoreError::new(
+                            path,
+                            "remove member",
+                            StoreCause::Malformed(format!("slot {index} of {cluster} not found")),
+                        ));
+                    }
+                }
+                Change::Resize { cluster, max_size } => {
+                    exec(
+                        &tx,
+                        "UPDATE clusters SET max_size = ?2 WHERE id = ?1",
+                        params![cluster.as_bytes(), max_size],
+                    )
+                    .map_err(|x| e("resize cluster", x))?;
+                }
+                Change::Logged { cluster, entry } => {
+                    let v = entry.version as i64;
+                    exec(&tx,
+                        "INSERT INTO history(cluster_id, version, at_ms, kind, detail, by_whom) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![cluster.as_bytes(), v, entry.at_ms as i64, entry.kind.as_str(), &*entry.detail, entry.by.as_str()],
+                    )
+                    .map_err(|x| e("insert history", x))?;
+                    exec(
+                        &tx,
+                        "UPDATE clusters SET version = MAX(version, ?2) WHERE id = ?1",
+                        params![cluster.as_bytes(), v],
+                    )
+                    .map_err(|x| e("update version", x))?;
+                    exec(
+                        &tx,
+                        "DELETE FROM history WHERE cluster_id = ?1 AND version <= ?2",
+                        params![cluster.as_bytes(), v - HISTORY_LEN as i64],
+                    )
+                    .map_err(|x| e("trim history", x))?;
                 }
             }
         }
@@ -471,7 +601,7 @@ mod tests {
         let reg = load(&mut st, own);
         let cl = reg.cluster(&c).unwrap();
         assert_eq!((cl.max_size, cl.attrs, cl.ep_count, cl.len()), (3, 9, 2, 2));
-        assert_eq!(cl.members()[1], rec(2));
+        assert_eq!(cl.member(1), Some(&rec(2)));
         assert_eq!(
             reg.id_owner(&NodeId::from_bytes(&[1; 20]).unwrap()),
             Some(IdOwner::Member([7; 32]))

@@ -85,6 +85,38 @@ pub enum RuleError {
     /// An operation this backend does not implement.
     #[error("this registry backend cannot {0}")]
     Unsupported(&'static str),
+    /// Resize to a size outside [`MIN_CLUSTER_SIZE`]..=[`MAX_CLUSTER_SIZE`].
+    #[error("size {0} is not in {MIN_CLUSTER_SIZE}..={MAX_CLUSTER_SIZE}")]
+    SizeOutOfRange(u32),
+    /// Resize or Evict by a node that did not create the cluster (or of a
+    /// cluster with no recorded creator, which only the operator may
+    /// change).
+    #[error("only the cluster's creator may resize or evict")]
+    NotOwner,
+    /// Resize below a slot that holds a member.
+    #[error(
+        "cannot shrink cluster to {size}: slot {slot} is held by member {name} (evict it first)"
+    )]
+    ShrinkOverMember {
+        /// The size asked for.
+        size: u32,
+        /// The lowest occupied slot at or above it.
+        slot: usize,
+        /// Its member's name (lossy UTF-8).
+        name: String,
+    },
+    /// Evict of a name no member of the cluster has.
+    #[error("no member named {0} in this cluster")]
+    NoMemberNamed(String),
+    /// Evict of an empty slot (or one beyond the cluster's size).
+    #[error("no member in slot {0} of this cluster")]
+    NoMemberInSlot(u32),
+    /// Evict naming no member at all.
+    #[error("Evict needs member_name or member_index")]
+    NoEvictee,
+    /// Leave by a node that is not a member of the cluster.
+    #[error("not a member of this cluster")]
+    NotInCluster,
 }
 
 /// When clusters expire and how many may exist: the operator's settings.
@@ -119,6 +151,101 @@ pub enum IdOwner {
     Member([u8; 32]),
 }
 
+/// How many changes of a cluster are kept (in memory and in every store):
+/// the last ones, oldest dropped first.
+pub const HISTORY_LEN: usize = 16;
+
+/// What a committed change of a cluster did (its history's `kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    /// The cluster was created (version 1).
+    Create,
+    /// A new member took a slot.
+    Join,
+    /// A member re-joined its slot with a new token.
+    Rejoin,
+    /// A member left its slot.
+    Leave,
+    /// A member was removed from its slot.
+    Evict,
+    /// The cluster's size changed.
+    Resize,
+}
+
+impl ChangeKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ChangeKind; 6] = [
+        ChangeKind::Create,
+        ChangeKind::Join,
+        ChangeKind::Rejoin,
+        ChangeKind::Leave,
+        ChangeKind::Evict,
+        ChangeKind::Resize,
+    ];
+
+    /// The lowercase name stored and shown (`join`, `resize`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Create => "create",
+            ChangeKind::Join => "join",
+            ChangeKind::Rejoin => "rejoin",
+            ChangeKind::Leave => "leave",
+            ChangeKind::Evict => "evict",
+            ChangeKind::Resize => "resize",
+        }
+    }
+
+    /// The kind named `s` ([`ChangeKind::as_str`]).
+    pub fn parse(s: &str) -> Option<ChangeKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Who made a change: the cluster's creator, the operator (admin API), or
+/// a member (its own join or leave).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Actor {
+    /// The node that created the cluster.
+    Owner,
+    /// The registry's operator (admin API).
+    Operator,
+    /// A member, about itself.
+    Member,
+}
+
+impl Actor {
+    /// The lowercase name stored and shown (`owner`, `admin`, `member`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Actor::Owner => "owner",
+            Actor::Operator => "admin",
+            Actor::Member => "member",
+        }
+    }
+
+    /// The actor named `s` ([`Actor::as_str`]).
+    pub fn parse(s: &str) -> Option<Actor> {
+        [Actor::Owner, Actor::Operator, Actor::Member]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+    }
+}
+
+/// One committed change of a cluster, as its history keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The cluster's version after the change.
+    pub version: u64,
+    /// When (Unix ms).
+    pub at_ms: u64,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// To what: `slot 1 (m01)` for a member, `3 -> 5` for a resize.
+    pub detail: Box<str>,
+    /// Who did it.
+    pub by: Actor,
+}
+
 /// One member of a cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemberRecord {
@@ -130,7 +257,32 @@ pub struct MemberRecord {
     pub token: Box<[u8]>,
 }
 
-/// A cluster: fixed size, members in join order.
+/// One slot of a cluster: its committed member (what readers see) and a
+/// decided change not yet committed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Slot {
+    /// The committed member, if any.
+    pub(super) shown: Option<MemberRecord>,
+    /// Decided, not yet committed: `Some(None)` empties the slot.
+    pub(super) next: Option<Option<MemberRecord>>,
+}
+
+impl Slot {
+    /// The member the rules see (decided, committed or not).
+    pub(super) fn decided(&self) -> Option<&MemberRecord> {
+        match &self.next {
+            Some(n) => n.as_ref(),
+            None => self.shown.as_ref(),
+        }
+    }
+}
+
+/// A cluster: its size, its members in stable slots (a slot emptied by a
+/// leave or an evict stays a hole until a join fills it), its version and
+/// the last [`HISTORY_LEN`] changes.
+///
+/// Public fields and methods describe the committed cluster (what readers
+/// see); the rules also see decisions not yet committed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cluster {
     /// Cluster ID.
@@ -139,15 +291,23 @@ pub struct Cluster {
     pub name: Box<[u8]>,
     /// Attribute bits (stored as requested, returned as stored).
     pub attrs: u64,
-    /// Maximum members, 2..=64.
+    /// Maximum members, 2..=64 (committed).
     pub max_size: u32,
     /// Endpoints each member must have.
     pub ep_count: u32,
-    /// Members in join order (index = position); may include members not
-    /// yet committed.
-    pub(super) members: Vec<MemberRecord>,
-    /// How many of `members` are committed (visible to readers).
-    pub(super) visible: usize,
+    /// Slots by index; none at or beyond the last occupied one.
+    pub(super) slots: Vec<Slot>,
+    /// The version (1 at creation, +1 per committed change).
+    pub version: u64,
+    /// The node that created it (`None`: stored before owners were).
+    pub owner: Option<NodeId>,
+    /// Recent changes, oldest first; entries above `version` are decided
+    /// but not committed.
+    pub(super) history: std::collections::VecDeque<HistoryEntry>,
+    /// A size decided but not yet committed.
+    pub(super) next_size: Option<u32>,
+    /// A version decided but not yet committed.
+    pub(super) next_version: Option<u64>,
     /// Is the cluster itself committed?
     pub(super) committed: bool,
     /// TTL the creator asked for (ms), if any.
@@ -161,21 +321,89 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Committed members, in index order.
-    pub fn members(&self) -> &[MemberRecord] {
-        &self.members[..self.visible]
+    /// Committed members with their slots, in slot order.
+    pub fn members(&self) -> impl Iterator<Item = (usize, &MemberRecord)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.shown.as_ref().map(|m| (i, m)))
+    }
+    /// The committed member in slot `index`, if any.
+    pub fn member(&self, index: usize) -> Option<&MemberRecord> {
+        self.slots.get(index).and_then(|s| s.shown.as_ref())
     }
     /// Number of committed members.
     pub fn len(&self) -> usize {
-        self.visible
+        self.members().count()
     }
     /// No committed member yet.
     pub fn is_empty(&self) -> bool {
-        self.visible == 0
+        self.len() == 0
     }
-    /// Bits of the committed members.
+    /// Bits of the slots holding committed members.
     pub fn present(&self) -> Which {
-        Which::low_n(self.visible)
+        let mut w = Which(0);
+        for (i, _) in self.members().take_while(|(i, _)| *i < 64) {
+            w.insert(i);
+        }
+        w
+    }
+    /// The committed history, oldest first (at most [`HISTORY_LEN`]).
+    pub fn history(&self) -> impl Iterator<Item = &HistoryEntry> {
+        let v = self.version;
+        self.history.iter().filter(move |e| e.version <= v)
+    }
+    /// The size the rules decide on (committed or not).
+    pub(super) fn size(&self) -> u32 {
+        self.next_size.unwrap_or(self.max_size)
+    }
+    /// The version the rules decide on (committed or not).
+    pub(super) fn decided_version(&self) -> u64 {
+        self.next_version.unwrap_or(self.version)
+    }
+    /// The member the rules see in slot `index`.
+    pub(super) fn decided(&self, index: usize) -> Option<&MemberRecord> {
+        self.slots.get(index).and_then(Slot::decided)
+    }
+    /// The slot holding a member (decided) that matches `f`.
+    pub(super) fn find_decided(&self, f: impl Fn(&MemberRecord) -> bool) -> Option<usize> {
+        self.slots.iter().position(|s| s.decided().is_some_and(&f))
+    }
+    /// Decide that slot `index` holds `m` (`None`: empty).
+    pub(super) fn set_slot(&mut self, index: usize, m: Option<MemberRecord>) {
+        if self.slots.len() <= index {
+            self.slots.resize_with(index + 1, Slot::default);
+        }
+        self.slots[index].next = Some(m);
+    }
+    /// The committed state alone (nothing decided pending).
+    pub(super) fn committed_copy(&self) -> Cluster {
+        let mut c = Cluster {
+            slots: self
+                .slots
+                .iter()
+                .map(|s| Slot {
+                    shown: s.shown.clone(),
+                    next: None,
+                })
+                .collect(),
+            history: self.history().cloned().collect(),
+            next_size: None,
+            next_version: None,
+            ..self.clone()
+        };
+        c.trim_slots();
+        c
+    }
+    /// Drop trailing slots that are empty and have nothing decided.
+    pub(super) fn trim_slots(&mut self) {
+        while self
+            .slots
+            .last()
+            .is_some_and(|s| s.shown.is_none() && s.next.is_none())
+        {
+            self.slots.pop();
+        }
     }
     /// Does every index requested (below max_size) exist yet?
     pub fn satisfies(&self, which: Which) -> bool {
@@ -228,6 +456,10 @@ pub enum Change {
         /// Last activity (Unix ms; equals `created_ms` when written, moved
         /// on by [`Change::Touch`]; 0 = unknown, counts as load time).
         last_active_ms: u64,
+        /// Its version (1 when created; as stored when loaded).
+        version: u64,
+        /// The node that created it (`None`: stored before owners were).
+        owner: Option<NodeId>,
     },
     /// A cluster removed (deleted or expired), with its members.
     DeleteCluster {
@@ -259,6 +491,46 @@ pub enum Change {
         /// The new record.
         record: MemberRecord,
     },
+    /// A member left or was evicted: its slot is empty.
+    RemoveMember {
+        /// Cluster.
+        cluster: NodeId,
+        /// Slot.
+        index: usize,
+    },
+    /// The cluster's size changed.
+    Resize {
+        /// Cluster.
+        cluster: NodeId,
+        /// The new size.
+        max_size: u32,
+    },
+    /// A change of the cluster committed as `entry.version`: the cluster
+    /// takes that version, and the entry joins its history (the store
+    /// keeps the last [`HISTORY_LEN`]).
+    Logged {
+        /// Cluster.
+        cluster: NodeId,
+        /// The history entry.
+        entry: HistoryEntry,
+    },
+}
+
+impl Change {
+    /// The cluster this change is about (`None` for an ID).
+    pub fn cluster(&self) -> Option<&NodeId> {
+        match self {
+            Change::NewId { .. } => None,
+            Change::NewCluster { id, .. }
+            | Change::DeleteCluster { id }
+            | Change::Touch { id, .. } => Some(id),
+            Change::NewMember { cluster, .. }
+            | Change::ReplaceMember { cluster, .. }
+            | Change::RemoveMember { cluster, .. }
+            | Change::Resize { cluster, .. }
+            | Change::Logged { cluster, .. } => Some(cluster),
+        }
+    }
 }
 
 /// The result of a GetCluster: the bits returned and the body bytes of the

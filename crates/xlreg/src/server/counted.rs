@@ -48,7 +48,7 @@ impl Counted<'_> {
             Ok(Answer::Joined(_)) => m.joins.inc(),
             Ok(Answer::Deleted(_)) => m.deleted_clusters.inc(),
             Ok(Answer::Expired(n)) => m.expired_clusters.inc_by(*n as u64),
-            Ok(Answer::Members(_)) | Err(_) => 0,
+            Ok(Answer::Members(_) | Answer::Changed(_) | Answer::Watched(_)) | Err(_) => 0,
         };
         if let Err(BackendError::Rule(RuleError::TooManyClusters(_))) = r {
             m.limit_refused("max_clusters");

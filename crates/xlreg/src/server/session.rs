@@ -17,7 +17,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::registry::request::{Create, Delete, GetCluster, Join, Register};
+use crate::registry::request::{
+    By, Create, Delete, Evict, GetCluster, Join, Leave, MemberSlot, Register, Resize, Watch,
+};
 use crate::registry::rules::{get_target, join_target};
 use crate::registry::{Answer, BackendError, MemberRecord, Request};
 use crate::wire::msg::Token;
@@ -116,7 +118,7 @@ enum Phase {
     HelloRcvd,
     ClientDetailsRcvd { member: Member },
     CreateRequestRcvd { member: Member, created: NodeId },
-    JoinRcvd,
+    JoinRcvd { me: NodeId },
     ByeRcvd,
     Closed,
 }
@@ -134,6 +136,9 @@ enum Asked {
     Join,
     GetCluster,
     Delete,
+    /// Resize, Evict, Leave: answered with Ack and the version.
+    Change,
+    Watch,
 }
 
 /// One session's protocol state.
@@ -173,7 +178,11 @@ fn request_tag(msg: &XlRegMsg) -> Result<Tag, &'static str> {
             | Tag::Join
             | Tag::GetCluster
             | Tag::Bye
-            | Tag::DeleteCluster),
+            | Tag::DeleteCluster
+            | Tag::Resize
+            | Tag::Evict
+            | Tag::Leave
+            | Tag::Watch),
         ) => Ok(t),
         Some(
             Tag::RegCredReply
@@ -183,11 +192,8 @@ fn request_tag(msg: &XlRegMsg) -> Result<Tag, &'static str> {
             | Tag::ClusterMembers
             | Tag::Ack,
         ) => Err(texts::REPLY_OP),
-        // Error (13), or no op of spec §7.1 at all. (The change ops are
-        // not served yet: unknown, as before.)
-        Some(Tag::Error | Tag::Resize | Tag::Evict | Tag::Leave | Tag::Watch) | None => {
-            Err(texts::BAD_TAG)
-        }
+        // Error (13), or no op of spec §7.1 at all.
+        Some(Tag::Error) | None => Err(texts::BAD_TAG),
     }
 }
 
@@ -210,7 +216,7 @@ impl ServerSession {
             Phase::HelloRcvd => State::HelloRcvd,
             Phase::ClientDetailsRcvd { .. } => State::ClientDetailsRcvd,
             Phase::CreateRequestRcvd { .. } => State::CreateRequestRcvd,
-            Phase::JoinRcvd => State::JoinRcvd,
+            Phase::JoinRcvd { .. } => State::JoinRcvd,
             Phase::ByeRcvd => State::ByeRcvd,
             Phase::Closed => State::Closed,
         }
@@ -263,13 +269,34 @@ impl ServerSession {
             // after the reply.
             return self.fail(texts::BAD_STATE);
         }
-        if tag == Tag::DeleteCluster && self.framing != Framing::LengthPrefixed {
-            // The extension exists only between xlreg peers; to a Go-framed
-            // session op 14 is no op at all, as before.
+        let extension = matches!(
+            tag,
+            Tag::DeleteCluster | Tag::Resize | Tag::Evict | Tag::Leave | Tag::Watch
+        );
+        if extension && self.framing != Framing::LengthPrefixed {
+            // The extensions exist only between xlreg peers; to a Go-framed
+            // session ops 14–18 are no ops at all, as before.
             return self.fail(texts::BAD_TAG);
         }
         let anon = self.cfg.allow_anonymous_reads;
+        // The registered node, in every state after MemberOK.
+        let me = match &self.phase {
+            Phase::ClientDetailsRcvd { member } | Phase::CreateRequestRcvd { member, .. } => {
+                Some(member.record.id)
+            }
+            Phase::JoinRcvd { me } => Some(*me),
+            _ => None,
+        };
         match (&self.phase, tag) {
+            (_, Tag::Resize | Tag::Evict | Tag::Leave) if me.is_some() => {
+                self.change(msg, tag, me.expect("checked"))
+            }
+            (Phase::JoinRcvd { .. }, Tag::Watch) => self.watch(msg),
+            (Phase::ClientDetailsRcvd { .. } | Phase::CreateRequestRcvd { .. }, Tag::Watch)
+                if anon =>
+            {
+                self.watch(msg)
+            }
             (
                 Phase::ClientDetailsRcvd { member } | Phase::CreateRequestRcvd { member, .. },
                 Tag::DeleteCluster,
@@ -283,9 +310,10 @@ impl ServerSession {
                 }
             }
             (Phase::HelloRcvd, Tag::Member) => self.member(msg),
-            (Phase::ClientDetailsRcvd { .. }, Tag::Create) => self.call(
+            (Phase::ClientDetailsRcvd { member }, Tag::Create) => self.call(
                 Asked::Create,
                 Request::Create(Create {
+                    owner: Some(member.record.id),
                     // The TTL extension is honoured only on sessions that
                     // negotiated xlreg framing: a Go peer never sends it.
                     ttl_ms: match self.framing {
@@ -309,7 +337,7 @@ impl ServerSession {
                 let (member, created) = (member.clone(), *created);
                 self.join(msg, member, Some(created))
             }
-            (Phase::JoinRcvd, Tag::GetCluster) => self.get(msg),
+            (Phase::JoinRcvd { .. }, Tag::GetCluster) => self.get(msg),
             (
                 Phase::ClientDetailsRcvd { .. } | Phase::CreateRequestRcvd { .. },
                 Tag::GetCluster,
@@ -318,7 +346,7 @@ impl ServerSession {
                 Phase::HelloRcvd
                 | Phase::ClientDetailsRcvd { .. }
                 | Phase::CreateRequestRcvd { .. }
-                | Phase::JoinRcvd,
+                | Phase::JoinRcvd { .. },
                 Tag::Bye,
             ) => {
                 self.phase = Phase::ByeRcvd;
@@ -328,7 +356,7 @@ impl ServerSession {
                 Phase::HelloRcvd
                 | Phase::ClientDetailsRcvd { .. }
                 | Phase::CreateRequestRcvd { .. }
-                | Phase::JoinRcvd,
+                | Phase::JoinRcvd { .. },
                 Tag::RegCredRequest,
             ) => reply(XlRegMsg {
                 op: Some(Tag::RegCredReply as i32),
@@ -387,6 +415,53 @@ impl ServerSession {
                     cluster,
                     record: member.record,
                     endpoints: member.endpoints,
+                }),
+            ),
+            Err(e) => self.fail(&e.to_string()),
+        }
+    }
+
+    /// Resize, Evict or Leave (xlreg extensions) by the registered node
+    /// `me`, of the cluster named by ID or name.
+    fn change(&mut self, msg: XlRegMsg, tag: Tag, me: NodeId) -> Effect {
+        let cluster =
+            match join_target(msg.cluster_id.as_deref(), msg.cluster_name.as_deref(), None) {
+                Ok(c) => c,
+                Err(e) => return self.fail(&e.to_string()),
+            };
+        let by = By::Node(me);
+        let req = match tag {
+            Tag::Resize => Request::Resize(Resize {
+                cluster,
+                size: msg.cluster_max_size.unwrap_or(0),
+                by,
+            }),
+            Tag::Evict => {
+                let member = match (msg.member_index, msg.member_name) {
+                    (Some(i), _) => MemberSlot::Index(i),
+                    (None, Some(n)) if !n.is_empty() => MemberSlot::Name(n.into()),
+                    _ => return self.fail(&crate::registry::RuleError::NoEvictee.to_string()),
+                };
+                Request::Evict(Evict {
+                    cluster,
+                    member,
+                    by,
+                })
+            }
+            _ => Request::Leave(Leave { cluster, by: me }),
+        };
+        self.call(Asked::Change, req)
+    }
+
+    /// Watch (an xlreg extension): held like a GetCluster.
+    fn watch(&mut self, msg: XlRegMsg) -> Effect {
+        match join_target(msg.cluster_id.as_deref(), msg.cluster_name.as_deref(), None) {
+            Ok(cluster) => self.call(
+                Asked::Watch,
+                Request::Watch(Watch {
+                    cluster,
+                    known: msg.cluster_version.unwrap_or(0),
+                    hold: self.hold(&msg),
                 }),
             ),
             Err(e) => self.fail(&e.to_string()),
@@ -473,6 +548,18 @@ impl ServerSession {
                 reply(XlRegMsg::member_ok(&id, attrs))
             }
             (Asked::Delete, Answer::Deleted(_)) => reply(XlRegMsg::ack()),
+            (Asked::Change, Answer::Changed(v)) => reply(XlRegMsg::ack_version(v)),
+            (Asked::Watch, Answer::Watched(w)) => {
+                let mut body = XlRegMsg::watched_members(
+                    w.cluster_id.as_bytes(),
+                    w.selection.which,
+                    w.max_size,
+                    w.version,
+                )
+                .to_bytes();
+                body.extend_from_slice(&w.selection.token_fields);
+                Effect::Reply { body, close: false }
+            }
             (Asked::Create, Answer::Created(c)) => {
                 match std::mem::replace(&mut self.phase, Phase::Closed) {
                     Phase::ClientDetailsRcvd { member } => {
@@ -490,7 +577,10 @@ impl ServerSession {
             (Asked::Join, Answer::Joined(j)) => {
                 let c = j.cluster;
                 self.joined = Some(c.id);
-                self.phase = Phase::JoinRcvd;
+                let Some(me) = self.member_id else {
+                    return self.fail(texts::NO_REQUEST);
+                };
+                self.phase = Phase::JoinRcvd { me };
                 reply(XlRegMsg::join_reply(&c.id, c.max_size, c.attrs, c.ep_count))
             }
             (Asked::GetCluster, Answer::Members(m)) => {

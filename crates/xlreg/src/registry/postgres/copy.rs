@@ -111,12 +111,20 @@ pub async fn copy_registry(src: &Registry, dst: &PostgresBackend) -> Result<Copy
             ttl_ms: c.ttl_ms,
             created_ms: c.created_ms,
             last_active_ms: c.last_active_ms,
+            version: c.version,
+            owner: c.owner,
         });
-        for (index, m) in c.members().iter().enumerate() {
+        for (index, m) in c.members() {
             changes.push(Change::NewMember {
                 cluster: c.id,
                 index,
                 record: m.clone(),
+            });
+        }
+        for entry in c.history() {
+            changes.push(Change::Logged {
+                cluster: c.id,
+                entry: entry.clone(),
             });
         }
     }

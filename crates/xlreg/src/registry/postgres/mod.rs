@@ -46,7 +46,10 @@ use tokio_postgres::NoTls;
 
 use super::backend::{Backend, BackendError, BoxFuture};
 use super::listing::{Listing, ListingOrder, ListingPage};
-use super::request::{Answer, ClusterTarget, Create, GetCluster, Join, Members, Register, Request};
+use super::request::{
+    Answer, ClusterTarget, Create, GetCluster, Join, Members, Register, Request,
+    Watch as WatchRequest, Watched,
+};
 use super::rules::{Change, IdOwner, Policy, Registry};
 use super::store::{StoreCause, StoreError};
 use crate::wire::NodeId;
@@ -54,8 +57,9 @@ pub use copy::{copy_registry, counts_of, CopyCounts, CopyError};
 use failure::Failure;
 use listen::Listener;
 use rows::{
-    cluster_row, expiry_params, live, load_cluster_rows, load_grouped, node_id, owner_of, restore,
-    target_key, CLUSTER_COLUMNS, CLUSTER_ONLY_COLUMNS, JOIN_COLUMNS,
+    cluster_row, expiry_params, live, load_cluster_rows, load_grouped, load_history, node_id,
+    owner_of, restore, target_key, CLUSTER_COLUMNS, CLUSTER_ONLY_COLUMNS, HISTORY_COLUMNS,
+    JOIN_COLUMNS,
 };
 pub use schema::{SchemaError, CHANNEL};
 pub use url::{redact, DbUrl, UrlError, Watch, DEFAULT_POLL};
@@ -455,13 +459,15 @@ impl Inner {
         .await
     }
 
-    /// Delete one cluster (`req` is a Delete by one of its members, or an
-    /// operator's DeleteByName of `target`). Like a join batch, the cluster row is locked first, so
-    /// a delete and the joins of any server are decided one after the
-    /// other; the rules decide on the locked rows. A NOTIFY in the same
-    /// transaction wakes the GetClusters held on every server at commit:
-    /// they read again and get `cannot find cluster`.
-    async fn delete_once(&self, req: &Request, target: &ClusterTarget) -> Attempt<Answer> {
+    /// Change one cluster as a whole: a Delete by one of its members or an
+    /// operator's DeleteByName of `target`, a Resize, an Evict or a Leave.
+    /// Like a join batch, the cluster row is locked first, so these and
+    /// the joins of any server are decided one after the other; the rules
+    /// decide on the locked rows. A NOTIFY at commit wakes the requests
+    /// held on every server: for a delete one sent here (they read again
+    /// and get `cannot find cluster`), for the others the history row's
+    /// trigger (schema migration 5).
+    async fn change_once(&self, req: &Request, target: &ClusterTarget) -> Attempt<Answer> {
         let client = self.client().await?;
         self.in_transaction(&client, |client| async move {
             let (col, key) = target_key(target);
@@ -486,7 +492,9 @@ impl Inner {
             let (answer, id) = match reg.decide(req.clone()) {
                 Ok(a @ Answer::Deleted(id)) => (a, id),
                 Ok(a) => {
-                    client.batch_execute("ROLLBACK").await?;
+                    // Nothing to write (a resize to the same size) makes
+                    // this a ROLLBACK.
+                    commit_changes(client, reg.pending()).await?;
                     return Ok(Ok(a));
                 }
                 Err(rule) => {
@@ -520,6 +528,24 @@ impl Inner {
         let mut reg = self.fresh();
         load_cluster_rows(&mut reg, &rows)?;
         Ok(reg)
+    }
+
+    /// [`Inner::change_once`], retried.
+    async fn change(
+        &self,
+        what: &str,
+        target: ClusterTarget,
+        req: Request,
+    ) -> Result<Answer, BackendError> {
+        self.retrying(what, || self.change_once(&req, &target))
+            .await
+    }
+
+    /// Watch now: one read of the cluster, decided by the rules (holding
+    /// is [`crate::registry::perform_held`]'s, woken by [`Listener`]).
+    async fn watch_once(&self, req: &WatchRequest) -> Attempt<Watched> {
+        let reg = self.read_cluster(&req.cluster).await?;
+        Ok(reg.watch(req))
     }
 
     /// GetCluster now. A held request (`hold` > 0) of a watched cluster
@@ -705,6 +731,17 @@ impl Inner {
                 .await?;
             let mut reg = self.fresh();
             load_grouped(&mut reg, &rows)?;
+            // At most HISTORY_LEN rows per cluster of the page.
+            let past = tx
+                .query(
+                    &format!(
+                        "SELECT {HISTORY_COLUMNS} WHERE h.cluster_id = ANY($1)
+                         ORDER BY h.cluster_id, h.version"
+                    ),
+                    &[&raw],
+                )
+                .await?;
+            load_history(&mut reg, &past)?;
             let totals = tx
                 .query_one(
                     &format!(
@@ -834,16 +871,18 @@ impl Backend for PostgresBackend {
                     .retrying(what, || i.get_once(&g))
                     .await
                     .map(Answer::Members),
-                Request::Delete(d) => {
-                    let target = d.cluster.clone();
-                    let req = Request::Delete(d);
-                    i.retrying(what, || i.delete_once(&req, &target)).await
-                }
                 Request::DeleteByName(name) => {
                     let target = ClusterTarget::Name(name[..].into());
-                    let req = Request::DeleteByName(name);
-                    i.retrying(what, || i.delete_once(&req, &target)).await
+                    i.change(what, target, Request::DeleteByName(name)).await
                 }
+                Request::Delete(d) => i.change(what, d.cluster.clone(), d.into()).await,
+                Request::Resize(r) => i.change(what, r.cluster.clone(), r.into()).await,
+                Request::Evict(e) => i.change(what, e.cluster.clone(), e.into()).await,
+                Request::Leave(l) => i.change(what, l.cluster.clone(), l.into()).await,
+                Request::Watch(w) => i
+                    .retrying(what, || i.watch_once(&w))
+                    .await
+                    .map(Answer::Watched),
                 Request::Expire(limit) => i.retrying(what, || i.expire_once(limit)).await,
             }
         })

@@ -2,11 +2,14 @@
 //! join or delete made through another when LISTEN is off
 //! (`xlreg_listen=off`) or refused by the database.
 //!
-//! Why a member count and no change-counter row: what a held request
-//! waits for is its cluster's member count (complete or not) and the
-//! cluster's existence, and both are already in the tables. Reading them
-//! for the watched clusters adds no write to any transaction, no row that
-//! every join of every cluster would have to lock (a one-row counter
+//! Why the cluster's version and no registry-wide change-counter row:
+//! what a held request waits for is a change of its cluster (a held
+//! GetCluster its members, a held Watch anything) and the cluster's
+//! existence; every committed change of a cluster raises the version in
+//! its own row (schema migration 5), which the change's transaction locks
+//! anyway. Reading it for the watched clusters adds no write to any
+//! transaction, no row that
+//! every change of every cluster would have to lock (a one-row counter
 //! serialises them all, and on a distributed engine turns into a hot
 //! spot), and no gap in which a reader misses a change (`max(seq)` does:
 //! sequence values are taken before commit, so a smaller one can commit
@@ -24,15 +27,15 @@ use super::url::DbUrl;
 use super::watchers::{Event, First, Watchers, APPLICATION_NAME, BACKOFF_MAX, BACKOFF_MIN};
 use crate::wire::NodeId;
 
-/// Each watched cluster that exists, with its member count.
-const QUERY: &str = "SELECT c.id, (SELECT count(*) FROM xlreg_members m WHERE m.cluster_id = c.id)
-     FROM xlreg_clusters c WHERE c.id = ANY($1)";
+/// Each watched cluster that exists, with its version (+1 on every
+/// committed change: a join, a leave, an evict, a resize).
+const QUERY: &str = "SELECT c.id, c.version FROM xlreg_clusters c WHERE c.id = ANY($1)";
 
 /// A poll that takes longer than this counts as a lost connection.
 const POLL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What a poll saw of one cluster: its member count, `-1` when it does
-/// not exist (deleted or expired).
+/// What a poll saw of one cluster: its version, `-1` when it does not
+/// exist (deleted or expired).
 type Seen = HashMap<NodeId, i64>;
 
 /// Poll every `url.watch().poll` until the task is dropped; reconnects

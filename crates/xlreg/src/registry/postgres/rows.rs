@@ -7,7 +7,10 @@ use tokio_postgres::Row;
 
 use super::failure::Failure;
 use crate::registry::request::ClusterTarget;
-use crate::registry::rules::{Change, IdOwner, MemberRecord, Policy, Registry, ATTR_EPHEMERAL};
+use crate::registry::rules::{
+    Actor, Change, ChangeKind, HistoryEntry, IdOwner, MemberRecord, Policy, Registry,
+    ATTR_EPHEMERAL,
+};
 use crate::wire::NodeId;
 
 pub(super) fn owner_of(kind: i16, sig: Option<Vec<u8>>) -> Result<IdOwner, Failure> {
@@ -29,16 +32,19 @@ pub(super) fn restore(reg: &mut Registry, ch: Change) -> Result<(), Failure> {
 }
 
 /// Columns: c.id, c.name, c.attrs, c.max_size, c.ep_count, m.idx,
-/// m.member_id, m.name, m.token (member columns NULL for an empty cluster).
+/// m.member_id, m.name, m.token (member columns NULL for an empty cluster),
+/// c.ttl_ms, c.created_ms, c.last_active_ms, c.version, c.owner.
 pub(super) const CLUSTER_COLUMNS: &str = "c.id, c.name, c.attrs, c.max_size, c.ep_count,
-     m.idx, m.member_id, m.name, m.token, c.ttl_ms, c.created_ms, c.last_active_ms
+     m.idx, m.member_id, m.name, m.token, c.ttl_ms, c.created_ms, c.last_active_ms,
+     c.version, c.owner
      FROM xlreg_clusters c LEFT JOIN xlreg_members m ON m.cluster_id = c.id";
 
 /// [`CLUSTER_COLUMNS`] without the tokens, which a Join does not decide
 /// on: it reads slots, IDs and names. (A re-join is then always written,
 /// as if its token had changed.)
 pub(super) const JOIN_COLUMNS: &str = "c.id, c.name, c.attrs, c.max_size, c.ep_count,
-     m.idx, m.member_id, m.name, ''::bytea, c.ttl_ms, c.created_ms, c.last_active_ms
+     m.idx, m.member_id, m.name, ''::bytea, c.ttl_ms, c.created_ms, c.last_active_ms,
+     c.version, c.owner
      FROM xlreg_clusters c LEFT JOIN xlreg_members m ON m.cluster_id = c.id";
 
 /// Load the rows of one cluster (see [`CLUSTER_COLUMNS`]) into `reg`
@@ -59,6 +65,8 @@ pub(super) fn load_cluster_rows(reg: &mut Registry, rows: &[Row]) -> Result<(), 
             ttl_ms: first.get::<_, Option<i64>>(9).map(|v| v as u64),
             created_ms: first.get::<_, i64>(10) as u64,
             last_active_ms: first.get::<_, i64>(11) as u64,
+            version: first.get::<_, i64>(12) as u64,
+            owner: owner_id(first.get(13))?,
         },
     )?;
     for r in rows {
@@ -90,8 +98,8 @@ pub(super) fn target_key(t: &ClusterTarget) -> (&'static str, &[u8]) {
 }
 
 /// The cluster row's columns read by [`cluster_row`].
-pub(super) const CLUSTER_ONLY_COLUMNS: &str =
-    "c.id, c.name, c.attrs, c.max_size, c.ep_count, c.ttl_ms, c.created_ms, c.last_active_ms";
+pub(super) const CLUSTER_ONLY_COLUMNS: &str = "c.id, c.name, c.attrs, c.max_size, c.ep_count,
+     c.ttl_ms, c.created_ms, c.last_active_ms, c.version, c.owner";
 
 /// A cluster row ([`CLUSTER_ONLY_COLUMNS`]) as the change that made it.
 pub(super) fn cluster_row(r: &Row) -> Result<Change, Failure> {
@@ -104,7 +112,42 @@ pub(super) fn cluster_row(r: &Row) -> Result<Change, Failure> {
         ttl_ms: r.get::<_, Option<i64>>(5).map(|v| v as u64),
         created_ms: r.get::<_, i64>(6) as u64,
         last_active_ms: r.get::<_, i64>(7) as u64,
+        version: r.get::<_, i64>(8) as u64,
+        owner: owner_id(r.get(9))?,
     })
+}
+
+/// A cluster's owner column.
+fn owner_id(raw: Option<&[u8]>) -> Result<Option<NodeId>, Failure> {
+    raw.map(|o| node_id(o, "cluster owner")).transpose()
+}
+
+/// Columns of the history rows read by [`load_history`].
+pub(super) const HISTORY_COLUMNS: &str =
+    "h.cluster_id, h.version, h.at_ms, h.kind, h.detail, h.by_whom FROM xlreg_history h";
+
+/// History rows ([`HISTORY_COLUMNS`]) into the clusters of `reg` already
+/// loaded, through the rules' checks.
+pub(super) fn load_history(reg: &mut Registry, rows: &[Row]) -> Result<(), Failure> {
+    for r in rows {
+        let cluster = node_id(r.get::<_, &[u8]>(0), "cluster ID")?;
+        let version = r.get::<_, i64>(1);
+        let (kind, by): (&str, &str) = (r.get(3), r.get(5));
+        let (Some(kind), Some(by)) = (ChangeKind::parse(kind), Actor::parse(by)) else {
+            return Err(Failure::Corrupt(format!(
+                "cluster {cluster}: history entry {version} of kind {kind:?} by {by:?}"
+            )));
+        };
+        let entry = HistoryEntry {
+            version: version.max(0) as u64,
+            at_ms: r.get::<_, i64>(2).max(0) as u64,
+            kind,
+            detail: r.get::<_, &str>(4).into(),
+            by,
+        };
+        restore(reg, Change::Logged { cluster, entry })?;
+    }
+    Ok(())
 }
 
 /// Load rows of several clusters ([`CLUSTER_COLUMNS`], ordered by

@@ -15,8 +15,10 @@ use tokio_postgres::Client;
 /// Arbitrary key of the advisory lock taken while migrating.
 const MIGRATION_LOCK: i64 = 0x786c_7265_675f_6d31; // "xlreg_m1"
 
-/// The NOTIFY channel a committed join is announced on; the payload is
-/// `HEXCLUSTERID:MEMBERCOUNT`.
+/// The NOTIFY channel a committed change of a cluster is announced on;
+/// the payload is `HEXCLUSTERID:VERSION` (`HEXCLUSTERID:0` for a cluster
+/// deleted or expired; before migration 5, `HEXCLUSTERID:MEMBERCOUNT` for
+/// a join).
 pub const CHANNEL: &str = "xlreg_members";
 
 /// Every migration, in order; index + 1 is its version.
@@ -84,6 +86,34 @@ pub const MIGRATIONS: &[&str] = &[
          SET last_active_ms = (extract(epoch FROM clock_timestamp()) * 1000)::bigint
          WHERE last_active_ms = 0;
      CREATE INDEX xlreg_clusters_last_active ON xlreg_clusters(last_active_ms);",
+    // 5: clusters that change. A version and an owner per cluster (rows
+    // stored before: version 1, no owner), the last changes per cluster
+    // (trimmed by the writer), and one announcement per committed change
+    // (HEXCLUSTERID:VERSION) from the history row every change writes — a
+    // join, a re-join, a leave, an evict, a resize — instead of the member
+    // trigger, which saw only joins.
+    "ALTER TABLE xlreg_clusters
+         ADD COLUMN version bigint NOT NULL DEFAULT 1 CHECK (version >= 1),
+         ADD COLUMN owner bytea;
+     CREATE TABLE xlreg_history(
+         cluster_id bytea NOT NULL REFERENCES xlreg_clusters(id),
+         version bigint NOT NULL,
+         at_ms bigint NOT NULL,
+         kind text NOT NULL
+             CHECK (kind IN ('create', 'join', 'rejoin', 'leave', 'evict', 'resize')),
+         detail text NOT NULL,
+         by_whom text NOT NULL CHECK (by_whom IN ('owner', 'admin', 'member')),
+         PRIMARY KEY (cluster_id, version));
+     CREATE FUNCTION xlreg_history_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+     BEGIN
+         IF coalesce(current_setting('xlreg.notify', true), '') <> 'off' THEN
+             PERFORM pg_notify('xlreg_members', encode(NEW.cluster_id, 'hex') || ':' || NEW.version);
+         END IF;
+         RETURN NULL;
+     END $$;
+     CREATE TRIGGER xlreg_history_notify AFTER INSERT ON xlreg_history
+         FOR EACH ROW EXECUTE FUNCTION xlreg_history_notify();
+     DROP TRIGGER xlreg_member_notify ON xlreg_members;",
 ];
 
 /// Why the schema could not be brought up to date.

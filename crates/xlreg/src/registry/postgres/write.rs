@@ -3,7 +3,7 @@
 //! round trip for its writes.
 
 use super::failure::Failure;
-use crate::registry::rules::{Change, IdOwner};
+use crate::registry::rules::{Change, IdOwner, HISTORY_LEN};
 
 pub(super) const INSERT_MEMBER: &str =
     "INSERT INTO xlreg_members(cluster_id, idx, member_id, name, token)
@@ -43,10 +43,12 @@ pub(super) fn change_sql(
             ttl_ms,
             created_ms,
             last_active_ms,
+            version,
+            owner,
         } => (
             "INSERT INTO xlreg_clusters(id, name, attrs, max_size, ep_count,
-                                        ttl_ms, created_ms, last_active_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                                        ttl_ms, created_ms, last_active_ms, version, owner)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             vec![
                 Box::new(id.as_bytes().to_vec()),
                 Box::new(name.to_vec()),
@@ -56,12 +58,15 @@ pub(super) fn change_sql(
                 Box::new(ttl_ms.map(|v| v as i64)),
                 Box::new(*created_ms as i64),
                 Box::new(*last_active_ms as i64),
+                Box::new(*version as i64),
+                Box::new(owner.map(|o| o.as_bytes().to_vec())),
             ],
         ),
-        // Its members go with it (one statement: one row count, the
-        // cluster's); its ID stays owned by a cluster.
+        // Its members and history go with it (one statement: one row
+        // count, the cluster's); its ID stays owned by a cluster.
         Change::DeleteCluster { id } => (
-            "WITH gone AS (DELETE FROM xlreg_members WHERE cluster_id = $1)
+            "WITH gone AS (DELETE FROM xlreg_members WHERE cluster_id = $1),
+                  past AS (DELETE FROM xlreg_history WHERE cluster_id = $1)
              DELETE FROM xlreg_clusters WHERE id = $1",
             vec![Box::new(id.as_bytes().to_vec())],
         ),
@@ -94,6 +99,32 @@ pub(super) fn change_sql(
                 Box::new(cluster.as_bytes().to_vec()),
                 Box::new(*index as i32),
                 Box::new(record.token.to_vec()),
+            ],
+        ),
+        Change::RemoveMember { cluster, index } => (
+            "DELETE FROM xlreg_members WHERE cluster_id = $1 AND idx = $2",
+            vec![Box::new(cluster.as_bytes().to_vec()), Box::new(*index as i32)],
+        ),
+        Change::Resize { cluster, max_size } => (
+            "UPDATE xlreg_clusters SET max_size = $2 WHERE id = $1",
+            vec![Box::new(cluster.as_bytes().to_vec()), Box::new(*max_size as i32)],
+        ),
+        // The history row (its trigger announces the change), the older
+        // rows beyond HISTORY_LEN, and the version: one statement, one row
+        // count (the cluster's).
+        Change::Logged { cluster, entry } => (
+            "WITH h AS (INSERT INTO xlreg_history(cluster_id, version, at_ms, kind, detail, by_whom)
+                        VALUES ($1, $2, $3, $4, $5, $6)),
+                  t AS (DELETE FROM xlreg_history WHERE cluster_id = $1 AND version <= $2 - $7)
+             UPDATE xlreg_clusters SET version = GREATEST(version, $2) WHERE id = $1",
+            vec![
+                Box::new(cluster.as_bytes().to_vec()),
+                Box::new(entry.version as i64),
+                Box::new(entry.at_ms as i64),
+                Box::new(entry.kind.as_str().to_string()),
+                Box::new(entry.detail.to_string()),
+                Box::new(entry.by.as_str().to_string()),
+                Box::new(HISTORY_LEN as i64),
             ],
         ),
     }
