@@ -11,8 +11,12 @@ of ``--megabytes`` MiB in 64 KiB writes announced by an 8-byte big-endian
 length, and the receiver's one-byte answer once all arrived; MB/s is 10^6
 bytes per second from the first write to the answer, the median of
 ``--rounds`` transfers. The Rust row is ``xlreg bench peer`` run by the
-package's own ``xlreg`` command (same build), once before and once after
-the Python rows; the ratios are against the mean of the two, because the
+CLI binary (the package's embedded CLI has no ``bench``): ``--xlreg PATH``
+or ``$XLREG_BIN``, else ``target/release/xlreg`` of this checkout, else ``target/debug/xlreg``
+(compare like with like: the release binary with a release wheel
+(``scripts/build-wheel``), the debug one with ``scripts/test-python``'s dev
+build; the binary used is printed), once before and once after the Python
+rows; the ratios are against the mean of the two, because the
 load of a shared machine drifts. The Python rows: a blocking dialer
 (``Connection.sendall``) to a blocking listener (``Connection.recv`` in a
 thread), then the same with asyncio streams on one event loop. Each
@@ -24,13 +28,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import struct
 import subprocess
 import sys
 import threading
 import time
-from typing import Any, List, Tuple
+from pathlib import Path
+from typing import Any, List, Optional, Tuple
 
 import xlreg
 import xlreg.aio
@@ -42,9 +48,22 @@ TRANSFER_LIMIT_S = 30.0
 TARGET = 0.8
 
 
-def rust_mb_per_s(megabytes: int, rounds: int) -> float:
+REPO = Path(__file__).resolve().parents[2]
+
+
+def rust_xlreg(given: Optional[str]) -> str:
+    if given or os.environ.get("XLREG_BIN"):
+        return given or os.environ["XLREG_BIN"]
+    for profile in ("release", "debug"):
+        exe = REPO / "target" / profile / "xlreg"
+        if exe.exists():
+            return str(exe)
+    raise SystemExit("no xlreg binary: build one (cargo build --release -p xlreg-cli) or pass --xlreg")
+
+
+def rust_mb_per_s(xlreg_bin: str, megabytes: int, rounds: int) -> float:
     p = subprocess.run(
-        [sys.executable, "-m", "xlreg", "bench", "peer", "--key-bits", "1024",
+        [xlreg_bin, "bench", "peer", "--key-bits", "1024",
          "--handshakes", "1", "--megabytes", str(megabytes), "--rounds", str(rounds), "--json"],
         capture_output=True, text=True, timeout=300,
     )
@@ -136,12 +155,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--megabytes", type=int, default=64, help="MiB per transfer (default 64)")
     ap.add_argument("--rounds", type=int, default=3, help="transfers per row (default 3)")
+    ap.add_argument("--xlreg", help="the xlreg CLI binary of the Rust rows (default: this checkout's target/release, else target/debug)")
     a = ap.parse_args()
     if not (1 <= a.megabytes <= 4096 and 1 <= a.rounds <= 20):
         ap.error("--megabytes must be 1..4096 and --rounds 1..20")
     nbytes = a.megabytes << 20
 
-    rust_before = rust_mb_per_s(a.megabytes, a.rounds)
+    xlreg_bin = rust_xlreg(a.xlreg)
+    rust_before = rust_mb_per_s(xlreg_bin, a.megabytes, a.rounds)
     with LocalCluster(2, endpoints=1, key_bits=1024) as c:
         m0 = c.members[0]
         with xlreg.peer.listen(m0.view, m0.node, m0.take_listeners()[0]) as listener:
@@ -149,7 +170,7 @@ def main() -> int:
     with LocalCluster(2, endpoints=1, key_bits=1024) as c:
         sock = c.members[0].take_listeners()[0]
         aio = asyncio.run(async_rounds(c, sock, nbytes, a.rounds))
-    rust_after = rust_mb_per_s(a.megabytes, a.rounds)
+    rust_after = rust_mb_per_s(xlreg_bin, a.megabytes, a.rounds)
 
     ref = (rust_before + rust_after) / 2
     rows: List[Tuple[str, float]] = [
@@ -160,6 +181,7 @@ def main() -> int:
     ]
     print(f"one channel, {a.megabytes} MiB in 64 KiB writes, RSA-1024 members, "
           f"median of {a.rounds} transfers")
+    print(f"rust rows: {xlreg_bin}; python rows: {xlreg._xlreg.__file__}")
     print(f"{'':44}{'MB/s':>8}  {'vs rust':>7}")
     for label, v in rows:
         print(f"{label:44}{v:8.0f}  {v / ref:6.2f}x")

@@ -19,7 +19,10 @@ and N identities in one line:
     asyncio tests too (the clusters run on xlreg's own background
     runtime, never on the test's event loop).
 
-The factory's type is :class:`xlreg.testing.ClusterFactory`.
+The factory's type is :class:`xlreg.testing.ClusterFactory`. With
+pytest-asyncio installed, ``xlreg_registry_async`` and
+``xlreg_cluster_async`` (and their ``_module`` / ``_session`` forms) are
+the asyncio forms (see :mod:`xlreg._pytest_async`).
 """
 
 from __future__ import annotations
@@ -106,3 +109,7 @@ def xlreg_cluster_module(xlreg_key_pool: Path) -> Iterator[ClusterFactory]:
 def xlreg_cluster_session(xlreg_key_pool: Path) -> Iterator[ClusterFactory]:
     """``xlreg_cluster`` whose clusters live until the end of the session."""
     yield from _clusters(xlreg_key_pool)
+
+
+# The asyncio forms (pytest-asyncio), defined there when it is installed.
+from ._pytest_async import *  # noqa: E402,F401,F403

@@ -24,7 +24,9 @@ from typing import Optional, Protocol, Union
 
 from ._xlreg import LocalCluster, LocalMember, LocalRegistry, RegCred, UpEnv
 
-__all__ = ["ClusterFactory", "LocalCluster", "LocalMember", "LocalRegistry", "UpEnv"]
+__all__ = [
+    "AsyncClusterFactory", "ClusterFactory", "LocalCluster", "LocalMember", "LocalRegistry", "UpEnv",
+]
 
 
 class ClusterFactory(Protocol):
@@ -36,6 +38,24 @@ class ClusterFactory(Protocol):
     """
 
     def __call__(
+        self,
+        size: int,
+        endpoints: int = 2,
+        key_bits: int = 1024,
+        key_pool: Optional[Union[str, "os.PathLike[str]"]] = None,
+        *,
+        name: Optional[str] = None,
+        regcred: Optional[Union[RegCred, str, "os.PathLike[str]"]] = None,
+        wait: float = 30.0,
+    ) -> LocalCluster: ...
+
+
+class AsyncClusterFactory(Protocol):
+    """The type of the ``xlreg_cluster_async`` fixtures (pytest-asyncio):
+    ``await xlreg_cluster_async(3)`` boots a :class:`LocalCluster` without
+    blocking the event loop; the arguments are :class:`ClusterFactory`'s."""
+
+    async def __call__(
         self,
         size: int,
         endpoints: int = 2,

@@ -10,13 +10,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use xlreg::client::{
-    boot, create_cluster, BootOptions, ClientOptions, ClusterRef, ClusterSpec, NodeIdentity,
-};
+use xlreg::client::{boot, create_cluster, BootOptions, ClientOptions, ClusterRef, ClusterSpec};
 use xlreg::regcred::RegCred;
 use xlreg::registry::postgres::{PoolOptions, PostgresBackend};
 use xlreg::server::{Server, ServerConfig, ServerIdentity};
-use xlreg::testing::keys::{generate_keys, KeyGen};
+use xlreg::testing::postgres::members as group_members;
 use xlreg::testing::postgres::TestDb;
 use xlreg::wire::NodeId;
 
@@ -85,22 +83,6 @@ fn copy_identity(from: &Path, to: &Path) {
     }
 }
 
-fn nodes(n: usize) -> Vec<NodeIdentity> {
-    let keys = generate_keys(4, 1024, KeyGen::Fast, 2, &|| {}).unwrap();
-    (0..n)
-        .map(|i| {
-            NodeIdentity::from_keys(
-                &format!("k{i}"),
-                NodeId::random(),
-                keys[i % 2].clone(),
-                keys[2 + i % 2].clone(),
-                vec![format!("127.0.0.1:{}", 21000 + i)],
-            )
-            .unwrap()
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_of_one_server_every_boot_completes_through_the_other_and_each_join_is_stored_once()
 {
@@ -139,7 +121,7 @@ async fn kill_9_of_one_server_every_boot_completes_through_the_other_and_each_jo
     )
     .await
     .unwrap();
-    let members = nodes(size as usize);
+    let members = group_members("k", size as usize);
     let opts = BootOptions {
         wait: Some(Duration::from_secs(60)),
         ..Default::default()
@@ -191,7 +173,7 @@ async fn store_copy_moves_a_sqlite_registry_into_postgres_with_the_same_members_
     let dir = tmp.path().join("reg");
     let server = Server::start(ServerConfig::persistent(&dir)).await.unwrap();
     let rc = server.regcred().clone();
-    let nodes = nodes(5);
+    let nodes = group_members("k", 5);
     let mut names = Vec::new();
     for (k, size) in [(0usize, 3u32), (3, 2)] {
         let name = format!("copy-{k}");

@@ -5,19 +5,23 @@
 use pyo3::prelude::*;
 
 /// Run the `xlreg` command with `argv` (the first item is the program
-/// name) and return its exit code. The GIL is released while it runs.
+/// name) and return its exit code. The GIL is released while it runs; the
+/// CLI prints its own log, so records do not go to Python's `logging`
+/// meanwhile.
 #[pyfunction]
 pub fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
-    py.detach(
-        || match std::panic::catch_unwind(|| xlreg_cli::main_with(argv)) {
-            Ok(code) => code,
-            Err(p) => {
-                eprintln!(
-                    "xlreg: internal error (a bug, please report it): {}",
-                    crate::errors::panic_message(p.as_ref())
-                );
-                70
+    py.detach(|| {
+        crate::logging::without_python(|| {
+            match std::panic::catch_unwind(|| xlreg_cli::main_with(argv)) {
+                Ok(code) => code,
+                Err(p) => {
+                    eprintln!(
+                        "xlreg: internal error (a bug, please report it): {}",
+                        crate::errors::panic_message(p.as_ref())
+                    );
+                    70
+                }
             }
-        },
-    )
+        })
+    })
 }

@@ -10,7 +10,9 @@
 mod change;
 mod cli;
 mod errors;
+mod exit;
 mod flows;
+mod logging;
 mod node;
 mod peer;
 mod regcred;
@@ -53,6 +55,9 @@ fn _xlreg(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(peer::_peer_connect_anonymous_async, m)?)?;
     m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<session::PyAsyncSession>()?;
+    exit::install(m)?;
+    logging::install(m.py())?;
     m.add_class::<change::PyWatch>()?;
     m.add_function(wrap_pyfunction!(change::resize, m)?)?;
     m.add_function(wrap_pyfunction!(change::resize_async, m)?)?;

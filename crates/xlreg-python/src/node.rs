@@ -10,8 +10,17 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use xlreg::client::{NodeIdentity, NodeOptions};
+use xlreg::testing::{KeyGen, KeyPool, LaunchError};
+use xlreg::wire::NodeId;
 
 use crate::errors::{guard, Failure};
+use crate::testing::PoolSlot;
+
+/// Where `Node.generate(key_pool=P)` takes keys: a slot of `P/nodes` (the
+/// directory itself, then `live-1`, … while earlier nodes are alive), so
+/// its keys are never those of another live node or of a cluster launched
+/// on `P` in this process.
+const NODE_POOL: &str = "nodes";
 
 /// Smallest and largest RSA key accepted from Python: below 1024 the
 /// registry refuses the token; above 4096 one key takes many seconds.
@@ -24,6 +33,9 @@ const KEY_BITS: std::ops::RangeInclusive<u32> = 1024..=4096;
 pub struct PyNode {
     pub(crate) inner: Arc<NodeIdentity>,
     created: bool,
+    /// The key-pool slot its keys came from, held while it (or a saved
+    /// copy) is alive.
+    slot: Option<Arc<PoolSlot>>,
 }
 
 impl PyNode {
@@ -31,8 +43,29 @@ impl PyNode {
         PyNode {
             inner: Arc::new(inner),
             created,
+            slot: None,
         }
     }
+}
+
+/// A node with keys from the pool slot `slot` (see [`NODE_POOL`]).
+fn from_pool(opts: NodeOptions, slot: PoolSlot) -> Result<PyNode, Failure> {
+    let pool = KeyPool::open(slot.dir()).map_err(|e| Failure::Launch(LaunchError::from(e)))?;
+    let got = pool
+        .take(2, opts.key_bits, KeyGen::Fast, 2, &|| {})
+        .map_err(|e| Failure::Launch(LaunchError::from(e)))?;
+    let [comms, sig]: [_; 2] = got
+        .keys
+        .try_into()
+        .map_err(|_| Failure::Panic("the key pool gave a wrong number of keys".into()))?;
+    let name = opts.name.unwrap_or_else(NodeIdentity::default_name);
+    let endpoints = opts.endpoints.unwrap_or_default();
+    let n = NodeIdentity::from_keys(&name, NodeId::random(), comms, sig, endpoints)?;
+    Ok(PyNode {
+        inner: Arc::new(n),
+        created: true,
+        slot: Some(Arc::new(slot)),
+    })
 }
 
 pub(crate) fn node_options(
@@ -85,17 +118,28 @@ impl PyNode {
         py.detach(|| guard(|| Ok(PyNode::new(NodeIdentity::load(&dir)?, false))))
     }
 
-    /// A new identity in memory (not saved): fresh node ID and keys.
+    /// A new identity in memory (not saved): fresh node ID and keys. With
+    /// `key_pool` (a test key-pool directory, as the fixtures use), the
+    /// keys come from its subdirectory `nodes` instead of being generated
+    /// (reused across runs); nodes alive at once in this process never
+    /// share keys, with each other or with clusters launched on the pool.
     #[staticmethod]
-    #[pyo3(signature = (name=None, endpoints=None, key_bits=2048))]
+    #[pyo3(signature = (name=None, endpoints=None, key_bits=2048, key_pool=None))]
     fn generate(
         py: Python<'_>,
         name: Option<String>,
         endpoints: Option<Vec<String>>,
         key_bits: u32,
+        key_pool: Option<PathBuf>,
     ) -> PyResult<Self> {
         let opts = guard(|| node_options(name, endpoints, key_bits))?;
-        py.detach(|| guard(|| Ok(PyNode::new(NodeIdentity::generate(&opts)?, true))))
+        match key_pool {
+            None => py.detach(|| guard(|| Ok(PyNode::new(NodeIdentity::generate(&opts)?, true)))),
+            Some(pool) => {
+                let slot = PoolSlot::take(pool.join(NODE_POOL));
+                py.detach(|| guard(|| from_pool(opts, slot)))
+            }
+        }
     }
 
     /// Save this identity into directory `dir` (created if needed) and
@@ -105,7 +149,10 @@ impl PyNode {
         py.detach(|| {
             guard(|| {
                 n.save(&dir)?;
-                Ok(PyNode::new(n, false))
+                Ok(PyNode {
+                    slot: self.slot.clone(),
+                    ..PyNode::new(n, false)
+                })
             })
         })
     }

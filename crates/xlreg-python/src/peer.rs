@@ -93,26 +93,30 @@ impl Channel {
         let r = guard
             .as_mut()
             .ok_or_else(|| closed_failure("reading from", &self.who))?;
-        let mut buf = vec![0u8; n];
-        let mut filled = 0;
         if n == 0 {
-            return Ok(buf);
+            return Ok(Vec::new());
         }
+        // Not zeroed: a read fills only what arrived (often a TLS record
+        // or a few, far less than `n`).
+        let mut buf = Vec::with_capacity(n);
+        let mut rb = ReadBuf::uninit(&mut buf.spare_capacity_mut()[..n]);
         let first = tokio::select! {
-            res = read_some(r, &mut buf, true) => res,
+            res = read_some(r, &mut rb, true) => res,
             _ = self.closing() => return Err(closed_failure("reading from", &self.who)),
         };
-        match first {
-            Ok(k) => filled += k.unwrap_or(0),
-            Err(e) => return Err(io_failure("reading from", &self.who, e)),
+        if let Err(e) = first {
+            return Err(io_failure("reading from", &self.who, e));
         }
-        while filled > 0 && filled < n {
-            match read_some(r, &mut buf[filled..], false).await {
-                Ok(Some(k)) if k > 0 => filled += k,
+        while !rb.filled().is_empty() && rb.remaining() > 0 {
+            match read_some(r, &mut rb, false).await {
+                Ok(Some(k)) if k > 0 => {}
                 _ => break,
             }
         }
-        buf.truncate(filled);
+        let filled = rb.filled().len();
+        // SAFETY: `ReadBuf` guarantees its first `filled` bytes are
+        // initialised, and they are the start of `buf`'s spare capacity.
+        unsafe { buf.set_len(filled) };
         Ok(buf)
     }
 
@@ -150,16 +154,16 @@ impl Channel {
     }
 }
 
-/// One read: `wait` = true waits for data; false returns `None` when
-/// nothing is ready now.
+/// One read into `rb`: `wait` = true waits for data; false returns `None`
+/// when nothing is ready now. `Some(bytes added)`, 0 at the end.
 async fn read_some(
     r: &mut ReadHalf<PeerStream>,
-    buf: &mut [u8],
+    rb: &mut ReadBuf<'_>,
     wait: bool,
 ) -> io::Result<Option<usize>> {
-    let mut rb = ReadBuf::new(buf);
-    std::future::poll_fn(|cx| match Pin::new(&mut *r).poll_read(cx, &mut rb) {
-        Poll::Ready(Ok(())) => Poll::Ready(Ok(Some(rb.filled().len()))),
+    let before = rb.filled().len();
+    std::future::poll_fn(|cx| match Pin::new(&mut *r).poll_read(cx, rb) {
+        Poll::Ready(Ok(())) => Poll::Ready(Ok(Some(rb.filled().len() - before))),
         Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
         Poll::Pending if wait => Poll::Pending,
         Poll::Pending => Poll::Ready(Ok(None)),

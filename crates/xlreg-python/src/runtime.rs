@@ -1,20 +1,27 @@
 //! Where the Rust futures run: one multi-threaded tokio runtime per
-//! process (pyo3-async-runtimes'), shared by the blocking calls, the
-//! asyncio calls and the in-process registries.
+//! process, shared by the blocking calls, the asyncio calls and the
+//! in-process registries.
 //!
 //! Why: a registry started by `xlreg.testing.LocalRegistry()` must keep
 //! serving while Python code runs, and a blocking `xlreg.boot()` in one
 //! thread must not stop an asyncio boot in another. Every future is
 //! spawned as its own task, so a panic inside it ends that task only and
 //! comes back as an `InternalError`, never as an abort of the interpreter.
+//! An asyncio future is resolved through [`crate::exit::with_python`], so
+//! no runtime thread is inside Python while the interpreter finalises.
 
 use std::future::Future;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use tokio::task::JoinError;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyModule;
+use pyo3::IntoPyObjectExt;
+use tokio::task::{AbortHandle, JoinError};
 
 use crate::errors::{panic_message, Failure};
+use crate::exit::with_python;
 
 /// How often a blocking call wakes up to let Python handle signals
 /// (Ctrl-C raises `KeyboardInterrupt` and cancels the call).
@@ -22,7 +29,14 @@ const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
 /// The process-wide runtime.
 pub fn runtime() -> &'static tokio::runtime::Runtime {
-    pyo3_async_runtimes::tokio::get_runtime()
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .thread_name("xlreg-runtime")
+            .enable_all()
+            .build()
+            .expect("starting the tokio runtime of xlreg")
+    })
 }
 
 fn flatten<T>(r: Result<Result<T, Failure>, JoinError>) -> PyResult<T> {
@@ -51,6 +65,7 @@ where
         )
         .into_pyerr());
     }
+    crate::logging::refresh();
     let rt = runtime();
     let mut handle = rt.spawn(fut);
     loop {
@@ -87,6 +102,7 @@ where
         )
         .into_pyerr());
     }
+    crate::logging::refresh();
     let rt = runtime();
     let mut fut = Box::pin(fut);
     let out = loop {
@@ -111,27 +127,72 @@ where
     out
 }
 
-/// `fut` as a Python awaitable (an asyncio future resolved from the
-/// runtime); cancelling it in Python cancels the Rust future.
+/// `fut` as a Python awaitable (an asyncio future of the running loop,
+/// resolved from the runtime); cancelling it in Python cancels the Rust
+/// future.
 pub fn awaitable<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
 where
     T: for<'a> IntoPyObject<'a> + Send + 'static,
     F: Future<Output = Result<T, Failure>> + Send + 'static,
 {
-    pyo3_async_runtimes::tokio::future_into_py(py, async move {
-        let mut handle = runtime().spawn(fut);
-        // If Python cancels, this future is dropped: abort the task too.
-        let guard = AbortOnDrop(handle.abort_handle());
-        let r = (&mut handle).await;
-        drop(guard);
-        flatten(r)
-    })
+    crate::logging::refresh();
+    let event_loop = asyncio(py)?.call_method0("get_running_loop")?;
+    let py_fut = event_loop.call_method0("create_future")?;
+    let rt = runtime();
+    let task = rt.spawn(fut);
+    py_fut.call_method1("add_done_callback", (AbortWhenDone(task.abort_handle()),))?;
+    let (event_loop, target) = (event_loop.unbind(), py_fut.clone().unbind());
+    rt.spawn(async move {
+        let r = task.await;
+        // Taking the GIL may wait: on a blocking-pool thread, not a worker.
+        tokio::task::spawn_blocking(move || {
+            with_python(|py| {
+                let (ok, value) = match flatten(r).and_then(|v| v.into_py_any(py)) {
+                    Ok(v) => (true, v),
+                    Err(e) => (false, e.into_value(py).into_any()),
+                };
+                // Fails only if the loop is closed: nobody awaits any more.
+                let _ = event_loop
+                    .bind(py)
+                    .call_method1("call_soon_threadsafe", (Resolve, target, ok, value));
+            });
+        });
+    });
+    Ok(py_fut)
 }
 
-struct AbortOnDrop(tokio::task::AbortHandle);
+fn asyncio(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+    static ASYNCIO: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+    Ok(ASYNCIO
+        .get_or_try_init(py, || py.import("asyncio").map(Bound::unbind))?
+        .bind(py))
+}
 
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
+/// Called on the event loop's thread: resolve the future unless it is
+/// already done (cancelled).
+#[pyclass(frozen)]
+struct Resolve;
+
+#[pymethods]
+impl Resolve {
+    fn __call__(&self, fut: &Bound<'_, PyAny>, ok: bool, value: Bound<'_, PyAny>) -> PyResult<()> {
+        if fut.call_method0("done")?.is_truthy()? {
+            return Ok(());
+        }
+        let how = if ok { "set_result" } else { "set_exception" };
+        fut.call_method1(how, (value,))?;
+        Ok(())
+    }
+}
+
+/// The future's done callback: a cancelled (or finished) future ends the
+/// Rust task.
+#[pyclass(frozen)]
+struct AbortWhenDone(AbortHandle);
+
+#[pymethods]
+impl AbortWhenDone {
+    fn __call__(&self, _fut: &Bound<'_, PyAny>) {
         self.0.abort();
     }
 }

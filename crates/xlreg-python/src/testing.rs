@@ -37,13 +37,13 @@ static LIVE_SLOTS: Mutex<BTreeMap<PathBuf, BTreeSet<usize>>> = Mutex::new(BTreeM
 
 /// A key-pool slot, given back when dropped (at shutdown, or when the
 /// launch failed).
-struct PoolSlot {
+pub(crate) struct PoolSlot {
     pool: PathBuf,
     slot: usize,
 }
 
 impl PoolSlot {
-    fn take(pool: PathBuf) -> Self {
+    pub(crate) fn take(pool: PathBuf) -> Self {
         let mut live = LIVE_SLOTS.lock().unwrap_or_else(|e| e.into_inner());
         let used = live.entry(pool.clone()).or_default();
         let slot = (0..).find(|k| !used.contains(k)).unwrap_or(0);
@@ -51,7 +51,7 @@ impl PoolSlot {
         PoolSlot { pool, slot }
     }
 
-    fn dir(&self) -> PathBuf {
+    pub(crate) fn dir(&self) -> PathBuf {
         match self.slot {
             0 => self.pool.clone(),
             k => self.pool.join(format!("live-{k}")),

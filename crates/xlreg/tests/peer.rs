@@ -365,8 +365,13 @@ async fn an_expired_certificate_of_a_registered_key_is_refused_on_both_sides() {
 }
 
 /// Forward one connection from `front` to `back`, appending every byte
-/// seen in either direction to `seen`.
-async fn observing_proxy(front: TcpListener, back: String, seen: Arc<Mutex<Vec<u8>>>) {
+/// the dialer sends to `up` and every byte it receives to `down`.
+async fn observing_proxy(
+    front: TcpListener,
+    back: String,
+    up: Arc<Mutex<Vec<u8>>>,
+    down: Arc<Mutex<Vec<u8>>>,
+) {
     let (a, _) = front.accept().await.unwrap();
     let b = TcpStream::connect(back).await.unwrap();
     let (ar, aw) = a.into_split();
@@ -390,7 +395,31 @@ async fn observing_proxy(front: TcpListener, back: String, seen: Arc<Mutex<Vec<u
         }
         let _ = w.shutdown().await;
     }
-    tokio::join!(pump(ar, bw, seen.clone()), pump(br, aw, seen));
+    tokio::join!(pump(ar, bw, up), pump(br, aw, down));
+}
+
+/// Member 0's peer listener behind an [`observing_proxy`]: the listener,
+/// the proxy's address (to dial) and the proxy's task.
+async fn behind_observer(
+    c: &mut LocalCluster,
+    up: Arc<Mutex<Vec<u8>>>,
+    down: Arc<Mutex<Vec<u8>>>,
+) -> (PeerListener, String, tokio::task::JoinHandle<()>) {
+    let l = listener(c, 0, 0);
+    let back = l.local_addr().unwrap().to_string();
+    let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let front_addr = front.local_addr().unwrap().to_string();
+    let proxy = tokio::spawn(observing_proxy(front, back, up, down));
+    (l, front_addr, proxy)
+}
+
+/// Member 1 dials member 0 at `addr` (e.g. a proxy in front of it).
+async fn dial_member0(c: &LocalCluster, addr: &str) -> xlreg::peer::PeerStream {
+    let target = c.members[0].view.self_member().unwrap().clone();
+    connector(c, 1)
+        .connect_pinned(Pins::one_member(c.id(), &target), addr)
+        .await
+        .unwrap()
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -400,14 +429,9 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 #[tokio::test]
 async fn a_passive_observer_on_a_loopback_proxy_sees_no_plaintext() {
     let mut c = launch(2, 1).await;
-    let l = listener(&mut c, 0, 0);
-    let back = l.local_addr().unwrap().to_string();
-    let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let front_addr = front.local_addr().unwrap().to_string();
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let proxy = tokio::spawn(observing_proxy(front, back, seen.clone()));
+    let (l, front_addr, proxy) = behind_observer(&mut c, seen.clone(), seen.clone()).await;
     let secret = b"attack at dawn, the password is swordfish-0123456789;".repeat(200);
-    let target = c.members[0].view.self_member().unwrap().clone();
     let server = async {
         let (_, mut s) = l.accept().await.unwrap();
         let mut got = vec![0u8; secret.len()];
@@ -417,10 +441,7 @@ async fn a_passive_observer_on_a_loopback_proxy_sees_no_plaintext() {
         got
     };
     let client = async {
-        let mut s = connector(&c, 1)
-            .connect_pinned(Pins::one_member(c.id(), &target), &front_addr)
-            .await
-            .unwrap();
+        let mut s = dial_member0(&c, &front_addr).await;
         s.write_all(&secret).await.unwrap();
         let mut back = Vec::new();
         s.read_to_end(&mut back).await.unwrap();
@@ -447,6 +468,116 @@ async fn a_passive_observer_on_a_loopback_proxy_sees_no_plaintext() {
         assert!(!contains(&seen, m.identity.name.as_bytes()));
         assert!(!contains(&seen, m.identity.sig_key.public().spki_der()));
     }
+    c.shutdown().await;
+}
+
+/// TLS records in a byte stream (each a 5-byte header and its body).
+fn records(mut b: &[u8]) -> usize {
+    let mut n = 0;
+    while b.len() >= 5 {
+        let len = u16::from_be_bytes([b[3], b[4]]) as usize;
+        b = &b[(5 + len).min(b.len())..];
+        n += 1;
+    }
+    n
+}
+
+/// Send `messages` framed messages (4-byte length, then 100 bytes) through
+/// an observing proxy, vectored or as two writes each; the records the
+/// dialer sent.
+async fn framed_messages_upstream_records(vectored: bool, messages: usize) -> usize {
+    let mut c = launch(2, 1).await;
+    let up = Arc::new(Mutex::new(Vec::new()));
+    let (l, front_addr, proxy) = behind_observer(&mut c, up.clone(), Default::default()).await;
+    let head = 100u32.to_be_bytes();
+    let body: Vec<u8> = (0..100u8).collect();
+    let server = async {
+        let (_, mut s) = l.accept().await.unwrap();
+        let mut got = vec![0u8; messages * 104];
+        s.read_exact(&mut got).await.unwrap();
+        s.write_all(b"K").await.unwrap();
+        s.shutdown().await.unwrap();
+        got
+    };
+    let client = async {
+        let mut s = dial_member0(&c, &front_addr).await;
+        for _ in 0..messages {
+            if vectored {
+                let (mut h, mut b) = (&head[..], &body[..]);
+                while !h.is_empty() || !b.is_empty() {
+                    let bufs = [std::io::IoSlice::new(h), std::io::IoSlice::new(b)];
+                    let n = s.write_vectored(&bufs).await.unwrap();
+                    let from_h = n.min(h.len());
+                    (h, b) = (&h[from_h..], &b[n - from_h..]);
+                }
+            } else {
+                s.write_all(&head).await.unwrap();
+                s.write_all(&body).await.unwrap();
+            }
+        }
+        s.flush().await.unwrap();
+        let mut k = [0u8; 1];
+        s.read_exact(&mut k).await.unwrap();
+        s.shutdown().await.unwrap();
+        k
+    };
+    let (got, k) = tokio::join!(server, client);
+    assert_eq!(&k, b"K");
+    let one: Vec<u8> = head.iter().chain(&body).copied().collect();
+    assert_eq!(got, one.repeat(messages), "every byte arrives, in order");
+    proxy.await.unwrap();
+    c.shutdown().await;
+    let up = up.lock().unwrap();
+    records(&up)
+}
+
+#[tokio::test]
+async fn the_pieces_of_a_vectored_write_travel_in_one_record() {
+    let two_writes = framed_messages_upstream_records(false, 20).await;
+    let vectored = framed_messages_upstream_records(true, 20).await;
+    // Same handshake and close either way; one record per message fewer.
+    assert_eq!(
+        two_writes - vectored,
+        20,
+        "{two_writes} vs {vectored} records"
+    );
+}
+
+#[tokio::test]
+async fn a_vectored_write_larger_than_a_record_arrives_whole_and_in_order() {
+    let mut c = launch(2, 1).await;
+    let l = listener(&mut c, 0, 0);
+    let pieces: Vec<Vec<u8>> = [0usize, 3, 10_000, 0, 9_000, 70_000, 1]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (0..n).map(|j| (i * 31 + j) as u8).collect())
+        .collect();
+    let all: Vec<u8> = pieces.concat();
+    let server = async {
+        let (_, mut s) = l.accept().await.unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).await.unwrap();
+        got
+    };
+    let client = async {
+        let mut s = connector(&c, 1).connect(0).await.unwrap();
+        let mut slices: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+        while slices.iter().any(|p| !p.is_empty()) {
+            let bufs: Vec<std::io::IoSlice> =
+                slices.iter().map(|p| std::io::IoSlice::new(p)).collect();
+            let mut n = s.write_vectored(&bufs).await.unwrap();
+            assert!(n > 0);
+            for p in slices.iter_mut() {
+                let k = n.min(p.len());
+                *p = &p[k..];
+                n -= k;
+            }
+        }
+        s.shutdown().await.unwrap();
+    };
+    let (got, ()) = tokio::join!(server, client);
+    assert_eq!(got.len(), all.len());
+    assert!(got == all, "the bytes arrive in the order written");
     c.shutdown().await;
 }
 

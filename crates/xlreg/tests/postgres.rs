@@ -6,52 +6,19 @@
 //! Without `XLREG_TEST_POSTGRES` they print `SKIPPED:` and pass, unless
 //! `XLREG_REQUIRE_POSTGRES=1` (CI), where they fail.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::registry::{backends, create, held as get, join, join_named, own_id, rec};
 use xlreg::registry::postgres::{PoolOptions, PostgresBackend};
 use xlreg::registry::{
     get_cluster_held, BackendError, BackendExt, ClusterTarget, Create, Delete, DeleteByName,
-    GetCluster, Join, MemberRecord, Register, RuleError,
+    GetCluster, Join, MemberRecord, Policy, Register, RuleError,
 };
+use xlreg::testing::postgres::members;
 use xlreg::testing::postgres::TestDb;
 use xlreg::wire::{NodeId, Which};
-
-fn create(name: &[u8], max_size: u32) -> Create {
-    Create {
-        name: name.to_vec(),
-        max_size,
-        attrs: 0,
-        ep_count: 1,
-        ttl_ms: None,
-        owner: None,
-    }
-}
-
-fn join(c: NodeId, record: MemberRecord) -> Join {
-    Join {
-        cluster: ClusterTarget::Id(c),
-        record,
-        endpoints: 1,
-    }
-}
-
-fn join_named(name: &[u8], record: MemberRecord) -> Join {
-    Join {
-        cluster: ClusterTarget::Name(name.into()),
-        record,
-        endpoints: 1,
-    }
-}
-
-fn get(c: NodeId, hold: Duration) -> GetCluster {
-    GetCluster {
-        cluster: ClusterTarget::Id(c),
-        which: Which::ALL,
-        budget: 1 << 20,
-        hold,
-    }
-}
 
 fn full() -> BackendError {
     BackendError::Rule(RuleError::Full)
@@ -61,43 +28,11 @@ fn is(e: &BackendError, want: &BackendError) -> bool {
     e.to_string() == want.to_string()
 }
 
-fn own_id() -> NodeId {
-    NodeId::from_bytes(&[0xee; 20]).unwrap()
-}
-
-fn rec(i: u32) -> MemberRecord {
-    let mut id = [0u8; 20];
-    id[..4].copy_from_slice(&i.to_le_bytes());
-    id[19] = 1;
-    MemberRecord {
-        id: NodeId::from_bytes(&id).unwrap(),
-        name: format!("m{i}").into_bytes().into(),
-        token: format!("token-of-m{i}").into_bytes().into(),
-    }
-}
-
-async fn backends(db: &TestDb, n: usize) -> Vec<Arc<PostgresBackend>> {
-    let mut out = Vec::new();
-    for _ in 0..n {
-        out.push(Arc::new(
-            PostgresBackend::connect(
-                db.url(),
-                own_id(),
-                &PoolOptions::default(),
-                Default::default(),
-            )
-            .await
-            .unwrap(),
-        ));
-    }
-    out
-}
-
 async fn race_for_64_slots(servers: usize) {
     let Some(db) = TestDb::create(&format!("race_for_64_slots_{servers}")).await else {
         return;
     };
-    let b = backends(&db, servers).await;
+    let b = backends(&db, servers, Policy::default()).await;
     let c = b[0].call(create(b"big", 64)).await.unwrap().id;
     let mut tasks = Vec::new();
     for i in 0..74u32 {
@@ -142,7 +77,7 @@ async fn one_cluster_name_created_on_two_servers_at_once_gets_one_id() {
     let Some(db) = TestDb::create("one_name_one_id").await else {
         return;
     };
-    let b = backends(&db, 2).await;
+    let b = backends(&db, 2, Policy::default()).await;
     for round in 0..10 {
         let name = format!("same-{round}").into_bytes();
         let (x, y) = tokio::join!(
@@ -167,7 +102,7 @@ async fn one_id_registered_with_two_keys_through_two_servers_has_one_owner() {
     let Some(db) = TestDb::create("one_id_one_owner").await else {
         return;
     };
-    let b = backends(&db, 2).await;
+    let b = backends(&db, 2, Policy::default()).await;
     for round in 0..10u8 {
         let id = NodeId::from_bytes(&[round + 1; 20]).unwrap();
         let reg = |h: u8| Register {
@@ -211,7 +146,7 @@ async fn a_member_held_on_server_a_is_answered_within_100ms_of_the_last_join_on_
     let Some(db) = TestDb::create("held_across_servers").await else {
         return;
     };
-    let b = backends(&db, 2).await;
+    let b = backends(&db, 2, Policy::default()).await;
     let c = b[0].call(create(b"held", 3)).await.unwrap().id;
     for i in 0..2 {
         b[0].call(join(c, rec(i))).await.unwrap();
@@ -239,7 +174,7 @@ async fn a_delete_through_one_server_wakes_a_get_held_on_the_other_and_frees_the
     let Some(db) = TestDb::create("delete_across_servers").await else {
         return;
     };
-    let b = backends(&db, 2).await;
+    let b = backends(&db, 2, Policy::default()).await;
     let c = b[0].call(create(b"doomed", 3)).await.unwrap().id;
     b[0].call(join(c, rec(0))).await.unwrap();
     let a = b[0].clone();
@@ -303,7 +238,7 @@ async fn rejoin_through_the_other_server_keeps_the_slot_and_replaces_the_token()
     let Some(db) = TestDb::create("rejoin_keeps_slot").await else {
         return;
     };
-    let b = backends(&db, 2).await;
+    let b = backends(&db, 2, Policy::default()).await;
     let c = b[0].call(create(b"r", 2)).await.unwrap().id;
     b[0].call(join_named(b"r", rec(0))).await.unwrap();
     b[0].call(join_named(b"r", rec(1))).await.unwrap();
@@ -330,8 +265,8 @@ async fn a_database_of_another_registry_identity_is_refused_and_migration_is_ide
     let Some(db) = TestDb::create("identity_refused").await else {
         return;
     };
-    let _first = backends(&db, 1).await;
-    let _second = backends(&db, 1).await; // migrating again is a no-op
+    let _first = backends(&db, 1, Policy::default()).await;
+    let _second = backends(&db, 1, Policy::default()).await; // migrating again is a no-op
     let other = NodeId::from_bytes(&[0x11; 20]).unwrap();
     let e = PostgresBackend::connect(db.url(), other, &PoolOptions::default(), Default::default())
         .await
@@ -369,30 +304,9 @@ async fn a_wrong_password_fails_with_the_url_redacted() {
 
 // ---- Real servers and clients on loopback ------------------------------
 
-use xlreg::client::{
-    boot, create_cluster, BootOptions, ClientOptions, ClusterRef, ClusterSpec, NodeIdentity,
-};
+use xlreg::client::{boot, create_cluster, BootOptions, ClientOptions, ClusterRef, ClusterSpec};
 use xlreg::server::ServerConfig;
-use xlreg::testing::keys::{generate_keys, KeyGen};
 use xlreg::testing::postgres::PgGroup;
-
-/// `n` member identities sharing a few keys (the registry keys IDs by sig
-/// key and ID; distinct IDs need not have distinct keys).
-fn members(n: usize, tag: &str) -> Vec<NodeIdentity> {
-    let keys = generate_keys(4, 1024, KeyGen::Fast, 2, &|| {}).unwrap();
-    (0..n)
-        .map(|i| {
-            NodeIdentity::from_keys(
-                &format!("{tag}{i}"),
-                NodeId::random(),
-                keys[i % 2].clone(),
-                keys[2 + i % 2].clone(),
-                vec![format!("127.0.0.1:{}", 20000 + i)],
-            )
-            .unwrap()
-        })
-        .collect()
-}
 
 async fn group(db: &TestDb, n: usize) -> PgGroup {
     PgGroup::start(
@@ -417,7 +331,7 @@ async fn boot_through_alternating_servers(servers: usize) {
     )
     .await
     .unwrap();
-    let nodes = members(74, "m");
+    let nodes = members("m", 74);
     let opts = BootOptions {
         wait: Some(Duration::from_secs(60)),
         ..Default::default()
@@ -482,7 +396,7 @@ async fn a_client_fails_over_to_the_next_listed_server_when_the_first_is_down() 
     // Stop the first listed server: its port now refuses connections.
     let first = g.servers.remove(0);
     first.shutdown().await;
-    let nodes = members(2, "fo");
+    let nodes = members("fo", 2);
     let started = std::time::Instant::now();
     let opts = BootOptions::default();
     let c = ClusterRef::Id(info.id);
@@ -599,7 +513,7 @@ async fn a_database_migrated_by_a_newer_xlreg_is_refused_with_both_versions() {
     let Some(db) = TestDb::create("schema_too_new").await else {
         return;
     };
-    drop(backends(&db, 1).await);
+    drop(backends(&db, 1, Policy::default()).await);
     let (client, conn) = db
         .url()
         .config()
@@ -658,7 +572,7 @@ async fn a_database_at_schema_version_1_is_migrated_in_place_and_keeps_its_rows(
         ))
         .await
         .unwrap();
-    let b = backends(&db, 1).await;
+    let b = backends(&db, 1, Policy::default()).await;
     let v: i32 = client
         .query_one("SELECT max(version) FROM xlreg_schema_migrations", &[])
         .await

@@ -8,61 +8,17 @@
 //! Without `XLREG_TEST_POSTGRES` they print `SKIPPED:` and pass, unless
 //! `XLREG_REQUIRE_POSTGRES=1` (CI), where they fail.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use xlreg::registry::postgres::{DbUrl, PoolOptions, PostgresBackend};
-use xlreg::registry::{
-    get_cluster_held, BackendError, BackendExt, ClusterTarget, Create, DeleteByName, GetCluster,
-    Join, MemberRecord,
-};
+use common::registry::{connect, create, held, join, rec};
+use xlreg::registry::postgres::DbUrl;
+use xlreg::registry::{get_cluster_held, BackendError, BackendExt, DeleteByName, Policy};
 use xlreg::testing::postgres::TestDb;
-use xlreg::wire::{NodeId, Which};
+use xlreg::wire::Which;
 
 const POLL: Duration = Duration::from_millis(50);
-
-fn own_id() -> NodeId {
-    NodeId::from_bytes(&[0xee; 20]).unwrap()
-}
-
-fn rec(i: u32) -> MemberRecord {
-    let mut id = [0u8; 20];
-    id[..4].copy_from_slice(&i.to_le_bytes());
-    id[19] = 2;
-    MemberRecord {
-        id: NodeId::from_bytes(&id).unwrap(),
-        name: format!("m{i}").into_bytes().into(),
-        token: format!("token-of-m{i}").into_bytes().into(),
-    }
-}
-
-fn create(name: &[u8], max_size: u32) -> Create {
-    Create {
-        name: name.to_vec(),
-        max_size,
-        attrs: 0,
-        ep_count: 1,
-        ttl_ms: None,
-        owner: None,
-    }
-}
-
-fn join(c: NodeId, i: u32) -> Join {
-    Join {
-        cluster: ClusterTarget::Id(c),
-        record: rec(i),
-        endpoints: 1,
-    }
-}
-
-fn held(c: NodeId, hold: Duration) -> GetCluster {
-    GetCluster {
-        cluster: ClusterTarget::Id(c),
-        which: Which::ALL,
-        budget: 1 << 20,
-        hold,
-    }
-}
 
 /// The test database's URL with LISTEN off and a 50 ms poll.
 fn polling_url(db: &TestDb) -> DbUrl {
@@ -73,14 +29,6 @@ fn polling_url(db: &TestDb) -> DbUrl {
         POLL.as_millis()
     ))
     .unwrap()
-}
-
-async fn connect(url: &DbUrl) -> Arc<PostgresBackend> {
-    Arc::new(
-        PostgresBackend::connect(url, own_id(), &PoolOptions::default(), Default::default())
-            .await
-            .unwrap(),
-    )
 }
 
 /// A plain connection to the test database, for setup and checks.
@@ -101,14 +49,17 @@ async fn with_listen_off_a_get_held_on_a_completes_by_polling_after_the_last_joi
         return;
     };
     let url = polling_url(&db);
-    let (a, b) = (connect(&url).await, connect(&url).await);
+    let (a, b) = (
+        connect(&url, Policy::default()).await,
+        connect(&url, Policy::default()).await,
+    );
     assert!(
         a.is_listening() && b.is_listening(),
         "polling connections up"
     );
     let c = a.call(create(b"polled", 3)).await.unwrap().id;
     for i in 0..2 {
-        a.call(join(c, i)).await.unwrap();
+        a.call(join(c, rec(i))).await.unwrap();
     }
     let a2 = a.clone();
     let waiting = tokio::spawn(async move {
@@ -132,7 +83,7 @@ async fn with_listen_off_a_get_held_on_a_completes_by_polling_after_the_last_joi
         let q: &str = r.get(0);
         assert!(!q.contains("LISTEN") && q.contains("xlreg_members"), "{q}");
     }
-    b.call(join(c, 2)).await.unwrap();
+    b.call(join(c, rec(2))).await.unwrap();
     let joined = Instant::now();
     let (m, answered) = waiting.await.unwrap();
     let m = m.unwrap();
@@ -151,9 +102,12 @@ async fn with_listen_off_a_delete_on_b_ends_a_get_held_on_a() {
         return;
     };
     let url = polling_url(&db);
-    let (a, b) = (connect(&url).await, connect(&url).await);
+    let (a, b) = (
+        connect(&url, Policy::default()).await,
+        connect(&url, Policy::default()).await,
+    );
     let c = a.call(create(b"doomed", 3)).await.unwrap().id;
-    a.call(join(c, 0)).await.unwrap();
+    a.call(join(c, rec(0))).await.unwrap();
     let a2 = a.clone();
     let started = Instant::now();
     let waiting =
@@ -217,10 +171,10 @@ async fn retried_until_it_commits(code: &str) {
     let Some(db) = TestDb::create(&format!("retry_{code}")).await else {
         return;
     };
-    let a = connect(db.url()).await;
+    let a = connect(db.url(), Policy::default()).await;
     let c = a.call(create(b"contended", 4)).await.unwrap().id;
     let client = fail_member_inserts(&db, code, 3).await;
-    let joined = a.call(join(c, 0)).await;
+    let joined = a.call(join(c, rec(0))).await;
     assert!(joined.is_ok(), "acknowledged after 3 failures: {joined:?}");
     assert_eq!(
         attempts(&client).await,
@@ -245,11 +199,11 @@ async fn endless_serialization_failures_end_in_a_storage_error_after_bounded_ret
     let Some(db) = TestDb::create("retry_forever").await else {
         return;
     };
-    let a = connect(db.url()).await;
+    let a = connect(db.url(), Policy::default()).await;
     let c = a.call(create(b"hopeless", 4)).await.unwrap().id;
     let client = fail_member_inserts(&db, "40001", i64::MAX).await;
     let started = Instant::now();
-    let r = a.call(join(c, 0)).await;
+    let r = a.call(join(c, rec(0))).await;
     let took = started.elapsed();
     assert!(
         matches!(&r, Err(BackendError::Storage(_))),
@@ -308,17 +262,20 @@ async fn with_notify_off_joins_and_deletes_announce_nothing_and_held_gets_still_
         POLL.as_millis()
     ))
     .unwrap();
-    let (a, b) = (connect(&quiet).await, connect(&quiet).await);
+    let (a, b) = (
+        connect(&quiet, Policy::default()).await,
+        connect(&quiet, Policy::default()).await,
+    );
     let mut heard = eavesdrop(&db).await;
     let c = a.call(create(b"quiet", 2)).await.unwrap().id;
-    a.call(join(c, 0)).await.unwrap();
+    a.call(join(c, rec(0))).await.unwrap();
     let a2 = a.clone();
     let waiting =
         tokio::spawn(
             async move { get_cluster_held(&*a2, &held(c, Duration::from_secs(20))).await },
         );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    b.call(join(c, 1)).await.unwrap();
+    b.call(join(c, rec(1))).await.unwrap();
     let m = tokio::time::timeout(Duration::from_secs(5), waiting)
         .await
         .expect("completed by polling, not at the 20 s hold")
@@ -327,9 +284,13 @@ async fn with_notify_off_joins_and_deletes_announce_nothing_and_held_gets_still_
     assert!(m.complete);
     b.call(DeleteByName(b"quiet".to_vec())).await.unwrap();
     // The listener works: a server with NOTIFY on is heard.
-    let loud = connect(&DbUrl::parse(&format!("{raw}{sep}xlreg_notify=on")).unwrap()).await;
+    let loud = connect(
+        &DbUrl::parse(&format!("{raw}{sep}xlreg_notify=on")).unwrap(),
+        Policy::default(),
+    )
+    .await;
     let c2 = loud.call(create(b"loud", 2)).await.unwrap().id;
-    loud.call(join(c2, 5)).await.unwrap();
+    loud.call(join(c2, rec(5))).await.unwrap();
     let first = tokio::time::timeout(Duration::from_secs(5), heard.recv())
         .await
         .expect("the NOTIFY-on join is heard")

@@ -19,11 +19,10 @@ use std::time::{Duration, Instant};
 
 use xlreg::client::{
     boot, create_cluster, read_members, BootOptions, ClientOptions, ClusterRef, ClusterSpec,
-    NodeIdentity,
 };
 use xlreg::registry::postgres::{DbUrl, PoolOptions};
 use xlreg::server::ServerConfig;
-use xlreg::testing::keys::{generate_keys, KeyGen};
+use xlreg::testing::postgres::members;
 use xlreg::testing::postgres::PgGroup;
 use xlreg::wire::NodeId;
 
@@ -325,22 +324,6 @@ fn append(path: &str, text: &str) -> Result<(), String> {
         .map_err(|e| format!("{path}: {e}"))
 }
 
-fn members(n: usize) -> Vec<NodeIdentity> {
-    let keys = generate_keys(4, 1024, KeyGen::Fast, 2, &|| {}).unwrap();
-    (0..n)
-        .map(|i| {
-            NodeIdentity::from_keys(
-                &format!("fo{i}"),
-                NodeId::random(),
-                keys[i % 2].clone(),
-                keys[2 + i % 2].clone(),
-                vec![format!("127.0.0.1:{}", 21000 + i)],
-            )
-            .unwrap()
-        })
-        .collect()
-}
-
 /// Server `i` only: no client-side failover to the other server.
 fn pinned(g: &PgGroup, i: usize) -> ClientOptions {
     ClientOptions {
@@ -389,7 +372,7 @@ async fn acknowledged_joins_survive_promotion_of_a_synchronous_standby_and_serve
     .await
     .unwrap();
     let cluster = ClusterRef::Id(info.id);
-    let nodes = members(14);
+    let nodes = members("fo", 14);
 
     // 10 acknowledged joins, alternating between the two servers.
     let mut acknowledged = Vec::new();

@@ -7,68 +7,22 @@
 //! Without `XLREG_TEST_POSTGRES` they print `SKIPPED:` and pass, unless
 //! `XLREG_REQUIRE_POSTGRES=1` (CI), where they fail.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::registry::{backends, create_ttl, held, rec};
 use xlreg::client::{
     boot, create_cluster, read_cluster, BootOptions, ClientOptions, ClusterRef, ClusterSpec,
-    NodeIdentity,
 };
 use xlreg::registry::postgres::{PoolOptions, PostgresBackend};
 use xlreg::registry::{
-    Backend, BackendExt, ClusterTarget, Create, Expire, GetCluster, Join, ListingOrder,
-    ListingPage, MemberRecord, Policy, RuleError,
+    Backend, BackendExt, ClusterTarget, Expire, Join, ListingOrder, ListingPage, Policy, RuleError,
 };
 use xlreg::server::ServerConfig;
-use xlreg::testing::keys::{generate_keys, KeyGen};
+use xlreg::testing::postgres::members;
 use xlreg::testing::postgres::{PgGroup, TestDb};
-use xlreg::wire::{NodeId, Which};
-
-fn own_id() -> NodeId {
-    NodeId::from_bytes(&[0xee; 20]).unwrap()
-}
-
-async fn backends(db: &TestDb, n: usize, policy: Policy) -> Vec<Arc<PostgresBackend>> {
-    let mut out = Vec::new();
-    for _ in 0..n {
-        out.push(Arc::new(
-            PostgresBackend::connect(db.url(), own_id(), &PoolOptions::default(), policy)
-                .await
-                .unwrap(),
-        ));
-    }
-    out
-}
-
-fn create(name: &str, ttl_ms: Option<u64>) -> Create {
-    Create {
-        name: name.as_bytes().to_vec(),
-        max_size: 2,
-        attrs: 0,
-        ep_count: 1,
-        ttl_ms,
-        owner: None,
-    }
-}
-
-fn get(c: NodeId) -> GetCluster {
-    GetCluster {
-        cluster: ClusterTarget::Id(c),
-        which: Which::ALL,
-        budget: 1 << 20,
-        hold: Duration::ZERO,
-    }
-}
-
-fn rec(i: u8) -> MemberRecord {
-    let mut id = [1u8; 20];
-    id[0] = i;
-    MemberRecord {
-        id: NodeId::from_bytes(&id).unwrap(),
-        name: format!("m{i}").into_bytes().into(),
-        token: format!("token-of-m{i}").into_bytes().into(),
-    }
-}
 
 fn listing() -> ListingPage {
     ListingPage {
@@ -83,14 +37,14 @@ async fn an_expired_cluster_is_invisible_to_every_server_before_any_sweep() {
         return;
     };
     let b = backends(&db, 2, Policy::default()).await;
-    let short = b[0].call(create("short", Some(300))).await.unwrap().id;
-    let long = b[0].call(create("long", None)).await.unwrap().id;
-    b[1].call(get(short))
+    let short = b[0].call(create_ttl("short", Some(300))).await.unwrap().id;
+    let long = b[0].call(create_ttl("long", None)).await.unwrap().id;
+    b[1].call(held(short, Duration::ZERO))
         .await
         .expect("live through the other server");
     tokio::time::sleep(Duration::from_millis(450)).await;
 
-    let e = b[1].call(get(short)).await.unwrap_err();
+    let e = b[1].call(held(short, Duration::ZERO)).await.unwrap_err();
     assert!(e.to_string().contains("can't find cluster"), "{e}");
     let e = b[1]
         .call(Join {
@@ -101,7 +55,9 @@ async fn an_expired_cluster_is_invisible_to_every_server_before_any_sweep() {
         .await
         .unwrap_err();
     assert_eq!(e.to_string(), RuleError::NoSuchName.to_string());
-    b[1].call(get(long)).await.expect("no TTL: never expires");
+    b[1].call(held(long, Duration::ZERO))
+        .await
+        .expect("no TTL: never expires");
     let l = b[1].listing(listing()).await.unwrap();
     assert_eq!((l.total_clusters, l.clusters.clone()), (1, vec![long]));
     assert_eq!(b[0].counts().await.unwrap().1, 2, "not swept yet");
@@ -109,7 +65,7 @@ async fn an_expired_cluster_is_invisible_to_every_server_before_any_sweep() {
     // The sweep removes the rows; the name makes a new cluster.
     assert_eq!(b[1].call(Expire(10)).await.unwrap(), 1);
     assert_eq!(b[0].counts().await.unwrap().1, 1);
-    let again = b[0].call(create("short", None)).await.unwrap().id;
+    let again = b[0].call(create_ttl("short", None)).await.unwrap().id;
     assert_ne!(again, short);
 }
 
@@ -123,7 +79,7 @@ async fn the_servers_default_ttl_and_activity_apply_on_postgres() {
         ..Policy::default()
     };
     let b = backends(&db, 2, policy).await;
-    let c = b[0].call(create("c", None)).await.unwrap().id;
+    let c = b[0].call(create_ttl("c", None)).await.unwrap().id;
     // Activity through either server restarts the clock: a join at 400 ms
     // keeps it alive past 600 ms.
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -135,12 +91,15 @@ async fn the_servers_default_ttl_and_activity_apply_on_postgres() {
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    b[0].call(get(c))
+    b[0].call(held(c, Duration::ZERO))
         .await
         .expect("the join restarted its clock");
     assert_eq!(b[1].call(Expire(10)).await.unwrap(), 0, "nothing expired");
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(b[0].call(get(c)).await.is_err(), "expired 600 ms after");
+    assert!(
+        b[0].call(held(c, Duration::ZERO)).await.is_err(),
+        "expired 600 ms after"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -152,11 +111,11 @@ async fn two_sweepers_racing_remove_every_expired_cluster_exactly_once() {
     const N: usize = 60;
     for i in 0..N {
         b[i % 2]
-            .call(create(&format!("c{i:03}"), Some(200)))
+            .call(create_ttl(&format!("c{i:03}"), Some(200)))
             .await
             .unwrap();
     }
-    let keep = b[0].call(create("keep", None)).await.unwrap().id;
+    let keep = b[0].call(create_ttl("keep", None)).await.unwrap().id;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let sweep = |s: Arc<PostgresBackend>| async move {
         let mut total = 0;
@@ -175,23 +134,7 @@ async fn two_sweepers_racing_remove_every_expired_cluster_exactly_once() {
     let (x, y) = (x.unwrap(), y.unwrap());
     assert_eq!(x + y, N, "every expired cluster counted once ({x} + {y})");
     assert_eq!(b[0].counts().await.unwrap().1, 1, "only `keep` is left");
-    b[1].call(get(keep)).await.unwrap();
-}
-
-fn members(n: usize) -> Vec<NodeIdentity> {
-    let keys = generate_keys(2, 1024, KeyGen::Fast, 2, &|| {}).unwrap();
-    (0..n)
-        .map(|i| {
-            NodeIdentity::from_keys(
-                &format!("m{i}"),
-                NodeId::random(),
-                keys[0].clone(),
-                keys[1].clone(),
-                vec![format!("127.0.0.1:{}", 21000 + i)],
-            )
-            .unwrap()
-        })
-        .collect()
+    b[1].call(held(keep, Duration::ZERO)).await.unwrap();
 }
 
 async fn group(db: &TestDb) -> PgGroup {
@@ -221,7 +164,7 @@ async fn a_cluster_created_with_a_ttl_through_one_server_is_gone_through_the_oth
     let opts = ClientOptions::default();
     let spec = ClusterSpec::new("brief", 2).ttl(Some(Duration::from_secs(2)));
     let info = create_cluster(&only(&g, 0), &spec, &opts).await.unwrap();
-    let reader = &members(1)[0];
+    let reader = &members("m", 1)[0];
     let name = ClusterRef::Name("brief".into());
     read_cluster(&only(&g, 1), &name, reader, &opts)
         .await
@@ -253,7 +196,7 @@ async fn a_getcluster_held_on_one_server_is_answered_when_the_cluster_expires() 
     let opts = ClientOptions::default();
     let spec = ClusterSpec::new("held", 3).ttl(Some(Duration::from_secs(2)));
     let info = create_cluster(&only(&g, 0), &spec, &opts).await.unwrap();
-    let node = members(1).remove(0);
+    let node = members("m", 1).remove(0);
     let rc = only(&g, 1);
     let started = Instant::now();
     let waiting = tokio::spawn(async move {

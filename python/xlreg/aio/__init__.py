@@ -21,8 +21,11 @@ from .. import _xlreg
 from .._xlreg import ClusterInfo, ClusterView, MemberList, Node, RegCred, UpEnv
 
 from . import peer
+from .session import Session
 
-__all__ = ["boot", "boot_env", "create_cluster", "peer", "read_members", "register"]
+__all__ = [
+    "Session", "boot", "boot_env", "create_cluster", "peer", "read_members", "register",
+]
 
 RegCredLike = Union[RegCred, str, "os.PathLike[str]"]
 

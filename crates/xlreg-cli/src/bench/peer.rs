@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::rsa2048_decrypt_rate;
-use xlreg::peer::{PeerConnector, PeerListener};
+use xlreg::peer::{LocalCert, PeerAcceptor, PeerConnector, PeerListener, Pins, CERT_VALIDITY};
 use xlreg::testing::{LaunchOptions, LocalCluster};
 
 /// Wall-time budget of the handshake row.
@@ -68,6 +68,14 @@ pub struct Row {
     pub raw_tcp_mb_per_s: f64,
     /// channel / raw.
     pub ratio: f64,
+    /// One secure channel, MB per second of this process's CPU time
+    /// (both ends): what a transfer costs, apart from waiting for a core.
+    pub channel_mb_per_cpu_s: f64,
+    /// The same for raw TCP.
+    pub raw_tcp_mb_per_cpu_s: f64,
+    /// channel / raw, per CPU second: the ratio a machine with a free
+    /// core per end would approach.
+    pub cpu_ratio: f64,
     /// TLS version and cipher of the channel.
     pub cipher: String,
     /// Handshakes per second, one after the other (1 / mean wall time).
@@ -76,6 +84,14 @@ pub struct Row {
     /// time over the handshake loop / handshakes), ms. On a loaded machine
     /// the wall time mostly measures waiting for a core; this does not.
     pub handshake_cpu_ms: f64,
+    /// Handshakes per second of the design before key bindings
+    /// (certificates on the RSA sig key: an RSA signature per handshake on
+    /// each side), measured alternately with the above.
+    pub rsa_design_handshakes_per_s: f64,
+    /// Its CPU time per handshake, both ends, ms.
+    pub rsa_design_handshake_cpu_ms: f64,
+    /// handshakes/s over the RSA design's, same run.
+    pub handshake_speedup: f64,
     /// One RSA-PSS SHA-256 signature with the member's sig key, ms of CPU.
     pub rsa_sign_ms: f64,
     /// Whether the member certificate is the fast delegated one
@@ -91,6 +107,15 @@ pub struct Row {
     pub rtt_channel_us: (f64, f64),
     /// Raw TCP round trip, median and 99th percentile, µs.
     pub rtt_raw_us: (f64, f64),
+    /// Channel round trips per second with the message written as a
+    /// 4-byte length and a body in two writes (two records).
+    pub rr_two_writes_per_s: f64,
+    /// The same pieces in one vectored write (one record).
+    pub rr_vectored_per_s: f64,
+    /// Round trip p50/p99 of the two-write row, µs.
+    pub rtt_two_writes_us: (f64, f64),
+    /// Round trip p50/p99 of the vectored row, µs.
+    pub rtt_vectored_us: (f64, f64),
 }
 
 /// The whole benchmark.
@@ -158,21 +183,63 @@ async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> std::io::Result<()
 /// round trip).
 async fn request_response<S: AsyncRead + AsyncWrite + Unpin>(
     mut s: S,
+    framing: Framing,
 ) -> anyhow::Result<(f64, Vec<Duration>)> {
     s.write_all(&[MODE_ECHO]).await?;
     let msg = [0x42u8; MESSAGE];
+    let (head, body) = msg.split_at(4);
     let mut back = [0u8; MESSAGE];
     let mut times = Vec::with_capacity(ROUND_TRIPS);
     let t0 = Instant::now();
     while times.len() < ROUND_TRIPS && t0.elapsed() < ROUND_TRIP_BUDGET {
         let t = Instant::now();
-        s.write_all(&msg).await?;
+        match framing {
+            Framing::Whole => s.write_all(&msg).await?,
+            Framing::TwoWrites => {
+                s.write_all(head).await?;
+                s.write_all(body).await?;
+            }
+            Framing::Vectored => write_all_vectored(&mut s, head, body).await?,
+        }
         s.flush().await?;
         s.read_exact(&mut back).await?;
         times.push(t.elapsed());
     }
     let _ = s.shutdown().await;
     Ok((times.len() as f64 / t0.elapsed().as_secs_f64(), times))
+}
+
+/// Write `head` and `body` with vectored writes until all is written.
+async fn write_all_vectored<S: AsyncWrite + Unpin>(
+    s: &mut S,
+    mut head: &[u8],
+    mut body: &[u8],
+) -> std::io::Result<()> {
+    use std::io::IoSlice;
+    while !head.is_empty() || !body.is_empty() {
+        let n = s
+            .write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
+            .await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        body = &body[n - from_head..];
+    }
+    Ok(())
+}
+
+/// How a request/response row writes its 1 KiB message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// One write of the whole message.
+    Whole,
+    /// A 4-byte length, then the body: two writes (what a framed protocol
+    /// written naively does).
+    TwoWrites,
+    /// The same two pieces in one vectored write.
+    Vectored,
 }
 
 /// Median and 99th percentile, µs.
@@ -268,6 +335,17 @@ fn describe_key(k: &openssl::pkey::PKey<openssl::pkey::Private>) -> String {
     format!("{kind} {} bits", k.bits())
 }
 
+/// A certificate of the design before key bindings: on the sig key itself.
+fn rsa_cert(node: &xlreg::client::NodeIdentity) -> anyhow::Result<LocalCert> {
+    let now = std::time::SystemTime::now();
+    Ok(LocalCert::generate_with(
+        &node.sig_key,
+        &node.name,
+        now - Duration::from_secs(300),
+        now + CERT_VALIDITY,
+    )?)
+}
+
 /// Receive one transfer: an 8-byte length, that many bytes, answer 1 byte.
 async fn sink<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> std::io::Result<()> {
     let mut len = [0u8; 8];
@@ -287,8 +365,12 @@ async fn sink<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> std::io::Result<()
 }
 
 /// Send `bytes` and wait for the answer; MB/s.
-async fn source<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, bytes: usize) -> anyhow::Result<f64> {
+async fn source<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    bytes: usize,
+) -> anyhow::Result<(f64, f64)> {
     let buf = vec![0x5au8; CHUNK];
+    let cpu = process_cpu_time();
     let t = Instant::now();
     s.write_all(&[MODE_TRANSFER]).await?;
     s.write_all(&(bytes as u64).to_be_bytes()).await?;
@@ -301,7 +383,14 @@ async fn source<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, bytes: usize) -> an
     s.flush().await?;
     let mut b = [0u8; 1];
     s.read_exact(&mut b).await?;
-    Ok(bytes as f64 / t.elapsed().as_secs_f64() / 1e6)
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = process_cpu_time().saturating_sub(cpu).as_secs_f64();
+    let per_cpu = if cpu > 0.0 {
+        bytes as f64 / cpu / 1e6
+    } else {
+        0.0
+    };
+    Ok((bytes as f64 / wall / 1e6, per_cpu))
 }
 
 async fn row(
@@ -340,30 +429,70 @@ async fn row(
     let conn = PeerConnector::new(&dialer.view, &dialer.identity)?;
     let target = view.self_index;
 
-    // Handshakes, after one warm-up.
+    // The design this replaces, in the same run: certificates on the RSA
+    // sig key itself, so each handshake makes an RSA signature on each side.
+    let rsa_listener = PeerListener::with_acceptor(
+        TcpListener::bind("127.0.0.1:0").await?,
+        PeerAcceptor::with_cert(
+            Pins::all_members(view.cluster_id, &view.members),
+            rsa_cert(&node)?,
+        )?,
+    );
+    let rsa_addr = rsa_listener.local_addr()?.to_string();
+    let rsa_server = tokio::spawn(async move {
+        while let Ok((_, s)) = rsa_listener.accept().await {
+            tokio::spawn(serve(s));
+        }
+    });
+    let rsa_conn = PeerConnector::with_cert(
+        dialer.view.cluster_id,
+        &dialer.view.members,
+        Some(rsa_cert(&dialer.identity)?),
+    )?;
+    let me = view
+        .self_member()
+        .context("member 0 is not in its own view")?;
+    let rsa_pins = Pins::one_member(view.cluster_id, me);
+
+    // Handshakes, after one warm-up each, alternating the two designs so
+    // that both see the same load.
     drop(conn.connect(target).await?);
+    drop(rsa_conn.connect_pinned(rsa_pins.clone(), &rsa_addr).await?);
     let mut times = Vec::new();
-    let cpu0 = process_cpu_time();
+    let mut rsa_times = Vec::new();
+    let (mut hs_cpu, mut rsa_cpu) = (Duration::ZERO, Duration::ZERO);
     let t0 = Instant::now();
     while times.len() < handshakes && t0.elapsed() < HANDSHAKE_BUDGET {
-        let t = Instant::now();
+        let (c, t) = (process_cpu_time(), Instant::now());
         let s = conn.connect(target).await?;
         times.push(t.elapsed());
         drop(s);
+        hs_cpu += process_cpu_time().saturating_sub(c);
+        let (c, t) = (process_cpu_time(), Instant::now());
+        let s = rsa_conn.connect_pinned(rsa_pins.clone(), &rsa_addr).await?;
+        rsa_times.push(t.elapsed());
+        drop(s);
+        rsa_cpu += process_cpu_time().saturating_sub(c);
     }
+    rsa_server.abort();
     let n = times.len();
-    let hs_cpu = process_cpu_time().saturating_sub(cpu0);
-    let handshake_cpu_ms = if n == 0 {
-        0.0
-    } else {
-        hs_cpu.as_secs_f64() * 1e3 / n as f64
+    let per_ms = |cpu: Duration| {
+        if n == 0 {
+            0.0
+        } else {
+            cpu.as_secs_f64() * 1e3 / n as f64
+        }
     };
-    let hs_total: Duration = times.iter().sum();
-    let handshakes_per_s = if hs_total.is_zero() {
-        0.0
-    } else {
-        n as f64 / hs_total.as_secs_f64()
+    let (handshake_cpu_ms, rsa_design_cpu_ms) = (per_ms(hs_cpu), per_ms(rsa_cpu));
+    let per_s = |t: &[Duration]| {
+        let total: Duration = t.iter().sum();
+        if total.is_zero() {
+            0.0
+        } else {
+            t.len() as f64 / total.as_secs_f64()
+        }
     };
+    let (handshakes_per_s, rsa_design_per_s) = (per_s(&times), per_s(&rsa_times));
     let (hs_med, hs_min, hs_max) = median_ms(times);
 
     // Raw TCP on the same loopback: connect time and a sink.
@@ -408,16 +537,27 @@ async fn row(
         );
     }
 
-    // 1 KiB request/response, channel then raw TCP.
-    let s = conn.connect(target).await?;
-    let (rr_channel, rtt_channel) = tokio::time::timeout(TRANSFER_LIMIT, request_response(s))
-        .await
-        .context("the channel round trips took longer than 30 s")??;
-    let s = TcpStream::connect(raw_addr).await?;
-    s.set_nodelay(true)?;
-    let (rr_raw, rtt_raw) = tokio::time::timeout(TRANSFER_LIMIT, request_response(s))
-        .await
-        .context("the raw TCP round trips took longer than 30 s")??;
+    // 1 KiB request/response: channel, raw TCP, then the channel with the
+    // message framed as a 4-byte length and a body, in two writes and in
+    // one vectored write.
+    let mut rr = Vec::new();
+    for (channel, framing) in [
+        (true, Framing::Whole),
+        (false, Framing::Whole),
+        (true, Framing::TwoWrites),
+        (true, Framing::Vectored),
+    ] {
+        let r = if channel {
+            let s = conn.connect(target).await?;
+            tokio::time::timeout(TRANSFER_LIMIT, request_response(s, framing)).await
+        } else {
+            let s = TcpStream::connect(raw_addr).await?;
+            s.set_nodelay(true)?;
+            tokio::time::timeout(TRANSFER_LIMIT, request_response(s, framing)).await
+        };
+        let (per_s, times) = r.context("the round trips took longer than 30 s")??;
+        rr.push((per_s, p50_p99_us(times)));
+    }
 
     let sig = cluster.members[1].identity.sig_key.openssl_pkey().clone();
     let rsa_sign = tokio::task::spawn_blocking(move || rsa_sign_ms(&sig)).await?;
@@ -428,7 +568,14 @@ async fn row(
     server.abort();
     raw_server.abort();
     cluster.shutdown().await;
-    let (channel, raw) = (median(tls), median(plain));
+    let (channel, raw) = (
+        median(tls.iter().map(|r| r.0).collect()),
+        median(plain.iter().map(|r| r.0).collect()),
+    );
+    let (channel_cpu, raw_cpu) = (
+        median(tls.iter().map(|r| r.1).collect()),
+        median(plain.iter().map(|r| r.1).collect()),
+    );
     Ok(Row {
         key_bits,
         handshakes: n,
@@ -444,17 +591,35 @@ async fn row(
         cipher,
         handshakes_per_s,
         handshake_cpu_ms,
-        rsa_sign_ms: rsa_sign,
-        cert_key,
-        rr_channel_per_s: rr_channel,
-        rr_raw_per_s: rr_raw,
-        rr_ratio: if rr_raw > 0.0 {
-            rr_channel / rr_raw
+        rsa_design_handshakes_per_s: rsa_design_per_s,
+        rsa_design_handshake_cpu_ms: rsa_design_cpu_ms,
+        handshake_speedup: if rsa_design_per_s > 0.0 {
+            handshakes_per_s / rsa_design_per_s
         } else {
             0.0
         },
-        rtt_channel_us: p50_p99_us(rtt_channel),
-        rtt_raw_us: p50_p99_us(rtt_raw),
+        rsa_sign_ms: rsa_sign,
+        cert_key,
+        channel_mb_per_cpu_s: channel_cpu,
+        raw_tcp_mb_per_cpu_s: raw_cpu,
+        cpu_ratio: if raw_cpu > 0.0 {
+            channel_cpu / raw_cpu
+        } else {
+            0.0
+        },
+        rr_channel_per_s: rr[0].0,
+        rr_raw_per_s: rr[1].0,
+        rr_ratio: if rr[1].0 > 0.0 {
+            rr[0].0 / rr[1].0
+        } else {
+            0.0
+        },
+        rtt_channel_us: rr[0].1,
+        rtt_raw_us: rr[1].1,
+        rr_two_writes_per_s: rr[2].0,
+        rr_vectored_per_s: rr[3].0,
+        rtt_two_writes_us: rr[2].1,
+        rtt_vectored_us: rr[3].1,
     })
 }
 
@@ -530,6 +695,16 @@ pub fn table(r: &Report) -> String {
         ));
     }
     s.push_str(&format!(
+        "\n{:>8}  {:>18}  {:>18}  {:>9}  (MB per CPU second, both ends)\n",
+        "KEY BITS", "CHANNEL MB/CPU-s", "RAW TCP MB/CPU-s", "CPU RATIO"
+    ));
+    for row in &r.rows {
+        s.push_str(&format!(
+            "{:>8}  {:>18.0}  {:>18.0}  {:>9.2}\n",
+            row.key_bits, row.channel_mb_per_cpu_s, row.raw_tcp_mb_per_cpu_s, row.cpu_ratio
+        ));
+    }
+    s.push_str(&format!(
         "\n{:>8}  {:>16}  {:>16}  {:>6}  {:>22}  {:>22}\n",
         "KEY BITS",
         "1 KiB RR/s CHAN",
@@ -549,9 +724,48 @@ pub fn table(r: &Report) -> String {
             format!("{:.0} / {:.0}", row.rtt_raw_us.0, row.rtt_raw_us.1),
         ));
     }
+    s.push_str(&format!(
+        "\n{:>8}  {:>22}  {:>22}  {:>6}  (channel, 4-byte length + 1020-byte body)\n",
+        "KEY BITS", "RR/s 2 WRITES (p50 us)", "RR/s VECTORED (p50 us)", "GAIN"
+    ));
+    for row in &r.rows {
+        s.push_str(&format!(
+            "{:>8}  {:>22}  {:>22}  {:>5.2}x\n",
+            row.key_bits,
+            format!(
+                "{:.0} ({:.0})",
+                row.rr_two_writes_per_s, row.rtt_two_writes_us.0
+            ),
+            format!(
+                "{:.0} ({:.0})",
+                row.rr_vectored_per_s, row.rtt_vectored_us.0
+            ),
+            if row.rr_two_writes_per_s > 0.0 {
+                row.rr_vectored_per_s / row.rr_two_writes_per_s
+            } else {
+                0.0
+            },
+        ));
+    }
+    s.push_str(&format!(
+        "\n{:>8}  {:>22}  {:>22}  {:>8}\n",
+        "KEY BITS", "HANDSHAKES/s (CPU ms)", "RSA-CERT HS/s (CPU ms)", "SPEED-UP"
+    ));
+    for row in &r.rows {
+        s.push_str(&format!(
+            "{:>8}  {:>22}  {:>22}  {:>7.2}x\n",
+            row.key_bits,
+            format!("{:.0} ({:.2})", row.handshakes_per_s, row.handshake_cpu_ms),
+            format!(
+                "{:.0} ({:.2})",
+                row.rsa_design_handshakes_per_s, row.rsa_design_handshake_cpu_ms
+            ),
+            row.handshake_speedup,
+        ));
+    }
     if let Some(row) = r.rows.first() {
         s.push_str(&format!(
-            "\nmedians; handshake = TCP connect + TLS handshake + pinning + acceptance byte; HS CPU = CPU time of both ends per handshake; {}; certificate key: {}\n",
+            "\nRSA-CERT = the design before key bindings, measured alternately in this run: certificates on the RSA sig key, one RSA signature per handshake on each side\nmedians; handshake = TCP connect + TLS handshake + pinning + acceptance byte; HS CPU = CPU time of both ends per handshake; {}; certificate key: {}\n",
             row.cipher, row.cert_key
         ));
     }
@@ -588,7 +802,7 @@ mod tests {
     async fn round_trips_are_echoed_and_timed() {
         let (a, b) = tokio::io::duplex(4096);
         let server = tokio::spawn(serve(b));
-        let (rate, times) = request_response(a).await.unwrap();
+        let (rate, times) = request_response(a, Framing::Vectored).await.unwrap();
         assert!(rate > 0.0);
         assert!(!times.is_empty());
         server.await.unwrap().unwrap();
@@ -598,7 +812,7 @@ mod tests {
     async fn a_transfer_delivers_every_byte_and_is_answered() {
         let (a, b) = tokio::io::duplex(4096);
         let sink = tokio::spawn(serve(b));
-        let rate = source(a, 300_000).await.unwrap();
+        let (rate, _) = source(a, 300_000).await.unwrap();
         assert!(rate > 0.0);
         sink.await.unwrap().unwrap();
     }

@@ -54,7 +54,8 @@
 //!
 //! Pieces, one concern per file (private; everything public is at
 //! `xlreg::peer::X`): `cert.rs` (the certificate), `delegation.rs` (the
-//! key binding in it), `pin.rs` (the pinning rules, pure), `tls.rs` (the
+//! key binding in it), `pin.rs` (the pinning rules, pure), `verified.rs`
+//! (certificates whose signatures already checked out), `tls.rs` (the
 //! OpenSSL contexts, usable from bindings and blocking code),
 //! `handshake.rs` (driving a handshake over tokio and naming failures),
 //! `listener.rs` ([`PeerListener`]), `connect.rs` ([`connect()`],
@@ -72,6 +73,7 @@ pub(crate) mod listener;
 pub(crate) mod pin;
 pub(crate) mod stream;
 pub(crate) mod tls;
+pub(crate) mod verified;
 
 use std::time::Duration;
 

@@ -17,9 +17,15 @@ use super::{alpn_binds, ALPN_PREFIX, ALPN_PREFIX_V1};
 /// What [`Refusal::WrongCluster`] says of a cluster known only by its keyed
 /// hash.
 pub const UNKNOWN_CLUSTER: &str = "another one (its keyed hash does not match ours)";
+use super::verified::{Proven, ProvenBinding};
 use crate::client::MemberInfo;
 use crate::wire::crypto::sha256_hex;
 use crate::wire::NodeId;
+
+fn sha256(data: &[u8]) -> Option<[u8; 32]> {
+    let d = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), data).ok()?;
+    d.as_ref().try_into().ok()
+}
 
 /// Why a peer was refused. The text says what was wrong with what.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -154,21 +160,28 @@ impl Pins {
     /// Check a peer certificate at time `now`: its key must be pinned, it
     /// must be self-signed by that key and valid now (allowing
     /// [`CLOCK_SKEW`] for a clock ahead of ours). Returns the member index.
+    ///
+    /// The signature checks (self-signature, key binding) are pure
+    /// functions of the certificate's bytes and the signer's key, so a
+    /// certificate that passed them once is remembered by the SHA-256 of
+    /// its DER (`verified.rs`); every call still decides against
+    /// *these* pins (is the signer registered here?) and `now` (validity,
+    /// end of the binding). A member presents the same certificate for
+    /// hours, so a peer's repeated handshakes skip the ECDSA and RSA-PSS
+    /// verifications of it.
     pub fn check_cert(&self, cert: &X509Ref, now: SystemTime) -> Result<usize, Refusal> {
-        let key = cert
-            .public_key()
-            .map_err(|e| Refusal::Unreadable(format!("public key: {e}")))?;
-        let spki = key
-            .public_key_to_der()
-            .map_err(|e| Refusal::Unreadable(format!("public key: {e}")))?;
-        let index = match self.index_of(&spki) {
-            Some(index) => index,
-            None => self.check_binding(cert, &spki, now)?,
+        let digest = super::verified::digest(cert);
+        let proven = match digest.as_ref().and_then(super::verified::get) {
+            Some(p) => p,
+            None => {
+                let p = std::sync::Arc::new(self.prove(cert, now)?);
+                if let Some(d) = digest {
+                    super::verified::put(d, p.clone());
+                }
+                p
+            }
         };
-        match cert.verify(&key) {
-            Ok(true) => {}
-            _ => return Err(Refusal::BadSelfSignature),
-        }
+        let index = self.decide(&proven, now)?;
         let at = |t: SystemTime| {
             let secs = match t.duration_since(UNIX_EPOCH) {
                 Ok(d) => d.as_secs() as i64,
@@ -199,15 +212,66 @@ impl Pins {
         Ok(index)
     }
 
+    /// The signature checks of `cert` (no cache): its key is pinned or
+    /// carries a binding a pinned key signed, and the certificate is
+    /// self-signed by its key. What passed, for [`decide`](Self::decide).
+    fn prove(&self, cert: &X509Ref, now: SystemTime) -> Result<Proven, Refusal> {
+        let key = cert
+            .public_key()
+            .map_err(|e| Refusal::Unreadable(format!("public key: {e}")))?;
+        let spki = key
+            .public_key_to_der()
+            .map_err(|e| Refusal::Unreadable(format!("public key: {e}")))?;
+        let binding = match self.index_of(&spki) {
+            Some(_) => None,
+            None => Some(self.check_binding(cert, &spki, now)?),
+        };
+        match cert.verify(&key) {
+            Ok(true) => {}
+            _ => return Err(Refusal::BadSelfSignature),
+        }
+        Ok(Proven { spki, binding })
+    }
+
+    /// Decide on proven signatures with these pins at `now`: the
+    /// certificate key is pinned, or the key that signed its binding is
+    /// and the binding has not ended. Returns the member index.
+    fn decide(&self, p: &Proven, now: SystemTime) -> Result<usize, Refusal> {
+        if let Some(index) = self.index_of(&p.spki) {
+            return Ok(index);
+        }
+        let Some(b) = &p.binding else {
+            return Err(Refusal::KeyNotPinned {
+                sha256: sha256_hex(&p.spki),
+                expected: self.expected.clone(),
+            });
+        };
+        let signer = self
+            .keys
+            .iter()
+            .find(|k| k.spki == b.signer_spki)
+            .ok_or_else(|| Refusal::KeyNotPinned {
+                sha256: sha256_hex(&b.signer_spki),
+                expected: self.expected.clone(),
+            })?;
+        if b.not_after < now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) {
+            let end = Asn1Time::from_unix(b.not_after.min(i64::MAX as u64) as i64 as _)
+                .map(|t| t.to_string())
+                .unwrap_or_else(|_| b.not_after.to_string());
+            return Err(Refusal::Expired { not_after: end });
+        }
+        Ok(signer.index)
+    }
+
     /// A certificate whose key is not a pinned key itself: its key binding
     /// must be signed by a pinned key, for this certificate key, and not
-    /// have ended. Returns the member index of the signer.
+    /// have ended. Returns what was proven: the signer and the end.
     fn check_binding(
         &self,
         cert: &X509Ref,
         spki: &[u8],
         now: SystemTime,
-    ) -> Result<usize, Refusal> {
+    ) -> Result<ProvenBinding, Refusal> {
         let bad = |why: String| Refusal::BadKeyBinding {
             why,
             expected: self.expected.clone(),
@@ -225,7 +289,7 @@ impl Pins {
         let signer = self
             .keys
             .iter()
-            .find(|k| crate::wire::crypto::sha256_hex(&k.spki) == hex::encode(b.signer_sha256))
+            .find(|k| sha256(&k.spki) == Some(b.signer_sha256))
             .ok_or_else(|| Refusal::KeyNotPinned {
                 sha256: hex::encode(b.signer_sha256),
                 expected: self.expected.clone(),
@@ -244,7 +308,10 @@ impl Pins {
                 .unwrap_or_else(|_| b.not_after.to_string());
             return Err(Refusal::Expired { not_after: end });
         }
-        Ok(signer.index)
+        Ok(ProvenBinding {
+            signer_spki: signer.spki.clone(),
+            not_after: b.not_after,
+        })
     }
 
     /// [`check_cert`](Self::check_cert) on a DER certificate (what
@@ -467,6 +534,48 @@ mod tests {
             pins.check_cert(bare.cert(), now()),
             Err(Refusal::KeyNotPinned { .. })
         ));
+    }
+
+    #[test]
+    fn a_remembered_certificate_is_still_decided_against_the_pins_and_the_clock() {
+        use crate::peer::verified;
+        let (k0, k1) = (&test_keys().0, &test_keys().1);
+        let end = now() + HOUR;
+        let bound = LocalCert::bound_with(k1, "m", now() - HOUR, end).unwrap();
+        let both = Pins::all_members(cid(9), &[member(0, k0), member(3, k1)]);
+        let only_k0 = Pins::all_members(cid(9), &[member(0, k0)]);
+        let only_k1 = Pins::all_members(cid(9), &[member(3, k1)]);
+        assert_eq!(both.check_cert(bound.cert(), now()), Ok(3));
+        let digest = verified::digest(bound.cert()).unwrap();
+        let proven = verified::get(&digest).expect("remembered after passing");
+        assert_eq!(
+            proven.binding.as_ref().unwrap().signer_spki,
+            k1.public().spki_der()
+        );
+        // Remembered, and still refused by a view without its signer …
+        assert!(matches!(
+            only_k0.check_cert(bound.cert(), now()),
+            Err(Refusal::KeyNotPinned { .. })
+        ));
+        // … and once the certificate and its binding have ended.
+        assert!(matches!(
+            both.check_cert(bound.cert(), end + 2 * HOUR),
+            Err(Refusal::Expired { .. })
+        ));
+        assert_eq!(both.check_cert(bound.cert(), now()), Ok(3));
+        // The first form (the sig key itself) likewise.
+        let direct = cert(k0, now() - HOUR, end);
+        assert_eq!(both.check_cert(direct.cert(), now()), Ok(0));
+        assert!(verified::get(&verified::digest(direct.cert()).unwrap()).is_some());
+        assert!(matches!(
+            only_k1.check_cert(direct.cert(), now()),
+            Err(Refusal::KeyNotPinned { .. })
+        ));
+        // A refusal is not remembered.
+        let stranger = PrivateKey::generate(1024).unwrap();
+        let other = LocalCert::bound_with(&stranger, "m", now() - HOUR, end).unwrap();
+        assert!(both.check_cert(other.cert(), now()).is_err());
+        assert!(verified::get(&verified::digest(other.cert()).unwrap()).is_none());
     }
 
     #[test]

@@ -45,14 +45,29 @@ impl std::fmt::Display for Peer {
     }
 }
 
+/// Most plaintext one TLS record carries.
+pub(crate) const RECORD_PLAINTEXT: usize = 16 * 1024;
+
 /// A mutually authenticated TLS 1.3 stream to a peer; read and write it
 /// like any tokio stream.
+///
+/// **Small writes in one record:** each `write` becomes at least one TLS
+/// record and one `send`. Pieces written together with a vectored write
+/// (`write_vectored`, `write_all_buf(header.chain(body))`, a codec's
+/// `FramedWrite`) are gathered into one record (up to 16 KiB) and one
+/// `send`, so a length prefix and its message cost one record, not two.
+/// Nothing is held back: every write is encrypted and handed to the
+/// socket before it returns, as before.
 #[derive(Debug)]
 pub struct PeerStream {
     inner: SslStream<TcpStream>,
     peer: Peer,
     addr: SocketAddr,
     handshake: Duration,
+    /// The slices of a vectored write, gathered into one record, while
+    /// OpenSSL has not taken them all (a write that returned `Pending`
+    /// is retried with the same bytes, as OpenSSL requires).
+    gathered: Vec<u8>,
 }
 
 impl PeerStream {
@@ -67,7 +82,20 @@ impl PeerStream {
             peer,
             addr,
             handshake,
+            gathered: Vec::new(),
         }
+    }
+
+    /// Write the gathered slices as one record. The caller is presenting
+    /// the same bytes again after a `Pending`, or for the first time.
+    fn poll_gathered(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, &self.gathered);
+        if r.is_ready() {
+            // Taken (all, or a prefix the caller will present again), or
+            // failed: either way these bytes are no longer ours to retry.
+            self.gathered.clear();
+        }
+        r
     }
 
     /// Who is on the other end.
@@ -112,7 +140,42 @@ impl AsyncWrite for PeerStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if !self.gathered.is_empty() {
+            return self.poll_gathered(cx);
+        }
         Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.gathered.is_empty() {
+            let total: usize = bufs.iter().map(|b| b.len()).sum();
+            let Some(first) = bufs.iter().find(|b| !b.is_empty()) else {
+                return Poll::Ready(Ok(0));
+            };
+            // One slice, or a first slice of a record or more: as it is.
+            if first.len() == total || first.len() >= RECORD_PLAINTEXT {
+                return Pin::new(&mut this.inner).poll_write(cx, first);
+            }
+            let mut room = RECORD_PLAINTEXT;
+            for b in bufs {
+                let take = b.len().min(room);
+                this.gathered.extend_from_slice(&b[..take]);
+                room -= take;
+                if room == 0 {
+                    break;
+                }
+            }
+        }
+        this.poll_gathered(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -47,6 +47,9 @@ pub struct Registry {
     /// The clock (Unix ms) the backend set before the current request.
     pub(super) now_ms: u64,
     pub(super) policy: Policy,
+    /// Live clusters kept in the store but not loaded here (a database
+    /// backend's partial registry): counted against `max_clusters`.
+    pub(super) unloaded_clusters: usize,
 }
 
 /// The target of a GetCluster from its raw fields, with the Go server's
@@ -190,6 +193,15 @@ impl Registry {
     /// Set TTLs and limits.
     pub fn set_policy(&mut self, policy: Policy) {
         self.policy = policy;
+    }
+
+    /// Tell a partial registry how many live clusters the store holds
+    /// that it did not load, so that a Create is refused at
+    /// `max_clusters` by the same rule as on a whole registry. A database
+    /// backend counts them in the Create's transaction, under a lock every
+    /// Create of a new name takes.
+    pub fn set_unloaded_clusters(&mut self, n: usize) {
+        self.unloaded_clusters = n;
     }
 
     /// The TTLs and limits in force.
@@ -423,7 +435,7 @@ impl Registry {
         if let Some(max) = self.policy.max_clusters {
             // O(1): clusters expired but not yet swept (at most one sweep
             // interval) still count.
-            if self.clusters.len() >= max {
+            if self.clusters.len() + self.unloaded_clusters >= max {
                 return Err(RuleError::TooManyClusters(max));
             }
         }
@@ -912,6 +924,20 @@ mod tests {
         let a = r.create(b"a", 2, 0, 1).unwrap();
         assert_eq!(r.create(b"b", 2, 0, 1), Err(RuleError::TooManyClusters(1)));
         assert_eq!(r.create(b"a", 2, 0, 1), Ok(a));
+    }
+
+    #[test]
+    fn max_clusters_counts_the_clusters_a_partial_registry_did_not_load() {
+        let mut r = reg();
+        r.set_policy(Policy {
+            max_clusters: Some(3),
+            ..Policy::default()
+        });
+        r.set_unloaded_clusters(2);
+        r.create(b"a", 2, 0, 1).unwrap();
+        assert_eq!(r.create(b"b", 2, 0, 1), Err(RuleError::TooManyClusters(3)));
+        r.set_unloaded_clusters(1);
+        r.create(b"b", 2, 0, 1).unwrap();
     }
 
     #[test]

@@ -216,6 +216,27 @@ impl PgGroup {
     }
 }
 
+/// `n` member identities named `{tag}0`, `{tag}1`, … for a group's tests,
+/// with random IDs and endpoints `127.0.0.1:21000+i` (never listened on).
+/// They share four fast 1024-bit keys: the registry tells members apart
+/// by ID, so distinct IDs need not have distinct keys.
+pub fn members(tag: &str, n: usize) -> Vec<crate::client::NodeIdentity> {
+    let keys = super::keys::generate_keys(4, 1024, super::keys::KeyGen::Fast, 2, &|| {})
+        .expect("fast 1024-bit test keys");
+    (0..n)
+        .map(|i| {
+            crate::client::NodeIdentity::from_keys(
+                &format!("{tag}{i}"),
+                crate::wire::NodeId::random(),
+                keys[i % 2].clone(),
+                keys[2 + i % 2].clone(),
+                vec![format!("127.0.0.1:{}", 21000 + i)],
+            )
+            .expect("a member identity from valid keys")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,8 @@
 //! `XLREG_REQUIRE_VECTORS=1` turns the skip into a failure (for CI).
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 
 /// The reference test-vector folder (`shared/spec/testdata`): `$XLREG_VECTORS`

@@ -70,6 +70,10 @@ pub use watchers::APPLICATION_NAME;
 pub use schema::MIGRATIONS;
 use write::{commit_changes, write_autocommit};
 
+/// Arbitrary key of the transaction-level advisory lock every Create of a
+/// new name takes when `max_clusters` is set ([`Inner::create_counted`]).
+const CLUSTER_COUNT_LOCK: i64 = 0x786c_7265_675f_6d63; // "xlreg_mc"
+
 /// How the pool talks to the database.
 #[derive(Clone, Debug)]
 pub struct PoolOptions {
@@ -340,6 +344,10 @@ impl Inner {
     /// written in one transaction, and two servers creating one name at
     /// once both insert, one loses on the unique name, retries, and finds
     /// the other's cluster.
+    ///
+    /// With `max_clusters`, a Create that would make a new cluster is
+    /// decided again in [`Inner::create_counted`], which counts the live
+    /// clusters under a lock.
     async fn create_once(&self, req: &Create) -> Attempt<Answer> {
         let client = self.client().await?;
         let mut reg = self.fresh();
@@ -355,10 +363,83 @@ impl Inner {
             Ok(a) => a,
             Err(rule) => return Ok(Err(rule)),
         };
+        let creates = reg
+            .pending()
+            .iter()
+            .any(|c| matches!(c, Change::NewCluster { .. }));
+        if creates && self.policy.max_clusters.is_some() {
+            return self.create_counted(&client, req).await;
+        }
         // A Create of a live name restarts its TTL clock: stored now.
         reg.persist_activity(1);
         write_autocommit(&client, reg.pending()).await?;
         Ok(Ok(answer))
+    }
+
+    /// A Create of a new name under `max_clusters`: one transaction takes
+    /// [`CLUSTER_COUNT_LOCK`] (every server's Create of a new name takes it,
+    /// so they are decided one at a time across the group), then reads the
+    /// name again and counts the live clusters (an expired one that no
+    /// sweep removed yet does not count), and the rules decide with that
+    /// count ([`Registry::set_unloaded_clusters`]): `registry limit
+    /// reached` at the limit. Creates of existing names, joins and reads
+    /// never take the lock.
+    async fn create_counted(
+        &self,
+        client: &deadpool_postgres::Object,
+        req: &Create,
+    ) -> Attempt<Answer> {
+        self.in_transaction(client, |client| async move {
+            // Every statement is prepared before the pipeline: one that
+            // still had to be prepared would be sent after the others.
+            let lock = client
+                .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+                .await?;
+            let read = client
+                .prepare_cached(&format!(
+                    "SELECT {CLUSTER_ONLY_COLUMNS} FROM xlreg_clusters c WHERE c.name = $1"
+                ))
+                .await?;
+            let count = client
+                .prepare_cached(&format!(
+                    "SELECT count(*) FROM xlreg_clusters c WHERE {} AND c.name <> $4",
+                    live()
+                ))
+                .await?;
+            let mut reg = self.fresh();
+            let now_ms = super::unix_now_ms();
+            reg.set_now(now_ms);
+            let (eph, ttl, now) = expiry_params(&self.policy, now_ms as i64);
+            let name = &req.name[..];
+            // Pipelined; under READ COMMITTED the two reads, sent after the
+            // lock, see every Create committed before it was granted.
+            type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+            let lock_params: [Param; 1] = [&CLUSTER_COUNT_LOCK];
+            let read_params: [Param; 1] = [&name];
+            let count_params: [Param; 4] = [&eph, &ttl, &now, &name];
+            let (_, _, row, n) = tokio::try_join!(
+                client.batch_execute("BEGIN"),
+                client.execute(&lock, &lock_params),
+                client.query_opt(&read, &read_params),
+                client.query_one(&count, &count_params),
+            )?;
+            if let Some(r) = row {
+                restore(&mut reg, cluster_row(&r)?)?;
+            }
+            let n: i64 = n.get(0);
+            reg.set_unloaded_clusters(n.max(0) as usize);
+            let answer = match reg.decide(Request::Create(req.clone())) {
+                Ok(a) => a,
+                Err(rule) => {
+                    client.batch_execute("ROLLBACK").await?;
+                    return Ok(Err(rule));
+                }
+            };
+            reg.persist_activity(1);
+            commit_changes(client, reg.pending()).await?;
+            Ok(Ok(answer))
+        })
+        .await
     }
 
     /// Queue `req` behind the joins of its cluster; the first one in
