@@ -44,6 +44,7 @@ struct EvictBody {
 }
 
 /// The body as `T`, or a 400 naming what is wrong with it.
+#[allow(clippy::result_large_err)] // the Err is the response itself, returned at once
 fn body<T: serde::de::DeserializeOwned>(raw: &[u8], shape: &str) -> Result<T, Response> {
     serde_json::from_slice(raw).map_err(|e| {
         json_error(
