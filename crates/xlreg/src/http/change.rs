@@ -9,17 +9,15 @@
 //! announced to watchers) by the same path as a creator's over the wire —
 //! there is no side door that writes.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::http::StatusCode;
 use serde::Deserialize;
 
-use super::{json_error, St};
 use crate::registry::{
-    BackendError, BackendExt, By, ClusterTarget, Evict, MemberSlot, Resize, RuleError,
+    Backend, BackendError, BackendExt, By, ClusterTarget, Evict, MemberSlot, Resize, RuleError,
 };
+
+/// A refusal: the status and the text of its JSON error.
+type Refusal = (StatusCode, String);
 
 /// The body of a resize.
 #[derive(Deserialize)]
@@ -44,84 +42,61 @@ struct EvictBody {
 }
 
 /// The body as `T`, or a 400 naming what is wrong with it.
-#[allow(clippy::result_large_err)] // the Err is the response itself, returned at once
-fn body<T: serde::de::DeserializeOwned>(raw: &[u8], shape: &str) -> Result<T, Response> {
+fn body<T: serde::de::DeserializeOwned>(raw: &[u8], shape: &str) -> Result<T, Refusal> {
     serde_json::from_slice(raw).map_err(|e| {
-        json_error(
+        (
             StatusCode::BAD_REQUEST,
             format!("request body must be {shape}: {e}"),
         )
     })
 }
 
-/// The answer to an operator's change: 200 with the version, 404 for an
+/// The outcome of an operator's change: the version, or 404 for an
 /// unknown cluster, 409 with the rule's text for a refusal, 503 when the
 /// store failed.
-fn answer(name: &str, what: &str, r: Result<u64, BackendError>) -> Response {
+fn answer(name: &str, what: &str, r: Result<u64, BackendError>) -> Result<u64, Refusal> {
     match r {
         Ok(version) => {
             tracing::info!(cluster = name, version, "cluster {what} by operator");
-            Json(serde_json::json!({ "version": version })).into_response()
+            Ok(version)
         }
-        Err(BackendError::Rule(RuleError::NoSuchName | RuleError::NoSuchId)) => json_error(
+        Err(BackendError::Rule(RuleError::NoSuchName | RuleError::NoSuchId)) => Err((
             StatusCode::NOT_FOUND,
             RuleError::NoSuchCluster(name.into()).to_string(),
-        ),
-        Err(BackendError::Rule(e)) => json_error(StatusCode::CONFLICT, e.to_string()),
-        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        )),
+        Err(BackendError::Rule(e)) => Err((StatusCode::CONFLICT, e.to_string())),
+        Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
     }
 }
 
-/// `POST /api/clusters/{name}/resize`.
-pub(super) async fn resize(
-    State(ops): St,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    raw: Bytes,
-) -> Response {
-    if let Err(d) = ops.check_admin(&headers) {
-        return d.into_response();
-    }
-    let b: ResizeBody = match body(&raw, "{\"size\": N}") {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let r = ops
-        .backend
+/// `POST /api/clusters/{name}/resize` with body `raw` (the caller checked
+/// the admin token).
+pub(super) async fn resize(backend: &dyn Backend, name: &str, raw: &[u8]) -> Result<u64, Refusal> {
+    let b: ResizeBody = body(raw, "{\"size\": N}")?;
+    let r = backend
         .call(Resize {
             cluster: ClusterTarget::Name(name.as_bytes().into()),
             size: b.size,
             by: By::Operator,
         })
         .await;
-    answer(&name, "resized", r)
+    answer(name, "resized", r)
 }
 
-/// `POST /api/clusters/{name}/evict`.
-pub(super) async fn evict(
-    State(ops): St,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    raw: Bytes,
-) -> Response {
-    if let Err(d) = ops.check_admin(&headers) {
-        return d.into_response();
-    }
-    let b: EvictBody = match body(&raw, "{\"member\": \"NAME\"} or {\"member\": SLOT}") {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+/// `POST /api/clusters/{name}/evict` with body `raw` (the caller checked
+/// the admin token).
+pub(super) async fn evict(backend: &dyn Backend, name: &str, raw: &[u8]) -> Result<u64, Refusal> {
+    let b: EvictBody = body(raw, "{\"member\": \"NAME\"} or {\"member\": SLOT}")?;
     let member = match b.member {
         Member::Index(i) => MemberSlot::Index(i),
         Member::Name(n) => MemberSlot::Name(n.into_bytes().into()),
     };
-    let r = ops
-        .backend
+    let r = backend
         .call(Evict {
             cluster: ClusterTarget::Name(name.as_bytes().into()),
             member,
             by: By::Operator,
         })
         .await;
-    answer(&name, "member evicted", r)
+    answer(name, "member evicted", r)
 }

@@ -192,8 +192,8 @@ fn router(ops: Arc<Ops>) -> Router {
         .route("/regCred.dat", get(regcred))
         .route("/api/clusters", get(api_list))
         .route("/api/clusters/{name}", get(api_show).delete(api_delete))
-        .route("/api/clusters/{name}/resize", post(change::resize))
-        .route("/api/clusters/{name}/evict", post(change::evict))
+        .route("/api/clusters/{name}/resize", post(resize))
+        .route("/api/clusters/{name}/evict", post(evict))
         .route("/api/stats", get(api_stats))
         .route("/admin/delete", post(form_delete))
         .with_state(ops)
@@ -206,6 +206,40 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .ok()?
         .strip_prefix("Bearer ")
         .map(str::trim)
+}
+
+/// `POST /api/clusters/{name}/resize` (admin): `{"version": V}`.
+async fn resize(
+    State(ops): St,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    raw: axum::body::Bytes,
+) -> Response {
+    if let Err(d) = ops.check_admin(&headers) {
+        return d.into_response();
+    }
+    changed(change::resize(ops.backend.as_ref(), &name, &raw).await)
+}
+
+/// `POST /api/clusters/{name}/evict` (admin): `{"version": V}`.
+async fn evict(
+    State(ops): St,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    raw: axum::body::Bytes,
+) -> Response {
+    if let Err(d) = ops.check_admin(&headers) {
+        return d.into_response();
+    }
+    changed(change::evict(ops.backend.as_ref(), &name, &raw).await)
+}
+
+/// The reply to an operator's change.
+fn changed(r: Result<u64, (StatusCode, String)>) -> Response {
+    match r {
+        Ok(version) => Json(serde_json::json!({ "version": version })).into_response(),
+        Err((status, text)) => json_error(status, text),
+    }
 }
 
 fn json_error(status: StatusCode, msg: impl Into<String>) -> Response {
