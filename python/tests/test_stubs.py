@@ -9,7 +9,7 @@ import xlreg
 from xlreg import _xlreg
 
 STUB = Path(xlreg.__file__).with_name("_xlreg.pyi")
-DUNDERS = {"__enter__", "__exit__", "__len__"}
+DUNDERS = {"__enter__", "__exit__", "__len__", "__iter__", "__next__"}
 
 
 def public(names: object) -> set:

@@ -111,3 +111,8 @@ __all__ = [
     "register",
     "testing",
 ]
+
+# Clusters that change (issue 23): resize, evict, leave, watch.
+from ._xlreg import Watch, evict, leave, resize, watch  # noqa: E402
+
+__all__ += ["Watch", "evict", "leave", "resize", "watch"]

@@ -126,6 +126,9 @@ class ClusterView:
     @property
     def self_index(self) -> int: ...
     @property
+    def version(self) -> int:
+        """The cluster's version (views from :func:`watch`), else 0."""
+    @property
     def me(self) -> Member: ...
     @property
     def members(self) -> List[Member]: ...
@@ -470,3 +473,87 @@ class _AsyncSession:
     def get_members(self, cluster_id: str, indexes: Optional[List[int]]) -> Awaitable[List[Member]]: ...
     def delete_cluster(self, cluster: Optional[str], cluster_id: Optional[str]) -> Awaitable[None]: ...
     def bye(self) -> Awaitable[None]: ...
+
+# Clusters that change (issue 23).
+@final
+class Watch:
+    """Each new version of a cluster (see :func:`watch`); an iterator and a
+    context manager."""
+
+    @property
+    def version(self) -> int:
+        """The last version seen (or ``since``)."""
+    def __iter__(self) -> "Watch": ...
+    def __next__(self) -> ClusterView: ...
+    def next_async(self) -> Awaitable[Optional[ClusterView]]:
+        """The next view, or None at the end (what :func:`xlreg.aio.watch` iterates)."""
+    def close(self) -> None:
+        """Stop watching. Idempotent."""
+    def __enter__(self) -> "Watch": ...
+    def __exit__(self, *args: object) -> None: ...
+
+def resize(
+    regcred: _RegCredLike,
+    size: int,
+    cluster: Optional[str] = None,
+    *,
+    cluster_id: Optional[str] = None,
+    admin: Optional[Node] = None,
+    timeout: Optional[float] = None,
+) -> int:
+    """Resize the cluster as its creator; returns its version after the change."""
+def resize_async(
+    regcred: _RegCredLike,
+    size: int,
+    cluster: Optional[str] = None,
+    *,
+    cluster_id: Optional[str] = None,
+    admin: Optional[Node] = None,
+    timeout: Optional[float] = None,
+) -> Awaitable[int]: ...
+def evict(
+    regcred: _RegCredLike,
+    member: Union[int, str],
+    cluster: Optional[str] = None,
+    *,
+    cluster_id: Optional[str] = None,
+    admin: Optional[Node] = None,
+    timeout: Optional[float] = None,
+) -> int:
+    """Evict a member (slot index or name) as the creator; returns the new version."""
+def evict_async(
+    regcred: _RegCredLike,
+    member: Union[int, str],
+    cluster: Optional[str] = None,
+    *,
+    cluster_id: Optional[str] = None,
+    admin: Optional[Node] = None,
+    timeout: Optional[float] = None,
+) -> Awaitable[int]: ...
+def leave(
+    regcred: _RegCredLike,
+    node: Node,
+    cluster: Optional[str] = None,
+    *,
+    cluster_id: Optional[str] = None,
+    timeout: Optional[float] = None,
+) -> int:
+    """``node`` leaves the cluster (its slot frees); returns the new version."""
+def leave_async(
+    regcred: _RegCredLike,
+    node: Node,
+    cluster: Optional[str] = None,
+    *,
+    cluster_id: Optional[str] = None,
+    timeout: Optional[float] = None,
+) -> Awaitable[int]: ...
+def watch(
+    regcred: _RegCredLike,
+    cluster: Optional[str] = None,
+    *,
+    cluster_id: Optional[str] = None,
+    node: Optional[Node] = None,
+    since: int = 0,
+    timeout: Optional[float] = None,
+) -> Watch:
+    """Watch the cluster change: iterate the result for each new version."""

@@ -4,6 +4,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+mod support;
+
 async fn xlreg(args: &[&str]) -> (i32, String, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_xlreg"))
         .args(args)
@@ -277,4 +279,241 @@ async fn bad_ops_flags_are_named() {
     let (code, _, err) = xlreg(&["admin", "--http", "127.0.0.1:1", "stats"]).await;
     assert_eq!(code, 2);
     assert!(err.contains("must start with http://"), "{err}");
+}
+
+/// `xlreg members --watch` as a child: its stdout lines arrive on the
+/// returned channel; the child's exit is `wait`ed at the end.
+fn watch_members(
+    rc: &str,
+    cluster: &str,
+    home: &std::path::Path,
+    json: bool,
+) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xlreg"));
+    cmd.args(["members", "--regcred", rc, "--cluster", cluster, "--watch"])
+        .env("XDG_DATA_HOME", home)
+        .env("XLREG_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if json {
+        cmd.arg("--json");
+    }
+    let mut child = cmd.spawn().unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// The next JSON line of a `members --watch --json`, within 20 s.
+fn next_version(rx: &std::sync::mpsc::Receiver<String>) -> serde_json::Value {
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("a line from members --watch within 20 s");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+/// Clusters that change (issue 23) from the shell: the operator's `admin
+/// resize/evict`, the creator's `resize/evict`, a member's `leave`, their
+/// refusals, and `members --watch` printing each version with what changed
+/// until the cluster is deleted (then it exits 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_change_from_the_shell_and_members_watch_prints_each_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (_srv, rc, http) = serve(&data, &[]);
+    let data_s = data.to_str().unwrap();
+    let dir = |n: &str| tmp.path().join(n).to_str().unwrap().to_string();
+    let admin = |args: &[&str]| {
+        let mut a = vec!["admin", "--http", &http, "--data-dir", data_s];
+        a.extend_from_slice(args);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| async move {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        xlreg(&refs).await
+    };
+    let owner = dir("owner");
+    let (code, _, err) = xlreg(&[
+        "create",
+        "--regcred",
+        &rc,
+        "chg",
+        "--size",
+        "2",
+        "--node-dir",
+        &owner,
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let join = |name: &'static str| {
+        let (rc, nd) = (rc.clone(), dir(name));
+        async move {
+            xlreg(&[
+                "join",
+                "--regcred",
+                &rc,
+                "--cluster",
+                "chg",
+                "--name",
+                name,
+                "--endpoint",
+                "127.0.0.1:9",
+                "--key-bits",
+                "1024",
+                "--wait",
+                "20",
+                "--node-dir",
+                &nd,
+            ])
+            .await
+        }
+    };
+    let (a, b) = tokio::join!(join("alpha"), join("beta"));
+    assert_eq!((a.0, b.0), (0, 0), "{} {}", a.2, b.2);
+
+    let (watch_json, lines) = watch_members(&rc, "chg", tmp.path(), true);
+    let (watch_text, text_lines) = watch_members(&rc, "chg", tmp.path(), false);
+    let first = next_version(&lines);
+    assert_eq!(first["version"], 3, "created and two joins: {first}");
+    assert_eq!(first["members"].as_array().unwrap().len(), 2);
+    assert_eq!(first["changes"], serde_json::json!([]));
+    assert!(first["self_index"].is_null(), "a reader: {first}");
+
+    // The operator grows it, through the side door.
+    let (code, out, err) = run(admin(&["resize", "chg", "3"])).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "resized chg to 3 members (version 4)");
+    let v = next_version(&lines);
+    assert_eq!(
+        (v["version"].as_u64(), v["max_size"].as_u64()),
+        (Some(4), Some(3))
+    );
+    assert_eq!(v["changes"], serde_json::json!(["size 2 -> 3"]));
+
+    // The creator grows it again, through the protocol.
+    let (code, out, err) = xlreg(&[
+        "resize",
+        "--regcred",
+        &rc,
+        "--cluster",
+        "chg",
+        "4",
+        "--node-dir",
+        &owner,
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.trim(),
+        "cluster \"chg\": resized to 4 members (version 5)"
+    );
+    assert_eq!(
+        next_version(&lines)["changes"],
+        serde_json::json!(["size 3 -> 4"])
+    );
+
+    // The operator evicts slot 1 (beta); alpha leaves on its own.
+    let (code, out, err) = run(admin(&["evict", "chg", "1"])).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "evicted slot 1 of chg (version 6)");
+    let v = next_version(&lines);
+    let change = v["changes"][0].as_str().unwrap().to_string();
+    assert!(change.starts_with("slot 1: beta left ("), "{v}");
+    let (code, out, err) = xlreg(&[
+        "leave",
+        "--regcred",
+        &rc,
+        "--cluster",
+        "chg",
+        "--node-dir",
+        &dir("alpha"),
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.trim(),
+        "cluster \"chg\": member \"alpha\" left (version 7)"
+    );
+    let v = next_version(&lines);
+    assert!(
+        v["changes"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("slot 0: alpha left ("),
+        "{v}"
+    );
+    assert_eq!(v["members"], serde_json::json!([]));
+
+    // Refusals: bad input (2) before anything is sent, the rules' texts (1).
+    let (code, _, err) = run(admin(&["resize", "chg", "1"])).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("size 1 is not in 2..=64"), "{err}");
+    let (code, _, err) = run(admin(&["evict", "chg", "nobody"])).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("no member named nobody in this cluster"),
+        "{err}"
+    );
+    let (code, _, err) = xlreg(&[
+        "resize",
+        "--regcred",
+        &rc,
+        "--cluster",
+        "chg",
+        "5",
+        "--node-dir",
+        &dir("beta"),
+    ])
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("only the cluster's creator may resize or evict"),
+        "{err}"
+    );
+    let (code, _, err) = xlreg(&[
+        "evict",
+        "--regcred",
+        &rc,
+        "--cluster",
+        "chg",
+        "0",
+        "--node-dir",
+        &owner,
+    ])
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no member in slot 0 of this cluster"), "{err}");
+
+    // Deleting the cluster ends both watches with exit 0.
+    let (code, _, err) = run(admin(&["delete", "chg"])).await;
+    assert_eq!(code, 0, "{err}");
+    let limit = std::time::Duration::from_secs(20);
+    let json_out = support::wait_bounded(watch_json, limit);
+    assert_eq!(json_out.status.code(), Some(0));
+    let said = String::from_utf8_lossy(&json_out.stderr);
+    assert!(said.contains("cluster \"chg\" was deleted"), "{said}");
+    assert!(lines.recv_timeout(limit).is_err(), "no line after the end");
+    let text_out = support::wait_bounded(watch_text, limit);
+    assert_eq!(text_out.status.code(), Some(0));
+    let text: Vec<String> = text_lines.iter().collect();
+    let text = text.join("\n");
+    // The text watcher was not waited for between the changes, so two of
+    // them may share a version: look for the changes, not their versions.
+    for want in [
+        "version   3: 2 of 2 members",
+        ": size 2 -> 3",
+        ": size 3 -> 4",
+        ": slot 1: beta left (",
+        ": slot 0: alpha left (",
+        "cluster \"chg\" was deleted (or expired)",
+    ] {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
 }

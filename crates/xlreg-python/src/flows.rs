@@ -99,7 +99,7 @@ type Fut<T> = std::pin::Pin<Box<dyn Future<Output = Result<T, Failure>> + Send>>
 /// so `create_cluster` costs one registry round trip, not a key pair.
 static ADMIN: tokio::sync::OnceCell<Arc<NodeIdentity>> = tokio::sync::OnceCell::const_new();
 
-async fn process_admin() -> Result<Arc<NodeIdentity>, Failure> {
+pub(crate) async fn process_admin() -> Result<Arc<NodeIdentity>, Failure> {
     let admin = ADMIN
         .get_or_try_init(|| async {
             let n = client::ephemeral_identity(client::NodeOptions {

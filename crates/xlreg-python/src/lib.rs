@@ -7,6 +7,7 @@
 //! tokio runtime ([`runtime`]) and turns errors into the Python exception
 //! classes of `xlreg._errors` ([`errors`]).
 
+mod change;
 mod cli;
 mod errors;
 mod exit;
@@ -59,5 +60,13 @@ fn _xlreg(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<session::PyAsyncSession>()?;
     exit::install(m)?;
     logging::install(m.py())?;
+    m.add_class::<change::PyWatch>()?;
+    m.add_function(wrap_pyfunction!(change::resize, m)?)?;
+    m.add_function(wrap_pyfunction!(change::resize_async, m)?)?;
+    m.add_function(wrap_pyfunction!(change::evict, m)?)?;
+    m.add_function(wrap_pyfunction!(change::evict_async, m)?)?;
+    m.add_function(wrap_pyfunction!(change::leave, m)?)?;
+    m.add_function(wrap_pyfunction!(change::leave_async, m)?)?;
+    m.add_function(wrap_pyfunction!(change::watch, m)?)?;
     Ok(())
 }

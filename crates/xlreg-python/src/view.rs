@@ -142,10 +142,17 @@ impl PyClusterView {
     fn attrs(&self) -> u64 {
         self.inner.attrs
     }
-    /// This member's index.
+    /// This member's index (a watcher that is not a member: a number no
+    /// member has, and `me` raises).
     #[getter]
     fn self_index(&self) -> usize {
         self.inner.self_index
+    }
+    /// The cluster's version when the registry said it (views from
+    /// `xlreg.watch`), else 0 (a boot). Later views have greater ones.
+    #[getter]
+    fn version(&self) -> u64 {
+        self.inner.version
     }
     /// This member's own entry (a booted view always has it).
     #[getter]

@@ -93,3 +93,80 @@ async def boot_env(
     """Boot as the member ``xlreg up`` describes in ``env``
     (:meth:`xlreg.UpEnv.boot` for asyncio)."""
     return await env.boot_async(wait, timeout=timeout)
+
+
+# Clusters that change (issue 23).
+from typing import AsyncIterator  # noqa: E402
+
+__all__ += ["evict", "leave", "resize", "watch"]
+
+
+async def resize(
+    regcred: RegCredLike,
+    size: int,
+    cluster: Optional[str] = None,
+    *,
+    cluster_id: Optional[str] = None,
+    admin: Optional[Node] = None,
+    timeout: Optional[float] = None,
+) -> int:
+    """Resize the cluster as its creator; returns its new version (see :func:`xlreg.resize`)."""
+    return await _xlreg.resize_async(
+        regcred, size, cluster, cluster_id=cluster_id, admin=admin, timeout=timeout
+    )
+
+
+async def evict(
+    regcred: RegCredLike,
+    member: Union[int, str],
+    cluster: Optional[str] = None,
+    *,
+    cluster_id: Optional[str] = None,
+    admin: Optional[Node] = None,
+    timeout: Optional[float] = None,
+) -> int:
+    """Evict a member (slot or name) as the creator; returns the new version (see :func:`xlreg.evict`)."""
+    return await _xlreg.evict_async(
+        regcred, member, cluster, cluster_id=cluster_id, admin=admin, timeout=timeout
+    )
+
+
+async def leave(
+    regcred: RegCredLike,
+    node: Node,
+    cluster: Optional[str] = None,
+    *,
+    cluster_id: Optional[str] = None,
+    timeout: Optional[float] = None,
+) -> int:
+    """``node`` leaves the cluster; returns the new version (see :func:`xlreg.leave`)."""
+    return await _xlreg.leave_async(regcred, node, cluster, cluster_id=cluster_id, timeout=timeout)
+
+
+async def watch(
+    regcred: RegCredLike,
+    cluster: Optional[str] = None,
+    *,
+    cluster_id: Optional[str] = None,
+    node: Optional[Node] = None,
+    since: int = 0,
+    timeout: Optional[float] = None,
+) -> AsyncIterator[ClusterView]:
+    """Each new version of the cluster, in order, until it is deleted::
+
+        async for view in xlreg.aio.watch(rc, "demo"):
+            print(view.version, len(view.members))
+
+    (see :func:`xlreg.watch`; cancelling the loop's task cancels the held
+    request)."""
+    w = _xlreg.watch(
+        regcred, cluster, cluster_id=cluster_id, node=node, since=since, timeout=timeout
+    )
+    try:
+        while True:
+            view = await w.next_async()
+            if view is None:
+                return
+            yield view
+    finally:
+        w.close()

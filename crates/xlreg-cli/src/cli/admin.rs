@@ -1,4 +1,5 @@
-//! `xlreg admin clusters | cluster NAME | delete NAME | stats`: the admin
+//! `xlreg admin clusters | cluster NAME | delete NAME | resize NAME N |
+//! evict NAME MEMBER | stats`: the admin
 //! JSON API of a registry's HTTP side door (`xlreg serve --http`) from a
 //! shell. The token comes from `--token-file`, else `DATA_DIR/admin.token`
 //! when it exists (a registry on this machine); reads work without one on
@@ -10,6 +11,7 @@ use anyhow::{anyhow, Context};
 use clap::{Args, Subcommand};
 
 use crate::cli::BadInput;
+use xlreg::client::MemberRef;
 use xlreg::http::{AdminToken, TOKEN_FILE};
 use xlreg::http::{ClusterDetail, ClusterSummary, Stats};
 use xlreg::server::DEFAULT_DATA_DIR;
@@ -50,6 +52,22 @@ pub enum AdminCommand {
         /// Cluster name.
         name: String,
     },
+    /// Change a cluster's size (needs the token): grow always; shrink only
+    /// when the slots from N up are empty (evict their members first).
+    Resize {
+        /// Cluster name.
+        name: String,
+        /// The new size, 2..=64.
+        size: u32,
+    },
+    /// Remove a member from its slot (needs the token); the next member to
+    /// join takes the slot, the others keep theirs.
+    Evict {
+        /// Cluster name.
+        name: String,
+        /// The member: all digits is a slot index, anything else a name.
+        member: String,
+    },
     /// Server statistics.
     Stats,
 }
@@ -88,6 +106,17 @@ fn call(
     path: &str,
     tok: &Option<AdminToken>,
 ) -> anyhow::Result<serde_json::Value> {
+    call_with(a, method, path, tok, None)
+}
+
+/// [`call`] with a JSON request body.
+fn call_with(
+    a: &AdminArgs,
+    method: &str,
+    path: &str,
+    tok: &Option<AdminToken>,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
     let base = a.http.trim_end_matches('/');
     if !(base.starts_with("http://") || base.starts_with("https://")) {
         return Err(BadInput(format!(
@@ -100,7 +129,11 @@ fn call(
     if let Some(t) = tok {
         req = req.set("Authorization", &format!("Bearer {}", t.secret()));
     }
-    match req.call() {
+    let sent = match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    };
+    match sent {
         Ok(r) => r
             .into_json()
             .with_context(|| format!("{method} {url}: reply is not JSON")),
@@ -174,6 +207,26 @@ fn all_clusters(a: &AdminArgs, tok: &Option<AdminToken>) -> anyhow::Result<serde
     Err(anyhow!("GET /api/clusters: more than {MAX_PAGES} pages"))
 }
 
+/// Mutating calls need the token: refuse early, naming where it was looked
+/// for.
+fn need_token(a: &AdminArgs, tok: &Option<AdminToken>, what: &str) -> anyhow::Result<()> {
+    if tok.is_none() {
+        return Err(BadInput(format!(
+            "{what} needs the admin token: no --token-file and no {}",
+            a.data_dir.join(TOKEN_FILE).display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The `version` of a change's reply, or `?`.
+fn version(out: &serde_json::Value) -> String {
+    out.get("version")
+        .and_then(|v| v.as_u64())
+        .map_or("?".into(), |v| v.to_string())
+}
+
 /// Run an admin command.
 pub fn run(a: AdminArgs) -> anyhow::Result<()> {
     let tok = token(&a)?;
@@ -183,19 +236,33 @@ pub fn run(a: AdminArgs) -> anyhow::Result<()> {
             call(&a, "GET", &format!("/api/clusters/{}", segment(name)), &tok)?
         }
         AdminCommand::Delete { name } => {
-            if tok.is_none() {
-                return Err(BadInput(format!(
-                    "delete needs the admin token: no --token-file and no {}",
-                    a.data_dir.join(TOKEN_FILE).display()
-                ))
-                .into());
-            }
+            need_token(&a, &tok, "delete")?;
             call(
                 &a,
                 "DELETE",
                 &format!("/api/clusters/{}", segment(name)),
                 &tok,
             )?
+        }
+        AdminCommand::Resize { name, size } => {
+            xlreg::limits::check_cluster_size(*size)
+                .map_err(|e| BadInput(format!("resize {name}: {e}")))?;
+            need_token(&a, &tok, "resize")?;
+            let path = format!("/api/clusters/{}/resize", segment(name));
+            let body = serde_json::json!({ "size": size });
+            call_with(&a, "POST", &path, &tok, Some(body))?
+        }
+        AdminCommand::Evict { name, member } => {
+            let member: MemberRef = member
+                .parse()
+                .map_err(|e| BadInput(format!("evict {name}: {e}")))?;
+            need_token(&a, &tok, "evict")?;
+            let path = format!("/api/clusters/{}/evict", segment(name));
+            let body = match &member {
+                MemberRef::Name(n) => serde_json::json!({ "member": n }),
+                MemberRef::Index(i) => serde_json::json!({ "member": i }),
+            };
+            call_with(&a, "POST", &path, &tok, Some(body))?
         }
         AdminCommand::Stats => call(&a, "GET", "/api/stats", &tok)?,
     };
@@ -228,6 +295,16 @@ pub fn run(a: AdminArgs) -> anyhow::Result<()> {
                 "deleted {name} ({})",
                 out.get("id").and_then(|v| v.as_str()).unwrap_or("?")
             );
+        }
+        AdminCommand::Resize { name, size } => {
+            println!(
+                "resized {name} to {size} members (version {})",
+                version(&out)
+            );
+        }
+        AdminCommand::Evict { name, member } => {
+            let member: MemberRef = member.parse()?;
+            println!("evicted {member} of {name} (version {})", version(&out));
         }
         AdminCommand::Stats => {
             let s: Stats = serde_json::from_value(out)?;

@@ -289,6 +289,12 @@ pub struct MembersArgs {
     /// without joining it is an xlreg extension of GetCluster).
     #[arg(long, value_name = "NAME", conflicts_with = "cluster_id")]
     cluster: Option<String>,
+    /// Keep watching: print each new version of the cluster with what
+    /// changed (joins, departures, replacements, resizes) as it happens,
+    /// until the cluster is deleted (exit 0) or Ctrl-C. With --json, one
+    /// JSON document per line. Needs an xlreg registry.
+    #[arg(long)]
+    watch: bool,
 }
 
 /// Exit code 2 for problems with what the user gave, 1 for the rest.
@@ -457,6 +463,18 @@ pub fn run_join(a: JoinArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The reader identity kept under the data directory (made once, like the
+/// admin one); `None` without a data directory (then the process's shared
+/// [`xlreg::client::reader_identity`]).
+pub(crate) fn kept_reader() -> anyhow::Result<Option<NodeIdentity>> {
+    match default_reader_dir() {
+        Some(dir) => Ok(Some(
+            kept_identity(&dir, "reader", xlreg::client::reader_options())?.0,
+        )),
+        None => Ok(None),
+    }
+}
+
 /// Run `xlreg members`: list a cluster's members without joining it.
 pub fn run_members(a: MembersArgs) -> anyhow::Result<()> {
     let cluster = match (&a.cluster, a.cluster_id.as_deref()) {
@@ -464,12 +482,10 @@ pub fn run_members(a: MembersArgs) -> anyhow::Result<()> {
         (None, id) => ClusterRef::Id(parse_id(id.unwrap_or_default())?),
     };
     let (rc, opts) = a.conn.load()?;
-    // The reader identity kept under the data directory (made once, like
-    // the admin one), else the process's shared one.
-    let kept = match default_reader_dir() {
-        Some(dir) => Some(kept_identity(&dir, "reader", xlreg::client::reader_options())?.0),
-        None => None,
-    };
+    let kept = kept_reader()?;
+    if a.watch {
+        return crate::cli::change::watch_members(&rc, cluster, kept, opts, a.conn.json);
+    }
     let list = runtime()?
         .block_on(async {
             let reader = match kept {
@@ -504,7 +520,7 @@ pub fn run_members(a: MembersArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
+pub(crate) fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     println!(
         "{}",
         serde_json::to_string_pretty(v).context("encoding JSON")?

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 pub mod admin;
 #[cfg(feature = "bench")]
 pub mod bench;
+pub mod change;
 pub mod cred;
 pub mod fault;
 pub mod fdlimit;
@@ -44,8 +45,17 @@ enum Command {
     /// Boot a member: register, join a cluster, wait for every member,
     /// print the cluster.
     Join(member::JoinArgs),
-    /// List a cluster's members without joining it (xlreg registries only).
+    /// List a cluster's members without joining it (xlreg registries only);
+    /// `--watch` prints each change as it happens.
     Members(member::MembersArgs),
+    /// Change a cluster's size as its creator (xlreg registries only).
+    Resize(change::ResizeArgs),
+    /// Remove a member from its slot as the cluster's creator (xlreg
+    /// registries only).
+    Evict(change::EvictArgs),
+    /// Leave a cluster: this member's slot becomes free (xlreg registries
+    /// only).
+    Leave(change::LeaveArgs),
     /// Launch a new test cluster: a registry (embedded unless --regcred)
     /// and N members, in-process or as N copies of a program (`-- CMD`).
     Up(up::UpArgs),
@@ -180,6 +190,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Create(a) => member::run_create(a),
         Command::Join(a) => member::run_join(a),
         Command::Members(a) => member::run_members(a),
+        Command::Resize(a) => change::run_resize(a),
+        Command::Evict(a) => change::run_evict(a),
+        Command::Leave(a) => change::run_leave(a),
         Command::Up(a) => up::run(a),
         #[cfg(feature = "bench")]
         Command::Bench(a) => bench::run(a),

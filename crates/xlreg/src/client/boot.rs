@@ -350,6 +350,7 @@ async fn boot_session(
         attrs: info.attrs,
         self_index,
         members: have.into_values().collect(),
+        version: 0,
     })
 }
 
@@ -560,14 +561,7 @@ mod tests {
     use crate::client::fake::{self, Cluster};
     use std::sync::{Arc, Mutex};
 
-    fn node(name: &str) -> NodeIdentity {
-        NodeIdentity::generate(&NodeOptions {
-            name: Some(name.into()),
-            endpoints: Some(vec!["127.0.0.1:9".into()]),
-            key_bits: 1024,
-        })
-        .unwrap()
-    }
+    use fake::node;
 
     fn opts(wait_ms: Option<u64>) -> BootOptions {
         BootOptions {

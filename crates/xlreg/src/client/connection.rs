@@ -104,6 +104,7 @@ pub struct Connection {
     framing: Framing,
     reassembler: Reassembler,
     server_version: DecimalVersion,
+    proposed: DecimalVersion,
     io_timeout: Duration,
     read_buf: Vec<u8>,
 }
@@ -243,6 +244,7 @@ impl Connection {
             framing,
             reassembler: Reassembler::new(framing),
             server_version: reply.version,
+            proposed,
             io_timeout: opts.io_timeout,
             read_buf: vec![0u8; READ_CHUNK],
         })
@@ -261,6 +263,13 @@ impl Connection {
     /// The version the registry sent in its HelloReply.
     pub fn server_version(&self) -> DecimalVersion {
         self.server_version
+    }
+
+    /// The version this client proposed in its Hello (0 with
+    /// [`ClientOptions::legacy_framing`]: then even an xlreg registry
+    /// answers as a Go one, 1.9.24).
+    pub fn proposed_version(&self) -> DecimalVersion {
+        self.proposed
     }
 
     /// Seal, frame and send one message in a single write.

@@ -217,3 +217,13 @@ pub(crate) fn cluster_handler(
 
 /// The version a Go client proposes.
 pub(crate) const GO_CLIENT_VERSION: DecimalVersion = DecimalVersion(0);
+
+/// A fresh member identity `name` (1024-bit keys, one endpoint).
+pub(crate) fn node(name: &str) -> crate::client::NodeIdentity {
+    crate::client::NodeIdentity::generate(&crate::client::NodeOptions {
+        name: Some(name.into()),
+        endpoints: Some(vec!["127.0.0.1:9".into()]),
+        key_bits: 1024,
+    })
+    .expect("keygen")
+}

@@ -21,6 +21,10 @@
 //!   bye) and [`read_cluster`] / [`read_members`] to look at a cluster
 //!   without joining it.
 //! * `view`: [`ClusterView`], what a booted member knows, and its JSON.
+//! * `change`: clusters that change (xlreg extensions): [`Session::resize`],
+//!   [`Session::evict`], [`Session::leave`], [`Session::watch_next`], the
+//!   [`Watch`] stream of a cluster's versions, and the one-call [`resize`],
+//!   [`evict`] and [`leave`].
 //! * [`blocking`]: the same flows for scripts without an async runtime.
 //! * [`up_env`]: [`UpEnv`], what a program launched by `xlreg up -- CMD`
 //!   reads from its environment to join (needs only this feature).
@@ -30,6 +34,7 @@
 
 pub mod blocking;
 pub(crate) mod boot;
+pub(crate) mod change;
 pub(crate) mod connection;
 pub(crate) mod node;
 pub(crate) mod session;
@@ -50,6 +55,7 @@ pub use boot::{
     read_members, reader_identity, reader_options, register, BootOptions, JoinTurn,
     READER_KEY_BITS,
 };
+pub use change::{evict, leave, resize, MemberRef, ViewChange, Watch};
 pub use connection::{ClientOptions, Connection, FAILOVER_CONNECT_TIMEOUT};
 pub use node::{
     attrs, NodeIdentity, NodeOptions, COMMS_KEY_FILE, DEFAULT_KEY_BITS, NODE_FILE, SIG_KEY_FILE,

@@ -148,7 +148,7 @@ pub struct MembersReply {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
+pub(super) enum State {
     /// Handshake done.
     Hello,
     /// MemberOK received.
@@ -201,7 +201,7 @@ impl Session {
         self.hold_cap = cap;
     }
 
-    fn hold_ms(&self) -> Option<u32> {
+    pub(super) fn hold_ms(&self) -> Option<u32> {
         if self.framing() != Framing::LengthPrefixed {
             return None;
         }
@@ -228,12 +228,18 @@ impl Session {
         self.conn.server_version()
     }
 
+    /// The version this client proposed in its Hello (see
+    /// [`Connection::proposed_version`](super::Connection::proposed_version)).
+    pub fn proposed_version(&self) -> DecimalVersion {
+        self.conn.proposed_version()
+    }
+
     /// The ID the registry confirmed in MemberOK, once registered.
     pub fn member_id(&self) -> Option<NodeId> {
         self.member_id
     }
 
-    fn require(&self, request: &str, allowed: &[State]) -> Result<(), ClientError> {
+    pub(super) fn require(&self, request: &str, allowed: &[State]) -> Result<(), ClientError> {
         if self.state == State::Failed {
             return Err(ClientError::Usage(format!(
                 "cannot send {request}: this session already failed"
@@ -254,8 +260,17 @@ impl Session {
         Ok(())
     }
 
+    /// `r`, marking the session failed when it is an error (a reply that
+    /// does not validate ends the session like an Error reply does).
+    pub(super) fn checked<T>(&mut self, r: Result<T, ClientError>) -> Result<T, ClientError> {
+        if r.is_err() {
+            self.state = State::Failed;
+        }
+        r
+    }
+
     /// One request, one reply, op checked.
-    async fn call(
+    pub(super) async fn call(
         &mut self,
         msg: XlRegMsg,
         request: &'static str,
@@ -489,7 +504,7 @@ impl Session {
 
 /// Validate the cluster fields of a CreateReply/JoinReply.
 /// A registry refusal of a request about `cluster` names that cluster.
-fn naming(e: ClientError, cluster: &ClusterRef) -> ClientError {
+pub(super) fn naming(e: ClientError, cluster: &ClusterRef) -> ClientError {
     match e {
         ClientError::Server {
             request,

@@ -85,9 +85,28 @@ pub struct ClusterView {
     pub self_index: usize,
     /// Members ascending by index; all `max_size` of them once complete.
     pub members: Vec<MemberInfo>,
+    /// The cluster's version (1 at creation, one more at every change of
+    /// its members or size), from a registry that said it: a view from a
+    /// [`Watch`](super::Watch) has it; 0 when the registry did not say
+    /// (a boot's GetCluster, a Go registry). See [`ClusterView::version`].
+    pub version: u64,
 }
 
 impl ClusterView {
+    /// The `self_index` of a view whose watcher is not a member of the
+    /// cluster (a reader's [`Watch`](super::Watch)): no member has it, so
+    /// [`self_member`](Self::self_member) is `None` and
+    /// [`peers`](Self::peers) is every member.
+    pub const NOT_A_MEMBER: usize = usize::MAX;
+
+    /// The cluster's version when the registry said it (a view from a
+    /// [`Watch`](super::Watch) or [`Session::watch_next`](super::Session::watch_next)),
+    /// else 0: versions only grow, so a later view of the same cluster has
+    /// a greater one.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
     /// Are all `max_size` members present?
     pub fn is_complete(&self) -> bool {
         self.members.len() == self.max_size as usize
@@ -113,14 +132,17 @@ impl ClusterView {
     /// The JSON document printed by `xlreg join --json`:
     /// `{"cluster_id","cluster_name","max_size","endpoint_count","self_index",
     /// "members":[{"index","name","id","attrs","endpoints",
-    /// "comms_key_sha256","sig_key_sha256"}]}`.
+    /// "comms_key_sha256","sig_key_sha256"}]}`, plus `"version"` when the
+    /// registry said it (not 0). A watcher that is not a member has
+    /// `"self_index": null`.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(ViewJson {
             cluster_id: self.cluster_id.to_hex(),
             cluster_name: self.cluster_name.clone(),
             max_size: self.max_size,
             endpoint_count: self.endpoint_count,
-            self_index: self.self_index,
+            self_index: (self.self_index != Self::NOT_A_MEMBER).then_some(self.self_index),
+            version: self.version,
             members: members_json(&self.members),
         })
         .unwrap_or(serde_json::Value::Null)
@@ -180,8 +202,14 @@ struct ViewJson {
     cluster_name: Option<String>,
     max_size: u32,
     endpoint_count: u32,
-    self_index: usize,
+    self_index: Option<usize>,
+    #[serde(skip_serializing_if = "is_zero")]
+    version: u64,
     members: Vec<MemberJson>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 #[derive(Serialize)]
@@ -263,6 +291,7 @@ mod tests {
             attrs: 0,
             self_index: 1,
             members: vec![member(0), member(1)],
+            version: 0,
         };
         assert!(v.is_complete());
         assert_eq!(v.peers().count(), 1);
@@ -282,6 +311,29 @@ mod tests {
         assert_ne!(m["comms_key_sha256"], m["sig_key_sha256"]);
         let back: serde_json::Value = serde_json::from_str(&v.to_json_string()).unwrap();
         assert_eq!(back, j);
+    }
+
+    #[test]
+    fn view_json_has_a_version_when_known_and_a_null_self_for_a_reader() {
+        let mut v = ClusterView {
+            cluster_id: NodeId::from_bytes(&[0xaa; 20]).unwrap(),
+            cluster_name: None,
+            max_size: 3,
+            endpoint_count: 1,
+            attrs: 0,
+            self_index: 0,
+            members: vec![member(0)],
+            version: 0,
+        };
+        assert!(v.to_json().get("version").is_none(), "0: not said");
+        v.version = 4;
+        v.self_index = ClusterView::NOT_A_MEMBER;
+        assert_eq!(v.version(), 4);
+        let j = v.to_json();
+        assert_eq!(j["version"], 4);
+        assert!(j["self_index"].is_null());
+        assert!(v.self_member().is_none());
+        assert_eq!(v.peers().count(), 1);
     }
 
     #[test]

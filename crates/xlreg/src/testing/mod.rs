@@ -45,6 +45,7 @@
 //! }
 //! ```
 
+mod change;
 pub mod faults;
 pub mod keys;
 #[cfg(feature = "postgres")]
@@ -442,6 +443,8 @@ pub struct LocalCluster {
     pub keys_generated: usize,
     /// The fault control and its proxies (with [`LaunchOptions::faults`]).
     faults: Option<(Faults, faults::FaultNet)>,
+    /// The identity that created the cluster (its owner: resize, evict).
+    admin: NodeIdentity,
 }
 
 impl LocalCluster {
@@ -600,6 +603,7 @@ impl LocalCluster {
             keys_reused: keys.reused,
             keys_generated: keys.generated,
             faults,
+            admin,
         })
     }
 

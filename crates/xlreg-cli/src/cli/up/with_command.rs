@@ -176,6 +176,7 @@ pub(super) async fn run(
             attrs: info.attrs,
             self_index: 0,
             members,
+            version: 0,
         },
         timings: Timings {
             keygen,
