@@ -45,6 +45,10 @@ impl Up {
                 "--name",
                 name,
                 "--faults",
+                // The members inherit bound sockets: no probe-then-bind
+                // race with the tests running beside (a restart binds the
+                // same ports again).
+                "--listen-fds",
             ])
             .args(extra)
             .arg("--")
