@@ -1299,6 +1299,18 @@ impl World<'_> {
                 sess.framing == Framing::LengthPrefixed
                     && matches!(before, ClientDetailsRcvd | CreateRequestRcvd)
             }
+            // Resize, Evict, Leave (xlreg extensions): by the registered
+            // node, in every state after MemberOK.
+            Some(15..=17) => {
+                sess.framing == Framing::LengthPrefixed
+                    && matches!(before, ClientDetailsRcvd | CreateRequestRcvd | JoinRcvd)
+            }
+            // Watch (xlreg extension): gated like GetCluster.
+            Some(18) => {
+                sess.framing == Framing::LengthPrefixed
+                    && (before == JoinRcvd
+                        || (sess.anon && matches!(before, ClientDetailsRcvd | CreateRequestRcvd)))
+            }
             _ => false,
         };
         if close {
@@ -1308,13 +1320,14 @@ impl World<'_> {
                 Some(2 | 4 | 6 | 8 | 10 | 12) => assert_eq!(text, texts::REPLY_OP),
                 Some(1 | 3 | 5 | 7 | 9 | 11) if !allowed => assert_eq!(text, texts::BAD_STATE),
                 Some(1 | 3 | 5 | 7 | 9 | 11) => {}
-                // To a Go-framed session op 14 is no op at all.
-                Some(14) if sess.framing != Framing::LengthPrefixed => {
+                // To a Go-framed session ops 14-18 are no ops at all.
+                Some(14..=18) if sess.framing != Framing::LengthPrefixed => {
                     assert_eq!(text, texts::BAD_TAG)
                 }
-                Some(14) if !allowed => assert_eq!(text, texts::BAD_STATE),
-                // A refusal by the registry (no such cluster, not a member).
-                Some(14) => {}
+                Some(14..=18) if !allowed => assert_eq!(text, texts::BAD_STATE),
+                // A refusal by the registry (no such cluster, not a member,
+                // not the owner, a shrink over a member...).
+                Some(14..=18) => {}
                 _ => assert_eq!(text, texts::BAD_TAG),
             }
             return;
@@ -1415,6 +1428,30 @@ impl World<'_> {
             Some(14) => {
                 assert_eq!(r.tag(), Some(Tag::Ack));
                 assert_eq!(after, before, "a delete leaves the session where it was");
+            }
+            Some(15..=17) => {
+                assert_eq!(r.tag(), Some(Tag::Ack));
+                assert!(
+                    r.cluster_version.is_some(),
+                    "a change's Ack names the version"
+                );
+                assert_eq!(after, before, "a change leaves the session where it was");
+            }
+            Some(18) => {
+                assert_eq!(r.tag(), Some(Tag::ClusterMembers));
+                assert_eq!(after, before);
+                assert!(r.tokens_match_which(), "token count == popcount(Which)");
+                let id = NodeId::from_bytes(r.cluster_id.as_deref().unwrap_or_default())
+                    .expect("a Watch answers with the cluster's ID");
+                let c = reg.cluster(&id).expect("the watched cluster exists");
+                assert_eq!(r.cluster_version, Some(c.version), "the committed version");
+                assert_eq!(r.cluster_max_size, Some(c.max_size));
+                let which = Which(r.which.expect("Which is always present"));
+                for (t, i) in r.tokens.iter().zip(which.iter()) {
+                    let m = c.member(i).expect("Which names occupied slots");
+                    let stored = Token::decode(&*m.token).expect("stored token");
+                    assert_eq!(t, &stored, "token {i} is member {i}'s");
+                }
             }
             _ => unreachable!("allowed covers only request ops"),
         }
