@@ -390,6 +390,18 @@ impl Store for SqliteStore {
     fn append(&mut self, changes: &[Change]) -> Result<(), StoreError> {
         let path = self.path.as_str();
         let e = |what: &str, err: rusqlite::Error| StoreError::new(path, what, err);
+        // An UPDATE/DELETE of one member's slot must touch exactly that row.
+        let one_slot = |what: &str, n: usize, cluster: &NodeId, index: usize| {
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::new(
+                    path,
+                    what,
+                    StoreCause::Malformed(format!("slot {index} of {cluster} not found")),
+                ))
+            }
+        };
         let tx = self.conn.transaction().map_err(|x| e("begin", x))?;
         // Statements are parsed once per connection, not once per change.
         fn exec(
@@ -485,13 +497,7 @@ impl Store for SqliteStore {
                             params![cluster.as_bytes(), *index as i64, &record.token[..], record.id.as_bytes()],
                         )
                         .map_err(|x| e("update member", x))?;
-                    if n != 1 {
-                        return Err(StoreError::new(
-                            path,
-                            "update member",
-                            StoreCause::Malformed(format!("slot {index} of {cluster} not found")),
-                        ));
-                    }
+                    one_slot("update member", n, cluster, *index)?;
                 }
                 Change::RemoveMember { cluster, index } => {
                     let n = exec(
@@ -500,13 +506,7 @@ impl Store for SqliteStore {
                         params![cluster.as_bytes(), *index as i64],
                     )
                     .map_err(|x| e("remove member", x))?;
-                    if n != 1 {
-                        return Err(StoreError::new(
-                            path,
-                            "remove member",
-                            StoreCause::Malformed(format!("slot {index} of {cluster} not found")),
-                        ));
-                    }
+                    one_slot("remove member", n, cluster, *index)?;
                 }
                 Change::Resize { cluster, max_size } => {
                     exec(
