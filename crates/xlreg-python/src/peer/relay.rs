@@ -20,11 +20,11 @@ use std::io;
 use std::os::fd::{IntoRawFd, RawFd};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::UnixStream;
 use tokio::sync::watch;
 
-use super::{io_failure, Channel};
+use super::{io_failure, read_some, Channel};
 use crate::errors::Failure;
 use crate::runtime::runtime;
 
@@ -101,15 +101,24 @@ async fn relay(
             let mut buf = vec![0u8; RELAY_CHUNK];
             let copy = async {
                 loop {
-                    let n = r
-                        .read(&mut buf)
+                    // One TLS read is one record (16 KiB at most): take
+                    // every record already here, so Python wakes once per
+                    // batch, not once per record.
+                    let mut rb = ReadBuf::new(&mut buf);
+                    read_some(r, &mut rb, true)
                         .await
                         .map_err(|e| io_failure("reading from", who, e))?;
-                    if n == 0 {
+                    if rb.filled().is_empty() {
                         let _ = uw.shutdown().await;
                         return Ok(());
                     }
-                    if uw.write_all(&buf[..n]).await.is_err() {
+                    while rb.remaining() > 0 {
+                        match read_some(r, &mut rb, false).await {
+                            Ok(Some(k)) if k > 0 => {}
+                            _ => break, // an end or a failure: the next read says
+                        }
+                    }
+                    if uw.write_all(rb.filled()).await.is_err() {
                         return Ok(()); // Python closed its socket
                     }
                 }
