@@ -171,14 +171,19 @@ impl Up {
         )
     }
 
-    /// Run `xlreg fault --cluster NAME WORDS…`; its stdout.
-    pub fn fault(&self, words: &[&str]) -> String {
-        let out = Command::new(&self.xlreg)
+    /// Run `xlreg fault --cluster NAME WORDS…`.
+    fn fault_output(&self, words: &[&str]) -> Output {
+        Command::new(&self.xlreg)
             .args(["fault", "--cluster", &self.name])
             .args(words)
             .env("XDG_RUNTIME_DIR", self.run_dir.path())
             .output()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Run `xlreg fault --cluster NAME WORDS…`; its stdout.
+    pub fn fault(&self, words: &[&str]) -> String {
+        let out = self.fault_output(words);
         assert!(
             out.status.success(),
             "xlreg fault {words:?}: {}\n{}",
@@ -191,17 +196,13 @@ impl Up {
     /// Run `xlreg fault --cluster NAME WORDS…`, which up must refuse
     /// (exit 2); its stderr.
     pub fn fault_refused(&self, words: &[&str]) -> String {
-        let out = Command::new(&self.xlreg)
-            .args(["fault", "--cluster", &self.name])
-            .args(words)
-            .env("XDG_RUNTIME_DIR", self.run_dir.path())
-            .output()
-            .unwrap();
+        let out = self.fault_output(words);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(2), "xlreg fault {words:?}: {err}");
         err
     }
 
+    /// SIGINT to up, then its whole stderr once it has stopped.
     pub fn interrupt(mut self) -> String {
         // SAFETY: signalling our own child.
         unsafe {
