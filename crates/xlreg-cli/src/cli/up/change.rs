@@ -55,6 +55,23 @@ impl Changer {
         ClusterRef::Id(self.cluster)
     }
 
+    /// Refuse before killing anything when the registry cannot change
+    /// clusters (a Go registry, `up --regcred` of one).
+    pub async fn can_change(&self) -> Result<(), String> {
+        let s = xlreg::client::Session::connect(&self.regcred, &self.client)
+            .await
+            .map_err(|e| format!("connecting to the registry: {}", ErrorChain(&e)))?;
+        let (framing, version) = (s.framing(), s.server_version());
+        let _ = s.bye().await;
+        if framing != xlreg::wire::Framing::LengthPrefixed {
+            return Err(format!(
+                "the registry (version {version}) is a Go registry; it cannot evict or \
+                 replace members (kill I and restart I work)"
+            ));
+        }
+        Ok(())
+    }
+
     /// Evict the member in slot `i` (its program has exited).
     pub async fn evict(&self, kids: &mut Children, i: usize) -> Result<String, String> {
         let v = self.evict_slot(kids, i).await?;

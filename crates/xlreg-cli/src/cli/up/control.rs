@@ -228,6 +228,11 @@ impl Control {
                 if let Err(e) = self.refused(kids, action, i) {
                     return Ok(Some(Err(e)));
                 }
+                if !matches!(action, Action::Restart(_)) {
+                    if let Err(e) = self.changer.can_change().await {
+                        return Ok(Some(Err(e)));
+                    }
+                }
                 if kids.pid(i).is_some() {
                     if let Err(e) = kids.signal(i, libc::SIGKILL) {
                         return Ok(Some(Err(e)));
