@@ -274,7 +274,7 @@ pub struct FaultArgs {
 
 /// Run `xlreg fault`.
 pub fn run(a: FaultArgs) -> anyhow::Result<()> {
-    parse(&a.words).map_err(BadInput)?;
+    let action = parse(&a.words).map_err(BadInput)?;
     let path = socket_path(&a.cluster)?;
     let mut s = std::os::unix::net::UnixStream::connect(&path).map_err(|e| {
         anyhow::anyhow!(
@@ -283,7 +283,13 @@ pub fn run(a: FaultArgs) -> anyhow::Result<()> {
             path.display()
         )
     })?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    // A membership change answers once the new programs joined, which up
+    // bounds by its --wait; the others answer at once.
+    let membership = matches!(
+        action,
+        Action::Replace(_) | Action::Evict(_) | Action::Resize(_)
+    );
+    s.set_read_timeout((!membership).then(|| Duration::from_secs(30)))?;
     writeln!(s, "{}", a.words.join(" "))?;
     for line in BufReader::new(&s).lines() {
         let line = line.context("reading up's reply")?;

@@ -401,18 +401,22 @@ async fn accept_loop(l: UnixListener, tx: mpsc::Sender<Request>) {
             continue;
         };
         let tx = tx.clone();
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(60), serve(s, tx)).await;
-        });
+        tokio::spawn(serve(s, tx));
     }
 }
 
-/// One request: a line of words (at most 4 KiB), then the answer.
+/// How long a client may take to send its request, and to take the answer.
+const CLIENT_WAIT: Duration = Duration::from_secs(60);
+
+/// One request: a line of words (at most 4 KiB), then the answer (which
+/// may take as long as the action: a replace or resize waits up to
+/// `--wait` for the new programs to join).
 async fn serve(s: UnixStream, tx: mpsc::Sender<Request>) -> std::io::Result<()> {
     let (r, mut w) = s.into_split();
     let mut line = String::new();
     use tokio::io::AsyncReadExt;
-    BufReader::new(r.take(4096)).read_line(&mut line).await?;
+    let mut r = BufReader::new(r.take(4096));
+    tokio::time::timeout(CLIENT_WAIT, r.read_line(&mut line)).await??;
     let words: Vec<String> = line.split_whitespace().map(String::from).collect();
     let answer = match fault::parse(&words) {
         Err(e) => Err(e),
@@ -430,5 +434,5 @@ async fn serve(s: UnixStream, tx: mpsc::Sender<Request>) -> std::io::Result<()> 
         Ok(t) => format!("{t}\nok\n"),
         Err(e) => format!("error: {}\n", e.replace('\n', " ")),
     };
-    w.write_all(text.as_bytes()).await
+    tokio::time::timeout(CLIENT_WAIT, w.write_all(text.as_bytes())).await?
 }
