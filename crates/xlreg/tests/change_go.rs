@@ -15,6 +15,8 @@
 //! without it they print `SKIPPED:` and pass, unless
 //! `XLREG_REQUIRE_POSTGRES=1` (CI).
 
+#[macro_use]
+mod common;
 mod raw;
 
 use std::time::Duration;
@@ -159,24 +161,6 @@ fn assert_complete(m: &XlRegMsg, id: &NodeId, names_by_slot: &[&str]) {
     assert_eq!(m.which, Some(Which::low_n(names_by_slot.len()).0));
     assert_eq!(names(m), names_by_slot);
     assert!(m.tokens_match_which());
-}
-
-/// `scenario` as two tests, `scenario::sqlite` and `scenario::postgres`.
-macro_rules! on_both_stores {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$scenario(super::sqlite().await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(r) = super::postgres(stringify!($scenario)).await {
-                    super::$scenario(r).await
-                }
-            }
-        }
-    )*};
 }
 
 on_both_stores!(
