@@ -189,10 +189,7 @@ impl Control {
                         }
                     }
                 };
-                out.push_str(&format!(
-                    "\nsize: {} (version changes: xlreg members --watch)",
-                    self.changer.size
-                ));
+                out.push_str(&format!("\nsize: {}", self.changer.size));
                 for i in 0..n {
                     out.push_str(&format!("\n{i} {}: {}", kids.name(i), kids.state(i)));
                 }
