@@ -296,6 +296,21 @@ class LocalCluster:
     @property
     def keys_generated(self) -> int: ...
     def shutdown(self) -> None: ...
+    def member_in(self, slot: int) -> Optional[LocalMember]:
+        """The member in ``slot``, or None (an empty slot)."""
+    def resize(self, size: int) -> int:
+        """Resize to ``size`` as the cluster's creator; growing boots members
+        (``m03``, ...) into the new slots, shrinking needs the slots from
+        ``size`` up empty (``RegistryError`` names the member in the way).
+        Returns the version once every member's watch saw it; ``UsageError``
+        with ``faults=True``."""
+    def evict(self, slot: int) -> int:
+        """Stop the member in ``slot`` (its listeners not taken close) and
+        evict it; the others keep their slots. Returns the new version."""
+    def replace(self, slot: int) -> LocalMember:
+        """Stop and evict the member in ``slot``, boot a new member (new ID,
+        keys, endpoints) into that slot, wait until every member saw it;
+        returns the newcomer."""
     def partition(self, groups: List[List[int]]) -> None:
         """Members in different groups cannot reach each other; a member in no
         group reaches no one (needs ``faults=True``)."""

@@ -30,6 +30,11 @@ cluster's methods break it on purpose, without root::
 They only change rules (nothing blocks), so they work the same from
 threads and asyncio tests; over plain TCP and the ``xlreg.peer`` TLS
 channel alike.
+
+Membership changes (without ``faults``): ``c.replace(1)`` stops and evicts
+member 1 and boots a new node into slot 1, ``c.resize(5)`` grows (or
+shrinks over empty slots), ``c.evict(2)`` frees a slot, ``c.member_in(i)``
+finds a member by slot; each returns once every member's watch saw it.
 """
 
 from __future__ import annotations

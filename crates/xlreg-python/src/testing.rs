@@ -1,17 +1,21 @@
 //! `xlreg.testing`'s Rust half: the in-process registry and clusters of
 //! `xlreg::testing` on the shared background runtime, as context managers.
+//! Changing a cluster while it runs (resize, evict, replace): [`change`].
+
+mod change;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use std::time::Duration;
 
+use xlreg::client::{ClusterView, NodeIdentity};
 use xlreg::server::ServerConfig;
-use xlreg::testing::{LaunchError, LaunchOptions, LocalCluster, LocalRegistry};
+use xlreg::testing::{LaunchOptions, LocalCluster, LocalRegistry};
 
 use crate::errors::{guard, Failure};
 use crate::flows::{boot_options, check_shape, seconds};
@@ -239,8 +243,37 @@ impl Drop for PyLocalRegistry {
 #[pyclass(module = "xlreg.testing", name = "LocalMember")]
 pub struct PyLocalMember {
     node: Py<PyNode>,
-    view: Py<PyClusterView>,
+    /// Replaced when a change of the cluster reaches this member.
+    view: Mutex<Py<PyClusterView>>,
     listeners: Mutex<Vec<std::net::TcpListener>>,
+}
+
+impl PyLocalMember {
+    fn new(
+        py: Python<'_>,
+        identity: NodeIdentity,
+        view: ClusterView,
+        listeners: Vec<std::net::TcpListener>,
+    ) -> PyResult<Self> {
+        Ok(PyLocalMember {
+            node: Py::new(py, PyNode::new(identity, true))?,
+            view: Mutex::new(Py::new(py, PyClusterView { inner: view })?),
+            listeners: Mutex::new(listeners),
+        })
+    }
+
+    fn set_view(&self, py: Python<'_>, view: ClusterView) -> PyResult<()> {
+        let v = Py::new(py, PyClusterView { inner: view })?;
+        *self.view.lock().map_err(|_| poisoned())? = v;
+        Ok(())
+    }
+
+    /// Close the listeners not taken yet (the member left the cluster).
+    fn close_listeners(&self) {
+        if let Ok(mut g) = self.listeners.lock() {
+            g.clear();
+        }
+    }
 }
 
 #[pymethods]
@@ -250,15 +283,16 @@ impl PyLocalMember {
     fn node(&self, py: Python<'_>) -> Py<PyNode> {
         self.node.clone_ref(py)
     }
-    /// What it learned when it booted.
+    /// What it learned when it booted, or, after a change made through
+    /// the `LocalCluster` (resize, evict, replace), what its watch saw.
     #[getter]
-    fn view(&self, py: Python<'_>) -> Py<PyClusterView> {
-        self.view.clone_ref(py)
+    fn view(&self, py: Python<'_>) -> PyResult<Py<PyClusterView>> {
+        Ok(self.view.lock().map_err(|_| poisoned())?.clone_ref(py))
     }
     /// Its slot in the cluster.
     #[getter]
-    fn index(&self, py: Python<'_>) -> usize {
-        self.view.borrow(py).inner.self_index
+    fn index(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.view(py)?.get().inner.self_index)
     }
     /// Its endpoints, `host:port`.
     #[getter]
@@ -284,14 +318,14 @@ impl PyLocalMember {
             })
             .collect()
     }
-    fn __repr__(&self, py: Python<'_>) -> String {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let n = self.node.get();
-        format!(
+        Ok(format!(
             "LocalMember(index={}, name={:?}, endpoints={:?})",
-            self.view.borrow(py).inner.self_index,
+            self.index(py)?,
             n.inner.name,
             n.inner.endpoints
-        )
+        ))
     }
 }
 
@@ -301,9 +335,11 @@ impl PyLocalMember {
 /// stops the registry.
 #[pyclass(module = "xlreg.testing", name = "LocalCluster")]
 pub struct PyLocalCluster {
-    inner: Mutex<Option<LocalCluster>>,
-    members: Vec<Py<PyLocalMember>>,
-    info: Py<PyClusterInfo>,
+    /// Locked by a change for as long as it runs; `shutdown` takes it.
+    inner: change::Cell,
+    /// In slot order; replaced by a change.
+    members: Mutex<Vec<Py<PyLocalMember>>>,
+    info: Mutex<Py<PyClusterInfo>>,
     regcred: Py<PyRegCred>,
     regcred_path: Option<PathBuf>,
     address: String,
@@ -361,43 +397,22 @@ impl PyLocalCluster {
         )?;
         let mut members = Vec::with_capacity(c.members.len());
         for m in &mut c.members {
-            // Plain blocking sockets, as Python code expects by default.
-            let mut listeners = Vec::new();
-            for i in 0..m.endpoints().len() {
-                if let Some(l) = m.take_std_listener(i) {
-                    l.set_nonblocking(false).map_err(|e| {
-                        Failure::Launch(LaunchError::Io(format!(
-                            "making the listener of {} blocking: {e}",
-                            m.identity.name
-                        )))
-                    })?;
-                    listeners.push(l);
-                }
-            }
+            let listeners = change::blocking_listeners(m).map_err(Failure::into_pyerr)?;
             members.push(Py::new(
                 py,
-                PyLocalMember {
-                    node: Py::new(py, PyNode::new(m.identity.clone(), true))?,
-                    view: Py::new(
-                        py,
-                        PyClusterView {
-                            inner: m.view.clone(),
-                        },
-                    )?,
-                    listeners: Mutex::new(listeners),
-                },
+                PyLocalMember::new(py, m.identity.clone(), m.view.clone(), listeners)?,
             )?);
         }
         let registry = c.registry();
         Ok(PyLocalCluster {
-            members,
-            info: Py::new(
+            members: Mutex::new(members),
+            info: Mutex::new(Py::new(
                 py,
                 PyClusterInfo {
                     inner: c.info.clone(),
                     name: Some(c.name.clone()),
                 },
-            )?,
+            )?),
             regcred: Py::new(py, PyRegCred::new(c.regcred().clone(), None))?,
             regcred_path: registry.map(|r| r.regcred_path().to_path_buf()),
             address: c.regcred().endpoints.first().cloned().unwrap_or_default(),
@@ -408,38 +423,90 @@ impl PyLocalCluster {
             ),
             keys: (c.keys_reused, c.keys_generated),
             faults: c.faults().cloned(),
-            inner: Mutex::new(Some(c)),
+            inner: Arc::new(tokio::sync::Mutex::new(Some(c))),
             slot: Mutex::new(slot),
         })
     }
 
-    /// The members in launch order (`m00`, `m01`, ...).
+    /// The members in slot order (at launch `m00`, `m01`, ...; after an
+    /// `evict` its slot is skipped, see `member_in`).
     #[getter]
-    fn members(&self, py: Python<'_>) -> Vec<Py<PyLocalMember>> {
-        self.members.iter().map(|m| m.clone_ref(py)).collect()
-    }
-    /// Every member's view, in launch order.
-    #[getter]
-    fn views(&self, py: Python<'_>) -> Vec<Py<PyClusterView>> {
-        self.members
+    fn members(&self, py: Python<'_>) -> PyResult<Vec<Py<PyLocalMember>>> {
+        Ok(self
+            .members
+            .lock()
+            .map_err(|_| poisoned())?
             .iter()
-            .map(|m| m.borrow(py).view.clone_ref(py))
+            .map(|m| m.clone_ref(py))
+            .collect())
+    }
+    /// Every member's view, in slot order.
+    #[getter]
+    fn views(&self, py: Python<'_>) -> PyResult<Vec<Py<PyClusterView>>> {
+        self.members(py)?
+            .iter()
+            .map(|m| m.borrow(py).view(py))
             .collect()
     }
-    /// The cluster (ID, name, size, endpoint count).
+    /// The cluster (ID, name, size, endpoint count); after a `resize`, the
+    /// new size.
     #[getter]
-    fn info(&self, py: Python<'_>) -> Py<PyClusterInfo> {
-        self.info.clone_ref(py)
+    fn info(&self, py: Python<'_>) -> PyResult<Py<PyClusterInfo>> {
+        Ok(self.info.lock().map_err(|_| poisoned())?.clone_ref(py))
     }
     /// Cluster ID, hex.
     #[getter]
-    fn cluster_id(&self) -> String {
-        self.info.get().inner.id.to_hex()
+    fn cluster_id(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(self.info(py)?.get().inner.id.to_hex())
     }
     /// Cluster name.
     #[getter]
-    fn cluster_name(&self) -> Option<String> {
-        self.info.get().name.clone()
+    fn cluster_name(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        Ok(self.info(py)?.get().name.clone())
+    }
+    /// The member in `slot`, or None (an empty slot, or none that big).
+    fn member_in(&self, py: Python<'_>, slot: usize) -> PyResult<Option<Py<PyLocalMember>>> {
+        for m in self.members(py)? {
+            if m.borrow(py).index(py)? == slot {
+                return Ok(Some(m));
+            }
+        }
+        Ok(None)
+    }
+    /// Resize the cluster to `size` members as its creator and return the
+    /// new version. Growing boots a new member (`m03`, `m04`, ... by slot,
+    /// fresh keys, listening sockets) into each new slot; shrinking works
+    /// only when the slots from `size` up are empty, else `RegistryError`
+    /// naming the member in the way (evict it first). Returns once every
+    /// member's watch saw the change: `members` and each member's `view`
+    /// are then the new membership. A cluster launched with `faults=True`
+    /// refuses (`UsageError`: its proxies are placed for the launch's
+    /// members).
+    fn resize(&self, py: Python<'_>, size: u32) -> PyResult<u64> {
+        self.change(py, change::Change::Resize(size))
+    }
+    /// Stop the member in `slot` (its listeners not taken yet close; a
+    /// program serving on taken ones is the test's to stop) and evict it
+    /// as the cluster's creator: the slot is free for the next member to
+    /// join, the others keep theirs. Returns the new version once every
+    /// remaining member's watch saw it. `UsageError` for an empty slot or
+    /// a cluster with `faults=True`.
+    fn evict(&self, py: Python<'_>, slot: usize) -> PyResult<u64> {
+        self.change(py, change::Change::Evict(slot))
+    }
+    /// Replace the member in `slot`: stop it and evict it (as `evict`),
+    /// boot a new member (new node ID, keys and listening endpoints, named
+    /// like `m01r5`) that takes the same slot, and wait until every
+    /// member's watch saw it. The others keep their IDs and slots. Returns
+    /// the newcomer.
+    fn replace(&self, py: Python<'_>, slot: usize) -> PyResult<Py<PyLocalMember>> {
+        self.change(py, change::Change::Replace(slot))?;
+        self.member_in(py, slot)?.ok_or_else(|| {
+            Failure::Panic(format!(
+                "the replacement of slot {slot} is not in the cluster"
+            ))
+            .into_pyerr()
+        })
     }
     /// The registry's credentials.
     #[getter]
@@ -476,19 +543,20 @@ impl PyLocalCluster {
         self.keys.1
     }
     /// Close the members' sockets and stop the embedded registry (and give
-    /// its keys back to the key pool). Idempotent.
+    /// its keys back to the key pool). Idempotent; waits for a change in
+    /// progress (another thread's `resize`) to end first.
     fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
         if let Ok(mut g) = self.slot.lock() {
             g.take();
         }
-        let c = self.inner.lock().ok().and_then(|mut g| g.take());
-        match c {
-            None => Ok(()),
-            Some(c) => block_on(py, async move {
+        let cell = self.inner.clone();
+        block_on(py, async move {
+            let c = cell.lock().await.take();
+            if let Some(c) = c {
                 c.shutdown().await;
-                Ok(())
-            }),
-        }
+            }
+            Ok(())
+        })
     }
     /// Members in different groups cannot reach each other; a member in
     /// no group reaches no one (`partition([[0], [1, 2]])`). Needs
@@ -538,7 +606,7 @@ impl PyLocalCluster {
         crate::faults::nemesis(self.faults.as_ref(), kind, every, seed)
     }
     fn __len__(&self) -> usize {
-        self.members.len()
+        self.members.lock().map(|m| m.len()).unwrap_or(0)
     }
     fn __enter__(slf: Py<Self>) -> Py<Self> {
         slf
@@ -547,19 +615,31 @@ impl PyLocalCluster {
     fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
         self.shutdown(py)
     }
-    fn __repr__(&self) -> String {
-        format!(
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
             "LocalCluster(name={}, size={}, address={:?})",
-            crate::view::opt_repr(&self.info.get().name),
-            self.members.len(),
+            crate::view::opt_repr(&self.cluster_name(py)?),
+            self.__len__(),
             self.address
-        )
+        ))
+    }
+}
+
+impl PyLocalCluster {
+    /// Make `what` (blocking, GIL released), then bring `members` and
+    /// `info` up to date; returns the version every member saw.
+    fn change(&self, py: Python<'_>, what: change::Change) -> PyResult<u64> {
+        let (version, snapshot) = change::run(py, &self.inner, what)?;
+        change::apply(py, self, snapshot)?;
+        Ok(version)
     }
 }
 
 impl Drop for PyLocalCluster {
     fn drop(&mut self) {
-        if let Ok(g) = self.inner.get_mut() {
+        // A change still running (its caller interrupted) holds the lock
+        // and a reference: the cluster is then dropped in that task.
+        if let Ok(mut g) = self.inner.try_lock() {
             if let Some(c) = g.take() {
                 drop_in_runtime(c);
             }

@@ -91,10 +91,18 @@ pub fn check_ttl(ttl: Duration) -> Result<(), LimitError> {
     }
 }
 
-/// The TTL a registry applies for `secs` asked: clamped to
-/// [`MAX_TTL_SECS`], in milliseconds.
+/// The TTL a registry applies for `secs` asked (on the wire): clamped to
+/// [`MAX_TTL_SECS`], in milliseconds. See [`clamp_ttl`].
 pub fn clamp_ttl_ms(secs: u64) -> u64 {
-    secs.min(MAX_TTL_SECS) * 1000
+    clamp_ttl(Duration::from_secs(secs))
+}
+
+/// The TTL a registry applies for `ttl` (asked, or configured): clamped
+/// to [`MAX_TTL_SECS`], in whole milliseconds. The one clamp every TTL
+/// goes through, so no stored TTL is ever longer.
+pub fn clamp_ttl(ttl: Duration) -> u64 {
+    // At most 10 years: the milliseconds fit a u64 many times over.
+    ttl.min(Duration::from_secs(MAX_TTL_SECS)).as_millis() as u64
 }
 
 #[cfg(test)]
@@ -141,6 +149,8 @@ mod tests {
         assert_eq!(clamp_cluster_size(1000), MAX_CLUSTER_SIZE);
         assert_eq!(clamp_ttl_ms(2), 2000);
         assert_eq!(clamp_ttl_ms(u64::MAX), MAX_TTL_SECS * 1000);
+        assert_eq!(clamp_ttl(Duration::from_millis(1500)), 1500);
+        assert_eq!(clamp_ttl(Duration::MAX), MAX_TTL_SECS * 1000);
     }
 
     #[test]

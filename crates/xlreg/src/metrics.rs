@@ -109,6 +109,8 @@ pub struct Metrics {
     pub connections: Gauge,
     /// GetCluster requests being held for members now.
     pub held_getclusters: Gauge,
+    /// Watch requests (an xlreg extension) being held for a change now.
+    pub held_watches: Gauge,
     /// Member requests answered with MemberOK.
     pub registrations: Counter,
     /// Create requests answered with CreateReply.
@@ -158,6 +160,7 @@ impl Metrics {
             handshake_failures: Family::default(),
             connections: Gauge::default(),
             held_getclusters: Gauge::default(),
+            held_watches: Gauge::default(),
             registrations: Counter::default(),
             creates: Counter::default(),
             joins: Counter::default(),
@@ -193,6 +196,11 @@ impl Metrics {
             "held_getclusters",
             "GetCluster requests held waiting for members",
             m.held_getclusters.clone(),
+        );
+        r.register(
+            "held_watches",
+            "Watch requests held waiting for a change",
+            m.held_watches.clone(),
         );
         r.register(
             "registrations",

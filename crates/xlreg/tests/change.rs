@@ -8,35 +8,23 @@
 //! Without `XLREG_TEST_POSTGRES` the PostgreSQL tests print `SKIPPED:`
 //! and pass, unless `XLREG_REQUIRE_POSTGRES=1` (CI), where they fail.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::registry::{join_named, own_id, rec};
 use xlreg::registry::postgres::{DbUrl, PoolOptions, PostgresBackend};
 use xlreg::registry::{
     watch_held, Backend, BackendError, BackendExt, By, ClusterTarget, Create, DeleteByName, Evict,
-    GetCluster, Join, Leave, MemberRecord, MemberSlot, Policy, RegistryService, Resize,
-    SqliteStore, Watch, Watched,
+    GetCluster, Join, Leave, ListingOrder, ListingPage, MemberRecord, MemberSlot, Policy,
+    RegistryService, Resize, SqliteStore, Watch, Watched,
 };
 use xlreg::testing::postgres::TestDb;
 use xlreg::wire::{NodeId, Which};
 
-fn own_id() -> NodeId {
-    NodeId::from_bytes(&[0xee; 20]).unwrap()
-}
-
 fn owner() -> NodeId {
     NodeId::from_bytes(&[0xaa; 20]).unwrap()
-}
-
-fn rec(i: u32) -> MemberRecord {
-    let mut id = [0u8; 20];
-    id[..4].copy_from_slice(&i.to_le_bytes());
-    id[19] = 1;
-    MemberRecord {
-        id: NodeId::from_bytes(&id).unwrap(),
-        name: format!("m{i}").into_bytes().into(),
-        token: format!("token-of-m{i}").into_bytes().into(),
-    }
 }
 
 fn c() -> ClusterTarget {
@@ -325,4 +313,105 @@ async fn watchers_on_the_other_server_are_woken_by_polling_without_listen() {
     let sep = if raw.contains('?') { '&' } else { '?' };
     let url = DbUrl::parse(&format!("{raw}{sep}xlreg_listen=off&xlreg_poll_ms=50")).unwrap();
     scenario(pg(&url).await, pg(&url).await).await;
+}
+
+/// The history of cluster `c` as `b` lists it (the admin API's view):
+/// `version kind detail` per entry.
+async fn history(b: &dyn Backend) -> Vec<String> {
+    let page = b
+        .listing(ListingPage {
+            order: ListingOrder::Named(b"c".to_vec()),
+            limit: 1,
+        })
+        .await
+        .unwrap();
+    let c = page
+        .registry
+        .cluster_by_name(b"c")
+        .expect("cluster c listed");
+    c.history()
+        .map(|e| format!("{} {} {}", e.version, e.kind.as_str(), e.detail))
+        .collect()
+}
+
+/// One policy on every store: a member re-joining its slot with the token
+/// it has changes nothing (same version, no history entry, no watcher
+/// woken); with a new token it is a change (version + 1, a `rejoin`
+/// entry, the watcher woken with the new token). Joins through `a`,
+/// watches through `b`.
+async fn rejoin_scenario(a: Arc<dyn Backend>, b: Arc<dyn Backend>) {
+    a.call(common::registry::create(b"c", 2)).await.unwrap();
+    assert_eq!(a.call(join_named(b"c", rec(1))).await.unwrap().index, 0);
+    let joined = watch(&*b, 0, Duration::ZERO).await.unwrap().version;
+    assert_eq!(joined, 2, "created, one join");
+    let waiting = tokio::spawn({
+        let b = b.clone();
+        async move { watch(&*b, joined, Duration::from_secs(10)).await }
+    });
+
+    // The same ID, name and token: the same slot, nothing changes.
+    for _ in 0..2 {
+        assert_eq!(a.call(join_named(b"c", rec(1))).await.unwrap().index, 0);
+    }
+    assert_eq!(watch(&*b, 0, Duration::ZERO).await.unwrap().version, joined);
+    assert_eq!(
+        history(&*a).await,
+        ["1 create size 2", "2 join slot 0 (m1)"]
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a same-token re-join woke a watcher"
+    );
+
+    // A new token: a change, which wakes the watcher.
+    let renewed = MemberRecord {
+        token: b"token-of-m1-renewed"[..].into(),
+        ..rec(1)
+    };
+    assert_eq!(
+        a.call(join_named(b"c", renewed.clone()))
+            .await
+            .unwrap()
+            .index,
+        0
+    );
+    let w = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("the watcher is woken by the new token")
+        .unwrap()
+        .unwrap();
+    assert_eq!(w.version, joined + 1);
+    assert_eq!(names(&w), [(0, "m1-renewed".to_string())]);
+    let h = history(&*a).await;
+    assert_eq!(h.last().unwrap(), "3 rejoin slot 0 (m1)", "{h:?}");
+    // The new token again: nothing more.
+    a.call(join_named(b"c", renewed)).await.unwrap();
+    assert_eq!(
+        watch(&*b, 0, Duration::ZERO).await.unwrap().version,
+        joined + 1
+    );
+    assert_eq!(history(&*a).await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejoin_is_a_change_only_with_a_new_token_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = RegistryService::start(
+        Box::new(SqliteStore::open(&dir.path().join("registry.db")).unwrap()),
+        own_id(),
+        Policy::default(),
+    )
+    .unwrap();
+    let b: Arc<dyn Backend> = svc.clone();
+    rejoin_scenario(b.clone(), b).await;
+    svc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejoin_is_a_change_only_with_a_new_token_on_postgres_through_two_servers() {
+    let Some(db) = TestDb::create("change_rejoin").await else {
+        return;
+    };
+    rejoin_scenario(pg(db.url()).await, pg(db.url()).await).await;
 }

@@ -9,6 +9,9 @@
 //! runs need `XLREG_TEST_POSTGRES`; without it they print `SKIPPED:` and
 //! pass, unless `XLREG_REQUIRE_POSTGRES=1` (CI).
 
+#[macro_use]
+mod common;
+
 use std::time::Duration;
 
 use xlreg::client::{
@@ -73,24 +76,6 @@ async fn postgres(test: &str) -> Option<Setup> {
         watch_rc: only(1),
         _keep: Keep::Postgres(g, db),
     })
-}
-
-/// `scenario` as two tests, `scenario::sqlite` and `scenario::postgres`.
-macro_rules! on_both_stores {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$scenario(super::sqlite().await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(s) = super::postgres(stringify!($scenario)).await {
-                    super::$scenario(s).await
-                }
-            }
-        }
-    )*};
 }
 
 on_both_stores!(

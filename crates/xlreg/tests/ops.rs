@@ -679,3 +679,65 @@ async fn the_operator_resizes_and_evicts_through_the_admin_api_and_sees_version_
     assert!(page.contains("<td class=\"version\">6</td>"), "{page}");
     assert!(page.contains("resize 2 -&gt; 4"), "history on the page");
 }
+
+/// Wait (at most 5 s) until `gauge` reads `want`.
+async fn gauge_reaches(gauge: &prometheus_client::metrics::gauge::Gauge, want: i64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gauge.get() != want {
+        assert!(
+            Instant::now() < deadline,
+            "gauge {} never reached {want}",
+            gauge.get()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_watch_raises_held_watches_and_its_answer_lowers_it() {
+    let server = Server::start(ServerConfig {
+        hold: Duration::from_secs(20),
+        ..ServerConfig::ephemeral()
+    })
+    .await
+    .unwrap();
+    let (_h, base) = side_door(&server).await;
+    let id = form(server.regcred(), "watched", 2).await;
+    let m = server.metrics().clone();
+    let mut w = xlreg::client::Watch::new(
+        server.regcred(),
+        ClusterRef::Id(id),
+        xlreg::client::reader_identity().await.unwrap(),
+        ClientOptions::default(),
+    );
+    // The first view is answered at once: nothing held.
+    let first = w.next().await.unwrap().unwrap();
+    assert_eq!(first.version(), 3, "created, two joins");
+    assert_eq!(m.held_watches.get(), 0);
+    // The next one is held until the cluster changes.
+    let waiting = tokio::spawn(async move { w.next().await.unwrap().unwrap().version() });
+    gauge_reaches(&m.held_watches, 1).await;
+    let held = scrape(&base).await;
+    assert_eq!(get(&held, "xlreg_held_watches"), 1.0);
+    assert_eq!(
+        get(&held, "xlreg_held_getclusters"),
+        0.0,
+        "a Watch is no GetCluster"
+    );
+    let (code, body) = post_json(
+        format!("{base}/api/clusters/watched/resize"),
+        Some("test-token-0123456789abcdef"),
+        r#"{"size": 3}"#,
+    )
+    .await;
+    assert_eq!((code, body.as_str()), (200, r#"{"version":4}"#));
+    let seen = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the resize answers the held watch")
+        .unwrap();
+    assert_eq!(seen, 4);
+    // Lowered before the answer was sent.
+    assert_eq!(m.held_watches.get(), 0);
+    assert_eq!(get(&scrape(&base).await, "xlreg_held_watches"), 0.0);
+    server.shutdown().await;
+}

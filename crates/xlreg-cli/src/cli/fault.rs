@@ -1,9 +1,10 @@
 //! `xlreg fault --cluster NAME ACTION …`: break a running
 //! `xlreg up --faults -- CMD` cluster on purpose — partition it, cut, slow
 //! or heal links between members, pause, kill and restart member
-//! programs.
+//! programs — and change any `xlreg up -- CMD` cluster's membership
+//! (replace a member by a new node, resize, evict; issue 23).
 //!
-//! The control channel is a unix socket that `up --faults` listens on,
+//! The control channel is a unix socket that `up -- CMD` listens on,
 //! found by cluster name: `$XDG_RUNTIME_DIR/xlreg/up/NAME.sock`, or
 //! `/tmp/xlreg-UID/up/NAME.sock` without `XDG_RUNTIME_DIR`. The directory
 //! is created owner-only (0700) and refused if another user owns it or
@@ -41,6 +42,21 @@ pub enum Action {
     Restart(usize),
     /// The faults in force and the members' states.
     Status,
+    /// Kill the member's program, evict it, and start a new program with
+    /// a new node (new ID and keys, the slot's endpoints) in its slot.
+    Replace(usize),
+    /// Kill the member's program and evict it: its slot is free.
+    Evict(usize),
+    /// Change the cluster's size: growing starts programs for the new
+    /// slots; shrinking needs the slots from the new size up empty.
+    Resize(u32),
+}
+
+impl Action {
+    /// Needs the fault proxies of `up --faults`.
+    pub fn is_network(&self) -> bool {
+        matches!(self, Action::Net(_) | Action::Heal)
+    }
 }
 
 /// The grammar, for `--help` and error messages.
@@ -54,6 +70,11 @@ pub const ACTIONS: &str = "\
   pause I | resume I           SIGSTOP / SIGCONT to member I's processes
   kill I                       SIGKILL to member I's processes
   restart I                    start member I's program again (same ID, slot)
+  replace I                    kill member I's program, evict it, start a new
+                               program with a new node (new ID) in slot I
+  evict I                      kill member I's program and evict it (slot I free)
+  resize N                     grow: start programs for the new slots; shrink:
+                               only over empty slots (evict them first)
   status                       faults in force and member states";
 
 fn member(w: Option<&String>, what: &str) -> Result<usize, String> {
@@ -158,15 +179,24 @@ pub fn parse(words: &[String]) -> Result<Action, String> {
                 Action::Status
             }
         }
-        "pause" | "resume" | "kill" | "restart" => {
+        "pause" | "resume" | "kill" | "restart" | "replace" | "evict" => {
             exact(1)?;
             let i = member(at(0), verb)?;
             match verb.as_str() {
                 "pause" => Action::Pause(i),
                 "resume" => Action::Resume(i),
                 "kill" => Action::Kill(i),
+                "replace" => Action::Replace(i),
+                "evict" => Action::Evict(i),
                 _ => Action::Restart(i),
             }
+        }
+        "resize" => {
+            exact(1)?;
+            let n = rest[0]
+                .parse::<u32>()
+                .map_err(|_| format!("resize: {:?} is not a cluster size", rest[0]))?;
+            Action::Resize(n)
         }
         other => return Err(format!("unknown action {other:?}; actions:\n{ACTIONS}")),
     };
@@ -224,11 +254,12 @@ pub fn socket_path(name: &str) -> anyhow::Result<PathBuf> {
 /// Arguments of `xlreg fault`.
 #[derive(Args, Debug)]
 #[command(after_help = format!("Actions (members are slot numbers, 0..N):\n{ACTIONS}\n\n\
-The cluster must run under `xlreg up --faults -- CMD`; up prints each fault
-with a timestamp. Inside a member program XLREG_CLUSTER_NAME is set, so
---cluster can be left out there."))]
+The cluster must run under `xlreg up -- CMD` (network faults: `xlreg up
+--faults -- CMD`); up prints each fault and change with a timestamp.
+Inside a member program XLREG_CLUSTER_NAME is set, so --cluster can be
+left out there."))]
 pub struct FaultArgs {
-    /// Name of the `xlreg up --faults` cluster.
+    /// Name of the `xlreg up -- CMD` cluster.
     #[arg(long, env = "XLREG_CLUSTER_NAME", value_name = "NAME")]
     pub cluster: String,
     /// The action and its arguments.
@@ -243,16 +274,22 @@ pub struct FaultArgs {
 
 /// Run `xlreg fault`.
 pub fn run(a: FaultArgs) -> anyhow::Result<()> {
-    parse(&a.words).map_err(BadInput)?;
+    let action = parse(&a.words).map_err(BadInput)?;
     let path = socket_path(&a.cluster)?;
     let mut s = std::os::unix::net::UnixStream::connect(&path).map_err(|e| {
         anyhow::anyhow!(
-            "cannot reach cluster {:?} at {}: {e} (is `xlreg up --faults` running for it?)",
+            "cannot reach cluster {:?} at {}: {e} (is `xlreg up -- CMD` running for it?)",
             a.cluster,
             path.display()
         )
     })?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    // A membership change answers once the new programs joined, which up
+    // bounds by its --wait; the others answer at once.
+    let membership = matches!(
+        action,
+        Action::Replace(_) | Action::Evict(_) | Action::Resize(_)
+    );
+    s.set_read_timeout((!membership).then(|| Duration::from_secs(30)))?;
     writeln!(s, "{}", a.words.join(" "))?;
     for line in BufReader::new(&s).lines() {
         let line = line.context("reading up's reply")?;
@@ -295,6 +332,9 @@ mod tests {
         assert_eq!(p("pause 1").unwrap(), Action::Pause(1));
         assert_eq!(p("restart 2").unwrap(), Action::Restart(2));
         assert_eq!(p("status").unwrap(), Action::Status);
+        assert_eq!(p("replace 1").unwrap(), Action::Replace(1));
+        assert_eq!(p("evict 2").unwrap(), Action::Evict(2));
+        assert_eq!(p("resize 4").unwrap(), Action::Resize(4));
     }
 
     #[test]
@@ -308,6 +348,9 @@ mod tests {
             ("delay 0 1 soon", "milliseconds"),
             ("drop 0 1 often", "probability"),
             ("heal now", "takes 0"),
+            ("resize", "takes 1"),
+            ("resize four", "not a cluster size"),
+            ("replace", "takes 1"),
             ("explode 1", "unknown action"),
         ] {
             let e = p(s).unwrap_err();

@@ -67,8 +67,9 @@ enum Command {
     /// Operate a registry through its HTTP side door (`serve --http`):
     /// list, show, delete clusters, stats.
     Admin(admin::AdminArgs),
-    /// Break a running `xlreg up --faults` cluster on purpose: partition,
-    /// cut, delay, heal, pause, resume, kill, restart members.
+    /// Break a running `xlreg up --faults` cluster on purpose (partition,
+    /// cut, delay, heal, pause, resume, kill, restart members), or change
+    /// any `xlreg up -- CMD` cluster: replace a member, evict, resize.
     Fault(fault::FaultArgs),
     /// Talk to other members over mutually authenticated TLS 1.3, pinned
     /// to the keys they registered (`peer ring` under `xlreg up -- CMD`).

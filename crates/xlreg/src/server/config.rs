@@ -119,12 +119,12 @@ impl ServerConfig {
             .unwrap_or_else(|| StoreConfig::for_data_dir(self.data_dir.as_deref()))
     }
 
-    /// The TTLs and limits every store of this server decides with.
+    /// The TTLs and limits every store of this server decides with (TTLs
+    /// clamped like a client's, to [`crate::limits::MAX_TTL_SECS`]).
     pub fn policy(&self) -> Policy {
-        let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
         Policy {
-            cluster_ttl_ms: self.cluster_ttl.map(ms),
-            ephemeral_ttl_ms: self.ephemeral_ttl.map(ms),
+            cluster_ttl_ms: self.cluster_ttl.map(crate::limits::clamp_ttl),
+            ephemeral_ttl_ms: self.ephemeral_ttl.map(crate::limits::clamp_ttl),
             max_clusters: self.max_clusters,
         }
     }
@@ -148,5 +148,27 @@ impl ServerConfig {
             data_dir: Some(dir.into()),
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::MAX_TTL_SECS;
+
+    #[test]
+    fn policy_clamps_configured_ttls_to_the_registry_ceiling_and_keeps_milliseconds() {
+        let cfg = ServerConfig {
+            cluster_ttl: Some(Duration::from_secs(MAX_TTL_SECS + 3600)),
+            ephemeral_ttl: Some(Duration::from_millis(1500)),
+            max_clusters: Some(7),
+            ..ServerConfig::ephemeral()
+        };
+        let p = cfg.policy();
+        assert_eq!(p.cluster_ttl_ms, Some(MAX_TTL_SECS * 1000));
+        assert_eq!(p.ephemeral_ttl_ms, Some(1500));
+        assert_eq!(p.max_clusters, Some(7));
+        let none = ServerConfig::ephemeral().policy();
+        assert_eq!((none.cluster_ttl_ms, none.ephemeral_ttl_ms), (None, None));
     }
 }

@@ -169,15 +169,23 @@ async fn run(
             limiter: shared.limiter.as_ref(),
             peer: peer.ip(),
         };
-        // A GetCluster with a hold may wait for members: count it while
-        // it is in flight.
-        let held = msg.tag() == Some(crate::wire::Tag::GetCluster) && !cfg.hold.is_zero();
-        if held {
-            shared.metrics.held_getclusters.inc();
+        // A GetCluster with a hold may wait for members, a Watch for a
+        // change (only an xlreg session may send one): count each while it
+        // is in flight.
+        let held = match msg.tag() {
+            _ if cfg.hold.is_zero() => None,
+            Some(crate::wire::Tag::GetCluster) => Some(&shared.metrics.held_getclusters),
+            Some(crate::wire::Tag::Watch) if framing == Framing::LengthPrefixed => {
+                Some(&shared.metrics.held_watches)
+            }
+            _ => None,
+        };
+        if let Some(gauge) = held {
+            gauge.inc();
         }
         let Reply { body, close, op } = respond(session, &counted, *msg, Some(&*shutdown)).await;
-        if held {
-            shared.metrics.held_getclusters.dec();
+        if let Some(gauge) = held {
+            gauge.dec();
         }
         shared.metrics.request_done(op, request_started.elapsed());
         let frame = framing.encode_body(&key, &body);

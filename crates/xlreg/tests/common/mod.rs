@@ -7,6 +7,29 @@
 
 pub mod registry;
 
+/// `scenario` as two tests, `scenario::sqlite` and `scenario::postgres`,
+/// for each scenario named. The test file defines `async fn sqlite() -> S`
+/// and `async fn postgres(test: &str) -> Option<S>` (`None`: PostgreSQL is
+/// not configured, the test skips as `TestDb::create` says), and each
+/// scenario is `async fn scenario(s: S)`. Needs `#[macro_use] mod common;`.
+#[allow(unused_macros)]
+macro_rules! on_both_stores {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$scenario(super::sqlite().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(s) = super::postgres(stringify!($scenario)).await {
+                    super::$scenario(s).await
+                }
+            }
+        }
+    )*};
+}
+
 use std::path::{Path, PathBuf};
 
 /// The reference test-vector folder (`shared/spec/testdata`): `$XLREG_VECTORS`

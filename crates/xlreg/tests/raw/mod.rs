@@ -66,6 +66,9 @@ pub struct Raw {
     pub reply_version: DecimalVersion,
     /// Wire sizes of every reply received.
     pub reply_sizes: Vec<usize>,
+    /// The bytes received for the last reply, as they arrived (in the
+    /// legacy framing: the sealed message; see [`SessionKey::open_body`]).
+    pub last_wire: Vec<u8>,
 }
 
 impl Raw {
@@ -95,6 +98,7 @@ impl Raw {
             framing: Framing::client_negotiate(version, reply.version),
             reply_version: reply.version,
             reply_sizes: vec![],
+            last_wire: vec![],
         }
     }
 
@@ -113,10 +117,11 @@ impl Raw {
     pub async fn recv(&mut self) -> Option<XlRegMsg> {
         let mut reasm = Reassembler::new(self.framing);
         let mut buf = vec![0u8; 65536];
-        let mut total = 0;
+        let mut wire = Vec::new();
         loop {
             if let Some(m) = reasm.try_next(&self.key).unwrap() {
-                self.reply_sizes.push(total);
+                self.reply_sizes.push(wire.len());
+                self.last_wire = wire;
                 return Some(m);
             }
             let n = tokio::time::timeout(Duration::from_secs(10), self.stream.read(&mut buf))
@@ -127,7 +132,7 @@ impl Raw {
                 assert_eq!(reasm.buffered(), 0, "closed mid-message");
                 return None;
             }
-            total += n;
+            wire.extend_from_slice(&buf[..n]);
             reasm.push(&buf[..n]);
         }
     }

@@ -26,7 +26,13 @@ program can run `xlreg join --node-dir \"$XLREG_NODE_DIR\" --cluster-id
 \"$XLREG_CLUSTER_ID\"`. up waits until all have joined, prints the cluster,
 and stays until Ctrl-C or until every copy has exited; then it sends each
 copy's process group SIGTERM (SIGKILL 5 s later). Their output appears on
-stderr prefixed with the member name.")]
+stderr prefixed with the member name.
+
+While it runs, `xlreg fault --cluster NAME ACTION` changes the cluster:
+`replace I` (kill member I's program, evict it, start a new program with a
+new node in slot I), `evict I`, `resize N` (growing starts programs for the
+new slots), `kill I`, `restart I`, `status`; network faults need --faults.
+The programs learn of a change by their own watch (`xlreg members --watch`).")]
 pub struct UpArgs {
     /// Number of members, 2..=64.
     #[arg(long, short = 'n', value_name = "N")]
@@ -79,12 +85,13 @@ pub struct UpArgs {
     /// "address in use".
     #[arg(long)]
     pub listen_fds: bool,
-    /// With CMD: put a fault proxy between every two members and listen
-    /// for `xlreg fault --cluster NAME ACTION` (partition, cut, delay,
-    /// drop, heal, pause, resume, kill, restart, status). Each program
-    /// dials its peers through its proxies (UpEnv::boot puts them into
-    /// the view, from XLREG_PEER_ENDPOINTS). up prints each fault with a
-    /// timestamp.
+    /// With CMD: put a fault proxy between every two members, so that
+    /// `xlreg fault --cluster NAME ACTION` can also break the network
+    /// (partition, cut, delay, drop, heal). Each program dials its peers
+    /// through its proxies (UpEnv::boot puts them into the view, from
+    /// XLREG_PEER_ENDPOINTS). up prints each fault with a timestamp.
+    /// `resize` is refused then (the proxies are placed at start);
+    /// `replace` works (the slot keeps its ports).
     #[arg(long)]
     pub faults: bool,
     /// With --faults: a schedule that alternates a random fault and a heal

@@ -39,8 +39,14 @@ pub(super) struct Children {
     /// Killed by `xlreg fault kill` / `restart`: its exit is no failure,
     /// and it may be restarted.
     pub(super) fault_killed: Vec<bool>,
+    /// Evicted by `xlreg fault evict` (or `resize` below it): its slot is
+    /// empty until `replace` or a `resize` starts a new program there.
+    pub(super) evicted: Vec<bool>,
     /// Exits, by member index.
     pub(super) exits: mpsc::UnboundedReceiver<(usize, std::io::Result<ExitStatus>)>,
+    /// Exits received while waiting for something else (see
+    /// [`Children::next_exit`]).
+    pub(super) backlog: std::collections::VecDeque<(usize, std::io::Result<ExitStatus>)>,
     tasks: tokio::task::JoinSet<()>,
 }
 
@@ -81,7 +87,9 @@ impl Children {
             pids: vec![None; envs.len()],
             paused: vec![false; envs.len()],
             fault_killed: vec![false; envs.len()],
+            evicted: vec![false; envs.len()],
             exits,
+            backlog: Default::default(),
             tasks: tokio::task::JoinSet::new(),
         };
         for i in 0..envs.len() {
@@ -96,7 +104,11 @@ impl Children {
 
     /// Start member `i`'s program (again), passing `passed` as its
     /// listening sockets.
-    fn spawn_one(&mut self, i: usize, passed: &[std::net::TcpListener]) -> anyhow::Result<()> {
+    pub(super) fn spawn_one(
+        &mut self,
+        i: usize,
+        passed: &[std::net::TcpListener],
+    ) -> anyhow::Result<()> {
         let (cmd, env) = (&self.cmd, &self.envs[i]);
         let mut c = match passed.is_empty() {
             true => {
@@ -163,6 +175,7 @@ impl Children {
         self.pids[i] = child.id();
         self.paused[i] = false;
         self.fault_killed[i] = false;
+        self.evicted[i] = false;
         self.statuses[i] = None;
         self.tasks
             .spawn(supervise(child, sig_rx, i, self.tx.clone()));
@@ -190,6 +203,43 @@ impl Children {
         &self.names[i]
     }
 
+    /// Slots up has had programs for (running or not).
+    pub(super) fn len(&self) -> usize {
+        self.envs.len()
+    }
+
+    /// Member `i`'s environment.
+    pub(super) fn env(&self, i: usize) -> &UpEnv {
+        &self.envs[i]
+    }
+
+    /// Give slot `i` (an existing one, whose program is not running, or
+    /// the next new one) a new member: its next start runs with `env`.
+    pub(super) fn set_member(&mut self, i: usize, env: UpEnv) {
+        assert!(i <= self.envs.len(), "slot {i} after {}", self.envs.len());
+        if i == self.envs.len() {
+            self.envs.push(env.clone());
+            self.names.push(env.member_name);
+            self.signals.push(None);
+            self.statuses.push(None);
+            self.pids.push(None);
+            self.paused.push(false);
+            self.fault_killed.push(false);
+            self.evicted.push(false);
+        } else {
+            self.names[i] = env.member_name.clone();
+            self.envs[i] = env;
+        }
+    }
+
+    /// The next exit: one held back first, else the next to arrive.
+    pub(super) async fn next_exit(&mut self) -> Option<(usize, std::io::Result<ExitStatus>)> {
+        match self.backlog.pop_front() {
+            Some(e) => Some(e),
+            None => self.exits.recv().await,
+        }
+    }
+
     /// The PID of member `i`'s program while it runs.
     pub(super) fn pid(&self, i: usize) -> Option<u32> {
         self.pids[i].filter(|_| self.signals[i].is_some())
@@ -210,6 +260,9 @@ impl Children {
         match (self.pid(i), self.paused[i], self.fault_killed[i]) {
             (Some(p), true, _) => format!("paused (pid {p})"),
             (Some(p), false, _) => format!("running (pid {p})"),
+            (None, _, _) if self.evicted[i] => {
+                "evicted (xlreg fault replace starts a new member in its slot)".into()
+            }
             (None, _, true) => "killed (xlreg fault restart brings it back)".into(),
             (None, _, false) => match self.statuses[i].as_deref() {
                 Some("") | None => "exited".into(),
@@ -220,10 +273,8 @@ impl Children {
 
     /// Members killed by a fault, not restarted yet.
     pub(super) fn awaiting_restart(&self) -> bool {
-        self.fault_killed
-            .iter()
-            .zip(&self.signals)
-            .any(|(k, s)| *k && s.is_none())
+        (0..self.envs.len())
+            .any(|i| self.fault_killed[i] && !self.evicted[i] && self.signals[i].is_none())
     }
 
     /// Programs whose exit has not been reported yet.
@@ -295,7 +346,7 @@ impl Children {
             self.kill_all(libc::SIGCONT);
             let deadline = Instant::now() + wait;
             while self.running() > 0 {
-                match tokio::time::timeout_at(deadline, self.exits.recv()).await {
+                match tokio::time::timeout_at(deadline, self.next_exit()).await {
                     Ok(Some((i, st))) => {
                         // Exits by our signal are not failures.
                         self.signals[i] = None;

@@ -23,10 +23,11 @@
 //! Files: [`args`] (flags and their checks), [`in_process`] and
 //! [`with_command`] (the two launch flows), [`report`] (the table and the
 //! JSON), [`ui`] (progress bars), [`children`] (launched programs: output,
-//! exits, signals), [`control`] (`--faults`: proxies and the socket of
-//! `xlreg fault`).
+//! exits, signals), [`control`] (the socket of `xlreg fault`; with
+//! `--faults` the proxies), [`change`] (replace, evict, resize).
 
 mod args;
+mod change;
 mod children;
 mod control;
 mod in_process;

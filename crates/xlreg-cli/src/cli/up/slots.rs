@@ -33,35 +33,39 @@ pub(super) async fn reserve(
     Ok(())
 }
 
-/// Wait until the program of every slot has joined (its token no longer
-/// carries [`UP_RESERVED`]), calling `on_join` once per member; returns
-/// the members in slot order, or [`ClientError::IncompleteCluster`] at
-/// `deadline`. Checks that slot i holds the member named `names[i]`.
+/// Wait until the program of every slot in `slots` (slot, member name)
+/// has joined (its token no longer carries [`UP_RESERVED`]), calling
+/// `on_join` once per member; returns the members in the order of
+/// `slots`, or [`ClientError::IncompleteCluster`] at `deadline`. Checks
+/// that each slot holds the member named for it.
 pub(super) async fn watch(
     regcred: &RegCred,
     cluster: NodeId,
-    names: &[String],
+    slots: &[(usize, String)],
     reader: &NodeIdentity,
     client: &ClientOptions,
     deadline: Instant,
     mut on_join: impl FnMut(&MemberInfo),
 ) -> Result<Vec<MemberInfo>, ClientError> {
     let start = Instant::now();
-    let n = names.len();
+    let n = slots.len();
     let mut s = Session::connect(regcred, client).await?;
     let r = async {
         s.register(reader, attrs::SOLO | attrs::EPHEMERAL).await?;
         let mut have: Vec<Option<MemberInfo>> = vec![None; n];
         loop {
             let mut want = Which(0);
-            for i in (0..n).filter(|&i| have[i].is_none()) {
-                want.insert(i);
+            for k in (0..n).filter(|&k| have[k].is_none()) {
+                want.insert(slots[k].0);
             }
             if want.0 == 0 {
                 return Ok(have.into_iter().flatten().collect());
             }
             if Instant::now() >= deadline {
-                let missing: Vec<usize> = (0..n).filter(|&i| have[i].is_none()).collect();
+                let missing: Vec<usize> = (0..n)
+                    .filter(|&k| have[k].is_none())
+                    .map(|k| slots[k].0)
+                    .collect();
                 return Err(ClientError::IncompleteCluster {
                     cluster: cluster.to_hex(),
                     have: n - missing.len(),
@@ -71,18 +75,18 @@ pub(super) async fn watch(
                 });
             }
             for m in s.get_members(&cluster, want).await?.members {
-                if names.get(m.index) != Some(&m.name) {
+                let Some(k) = slots.iter().position(|(i, _)| *i == m.index) else {
+                    continue;
+                };
+                if slots[k].1 != m.name {
                     return Err(ClientError::BadReply(format!(
                         "slot {} holds {:?}, up reserved it for {:?}",
-                        m.index,
-                        m.name,
-                        names.get(m.index)
+                        m.index, m.name, slots[k].1
                     )));
                 }
-                if m.attrs & UP_RESERVED == 0 {
+                if m.attrs & UP_RESERVED == 0 && have[k].is_none() {
                     on_join(&m);
-                    let i = m.index;
-                    have[i] = Some(m);
+                    have[k] = Some(m);
                 }
             }
             if have.iter().any(Option::is_none) {
@@ -104,16 +108,26 @@ pub(super) async fn has_joined(
     reader: &NodeIdentity,
     client: &ClientOptions,
 ) -> Result<bool, ClientError> {
+    let m = holder(regcred, cluster, index, reader, client).await?;
+    Ok(m.is_some_and(|m| m.attrs & UP_RESERVED == 0))
+}
+
+/// The member in slot `index` (None: empty; a held GetCluster waits up to
+/// the registry's hold for it).
+pub(super) async fn holder(
+    regcred: &RegCred,
+    cluster: NodeId,
+    index: usize,
+    reader: &NodeIdentity,
+    client: &ClientOptions,
+) -> Result<Option<MemberInfo>, ClientError> {
     let mut s = Session::connect(regcred, client).await?;
     let r = async {
         s.register(reader, attrs::SOLO | attrs::EPHEMERAL).await?;
         let mut want = Which(0);
         want.insert(index);
         let got = s.get_members(&cluster, want).await?;
-        Ok(got
-            .members
-            .iter()
-            .any(|m| m.index == index && m.attrs & UP_RESERVED == 0))
+        Ok(got.members.into_iter().find(|m| m.index == index))
     }
     .await;
     let _ = s.bye().await;

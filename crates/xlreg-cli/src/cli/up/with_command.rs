@@ -16,6 +16,7 @@ use xlreg::testing::{
 use xlreg::wire::NodeId;
 
 use super::args::{key_gen, UpArgs};
+use super::change::Changer;
 use super::children::{Children, SpawnOptions};
 use super::control::Control;
 use super::report::{registry_line, Report};
@@ -114,13 +115,37 @@ pub(super) async fn run(
     super::slots::reserve(&regcred, info.id, &nodes, &client)
         .await
         .with_context(|| format!("reserving the members' slots in cluster {name:?}"))?;
-    let names: Vec<String> = envs.iter().map(|e| e.member_name.clone()).collect();
-    let (mut control, extra_env) = match a.faults {
-        true => {
-            let (c, extra) = Control::start(&name, &envs, &ui)?;
-            (Some(c), extra)
+    let names: Vec<(usize, String)> = envs
+        .iter()
+        .map(|e| (e.member_index, e.member_name.clone()))
+        .collect();
+    let changer = Changer {
+        regcred: regcred.clone(),
+        regcred_path: regcred_path.clone(),
+        cluster: info.id,
+        name: name.clone(),
+        admin,
+        reader: reader.clone(),
+        client: client.clone(),
+        key_bits: a.key_bits,
+        key_gen: key_gen(&a),
+        endpoints: a.endpoints,
+        nodes_dir: work.path().join("nodes"),
+        listen_fds: a.listen_fds,
+        faults: a.faults,
+        wait: Duration::from_secs_f64(a.wait),
+        size: a.size,
+        started: 0,
+    };
+    // The control socket of `xlreg fault`: always (membership changes,
+    // process faults), with the proxies under --faults.
+    let (mut control, extra_env) = match Control::start(&name, &envs, &ui, a.faults, changer) {
+        Ok((c, extra)) => (Some(c), extra),
+        Err(e) if !a.faults => {
+            eprintln!("xlreg up: no control socket for `xlreg fault`: {e:#}");
+            (None, vec![])
         }
-        false => (None, vec![]),
+        Err(e) => return Err(e),
     };
 
     // Watch the registry while the programs join.
@@ -193,17 +218,23 @@ pub(super) async fn run(
     let nemesis = match &control {
         Some(c) => {
             eprintln!(
-                "xlreg up: faults on: xlreg fault --cluster {name} ACTION (control socket {})",
+                "xlreg up: {}: xlreg fault --cluster {name} ACTION (control socket {})",
+                match c.net {
+                    Some(_) => "faults on",
+                    None => "replace I, evict I, resize N, kill I, restart I",
+                },
                 c.path.display()
             );
-            a.nemesis.map(|kind| {
-                let seed = a.seed.unwrap_or_else(rand_seed);
-                eprintln!(
-                    "xlreg up: nemesis {} every {:?}, seed {seed} (--seed {seed} replays it)",
-                    nemesis_name(kind),
-                    a.every
-                );
-                c.faults.nemesis(kind, a.every, seed)
+            c.net.as_ref().and_then(|net| {
+                a.nemesis.map(|kind| {
+                    let seed = a.seed.unwrap_or_else(rand_seed);
+                    eprintln!(
+                        "xlreg up: nemesis {} every {:?}, seed {seed} (--seed {seed} replays it)",
+                        nemesis_name(kind),
+                        a.every
+                    );
+                    net.faults.nemesis(kind, a.every, seed)
+                })
             })
         }
         None => None,
@@ -214,8 +245,9 @@ pub(super) async fn run(
     }
     kids.stop().await;
     if registry.is_none() && !a.keep {
-        // As member 0, whose identity the program loaded from its dir.
-        match xlreg::client::NodeIdentity::load(&envs[0].node_dir) {
+        // As member 0, whose identity the program loaded from its dir (a
+        // replacement's, if slot 0 was replaced).
+        match xlreg::client::NodeIdentity::load(&kids.env(0).node_dir) {
             Ok(first) => {
                 super::shared::delete_from_shared(&regcred, &first, cluster.id, &name).await
             }
@@ -354,7 +386,7 @@ async fn wait_for_joins(
                     bail!("waiting for the members to join: {}{hint}", xlreg::ErrorChain(&e))
                 }
             },
-            Some((i, st)) = kids.exits.recv() => {
+            Some((i, st)) = kids.next_exit() => {
                 // Reported at once: a failure, or a clean exit of a program
                 // that never joined (the others would wait for it in vain).
                 let clean = matches!(&st, Ok(s) if s.success());
@@ -385,9 +417,7 @@ async fn stay_while_running(
     ui: &Ui,
 ) {
     let done = |kids: &Children, c: &Option<&mut Control>| {
-        kids.running() == 0
-            && !kids.awaiting_restart()
-            && !c.as_ref().is_some_and(|c| c.restarting())
+        kids.running() == 0 && !kids.awaiting_restart() && !c.as_ref().is_some_and(|c| c.busy())
     };
     if done(kids, &control) {
         return;
@@ -404,10 +434,10 @@ async fn stay_while_running(
             }
         };
         tokio::select! {
-            Some((i, st)) = kids.exits.recv() => {
+            Some((i, st)) = kids.next_exit() => {
                 let _ = kids.record(i, st);
                 if let Some(c) = control.as_mut() {
-                    c.exited(kids, ui, i);
+                    c.exited(kids, ui, i).await;
                 }
                 if done(kids, &control) {
                     return;
@@ -415,7 +445,7 @@ async fn stay_while_running(
             }
             Some(r) = req => {
                 if let Some(c) = control.as_mut() {
-                    c.handle(kids, ui, r);
+                    c.handle(kids, ui, r).await;
                 }
             }
             _ = signal.as_mut() => return,

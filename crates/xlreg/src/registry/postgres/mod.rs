@@ -58,8 +58,8 @@ use failure::Failure;
 use listen::Listener;
 use rows::{
     cluster_row, expiry_params, live, load_cluster_rows, load_grouped, load_history, node_id,
-    owner_of, restore, target_key, CLUSTER_COLUMNS, CLUSTER_ONLY_COLUMNS, HISTORY_COLUMNS,
-    JOIN_COLUMNS,
+    owner_of, restore, target_key, CHANGE_COLUMNS, CLUSTER_COLUMNS, CLUSTER_ONLY_COLUMNS,
+    HISTORY_COLUMNS, JOIN_COLUMNS,
 };
 pub use schema::{SchemaError, CHANNEL};
 pub use url::{redact, DbUrl, UrlError, Watch, DEFAULT_POLL};
@@ -519,10 +519,13 @@ impl Inner {
                     "SELECT {JOIN_COLUMNS} WHERE c.{col} = $1 ORDER BY m.idx"
                 ))
                 .await?;
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];
+            // The IDs joining: their own tokens are read, to tell a
+            // re-join with the same token (no change) from a new one.
+            let joining: Vec<&[u8]> = reqs.iter().map(|r| r.record.id.as_bytes()).collect();
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&key, &joining];
             let (_, _, rows) = tokio::try_join!(
                 client.batch_execute("BEGIN"),
-                client.query(&lock, &params),
+                client.query(&lock, &params[..1]),
                 client.query(&read, &params)
             )?;
             let mut reg = self.fresh();
@@ -559,7 +562,7 @@ impl Inner {
                 .await?;
             let read = client
                 .prepare_cached(&format!(
-                    "SELECT {JOIN_COLUMNS} WHERE c.{col} = $1 ORDER BY m.idx"
+                    "SELECT {CHANGE_COLUMNS} WHERE c.{col} = $1 ORDER BY m.idx"
                 ))
                 .await?;
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];

@@ -29,21 +29,37 @@ pub(super) fn restore(reg: &mut Registry, ch: Change) -> Result<(), Failure> {
         .map_err(|e| Failure::Corrupt(format!("stored data refused: {e}")))
 }
 
+/// The columns of a cluster and its members (one row per member), with
+/// the SQL expression `$token` for each member's token.
+macro_rules! cluster_columns {
+    ($token:literal) => {
+        concat!(
+            "c.id, c.name, c.attrs, c.max_size, c.ep_count,
+     m.idx, m.member_id, m.name, ",
+            $token,
+            ", c.ttl_ms, c.created_ms, c.last_active_ms,
+     c.version, c.owner
+     FROM xlreg_clusters c LEFT JOIN xlreg_members m ON m.cluster_id = c.id"
+        )
+    };
+}
+
 /// Columns: c.id, c.name, c.attrs, c.max_size, c.ep_count, m.idx,
 /// m.member_id, m.name, m.token (member columns NULL for an empty cluster),
 /// c.ttl_ms, c.created_ms, c.last_active_ms, c.version, c.owner.
-pub(super) const CLUSTER_COLUMNS: &str = "c.id, c.name, c.attrs, c.max_size, c.ep_count,
-     m.idx, m.member_id, m.name, m.token, c.ttl_ms, c.created_ms, c.last_active_ms,
-     c.version, c.owner
-     FROM xlreg_clusters c LEFT JOIN xlreg_members m ON m.cluster_id = c.id";
+pub(super) const CLUSTER_COLUMNS: &str = cluster_columns!("m.token");
 
-/// [`CLUSTER_COLUMNS`] without the tokens, which a Join does not decide
-/// on: it reads slots, IDs and names. (A re-join is then always written,
-/// as if its token had changed.)
-pub(super) const JOIN_COLUMNS: &str = "c.id, c.name, c.attrs, c.max_size, c.ep_count,
-     m.idx, m.member_id, m.name, ''::bytea, c.ttl_ms, c.created_ms, c.last_active_ms,
-     c.version, c.owner
-     FROM xlreg_clusters c LEFT JOIN xlreg_members m ON m.cluster_id = c.id";
+/// [`CLUSTER_COLUMNS`] without the tokens, which a Resize, Evict, Leave
+/// or Delete does not decide on: it reads slots, IDs and names.
+pub(super) const CHANGE_COLUMNS: &str = cluster_columns!("''::bytea");
+
+/// [`CLUSTER_COLUMNS`] with only the tokens of the members whose IDs are
+/// in `$2` (a `bytea[]`: the IDs joining in this batch), the rest empty.
+/// A Join decides on slots, IDs and names, and on a re-joining member's
+/// token: the same token changes nothing, a new one is a change (a new
+/// version), as on SQLite. Only a re-joining member's token is read back.
+pub(super) const JOIN_COLUMNS: &str =
+    cluster_columns!("CASE WHEN m.member_id = ANY($2) THEN m.token ELSE ''::bytea END");
 
 /// Load the rows of one cluster (see [`CLUSTER_COLUMNS`]) into `reg`
 /// through the rules' checks; nothing when there were no rows.
