@@ -290,22 +290,26 @@ impl PyConnection {
         *self.chan.closed.borrow()
     }
 
-    /// Relay the channel to a new UNIX socket pair (for
-    /// `xlreg.aio.peer`): returns the file descriptor of Python's end
-    /// (the caller owns it); the blocking calls refuse from then on.
-    fn _relay(&self) -> PyResult<i32> {
+    /// Relay the channel to `fd`, one end of a UNIX stream socket pair
+    /// (for `xlreg.aio.peer`, which drives the other end; taken over, also
+    /// on failure); the blocking calls refuse from then on.
+    fn _relay(&self, fd: i32) -> PyResult<()> {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        // SAFETY: the caller detached `fd` from its socket object, so it is
+        // ours to own (and to close on any failure below).
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         if self.closed() {
             return Err(closed_failure("relaying", &self.chan.who).into());
         }
         if self.relay.get().is_some() {
             return Err(Failure::Usage(format!("{} is relayed already", self.chan.who)).into());
         }
-        let (relay, fd) = Relay::start(self.chan.clone())
+        let relay = Relay::start(self.chan.clone(), fd)
             .map_err(|e| io_failure("relaying", &self.chan.who, e))?;
         // The GIL is held throughout (this call never releases it), so
         // nobody set it since the check.
         let _ = self.relay.set(relay);
-        Ok(fd)
+        Ok(())
     }
 
     /// Stop the relay: `abort` drops the channel now; otherwise (Python

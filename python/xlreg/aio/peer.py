@@ -64,6 +64,10 @@ HIGH_WATER = 1 << 20
 LOW_WATER = 1 << 18
 #: The StreamReader limit (its buffer pauses reading at twice this).
 STREAM_LIMIT = 1 << 20
+#: SO_SNDBUF of both ends of the relay's socket pair (the kernel caps it at
+#: net.core.wmem_max): room for a few batches, so the loop's transport
+#: rarely has to buffer a write.
+SOCKET_BUFFER = 1 << 21
 
 ClientConnected = Callable[
     [asyncio.StreamReader, asyncio.StreamWriter], Union[None, Awaitable[None]]
@@ -190,11 +194,15 @@ async def _streams(conn: Connection) -> Tuple[asyncio.StreamReader, asyncio.Stre
     reader = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     relayed = _Relayed(conn, protocol)
-    sock = socket.socket(fileno=conn._relay())
+    sock, theirs = socket.socketpair()
     try:
+        for s in (sock, theirs):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+        conn._relay(theirs.detach())
         await loop.create_unix_connection(lambda: relayed, sock=sock)
     except BaseException:
         sock.close()
+        theirs.close()
         conn._relay_stop(True)
         raise
     assert relayed.transport is not None

@@ -1,6 +1,7 @@
 //! The asyncio side of a peer channel: a relay task moves plaintext
 //! between the TLS stream and one end of a UNIX socket pair, and the event
-//! loop's own socket transport drives the other end (`xlreg.aio.peer`).
+//! loop's own socket transport drives the other end (`xlreg.aio.peer`
+//! makes the pair, with socket buffers large enough for a few batches).
 //!
 //! Why: resolving one asyncio future per read and per write from a
 //! runtime thread (a thread hop and a GIL round trip each) kept one read
@@ -17,7 +18,7 @@
 //! socket closes, so the transport reports it instead of a bare EOF.
 
 use std::io;
-use std::os::fd::{IntoRawFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
@@ -50,17 +51,17 @@ pub(super) struct Relay {
 }
 
 impl Relay {
-    /// Start relaying `chan`; returns the relay and the file descriptor of
-    /// Python's end of the socket pair (the caller owns it).
-    pub(super) fn start(chan: Arc<Channel>) -> io::Result<(Relay, RawFd)> {
-        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    /// Start relaying `chan` to `ours`, our end of a UNIX stream socket
+    /// pair.
+    pub(super) fn start(chan: Arc<Channel>, ours: OwnedFd) -> io::Result<Relay> {
+        let ours = std::os::unix::net::UnixStream::from(ours);
         ours.set_nonblocking(true)?;
         let _g = runtime().enter();
         let ours = UnixStream::from_std(ours)?;
         let (stop, rx) = watch::channel(Stop::Running);
         let failure = Arc::new(Mutex::new(None));
         runtime().spawn(relay(chan, ours, rx, failure.clone()));
-        Ok((Relay { stop, failure }, theirs.into_raw_fd()))
+        Ok(Relay { stop, failure })
     }
 
     /// Ask the relay to stop (an abort overrides a close).
