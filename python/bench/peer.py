@@ -24,7 +24,7 @@ transfer stops after 30 s. The target is at least 0.8 of Rust.
 
 ``CPU s/GB`` is the Python process's CPU time (user + system, all its
 threads: both ends, the Rust runtime's threads included) over a row's
-transfers, per 10^9 bytes: unlike MB/s it hardly moves with the load of a
+transfers, per 10^9 bytes: it moves less than MB/s with the load of a
 shared machine. (The Rust rows run in another process with more than the
 transfer in it: no figure.)
 """
