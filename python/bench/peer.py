@@ -21,6 +21,12 @@ load of a shared machine drifts. The Python rows: a blocking dialer
 (``Connection.sendall``) to a blocking listener (``Connection.recv`` in a
 thread), then the same with asyncio streams on one event loop. Each
 transfer stops after 30 s. The target is at least 0.8 of Rust.
+
+``CPU s/GB`` is the Python process's CPU time (user + system, all its
+threads: both ends, the Rust runtime's threads included) over a row's
+transfers, per 10^9 bytes: it moves less than MB/s with the load of a
+shared machine. (The Rust rows run in another process with more than the
+transfer in it: no figure.)
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import struct
 import subprocess
@@ -151,6 +158,11 @@ async def async_rounds(c: LocalCluster, sock: Any, nbytes: int, rounds: int) -> 
     return rates
 
 
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--megabytes", type=int, default=64, help="MiB per transfer (default 64)")
@@ -166,25 +178,30 @@ def main() -> int:
     with LocalCluster(2, endpoints=1, key_bits=1024) as c:
         m0 = c.members[0]
         with xlreg.peer.listen(m0.view, m0.node, m0.take_listeners()[0]) as listener:
+            cpu0 = cpu_seconds()
             blocking = [blocking_transfer(c, listener, nbytes) for _ in range(a.rounds)]
+            blocking_cpu = cpu_seconds() - cpu0
     with LocalCluster(2, endpoints=1, key_bits=1024) as c:
         sock = c.members[0].take_listeners()[0]
+        cpu0 = cpu_seconds()
         aio = asyncio.run(async_rounds(c, sock, nbytes, a.rounds))
+        aio_cpu = cpu_seconds() - cpu0
     rust_after = rust_mb_per_s(xlreg_bin, a.megabytes, a.rounds)
 
     ref = (rust_before + rust_after) / 2
-    rows: List[Tuple[str, float]] = [
-        ("rust   xlreg bench peer (before)", rust_before),
-        ("python blocking  Connection.sendall/recv", statistics.median(blocking)),
-        ("python asyncio   StreamWriter/StreamReader", statistics.median(aio)),
-        ("rust   xlreg bench peer (after)", rust_after),
+    per_gb = 1e9 / (nbytes * a.rounds)
+    rows: List[Tuple[str, float, Optional[float]]] = [
+        ("rust   xlreg bench peer (before)", rust_before, None),
+        ("python blocking  Connection.sendall/recv", statistics.median(blocking), blocking_cpu * per_gb),
+        ("python asyncio   StreamWriter/StreamReader", statistics.median(aio), aio_cpu * per_gb),
+        ("rust   xlreg bench peer (after)", rust_after, None),
     ]
     print(f"one channel, {a.megabytes} MiB in 64 KiB writes, RSA-1024 members, "
           f"median of {a.rounds} transfers")
     print(f"rust rows: {xlreg_bin}; python rows: {xlreg._xlreg.__file__}")
-    print(f"{'':44}{'MB/s':>8}  {'vs rust':>7}")
-    for label, v in rows:
-        print(f"{label:44}{v:8.0f}  {v / ref:6.2f}x")
+    print(f"{'':44}{'MB/s':>8}  {'vs rust':>7}  {'CPU s/GB':>8}")
+    for label, v, cpu in rows:
+        print(f"{label:44}{v:8.0f}  {v / ref:6.2f}x  {'-' if cpu is None else f'{cpu:.2f}':>8}")
     print(f"(vs rust: against the mean of the two rust rows, {ref:.0f} MB/s)")
     worst = min(r[1] for r in rows[1:3]) / ref
     print(f"target: python at least {TARGET}x of rust: {'met' if worst >= TARGET else 'NOT met'}")

@@ -130,19 +130,26 @@ def test_asyncio_streams_carry_a_megabyte_each_way_and_half_close(xlreg_cluster:
     assert asyncio.run(main()) == blob[::-1]
 
 
-def test_recv_returns_empty_after_the_peer_shuts_down_its_direction(xlreg_cluster: Any) -> None:
+def test_recv_returns_what_arrived_and_empty_after_the_peer_shuts_down_its_direction(
+    xlreg_cluster: Any,
+) -> None:
     c: LocalCluster = xlreg_cluster(2)
     a, b = c.members
     with peer.listen(a.view, a.node, a.take_listeners()[0]) as listener:
         with peer.connect(b.view, b.node, a.index) as out:
             with listener.accept(timeout=10) as conn:
+                assert conn.recv(0) == b""
+                out.sendall(b"abc")
+                # recv decrypts into a bytes of n; a short read is its own.
+                assert conn.recv(65536) == b"abc"
                 out.sendall(b"x" * 100_000)
                 out.shutdown()
                 got = b""
                 while True:
-                    chunk = conn.recv(65536)
+                    chunk = conn.recv(30_000)
                     if not chunk:
                         break
+                    assert type(chunk) is bytes and len(chunk) <= 30_000
                     got += chunk
                 assert got == b"x" * 100_000
                 # Our direction is still open.

@@ -1,7 +1,8 @@
 //! `xlreg.peer`'s Rust half: the members' mutually authenticated TLS 1.3
 //! channel ([`xlreg::peer`]) as a socket-like `Connection` and a
-//! `Listener`, blocking (GIL released, Ctrl-C honoured) and as awaitables
-//! that `xlreg.aio.peer` wraps into asyncio streams.
+//! `Listener`, blocking (GIL released, Ctrl-C honoured), with awaitable
+//! connect and accept, and a relay to a UNIX socket pair ([`relay`]) that
+//! `xlreg.aio.peer` runs asyncio streams on.
 //!
 //! Why the async channel under the blocking calls too: one implementation
 //! (the library's tokio [`PeerListener`]/[`PeerStream`]) serves threads
@@ -11,12 +12,14 @@
 
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Poll;
 use std::time::Duration;
 
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
@@ -31,6 +34,9 @@ use crate::flows::seconds;
 use crate::node::PyNode;
 use crate::runtime::{awaitable, block_on_here, runtime};
 use crate::view::{PyClusterView, PyMember, PyMemberList};
+
+mod relay;
+use relay::{Relay, Stop};
 
 /// Largest single `recv` buffer (bigger requests return at most this).
 const MAX_RECV: usize = 1 << 20;
@@ -82,10 +88,10 @@ impl Channel {
         let _ = rx.wait_for(|c| *c).await;
     }
 
-    /// Up to `n` bytes: waits for the first, then takes whatever else is
-    /// already decrypted or readable without waiting. Empty at the end.
-    async fn recv(self: Arc<Self>, n: usize) -> Result<Vec<u8>, Failure> {
-        let n = n.min(MAX_RECV);
+    /// Fill the start of `buf`: waits for the first byte, then takes
+    /// whatever else is already decrypted or readable without waiting.
+    /// Returns how many bytes it wrote (initialised), 0 at the end.
+    async fn recv_into(self: Arc<Self>, buf: &mut [MaybeUninit<u8>]) -> Result<usize, Failure> {
         let mut guard = tokio::select! {
             g = self.reader.lock() => g,
             _ = self.closing() => return Err(closed_failure("reading from", &self.who)),
@@ -93,13 +99,10 @@ impl Channel {
         let r = guard
             .as_mut()
             .ok_or_else(|| closed_failure("reading from", &self.who))?;
-        if n == 0 {
-            return Ok(Vec::new());
+        if buf.is_empty() {
+            return Ok(0);
         }
-        // Not zeroed: a read fills only what arrived (often a TLS record
-        // or a few, far less than `n`).
-        let mut buf = Vec::with_capacity(n);
-        let mut rb = ReadBuf::uninit(&mut buf.spare_capacity_mut()[..n]);
+        let mut rb = ReadBuf::uninit(buf);
         let first = tokio::select! {
             res = read_some(r, &mut rb, true) => res,
             _ = self.closing() => return Err(closed_failure("reading from", &self.who)),
@@ -113,11 +116,7 @@ impl Channel {
                 _ => break,
             }
         }
-        let filled = rb.filled().len();
-        // SAFETY: `ReadBuf` guarantees its first `filled` bytes are
-        // initialised, and they are the start of `buf`'s spare capacity.
-        unsafe { buf.set_len(filled) };
-        Ok(buf)
+        Ok(rb.filled().len())
     }
 
     async fn send(self: Arc<Self>, data: PyBackedBytes) -> Result<(), Failure> {
@@ -180,6 +179,8 @@ pub struct PyConnection {
     peer: Option<MemberInfo>,
     peer_addr: SocketAddr,
     handshake: Duration,
+    /// Set once the channel is relayed to asyncio streams (`_relay`).
+    relay: OnceLock<Relay>,
 }
 
 impl PyConnection {
@@ -189,7 +190,21 @@ impl PyConnection {
             peer_addr: s.peer_addr(),
             handshake: s.handshake_time(),
             chan: Channel::new(s),
+            relay: OnceLock::new(),
         }
+    }
+
+    /// The blocking calls are not for a channel relayed to asyncio
+    /// streams (the relay owns both directions).
+    fn not_relayed(&self, what: &str) -> PyResult<()> {
+        if self.relay.get().is_some() {
+            return Err(Failure::Usage(format!(
+                "{what} {}: the connection belongs to its asyncio streams",
+                self.chan.who
+            ))
+            .into());
+        }
+        Ok(())
     }
 }
 
@@ -220,19 +235,42 @@ impl PyConnection {
 
     /// Send all of `data` (bytes-like); returns when it is written.
     fn sendall(&self, py: Python<'_>, data: PyBackedBytes) -> PyResult<()> {
+        self.not_relayed("writing to")?;
         block_on_here(py, self.chan.clone().send(data))
     }
 
     /// Up to `n` bytes (at least 1, waiting for them), or `b""` once the
     /// peer ended its direction.
     fn recv<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyBytes>> {
-        let v = block_on_here(py, self.chan.clone().recv(n))?;
-        Ok(PyBytes::new(py, &v))
+        self.not_relayed("reading from")?;
+        let n = n.min(MAX_RECV);
+        // Decrypted straight into a new `bytes` of `n` bytes, returned as
+        // it is when filled (bulk transfers); a short read is copied into
+        // a `bytes` of its length (the stable ABI cannot shrink one).
+        // SAFETY: a NULL source makes an uninitialised `bytes` of `n`
+        // bytes (or fails with an exception set).
+        let raw = unsafe { ffi::PyBytes_FromStringAndSize(std::ptr::null(), n as ffi::Py_ssize_t) };
+        // SAFETY: `raw` is a new reference to a `bytes`, or NULL.
+        let obj =
+            unsafe { Bound::from_owned_ptr_or_err(py, raw)?.cast_into_unchecked::<PyBytes>() };
+        // SAFETY: the object is a `bytes` of `n` bytes that nobody else can
+        // see until we return it, so its storage is ours to fill, also
+        // with the GIL released.
+        let data = unsafe { ffi::PyBytes_AsString(obj.as_ptr()) }.cast::<MaybeUninit<u8>>();
+        let buf = unsafe { std::slice::from_raw_parts_mut(data, n) };
+        let filled = block_on_here(py, self.chan.clone().recv_into(buf))?;
+        if filled == n {
+            return Ok(obj);
+        }
+        // SAFETY: `recv_into` initialised the first `filled` bytes.
+        let got = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), filled) };
+        Ok(PyBytes::new(py, got))
     }
 
     /// End our direction (TLS close_notify): the peer's `recv` returns
     /// `b""`; we can still receive.
     fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
+        self.not_relayed("ending our direction to")?;
         block_on_here(py, self.chan.clone().shutdown())
     }
 
@@ -252,36 +290,42 @@ impl PyConnection {
         *self.chan.closed.borrow()
     }
 
-    /// Awaitable `recv` (for `xlreg.aio.peer`).
-    fn _recv_async<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyAny>> {
-        let c = self.chan.clone();
-        awaitable(py, async move {
-            let v = c.recv(n).await?;
-            Ok(PyBytesOwned(v))
-        })
+    /// Relay the channel to `fd`, one end of a UNIX stream socket pair
+    /// (for `xlreg.aio.peer`, which drives the other end; taken over, also
+    /// on failure); the blocking calls refuse from then on.
+    fn _relay(&self, fd: i32) -> PyResult<()> {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        // SAFETY: the caller detached `fd` from its socket object, so it is
+        // ours to own (and to close on any failure below).
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if self.closed() {
+            return Err(closed_failure("relaying", &self.chan.who).into());
+        }
+        if self.relay.get().is_some() {
+            return Err(Failure::Usage(format!("{} is relayed already", self.chan.who)).into());
+        }
+        let relay = Relay::start(self.chan.clone(), fd)
+            .map_err(|e| io_failure("relaying", &self.chan.who, e))?;
+        // The GIL is held throughout (this call never releases it), so
+        // nobody set it since the check.
+        let _ = self.relay.set(relay);
+        Ok(())
     }
 
-    /// Awaitable `sendall` (for `xlreg.aio.peer`).
-    fn _sendall_async<'py>(
-        &self,
-        py: Python<'py>,
-        data: PyBackedBytes,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, self.chan.clone().send(data))
+    /// Stop the relay: `abort` drops the channel now; otherwise (Python
+    /// closed its socket) what Python wrote is still sent, then
+    /// close_notify.
+    fn _relay_stop(&self, abort: bool) {
+        if let Some(r) = self.relay.get() {
+            r.stop(if abort { Stop::Aborted } else { Stop::Closed });
+        }
     }
 
-    /// Awaitable `shutdown` (for `xlreg.aio.peer`).
-    fn _shutdown_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, self.chan.clone().shutdown())
-    }
-
-    /// Awaitable `close` (for `xlreg.aio.peer`).
-    fn _close_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let c = self.chan.clone();
-        awaitable(py, async move {
-            c.close().await;
-            Ok(())
-        })
+    /// The exception that ended the relay (a channel failure), once; None
+    /// if it ended cleanly or runs.
+    fn _relay_failure(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        let f = self.relay.get()?.take_failure()?;
+        Some(f.into_pyerr().into_value(py).into_any())
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -317,20 +361,6 @@ impl Drop for PyConnection {
         if let Ok(mut w) = self.chan.writer.try_lock() {
             w.take();
         }
-    }
-}
-
-/// Bytes made in the runtime, turned into Python `bytes` when the
-/// awaitable resolves.
-struct PyBytesOwned(Vec<u8>);
-
-impl<'py> IntoPyObject<'py> for PyBytesOwned {
-    type Target = PyBytes;
-    type Output = Bound<'py, PyBytes>;
-    type Error = std::convert::Infallible;
-
-    fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
-        Ok(PyBytes::new(py, &self.0))
     }
 }
 

@@ -12,8 +12,15 @@
     reader, writer = await xlreg.aio.peer.open_connection(view, node, 1)
 
 The streams are the standard :class:`asyncio.StreamReader` and
-:class:`asyncio.StreamWriter` over a transport whose bytes go through the
-Rust channel (TLS and pinning happen there; the event loop never blocks).
+:class:`asyncio.StreamWriter` over the event loop's own socket transport on
+one end of a UNIX socket pair; a Rust task relays the other end through the
+channel (TLS and pinning happen there, beside the loop's thread; the event
+loop never blocks, and the kernel's socket buffers carry the
+back-pressure). A channel failure reaches the protocol as its exception
+(``connection_lost``), not as a bare end of the stream. Once relayed, the
+:class:`xlreg.peer.Connection` (``"connection"``) refuses its blocking
+calls; ``abort()`` drops the channel, ``close()`` still sends what was
+buffered, then TLS close_notify.
 ``writer.get_extra_info`` knows ``"peer"`` (the :class:`xlreg.Member`
 proven on the other end, None for an anonymous client), ``"peername"``,
 ``"connection"`` (the :class:`xlreg.peer.Connection`) and
@@ -52,30 +59,74 @@ __all__ = [
     "start_server",
 ]
 
-#: Bytes read from the channel per step.
-READ_CHUNK = 1 << 18
 #: Buffered outgoing bytes above which ``drain()`` waits.
 HIGH_WATER = 1 << 20
 LOW_WATER = 1 << 18
 #: The StreamReader limit (its buffer pauses reading at twice this).
 STREAM_LIMIT = 1 << 20
+#: SO_SNDBUF of both ends of the relay's socket pair (the kernel caps it at
+#: net.core.wmem_max): room for a few batches, so the loop's transport
+#: rarely has to buffer a write.
+SOCKET_BUFFER = 1 << 21
 
 ClientConnected = Callable[
     [asyncio.StreamReader, asyncio.StreamWriter], Union[None, Awaitable[None]]
 ]
 
 
-class _PeerTransport(asyncio.Transport):
-    """An asyncio transport over a :class:`xlreg.peer.Connection`: a
-    reader task feeds the protocol, a writer task sends the buffered
-    bytes."""
+class _Relayed(asyncio.Protocol):
+    """Between the loop's socket transport (on our end of the socket pair
+    the Rust relay serves) and the stream protocol: hands the protocol the
+    :class:`_PeerTransport` instead, and reports a channel failure (kept by
+    the relay before it closed the socket) instead of a bare EOF or reset."""
 
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        conn: Connection,
-        protocol: asyncio.Protocol,
-    ) -> None:
+    def __init__(self, conn: Connection, protocol: asyncio.Protocol) -> None:
+        self.conn = conn
+        self.protocol = protocol
+        self.transport: Optional["_PeerTransport"] = None
+        self._failure: Optional[Exception] = None
+
+    def _failed(self) -> Optional[Exception]:
+        if self._failure is None:
+            self._failure = self.conn._relay_failure()
+        return self._failure
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
+        self.transport = _PeerTransport(transport, self)
+        self.protocol.connection_made(self.transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.protocol.data_received(data)
+
+    def eof_received(self) -> Optional[bool]:
+        if self._failed() is not None:
+            return False  # the transport closes; connection_lost reports it
+        return self.protocol.eof_received()
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        # Our socket is closed: the relay sends what it still holds from
+        # us, then close_notify, and stops reading from the peer.
+        self.conn._relay_stop(False)
+        failure = self._failed()
+        self.protocol.connection_lost(failure if failure is not None else exc)
+
+    def pause_writing(self) -> None:
+        self.protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.protocol.resume_writing()
+
+
+class _PeerTransport(asyncio.Transport):
+    """The streams' transport: the loop's socket transport on our end of
+    the relay's socket pair, with the channel's extra info, ``write_eof``
+    as TLS close_notify (the relay sends it when our socket's write side
+    ends) and ``abort`` dropping the channel."""
+
+    def __init__(self, inner: asyncio.Transport, relayed: _Relayed) -> None:
+        conn = relayed.conn
         super().__init__(
             extra={
                 "peer": conn.peer,
@@ -84,147 +135,78 @@ class _PeerTransport(asyncio.Transport):
                 "handshake_time": conn.handshake_time,
             }
         )
-        self._loop = loop
-        self._conn = conn
-        self._protocol = protocol
-        self._buffer: List[bytes] = []
-        self._buffered = 0
-        self._write_paused = False
-        self._eof_wanted = False
-        self._eof_sent = False
-        self._closing = False
-        self._lost = False
-        self._reading = asyncio.Event()
-        self._reading.set()
-        self._wake_writer = asyncio.Event()
-        protocol.connection_made(self)
-        self._reader = loop.create_task(self._read_loop())
-        self._writer = loop.create_task(self._write_loop())
-
-    async def _read_loop(self) -> None:
-        try:
-            while True:
-                await self._reading.wait()
-                data = await self._conn._recv_async(READ_CHUNK)
-                if not data:
-                    keep_open = self._protocol.eof_received()
-                    if not keep_open:
-                        self.close()
-                    return
-                self._protocol.data_received(data)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # the channel failed: the protocol learns it
-            self._lose(e)
-
-    async def _write_loop(self) -> None:
-        try:
-            while True:
-                while self._buffer:
-                    data = b"".join(self._buffer)
-                    self._buffer.clear()
-                    await self._conn._sendall_async(data)
-                    self._buffered -= len(data)
-                    if self._write_paused and self._buffered <= LOW_WATER:
-                        self._write_paused = False
-                        self._protocol.resume_writing()
-                if self._eof_wanted and not self._eof_sent:
-                    self._eof_sent = True
-                    await self._conn._shutdown_async()
-                if self._closing:
-                    self._lose(None)
-                    return
-                self._wake_writer.clear()
-                await self._wake_writer.wait()
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            self._lose(e)
-
-    def _lose(self, exc: Optional[Exception]) -> None:
-        if self._lost:
-            return
-        self._lost = True
-        self._closing = True
-        current = asyncio.current_task()
-        for t in (self._reader, self._writer):
-            if t is not current:
-                t.cancel()
-        self._loop.create_task(self._finish(exc))
-
-    async def _finish(self, exc: Optional[Exception]) -> None:
-        try:
-            await self._conn._close_async()
-        finally:
-            self._protocol.connection_lost(exc)
+        self._inner = inner
+        self._relayed = relayed
 
     # asyncio.WriteTransport
     def write(self, data: Any) -> None:
-        if self._eof_wanted:
-            raise RuntimeError("cannot write after write_eof()")
-        if self._closing:
-            return
-        data = bytes(data)
-        if not data:
-            return
-        self._buffer.append(data)
-        self._buffered += len(data)
-        self._wake_writer.set()
-        if not self._write_paused and self._buffered > HIGH_WATER:
-            self._write_paused = True
-            self._protocol.pause_writing()
+        self._inner.write(data)
+
+    def writelines(self, list_of_data: Any) -> None:
+        self._inner.writelines(list_of_data)
 
     def can_write_eof(self) -> bool:
         return True
 
     def write_eof(self) -> None:
-        self._eof_wanted = True
-        self._wake_writer.set()
+        self._inner.write_eof()
 
     def get_write_buffer_size(self) -> int:
-        return self._buffered
+        return self._inner.get_write_buffer_size()
 
     def get_write_buffer_limits(self) -> Tuple[int, int]:
-        return (LOW_WATER, HIGH_WATER)
+        return self._inner.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high: Optional[int] = None, low: Optional[int] = None) -> None:
+        self._inner.set_write_buffer_limits(high, low)
 
     def abort(self) -> None:
-        self._buffer.clear()
-        self._lose(None)
+        self._relayed.conn._relay_stop(True)
+        self._inner.abort()
 
     # asyncio.ReadTransport
     def pause_reading(self) -> None:
-        self._reading.clear()
+        self._inner.pause_reading()
 
     def resume_reading(self) -> None:
-        self._reading.set()
+        self._inner.resume_reading()
 
     def is_reading(self) -> bool:
-        return self._reading.is_set() and not self._closing
+        return self._inner.is_reading()
 
     # asyncio.BaseTransport
     def close(self) -> None:
         """Send what is buffered, then close."""
-        if self._closing:
-            return
-        self._closing = True
-        self._wake_writer.set()
+        self._inner.close()
 
     def is_closing(self) -> bool:
-        return self._closing
+        return self._inner.is_closing()
 
     def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._protocol
+        return self._relayed.protocol
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._protocol = protocol  # type: ignore[assignment]
+        self._relayed.protocol = protocol  # type: ignore[assignment]
 
 
-def _streams(conn: Connection) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _streams(conn: Connection) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-    transport = _PeerTransport(loop, conn, protocol)
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    relayed = _Relayed(conn, protocol)
+    sock, theirs = socket.socketpair()
+    try:
+        for s in (sock, theirs):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+        conn._relay(theirs.detach())
+        await loop.create_unix_connection(lambda: relayed, sock=sock)
+    except BaseException:
+        sock.close()
+        theirs.close()
+        conn._relay_stop(True)
+        raise
+    assert relayed.transport is not None
+    writer = asyncio.StreamWriter(relayed.transport, protocol, reader, loop)
     return reader, writer
 
 
@@ -235,7 +217,7 @@ async def open_connection(
     :func:`xlreg.peer.connect`); returns the stream pair once the other end
     is authenticated and accepted us."""
     conn = await _peer_connect_async(view, node, index, timeout, endpoint=endpoint)
-    return _streams(conn)
+    return await _streams(conn)
 
 
 async def open_anonymous_connection(
@@ -244,7 +226,7 @@ async def open_anonymous_connection(
     """Dial member ``index`` as a client that is not a member (see
     :func:`xlreg.peer.connect_anonymous`)."""
     conn = await _peer_connect_anonymous_async(members, index, timeout, endpoint=endpoint)
-    return _streams(conn)
+    return await _streams(conn)
 
 
 class PeerServer:
@@ -276,13 +258,13 @@ class PeerServer:
         while True:
             try:
                 conn = await self._listener._accept_async()
-            except XlRegError as e:
+                reader, writer = await _streams(conn)
+            except (XlRegError, OSError) as e:
                 if self._listener.closed:
                     return
                 self._errors.append(e)
                 del self._errors[:-100]
                 continue
-            reader, writer = _streams(conn)
             r = self._callback(reader, writer)
             if asyncio.iscoroutine(r):
                 t = loop.create_task(r)
