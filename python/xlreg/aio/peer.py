@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from typing import Any, Awaitable, Callable, List, Optional, Set, Tuple, Union
+from typing import Any, Awaitable, Callable, List, Optional, Set, Tuple, Union, cast
 
 from .._errors import ProtocolError, UsageError
 from .._xlreg import (
@@ -92,9 +92,11 @@ class _Relayed(asyncio.Protocol):
         return self._failure
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
-        self.transport = _PeerTransport(transport, self)
+        # Duck-typed: uvloop's transports are not asyncio.Transport
+        # subclasses, yet have every method the wrapper forwards.
+        inner = cast(asyncio.Transport, transport)
+        inner.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
+        self.transport = _PeerTransport(inner, self)
         self.protocol.connection_made(self.transport)
 
     def data_received(self, data: bytes) -> None:
