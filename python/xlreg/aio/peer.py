@@ -21,6 +21,7 @@ back-pressure). A channel failure reaches the protocol as its exception
 :class:`xlreg.peer.Connection` (``"connection"``) refuses its blocking
 calls; ``abort()`` drops the channel, ``close()`` still sends what was
 buffered, then TLS close_notify.
+Any asyncio event loop works (uvloop's included).
 ``writer.get_extra_info`` knows ``"peer"`` (the :class:`xlreg.Member`
 proven on the other end, None for an anonymous client), ``"peername"``,
 ``"connection"`` (the :class:`xlreg.peer.Connection`) and
