@@ -40,6 +40,7 @@ transfer in it: no figure.)
 from __future__ import annotations
 
 import argparse
+import importlib
 import asyncio
 import json
 import os
@@ -52,7 +53,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Coroutine, List, Optional, Tuple
 
 import xlreg
 import xlreg.aio
@@ -182,57 +183,63 @@ async def async_rounds(
     return rates
 
 
-def channel_blocking(nbytes: int, rounds: int) -> List[float]:
+Measured = Tuple[List[float], float]
+
+
+def channel_blocking(nbytes: int, rounds: int) -> Measured:
     with LocalCluster(2, endpoints=1, key_bits=1024) as c:
         a, b = c.members
         with xlreg.peer.listen(a.view, a.node, a.take_listeners()[0]) as listener:
-            return [
+            return measured(lambda: [
                 blocking_transfer(
                     lambda: listener.accept(timeout=TRANSFER_LIMIT_S),
                     lambda: xlreg.peer.connect(b.view, b.node, a.index),
                     nbytes,
                 )
                 for _ in range(rounds)
-            ]
+            ])
 
 
-def channel_asyncio(nbytes: int, rounds: int) -> List[float]:
+Runner = Callable[[Coroutine[Any, Any, List[float]]], List[float]]
+
+
+def channel_asyncio(nbytes: int, rounds: int, run: Runner = asyncio.run) -> Measured:
     with LocalCluster(2, endpoints=1, key_bits=1024) as c:
         a, b = c.members
         sock = a.take_listeners()[0]
-        return asyncio.run(
+        return measured(lambda: run(
             async_rounds(
                 lambda cb: xlreg.aio.peer.start_server(cb, a.view, a.node, sock),
                 lambda _server: xlreg.aio.peer.open_connection(b.view, b.node, a.index),
                 nbytes,
                 rounds,
             )
-        )
+        ))
 
 
-def plain_blocking(nbytes: int, rounds: int) -> List[float]:
+def plain_blocking(nbytes: int, rounds: int) -> Measured:
     with socket.create_server(("127.0.0.1", 0)) as lsock:
         lsock.settimeout(TRANSFER_LIMIT_S)
         addr = lsock.getsockname()
-        return [
+        return measured(lambda: [
             blocking_transfer(
                 lambda: lsock.accept()[0],
                 lambda: socket.create_connection(addr, timeout=TRANSFER_LIMIT_S),
                 nbytes,
             )
             for _ in range(rounds)
-        ]
+        ])
 
 
-def plain_asyncio(nbytes: int, rounds: int) -> List[float]:
-    return asyncio.run(
+def plain_asyncio(nbytes: int, rounds: int, run: Runner = asyncio.run) -> Measured:
+    return measured(lambda: run(
         async_rounds(
             lambda cb: asyncio.start_server(cb, "127.0.0.1", 0),
             lambda server: asyncio.open_connection(*server.sockets[0].getsockname()[:2]),
             nbytes,
             rounds,
         )
-    )
+    ))
 
 
 def cpu_seconds() -> float:
@@ -240,27 +247,25 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def measured(transfers: Callable[[], List[float]]) -> Measured:
+    """The rates of ``transfers()`` and the process CPU seconds they took
+    (a row's set-up, e.g. its cluster's keys, is not counted)."""
+    cpu0 = cpu_seconds()
+    rates = transfers()
+    return rates, cpu_seconds() - cpu0
+
+
 def uvloop_rows(row: Callable[..., Tuple[str, float, Optional[float]]]) -> List[Tuple[str, float, Optional[float]]]:
     """The asyncio rows again on uvloop's event loop, if it is installed
     (``pip install uvloop``); none otherwise."""
     try:
-        import uvloop
+        uvloop = importlib.import_module("uvloop")
     except ImportError:
         return []
-
-    def on_uvloop(run: Callable[[int, int], List[float]]) -> Callable[[int, int], List[float]]:
-        def wrapped(nbytes: int, rounds: int) -> List[float]:
-            plain_run = asyncio.run
-            asyncio.run = uvloop.run  # type: ignore[assignment]
-            try:
-                return run(nbytes, rounds)
-            finally:
-                asyncio.run = plain_run
-        return wrapped
-
+    on_uvloop = uvloop.run
     return [
-        row("python asyncio on uvloop", on_uvloop(channel_asyncio)),
-        row("  reference: uvloop streams, plain TCP", on_uvloop(plain_asyncio)),
+        row("python asyncio on uvloop", lambda n, r: channel_asyncio(n, r, on_uvloop)),
+        row("  reference: uvloop streams, plain TCP", lambda n, r: plain_asyncio(n, r, on_uvloop)),
     ]
 
 
@@ -278,10 +283,9 @@ def main() -> int:
     rust_before = rust_mb_per_s(xlreg_bin, a.megabytes, a.rounds)
     per_gb = 1e9 / (nbytes * a.rounds)
 
-    def row(label: str, run: Callable[[int, int], List[float]]) -> Tuple[str, float, Optional[float]]:
-        cpu0 = cpu_seconds()
-        rates = run(nbytes, a.rounds)
-        return (label, statistics.median(rates), (cpu_seconds() - cpu0) * per_gb)
+    def row(label: str, run: Callable[[int, int], Measured]) -> Tuple[str, float, Optional[float]]:
+        rates, cpu = run(nbytes, a.rounds)
+        return (label, statistics.median(rates), cpu * per_gb)
 
     blocking = row("python blocking  Connection.sendall/recv", channel_blocking)
     aio = row("python asyncio   StreamWriter/StreamReader", channel_asyncio)
