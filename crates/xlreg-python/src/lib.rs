@@ -49,6 +49,7 @@ fn _xlreg(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(flows::read_members_async, m)?)?;
     m.add_class::<peer::PyListener>()?;
     m.add_class::<peer::PyConnection>()?;
+    m.add_class::<peer::PyRelay>()?;
     m.add_function(wrap_pyfunction!(peer::_peer_listen, m)?)?;
     m.add_function(wrap_pyfunction!(peer::_peer_connect, m)?)?;
     m.add_function(wrap_pyfunction!(peer::_peer_connect_async, m)?)?;

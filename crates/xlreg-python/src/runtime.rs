@@ -87,9 +87,20 @@ where
 /// Run `fut` on this thread with the GIL released (the runtime's workers
 /// drive its I/O); Python signals are checked every [`SIGNAL_CHECK`] (a
 /// `KeyboardInterrupt` drops the future). Cheaper than [`block_on`] for
-/// many short calls (no task per call): the peer channel's reads and
-/// writes.
+/// many short calls (no task per call).
 pub fn block_on_here<T, F>(py: Python<'_>, fut: F) -> PyResult<T>
+where
+    T: Send,
+    F: Future<Output = Result<T, Failure>> + Send,
+{
+    block_on_in(py, runtime(), fut)
+}
+
+/// [`block_on_here`] on the runtime `rt`: on a current-thread runtime the
+/// calling thread drives the I/O itself (the peer channel's blocking
+/// connections: the kernel wakes the caller, not a worker that then wakes
+/// it).
+pub fn block_on_in<T, F>(py: Python<'_>, rt: &tokio::runtime::Runtime, fut: F) -> PyResult<T>
 where
     T: Send,
     F: Future<Output = Result<T, Failure>> + Send,
@@ -103,7 +114,6 @@ where
         .into_pyerr());
     }
     crate::logging::refresh();
-    let rt = runtime();
     let mut fut = Box::pin(fut);
     let out = loop {
         let r = py.detach(|| {

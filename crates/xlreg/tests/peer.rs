@@ -925,3 +925,68 @@ async fn a_certificate_with_a_forged_key_binding_is_refused_on_both_sides() {
     }
     c.shutdown().await;
 }
+
+/// Both ends of a channel made on one runtime move to runtimes of their
+/// own (one per thread, as a binding's blocking calls use them); the first
+/// runtime is shut down, and the TLS sessions go on: 1 MiB one way,
+/// close_notify, an answer the other way.
+#[test]
+fn a_stream_moved_to_its_own_runtime_works_after_the_first_runtime_is_gone() {
+    let shared = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (c, a, b) = shared.block_on(async {
+        let mut c = launch(2, 1).await;
+        let l = listener(&mut c, 0, 0);
+        let conn = connector(&c, 1);
+        let (accepted, dialed) = tokio::join!(l.accept(), conn.connect(0));
+        let (_, mut a) = accepted.unwrap();
+        let mut b = dialed.unwrap();
+        b.write_all(b"before").await.unwrap();
+        let mut got = [0u8; 6];
+        a.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"before");
+        (c, a, b)
+    });
+    {
+        let _g = shared.enter();
+        drop(c);
+    }
+    let own = |mut s: xlreg::peer::PeerStream| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async { s.move_to_current_runtime() }).unwrap();
+        (rt, s)
+    };
+    let (rt_a, mut a) = own(a);
+    let (rt_b, mut b) = own(b);
+    shared.shutdown_timeout(Duration::from_secs(5));
+    let blob: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    let sent = blob.clone();
+    let sender = std::thread::spawn(move || {
+        rt_b.block_on(async {
+            b.write_all(&sent).await.unwrap();
+            b.shutdown().await.unwrap();
+            let mut answer = Vec::new();
+            b.read_to_end(&mut answer).await.unwrap();
+            answer
+        })
+    });
+    let got = rt_a.block_on(async {
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), a.read_to_end(&mut got))
+            .await
+            .expect("the moved stream delivers")
+            .unwrap();
+        a.write_all(b"all here").await.unwrap();
+        a.shutdown().await.unwrap();
+        got
+    });
+    assert_eq!(got.len(), blob.len());
+    assert!(got == blob);
+    assert_eq!(sender.join().unwrap(), b"all here");
+}

@@ -12,11 +12,12 @@
     reader, writer = await xlreg.aio.peer.open_connection(view, node, 1)
 
 The streams are the standard :class:`asyncio.StreamReader` and
-:class:`asyncio.StreamWriter` over the event loop's own socket transport on
-one end of a UNIX socket pair; a Rust task relays the other end through the
-channel (TLS and pinning happen there, beside the loop's thread; the event
-loop never blocks, and the kernel's socket buffers carry the
-back-pressure). A channel failure reaches the protocol as its exception
+:class:`asyncio.StreamWriter` over a transport fed in process by a Rust
+task that relays the channel (TLS and pinning happen there, beside the
+loop's thread; the event loop never blocks). The loop watches one wake
+socket per connection and gets whatever arrived in one batch per wake;
+a write is copied into the relay's queue, and ``drain()`` waits while more
+than 1 MiB of it is not sent yet. A channel failure reaches the protocol as its exception
 (``connection_lost``), not as a bare end of the stream. Once relayed, the
 :class:`xlreg.peer.Connection` (``"connection"``) refuses its blocking
 calls; ``abort()`` drops the channel, ``close()`` still sends what was
@@ -60,76 +61,31 @@ __all__ = [
     "start_server",
 ]
 
-#: Buffered outgoing bytes above which ``drain()`` waits.
+#: Buffered outgoing bytes above which ``drain()`` waits, and below which
+#: it goes on (``set_write_buffer_limits`` changes them per transport).
 HIGH_WATER = 1 << 20
 LOW_WATER = 1 << 18
 #: The StreamReader limit (its buffer pauses reading at twice this).
 STREAM_LIMIT = 1 << 20
-#: SO_SNDBUF of both ends of the relay's socket pair (the kernel caps it at
-#: net.core.wmem_max): room for a few batches, so the loop's transport
-#: rarely has to buffer a write.
-SOCKET_BUFFER = 1 << 21
 
 ClientConnected = Callable[
     [asyncio.StreamReader, asyncio.StreamWriter], Union[None, Awaitable[None]]
 ]
 
 
-class _Relayed(asyncio.Protocol):
-    """Between the loop's socket transport (on our end of the socket pair
-    the Rust relay serves) and the stream protocol: hands the protocol the
-    :class:`_PeerTransport` instead, and reports a channel failure (kept by
-    the relay before it closed the socket) instead of a bare EOF or reset."""
-
-    def __init__(self, conn: Connection, protocol: asyncio.Protocol) -> None:
-        self.conn = conn
-        self.protocol = protocol
-        self.transport: Optional["_PeerTransport"] = None
-        self._failure: Optional[Exception] = None
-
-    def _failed(self) -> Optional[Exception]:
-        if self._failure is None:
-            self._failure = self.conn._relay_failure()
-        return self._failure
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # Duck-typed: uvloop's transports are not asyncio.Transport
-        # subclasses, yet have every method the wrapper forwards.
-        inner = cast(asyncio.Transport, transport)
-        inner.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
-        self.transport = _PeerTransport(inner, self)
-        self.protocol.connection_made(self.transport)
-
-    def data_received(self, data: bytes) -> None:
-        self.protocol.data_received(data)
-
-    def eof_received(self) -> Optional[bool]:
-        if self._failed() is not None:
-            return False  # the transport closes; connection_lost reports it
-        return self.protocol.eof_received()
-
-    def connection_lost(self, exc: Optional[Exception]) -> None:
-        # Our socket is closed: the relay sends what it still holds from
-        # us, then close_notify, and stops reading from the peer.
-        self.conn._relay_stop(False)
-        failure = self._failed()
-        self.protocol.connection_lost(failure if failure is not None else exc)
-
-    def pause_writing(self) -> None:
-        self.protocol.pause_writing()
-
-    def resume_writing(self) -> None:
-        self.protocol.resume_writing()
-
-
 class _PeerTransport(asyncio.Transport):
-    """The streams' transport: the loop's socket transport on our end of
-    the relay's socket pair, with the channel's extra info, ``write_eof``
-    as TLS close_notify (the relay sends it when our socket's write side
-    ends) and ``abort`` dropping the channel."""
+    """The streams' transport, driven by the channel's relay in process:
+    the loop watches the relay's wake socket, and each wake hands the
+    protocol everything that arrived (and the peer's end, or the channel's
+    failure as ``connection_lost``'s exception); ``write`` copies into the
+    relay's outgoing queue, which a Rust task encrypts beside the loop.
+    ``write_eof`` is TLS close_notify once what was written is sent;
+    ``close`` stops reading, sends what was written, then close_notify;
+    ``abort`` drops the channel."""
 
-    def __init__(self, inner: asyncio.Transport, relayed: _Relayed) -> None:
-        conn = relayed.conn
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, conn: Connection, protocol: asyncio.Protocol
+    ) -> None:
         super().__init__(
             extra={
                 "peer": conn.peer,
@@ -138,78 +94,141 @@ class _PeerTransport(asyncio.Transport):
                 "handshake_time": conn.handshake_time,
             }
         )
-        self._inner = inner
-        self._relayed = relayed
+        self._loop = loop
+        self._protocol = protocol
+        # The stream reader copies what it is fed at once (bytearray
+        # extend), so it may be handed the relay's lent memoryview; any
+        # other protocol gets bytes.
+        self._feeds_copies = type(protocol) is asyncio.StreamReaderProtocol
+        self._relay = conn._relay()
+        self._fd = self._relay.fileno()
+        self._closing = False
+        self._lost = False
+        self._eof_written = False
+        self._reading = True
+        self._high = HIGH_WATER
+        self._low = LOW_WATER
+        self._relay.set_limits(HIGH_WATER, LOW_WATER)
+        protocol.connection_made(self)
+        loop.add_reader(self._fd, self._news)
+
+    def _news(self) -> None:
+        if self._lost:
+            return
+        try:
+            data, ended, failure, resume = self._relay.poll(self._reading and not self._closing)
+            if data is not None:
+                try:
+                    self._protocol.data_received(
+                        cast(bytes, data) if self._feeds_copies else bytes(data)
+                    )
+                finally:
+                    data.release()  # the relay may reuse its buffer
+            if resume and not self._closing:
+                self._protocol.resume_writing()
+            if failure is not None:
+                self._end(failure, abort=True)
+                return
+            if ended and not self._closing and not self._protocol.eof_received():
+                self.close()
+        except Exception as exc:  # the protocol's own failure
+            self._end(exc, abort=True)
+
+    def _end(self, exc: Optional[Exception], abort: bool) -> None:
+        """Stop watching the relay; connection_lost(exc) on the next turn
+        of the loop (once)."""
+        if abort:
+            self._relay.abort()
+        if self._lost:
+            return
+        self._closing = True
+        self._lost = True
+        self._loop.remove_reader(self._fd)
+        self._loop.call_soon(self._protocol.connection_lost, exc)
 
     # asyncio.WriteTransport
     def write(self, data: Any) -> None:
-        self._inner.write(data)
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data: expected a bytes-like object, not {type(data).__name__}")
+        if self._eof_written:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if self._closing or not data:
+            return
+        # A bytes object is held by the relay, not copied (it cannot change).
+        if self._relay.write(data if isinstance(data, (bytes, bytearray)) else bytes(data)):
+            self._protocol.pause_writing()
 
     def writelines(self, list_of_data: Any) -> None:
-        self._inner.writelines(list_of_data)
+        self.write(b"".join(list_of_data))
 
     def can_write_eof(self) -> bool:
         return True
 
     def write_eof(self) -> None:
-        self._inner.write_eof()
+        if self._closing or self._eof_written:
+            return
+        self._eof_written = True
+        self._relay.write_eof()
 
     def get_write_buffer_size(self) -> int:
-        return self._inner.get_write_buffer_size()
+        return self._relay.buffer_size()
 
     def get_write_buffer_limits(self) -> Tuple[int, int]:
-        return self._inner.get_write_buffer_limits()
+        return (self._low, self._high)
 
     def set_write_buffer_limits(self, high: Optional[int] = None, low: Optional[int] = None) -> None:
-        self._inner.set_write_buffer_limits(high, low)
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high, self._low = high, low
+        self._relay.set_limits(high, low)
 
     def abort(self) -> None:
-        self._relayed.conn._relay_stop(True)
-        self._inner.abort()
+        """Drop the channel now (what was written and not sent is lost)."""
+        self._end(None, abort=True)
 
     # asyncio.ReadTransport
     def pause_reading(self) -> None:
-        self._inner.pause_reading()
+        self._reading = False
 
     def resume_reading(self) -> None:
-        self._inner.resume_reading()
+        if self._reading:
+            return
+        self._reading = True
+        if not self._closing:
+            self._loop.call_soon(self._news)  # what waited in the relay
 
     def is_reading(self) -> bool:
-        return self._inner.is_reading()
+        return self._reading and not self._closing
 
     # asyncio.BaseTransport
     def close(self) -> None:
-        """Send what is buffered, then close."""
-        self._inner.close()
+        """Stop reading; send what was written, then TLS close_notify."""
+        if self._closing:
+            return
+        self._relay.close()
+        self._end(None, abort=False)
 
     def is_closing(self) -> bool:
-        return self._inner.is_closing()
+        return self._closing
 
     def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._relayed.protocol
+        return self._protocol
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._relayed.protocol = protocol  # type: ignore[assignment]
+        self._protocol = protocol  # type: ignore[assignment]
+        self._feeds_copies = False
 
 
 async def _streams(conn: Connection) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-    relayed = _Relayed(conn, protocol)
-    sock, theirs = socket.socketpair()
-    try:
-        for s in (sock, theirs):
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
-        conn._relay(theirs.detach())
-        await loop.create_unix_connection(lambda: relayed, sock=sock)
-    except BaseException:
-        sock.close()
-        theirs.close()
-        conn._relay_stop(True)
-        raise
-    assert relayed.transport is not None
-    writer = asyncio.StreamWriter(relayed.transport, protocol, reader, loop)
+    transport = _PeerTransport(loop, conn, protocol)
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     return reader, writer
 
 
