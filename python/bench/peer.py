@@ -35,7 +35,9 @@ threads: both ends, the Rust runtime's threads included) over a row's
 transfers, per 10^9 bytes; the Rust rows' figure is ``xlreg bench peer``'s
 own (its process's CPU time over the transfers, both ends). The column
 after it is a row's figure against the Rust rows' mean: it moves less than
-MB/s with the load of a shared machine.
+MB/s with the load of a shared machine. ``cs/MiB`` is the Python process's
+context switches (voluntary and not, all threads) per MiB moved: a
+thread that waits for another, or for the kernel, costs one or two.
 """
 
 from __future__ import annotations
@@ -187,7 +189,10 @@ async def async_rounds(
     return rates
 
 
-Measured = Tuple[List[float], float]
+#: A row's rates (MB/s), CPU seconds and context switches over its transfers.
+Measured = Tuple[List[float], float, int]
+#: A printed row: label, MB/s, CPU s/GB, context switches per MiB.
+Row = Tuple[str, float, Optional[float], Optional[float]]
 
 
 def channel_blocking(nbytes: int, rounds: int) -> Measured:
@@ -251,15 +256,22 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def context_switches() -> int:
+    """The process's context switches so far (all its threads; voluntary:
+    a thread waited, involuntary: it was preempted)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_nvcsw + r.ru_nivcsw
+
+
 def measured(transfers: Callable[[], List[float]]) -> Measured:
     """The rates of ``transfers()`` and the process CPU seconds they took
     (a row's set-up, e.g. its cluster's keys, is not counted)."""
-    cpu0 = cpu_seconds()
+    cpu0, switches0 = cpu_seconds(), context_switches()
     rates = transfers()
-    return rates, cpu_seconds() - cpu0
+    return rates, cpu_seconds() - cpu0, context_switches() - switches0
 
 
-def uvloop_rows(row: Callable[..., Tuple[str, float, Optional[float]]]) -> List[Tuple[str, float, Optional[float]]]:
+def uvloop_rows(row: Callable[..., Row]) -> List[Row]:
     """The asyncio rows again on uvloop's event loop, if it is installed
     (``pip install uvloop``); none otherwise."""
     try:
@@ -287,9 +299,11 @@ def main() -> int:
     rust_before = rust_mb_per_s(xlreg_bin, a.megabytes, a.rounds)
     per_gb = 1e9 / (nbytes * a.rounds)
 
-    def row(label: str, run: Callable[[int, int], Measured]) -> Tuple[str, float, Optional[float]]:
-        rates, cpu = run(nbytes, a.rounds)
-        return (label, statistics.median(rates), cpu * per_gb)
+    per_mib = 1 / (a.megabytes * a.rounds)
+
+    def row(label: str, run: Callable[[int, int], Measured]) -> Row:
+        rates, cpu, switches = run(nbytes, a.rounds)
+        return (label, statistics.median(rates), cpu * per_gb, switches * per_mib)
 
     blocking = row("python blocking  Connection.sendall/recv", channel_blocking)
     aio = row("python asyncio   StreamWriter/StreamReader", channel_asyncio)
@@ -300,28 +314,31 @@ def main() -> int:
 
     ref = (rust_before[0] + rust_after[0]) / 2
     rust_cpu = (rust_before[1] + rust_after[1]) / 2
-    rows: List[Tuple[str, float, Optional[float]]] = [
-        ("rust   xlreg bench peer (before)", *rust_before),
+    rows: List[Row] = [
+        ("rust   xlreg bench peer (before)", *rust_before, None),
         blocking,
         aio,
         plain_b,
         plain_a,
         *on_uvloop,
-        ("rust   xlreg bench peer (after)", *rust_after),
+        ("rust   xlreg bench peer (after)", *rust_after, None),
     ]
     print(f"one channel, {a.megabytes} MiB in 64 KiB writes, RSA-1024 members, "
           f"median of {a.rounds} transfers")
     print(f"rust rows: {xlreg_bin}; python rows: {xlreg._xlreg.__file__}")
-    print(f"{'':44}{'MB/s':>8}  {'vs rust':>7}  {'CPU s/GB':>8}  {'vs rust':>7}")
-    for label, v, cpu in rows:
+    print(f"{'':44}{'MB/s':>8}  {'vs rust':>7}  {'CPU s/GB':>8}  {'vs rust':>7}  {'cs/MiB':>6}")
+    for label, v, cpu, cs in rows:
         cost = "-" if cpu is None or label.startswith("rust") else f"{cpu / rust_cpu:.2f}x"
-        print(f"{label:44}{v:8.0f}  {v / ref:6.2f}x  {'-' if cpu is None else f'{cpu:.2f}':>8}  {cost:>7}")
+        cs_text = "-" if cs is None else f"{cs:.1f}"
+        print(f"{label:44}{v:8.0f}  {v / ref:6.2f}x  {'-' if cpu is None else f'{cpu:.2f}':>8}  "
+              f"{cost:>7}  {cs_text:>6}")
     print(f"(vs rust: against the mean of the two rust rows, {ref:.0f} MB/s, {rust_cpu:.2f} CPU s/GB)")
     print(f"(reference rows: the same transfer over loopback TCP with no TLS, in this process; "
           f"channel / plain: blocking {blocking[1] / plain_b[1]:.2f}x, "
           f"asyncio {aio[1] / plain_a[1]:.2f}x)")
     print("(CPU s/GB vs rust: what a byte costs the row, both ends, against the rust rows' mean; "
-          "it moves less with the machine's load than MB/s)")
+          "it moves less with the machine's load than MB/s. cs/MiB: the process's context "
+          "switches per MiB moved)")
     worst = min(blocking[1], aio[1]) / ref
     print(f"target: python at least {TARGET}x of rust: {'met' if worst >= TARGET else 'NOT met'}")
     return 0
